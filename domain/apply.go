@@ -1,0 +1,98 @@
+package domain
+
+// apply is the one place where the workspace's state changes.
+func (w *Workspace) apply(e Event) {
+	switch e := e.(type) {
+	case WorkspaceCreated:
+		w.exists, w.name = true, e.Name
+		w.addMember(&Member{UserID: e.OwnerUserID, Email: Email(e.OwnerEmail), Name: e.OwnerName, Role: RoleAdmin, Status: StatusActive})
+	case UserInvited:
+		if old, ok := w.members[e.UserID]; ok && old.Status == StatusInvited {
+			// Invited anew after expiry: the old link dies with its invitation.
+			w.closeInvitation(old, ErrInvitationRevoked)
+		}
+		w.addMember(&Member{
+			UserID: e.UserID, Email: Email(e.Email), Role: Role(e.Role), Status: StatusInvited,
+			Invitation: &Invitation{
+				ID: e.InvitationID, InvitedBy: e.InvitedBy, InviterRole: Role(e.InviterRole),
+				GrantedBy: e.InvitedBy, InvitedAt: e.InvitedAt, ExpiresAt: e.ExpiresAt,
+				Attempt: 1, tokenHash: e.TokenHash,
+			},
+		})
+		w.invitations[e.InvitationID] = e.UserID
+		w.invites.add(e.InvitedBy, e.InvitedAt)
+	case InvitationResent:
+		if m := w.members[e.UserID]; m != nil && m.Invitation != nil {
+			inv := m.Invitation
+			inv.tokenHash, inv.ExpiresAt, inv.Attempt, inv.Expired = e.TokenHash, e.ExpiresAt, e.Attempt, false
+		}
+		w.invites.add(e.ResentBy, e.ResentAt)
+	case InvitationRevoked:
+		if m := w.members[e.UserID]; m != nil && m.Invitation != nil {
+			w.closeInvitation(m, ErrInvitationRevoked)
+			w.removeMember(m)
+		}
+	case InvitationExpired:
+		if m := w.members[e.UserID]; m != nil && m.Invitation != nil {
+			m.Invitation.Expired = true
+		}
+	case InvitationAccepted:
+		if m := w.members[e.UserID]; m != nil && m.Invitation != nil {
+			w.closeInvitation(m, ErrInvitationUsed)
+			m.Name, m.Role, m.Status, m.Invitation = e.Name, Role(e.Role), StatusActive, nil
+			w.countAdmin(m, +1)
+		}
+	case RoleChanged:
+		if m := w.members[e.UserID]; m != nil {
+			w.countAdmin(m, -1)
+			m.Role = Role(e.ToRole)
+			w.countAdmin(m, +1)
+			if m.Invitation != nil {
+				m.Invitation.GrantedBy = e.ChangedBy
+			}
+		}
+	case MemberRemoved:
+		if m := w.members[e.UserID]; m != nil {
+			w.removeMember(m)
+		}
+	case MemberSuspended:
+		if m := w.members[e.UserID]; m != nil {
+			w.countAdmin(m, -1)
+			m.Status = StatusSuspended
+		}
+	case MemberReactivated:
+		if m := w.members[e.UserID]; m != nil {
+			m.Status = StatusActive
+			w.countAdmin(m, +1)
+		}
+	case WorkspaceSettingsChanged:
+		w.settings.ManagersMayGrantAdmin = e.ManagersMayGrantAdmin
+	case InvitationEmailSent, InvitationEmailFailed, UserLoggedIn, AccountRegistered:
+		// Delivery outcomes and logins change nothing a decision depends on.
+	}
+}
+
+func (w *Workspace) addMember(m *Member) {
+	w.members[m.UserID] = m
+	w.byEmail[m.Email] = m.UserID
+	w.countAdmin(m, +1)
+}
+
+func (w *Workspace) removeMember(m *Member) {
+	w.countAdmin(m, -1)
+	delete(w.members, m.UserID)
+	delete(w.byEmail, m.Email)
+}
+
+// countAdmin keeps the number of active Admins, which guards the last one.
+func (w *Workspace) countAdmin(m *Member, delta int) {
+	if m.Status == StatusActive && m.Role == RoleAdmin {
+		w.activeAdmins += delta
+	}
+}
+
+func (w *Workspace) closeInvitation(m *Member, why *Error) {
+	inv := m.Invitation
+	w.closed[inv.ID] = closedInvitation{err: why, email: m.Email, tokenHash: inv.tokenHash}
+	delete(w.invitations, inv.ID)
+}
