@@ -24,6 +24,7 @@ func (w *Workspace) apply(e Event) {
 	case InvitationResent:
 		if m := w.members[e.UserID]; m != nil && m.Invitation != nil {
 			inv := m.Invitation
+			inv.oldHashes = append(inv.oldHashes, inv.tokenHash)
 			inv.tokenHash, inv.ExpiresAt, inv.Attempt, inv.Expired = e.TokenHash, e.ExpiresAt, e.Attempt, false
 		}
 		w.invites.add(e.ResentBy, e.ResentAt)

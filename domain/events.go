@@ -247,6 +247,9 @@ func DecodeEvent(name string, version int, data []byte) (Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("decode %s: unknown event type", name)
 	}
+	if version < 1 {
+		return nil, fmt.Errorf("decode %s: schema version %d is not valid", name, version)
+	}
 	if version > SchemaVersion {
 		return nil, fmt.Errorf("decode %s: schema version %d is newer than this build knows (%d)", name, version, SchemaVersion)
 	}

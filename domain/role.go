@@ -1,6 +1,9 @@
 package domain
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Role is a member's role in one workspace. Higher roles include everything
 // the lower ones can do.
@@ -102,9 +105,13 @@ func (r Role) Permissions() []Permission {
 	return out
 }
 
+// truncate cuts s to at most n bytes, between characters, and marks the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -22,7 +22,8 @@ type InvitationToken struct {
 	Secret       []byte
 }
 
-var tokenEncoding = base64.RawURLEncoding
+// Strict decoding refuses non-zero spare bits, so one token has one spelling.
+var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // String renders the token for a link: URL-safe, no padding.
 func (t InvitationToken) String() string {

@@ -53,6 +53,9 @@ type Invitation struct {
 	Attempt   int
 	Expired   bool
 	tokenHash string
+	// oldHashes are the hashes of links replaced by resends: such a link is
+	// told it was replaced, while a forged one learns nothing.
+	oldHashes []string
 }
 
 // closedInvitation remembers why an invitation's link no longer works.
@@ -320,12 +323,18 @@ func (inv *Invitation) expiredAt(now time.Time) bool {
 // validity and a new e-mail, expired or not. It answers the invitation's id
 // and the new token.
 func (w *Workspace) Resend(actor, userID uuid.UUID, secret []byte, now time.Time, ttl time.Duration, limits InviteLimits) (uuid.UUID, string, error) {
-	if _, err := w.authorize(actor, PermInviteUsers); err != nil {
+	resender, err := w.authorize(actor, PermInviteUsers)
+	if err != nil {
 		return uuid.Nil, "", err
 	}
 	m, err := w.pendingInvitation(userID)
 	if err != nil {
 		return uuid.Nil, "", err
+	}
+	if m.Role.Above(resender.Role) && !w.settings.ManagersMayGrantAdmin {
+		// Sending the link again would hand out a role the resender may
+		// not grant in this workspace.
+		return uuid.Nil, "", newError(CodeNotAllowed, "this workspace does not let a %s grant the %s role", resender.Role, m.Role)
 	}
 	if ttl <= 0 {
 		return uuid.Nil, "", newError(CodeInvalidInput, "the invitation lifetime must be positive")
@@ -527,7 +536,12 @@ func (w *Workspace) invitationFor(t InvitationToken, now time.Time) (*Invitation
 	m := w.members[userID]
 	inv := m.Invitation
 	if !t.matches(m.Email, inv.tokenHash) {
-		return nil, nil, newError(CodeInvitationRevoked, "this link was replaced by a newer one; use the link in the latest invitation e-mail")
+		for _, old := range inv.oldHashes {
+			if t.matches(m.Email, old) {
+				return nil, nil, newError(CodeInvitationRevoked, "this link was replaced by a newer one; use the link in the latest invitation e-mail")
+			}
+		}
+		return nil, nil, ErrInvalidToken
 	}
 	if inv.expiredAt(now) {
 		return nil, nil, ErrInvitationExpired
