@@ -1,0 +1,162 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+)
+
+// resolveParallel bounds the reservations one batch runs at once.
+const resolveParallel = 8
+
+// Accounts reserves one user id per e-mail address by appending
+// AccountRegistered to the address's own stream with "no stream" expected:
+// of two workspaces inviting the same new person at once, one append wins
+// and the other reads the winner's id. A reservation never changes, so ids
+// once seen are remembered.
+type Accounts struct {
+	store Store
+	mu    sync.RWMutex
+	known map[domain.Email]uuid.UUID
+	limit int
+}
+
+// NewAccounts returns the registry, remembering up to limit addresses.
+func NewAccounts(store Store, limit int) *Accounts {
+	if store == nil {
+		panic("eventstore: nil store")
+	}
+	return &Accounts{store: store, known: make(map[domain.Email]uuid.UUID), limit: limit}
+}
+
+var _ commands.Accounts = (*Accounts)(nil)
+
+// Resolve answers the user id of each address, registering the new ones.
+func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID func() uuid.UUID, meta func(domain.Event) domain.Metadata) (map[domain.Email]uuid.UUID, error) {
+	out := make(map[domain.Email]uuid.UUID, len(emails))
+	var todo []domain.Email
+	a.mu.RLock()
+	for _, e := range emails {
+		if id, ok := a.known[e]; ok {
+			out[e] = id
+		} else {
+			todo = append(todo, e)
+		}
+	}
+	a.mu.RUnlock()
+	if len(todo) == 0 {
+		return out, nil
+	}
+	// Ids and metadata come from the caller's sources, which need not be
+	// safe for concurrent use: draw them before going parallel.
+	type job struct {
+		email domain.Email
+		event registration
+	}
+	jobs := make([]job, len(todo))
+	for i, e := range todo {
+		ev := domain.AccountRegistered{UserID: newID(), Email: string(e)}
+		jobs[i] = job{e, registration{ev, meta(ev)}}
+	}
+	ids := make([]uuid.UUID, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(resolveParallel)
+	for i := range jobs {
+		g.Go(func() error {
+			id, err := a.reserve(gctx, jobs[i].email, jobs[i].event)
+			ids[i] = id
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, e := range todo {
+		out[e] = ids[i]
+		if len(a.known) < a.limit {
+			a.known[e] = ids[i]
+		}
+	}
+	return out, nil
+}
+
+// registration pairs the event with its metadata.
+type registration struct {
+	Event domain.AccountRegistered
+	Meta  domain.Metadata
+}
+
+func (a *Accounts) reserve(ctx context.Context, email domain.Email, reg registration) (uuid.UUID, error) {
+	stream := AccountStream(email)
+	for attempt := 0; attempt < 3; attempt++ {
+		if id, err := a.lookup(ctx, stream); err == nil {
+			return id, nil
+		} else if !errors.Is(err, ErrStreamNotFound) {
+			return uuid.Nil, err
+		}
+		data, err := Encode(reg.Event, reg.Meta)
+		if err != nil {
+			return uuid.Nil, err
+		}
+		_, err = a.store.Append(ctx, stream, NoStream{}, data)
+		if err == nil {
+			return reg.Event.UserID, nil
+		}
+		if !errors.Is(err, ErrWrongExpectedRevision) {
+			return uuid.Nil, err
+		}
+		// Someone reserved the address first: read their id.
+	}
+	return uuid.Nil, fmt.Errorf("reserve %s: %w", stream, domain.ErrConcurrency)
+}
+
+func (a *Accounts) lookup(ctx context.Context, stream string) (uuid.UUID, error) {
+	events, err := a.store.ReadStream(ctx, stream, ReadOptions{Max: 1})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	rec, err := Decode(events[0])
+	if err != nil {
+		return uuid.Nil, err
+	}
+	reg, ok := rec.Event.(domain.AccountRegistered)
+	if !ok {
+		return uuid.Nil, fmt.Errorf("%s starts with %s, want %s", stream, events[0].Type, domain.TypeAccountRegistered)
+	}
+	return reg.UserID, nil
+}
+
+// Logins appends logins to each workspace's logins stream.
+type Logins struct{ store Store }
+
+// NewLogins returns the login recorder.
+func NewLogins(store Store) *Logins {
+	if store == nil {
+		panic("eventstore: nil store")
+	}
+	return &Logins{store: store}
+}
+
+var _ commands.Logins = (*Logins)(nil)
+
+// Record appends one login; logins never conflict, so any revision goes.
+func (l *Logins) Record(ctx context.Context, e domain.UserLoggedIn, meta domain.Metadata) (domain.Position, error) {
+	data, err := Encode(e, meta)
+	if err != nil {
+		return domain.Position{}, err
+	}
+	res, err := l.store.Append(ctx, LoginsStream(e.WorkspaceID), Any{}, data)
+	if err != nil {
+		return domain.Position{}, err
+	}
+	return res.Position, nil
+}

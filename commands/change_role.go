@@ -1,0 +1,35 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// ChangeRole gives a member, or a pending invitation, another role. It takes
+// effect on the member's next page load; sessions are not killed.
+type ChangeRole struct {
+	WorkspaceID uuid.UUID
+	UserID      uuid.UUID
+	Role        string
+	Meta        Meta
+}
+
+type ChangeRoleHandler struct{ d Deps }
+
+func NewChangeRoleHandler(d Deps) ChangeRoleHandler {
+	d.check()
+	return ChangeRoleHandler{d}
+}
+
+func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (domain.Position, error) {
+	role, err := domain.ParseRole(cmd.Role)
+	if err != nil {
+		return domain.Position{}, err
+	}
+	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+		return w.ChangeRole(cmd.Meta.Actor.UserID, cmd.UserID, role)
+	})
+}

@@ -1,0 +1,93 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// InvitationPolicy is the configured lifetime of links and the daily limits.
+type InvitationPolicy struct {
+	TTL    time.Duration
+	Limits domain.InviteLimits
+}
+
+// DefaultInvitationPolicy is the product's default: links valid 7 days, 500
+// invitations and resends a day per workspace and per inviter.
+func DefaultInvitationPolicy() InvitationPolicy {
+	return InvitationPolicy{TTL: 7 * 24 * time.Hour, Limits: domain.InviteLimits{PerWorkspace: 500, PerInviter: 500}}
+}
+
+// InviteUsers invites one or more addresses with one role.
+type InviteUsers struct {
+	WorkspaceID uuid.UUID
+	// Emails are lists as typed: each may hold several addresses separated
+	// by commas, semicolons, newlines or spaces.
+	Emails []string
+	Role   string
+	Meta   Meta
+}
+
+// InviteUsersResult has one result per distinct address, in input order.
+type InviteUsersResult struct {
+	Results  []domain.InviteResult
+	Position domain.Position
+}
+
+type InviteUsersHandler struct {
+	d      Deps
+	policy InvitationPolicy
+}
+
+func NewInviteUsersHandler(d Deps, p InvitationPolicy) InviteUsersHandler {
+	d.check()
+	return InviteUsersHandler{d, p}
+}
+
+func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (InviteUsersResult, error) {
+	role, err := domain.ParseRole(cmd.Role)
+	if err != nil {
+		return InviteUsersResult{}, err
+	}
+	entries, err := domain.ParseBatch(cmd.Emails...)
+	if err != nil {
+		return InviteUsersResult{}, err
+	}
+	now := h.d.Clock.Now()
+	var results []domain.InviteResult
+	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+		// Refuse an actor who may not invite before reserving any account.
+		if err := w.Authorize(cmd.Meta.Actor.UserID, domain.PermInviteUsers); err != nil {
+			return err
+		}
+		ids, err := h.d.Accounts.Resolve(ctx, w.NeedAccounts(entries), h.d.IDs.NewID, h.d.plainStamp(&cmd.Meta))
+		if err != nil {
+			return fmt.Errorf("reserve accounts: %w", err)
+		}
+		var secretErr error
+		results, err = w.Invite(domain.InviteBatch{
+			Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries, UserIDs: ids,
+			Now: now, TTL: h.policy.TTL, Limits: h.policy.Limits,
+			NewInvitation: func() (uuid.UUID, []byte) {
+				s, err := h.d.secret()
+				if err != nil {
+					secretErr = err
+				}
+				return h.d.IDs.NewID(), s
+			},
+		})
+		if err == nil && secretErr != nil {
+			w.Discard()
+			return secretErr
+		}
+		return err
+	})
+	if err != nil {
+		return InviteUsersResult{}, err
+	}
+	return InviteUsersResult{Results: results, Position: pos}, nil
+}

@@ -1,0 +1,30 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// RemoveUser revokes a member's access to this workspace only (the account and other
+// workspaces stay), or withdraws a pending invitation.
+type RemoveUser struct {
+	WorkspaceID uuid.UUID
+	UserID      uuid.UUID
+	Meta        Meta
+}
+
+type RemoveUserHandler struct{ d Deps }
+
+func NewRemoveUserHandler(d Deps) RemoveUserHandler {
+	d.check()
+	return RemoveUserHandler{d}
+}
+
+func (h RemoveUserHandler) Handle(ctx context.Context, cmd RemoveUser) (domain.Position, error) {
+	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+		return w.Remove(cmd.Meta.Actor.UserID, cmd.UserID)
+	})
+}

@@ -1,0 +1,53 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// ResendInvitation sends a pending invitation again with a new link; the old
+// link dies.
+type ResendInvitation struct {
+	WorkspaceID uuid.UUID
+	UserID      uuid.UUID
+	Meta        Meta
+}
+
+// ResendInvitationResult carries the new link's token on its way to the
+// mailer; it is never stored.
+type ResendInvitationResult struct {
+	InvitationID uuid.UUID
+	Token        string
+	Position     domain.Position
+}
+
+type ResendInvitationHandler struct {
+	d      Deps
+	policy InvitationPolicy
+}
+
+func NewResendInvitationHandler(d Deps, p InvitationPolicy) ResendInvitationHandler {
+	d.check()
+	return ResendInvitationHandler{d, p}
+}
+
+func (h ResendInvitationHandler) Handle(ctx context.Context, cmd ResendInvitation) (ResendInvitationResult, error) {
+	now := h.d.Clock.Now()
+	var res ResendInvitationResult
+	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+		secret, err := h.d.secret()
+		if err != nil {
+			return err
+		}
+		res.InvitationID, res.Token, err = w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, h.policy.TTL, h.policy.Limits)
+		return err
+	})
+	if err != nil {
+		return ResendInvitationResult{}, err
+	}
+	res.Position = pos
+	return res, nil
+}
