@@ -1,0 +1,86 @@
+# usersd: build, test and lint targets. `make help` lists them.
+#
+# Every recipe runs in bash with -e and -o pipefail, so a failing command
+# fails the target even when its output goes through a pipe (tee, the test
+# summary).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+# Go lives in /usr/local/go on our machines; an earlier go on PATH wins.
+export PATH := $(PATH):/usr/local/go/bin
+
+GO    ?= go
+GOFMT ?= gofmt
+
+BIN     := bin/usersd
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+# make test GOTESTFLAGS='-run TestInvite' narrows a run; the defaults stay.
+GOTESTFLAGS ?=
+TEST_TIMEOUT ?= 30m
+
+BENCHTIME    ?= 3s
+BENCH        ?= .
+BENCH_TIMEOUT ?= 60m
+BENCH_OUT    := docs/bench-latest.txt
+
+# Arguments for `make run` (e.g. make run ARGS='migrate -h').
+ARGS ?= serve
+
+.PHONY: all build run test lint fmt vet lint-imports bench migrate clean help
+
+all: lint test build ## lint, test and build
+
+build: ## build bin/usersd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/usersd
+
+run: build ## build, then run bin/usersd $(ARGS) (default: serve)
+	./$(BIN) $(ARGS)
+
+migrate: build ## apply the database migrations (DATABASE_URL or the local default)
+	./$(BIN) migrate
+
+# Integration tests need PostgreSQL: USERSD_TEST_DATABASE_URL (default
+# postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) must let them
+# create databases. The summary prints each package's result, the output of
+# failed tests only, and closes with "tests: N passed, N failed, N skipped".
+test: ## run all tests with the race detector (needs PostgreSQL)
+	@mkdir -p bin
+	$(GO) build -o bin/testsummary ./.ci/testsummary
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -json $(GOTESTFLAGS) ./... 2>&1 \
+		| bin/testsummary
+
+lint: fmt vet lint-imports ## gofmt, go vet and the import rules
+
+fmt: ## fail if any Go file is not gofmt-formatted
+	@echo '--- gofmt -l'
+	@files=$$($(GOFMT) -l $$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*')); \
+	if [ -n "$$files" ]; then \
+		echo 'these files need gofmt (run: gofmt -w <file>):'; echo "$$files"; exit 1; \
+	fi
+
+vet: ## go vet the module and the CI helpers
+	@echo '--- go vet'
+	$(GO) vet ./... ./.ci/testsummary
+
+lint-imports: ## check the import rules of the style guide (go list -deps)
+	@echo '--- import rules'
+	bash .ci/lint-imports.sh
+
+# Benchmarks need PostgreSQL too. The output is kept in $(BENCH_OUT)
+# (tracked, so changes show in review); a failed run leaves it untouched.
+bench: ## run the benchmarks (-benchtime $(BENCHTIME)) and save them in docs/bench-latest.txt
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 \
+		-timeout $(BENCH_TIMEOUT) ./... | tee $(BENCH_OUT).tmp
+	mv $(BENCH_OUT).tmp $(BENCH_OUT)
+
+clean: ## remove build output
+	rm -rf bin/ $(BENCH_OUT).tmp
+	$(GO) clean -testcache
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 16

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Configuration: environment variables, which flags override. Each is
+// validated before a command does anything, and a bad value is a usage error
+// (exit 2) naming the variable or flag.
+const (
+	envDatabaseURL = "DATABASE_URL"
+	envLogLevel    = "USERSD_LOG_LEVEL"
+
+	flagDatabaseURL = "database-url"
+
+	// defaultDatabaseURL is used when neither DATABASE_URL nor
+	// -database-url is set: the local development server, where usersd
+	// creates its database if it is missing.
+	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/usersd?sslmode=disable"
+)
+
+// newLogger returns the text logger on w at the level of USERSD_LOG_LEVEL
+// (debug, info, warn or error; default info).
+func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if v := getenv(envLogLevel); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("%s=%q: want debug, info, warn or error", envLogLevel, v)
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// databaseFlag registers -database-url on fs. Read the result with
+// resolveDatabase.
+func databaseFlag(fs *flag.FlagSet) *string {
+	return fs.String(flagDatabaseURL, "",
+		"PostgreSQL connection `URL` (overrides $"+envDatabaseURL+"; with neither: "+defaultDatabaseURL+
+			", created if missing)")
+}
+
+// database is where usersd keeps its data.
+type database struct {
+	URL    string
+	Source string // what set URL, for messages: "-database-url", "DATABASE_URL" or "default"
+
+	// CreateIfMissing is true for the built-in default only: a database
+	// that someone configured is theirs to create.
+	CreateIfMissing bool
+
+	config *pgx.ConnConfig
+}
+
+// resolveDatabase picks the database URL: the -database-url flag if it was
+// given, else DATABASE_URL if it is not empty, else the default. It checks
+// that the URL parses, naming its source if it does not.
+func resolveDatabase(fs *flag.FlagSet, flagValue string, getenv func(string) string) (database, error) {
+	flagSet := false
+	fs.Visit(func(f *flag.Flag) { flagSet = flagSet || f.Name == flagDatabaseURL })
+
+	var db database
+	switch {
+	case flagSet:
+		db = database{URL: flagValue, Source: "-" + flagDatabaseURL}
+	case getenv(envDatabaseURL) != "":
+		db = database{URL: getenv(envDatabaseURL), Source: envDatabaseURL}
+	default:
+		db = database{URL: defaultDatabaseURL, Source: "default", CreateIfMissing: true}
+	}
+	if strings.TrimSpace(db.URL) == "" {
+		return database{}, usageErrorf("%s is empty: want a PostgreSQL URL such as %s", db.Source, defaultDatabaseURL)
+	}
+	cfg, err := pgx.ParseConfig(db.URL)
+	if err != nil {
+		// pgx leaves passwords out of its messages.
+		return database{}, usageErrorf("%s is not a valid PostgreSQL connection URL (want e.g. %s): %v",
+			db.Source, defaultDatabaseURL, err)
+	}
+	if cfg.Database == "" {
+		return database{}, usageErrorf("%s names no database: want a PostgreSQL URL such as %s", db.Source, defaultDatabaseURL)
+	}
+	db.config = cfg
+	return db, nil
+}
+
+// String describes the database without its password, for logs.
+func (db database) String() string {
+	if db.config == nil {
+		return "(unresolved database)"
+	}
+	return db.describe(db.config.Database)
+}
+
+// describe names database name on db's server as db's user, without a
+// password.
+func (db database) describe(name string) string {
+	host := db.config.Host
+	if strings.HasPrefix(host, "/") {
+		host = "unix:" + host // a socket directory
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", db.config.User, host, db.config.Port, name)
+}
+
+// connectTimeout bounds each attempt to reach the server when the URL sets
+// no connect_timeout, so that an unreachable host fails instead of hanging.
+const connectTimeout = 10 * time.Second
+
+// ensureExists creates db's database if it does not exist, connecting to the
+// "postgres" maintenance database of the same server as the same user.
+// It reports whether it created it.
+func (db database) ensureExists(ctx context.Context) (created bool, err error) {
+	name := db.config.Database
+	conn, err := db.connect(ctx, "postgres")
+	if err != nil {
+		return false, fmt.Errorf("connect to %s to create database %q: %w", db.describe("postgres"), name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for database %q: %w", name, err)
+	}
+	if exists {
+		return false, nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created meanwhile
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create database %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// ping checks that db answers, so that a wrong URL or a stopped server fails
+// with a clear message, and within connectTimeout.
+func (db database) ping(ctx context.Context) error {
+	conn, err := db.connect(ctx, db.config.Database)
+	if err != nil {
+		return fmt.Errorf("connect to %s (from %s): %w", db, db.Source, err)
+	}
+	return conn.Close(ctx)
+}
+
+// connect opens a connection to database name on db's server.
+func (db database) connect(ctx context.Context, name string) (*pgx.Conn, error) {
+	cfg := db.config.Copy()
+	cfg.Database = name
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
