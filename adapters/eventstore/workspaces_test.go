@@ -1,0 +1,196 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/memory"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+)
+
+// The repository and the account registry are tested on both stores: what
+// they rely on (expected revisions, reading from a revision) must hold on
+// each.
+func stores(t *testing.T) map[string]func(t *testing.T) eventstore.Store {
+	return map[string]func(t *testing.T) eventstore.Store{
+		"memory": func(t *testing.T) eventstore.Store { return memory.New() },
+		"postgres": func(t *testing.T) eventstore.Store {
+			pool, _ := pgtest.New(t)
+			s := pgstore.New(pool)
+			t.Cleanup(s.Close)
+			return s
+		},
+	}
+}
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func stamp(_ *domain.Workspace, _ domain.Event) domain.Metadata {
+	return domain.Metadata{EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: now, Actor: domain.Actor{System: true}}
+}
+
+func created(t *testing.T, repo *eventstore.Workspaces) (uuid.UUID, uuid.UUID) {
+	t.Helper()
+	id, owner := uuid.New(), uuid.New()
+	w := domain.NewWorkspace(id)
+	if err := w.Create("Acme", owner, "owner@example.com", "Owner", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Create(context.Background(), w, stamp); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return id, owner
+}
+
+func TestWorkspaces(t *testing.T) {
+	t.Parallel()
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("a second replica catches up from its cached revision", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, a)
+				// b caches the workspace at revision 0.
+				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
+				}, stamp); err != nil {
+					t.Fatal(err)
+				}
+				var got domain.Settings
+				if err := b.View(ctx, id, func(w *domain.Workspace) error { got = w.Settings(); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if got.ManagersMayGrantAdmin {
+					t.Errorf("replica b sees ManagersMayGrantAdmin=true, want false (a's change)")
+				}
+			})
+			t.Run("a replica decides on what another replica appended", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, a)
+				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
+				}, stamp); err != nil {
+					t.Fatal(err)
+				}
+				// b decides inside Update, after catching up: no conflict.
+				if _, err := b.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: true})
+				}, stamp); err != nil {
+					t.Fatalf("update after catch-up: %v", err)
+				}
+				events, err := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
+				if err != nil || len(events) != 3 {
+					t.Fatalf("stream holds %d events (%v), want 3", len(events), err)
+				}
+			})
+			t.Run("a decision that records nothing answers the last position", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				repo := eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, repo)
+				events, _ := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
+				pos, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, w.Settings()) // unchanged: a no-op
+				}, stamp)
+				if err != nil || pos != events[0].Position {
+					t.Errorf("no-op update = %v, %v; want the last event's position %v", pos, err, events[0].Position)
+				}
+			})
+			t.Run("an unknown workspace is not found and nothing is written", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				repo := eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id := uuid.New()
+				err := repo.View(ctx, id, func(*domain.Workspace) error { return nil })
+				if !errors.Is(err, domain.ErrWorkspaceNotFound) {
+					t.Errorf("view = %v, want workspace_not_found", err)
+				}
+				_, err = repo.Update(ctx, id, func(w *domain.Workspace) error { return w.ChangeRole(uuid.New(), uuid.New(), domain.RoleAdmin) }, stamp)
+				if !errors.Is(err, domain.ErrWorkspaceNotFound) {
+					t.Errorf("update = %v, want workspace_not_found", err)
+				}
+				if _, err := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+					t.Errorf("read = %v, want the stream not to exist", err)
+				}
+			})
+			t.Run("creating an existing workspace is workspace_exists", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				id, _ := created(t, a)
+				w := domain.NewWorkspace(id)
+				_ = w.Create("Again", uuid.New(), "x@example.com", "X", now)
+				_, err := b.Create(context.Background(), w, stamp)
+				if domain.ErrorCode(err) != domain.CodeWorkspaceExists {
+					t.Errorf("second create = %v, want workspace_exists", err)
+				}
+			})
+			t.Run("more workspaces than the cache holds still work", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				repo := eventstore.NewWorkspaces(store, 2)
+				ctx := context.Background()
+				type ws struct{ id, owner uuid.UUID }
+				var all []ws
+				for range 5 {
+					id, owner := created(t, repo)
+					all = append(all, ws{id, owner})
+				}
+				for _, w := range all {
+					if _, err := repo.Update(ctx, w.id, func(x *domain.Workspace) error {
+						return x.UpdateSettings(w.owner, domain.Settings{})
+					}, stamp); err != nil {
+						t.Fatalf("update %s after eviction: %v", w.id, err)
+					}
+				}
+			})
+			t.Run("accounts: one id per address, also across registries", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				a, b := eventstore.NewAccounts(store, 10), eventstore.NewAccounts(store, 10)
+				ctx := context.Background()
+				meta := func(domain.Event) domain.Metadata { return stamp(nil, nil) }
+				ga, err := a.Resolve(ctx, []domain.Email{"p@x.com", "q@x.com"}, uuid.New, meta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gb, err := b.Resolve(ctx, []domain.Email{"q@x.com", "p@x.com"}, uuid.New, meta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range []domain.Email{"p@x.com", "q@x.com"} {
+					if ga[e] != gb[e] || ga[e] == uuid.Nil {
+						t.Errorf("%s: ids %s and %s, want one id", e, ga[e], gb[e])
+					}
+				}
+				if ga["p@x.com"] == ga["q@x.com"] {
+					t.Errorf("two addresses share id %s", ga["p@x.com"])
+				}
+			})
+		})
+	}
+}
+
+var _ commands.WorkspaceRepository = (*eventstore.Workspaces)(nil)
