@@ -1,0 +1,30 @@
+package eventstore
+
+import (
+	"context"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+)
+
+// Source lets projections follow a store: it decodes every event on the way.
+type Source struct{ Store Store }
+
+var _ projections.Source = Source{}
+
+// Subscribe follows the store from a position; see projections.Source. An
+// event that does not decode (a type from a newer version, say) stops the
+// subscription with an error rather than being skipped.
+func (s Source) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b projections.Batch) error) error {
+	return s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b Batch) error {
+		out := projections.Batch{Events: make([]domain.RecordedEvent, 0, len(b.Events)), Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp}
+		for _, raw := range b.Events {
+			rec, err := Decode(raw)
+			if err != nil {
+				return err
+			}
+			out.Events = append(out.Events, rec)
+		}
+		return h(ctx, out)
+	})
+}

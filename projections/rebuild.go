@@ -1,0 +1,403 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/domain"
+)
+
+const (
+	defaultRebuildBatchSize = 5000
+	defaultSwapLockTimeout  = 5 * time.Second
+	// swapAttempts bounds the retries of a swap that could not lock the
+	// live tables in time (busy readers) or lost a deadlock to the runner.
+	swapAttempts = 5
+	// maxIdentifier is PostgreSQL's identifier length (NAMEDATALEN-1):
+	// longer names are silently truncated, which could mix up two rebuilds.
+	maxIdentifier = 63
+)
+
+// ErrRebuildRunning is returned by Rebuild when another rebuild of the same
+// projection holds its lock.
+var ErrRebuildRunning = errors.New("another rebuild of this projection is running")
+
+// errStop ends a subscription on purpose.
+var errStop = errors.New("stop")
+
+// RebuildOptions tune Rebuild. The zero value is usable.
+type RebuildOptions struct {
+	// BatchSize caps the events applied in one transaction. Default 5000:
+	// nobody reads the rebuild's tables, so big transactions cost nothing.
+	BatchSize int
+	// Progress, if set, is called after each batch with the events applied
+	// so far and the position reached.
+	Progress func(applied int, pos domain.Position)
+	// Logger receives the retries of the swap. Default slog.Default().
+	Logger *slog.Logger
+	// LockTimeout bounds each attempt of the swap to lock the live tables,
+	// so that readers queued behind it are not held up long. Default 5 s.
+	LockTimeout time.Duration
+}
+
+func (o RebuildOptions) withDefaults() RebuildOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = defaultRebuildBatchSize
+	}
+	if o.Progress == nil {
+		o.Progress = func(int, domain.Position) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = defaultSwapLockTimeout
+	}
+	return o
+}
+
+// RebuildResult tells what a rebuild did.
+type RebuildResult struct {
+	// Applied counts the events applied, AppliedInSwap those of them applied
+	// inside the swap to reach the live runner's checkpoint.
+	Applied, AppliedInSwap int
+	// Position is the projection's checkpoint after the swap.
+	Position domain.Position
+	Duration time.Duration
+}
+
+// RebuildSchema is the schema where a rebuild of the named projection
+// builds its tables.
+func RebuildSchema(name string) string { return "rebuild_" + name }
+
+// Rebuild builds p from the start of the history into fresh tables and swaps
+// them in for the live ones. The service keeps answering from the live
+// tables, and the live runner keeps running, until the swap: one
+// transaction that locks the live tables, brings the new ones up to the
+// live checkpoint if they are behind it, replaces the live tables with them
+// and sets the checkpoint. The live runner's next batch then fails its
+// checkpoint fence and it follows on from the new checkpoint.
+//
+// Only one rebuild of a projection runs at a time; another returns
+// ErrRebuildRunning. A failed rebuild leaves the live tables untouched.
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (RebuildResult, error) {
+	start := time.Now()
+	rb, err := startRebuild(ctx, pool, p, src, opts.withDefaults())
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	defer closeConn(rb.conn)
+	res, err := rb.run(ctx)
+	if err != nil {
+		rb.cleanUp()
+		return RebuildResult{}, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// rebuild is one run of Rebuild.
+type rebuild struct {
+	conn   *pgx.Conn // holds the rebuild lock; every write goes through it
+	p      Projection
+	src    Source
+	opts   RebuildOptions
+	schema string
+	log    *slog.Logger
+}
+
+// startRebuild connects and takes the projection's rebuild lock.
+func startRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (*rebuild, error) {
+	schema := RebuildSchema(p.Name())
+	if len(schema) > maxIdentifier {
+		return nil, fmt.Errorf("rebuild %s: schema name %q is longer than %d bytes", p.Name(), schema, maxIdentifier)
+	}
+	conn, err := connect(ctx, pool.Config().ConnConfig, AppName("rebuild", p.Name()))
+	if err != nil {
+		return nil, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
+	ok, err := tryAdvisoryLock(ctx, conn, advisoryKey("rebuild", p.Name()))
+	if err == nil && !ok {
+		err = ErrRebuildRunning
+	}
+	if err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
+	return &rebuild{
+		conn: conn, p: p, src: src, opts: opts, schema: schema,
+		log: opts.Logger.With("projection", p.Name()),
+	}, nil
+}
+
+func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
+	if err := rb.createTables(ctx); err != nil {
+		return RebuildResult{}, err
+	}
+	pos, applied, err := rb.replay(ctx)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	final, inSwap, err := rb.swap(ctx, pos)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	return RebuildResult{Applied: applied + inSwap, AppliedInSwap: inSwap, Position: final}, nil
+}
+
+// createTables makes the rebuild schema afresh (a failed rebuild may have
+// left one) and has the projection's function create its tables there.
+func (rb *rebuild) createTables(ctx context.Context) error {
+	schema := pgx.Identifier{rb.schema}.Sanitize()
+	fn := pgx.Identifier(strings.Split(rb.p.CreateTables(), ".")).Sanitize()
+	for _, sql := range []string{
+		"DROP SCHEMA IF EXISTS " + schema + " CASCADE",
+		"CREATE SCHEMA " + schema,
+	} {
+		if _, err := rb.conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	if _, err := rb.conn.Exec(ctx, "SELECT "+fn+"($1)", rb.schema); err != nil {
+		return fmt.Errorf("create tables with %s(%s): %w", fn, rb.schema, err)
+	}
+	return nil
+}
+
+// replay applies the whole history into the rebuild's tables until the
+// source says it is caught up, and returns where it stopped.
+func (rb *rebuild) replay(ctx context.Context) (pos domain.Position, applied int, err error) {
+	err = rb.src.Subscribe(ctx, domain.Position{}, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+		if len(b.Events) > 0 {
+			if err := rb.applyBatch(ctx, b.Events); err != nil {
+				return err
+			}
+			applied += len(b.Events)
+		}
+		if pos.Less(b.Checkpoint) {
+			pos = b.Checkpoint
+		}
+		if len(b.Events) > 0 {
+			rb.opts.Progress(applied, pos)
+		}
+		if b.CaughtUp {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return pos, applied, err
+}
+
+// applyBatch applies events into the rebuild's tables in a transaction of
+// their own.
+func (rb *rebuild) applyBatch(ctx context.Context, events []domain.RecordedEvent) error {
+	tx, err := rb.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// Nothing depends on these commits surviving a crash (a rebuild that
+	// dies starts over), so do not wait for the WAL flush.
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return err
+	}
+	if err := useSchema(ctx, tx, rb.schema); err != nil {
+		return err
+	}
+	if err := rb.p.Apply(ctx, tx, events); err != nil {
+		return fmt.Errorf("apply %d events up to %s: %w", len(events), events[len(events)-1].Position, err)
+	}
+	return tx.Commit(ctx)
+}
+
+// swap replaces the live tables with the rebuild's, retrying when it could
+// not lock them in time or lost a deadlock.
+func (rb *rebuild) swap(ctx context.Context, pos domain.Position) (final domain.Position, inSwap int, err error) {
+	for attempt := 1; ; attempt++ {
+		final, inSwap, err = rb.swapOnce(ctx, pos)
+		if err == nil || !retryableSwap(err) || attempt == swapAttempts {
+			return final, inSwap, err
+		}
+		rb.log.Warn("rebuild: swap failed; trying again", "attempt", attempt, "err", err)
+	}
+}
+
+// retryableSwap reports whether err is a lock timeout or a deadlock, after
+// which the swap may well succeed if tried again.
+func retryableSwap(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "55P03" || pgErr.Code == "40P01") // lock_not_available, deadlock_detected
+}
+
+// swapOnce is the swap transaction. The live tables are locked first, then
+// the checkpoint row: the runner's batches lock in the same order (rows, then
+// checkpoint), so the two only deadlock when Apply itself touches the tables
+// in another order than Tables lists them.
+func (rb *rebuild) swapOnce(ctx context.Context, pos domain.Position) (domain.Position, int, error) {
+	tx, err := rb.conn.Begin(ctx)
+	if err != nil {
+		return pos, 0, fmt.Errorf("begin swap: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", rb.opts.LockTimeout.Milliseconds())); err != nil {
+		return pos, 0, err
+	}
+	live, err := liveTables(ctx, tx, rb.p.Tables())
+	if err != nil {
+		return pos, 0, err
+	}
+	if err := lockTables(ctx, tx, live); err != nil {
+		return pos, 0, err
+	}
+	liveCP, _, err := readCheckpoint(ctx, tx, rb.p.Name(), true)
+	if err != nil {
+		return pos, 0, err
+	}
+	inSwap := 0
+	if pos.Less(liveCP) {
+		if inSwap, err = rb.catchUp(ctx, tx, pos, liveCP); err != nil {
+			return pos, 0, err
+		}
+		pos = liveCP
+	}
+	if err := rb.replaceTables(ctx, tx, live); err != nil {
+		return pos, 0, err
+	}
+	if err := setCheckpoint(ctx, tx, rb.p.Name(), pos); err != nil {
+		return pos, 0, err
+	}
+	if err := notifyCheckpoint(ctx, tx, rb.p.Name(), pos); err != nil {
+		return pos, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return pos, 0, fmt.Errorf("commit swap: %w", err)
+	}
+	return pos, inSwap, nil
+}
+
+// liveTables returns those of tables that exist in the live schema (a new
+// projection may not have created them yet).
+func liveTables(ctx context.Context, tx pgx.Tx, tables []string) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n)
+		WHERE to_regclass(format('%I.%I', $2::text, t)) IS NOT NULL
+		ORDER BY n`, tables, LiveSchema)
+	if err != nil {
+		return nil, fmt.Errorf("find live tables: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// lockTables takes the live tables from readers and from the runner until
+// the swap commits.
+func lockTables(ctx context.Context, tx pgx.Tx, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	sql := "LOCK TABLE " + qualified(LiveSchema, tables) + " IN ACCESS EXCLUSIVE MODE"
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("lock live tables: %w", err)
+	}
+	return nil
+}
+
+// catchUp applies, inside the swap, the events after from up to the live
+// checkpoint to, which the live runner applied while the rebuild replayed.
+// It returns how many it applied.
+func (rb *rebuild) catchUp(ctx context.Context, tx pgx.Tx, from, to domain.Position) (int, error) {
+	if err := useSchema(ctx, tx, rb.schema); err != nil {
+		return 0, err
+	}
+	applied := 0
+	err := rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+		events := upTo(b.Events, to)
+		if len(events) > 0 {
+			if err := rb.p.Apply(ctx, tx, events); err != nil {
+				return fmt.Errorf("apply %d events up to the live checkpoint %s: %w", len(events), to, err)
+			}
+			applied += len(events)
+		}
+		switch {
+		case !b.Checkpoint.Less(to):
+			return errStop
+		case b.CaughtUp:
+			return fmt.Errorf("source ends at %s, before the live checkpoint %s", b.Checkpoint, to)
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	if err == nil {
+		err = useSchema(ctx, tx, LiveSchema)
+	}
+	return applied, err
+}
+
+// upTo returns the events at or before pos.
+func upTo(events []domain.RecordedEvent, pos domain.Position) []domain.RecordedEvent {
+	for i, e := range events {
+		if pos.Less(e.Position) {
+			return events[:i]
+		}
+	}
+	return events
+}
+
+// replaceTables drops the live tables and moves the rebuild's in, with their
+// indexes, constraints and owned sequences, then drops the emptied schema.
+// The schema is dropped without CASCADE: anything else CreateTables left
+// there (a type a column uses, say) fails the swap rather than silently
+// breaking the new live tables.
+func (rb *rebuild) replaceTables(ctx context.Context, tx pgx.Tx, live []string) error {
+	if len(live) > 0 {
+		if _, err := tx.Exec(ctx, "DROP TABLE "+qualified(LiveSchema, live)+" CASCADE"); err != nil {
+			return fmt.Errorf("drop live tables: %w", err)
+		}
+	}
+	for _, t := range rb.p.Tables() {
+		sql := "ALTER TABLE " + qualified(rb.schema, []string{t}) + " SET SCHEMA " + pgx.Identifier{LiveSchema}.Sanitize()
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("move %s into %s: %w", t, LiveSchema, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{rb.schema}.Sanitize()); err != nil {
+		return fmt.Errorf("drop schema %s (CreateTables must create only tables, with what belongs to them): %w", rb.schema, err)
+	}
+	return nil
+}
+
+// cleanUp drops the rebuild schema after a failure. It is only tidying up
+// (the next rebuild drops the schema anyway), so it is skipped when the
+// connection is gone: without it the rebuild lock is gone too, and the
+// schema may already belong to another rebuild.
+func (rb *rebuild) cleanUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if !alive(ctx, rb.conn) {
+		return
+	}
+	if _, err := rb.conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{rb.schema}.Sanitize()+" CASCADE"); err != nil {
+		rb.log.Warn("rebuild: drop the schema of the failed rebuild", "schema", rb.schema, "err", err)
+	}
+}
+
+// qualified lists tables of schema, quoted, for SQL.
+func qualified(schema string, tables []string) string {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{schema, t}.Sanitize()
+	}
+	return strings.Join(names, ", ")
+}

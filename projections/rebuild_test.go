@@ -1,0 +1,363 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+)
+
+const liveRowsSQL = `SELECT event_id, commit_position, prepare_position, type, times FROM test_rows ORDER BY commit_position, prepare_position`
+
+func TestRebuildEqualsLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 250)
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	last := e.lastPosition(t)
+	e.waitCheckpoint(t, "test", last)
+	rr.stop(t)
+	live := e.collectRows(t, liveRowsSQL)
+
+	// Damage the live tables, so that only a swap can make them right.
+	e.exec(t, `DELETE FROM test_rows WHERE commit_position % 2 = 0 OR prepare_position % 3 = 0`)
+	e.exec(t, `UPDATE test_counts SET n = 0`)
+
+	var progress []int
+	var lastPos domain.Position
+	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
+		BatchSize: 64,
+		Progress: func(applied int, pos domain.Position) {
+			if pos.Less(lastPos) {
+				t.Errorf("progress: position %s after %s, want it to move forward", pos, lastPos)
+			}
+			progress, lastPos = append(progress, applied), pos
+		},
+	})
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if res.Applied != 250 || res.AppliedInSwap != 0 || res.Position != last || res.Duration <= 0 {
+		t.Errorf("Rebuild: got %+v, want 250 applied, none in the swap, position %s, a duration", res, last)
+	}
+	prev := 0
+	for _, n := range progress {
+		if n <= prev || n-prev > 64 {
+			t.Errorf("progress: got %v, want counts rising by 1 to 64 a batch", progress)
+			break
+		}
+		prev = n
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != 250 || lastPos != last {
+		t.Errorf("progress: got %v up to %s, want it to end at 250 up to %s", progress, lastPos, last)
+	}
+	if got := e.collectRows(t, liveRowsSQL); fmt.Sprint(got) != fmt.Sprint(live) {
+		t.Errorf("rows after the rebuild differ from the live ones: got %d rows, want %d", len(got), len(live))
+	}
+	e.wantRows(t)
+	if got := e.checkpoint(t, "test"); got != last {
+		t.Errorf("checkpoint: got %s, want %s", got, last)
+	}
+	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
+	e.wantGone(t, "index on test_rows in public", `SELECT to_regclass('public.test_rows_type') IS NOT NULL`)
+
+	// The runner follows on from the rebuilt checkpoint.
+	e.appendEvents(t, &a, 10)
+	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+	if got, want := e.appliedBy(t), map[string]int{"rebuild": 250, "live": 10}; !equalCounts(got, want) {
+		t.Errorf("rows by writer: got %v, want %v", got, want)
+	}
+}
+
+// While the rebuild replays, the live runner runs ahead of it: each
+// progress report appends events and waits for the live runner to apply
+// them. The swap must bring the rebuild up to the live checkpoint.
+func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 100)
+	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+
+	var progressErr error
+	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
+		BatchSize: 32,
+		Progress: func(int, domain.Position) {
+			pos, err := e.tryAppend(&a, 3, false)
+			if err == nil {
+				err = e.waitPosition(pos)
+			}
+			progressErr = errors.Join(progressErr, err)
+		},
+	})
+	if err != nil || progressErr != nil {
+		t.Fatalf("Rebuild: got %v (progress: %v), want no error", err, progressErr)
+	}
+	if res.AppliedInSwap == 0 {
+		t.Errorf("Rebuild: got %+v, want events applied in the swap (the live runner was ahead)", res)
+	}
+	e.appendEvents(t, &a, 5)
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+}
+
+// The live runner is in the middle of a batch when the swap happens. Either
+// it has written nothing yet (the swap goes first and the batch must fail
+// its fence), or it has written rows in the old tables (the swap waits for
+// its commit and then takes its checkpoint into account).
+func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		batchSize int // 1: the hook runs before the batch writes anything
+	}{
+		{"before writing", 1},
+		{"after writing", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			var a appender
+			e.appendEvents(t, &a, 20)
+
+			g := newGate()
+			live := newTestProjection("live")
+			live.hook = g.hook
+			opts := fastOptions(t)
+			opts.BatchSize = tc.batchSize
+			start(t, projections.NewRunner(e.pool, live, e.src, opts))
+			e.waitCheckpoint(t, "test", e.lastPosition(t))
+
+			// One append: the batch's open transaction holds back events
+			// committed after it began writing (the event store reads
+			// nothing newer than the oldest running transaction), which
+			// would keep the rebuild from ever catching up.
+			g.armed.Store(true)
+			e.appendInOne(t, &a, 10)
+			waitClosed(t, g.entered, "the live runner to start a batch")
+
+			done := make(chan outcome, 1)
+			go func() {
+				res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src,
+					projections.RebuildOptions{BatchSize: 7, LockTimeout: waitTimeout})
+				done <- outcome{res, err}
+			}()
+			var got outcome
+			if tc.batchSize == 1 {
+				// Nothing holds the swap up: it commits while the batch waits.
+				got = receive(t, done, "Rebuild")
+				close(g.release)
+			} else {
+				// The swap cannot lock the tables the batch wrote to.
+				e.waitLockWait(t, projections.AppName("rebuild", "test"))
+				close(g.release)
+				got = receive(t, done, "Rebuild")
+			}
+			if got.err != nil {
+				t.Fatalf("Rebuild: %v", got.err)
+			}
+			if got.res.Applied != 30 || got.res.Position != e.lastPosition(t) {
+				t.Errorf("Rebuild: got %+v, want 30 applied, up to %s", got.res, e.lastPosition(t))
+			}
+			e.appendEvents(t, &a, 5)
+			e.waitCheckpoint(t, "test", e.lastPosition(t))
+			e.wantRows(t)
+		})
+	}
+}
+
+func TestRebuildWhileEventsAreAppended(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 300)
+	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var appendErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := e.tryAppend(&a, 2, false); err != nil {
+				appendErr = err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{BatchSize: 50})
+	close(stop)
+	wg.Wait()
+	if err != nil || appendErr != nil {
+		t.Fatalf("Rebuild: got %v (appending: %v), want no error", err, appendErr)
+	}
+	if res.Applied < 300 {
+		t.Errorf("Rebuild: got %d applied, want at least 300", res.Applied)
+	}
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+}
+
+func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 20)
+	// A rebuild that died left its schema behind.
+	e.exec(t, `CREATE SCHEMA rebuild_test; CREATE TABLE rebuild_test.test_rows (junk int)`)
+
+	var second error
+	first, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
+		BatchSize: 5,
+		Progress: func(applied int, _ domain.Position) {
+			if applied == 5 {
+				_, second = projections.Rebuild(context.Background(), e.pool, newTestProjection("second"), e.src, projections.RebuildOptions{})
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if !errors.Is(second, projections.ErrRebuildRunning) {
+		t.Errorf("Rebuild while another runs: got %v, want ErrRebuildRunning", second)
+	}
+	if first.Applied != 20 {
+		t.Errorf("Rebuild: got %d applied, want 20", first.Applied)
+	}
+	e.wantRows(t)
+}
+
+func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 20)
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	rr.stop(t)
+
+	failing := newTestProjection("rebuild")
+	failing.hook = func(_ context.Context, call int, _ []domain.RecordedEvent) error {
+		if call == 2 {
+			return errors.New("bad event")
+		}
+		return nil
+	}
+	_, err := projections.Rebuild(context.Background(), e.pool, failing, e.src, projections.RebuildOptions{BatchSize: 5})
+	if err == nil {
+		t.Fatal("Rebuild with a failing Apply: got no error, want one")
+	}
+	e.wantRows(t)
+	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
+		t.Errorf("rows: got %v, want the live runner's 20", got)
+	}
+	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
+}
+
+func TestRebuildCreatesMissingLiveTables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	last := e.appendEvents(t, &a, 12)
+	e.exec(t, `DROP TABLE test_rows, test_counts`)
+	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{})
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if res.Applied != 12 || res.Position != last {
+		t.Errorf("Rebuild: got %+v, want 12 applied, up to %s", res, last)
+	}
+	e.wantRows(t)
+}
+
+func (e *env) exec(t *testing.T, sql string) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// wantGone fails unless the query answers true.
+func (e *env) wantGone(t *testing.T, what, query string) {
+	t.Helper()
+	var ok bool
+	if err := e.pool.QueryRow(context.Background(), query).Scan(&ok); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	if !ok {
+		t.Errorf("%s: got %q false, want true", what, query)
+	}
+}
+
+// waitPosition waits until the test projection's checkpoint reaches pos,
+// without a *testing.T, for callbacks.
+func (e *env) waitPosition(pos domain.Position) error {
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		var c, p int64
+		err := e.pool.QueryRow(context.Background(),
+			`SELECT commit_position, prepare_position FROM projection_checkpoints WHERE name = 'test'`).Scan(&c, &p)
+		if err != nil {
+			return err
+		}
+		if !(domain.Position{Commit: uint64(c), Prepare: uint64(p)}).Less(pos) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("checkpoint did not reach %s in %s", pos, waitTimeout)
+}
+
+// waitLockWait waits until a session named appName waits for a lock.
+func (e *env) waitLockWait(t *testing.T, appName string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var waiting bool
+		err := e.pool.QueryRow(context.Background(), `
+			SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			               WHERE NOT l.granted AND a.application_name = $1)`, appName).Scan(&waiting)
+		if err != nil {
+			t.Fatalf("look for lock waits: %v", err)
+		}
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not wait for a lock in %s", appName, waitTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type outcome struct {
+	res projections.RebuildResult
+	err error
+}
+
+func receive(t *testing.T, done <-chan outcome, what string) outcome {
+	t.Helper()
+	select {
+	case o := <-done:
+		return o
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s did not return in %s", what, waitTimeout)
+		return outcome{}
+	}
+}

@@ -1,0 +1,290 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// WaiterAppName is the application_name of a Waiter's listening connection.
+const WaiterAppName = "usersd waiter"
+
+const (
+	defaultFallback  = time.Second
+	defaultReconnect = time.Second
+)
+
+// Waiter gives reads their writes: it knows every projection's checkpoint,
+// kept current by the notifications runners send when they commit, and lets
+// a read wait until the projections it uses have passed a position.
+//
+// It listens with a connection of its own. When that connection drops, it
+// reconnects and re-reads the checkpoints (notifications sent meanwhile are
+// lost). While anyone waits, it also re-reads them every second through the
+// pool, so a notification lost any other way delays a read, not fails it.
+type Waiter struct {
+	pool       *pgxpool.Pool
+	connConfig *pgx.ConnConfig
+	log        *slog.Logger
+	fallback   time.Duration
+	reconnect  time.Duration
+
+	waiting atomic.Int64 // WaitFor calls in progress
+	wg      sync.WaitGroup
+
+	mu          sync.Mutex
+	checkpoints map[string]domain.Position
+	// changed is closed and replaced whenever a checkpoint moves. A waiter
+	// takes it in the same critical section as it checks the checkpoints,
+	// so a move after the check closes the very channel it waits on.
+	changed chan struct{}
+}
+
+// WaiterOption configures a Waiter.
+type WaiterOption func(*Waiter)
+
+// WithWaiterLogger sets where the waiter reports lost connections. Default
+// slog.Default().
+func WithWaiterLogger(l *slog.Logger) WaiterOption { return func(w *Waiter) { w.log = l } }
+
+// WithFallbackInterval sets how often checkpoints are re-read while someone
+// waits, in case a notification was lost. Default one second.
+func WithFallbackInterval(d time.Duration) WaiterOption {
+	return func(w *Waiter) {
+		if d > 0 {
+			w.fallback = d
+		}
+	}
+}
+
+// WithReconnectDelay sets the pause before reconnecting the listener.
+// Default one second.
+func WithReconnectDelay(d time.Duration) WaiterOption {
+	return func(w *Waiter) {
+		if d > 0 {
+			w.reconnect = d
+		}
+	}
+}
+
+// NewWaiter returns a Waiter reading checkpoints through pool and listening
+// with connConfig (nil: pool's settings). Call Start before WaitFor.
+func NewWaiter(pool *pgxpool.Pool, connConfig *pgx.ConnConfig, opts ...WaiterOption) *Waiter {
+	if pool == nil {
+		panic("projections: NewWaiter needs a pool")
+	}
+	if connConfig == nil {
+		connConfig = pool.Config().ConnConfig
+	}
+	w := &Waiter{
+		pool: pool, connConfig: connConfig, log: slog.Default(),
+		fallback: defaultFallback, reconnect: defaultReconnect,
+		checkpoints: map[string]domain.Position{},
+		changed:     make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
+}
+
+// Start listens and loads the checkpoints. It returns once both are done,
+// or with the error that prevented them, so a misconfigured service fails
+// at start. The waiter then runs until ctx ends; Wait waits for that.
+func (w *Waiter) Start(ctx context.Context) error {
+	conn, err := w.listen(ctx)
+	if err != nil {
+		return fmt.Errorf("projections waiter: %w", err)
+	}
+	w.wg.Add(2)
+	go w.listenLoop(ctx, conn)
+	go w.fallbackLoop(ctx)
+	return nil
+}
+
+// Wait returns when the goroutines Start began have ended.
+func (w *Waiter) Wait() { w.wg.Wait() }
+
+// WaitFor returns nil as soon as every named projection's checkpoint is at
+// or after pos. Otherwise it waits for checkpoints to move, and when ctx
+// ends returns an error wrapping ctx.Err() that names a lagging projection.
+// The zero pos, or no names, is reached at once.
+func (w *Waiter) WaitFor(ctx context.Context, pos domain.Position, names ...string) error {
+	w.waiting.Add(1)
+	defer w.waiting.Add(-1)
+	for {
+		lagging, changed := w.check(pos, names)
+		if lagging == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			cp, _ := w.Checkpoint(lagging)
+			return fmt.Errorf("projection %s at %s, waiting for %s: %w", lagging, cp, pos, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// check returns the first projection in names behind pos ("" if none) and
+// the channel that will be closed when a checkpoint next moves.
+func (w *Waiter) check(pos domain.Position, names []string) (lagging string, changed <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !pos.IsZero() {
+		for _, n := range names {
+			if cp := w.checkpoints[n]; cp.Less(pos) {
+				return n, w.changed
+			}
+		}
+	}
+	return "", w.changed
+}
+
+// Checkpoint returns the last known checkpoint of a projection; ok is false
+// if it has none yet.
+func (w *Waiter) Checkpoint(name string) (pos domain.Position, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pos, ok = w.checkpoints[name]
+	return pos, ok
+}
+
+// advance records a checkpoint and wakes the waiters if it moved forward.
+// Checkpoints never move back (a rebuild swaps in one at least as far), and
+// keeping the furthest one makes the order of notifications and re-reads
+// irrelevant.
+func (w *Waiter) advance(name string, pos domain.Position) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cp, ok := w.checkpoints[name]; ok && !cp.Less(pos) {
+		return
+	}
+	w.checkpoints[name] = pos
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// listen connects, LISTENs and then loads the checkpoints: in that order, so
+// a move committed after the load is always notified.
+func (w *Waiter) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := connect(ctx, w.connConfig, WaiterAppName)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := w.load(ctx, conn); err != nil {
+		closeConn(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// listenLoop receives notifications until ctx ends, reconnecting whenever
+// the connection fails.
+func (w *Waiter) listenLoop(ctx context.Context, conn *pgx.Conn) {
+	defer w.wg.Done()
+	for {
+		err := w.receive(ctx, conn)
+		closeConn(conn)
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("projections waiter: listener lost; reconnecting", "err", err, "retry_in", w.reconnect)
+		if conn = w.reconnectLoop(ctx); conn == nil {
+			return
+		}
+	}
+}
+
+// reconnectLoop listens again, retrying every reconnect delay; nil when ctx
+// ended first.
+func (w *Waiter) reconnectLoop(ctx context.Context) *pgx.Conn {
+	for {
+		if sleep(ctx, w.reconnect) != nil {
+			return nil
+		}
+		conn, err := w.listen(ctx)
+		if err == nil {
+			w.log.Info("projections waiter: listening again")
+			return conn
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("projections waiter: reconnect", "err", err)
+	}
+}
+
+// receive applies notifications until the connection fails or ctx ends.
+func (w *Waiter) receive(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		name, pos, err := parseNotification(n.Payload)
+		if err != nil {
+			w.log.Warn("projections waiter: ignoring a notification", "err", err)
+			continue
+		}
+		w.advance(name, pos)
+	}
+}
+
+// fallbackLoop re-reads the checkpoints while anyone waits, in case a
+// notification was lost (sent while the listener reconnected).
+func (w *Waiter) fallbackLoop(ctx context.Context) {
+	defer w.wg.Done()
+	t := time.NewTicker(w.fallback)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if w.waiting.Load() == 0 {
+			continue
+		}
+		if err := w.load(ctx, w.pool); err != nil && ctx.Err() == nil {
+			w.log.Warn("projections waiter: re-read checkpoints", "err", err)
+		}
+	}
+}
+
+// rowQuerier is what both a connection and the pool offer.
+type rowQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// load reads every checkpoint.
+func (w *Waiter) load(ctx context.Context, q rowQuerier) error {
+	rows, err := q.Query(ctx, `SELECT name, commit_position, prepare_position FROM projection_checkpoints`)
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	var (
+		name string
+		c, p int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &c, &p}, func() error {
+		w.advance(name, domain.Position{Commit: uint64(c), Prepare: uint64(p)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	return nil
+}
