@@ -1,0 +1,4 @@
+package memberships
+
+// PermissionsSQL is the query Permissions runs, for EXPLAIN in tests.
+const PermissionsSQL = permissionsSQL

@@ -1,0 +1,370 @@
+package memberships_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/memberships"
+)
+
+// want is what the queries should answer for bob in the workspace "Acme".
+type want struct {
+	found  bool
+	role   domain.Role
+	status domain.Status
+}
+
+var (
+	notMember = want{}
+	active    = func(r domain.Role) want { return want{true, r, domain.StatusActive} }
+	suspended = func(r domain.Role) want { return want{true, r, domain.StatusSuspended} }
+)
+
+var lifecycle = []struct {
+	name  string
+	build func(h *history, ws, owner, bob uuid.UUID)
+	want  want
+}{
+	{"never invited", func(h *history, ws, owner, bob uuid.UUID) {}, notMember},
+	{"invited is not a member", func(h *history, ws, owner, bob uuid.UUID) {
+		h.invite(ws, bob, domain.RoleEditor)
+	}, notMember},
+	{"role changed on an invitation: still not a member", func(h *history, ws, owner, bob uuid.UUID) {
+		h.invite(ws, bob, domain.RoleEditor)
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner})
+	}, notMember},
+	{"accepted", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+	}, active(domain.RoleEditor)},
+	{"accepted with the role changed while invited", func(h *history, ws, owner, bob uuid.UUID) {
+		inv := h.invite(ws, bob, domain.RoleEditor)
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Monitor", ChangedBy: owner})
+		h.accept(ws, inv, bob, domain.RoleMonitor)
+	}, active(domain.RoleMonitor)},
+	{"role changed", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Manager", ChangedBy: owner})
+	}, active(domain.RoleManager)},
+	{"suspended: no permissions", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleAdmin)
+		h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: bob, Role: "Admin"})
+	}, suspended(domain.RoleAdmin)},
+	{"role changed while suspended", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleAdmin)
+		h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: bob, Role: "Admin"})
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Admin", ToRole: "AgentUser", ChangedBy: owner})
+	}, suspended(domain.RoleAgentUser)},
+	{"reactivated", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: bob})
+		h.add(domain.MemberReactivated{WorkspaceID: ws, UserID: bob})
+	}, active(domain.RoleEditor)},
+	{"removed", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: bob, Role: "Editor"})
+	}, notMember},
+	{"removed while suspended", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: bob})
+		h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: bob, Role: "Editor"})
+	}, notMember},
+	{"removed, then invited again", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: bob, Role: "Editor"})
+		h.invite(ws, bob, domain.RoleMonitor)
+	}, notMember},
+	{"removed, then invited again and accepted", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: bob, Role: "Editor"})
+		h.join(ws, bob, domain.RoleMonitor)
+	}, active(domain.RoleMonitor)},
+	{"revoked invitation", func(h *history, ws, owner, bob uuid.UUID) {
+		inv := h.invite(ws, bob, domain.RoleEditor)
+		h.add(domain.InvitationRevoked{WorkspaceID: ws, InvitationID: inv, UserID: bob})
+	}, notMember},
+	{"invitation events, settings and logins change nothing", func(h *history, ws, owner, bob uuid.UUID) {
+		inv := h.invite(ws, bob, domain.RoleEditor)
+		h.add(domain.InvitationEmailSent{WorkspaceID: ws, InvitationID: inv, UserID: bob, Attempt: 1})
+		h.add(domain.InvitationExpired{WorkspaceID: ws, InvitationID: inv, UserID: bob})
+		h.add(domain.InvitationResent{WorkspaceID: ws, InvitationID: inv, UserID: bob, Attempt: 2})
+		h.add(domain.InvitationEmailFailed{WorkspaceID: ws, InvitationID: inv, UserID: bob, Attempt: 2})
+		h.accept(ws, inv, bob, domain.RoleEditor)
+		h.add(domain.WorkspaceSettingsChanged{WorkspaceID: ws, ManagersMayGrantAdmin: false})
+		h.add(domain.UserLoggedIn{WorkspaceID: ws, UserID: bob, LoggedInAt: t0})
+		h.add(domain.AccountRegistered{UserID: uuid.New(), Email: "x@example.com"})
+	}, active(domain.RoleEditor)},
+}
+
+var modes = []struct {
+	schema  string
+	batches func(ev []domain.RecordedEvent) [][]domain.RecordedEvent
+}{
+	{"public", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev} }},
+	{"one_per_batch", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		var out [][]domain.RecordedEvent
+		for i := range ev {
+			out = append(out, ev[i:i+1])
+		}
+		return out
+	}},
+	{"twice", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev, ev} }},
+	{"replayed_backwards", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		out := [][]domain.RecordedEvent{ev}
+		for i := len(ev) - 1; i >= 0; i-- {
+			out = append(out, ev[i:i+1])
+		}
+		return out
+	}},
+	{"overlapping", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		var out [][]domain.RecordedEvent
+		for i := 0; i < len(ev); i += 2 {
+			out = append(out, ev[i:min(i+3, len(ev))])
+		}
+		return append(out, ev)
+	}},
+}
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range lifecycle {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pool, _ := pgtest.New(t)
+			for _, m := range modes[1:] {
+				createSchema(t, pool, m.schema)
+			}
+			ctx := context.Background()
+			h := &history{}
+			ws, owner, bob := uuid.New(), uuid.New(), uuid.New()
+			// bob is a Monitor of another workspace, which must not change.
+			other := uuid.New()
+			h.create(other, uuid.New(), "beta")
+			h.join(other, bob, domain.RoleMonitor)
+			h.create(ws, owner, "Acme")
+			tc.build(h, ws, owner, bob)
+
+			var dumps []string
+			for _, m := range modes {
+				apply(t, pool, m.schema, m.batches(h.events)...)
+				dumps = append(dumps, dump(t, pool, m.schema))
+				queries(t, pool, m.schema, func(q *memberships.Queries) {
+					role, status, perms, found, err := q.Permissions(ctx, ws, bob)
+					if err != nil {
+						t.Fatalf("%s: Permissions: %v", m.schema, err)
+					}
+					var wantPerms []domain.Permission
+					switch {
+					case !tc.want.found:
+					case tc.want.status == domain.StatusActive:
+						wantPerms = tc.want.role.Permissions()
+					default:
+						wantPerms = []domain.Permission{}
+					}
+					if found != tc.want.found || role != tc.want.role || status != tc.want.status || !reflect.DeepEqual(perms, wantPerms) {
+						t.Errorf("%s: Permissions = %q %q %q found %v, want %q %q %q found %v",
+							m.schema, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
+					}
+
+					got, err := q.ForUser(ctx, bob)
+					if err != nil {
+						t.Fatalf("%s: ForUser: %v", m.schema, err)
+					}
+					wantList := []memberships.Membership{}
+					if tc.want.found {
+						wantList = append(wantList, memberships.Membership{WorkspaceID: ws, Name: "Acme", Role: tc.want.role, Status: tc.want.status})
+					}
+					wantList = append(wantList, memberships.Membership{WorkspaceID: other, Name: "beta", Role: domain.RoleMonitor, Status: domain.StatusActive})
+					if !reflect.DeepEqual(got, wantList) {
+						t.Errorf("%s: ForUser(bob) = %+v, want %+v", m.schema, got, wantList)
+					}
+
+					owners, err := q.ForUser(ctx, owner)
+					if want := []memberships.Membership{{WorkspaceID: ws, Name: "Acme", Role: domain.RoleAdmin, Status: domain.StatusActive}}; err != nil || !reflect.DeepEqual(owners, want) {
+						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", m.schema, owners, err, want)
+					}
+				})
+			}
+			for i := 1; i < len(dumps); i++ {
+				if dumps[i] != dumps[0] {
+					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", modes[i].schema, modes[0].schema, dumps[i], dumps[0])
+				}
+			}
+		})
+	}
+}
+
+func TestForUserOrderAndStrangers(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	h := &history{}
+	user := uuid.New()
+	names := []string{"zeta", "Alpha", "beta", "Gamma"}
+	ids := map[string]uuid.UUID{}
+	for _, n := range names {
+		ws := uuid.New()
+		ids[n] = ws
+		h.create(ws, uuid.New(), n)
+		h.join(ws, user, domain.RoleAgentUser)
+	}
+	apply(t, pool, "public", h.events)
+	q := memberships.NewQueries(pool)
+	got, err := q.ForUser(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, m := range got {
+		order = append(order, m.Name)
+		if m.WorkspaceID != ids[m.Name] {
+			t.Errorf("%s: workspace %s, want %s", m.Name, m.WorkspaceID, ids[m.Name])
+		}
+	}
+	if fmt.Sprint(order) != "[Alpha beta Gamma zeta]" {
+		t.Errorf("order %v, want by name ignoring case [Alpha beta Gamma zeta]", order)
+	}
+	stranger, err := q.ForUser(ctx, uuid.New())
+	if err != nil || stranger == nil || len(stranger) != 0 {
+		t.Errorf("ForUser(stranger) = %#v (err %v), want an empty, non-nil list", stranger, err)
+	}
+	if _, _, perms, found, err := q.Permissions(ctx, uuid.New(), user); err != nil || found || perms != nil {
+		t.Errorf("Permissions in an unknown workspace: perms %v found %v err %v, want nothing", perms, found, err)
+	}
+}
+
+// TestApplyInAnyBatching applies a long mixed history in several batchings
+// and replays and expects the same tables.
+func TestApplyInAnyBatching(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	h := &history{}
+	for range 3 {
+		ws, owner := uuid.New(), uuid.New()
+		h.create(ws, owner, "WS")
+		for j := range 12 {
+			user := uuid.New()
+			inv := h.invite(ws, user, domain.RoleEditor)
+			switch j % 6 {
+			case 0:
+				h.accept(ws, inv, user, domain.RoleEditor)
+				h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: user})
+			case 1:
+				h.add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: "Admin"})
+				h.add(domain.InvitationRevoked{WorkspaceID: ws, InvitationID: inv, UserID: user})
+			case 2:
+				h.accept(ws, inv, user, domain.RoleEditor)
+				h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: user})
+				h.join(ws, user, domain.RoleMonitor)
+			case 3:
+				h.accept(ws, inv, user, domain.RoleEditor)
+				h.add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: "Manager"})
+				h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: user})
+				h.add(domain.MemberReactivated{WorkspaceID: ws, UserID: user})
+			case 4:
+				h.accept(ws, inv, user, domain.RoleEditor)
+				h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: user})
+			}
+		}
+	}
+	ev := h.events
+	apply(t, pool, "public", ev)
+	want := dump(t, pool, "public")
+	batchings := map[string][][]domain.RecordedEvent{
+		"replays": {ev[:len(ev)/2], ev[len(ev)/3:], ev[len(ev)/2:], append(append([]domain.RecordedEvent{}, ev[10:20]...), ev[10:20]...), ev[5:15]},
+	}
+	for _, size := range []int{1, 2, 5, 17} {
+		var b [][]domain.RecordedEvent
+		for i := 0; i < len(ev); i += size {
+			b = append(b, ev[i:min(i+size, len(ev))])
+		}
+		batchings[fmt.Sprintf("size_%d", size)] = b
+	}
+	for name, b := range batchings {
+		createSchema(t, pool, name)
+		apply(t, pool, name, b...)
+		if got := dump(t, pool, name); got != want {
+			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
+		}
+	}
+}
+
+func TestCreateTablesInFreshSchema(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	p := memberships.New()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA rebuild_1`); err != nil {
+		t.Fatal(err)
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO rebuild_1, public`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT `+p.CreateTables()+`($1)`, "rebuild_1")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s('rebuild_1'): %v", p.CreateTables(), err)
+	}
+	for _, table := range p.Tables() {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'rebuild_1' AND tablename = $1`, table).Scan(&n); err != nil || n != 1 {
+			t.Errorf("table rebuild_1.%s: found %d (err %v), want 1", table, n, err)
+		}
+	}
+	h := &history{}
+	ws, owner := uuid.New(), uuid.New()
+	h.create(ws, owner, "Acme")
+	apply(t, pool, "rebuild_1", h.events)
+	queries(t, pool, "rebuild_1", func(q *memberships.Queries) {
+		role, status, _, found, err := q.Permissions(ctx, ws, owner)
+		if err != nil || !found || role != domain.RoleAdmin || status != domain.StatusActive {
+			t.Errorf("Permissions in rebuild_1: %s %s found %v err %v, want Admin active", role, status, found, err)
+		}
+	})
+	var live int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.memberships`).Scan(&live); err != nil || live != 0 {
+		t.Errorf("public.memberships has %d rows (err %v), want 0: Apply must follow search_path", live, err)
+	}
+}
+
+// TestPermissionsIsOneKeyLookup: the per-page-load query reads the primary
+// key, whatever the table's size.
+func TestPermissionsIsOneKeyLookup(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO memberships (user_id, workspace_id, role, status)
+		SELECT gen_random_uuid(), gen_random_uuid(), 'AgentUser', 'active' FROM generate_series(1, 20000);
+		ANALYZE memberships`); err != nil {
+		t.Fatal(err)
+	}
+	var plan string
+	if err := pool.QueryRow(ctx, "EXPLAIN (COSTS OFF) "+memberships.PermissionsSQL, uuid.New(), uuid.New()).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan != "Index Scan using memberships_pkey on memberships" {
+		t.Errorf("plan %q, want an index scan of memberships_pkey", plan)
+	}
+}
+
+func TestProjectionIdentity(t *testing.T) {
+	t.Parallel()
+	p := memberships.New()
+	if p.Name() != "memberships" {
+		t.Errorf("Name() = %q, want memberships (the checkpoint key must not change)", p.Name())
+	}
+	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Tables() = %v, want %v", got, want)
+	}
+	if got := p.CreateTables(); got != "memberships_create_tables" {
+		t.Errorf("CreateTables() = %q, want memberships_create_tables", got)
+	}
+}

@@ -1,0 +1,189 @@
+package userlist_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+// t0 is when every test history starts.
+var t0 = time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC)
+
+// history records events as a store would: increasing positions, one minute
+// apart, each workspace's events on its own stream.
+type history struct {
+	events    []domain.RecordedEvent
+	revisions map[string]uint64
+}
+
+func newHistory() *history { return &history{revisions: map[string]uint64{}} }
+
+// add records events and returns them as recorded.
+func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
+	start := len(h.events)
+	for _, e := range events {
+		n := uint64(len(h.events) + 1)
+		stream := "other"
+		if ws := wsOf(e); ws != uuid.Nil {
+			stream = "workspace-" + ws.String()
+		}
+		rev := h.revisions[stream]
+		h.revisions[stream] = rev + 1
+		h.events = append(h.events, domain.RecordedEvent{
+			Envelope: domain.Envelope{Event: e, Metadata: domain.Metadata{
+				EventID: uuid.New(), SchemaVersion: domain.SchemaVersion,
+				OccurredAt: t0.Add(time.Duration(n) * time.Minute),
+			}},
+			StreamID: stream,
+			Revision: rev,
+			Position: domain.Position{Commit: 1000 + n, Prepare: n},
+		})
+	}
+	return h.events[start:]
+}
+
+// at is the time of the event the history records next.
+func (h *history) at() time.Time { return t0.Add(time.Duration(len(h.events)+1) * time.Minute) }
+
+func wsOf(e domain.Event) uuid.UUID {
+	switch e := e.(type) {
+	case domain.WorkspaceCreated:
+		return e.WorkspaceID
+	case domain.UserInvited:
+		return e.WorkspaceID
+	case domain.InvitationResent:
+		return e.WorkspaceID
+	case domain.InvitationRevoked:
+		return e.WorkspaceID
+	case domain.InvitationExpired:
+		return e.WorkspaceID
+	case domain.InvitationAccepted:
+		return e.WorkspaceID
+	case domain.InvitationEmailSent:
+		return e.WorkspaceID
+	case domain.InvitationEmailFailed:
+		return e.WorkspaceID
+	case domain.RoleChanged:
+		return e.WorkspaceID
+	case domain.MemberRemoved:
+		return e.WorkspaceID
+	case domain.MemberSuspended:
+		return e.WorkspaceID
+	case domain.MemberReactivated:
+		return e.WorkspaceID
+	case domain.WorkspaceSettingsChanged:
+		return e.WorkspaceID
+	case domain.UserLoggedIn:
+		return e.WorkspaceID
+	}
+	return uuid.Nil
+}
+
+// world builds the events of a few people in workspaces.
+type world struct {
+	h *history
+}
+
+func (w world) create(ws, owner uuid.UUID, email, name, wsName string) {
+	w.h.add(domain.WorkspaceCreated{WorkspaceID: ws, Name: wsName, OwnerUserID: owner, OwnerEmail: email, OwnerName: name, CreatedAt: w.h.at()})
+}
+
+// invite invites a person and answers the invitation id.
+func (w world) invite(ws, by, user uuid.UUID, email string, role domain.Role) uuid.UUID {
+	inv := uuid.New()
+	at := w.h.at()
+	w.h.add(domain.UserInvited{
+		WorkspaceID: ws, InvitationID: inv, UserID: user, Email: email, Role: string(role),
+		InvitedBy: by, InviterRole: "Admin", TokenHash: "h", InvitedAt: at, ExpiresAt: at.Add(7 * 24 * time.Hour),
+	})
+	return inv
+}
+
+func (w world) accept(ws, inv, user uuid.UUID, email, name string, role domain.Role) {
+	w.h.add(domain.InvitationAccepted{WorkspaceID: ws, InvitationID: inv, UserID: user, Email: email, Name: name, Role: string(role), AcceptedAt: w.h.at()})
+}
+
+// join invites and accepts.
+func (w world) join(ws, by, user uuid.UUID, email, name string, role domain.Role) {
+	w.accept(ws, w.invite(ws, by, user, email, role), user, email, name, role)
+}
+
+// apply applies batches in one transaction each, as the runner would, with
+// the search path set to schema.
+func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.RecordedEvent) {
+	t.Helper()
+	ctx := context.Background()
+	p := userlist.New()
+	for _, b := range batches {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return err
+			}
+			return p.Apply(ctx, tx, b)
+		})
+		if err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+}
+
+// dump renders the projection's tables in schema, to compare read models.
+func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
+	t.Helper()
+	var sb strings.Builder
+	s := pgx.Identifier{schema}.Sanitize()
+	for _, q := range []string{
+		`SELECT to_jsonb(u)::text FROM ` + s + `.userlist_users u ORDER BY workspace_id, user_id`,
+		`SELECT to_jsonb(l)::text FROM ` + s + `.userlist_logins l ORDER BY workspace_id, user_id`,
+		`SELECT to_jsonb(w)::text FROM ` + s + `.userlist_workspaces w ORDER BY workspace_id`,
+	} {
+		rows, err := pool.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("dump: %v", err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("dump: %v", err)
+		}
+		sb.WriteString(strings.Join(lines, "\n") + "\n--\n")
+	}
+	return sb.String()
+}
+
+// fixedClock answers now for the queries.
+func fixedClock(now time.Time) func() time.Time { return func() time.Time { return now } }
+
+func ptr[T any](v T) *T { return &v }
+
+// describe renders a row for failure messages.
+func describe(r userlist.Row) string {
+	s := fmt.Sprintf("{user %s name %v display %q email %q role %s status %s lastLogin %v", r.UserID, deref(r.Name), r.DisplayName, r.Email, r.Role, r.Status, derefTime(r.LastLoginAt))
+	if inv := r.Invitation; inv != nil {
+		s += fmt.Sprintf(" invitation{id %s invitedAt %v by %s expiresAt %v expired %v attempt %d email %s}",
+			inv.ID, inv.InvitedAt.UTC(), inv.InvitedBy, inv.ExpiresAt.UTC(), inv.Expired, inv.Attempt, inv.EmailStatus)
+	}
+	return s + "}"
+}
+
+func deref(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+func derefTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC()
+}

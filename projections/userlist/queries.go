@@ -1,0 +1,321 @@
+package userlist
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// Page sizes.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+	// MaxQueryLength caps the text query, in characters.
+	MaxQueryLength = 200
+)
+
+// DB is what the queries need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Queries reads the user list.
+type Queries struct {
+	db  DB
+	now func() time.Time
+}
+
+// NewQueries returns the user list's queries on db. now is the clock that
+// decides whether an invitation has expired (time.Now if nil).
+func NewQueries(db DB, now func() time.Time) *Queries {
+	if db == nil {
+		panic("userlist: NewQueries with a nil DB")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Queries{db: db, now: now}
+}
+
+// Filter selects and pages the user list. The zero Filter is the first page
+// of everyone, DefaultLimit rows.
+type Filter struct {
+	// Status is "", "active", "invited" or "suspended" (any letter case).
+	Status string
+	// Role is "" or a role name (any letter case).
+	Role string
+	// Q matches a case-insensitive substring of the name or the e-mail.
+	Q string
+	// Limit is the page size: 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+	// Cursor is a page's NextCursor, to read the page after it. A cursor
+	// is valid only for the workspace and filter that made it.
+	Cursor string
+}
+
+// Row is one person of the user list. The JSON form is the API's.
+type Row struct {
+	UserID uuid.UUID `json:"userId"`
+	// Name is nil until the person completes their profile at acceptance.
+	Name        *string       `json:"name"`
+	DisplayName string        `json:"displayName"`
+	Email       string        `json:"email"`
+	Role        domain.Role   `json:"role"`
+	Status      domain.Status `json:"status"`
+	LastLoginAt *time.Time    `json:"lastLoginAt"`
+	// Invitation is set while Status is invited.
+	Invitation *Invitation `json:"invitation,omitempty"`
+}
+
+// Invitation is a pending invitation as the list shows it.
+type Invitation struct {
+	ID        uuid.UUID `json:"id"`
+	InvitedAt time.Time `json:"invitedAt"`
+	InvitedBy uuid.UUID `json:"invitedBy"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// Expired is true once the invitation was marked expired or its time
+	// is up, whichever comes first.
+	Expired bool `json:"expired"`
+	// Attempt counts the e-mails sent for the invitation, from 1.
+	Attempt int `json:"-"`
+	// EmailStatus is the delivery of the current attempt's e-mail:
+	// EmailPending, EmailSent or EmailFailed.
+	EmailStatus string `json:"emailStatus"`
+}
+
+// Page is one page of the list. NextCursor is empty on the last page.
+type Page struct {
+	Items      []Row  `json:"items"`
+	NextCursor string `json:"nextCursor"`
+}
+
+// filter is a validated Filter.
+type filter struct {
+	status, role, q string
+	limit           int
+	after           *cursor
+}
+
+func invalid(param, format string, args ...any) *domain.Error {
+	return &domain.Error{Code: domain.CodeInvalidInput, Message: param + ": " + fmt.Sprintf(format, args...)}
+}
+
+// validate checks f and answers its canonical form, or a *domain.Error with
+// the code invalid_input naming the parameter.
+func validate(ws uuid.UUID, f Filter) (filter, error) {
+	var out filter
+	if s := strings.TrimSpace(f.Status); s != "" {
+		for _, st := range []domain.Status{domain.StatusActive, domain.StatusInvited, domain.StatusSuspended} {
+			if strings.EqualFold(s, string(st)) {
+				out.status = string(st)
+			}
+		}
+		if out.status == "" {
+			return filter{}, invalid("status", "unknown status %q: want active, invited or suspended", shorten(s, 40))
+		}
+	}
+	if r := strings.TrimSpace(f.Role); r != "" {
+		role, err := domain.ParseRole(r)
+		if err != nil {
+			return filter{}, invalid("role", "unknown role %q: want Admin, Manager, Editor, Monitor or AgentUser", shorten(r, 40))
+		}
+		out.role = string(role)
+	}
+	out.q = strings.TrimSpace(f.Q)
+	switch {
+	case len([]rune(out.q)) > MaxQueryLength:
+		return filter{}, invalid("q", "the text query is longer than %d characters", MaxQueryLength)
+	case strings.ContainsFunc(out.q, isControl):
+		return filter{}, invalid("q", "the text query contains control characters")
+	}
+	switch {
+	case f.Limit == 0:
+		out.limit = DefaultLimit
+	case f.Limit < 1 || f.Limit > MaxLimit:
+		return filter{}, invalid("limit", "%d is out of range: want 1 to %d", f.Limit, MaxLimit)
+	default:
+		out.limit = f.Limit
+	}
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor, ws, out)
+		if err != nil {
+			return filter{}, invalid("cursor", "not a cursor of this list (%v); start again from the first page", err)
+		}
+		out.after = &c
+	}
+	return out, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
+
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// rowSelect reads rows of the list with their last login, joined by key
+// (LATERAL ... LIMIT 1: one probe per row the query returns).
+const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
+		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
+		u.email_status, u.sort_key
+	FROM userlist_users u
+	LEFT JOIN LATERAL (
+		SELECT last_login_at FROM userlist_logins l
+		WHERE l.workspace_id = u.workspace_id AND l.user_id = u.user_id
+		LIMIT 1
+	) l ON true`
+
+// listSQL builds the page query of a validated filter and its arguments.
+// The conditions on status or role pick the matching index; the keyset
+// condition is a row comparison the index can start from.
+func listSQL(ws uuid.UUID, f filter) (string, []any) {
+	var sb strings.Builder
+	args := []any{pgID(ws)}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	sb.WriteString(rowSelect + "\n\tWHERE u.workspace_id = $1")
+	if f.status != "" {
+		sb.WriteString(" AND u.status = " + arg(f.status))
+	}
+	if f.role != "" {
+		sb.WriteString(" AND u.role = " + arg(f.role))
+	}
+	if f.q != "" {
+		sb.WriteString(" AND u.search LIKE '%' || lower(" + arg(escapeLike(f.q)) + ") || '%'")
+	}
+	if f.after != nil {
+		sb.WriteString(" AND (u.sort_key, u.user_id) > (" + arg(f.after.sortKey) + ", " + arg(pgID(f.after.userID)) + ")")
+	}
+	sb.WriteString(" ORDER BY u.sort_key, u.user_id LIMIT " + arg(f.limit+1))
+	return sb.String(), args
+}
+
+// escapeLike makes s match itself in a LIKE pattern (escape character \).
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// List answers one page of a workspace's user list, sorted by display name
+// (lower case) then user id. An invalid filter is a *domain.Error with the
+// code invalid_input.
+func (q *Queries) List(ctx context.Context, ws uuid.UUID, f Filter) (Page, error) {
+	vf, err := validate(ws, f)
+	if err != nil {
+		return Page{}, err
+	}
+	sql, args := listSQL(ws, vf)
+	if vf.q != "" {
+		// Plan with the text known: whether the trigram index or the
+		// ordered index is faster depends on how common the text is, and a
+		// cached generic plan would guess.
+		args = append([]any{pgx.QueryExecModeExec}, args...)
+	}
+	rows, err := q.db.Query(ctx, sql, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("userlist: list: %w", err)
+	}
+	defer rows.Close()
+	now := q.now()
+	page := Page{Items: make([]Row, 0, min(vf.limit, 64))}
+	var lastKey string
+	more := false
+	for rows.Next() {
+		if len(page.Items) == vf.limit {
+			more = true
+			break
+		}
+		r, sortKey, err := scanRow(rows, now)
+		if err != nil {
+			return Page{}, fmt.Errorf("userlist: list: %w", err)
+		}
+		page.Items = append(page.Items, r)
+		lastKey = sortKey
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("userlist: list: %w", err)
+	}
+	if more {
+		last := page.Items[len(page.Items)-1]
+		page.NextCursor = encodeCursor(ws, vf, cursor{sortKey: lastKey, userID: last.UserID})
+	}
+	return page, nil
+}
+
+// Get answers one person's row; false if they are not in the list.
+func (q *Queries) Get(ctx context.Context, ws, user uuid.UUID) (Row, bool, error) {
+	rows, err := q.db.Query(ctx, rowSelect+" WHERE u.workspace_id = $1 AND u.user_id = $2", pgID(ws), pgID(user))
+	if err != nil {
+		return Row{}, false, fmt.Errorf("userlist: get: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Row{}, false, fmt.Errorf("userlist: get: %w", err)
+		}
+		return Row{}, false, nil
+	}
+	r, _, err := scanRow(rows, q.now())
+	if err != nil {
+		return Row{}, false, fmt.Errorf("userlist: get: %w", err)
+	}
+	return r, true, nil
+}
+
+// AdminSummary answers how many active Admins the workspace has, so the list
+// can flag a workspace with a single one (the product recommends two).
+func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID) (activeAdmins int, err error) {
+	err = q.db.QueryRow(ctx, `SELECT count(*) FROM userlist_users
+		WHERE workspace_id = $1 AND role = 'Admin' AND status = 'active'`, pgID(ws)).Scan(&activeAdmins)
+	if err != nil {
+		return 0, fmt.Errorf("userlist: admin summary: %w", err)
+	}
+	return activeAdmins, nil
+}
+
+func scanRow(rows pgx.Rows, now time.Time) (Row, string, error) {
+	var (
+		r                               Row
+		name, emailStatus               pgtype.Text
+		lastLogin, invitedAt, expiresAt pgtype.Timestamptz
+		userID, invID, invitedBy        pgtype.UUID
+		expired                         bool
+		attempt                         int32
+		role, status, sortKey           string
+	)
+	if err := rows.Scan(&userID, &name, &r.Email, &role, &status, &lastLogin, &invID,
+		&invitedAt, &invitedBy, &expiresAt, &expired, &attempt, &emailStatus, &sortKey); err != nil {
+		return Row{}, "", err
+	}
+	r.UserID, r.Role, r.Status = userID.Bytes, domain.Role(role), domain.Status(status)
+	r.DisplayName = r.Email
+	if name.Valid {
+		r.Name, r.DisplayName = &name.String, name.String
+	}
+	if lastLogin.Valid {
+		t := lastLogin.Time
+		r.LastLoginAt = &t
+	}
+	if invID.Valid {
+		r.Invitation = &Invitation{
+			ID: invID.Bytes, InvitedAt: invitedAt.Time, InvitedBy: invitedBy.Bytes,
+			ExpiresAt: expiresAt.Time, Attempt: int(attempt), EmailStatus: emailStatus.String,
+			Expired: expired || (expiresAt.Valid && !now.Before(expiresAt.Time)),
+		}
+	}
+	return r, sortKey, nil
+}

@@ -1,0 +1,631 @@
+// Package userlist is the workspace user list read model: one row per
+// person who is invited to, active in or suspended from a workspace, with
+// their role, last login and, while invited, the invitation and the delivery
+// status of its e-mail. Queries pages through it by name with keyset
+// pagination, filtered by status, role and a text query.
+//
+// The tables are made by migrations/00003_userlist.sql (the SQL function
+// userlist_create_tables): userlist_users (the rows and the indexes the
+// list needs), userlist_logins (each person's last login, apart because
+// logins are by far the most frequent event and so touch only a narrow,
+// unindexed row) and userlist_workspaces.
+package userlist
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+)
+
+// Email delivery statuses of an invitation's current attempt.
+const (
+	EmailPending = "pending"
+	EmailSent    = "sent"
+	EmailFailed  = "failed"
+)
+
+// Projection builds the user list. Its zero value is ready to use.
+type Projection struct{}
+
+var _ projections.Projection = (*Projection)(nil)
+
+// New returns the user list projection.
+func New() *Projection { return &Projection{} }
+
+// Name is the checkpoint key: never rename it.
+func (*Projection) Name() string { return "userlist" }
+
+// Tables lists the tables the projection owns.
+func (*Projection) Tables() []string {
+	return []string{"userlist_users", "userlist_logins", "userlist_workspaces"}
+}
+
+// CreateTables names the SQL function that creates the tables in a schema.
+func (*Projection) CreateTables() string { return "userlist_create_tables" }
+
+type key struct{ ws, user uuid.UUID }
+
+// member is a userlist_users row as Apply folds events into it.
+type member struct {
+	email       string
+	name        pgtype.Text
+	role        string
+	status      string
+	invID       pgtype.UUID
+	invitedAt   pgtype.Timestamptz
+	invitedBy   pgtype.UUID
+	expiresAt   pgtype.Timestamptz
+	expired     bool
+	attempt     int32
+	emailStatus pgtype.Text
+
+	// present: the row exists after the events folded so far. dirty: it
+	// must be written (upserted if present, deleted if not).
+	present, dirty bool
+}
+
+// replace sets the whole row, which exists after the event.
+func (m *member) replace(n member) {
+	n.present, n.dirty = true, true
+	*m = n
+}
+
+// login is what the batch does to a userlist_logins row: reset forgets the
+// stored login (the membership ended or starts anew), then at is the
+// latest login since.
+type login struct {
+	reset bool
+	at    pgtype.Timestamptz
+}
+
+// workspace is a userlist_workspaces row as Apply folds events into it.
+type workspace struct {
+	name      pgtype.Text
+	createdAt pgtype.Timestamptz
+	// seen: the row exists, so pos is the last event applied to the
+	// workspace; events at or before it are replays and are skipped.
+	seen  bool
+	pos   domain.Position
+	dirty bool
+}
+
+// batch is the state Apply folds one batch of events into.
+type batch struct {
+	workspaces map[uuid.UUID]*workspace
+	members    map[key]*member
+	logins     map[key]*login
+}
+
+func (b *batch) login(k key) *login {
+	l := b.logins[k]
+	if l == nil {
+		l = &login{}
+		b.logins[k] = l
+	}
+	return l
+}
+
+// Apply folds the batch into the rows it touches, in memory, and writes each
+// table once: three round trips per batch (read positions, read rows,
+// write) whatever its size. Logins need no read.
+//
+// Idempotency: each workspace row keeps the position of the last event
+// applied to the workspace. The projection sees events in global order, so
+// every event of a workspace at or before that position has been applied
+// and is skipped. That covers deletions too, which per-row positions could
+// not (a deleted row forgets its position).
+func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
+	var wsIDs []uuid.UUID
+	wsSeen := make(map[uuid.UUID]bool)
+	for i := range events {
+		ws, ok := workspaceOf(events[i].Event)
+		if ok && !wsSeen[ws] {
+			wsSeen[ws] = true
+			wsIDs = append(wsIDs, ws)
+		}
+	}
+	if len(wsIDs) == 0 {
+		return nil
+	}
+	workspaces, err := loadWorkspaces(ctx, tx, wsIDs)
+	if err != nil {
+		return err
+	}
+	b := &batch{workspaces: workspaces, members: make(map[key]*member), logins: make(map[key]*login)}
+
+	// The events that are not replays, and the rows to read: those whose
+	// first such event does not replace the whole row.
+	live := make([]*domain.RecordedEvent, 0, len(events))
+	var loadWS, loadUser []pgtype.UUID
+	high := make(map[uuid.UUID]domain.Position, len(workspaces))
+	for i := range events {
+		ev := &events[i]
+		ws, ok := workspaceOf(ev.Event)
+		if !ok {
+			continue
+		}
+		w := workspaces[ws]
+		if last, ok := high[ws]; (ok || w.seen) && ev.Position.Compare(maxPos(last, w.pos)) <= 0 {
+			continue
+		}
+		high[ws] = ev.Position
+		live = append(live, ev)
+		k, replaces, ok := memberOf(ev.Event)
+		if !ok {
+			continue
+		}
+		if _, known := b.members[k]; known {
+			continue
+		}
+		b.members[k] = &member{}
+		if !replaces {
+			loadWS, loadUser = append(loadWS, pgID(k.ws)), append(loadUser, pgID(k.user))
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	if len(loadWS) > 0 {
+		if err := loadMembers(ctx, tx, loadWS, loadUser, b.members); err != nil {
+			return err
+		}
+	}
+
+	for _, ev := range live {
+		w := workspaces[workspaceID(ev.Event)]
+		w.pos, w.seen, w.dirty = ev.Position, true, true
+		b.apply(ev, w)
+	}
+	return b.write(ctx, tx)
+}
+
+func maxPos(a, b domain.Position) domain.Position {
+	if a.Less(b) {
+		return b
+	}
+	return a
+}
+
+// workspaceOf answers the workspace of an event the user list uses.
+func workspaceOf(e domain.Event) (uuid.UUID, bool) {
+	switch e := e.(type) {
+	case domain.WorkspaceCreated:
+		return e.WorkspaceID, true
+	case domain.UserInvited:
+		return e.WorkspaceID, true
+	case domain.InvitationResent:
+		return e.WorkspaceID, true
+	case domain.InvitationRevoked:
+		return e.WorkspaceID, true
+	case domain.InvitationExpired:
+		return e.WorkspaceID, true
+	case domain.InvitationAccepted:
+		return e.WorkspaceID, true
+	case domain.InvitationEmailSent:
+		return e.WorkspaceID, true
+	case domain.InvitationEmailFailed:
+		return e.WorkspaceID, true
+	case domain.RoleChanged:
+		return e.WorkspaceID, true
+	case domain.MemberRemoved:
+		return e.WorkspaceID, true
+	case domain.MemberSuspended:
+		return e.WorkspaceID, true
+	case domain.MemberReactivated:
+		return e.WorkspaceID, true
+	case domain.UserLoggedIn:
+		return e.WorkspaceID, true
+	}
+	// WorkspaceSettingsChanged, AccountRegistered and unknown types change
+	// nothing in the list.
+	return uuid.Nil, false
+}
+
+func workspaceID(e domain.Event) uuid.UUID {
+	ws, _ := workspaceOf(e)
+	return ws
+}
+
+// memberOf answers the userlist_users row an event may change, and whether
+// the event replaces the whole row (so the stored row need not be read).
+// Logins change only userlist_logins.
+func memberOf(e domain.Event) (k key, replaces, ok bool) {
+	switch e := e.(type) {
+	case domain.WorkspaceCreated:
+		return key{e.WorkspaceID, e.OwnerUserID}, true, true
+	case domain.UserInvited:
+		return key{e.WorkspaceID, e.UserID}, true, true
+	case domain.InvitationResent:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.InvitationRevoked:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.InvitationExpired:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.InvitationAccepted:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.InvitationEmailSent:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.InvitationEmailFailed:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.RoleChanged:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.MemberRemoved:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.MemberSuspended:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.MemberReactivated:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	}
+	return key{}, false, false
+}
+
+// apply folds one event into the rows. Events about a row that does not
+// exist change nothing; so do delivery outcomes of an older attempt or of
+// another invitation.
+func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) {
+	switch e := ev.Event.(type) {
+	case domain.WorkspaceCreated:
+		w.name = pgtype.Text{String: e.Name, Valid: true}
+		w.createdAt = timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
+		b.members[key{e.WorkspaceID, e.OwnerUserID}].replace(member{
+			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
+			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
+		})
+	case domain.UserInvited:
+		// A new invitation replaces the row, and the person's last login
+		// with it: after a removal there is none, and an expired invitation
+		// is invited anew.
+		k := key{e.WorkspaceID, e.UserID}
+		b.members[k].replace(member{
+			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
+			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
+			invitedAt:   timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
+			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
+			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
+			attempt:     1,
+			emailStatus: pgtype.Text{String: EmailPending, Valid: true},
+		})
+		*b.login(k) = login{reset: true}
+	case domain.InvitationResent:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
+			m.attempt = clampInt32(e.Attempt)
+			m.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
+			m.expired = false
+			m.emailStatus = pgtype.Text{String: EmailPending, Valid: true}
+			m.dirty = true
+		}
+	case domain.InvitationRevoked:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
+			m.present, m.dirty = false, true
+			*b.login(key{e.WorkspaceID, e.UserID}) = login{reset: true}
+		}
+	case domain.InvitationExpired:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
+			m.expired, m.dirty = true, true
+		}
+	case domain.InvitationAccepted:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
+			m.replace(member{
+				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
+				role: e.Role, status: string(domain.StatusActive),
+			})
+		}
+	case domain.InvitationEmailSent:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == clampInt32(e.Attempt) {
+			m.emailStatus, m.dirty = pgtype.Text{String: EmailSent, Valid: true}, true
+		}
+	case domain.InvitationEmailFailed:
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == clampInt32(e.Attempt) {
+			m.emailStatus, m.dirty = pgtype.Text{String: EmailFailed, Valid: true}, true
+		}
+	case domain.RoleChanged:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
+			m.role, m.dirty = e.ToRole, true
+		}
+	case domain.MemberRemoved:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
+			m.present, m.dirty = false, true
+			*b.login(key{e.WorkspaceID, e.UserID}) = login{reset: true}
+		}
+	case domain.MemberSuspended:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
+			m.status, m.dirty = string(domain.StatusSuspended), true
+		}
+	case domain.MemberReactivated:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
+			m.status, m.dirty = string(domain.StatusActive), true
+		}
+	case domain.UserLoggedIn:
+		// The stored row is not read for a login: a login is recorded only
+		// for a member (the aggregate refuses others), and a login row
+		// without a member row is never shown.
+		if l := b.login(key{e.WorkspaceID, e.UserID}); !l.at.Valid || e.LoggedInAt.After(l.at.Time) {
+			l.at = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
+		}
+	}
+}
+
+func (b *batch) present(ws, user uuid.UUID) *member {
+	if m := b.members[key{ws, user}]; m != nil && m.present {
+		return m
+	}
+	return nil
+}
+
+// invitation answers the row of a pending invitation with this id.
+func (b *batch) invitation(ws, user, inv uuid.UUID) *member {
+	m := b.present(ws, user)
+	if m == nil || m.status != string(domain.StatusInvited) || !m.invID.Valid || m.invID.Bytes != inv {
+		return nil
+	}
+	return m
+}
+
+func timestamp(t, fallback time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		t = fallback
+	}
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func clampInt32(n int) int32 {
+	switch {
+	case n > math.MaxInt32:
+		return math.MaxInt32
+	case n < math.MinInt32:
+		return math.MinInt32
+	}
+	return int32(n)
+}
+
+// customPlans makes PostgreSQL plan each statement of the batch for its
+// actual arguments and the tables' current size. A rebuild starts from
+// empty tables without statistics: a plan cached then (pgx prepares its
+// statements, and PostgreSQL switches to a generic plan after five runs)
+// may pick a sequential scan, or an index that holds the key columns but
+// not first, and keep it while the table grows, so that every key lookup
+// reads a whole workspace. SET LOCAL ends with the runner's transaction.
+const customPlans = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+// loadWorkspaces reads the workspaces' rows (their last applied position).
+// It is the first statement of Apply, so it also sets customPlans.
+func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*workspace, error) {
+	out := make(map[uuid.UUID]*workspace, len(ids))
+	for _, id := range ids {
+		out[id] = &workspace{}
+	}
+	b := &pgx.Batch{}
+	b.Queue(customPlans)
+	b.Queue(`SELECT workspace_id, name, created_at, pos_commit, pos_prepare
+		FROM userlist_workspaces WHERE workspace_id = ANY($1)`, pgIDs(ids))
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("userlist: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("userlist: read workspaces: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id pgtype.UUID
+		var w workspace
+		var commit, prepare int64
+		if err := rows.Scan(&id, &w.name, &w.createdAt, &commit, &prepare); err != nil {
+			return nil, fmt.Errorf("userlist: read workspaces: %w", err)
+		}
+		w.seen, w.pos = true, domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		*out[id.Bytes] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("userlist: read workspaces: %w", err)
+	}
+	rows.Close()
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("userlist: read workspaces: %w", err)
+	}
+	return out, nil
+}
+
+// loadMembers reads the stored rows of the keys. LATERAL ... LIMIT 1 makes
+// each key one probe of the primary key, never a join plan that scans the
+// table.
+func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*member) error {
+	rows, err := tx.Query(ctx, `SELECT u.workspace_id, u.user_id, u.email, u.name, u.role, u.status,
+			u.invitation_id, u.invited_at, u.invited_by, u.expires_at,
+			u.expired, u.attempt, u.email_status
+		FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
+		CROSS JOIN LATERAL (
+			SELECT * FROM userlist_users u
+			WHERE u.workspace_id = k.workspace_id AND u.user_id = k.user_id
+			LIMIT 1
+		) u`, wss, users)
+	if err != nil {
+		return fmt.Errorf("userlist: read rows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ws, user pgtype.UUID
+		var m member
+		if err := rows.Scan(&ws, &user, &m.email, &m.name, &m.role, &m.status,
+			&m.invID, &m.invitedAt, &m.invitedBy, &m.expiresAt,
+			&m.expired, &m.attempt, &m.emailStatus); err != nil {
+			return fmt.Errorf("userlist: read rows: %w", err)
+		}
+		m.present = true
+		*into[key{ws.Bytes, user.Bytes}] = m
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("userlist: read rows: %w", err)
+	}
+	return nil
+}
+
+const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email, name, role, status,
+		invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+		$7::uuid[], $8::timestamptz[], $9::uuid[], $10::timestamptz[],
+		$11::boolean[], $12::integer[], $13::text[])
+	ON CONFLICT (workspace_id, user_id) DO UPDATE SET
+		email = excluded.email, name = excluded.name, role = excluded.role, status = excluded.status,
+		invitation_id = excluded.invitation_id, invited_at = excluded.invited_at,
+		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
+		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status`
+
+// deleteMembers and deleteLogins find each row by its key (LATERAL ...
+// LIMIT 1: a probe of the primary key per key, never a join plan that scans
+// the table) and delete the rows found by their physical address.
+const deleteMembers = `DELETE FROM userlist_users WHERE ctid = ANY (ARRAY(
+	SELECT u.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
+	CROSS JOIN LATERAL (
+		SELECT ctid FROM userlist_users u
+		WHERE u.workspace_id = k.workspace_id AND u.user_id = k.user_id
+		LIMIT 1
+	) u))`
+
+const deleteLogins = `DELETE FROM userlist_logins WHERE ctid = ANY (ARRAY(
+	SELECT l.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
+	CROSS JOIN LATERAL (
+		SELECT ctid FROM userlist_logins l
+		WHERE l.workspace_id = k.workspace_id AND l.user_id = k.user_id
+		LIMIT 1
+	) l))`
+
+// setLogins replaces the stored login (after a reset); raiseLogins keeps
+// the later of the stored and the new one.
+const (
+	setLogins = `INSERT INTO userlist_logins (workspace_id, user_id, last_login_at)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
+	ON CONFLICT (workspace_id, user_id) DO UPDATE SET last_login_at = excluded.last_login_at`
+	raiseLogins = `INSERT INTO userlist_logins AS l (workspace_id, user_id, last_login_at)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
+	ON CONFLICT (workspace_id, user_id) DO UPDATE
+	SET last_login_at = greatest(l.last_login_at, excluded.last_login_at)`
+)
+
+const upsertWorkspaces = `INSERT INTO userlist_workspaces (workspace_id, name, created_at, pos_commit, pos_prepare)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[])
+	ON CONFLICT (workspace_id) DO UPDATE SET
+		name = excluded.name, created_at = excluded.created_at,
+		pos_commit = excluded.pos_commit, pos_prepare = excluded.pos_prepare`
+
+// rowSet holds userlist_users rows to write, one array per column.
+type rowSet struct {
+	ws, user             []pgtype.UUID
+	inv, by              []pgtype.UUID
+	email, role, status  []string
+	name, emailStatus    []pgtype.Text
+	invitedAt, expiresAt []pgtype.Timestamptz
+	expired              []bool
+	attempt              []int32
+}
+
+func (r *rowSet) add(k key, m *member) {
+	r.ws, r.user = append(r.ws, pgID(k.ws)), append(r.user, pgID(k.user))
+	r.email, r.name, r.role, r.status = append(r.email, m.email), append(r.name, m.name), append(r.role, m.role), append(r.status, m.status)
+	r.inv, r.invitedAt, r.by = append(r.inv, m.invID), append(r.invitedAt, m.invitedAt), append(r.by, m.invitedBy)
+	r.expiresAt, r.expired = append(r.expiresAt, m.expiresAt), append(r.expired, m.expired)
+	r.attempt, r.emailStatus = append(r.attempt, m.attempt), append(r.emailStatus, m.emailStatus)
+}
+
+// keySet holds keys, and a time per key for logins.
+type keySet struct {
+	ws, user []pgtype.UUID
+	at       []pgtype.Timestamptz
+}
+
+func (s *keySet) add(k key, at pgtype.Timestamptz) {
+	s.ws, s.user, s.at = append(s.ws, pgID(k.ws)), append(s.user, pgID(k.user)), append(s.at, at)
+}
+
+// write sends the batch's writes in one round trip: one statement per kind
+// of change (INSERT ... ON CONFLICT for rows to write, whether or not they
+// were read; DELETE for rows that went).
+func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
+	var (
+		upserts                   rowSet
+		deletes, lost, set, raise keySet
+		wID                       []pgtype.UUID
+		wName                     []pgtype.Text
+		wCreated                  []pgtype.Timestamptz
+		wCommit, wPrepare         []int64
+	)
+	for k, m := range b.members {
+		switch {
+		case !m.dirty:
+		case !m.present:
+			deletes.add(k, pgtype.Timestamptz{})
+		default:
+			upserts.add(k, m)
+		}
+	}
+	for k, l := range b.logins {
+		switch {
+		case l.at.Valid && l.reset:
+			set.add(k, l.at)
+		case l.at.Valid:
+			raise.add(k, l.at)
+		case l.reset:
+			lost.add(k, l.at)
+		}
+	}
+	for id, w := range b.workspaces {
+		if !w.dirty {
+			continue
+		}
+		if w.pos.Commit > math.MaxInt64 || w.pos.Prepare > math.MaxInt64 {
+			return fmt.Errorf("userlist: position %s does not fit a bigint", w.pos)
+		}
+		wID, wName, wCreated = append(wID, pgID(id)), append(wName, w.name), append(wCreated, w.createdAt)
+		wCommit, wPrepare = append(wCommit, int64(w.pos.Commit)), append(wPrepare, int64(w.pos.Prepare))
+	}
+
+	q := &pgx.Batch{}
+	if r := &upserts; len(r.ws) > 0 {
+		q.Queue(upsertMembers, r.ws, r.user, r.email, r.name, r.role, r.status,
+			r.inv, r.invitedAt, r.by, r.expiresAt, r.expired, r.attempt, r.emailStatus)
+	}
+	if len(deletes.ws) > 0 {
+		q.Queue(deleteMembers, deletes.ws, deletes.user)
+	}
+	if len(lost.ws) > 0 {
+		q.Queue(deleteLogins, lost.ws, lost.user)
+	}
+	if len(set.ws) > 0 {
+		q.Queue(setLogins, set.ws, set.user, set.at)
+	}
+	if len(raise.ws) > 0 {
+		q.Queue(raiseLogins, raise.ws, raise.user, raise.at)
+	}
+	if len(wID) > 0 {
+		q.Queue(upsertWorkspaces, wID, wName, wCreated, wCommit, wPrepare)
+	}
+	if q.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("userlist: write: %w", err)
+	}
+	return nil
+}
+
+// pgID wraps an id for pgx, which encodes pgtype.UUID directly (a
+// uuid.UUID goes through driver.Valuer and text, much slower in bulk).
+func pgID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
+
+func pgIDs(ids []uuid.UUID) []pgtype.UUID {
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		out[i] = pgID(id)
+	}
+	return out
+}
