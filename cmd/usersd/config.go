@@ -20,6 +20,7 @@ import (
 const (
 	envDatabaseURL = "DATABASE_URL"
 	envLogLevel    = "USERSD_LOG_LEVEL"
+	envHTTPAddr    = "USERSD_HTTP_ADDR"
 
 	flagDatabaseURL = "database-url"
 

@@ -31,6 +31,9 @@ func subcommands() []*command {
 	return []*command{
 		serveCommand(),
 		migrateCommand(),
+		eventsCommand(),
+		projectionsCommand(),
+		auditCommand(),
 		versionCommand(),
 	}
 }

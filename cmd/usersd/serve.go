@@ -5,14 +5,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 )
 
 // workspaceCacheSize bounds how many workspace aggregates one process keeps.
@@ -36,9 +42,11 @@ first start. It runs until interrupted (SIGINT or SIGTERM).
 
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
+  USERSD_HTTP_ADDR   listen address (default :8080)
   USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
+			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected arguments %q: serve takes only flags", args)
@@ -47,13 +55,26 @@ Environment:
 				if err != nil {
 					return err
 				}
-				return serve(ctx, e, db)
+				addr := *httpAddr
+				if addr == "" {
+					addr = e.Getenv(envHTTPAddr)
+				}
+				if addr == "" {
+					addr = ":8080"
+				}
+				if _, _, err := net.SplitHostPort(addr); err != nil {
+					return usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, addr)
+				}
+				return serve(ctx, e, db, serveConfig{httpAddr: addr})
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, db database) error {
+// serveConfig is what serve reads beyond the database.
+type serveConfig struct{ httpAddr string }
+
+func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	if err := migrate(ctx, e, db); err != nil {
 		return err
 	}
@@ -74,10 +95,53 @@ func serve(ctx context.Context, e *env, db database) error {
 			return err
 		}
 	}
-	e.Log.Info("usersd is running; the HTTP API is not built yet, so it only keeps the event store ready", "database", db.String())
-	<-ctx.Done()
+	m := metrics.New()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, p := range allProjections() {
+		runner := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
+			Logger: e.Log,
+			OnProgress: func(pr projections.Progress) {
+				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
+			},
+		})
+		wg.Go(func() {
+			if err := runner.Run(runCtx); err != nil && runCtx.Err() == nil {
+				e.Log.Error("projection stopped", "projection", p.Name(), "err", err)
+			}
+		})
+	}
+	srv := &http.Server{Addr: cfg.httpAddr, Handler: opsHandler(m), ReadHeaderTimeout: 10 * time.Second}
+	listenErr := make(chan error, 1)
+	go func() { listenErr <- srv.ListenAndServe() }()
+	e.Log.Info("usersd is running: projections follow the event store; the HTTP API is not built yet, only /metrics and /healthz",
+		"database", db.String(), "addr", cfg.httpAddr)
+	select {
+	case <-ctx.Done():
+	case err := <-listenErr:
+		stop()
+		wg.Wait()
+		return fmt.Errorf("listen on %s (%s): %w", cfg.httpAddr, envHTTPAddr, err)
+	}
 	e.Log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	stop()
+	wg.Wait()
 	return nil
+}
+
+// opsHandler serves what operators need before the API exists.
+func opsHandler(m *metrics.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
 }
 
 // ensureDemo creates the demo workspace unless an earlier start did.

@@ -1,0 +1,356 @@
+// Package audit is the audit history read model: one immutable,
+// hash-chained entry per workspace event (every event but AccountRegistered,
+// which belongs to no workspace), which compliance auditors read, verify and
+// export.
+//
+// Entries live in audit_entries (migration 00005_audit.sql), which the
+// database keeps append-only: triggers refuse UPDATE, DELETE and TRUNCATE
+// to everyone. Each workspace has its own chain: seq counts 1, 2, 3... in
+// global event order, and
+//
+//	hash = hex(sha256(prev_hash || canonical content))
+//
+// where prev_hash is the previous entry's hash ("" for the first) and the
+// canonical content encodes every stored column but the hashes, in a fixed
+// order: "usersd.audit.v1\n", then per column "<byte length>:<value>\n", or
+// "-\n" for NULL (see appendCanonical). UUIDs are lower-case, times UTC RFC
+// 3339 with nine fractional digits (stored with PostgreSQL's microseconds),
+// details the canonical JSON of appendDetails (keys sorted, no spaces).
+// The same events give the same hashes, whichever database, schema or batch
+// sizes they are applied with, and the exports carry every field in that
+// form, so an auditor can recompute a chain without us. Verify recomputes it
+// in the database and names the first entry that does not match.
+//
+// Decisions the API relies on:
+//   - List pages newest first (keyset on seq); Export streams oldest first,
+//     the order in which a chain is checked, and ignores Limit and Cursor.
+//   - From is inclusive, To exclusive.
+//   - Actor and target are as they were: the actor from the event's
+//     metadata, the target from the event, or, for events that carry no
+//     address (InvitationEmailSent/Failed, UserLoggedIn), the last address
+//     the projection saw for that user in that workspace.
+//   - Details never hold secrets (no token hashes).
+//   - Text PostgreSQL cannot store (NUL characters, invalid UTF-8) is stored
+//     with U+FFFD in their place rather than stopping the projection.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+)
+
+// Projection builds the audit history. The zero value is ready to use.
+type Projection struct{}
+
+var _ projections.Projection = (*Projection)(nil)
+
+// New returns the audit projection.
+func New() *Projection { return &Projection{} }
+
+// Name is the checkpoint key; never change it.
+func (*Projection) Name() string { return "audit" }
+
+// Tables lists the tables a rebuild swaps.
+func (*Projection) Tables() []string {
+	return []string{"audit_entries", "audit_user_emails"}
+}
+
+// CreateTables names the SQL function that creates the tables, indexes and
+// append-only triggers in a given schema.
+func (*Projection) CreateTables() string { return "audit_create_tables" }
+
+// candidate is an event of the batch that gets an entry unless it is
+// already stored.
+type candidate struct {
+	rec *domain.RecordedEvent
+	d   description
+}
+
+type userKey struct{ workspaceID, userID uuid.UUID }
+
+// chainHead is where a workspace's chain stands: its last entry's seq and
+// hash, and the position of the event it records.
+type chainHead struct {
+	seq      int64
+	hash     string
+	position domain.Position
+}
+
+// Apply appends an entry per workspace event of the batch, in order:
+//
+//  1. one round trip reads the chain head of each of the batch's
+//     workspaces (its last entry, through the primary key) and the last
+//     known address of each (workspace, user) whose event carries none;
+//  2. only if some event lies at or before its workspace's head (a replay:
+//     events come in global order, so the usual batch has none), a second
+//     one looks those events up by id;
+//  3. one binary COPY streams the new entries, each built and chained as
+//     the previous ones are sent, so Go's work overlaps the server's;
+//  4. one statement stores the addresses learnt, if any.
+//
+// An event already stored is skipped whole: it takes no seq, moves no chain
+// and changes no address, so replaying a batch is a no-op. Should another
+// writer store one of the events meanwhile (the runner's lock makes that a
+// bug), the COPY fails on the event_id key and the batch is rolled back,
+// rather than leaving a gap or a fork in the chain.
+func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
+	cands := make([]candidate, 0, len(events))
+	for i := range events {
+		rec := &events[i]
+		d, ok, err := describe(rec.Event)
+		if err != nil {
+			return fmt.Errorf("audit: event %s at %s: %w", rec.Metadata.EventID, rec.Position, err)
+		}
+		if !ok {
+			continue
+		}
+		if rec.Position.Commit > math.MaxInt64 || rec.Position.Prepare > math.MaxInt64 {
+			return fmt.Errorf("audit: event %s: position %s does not fit a bigint", rec.Metadata.EventID, rec.Position)
+		}
+		cands = append(cands, candidate{rec: rec, d: d})
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+
+	st, err := load(ctx, tx, cands)
+	if err != nil {
+		return err
+	}
+	src := &entrySource{cands: cands, st: st, idx: -1}
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{src: src}, copyEntries)
+	if err != nil {
+		return fmt.Errorf("audit: insert entries: %w", err)
+	}
+	if n := tag.RowsAffected(); n != int64(src.added) {
+		return fmt.Errorf("audit: inserted %d entries, want %d", n, src.added)
+	}
+	return storeEmails(ctx, tx, st.learnt)
+}
+
+// state is what Apply knows beyond the batch, and what it changes.
+type state struct {
+	stored map[uuid.UUID]struct{}
+	heads  map[uuid.UUID]chainHead
+	emails map[userKey]string
+	// learnt holds the addresses the batch set, the last one per key.
+	learnt map[userKey]string
+}
+
+// entrySource yields the batch's new entries one at a time, building and
+// chaining each as the COPY asks for it (see copyStream).
+type entrySource struct {
+	cands []candidate
+	st    *state
+	idx   int
+	added int
+	r     row
+	buf   []byte
+}
+
+// next makes the next new entry in s.r; false at the end.
+func (s *entrySource) next() bool {
+	for s.idx++; s.idx < len(s.cands); s.idx++ {
+		c := s.cands[s.idx]
+		id := c.rec.Metadata.EventID
+		if _, dup := s.st.stored[id]; dup {
+			continue
+		}
+		s.st.stored[id] = struct{}{} // the same event twice in one batch
+		s.build(c)
+		s.added++
+		return true
+	}
+	return false
+}
+
+// build makes the entry of c in s.r and moves its chain.
+func (s *entrySource) build(c candidate) {
+	rec, d, st := c.rec, c.d, s.st
+	key := userKey{d.workspaceID, d.targetID}
+	targetEmail := d.targetEmail
+	if d.lookup {
+		targetEmail = st.emails[key]
+	} else if d.targetID != uuid.Nil && d.targetEmail != "" {
+		e := clean(d.targetEmail)
+		if st.emails[key] != e {
+			st.emails[key] = e
+			st.learnt[key] = e
+		}
+	}
+	fill(&s.r, rec, d, targetEmail)
+	h := st.heads[d.workspaceID]
+	s.r.seq = h.seq + 1
+	s.r.prevHash = h.hash
+	s.r.hash, s.buf = computeHash(s.buf, s.r.prevHash, &s.r)
+	st.heads[d.workspaceID] = chainHead{seq: s.r.seq, hash: s.r.hash, position: rec.Position}
+}
+
+// fill sets every column of r but seq and the hashes from the event.
+func fill(r *row, rec *domain.RecordedEvent, d description, targetEmail string) {
+	m := &rec.Metadata
+	*r = row{
+		workspaceID: pgUUID(d.workspaceID),
+		eventID:     pgUUID(m.EventID),
+		// PostgreSQL keeps microseconds; hash what is stored.
+		occurredAt:      m.OccurredAt.UTC().Truncate(time.Microsecond),
+		actorID:         pgUUID(m.Actor.UserID),
+		actorEmail:      pgText(m.Actor.Email),
+		actorSystem:     m.Actor.System,
+		action:          rec.Event.EventType(),
+		targetID:        pgUUID(d.targetID),
+		targetEmail:     pgText(targetEmail),
+		details:         appendDetails(r.details[:0], d.details),
+		correlationID:   pgText(m.CorrelationID),
+		causationID:     pgText(m.CausationID),
+		commitPosition:  int64(rec.Position.Commit),
+		preparePosition: int64(rec.Position.Prepare),
+	}
+	if m.Request != nil {
+		r.requestIP = pgText(m.Request.IP)
+		r.requestUserAgent = pgText(m.Request.UserAgent)
+	}
+}
+
+// pgUUID maps uuid.Nil to NULL.
+func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: u != uuid.Nil} }
+
+// pgText maps "" to NULL and makes the rest storable.
+func pgText(s string) pgtype.Text { return pgtype.Text{String: clean(s), Valid: s != ""} }
+
+// load reads the chain heads of the candidates' workspaces, the last known
+// address of every (workspace, user) whose event carries none, and which
+// candidates are stored already. Every look-up is a LATERAL ... LIMIT 1,
+// which keeps it a probe of an index per key: the planner cannot turn it
+// into a join over a whole table, whatever its statistics say.
+func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
+	st := &state{
+		stored: make(map[uuid.UUID]struct{}),
+		heads:  make(map[uuid.UUID]chainHead),
+		emails: make(map[userKey]string),
+		learnt: make(map[userKey]string),
+	}
+	var wsIDs, lookWS, lookUser []pgtype.UUID
+	seenWS := make(map[uuid.UUID]struct{})
+	seenLook := make(map[userKey]struct{})
+	for _, c := range cands {
+		if _, ok := seenWS[c.d.workspaceID]; !ok {
+			seenWS[c.d.workspaceID] = struct{}{}
+			wsIDs = append(wsIDs, pgUUID(c.d.workspaceID))
+		}
+		k := userKey{c.d.workspaceID, c.d.targetID}
+		if _, ok := seenLook[k]; c.d.lookup && !ok {
+			seenLook[k] = struct{}{}
+			lookWS = append(lookWS, pgUUID(k.workspaceID))
+			lookUser = append(lookUser, pgUUID(k.userID))
+		}
+	}
+
+	var b pgx.Batch
+	b.Queue(`SELECT w.id, e.seq, e.hash, e.commit_position, e.prepare_position
+		FROM unnest($1::uuid[]) AS w(id)
+		CROSS JOIN LATERAL (
+			SELECT seq, hash, commit_position, prepare_position FROM audit_entries
+			WHERE workspace_id = w.id ORDER BY seq DESC LIMIT 1) e`, wsIDs)
+	if len(lookWS) > 0 {
+		b.Queue(`SELECT k.workspace_id, k.user_id, e.email
+			FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
+			CROSS JOIN LATERAL (
+				SELECT email FROM audit_user_emails
+				WHERE workspace_id = k.workspace_id AND user_id = k.user_id LIMIT 1) e`, lookWS, lookUser)
+	}
+	br := tx.SendBatch(ctx, &b)
+	defer br.Close()
+	var ws, user uuid.UUID
+	var h chainHead
+	var commit, prepare int64
+	if err := collect(br, []any{&ws, &h.seq, &h.hash, &commit, &prepare}, func() {
+		h.position = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		st.heads[ws] = h
+	}); err != nil {
+		return nil, fmt.Errorf("audit: read chain heads: %w", err)
+	}
+	if len(lookWS) > 0 {
+		var email string
+		if err := collect(br, []any{&ws, &user, &email}, func() { st.emails[userKey{ws, user}] = email }); err != nil {
+			return nil, fmt.Errorf("audit: read e-mail addresses: %w", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("audit: read chain heads: %w", err)
+	}
+
+	// Only an event at or before its workspace's head can be stored; its
+	// id then decides, whatever the positions say.
+	var maybe []pgtype.UUID
+	for _, c := range cands {
+		if h, ok := st.heads[c.d.workspaceID]; ok && c.rec.Position.Compare(h.position) <= 0 {
+			maybe = append(maybe, pgUUID(c.rec.Metadata.EventID))
+		}
+	}
+	if len(maybe) == 0 {
+		return st, nil
+	}
+	rows, _ := tx.Query(ctx, `SELECT k.id
+		FROM unnest($1::uuid[]) AS k(id)
+		CROSS JOIN LATERAL (SELECT FROM audit_entries WHERE event_id = k.id LIMIT 1) e`, maybe)
+	var id uuid.UUID
+	_, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		st.stored[id] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: read stored event ids: %w", err)
+	}
+	return st, nil
+}
+
+// collect scans every row of the batch's next result into dst, calling
+// each after every row.
+func collect(br pgx.BatchResults, dst []any, each func()) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(dst...); err != nil {
+			return err
+		}
+		each()
+	}
+	return rows.Err()
+}
+
+// storeEmails records the addresses the batch learnt. An address that did
+// not change writes nothing.
+func storeEmails(ctx context.Context, tx pgx.Tx, learnt map[userKey]string) error {
+	if len(learnt) == 0 {
+		return nil
+	}
+	eWS := make([]pgtype.UUID, 0, len(learnt))
+	eUser := make([]pgtype.UUID, 0, len(learnt))
+	eMail := make([]string, 0, len(learnt))
+	for k, e := range learnt {
+		eWS = append(eWS, pgUUID(k.workspaceID))
+		eUser = append(eUser, pgUUID(k.userID))
+		eMail = append(eMail, e)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_user_emails AS a (workspace_id, user_id, email)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[])
+		ON CONFLICT (workspace_id, user_id) DO UPDATE SET email = EXCLUDED.email
+		WHERE a.email IS DISTINCT FROM EXCLUDED.email`, eWS, eUser, eMail)
+	if err != nil {
+		return fmt.Errorf("audit: store e-mail addresses: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package audit
+
+import (
+	"encoding/binary"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// copyEntries loads audit_entries (unqualified: the runner's search_path
+// picks the schema) from a binary COPY stream.
+var copyEntries = "COPY audit_entries (" + strings.Join(columnNames, ", ") + ") FROM STDIN (FORMAT binary)"
+
+// copyStream is the binary COPY data of the batch's new entries, built one
+// entry at a time as PostgreSQL takes it. It encodes the columns itself
+// (a rebuild sends a million rows, and pgx's generic encoding per value
+// costs more than the rest of the row's work together). pgconn reads it on
+// a goroutine of its own and waits for it before CopyFrom returns (unless
+// the connection breaks, when Apply fails and drops the batch's state).
+type copyStream struct {
+	src     *entrySource
+	pending []byte
+	buf     []byte
+	started bool
+	done    bool
+}
+
+// copyHeader opens a binary COPY stream: signature, flags, extension length.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+func (c *copyStream) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(c.pending) == 0 {
+			if c.done {
+				break
+			}
+			c.fill(len(p) - n)
+		}
+		k := copy(p[n:], c.pending)
+		c.pending = c.pending[k:]
+		n += k
+	}
+	if n == 0 && c.done {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// fill encodes rows into c.pending until it holds about want bytes or the
+// entries run out, when it adds the trailer.
+func (c *copyStream) fill(want int) {
+	b := c.buf[:0]
+	if !c.started {
+		c.started = true
+		b = append(b, copyHeader...)
+	}
+	for len(b) < want {
+		if !c.src.next() {
+			b = binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1 fields
+			c.done = true
+			break
+		}
+		b = appendCopyRow(b, &c.src.r)
+	}
+	c.buf, c.pending = b, b
+}
+
+// appendCopyRow appends r as one tuple of binary COPY, in the order of
+// columnNames, with the binary wire format of each column's type.
+func appendCopyRow(b []byte, r *row) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(columnNames)))
+	b = copyUUID(b, r.workspaceID)
+	b = copyInt8(b, r.seq)
+	b = copyUUID(b, r.eventID)
+	b = copyTimestamptz(b, r.occurredAt)
+	b = copyUUID(b, r.actorID)
+	b = copyText(b, r.actorEmail)
+	b = binary.BigEndian.AppendUint32(b, 1) // boolean
+	if r.actorSystem {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = copyString(b, r.action)
+	b = copyUUID(b, r.targetID)
+	b = copyText(b, r.targetEmail)
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(r.details))) // jsonb: version 1, then the text
+	b = append(b, 1)
+	b = append(b, r.details...)
+	b = copyText(b, r.correlationID)
+	b = copyText(b, r.causationID)
+	b = copyText(b, r.requestIP)
+	b = copyText(b, r.requestUserAgent)
+	b = copyInt8(b, r.commitPosition)
+	b = copyInt8(b, r.preparePosition)
+	b = copyString(b, r.prevHash)
+	b = copyString(b, r.hash)
+	return b
+}
+
+func copyNull(b []byte) []byte { return binary.BigEndian.AppendUint32(b, 0xffffffff) }
+
+func copyUUID(b []byte, u pgtype.UUID) []byte {
+	if !u.Valid {
+		return copyNull(b)
+	}
+	b = binary.BigEndian.AppendUint32(b, 16)
+	return append(b, u.Bytes[:]...)
+}
+
+func copyInt8(b []byte, n int64) []byte {
+	b = binary.BigEndian.AppendUint32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+func copyString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func copyText(b []byte, t pgtype.Text) []byte {
+	if !t.Valid {
+		return copyNull(b)
+	}
+	return copyString(b, t.String)
+}
+
+// pgEpochUnix is 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix seconds.
+const pgEpochUnix = 946684800
+
+// copyTimestamptz encodes t as microseconds since PostgreSQL's epoch. t
+// has microsecond precision already (fill truncates it).
+func copyTimestamptz(b []byte, t time.Time) []byte {
+	us := (t.Unix()-pgEpochUnix)*1_000_000 + int64(t.Nanosecond()/1000)
+	return copyInt8(b, us)
+}

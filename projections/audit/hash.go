@@ -1,0 +1,145 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// row is one audit entry exactly as stored: the columns of audit_entries.
+// Nullable columns use pgtype values, so that NULL and "" stay distinct in
+// the hash.
+type row struct {
+	workspaceID      pgtype.UUID
+	seq              int64
+	eventID          pgtype.UUID
+	occurredAt       time.Time
+	actorID          pgtype.UUID
+	actorEmail       pgtype.Text
+	actorSystem      bool
+	action           string
+	targetID         pgtype.UUID
+	targetEmail      pgtype.Text
+	details          []byte // JSON, canonical (see canonicalJSON)
+	correlationID    pgtype.Text
+	causationID      pgtype.Text
+	requestIP        pgtype.Text
+	requestUserAgent pgtype.Text
+	commitPosition   int64
+	preparePosition  int64
+	prevHash         string
+	hash             string
+}
+
+// columns lists the columns of audit_entries in the order of row's fields;
+// scan reads them in that order.
+const columns = `workspace_id, seq, event_id, occurred_at, actor_id, actor_email, actor_system,
+	action, target_id, target_email, details, correlation_id, causation_id,
+	request_ip, request_user_agent, commit_position, prepare_position, prev_hash, hash`
+
+// columnNames are columns as a list, for COPY.
+var columnNames = strings.Split(strings.Join(strings.Fields(columns), ""), ",")
+
+func (r *row) scanTargets() []any {
+	return []any{&r.workspaceID, &r.seq, &r.eventID, &r.occurredAt, &r.actorID, &r.actorEmail, &r.actorSystem,
+		&r.action, &r.targetID, &r.targetEmail, &r.details, &r.correlationID, &r.causationID,
+		&r.requestIP, &r.requestUserAgent, &r.commitPosition, &r.preparePosition, &r.prevHash, &r.hash}
+}
+
+// canonicalVersion opens every canonical encoding, so that a future change
+// of the encoding cannot be confused with this one.
+const canonicalVersion = "usersd.audit.v1\n"
+
+// timeLayout is UTC RFC 3339 with all nine fractional digits. Stored times
+// have microsecond precision (PostgreSQL's), so the last three are zeros.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// appendCanonical appends the canonical content of r to b: every stored
+// column but the two hashes, in the fixed order of columns, each as
+// "<byte length>:<bytes>\n", or "-\n" for NULL. Lengths make it
+// unambiguous whatever the fields contain. UUIDs are lower-case, times UTC,
+// details canonical JSON.
+func appendCanonical(b []byte, r *row) []byte {
+	b = append(b, canonicalVersion...)
+	b = appendUUIDField(b, r.workspaceID)
+	b = appendIntField(b, r.seq)
+	b = appendUUIDField(b, r.eventID)
+	var tb [40]byte
+	b = appendBytesField(b, r.occurredAt.UTC().AppendFormat(tb[:0], timeLayout))
+	b = appendUUIDField(b, r.actorID)
+	b = appendTextField(b, r.actorEmail)
+	b = appendStringField(b, strconv.FormatBool(r.actorSystem))
+	b = appendStringField(b, r.action)
+	b = appendUUIDField(b, r.targetID)
+	b = appendTextField(b, r.targetEmail)
+	b = appendBytesField(b, r.details)
+	b = appendTextField(b, r.correlationID)
+	b = appendTextField(b, r.causationID)
+	b = appendTextField(b, r.requestIP)
+	b = appendTextField(b, r.requestUserAgent)
+	b = appendIntField(b, r.commitPosition)
+	b = appendIntField(b, r.preparePosition)
+	return b
+}
+
+// computeHash returns hex(sha256(prevHash || canonical content of r)).
+// buf is scratch space, returned for reuse.
+func computeHash(buf []byte, prevHash string, r *row) (string, []byte) {
+	buf = append(buf[:0], prevHash...)
+	buf = appendCanonical(buf, r)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), buf
+}
+
+func appendStringField(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	b = append(b, s...)
+	return append(b, '\n')
+}
+
+func appendBytesField(b, s []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	b = append(b, s...)
+	return append(b, '\n')
+}
+
+func appendIntField(b []byte, n int64) []byte {
+	var nb [20]byte
+	return appendBytesField(b, strconv.AppendInt(nb[:0], n, 10))
+}
+
+func appendTextField(b []byte, t pgtype.Text) []byte {
+	if !t.Valid {
+		return append(b, "-\n"...)
+	}
+	return appendStringField(b, t.String)
+}
+
+func appendUUIDField(b []byte, u pgtype.UUID) []byte {
+	if !u.Valid {
+		return append(b, "-\n"...)
+	}
+	var ub [36]byte
+	return appendBytesField(b, appendUUID(ub[:0], u.Bytes))
+}
+
+// appendUUID appends u in its lower-case 8-4-4-4-12 form.
+func appendUUID(b []byte, u [16]byte) []byte {
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return append(b, s[:]...)
+}
