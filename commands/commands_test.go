@@ -577,3 +577,26 @@ func TestSequentialIDsAreDeterministic(t *testing.T) {
 		t.Errorf("workspace id %s, want the first id of the source", ws.WorkspaceID)
 	}
 }
+
+func TestRefusedBatchReservesNoAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	ws := e.createWorkspace("owner@example.com")
+	manager := e.join(ws.WorkspaceID, ws.OwnerUserID, "mgr@x.com", "Manager")
+	f := false
+	if _, err := commands.NewUpdateSettingsHandler(e.deps).Handle(ctx, commands.UpdateSettings{WorkspaceID: ws.WorkspaceID, ManagersMayGrantAdmin: &f, Meta: as(ws.OwnerUserID)}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(all(t, e.store))
+	_, err := e.tryInvite(ws.WorkspaceID, manager, "Admin", "new-admin@x.com")
+	wantCode(t, err, domain.CodeNotAllowed)
+	limited := commands.InvitationPolicy{TTL: time.Hour, Limits: domain.InviteLimits{PerWorkspace: 2}}
+	_, err = commands.NewInviteUsersHandler(e.deps, limited).Handle(ctx, commands.InviteUsers{
+		WorkspaceID: ws.WorkspaceID, Emails: []string{"n1@x.com, n2@x.com"}, Role: "Editor", Meta: as(ws.OwnerUserID),
+	})
+	wantCode(t, err, domain.CodeRateLimited)
+	if after := len(all(t, e.store)); after != before {
+		t.Errorf("refused batches stored %d events (accounts included), want 0", after-before)
+	}
+}

@@ -60,8 +60,13 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 	now := h.d.Clock.Now()
 	var results []domain.InviteResult
 	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
-		// Refuse an actor who may not invite before reserving any account.
-		if err := w.Authorize(cmd.Meta.Actor.UserID, domain.PermInviteUsers); err != nil {
+		batch := domain.InviteBatch{
+			Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries,
+			Now: now, TTL: h.policy.TTL, Limits: h.policy.Limits,
+		}
+		// Refuse a batch the workspace would refuse (who acts, the role, the
+		// limits) before reserving any account, so a refusal writes nothing.
+		if err := w.CheckInvite(batch); err != nil {
 			return err
 		}
 		ids, err := h.d.Accounts.Resolve(ctx, w.NeedAccounts(entries), h.d.IDs.NewID, h.d.plainStamp(&cmd.Meta))
@@ -69,17 +74,15 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 			return fmt.Errorf("reserve accounts: %w", err)
 		}
 		var secretErr error
-		results, err = w.Invite(domain.InviteBatch{
-			Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries, UserIDs: ids,
-			Now: now, TTL: h.policy.TTL, Limits: h.policy.Limits,
-			NewInvitation: func() (uuid.UUID, []byte) {
-				s, err := h.d.secret()
-				if err != nil {
-					secretErr = err
-				}
-				return h.d.IDs.NewID(), s
-			},
-		})
+		batch.UserIDs = ids
+		batch.NewInvitation = func() (uuid.UUID, []byte) {
+			s, err := h.d.secret()
+			if err != nil {
+				secretErr = err
+			}
+			return h.d.IDs.NewID(), s
+		}
+		results, err = w.Invite(batch)
 		if err == nil && secretErr != nil {
 			w.Discard()
 			return secretErr

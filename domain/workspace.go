@@ -254,51 +254,11 @@ func (w *Workspace) NeedAccounts(entries []BatchEntry) []Email {
 // Invite invites every valid address of the batch with one role and answers
 // one result per entry. An address whose invitation expired is invited anew.
 func (w *Workspace) Invite(b InviteBatch) ([]InviteResult, error) {
-	actor, err := w.authorize(b.Actor, PermInviteUsers)
+	p, err := w.planInvite(b, true)
 	if err != nil {
 		return nil, err
 	}
-	if !b.Role.Valid() {
-		return nil, newError(CodeInvalidRole, "unknown role %q", b.Role)
-	}
-	escalation := b.Role.Above(actor.Role)
-	if escalation && !w.settings.ManagersMayGrantAdmin {
-		return nil, newError(CodeNotAllowed, "this workspace does not let a %s grant the %s role", actor.Role, b.Role)
-	}
-	if b.TTL <= 0 {
-		return nil, newError(CodeInvalidInput, "the invitation lifetime must be positive")
-	}
-	results := make([]InviteResult, len(b.Entries))
-	var invite []int
-	for i, e := range b.Entries {
-		r := &results[i]
-		r.Email = string(e.Email)
-		if !e.Valid() {
-			r.Email, r.Outcome, r.Detail = e.Input, OutcomeInvalid, e.Problem
-			continue
-		}
-		m, ok := w.members[w.byEmail[e.Email]]
-		switch {
-		case !ok:
-			id, found := b.UserIDs[e.Email]
-			if !found || id == uuid.Nil {
-				return nil, newError(CodeInvalidInput, "no account was resolved for an address of the batch")
-			}
-			r.UserID = id
-			invite = append(invite, i)
-		case m.Status != StatusInvited:
-			r.UserID, r.Outcome, r.Detail = m.UserID, OutcomeAlreadyMember, "already a member of this workspace"
-		case m.Invitation.expiredAt(b.Now):
-			r.UserID = m.UserID
-			invite = append(invite, i)
-		default:
-			r.UserID, r.InvitationID, r.Outcome = m.UserID, m.Invitation.ID, OutcomeAlreadyInvited
-			r.Detail = "already invited; use resend to send the e-mail again"
-		}
-	}
-	if err := w.invites.check(b.Actor, len(invite), b.Now, b.Limits); err != nil {
-		return nil, err
-	}
+	results, invite, actor, escalation := p.results, p.invite, p.actor, p.escalation
 	for _, i := range invite {
 		r := &results[i]
 		invID, secret := b.NewInvitation()
@@ -313,6 +273,70 @@ func (w *Workspace) Invite(b InviteBatch) ([]InviteResult, error) {
 		})
 	}
 	return results, nil
+}
+
+// CheckInvite answers the error Invite would give for b, before the caller
+// reserves accounts for the batch's new addresses (b.UserIDs may be empty),
+// so that a refused batch writes nothing at all.
+func (w *Workspace) CheckInvite(b InviteBatch) error {
+	_, err := w.planInvite(b, false)
+	return err
+}
+
+type invitePlan struct {
+	results    []InviteResult
+	invite     []int // indexes of results to invite
+	actor      *Member
+	escalation bool
+}
+
+// planInvite checks a batch and sorts its entries; with needIDs it also
+// requires the user id of every new address.
+func (w *Workspace) planInvite(b InviteBatch, needIDs bool) (invitePlan, error) {
+	actor, err := w.authorize(b.Actor, PermInviteUsers)
+	if err != nil {
+		return invitePlan{}, err
+	}
+	if !b.Role.Valid() {
+		return invitePlan{}, newError(CodeInvalidRole, "unknown role %q", b.Role)
+	}
+	p := invitePlan{actor: actor, escalation: b.Role.Above(actor.Role), results: make([]InviteResult, len(b.Entries))}
+	if p.escalation && !w.settings.ManagersMayGrantAdmin {
+		return invitePlan{}, newError(CodeNotAllowed, "this workspace does not let a %s grant the %s role", actor.Role, b.Role)
+	}
+	if b.TTL <= 0 {
+		return invitePlan{}, newError(CodeInvalidInput, "the invitation lifetime must be positive")
+	}
+	for i, e := range b.Entries {
+		r := &p.results[i]
+		r.Email = string(e.Email)
+		if !e.Valid() {
+			r.Email, r.Outcome, r.Detail = e.Input, OutcomeInvalid, e.Problem
+			continue
+		}
+		m, ok := w.members[w.byEmail[e.Email]]
+		switch {
+		case !ok:
+			id, found := b.UserIDs[e.Email]
+			if needIDs && (!found || id == uuid.Nil) {
+				return invitePlan{}, newError(CodeInvalidInput, "no account was resolved for an address of the batch")
+			}
+			r.UserID = id
+			p.invite = append(p.invite, i)
+		case m.Status != StatusInvited:
+			r.UserID, r.Outcome, r.Detail = m.UserID, OutcomeAlreadyMember, "already a member of this workspace"
+		case m.Invitation.expiredAt(b.Now):
+			r.UserID = m.UserID
+			p.invite = append(p.invite, i)
+		default:
+			r.UserID, r.InvitationID, r.Outcome = m.UserID, m.Invitation.ID, OutcomeAlreadyInvited
+			r.Detail = "already invited; use resend to send the e-mail again"
+		}
+	}
+	if err := w.invites.check(b.Actor, len(p.invite), b.Now, b.Limits); err != nil {
+		return invitePlan{}, err
+	}
+	return p, nil
 }
 
 func (inv *Invitation) expiredAt(now time.Time) bool {
