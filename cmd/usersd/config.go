@@ -1,17 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersd/usersd/adapters/httpapi"
 )
 
 // Configuration: environment variables, which flags override. Each is
@@ -163,4 +171,99 @@ func (db database) connect(ctx context.Context, name string) (*pgx.Conn, error) 
 		cfg.ConnectTimeout = connectTimeout
 	}
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+const (
+	envJWTSecret      = "USERSD_JWT_SECRET"
+	envInvitationTTL  = "USERSD_INVITATION_TTL"
+	envTrustedProxies = "USERSD_TRUSTED_PROXIES"
+
+	defaultInvitationTTL = 168 * time.Hour
+)
+
+// invitationTTL reads USERSD_INVITATION_TTL: a positive Go duration,
+// default 168h.
+func invitationTTL(getenv func(string) string) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(envInvitationTTL))
+	if v == "" {
+		return defaultInvitationTTL, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, usageErrorf("%s=%q: want a positive Go duration such as 168h or 72h30m", envInvitationTTL, v)
+	}
+	return d, nil
+}
+
+// trustedProxies reads USERSD_TRUSTED_PROXIES: addresses or CIDR prefixes,
+// comma-separated. Default none: X-Forwarded-For is ignored.
+func trustedProxies(getenv func(string) string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(getenv(envTrustedProxies), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, usageErrorf("%s: %q is neither an IP address nor a CIDR prefix", envTrustedProxies, part)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// devSecretFile is where the embedded default keeps its random JWT secret,
+// under the user's configuration directory, so tokens minted for it survive
+// restarts.
+func devSecretFile(getenv func(string) string) (string, bool) {
+	dir := getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home := getenv("HOME")
+		if home == "" {
+			return "", false
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "usersd", "dev-jwt-secret"), true
+}
+
+// jwtSecret reads USERSD_JWT_SECRET (at least 32 bytes). It is required
+// unless usersd runs on the embedded default, which makes a random secret
+// once and keeps it in devSecretFile.
+func jwtSecret(e *env, db database) ([]byte, error) {
+	if v := e.Getenv(envJWTSecret); v != "" {
+		if len(v) < httpapi.MinSecretLength {
+			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
+		}
+		return []byte(v), nil
+	}
+	if !db.CreateIfMissing {
+		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, db.Source, httpapi.MinSecretLength)
+	}
+	path, ok := devSecretFile(e.Getenv)
+	if !ok {
+		return nil, usageErrorf("%s is not set and there is no HOME or XDG_CONFIG_HOME to keep a development secret in", envJWTSecret)
+	}
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) >= httpapi.MinSecretLength {
+		return bytes.TrimSpace(b), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := []byte(hex.EncodeToString(raw))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+	}
+	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+	}
+	e.Log.Warn("no "+envJWTSecret+": made a random development secret", "file", path)
+	return secret, nil
 }

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/commands"
@@ -40,10 +43,19 @@ Runs usersd: applies pending migrations, keeps events in PostgreSQL, and on the
 embedded default (no DATABASE_URL) creates a demo workspace with an Admin on
 first start. It runs until interrupted (SIGINT or SIGTERM).
 
+It serves the HTTP API (/v1/...), /healthz, /readyz and /metrics.
+
 Environment:
-  DATABASE_URL       PostgreSQL connection URL (default: the local server)
-  USERSD_HTTP_ADDR   listen address (default :8080)
-  USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
+  DATABASE_URL            PostgreSQL connection URL (default: the local server)
+  USERSD_HTTP_ADDR        listen address (default :8080)
+  USERSD_JWT_SECRET       HS256 secret of bearer tokens, at least 32 bytes;
+                          required unless on the embedded default, where a
+                          random one is kept in $XDG_CONFIG_HOME/usersd/dev-jwt-secret
+  USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
+                          default 168h)
+  USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
+                          whose X-Forwarded-For is believed (default: none)
+  USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
 			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
@@ -65,14 +77,29 @@ Environment:
 				if _, _, err := net.SplitHostPort(addr); err != nil {
 					return usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, addr)
 				}
-				return serve(ctx, e, db, serveConfig{httpAddr: addr})
+				cfg := serveConfig{httpAddr: addr}
+				if cfg.invitationTTL, err = invitationTTL(e.Getenv); err != nil {
+					return err
+				}
+				if cfg.trustedProxies, err = trustedProxies(e.Getenv); err != nil {
+					return err
+				}
+				if cfg.jwtSecret, err = jwtSecret(e, db); err != nil {
+					return err
+				}
+				return serve(ctx, e, db, cfg)
 			}
 		},
 	}
 }
 
 // serveConfig is what serve reads beyond the database.
-type serveConfig struct{ httpAddr string }
+type serveConfig struct {
+	httpAddr       string
+	jwtSecret      []byte
+	invitationTTL  time.Duration
+	trustedProxies []netip.Prefix
+}
 
 func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	if err := migrate(ctx, e, db); err != nil {
@@ -99,29 +126,62 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	for _, p := range allProjections() {
+	all := allProjections()
+	var running atomic.Int32
+	for _, p := range all {
 		runner := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
 			Logger: e.Log,
 			OnProgress: func(pr projections.Progress) {
 				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
 			},
 		})
+		running.Add(1)
 		wg.Go(func() {
+			defer running.Add(-1)
 			if err := runner.Run(runCtx); err != nil && runCtx.Err() == nil {
 				e.Log.Error("projection stopped", "projection", p.Name(), "err", err)
 			}
 		})
 	}
-	srv := &http.Server{Addr: cfg.httpAddr, Handler: opsHandler(m), ReadHeaderTimeout: 10 * time.Second}
+	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(e.Log))
+	if err := waiter.Start(runCtx); err != nil {
+		stop()
+		wg.Wait()
+		return err
+	}
+	policy := commands.DefaultInvitationPolicy()
+	policy.TTL = cfg.invitationTTL
+	api, err := httpapi.New(httpapi.Config{
+		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
+		JWTSecret: cfg.jwtSecret, Logger: e.Log, Metrics: m.Handler(),
+		TrustedProxies: cfg.trustedProxies,
+		Ready: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			if n := running.Load(); int(n) < len(all) {
+				return fmt.Errorf("%d of %d projection runners stopped", len(all)-int(n), len(all))
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		stop()
+		wg.Wait()
+		waiter.Wait()
+		return err
+	}
+	srv := &http.Server{Addr: cfg.httpAddr, Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.ListenAndServe() }()
-	e.Log.Info("usersd is running: projections follow the event store; the HTTP API is not built yet, only /metrics and /healthz",
-		"database", db.String(), "addr", cfg.httpAddr)
+	e.Log.Info("usersd is running: the HTTP API serves /v1; projections follow the event store",
+		"database", db.String(), "addr", cfg.httpAddr, "invitation_ttl", cfg.invitationTTL)
 	select {
 	case <-ctx.Done():
 	case err := <-listenErr:
 		stop()
 		wg.Wait()
+		waiter.Wait()
 		return fmt.Errorf("listen on %s (%s): %w", cfg.httpAddr, envHTTPAddr, err)
 	}
 	e.Log.Info("stopping")
@@ -130,18 +190,8 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	_ = srv.Shutdown(shutdownCtx)
 	stop()
 	wg.Wait()
+	waiter.Wait()
 	return nil
-}
-
-// opsHandler serves what operators need before the API exists.
-func opsHandler(m *metrics.Metrics) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	return mux
 }
 
 // ensureDemo creates the demo workspace unless an earlier start did.

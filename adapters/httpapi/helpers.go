@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+)
+
+// HeaderConsistentWith names the position a read must include.
+const HeaderConsistentWith = "X-Consistent-With"
+
+// HeaderPosition carries a write's position, also on 204 answers.
+const HeaderPosition = "X-Position"
+
+// pathID reads the UUID path variable name.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	raw := mux.Vars(r)[name]
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return uuid.Nil, newProblem(domain.CodeInvalidInput, name+" in the path must be a UUID").withField(name, "want a UUID")
+	}
+	return id, nil
+}
+
+// decodeBody reads a JSON body into dst. A required body must be there;
+// an optional one may be empty (dst keeps its zero value).
+func decodeBody(r *http.Request, dst any, required bool) error {
+	body, p := readBody(r)
+	if p != nil {
+		return p
+	}
+	if body == nil {
+		if required {
+			return newProblem(codeInvalidJSON, "send a JSON object as the request body")
+		}
+		return nil
+	}
+	if p := decodeJSON(body, dst); p != nil {
+		return p
+	}
+	return nil
+}
+
+func (s *Server) meta(r *http.Request, p principal) commands.Meta {
+	m := commands.Meta{Actor: p.actor(), CorrelationID: requestID(r.Context())}
+	if rc := requestContext(r.Context()); rc != nil {
+		c := *rc
+		m.Request = &c
+	}
+	return m
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// wrote answers a successful write: its JSON body with the position, also
+// in the X-Position header.
+func wrote(w http.ResponseWriter, status int, pos domain.Position, v any) error {
+	w.Header().Set(HeaderPosition, pos.String())
+	if status == http.StatusNoContent {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		return nil
+	}
+	return writeJSON(w, status, v)
+}
+
+// waitFor waits, if the request names a position, until the named read
+// models include it.
+func (s *Server) waitFor(r *http.Request, names ...string) error {
+	raw := strings.TrimSpace(r.Header.Get(HeaderConsistentWith))
+	if raw == "" {
+		return nil
+	}
+	pos, err := domain.ParsePosition(raw)
+	if err != nil || len(raw) > 64 {
+		return newProblem(domain.CodeInvalidInput, HeaderConsistentWith+" must be a position a write answered").
+			withField(HeaderConsistentWith, "want a position such as 12-3")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConsistencyTimeout)
+	defer cancel()
+	if err := s.cfg.Waiter.WaitFor(ctx, pos, names...); err != nil {
+		if r.Context().Err() != nil {
+			return r.Context().Err()
+		}
+		s.log.WarnContext(r.Context(), "read models lag", "request_id", requestID(r.Context()), "err", err)
+		return newProblem(codeProjectionLag, "the read models have not caught up with "+pos.String()+" yet; try again")
+	}
+	return nil
+}
+
+// authorizeRead checks, on the memberships read model, that p is an active
+// member of ws holding perm. A non-member (or only invited) learns nothing
+// about the workspace; the platform's token is not a member.
+func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, perm domain.Permission) error {
+	if p.system {
+		return newProblem(domain.CodeNotAllowed, "the platform's token does not read workspaces; use a member's token")
+	}
+	role, status, _, found, err := s.members.Permissions(ctx, ws, p.userID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !found:
+		return domain.ErrWorkspaceNotFound
+	case status == domain.StatusSuspended:
+		return &domain.Error{Code: domain.CodeMemberSuspended, Message: "your access to this workspace is suspended"}
+	case status != domain.StatusActive || !role.Can(perm):
+		return &domain.Error{Code: domain.CodeNotAllowed, Message: "the " + string(role) + " role does not allow this"}
+	}
+	return nil
+}
+
+// asMember refuses the platform's token on a member's command: the platform
+// is no member, and telling it so is clearer than "workspace not found".
+func asMember(p principal) error {
+	if p.system {
+		return newProblem(domain.CodeNotAllowed, "the platform's token acts for no member; use a member's token")
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/usersd/usersd/domain"
+)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyRequest
+	keyRoute
+)
+
+// routeInfo carries the matched route's template out to the access log.
+type routeInfo struct{ template string }
+
+// nameRoute is a mux middleware (it runs on matched routes only) that tells
+// the access log which route served the request.
+func nameRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(keyRoute).(*routeInfo); ok {
+			if rt := mux.CurrentRoute(r); rt != nil {
+				if t, err := rt.GetPathTemplate(); err == nil {
+					info.template = t
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxRequestIDLength bounds a client's X-Request-Id; a longer one, or one
+// with other characters than [A-Za-z0-9._:-], is replaced by a new id.
+const maxRequestIDLength = 128
+
+// maxUserAgentLength bounds the user agent kept in event metadata, in bytes.
+const maxUserAgentLength = 256
+
+func requestID(ctx context.Context) string {
+	s, _ := ctx.Value(keyRequestID).(string)
+	return s
+}
+
+func requestContext(ctx context.Context) *domain.RequestContext {
+	rc, _ := ctx.Value(keyRequest).(*domain.RequestContext)
+	return rc
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLength {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cleanUserAgent truncates the user agent between characters and drops
+// control characters, so that it is safe in logs, audit entries and CSV.
+func cleanUserAgent(ua string) string {
+	ua = strings.ToValidUTF8(ua, "")
+	ua = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, ua)
+	if len(ua) > maxUserAgentLength {
+		n := maxUserAgentLength
+		for n > 0 && !utf8.RuneStart(ua[n]) {
+			n--
+		}
+		ua = ua[:n]
+	}
+	return ua
+}
+
+// clientIP is the peer's address, or, when the peer is a trusted proxy, the
+// nearest untrusted address X-Forwarded-For names (read right to left, as
+// each proxy appends the address it saw).
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage: stop at the last address we can vouch for
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument is the outermost layer: it gives every request its id and
+// request context, logs it once done, and turns a panic into a 500 problem.
+// The access log holds the route template, never the path (which may hold
+// ids only, but query strings and bodies may hold addresses and tokens).
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		ctx = context.WithValue(ctx, keyRequest, &domain.RequestContext{
+			IP: s.clientIP(r), UserAgent: cleanUserAgent(r.UserAgent()),
+		})
+		info := &routeInfo{template: "unmatched"}
+		ctx = context.WithValue(ctx, keyRoute, info)
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					s.log.WarnContext(ctx, "http request aborted", "request_id", id)
+					panic(v)
+				}
+				s.log.ErrorContext(ctx, "panic serving request", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeProblem(sw, r, s.log, newProblem(codeInternal, "internal error; quote the request id when reporting it"))
+				}
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.log.LogAttrs(ctx, slog.LevelInfo, "http request",
+				slog.String("method", r.Method),
+				slog.String("route", info.template),
+				slog.Int("status", status),
+				slog.Duration("duration", time.Since(start)),
+				slog.Int64("bytes", sw.bytes),
+				slog.String("request_id", id))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}

@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// Codes of the HTTP layer itself, beside the domain's codes. Like those,
+// they are stable: clients match on them.
+const (
+	codeUnauthenticated      domain.Code = "unauthenticated"
+	codeInvalidJSON          domain.Code = "invalid_json"
+	codeBodyTooLarge         domain.Code = "body_too_large"
+	codeUnsupportedMediaType domain.Code = "unsupported_media_type"
+	codeRouteNotFound        domain.Code = "not_found"
+	codeMethodNotAllowed     domain.Code = "method_not_allowed"
+	codeProjectionLag        domain.Code = "projection_lag"
+	codeNotReady             domain.Code = "not_ready"
+	codeInternal             domain.Code = "internal"
+)
+
+// statusOf is the one table that maps error codes to HTTP statuses. A code
+// missing here is a bug: it answers 500 and the tests list every code.
+var statusOf = map[domain.Code]int{
+	// Bad input: 400, whether the body is not JSON or a value in it is
+	// wrong (one status for "fix your request" keeps clients simple).
+	domain.CodeInvalidInput:  http.StatusBadRequest,
+	domain.CodeInvalidEmail:  http.StatusBadRequest,
+	domain.CodeInvalidRole:   http.StatusBadRequest,
+	domain.CodeInvalidName:   http.StatusBadRequest,
+	domain.CodeEmptyBatch:    http.StatusBadRequest,
+	domain.CodeBatchTooLarge: http.StatusBadRequest,
+	// A token that is malformed or matches no invitation was never valid:
+	// 400. Only a token known to have been valid is "gone" (410).
+	domain.CodeInvalidToken: http.StatusBadRequest,
+	codeInvalidJSON:         http.StatusBadRequest,
+
+	codeUnauthenticated: http.StatusUnauthorized,
+
+	domain.CodeNotAllowed:      http.StatusForbidden,
+	domain.CodeMemberSuspended: http.StatusForbidden,
+
+	domain.CodeWorkspaceNotFound:  http.StatusNotFound,
+	domain.CodeUserNotFound:       http.StatusNotFound,
+	domain.CodeInvitationNotFound: http.StatusNotFound,
+	codeRouteNotFound:             http.StatusNotFound,
+
+	codeMethodNotAllowed: http.StatusMethodNotAllowed,
+
+	domain.CodeLastAdmin:           http.StatusConflict,
+	domain.CodeNotActive:           http.StatusConflict,
+	domain.CodeNotInvited:          http.StatusConflict,
+	domain.CodeWorkspaceExists:     http.StatusConflict,
+	domain.CodeConcurrencyConflict: http.StatusConflict,
+	// The token is good but the workspace's state (the granter's role or
+	// status, the setting) refuses it now; it may be honoured again if that
+	// state changes back, so it is a conflict, not gone.
+	domain.CodeInviterCannotGrant: http.StatusConflict,
+
+	domain.CodeInvitationExpired: http.StatusGone,
+	domain.CodeInvitationRevoked: http.StatusGone,
+	domain.CodeInvitationUsed:    http.StatusGone,
+
+	codeBodyTooLarge:         http.StatusRequestEntityTooLarge,
+	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+
+	domain.CodeRateLimited: http.StatusTooManyRequests,
+
+	codeInternal:      http.StatusInternalServerError,
+	codeNotReady:      http.StatusServiceUnavailable,
+	codeProjectionLag: http.StatusGatewayTimeout,
+}
+
+// titles are the short, fixed summaries of each code (RFC 9457 "title").
+var titles = map[domain.Code]string{
+	domain.CodeInvalidInput:        "Invalid input",
+	domain.CodeInvalidEmail:        "Invalid e-mail address",
+	domain.CodeInvalidRole:         "Invalid role",
+	domain.CodeInvalidName:         "Invalid name",
+	domain.CodeEmptyBatch:          "No e-mail address",
+	domain.CodeBatchTooLarge:       "Too many addresses",
+	domain.CodeInvalidToken:        "Invalid invitation link",
+	codeInvalidJSON:                "Malformed request body",
+	codeUnauthenticated:            "Authentication required",
+	domain.CodeNotAllowed:          "Not allowed",
+	domain.CodeMemberSuspended:     "Access suspended",
+	domain.CodeWorkspaceNotFound:   "Workspace not found",
+	domain.CodeUserNotFound:        "User not found",
+	domain.CodeInvitationNotFound:  "Invitation not found",
+	codeRouteNotFound:              "Not found",
+	codeMethodNotAllowed:           "Method not allowed",
+	domain.CodeLastAdmin:           "Last active Admin",
+	domain.CodeNotActive:           "Not an active member",
+	domain.CodeNotInvited:          "No pending invitation",
+	domain.CodeWorkspaceExists:     "Workspace exists",
+	domain.CodeConcurrencyConflict: "Concurrent change",
+	domain.CodeInviterCannotGrant:  "Invitation no longer honoured",
+	domain.CodeInvitationExpired:   "Invitation expired",
+	domain.CodeInvitationRevoked:   "Invitation withdrawn",
+	domain.CodeInvitationUsed:      "Invitation already used",
+	codeBodyTooLarge:               "Request body too large",
+	codeUnsupportedMediaType:       "Unsupported content type",
+	domain.CodeRateLimited:         "Too many invitations",
+	codeInternal:                   "Internal error",
+	codeNotReady:                   "Not ready",
+	codeProjectionLag:              "Read models lag behind",
+}
+
+// FieldError names one invalid field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Problem is an RFC 9457 problem detail with a stable code.
+type Problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail,omitempty"`
+	Code   domain.Code  `json:"code"`
+	Errors []FieldError `json:"errors,omitempty"`
+	// RequestID lets a caller quote the request in a support ticket.
+	RequestID string `json:"requestId,omitempty"`
+
+	retryAt time.Time
+	cause   error // logged, never shown
+}
+
+func (p *Problem) Error() string { return string(p.Code) + ": " + p.Detail }
+
+// problemTypeBase prefixes every problem type: a stable, non-dereferenceable
+// URI per code.
+const problemTypeBase = "urn:usersd:problem:"
+
+// newProblem makes the problem of code with a detail for people.
+func newProblem(code domain.Code, detail string) *Problem {
+	return &Problem{Code: code, Detail: detail}
+}
+
+// withField adds a field error and returns p.
+func (p *Problem) withField(field, msg string) *Problem {
+	p.Errors = append(p.Errors, FieldError{Field: field, Message: msg})
+	return p
+}
+
+// fields maps domain codes to the request field they are about, per
+// endpoint, so validation errors name the field.
+type fields map[domain.Code]string
+
+// toProblem turns any error into a problem: a domain error keeps its code
+// and message; a problem stays as it is; anything else is internal.
+func toProblem(err error, fs fields) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		p = &Problem{Code: de.Code, Detail: de.Message, retryAt: de.RetryAt}
+		if _, known := statusOf[de.Code]; !known {
+			p.Code, p.Detail, p.cause = codeInternal, "internal error", err
+		}
+		if f, ok := fs[de.Code]; ok {
+			p.Errors = append(p.Errors, FieldError{Field: f, Message: de.Message})
+		}
+		return p
+	}
+	return &Problem{Code: codeInternal, Detail: "internal error; quote the request id when reporting it", cause: err}
+}
+
+// writeProblem answers p as application/problem+json.
+func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *Problem) {
+	status, ok := statusOf[p.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	p.Status = status
+	p.Type = problemTypeBase + string(p.Code)
+	if t, ok := titles[p.Code]; ok {
+		p.Title = t
+	} else {
+		p.Title = http.StatusText(status)
+	}
+	p.RequestID = requestID(r.Context())
+	if status >= 500 && p.cause != nil {
+		log.ErrorContext(r.Context(), "request failed", "request_id", p.RequestID, "code", p.Code, "err", p.cause)
+	}
+	h := w.Header()
+	if p.Code == codeUnauthenticated {
+		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
+	}
+	if p.Code == domain.CodeRateLimited && !p.retryAt.IsZero() {
+		secs := math.Ceil(time.Until(p.retryAt).Seconds())
+		h.Set("Retry-After", strconv.Itoa(max(1, int(secs))))
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(p)
+	_, _ = w.Write(append(b, '\n'))
+}

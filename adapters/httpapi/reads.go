@@ -1,0 +1,354 @@
+package httpapi
+
+import (
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+func invalidParam(name, msg string) error {
+	return newProblem(domain.CodeInvalidInput, name+": "+msg).withField(name, msg)
+}
+
+func queryInt(q url.Values, name string) (int, error) {
+	raw := q.Get(name)
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		return 0, invalidParam(name, "want a whole number")
+	}
+	return n, nil
+}
+
+func queryID(q url.Values, name string) (uuid.UUID, error) {
+	raw := q.Get(name)
+	if raw == "" {
+		return uuid.Nil, nil
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return uuid.Nil, invalidParam(name, "want a user id (a UUID)")
+	}
+	return id, nil
+}
+
+func queryTime(q url.Values, name string) (time.Time, error) {
+	raw := q.Get(name)
+	if raw == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return time.Time{}, invalidParam(name, "want an RFC 3339 time such as 2024-05-01T00:00:00Z")
+	}
+	return t, nil
+}
+
+// paramFields names the query parameter of an invalid_input the read
+// models answer ("limit: ..."), so that the problem lists it.
+func paramProblem(err error) error {
+	p := toProblem(err, nil)
+	if p.Code == domain.CodeInvalidInput && len(p.Errors) == 0 {
+		if name, msg, ok := strings.Cut(p.Detail, ": "); ok && !strings.ContainsAny(name, " ") {
+			p.Errors = append(p.Errors, FieldError{Field: name, Message: msg})
+		}
+	}
+	return p
+}
+
+type userListResponse struct {
+	Items      []userlist.Row `json:"items"`
+	NextCursor *string        `json:"nextCursor"`
+	// ActiveAdmins and SingleAdmin (an extension) flag a workspace that
+	// has a single active Admin; the product recommends at least two.
+	ActiveAdmins int  `json:"activeAdmins"`
+	SingleAdmin  bool `json:"singleAdmin"`
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// GET /v1/workspaces/{ws}/users (Monitor and up).
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := queryInt(q, "limit")
+	if err != nil {
+		return err
+	}
+	if q.Has("limit") && limit == 0 {
+		return invalidParam("limit", "want 1 to "+strconv.Itoa(userlist.MaxLimit))
+	}
+	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor")}
+	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+		return err
+	}
+	page, err := s.users.List(r.Context(), ws, f)
+	if err != nil {
+		return paramProblem(err)
+	}
+	admins, err := s.users.AdminSummary(r.Context(), ws)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, userListResponse{
+		Items: page.Items, NextCursor: optString(page.NextCursor),
+		ActiveAdmins: admins, SingleAdmin: admins == 1,
+	})
+}
+
+// GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	user, err := pathID(r, "userId")
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+		return err
+	}
+	row, found, err := s.users.Get(r.Context(), ws, user)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return domain.ErrUserNotFound
+	}
+	return writeJSON(w, http.StatusOK, row)
+}
+
+// GET /v1/workspaces/{ws}/users/{userId}/permissions: the user itself, or
+// Monitor and up.
+func (s *Server) permissions(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	user, err := pathID(r, "userId")
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, projMemberships); err != nil {
+		return err
+	}
+	self := !p.system && p.userID == user
+	if !self {
+		if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+			return err
+		}
+	}
+	role, status, perms, found, err := s.members.Permissions(r.Context(), ws, user)
+	if err != nil {
+		return err
+	}
+	if !found {
+		if self {
+			return domain.ErrWorkspaceNotFound
+		}
+		return domain.ErrUserNotFound
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Role        domain.Role         `json:"role"`
+		Status      domain.Status       `json:"status"`
+		Permissions []domain.Permission `json:"permissions"`
+	}{role, status, perms})
+}
+
+// GET /v1/me/workspaces: the workspaces the caller has joined.
+func (s *Server) myWorkspaces(w http.ResponseWriter, r *http.Request, p principal) error {
+	if p.system {
+		return newProblem(domain.CodeNotAllowed, "the platform's token is not a user's")
+	}
+	if err := s.waitFor(r, projMemberships); err != nil {
+		return err
+	}
+	list, err := s.members.ForUser(r.Context(), p.userID)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []memberships.Membership{}
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+// auditFilter reads the audit query parameters.
+func auditFilter(q url.Values) (audit.Filter, error) {
+	var f audit.Filter
+	var err error
+	if f.Actor, err = queryID(q, "actor"); err != nil {
+		return f, err
+	}
+	if f.Target, err = queryID(q, "target"); err != nil {
+		return f, err
+	}
+	f.Action = q.Get("action")
+	if f.From, err = queryTime(q, "from"); err != nil {
+		return f, err
+	}
+	if f.To, err = queryTime(q, "to"); err != nil {
+		return f, err
+	}
+	if f.Limit, err = queryInt(q, "limit"); err != nil {
+		return f, err
+	}
+	if q.Has("limit") && f.Limit <= 0 {
+		return f, invalidParam("limit", "want 1 to "+strconv.Itoa(audit.MaxLimit))
+	}
+	f.Cursor = q.Get("cursor")
+	return f, nil
+}
+
+// exportFormat picks the audit answer's form from Accept: the JSON page, or
+// the whole history streamed as NDJSON or CSV. The highest quality wins;
+// ties go to the first listed.
+func exportFormat(accept string) string {
+	best, bestQ := "", -1.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		var format string
+		switch mt {
+		case "application/x-ndjson", "application/ndjson":
+			format = audit.FormatNDJSON
+		case "text/csv":
+			format = audit.FormatCSV
+		case "application/json", "*/*", "application/*":
+			format = "json"
+		default:
+			continue
+		}
+		if q > bestQ && q > 0 {
+			best, bestQ = format, q
+		}
+	}
+	if best == "" {
+		return "json"
+	}
+	return best
+}
+
+// GET /v1/workspaces/{ws}/audit (Monitor and up).
+func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	f, err := auditFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Vary", "Accept")
+	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+		return err
+	}
+	format := exportFormat(r.Header.Get("Accept"))
+	if format == "json" {
+		page, err := audit.List(r.Context(), s.cfg.DB, ws, f)
+		if err != nil {
+			return paramProblem(err)
+		}
+		return writeJSON(w, http.StatusOK, struct {
+			Items      []audit.Entry `json:"items"`
+			NextCursor *string       `json:"nextCursor"`
+		}{page.Items, optString(page.NextCursor)})
+	}
+	sw := &startWriter{w: w, start: func() {
+		h := w.Header()
+		ext, ct := ".ndjson", "application/x-ndjson"
+		if format == audit.FormatCSV {
+			ext, ct = ".csv", "text/csv; charset=utf-8"
+		}
+		h.Set("Content-Type", ct)
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Disposition", `attachment; filename="audit-`+ws.String()+ext+`"`)
+		w.WriteHeader(http.StatusOK)
+	}}
+	if err := audit.Export(r.Context(), s.cfg.DB, ws, f, sw, format); err != nil {
+		if !sw.started {
+			return paramProblem(err)
+		}
+		// Too late for a problem: cut the response so the client sees
+		// an incomplete transfer rather than a short, valid-looking file.
+		s.log.ErrorContext(r.Context(), "audit export failed midway", "request_id", requestID(r.Context()), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	if !sw.started {
+		sw.start()
+	}
+	return nil
+}
+
+// startWriter writes the headers before the first byte, so that an export
+// failing before any output can still answer a problem.
+type startWriter struct {
+	w       http.ResponseWriter
+	start   func()
+	started bool
+}
+
+func (s *startWriter) Write(b []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		s.start()
+	}
+	return s.w.Write(b)
+}
+
+// GET /v1/workspaces/{ws}/audit/verify (Monitor and up).
+func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+		return err
+	}
+	res, err := audit.Verify(r.Context(), s.cfg.DB, ws)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}

@@ -1,0 +1,279 @@
+// Package httpapi is usersd's HTTP API (shared/spec/api.md) on gorilla/mux:
+// writes go through the command handlers, reads through the read models,
+// authorised with the memberships read model, and any read may wait for the
+// read models to include a position a write answered (X-Consistent-With).
+//
+// Errors are RFC 9457 problems with a stable code; statusOf in problem.go is
+// the one table from codes to statuses.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+// DefaultConsistencyTimeout bounds how long a read waits for X-Consistent-With.
+const DefaultConsistencyTimeout = 5 * time.Second
+
+// DB is the read-model database: a *pgxpool.Pool.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Waiter lets a read wait until read models include a position
+// (*projections.Waiter).
+type Waiter interface {
+	WaitFor(ctx context.Context, pos domain.Position, names ...string) error
+}
+
+// InvitationLink is a new invitation link on its way to the mailer. Token
+// is the link's secret: it must never be logged or stored.
+type InvitationLink struct {
+	WorkspaceID  uuid.UUID
+	InvitationID uuid.UUID
+	UserID       uuid.UUID
+	Email        string
+	Token        string
+	// Resend is true when the link replaces an earlier one.
+	Resend bool
+}
+
+// InvitationLinks receives the links of new invitations and resends once
+// their events are stored. It must not block: the request answers before
+// any e-mail goes out.
+type InvitationLinks interface {
+	Deliver(ctx context.Context, links []InvitationLink)
+}
+
+// Config is what the API needs. Deps, DB, Waiter and JWTSecret are required.
+type Config struct {
+	Deps   commands.Deps
+	Policy commands.InvitationPolicy
+	DB     DB
+	Waiter Waiter
+	// JWTSecret verifies HS256 bearer tokens; at least MinSecretLength bytes.
+	JWTSecret []byte
+	Logger    *slog.Logger
+	// Metrics serves GET /metrics; nil leaves it out.
+	Metrics http.Handler
+	// Ready answers GET /readyz: nil when the database answers and the
+	// projections run. Nil Ready is always ready.
+	Ready func(ctx context.Context) error
+	// Links receives new invitation links; nil drops them (nobody gets an
+	// e-mail).
+	Links InvitationLinks
+	// TrustedProxies are the peers whose X-Forwarded-For is believed. By
+	// default none: the client address is the TCP peer's.
+	TrustedProxies []netip.Prefix
+	// ConsistencyTimeout bounds waits for X-Consistent-With; default 5 s.
+	ConsistencyTimeout time.Duration
+	// Now is the clock for token expiry and invitation expiry in the list;
+	// default time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	router  *mux.Router
+	handler http.Handler
+	jwt     *jwt.Parser
+	users   *userlist.Queries
+	members *memberships.Queries
+
+	create     commands.CreateWorkspaceHandler
+	invite     commands.InviteUsersHandler
+	changeRole commands.ChangeRoleHandler
+	remove     commands.RemoveUserHandler
+	suspend    commands.SuspendUserHandler
+	reactivate commands.ReactivateUserHandler
+	resend     commands.ResendInvitationHandler
+	lookup     commands.LookupInvitationHandler
+	accept     commands.AcceptInvitationHandler
+	login      commands.RecordLoginHandler
+	settings   commands.UpdateSettingsHandler
+}
+
+// Projection names a read waits for.
+var (
+	projUserList    = userlist.New().Name()
+	projMemberships = memberships.New().Name()
+	projAudit       = audit.New().Name()
+)
+
+// New checks cfg and builds the API.
+func New(cfg Config) (*Server, error) {
+	d := cfg.Deps
+	switch {
+	case d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Random == nil:
+		return nil, errors.New("httpapi: every command dependency must be set")
+	case cfg.DB == nil:
+		return nil, errors.New("httpapi: no read-model database")
+	case cfg.Waiter == nil:
+		return nil, errors.New("httpapi: no waiter")
+	case len(cfg.JWTSecret) < MinSecretLength:
+		return nil, fmt.Errorf("httpapi: the JWT secret is %d bytes; want at least %d", len(cfg.JWTSecret), MinSecretLength)
+	}
+	if cfg.Policy.TTL <= 0 {
+		return nil, errors.New("httpapi: the invitation TTL must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ConsistencyTimeout <= 0 {
+		cfg.ConsistencyTimeout = DefaultConsistencyTimeout
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg.Now),
+		users:      userlist.NewQueries(cfg.DB, cfg.Now),
+		members:    memberships.NewQueries(cfg.DB),
+		create:     commands.NewCreateWorkspaceHandler(d),
+		invite:     commands.NewInviteUsersHandler(d, cfg.Policy),
+		changeRole: commands.NewChangeRoleHandler(d),
+		remove:     commands.NewRemoveUserHandler(d),
+		suspend:    commands.NewSuspendUserHandler(d),
+		reactivate: commands.NewReactivateUserHandler(d),
+		resend:     commands.NewResendInvitationHandler(d, cfg.Policy),
+		lookup:     commands.NewLookupInvitationHandler(d),
+		accept:     commands.NewAcceptInvitationHandler(d),
+		login:      commands.NewRecordLoginHandler(d),
+		settings:   commands.NewUpdateSettingsHandler(d),
+	}
+	s.routes()
+	s.handler = s.instrument(s.router)
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := mux.NewRouter()
+	r.Use(nameRoute)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, s.log, newProblem(codeRouteNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, s.log, newProblem(codeMethodNotAllowed, r.Method+" is not allowed here"))
+	})
+
+	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	if s.cfg.Metrics != nil {
+		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
+	}
+
+	// Full paths on one router, not a /v1 subrouter: mux answers a
+	// subrouter's method mismatch with 404 instead of 405.
+	v1 := prefixed{r, "/v1"}
+	v1.Handle("/workspaces", s.authed(s.createWorkspace)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/invitations", s.authed(s.inviteUsers)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/users", s.authed(s.listUsers)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/users/{userId}", s.authed(s.getUser)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/users/{userId}", s.authed(s.removeUser)).Methods(http.MethodDelete)
+	v1.Handle("/workspaces/{ws}/users/{userId}/role", s.authed(s.changeUserRole)).Methods(http.MethodPut)
+	v1.Handle("/workspaces/{ws}/users/{userId}/suspend", s.authed(s.suspendUser)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/users/{userId}/reactivate", s.authed(s.reactivateUser)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/users/{userId}/invitation/resend", s.authed(s.resendInvitation)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/users/{userId}/permissions", s.authed(s.permissions)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/logins", s.authed(s.recordLogin)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/audit", s.authed(s.auditList)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/audit/verify", s.authed(s.auditVerify)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/settings", s.authed(s.updateSettings)).Methods(http.MethodPut)
+	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
+	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)
+	v1.Handle("/me/workspaces", s.authed(s.myWorkspaces)).Methods(http.MethodGet)
+	s.router = r
+}
+
+// prefixed registers routes under a path prefix on one router.
+type prefixed struct {
+	r      *mux.Router
+	prefix string
+}
+
+func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Handle(p.prefix+path, h) }
+
+// authedFunc handles a request of an authenticated principal; a returned
+// error becomes a problem.
+type authedFunc func(w http.ResponseWriter, r *http.Request, p principal) error
+
+func (s *Server) authed(h authedFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, prob := s.authenticate(r)
+		if prob != nil {
+			writeProblem(w, r, s.log, prob)
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+func (s *Server) public(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// fail answers err as a problem. Handlers attach field names by returning
+// a *Problem (see withFields).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client left; nobody reads the answer.
+		s.log.DebugContext(r.Context(), "request ended by the client", "request_id", requestID(r.Context()))
+		return
+	}
+	writeProblem(w, r, s.log, toProblem(err, nil))
+}
+
+// withFields turns a domain error into a problem naming the field it is
+// about; other errors pass through.
+func withFields(err error, fs fields) error {
+	if err == nil {
+		return nil
+	}
+	return toProblem(err, fs)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeProblem(w, r, s.log, newProblem(codeNotReady, "the service is not ready: its database or read models are not available yet"))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}

@@ -1,0 +1,331 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+)
+
+type positionResponse struct {
+	Position string `json:"position"`
+}
+
+// POST /v1/workspaces (system only).
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p principal) error {
+	if !p.system {
+		return newProblem(domain.CodeNotAllowed, "only the platform creates workspaces")
+	}
+	var req createWorkspaceRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.Owner == nil {
+		return missing("owner")
+	}
+	res, err := s.create.Handle(r.Context(), commands.CreateWorkspace{
+		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
+	})
+	if err != nil {
+		field := "name"
+		if domain.ErrorCode(err) == domain.CodeInvalidName && strings.Contains(err.Error(), "owner") {
+			field = "owner.name"
+		}
+		return withFields(err, fields{domain.CodeInvalidName: field, domain.CodeInvalidEmail: "owner.email", domain.CodeInvalidInput: "owner"})
+	}
+	return wrote(w, http.StatusCreated, res.Position, struct {
+		WorkspaceID uuid.UUID `json:"workspaceId"`
+		OwnerUserID uuid.UUID `json:"ownerUserId"`
+		Position    string    `json:"position"`
+	}{res.WorkspaceID, res.OwnerUserID, res.Position.String()})
+}
+
+type inviteResult struct {
+	Email        string         `json:"email"`
+	Outcome      domain.Outcome `json:"outcome"`
+	UserID       *uuid.UUID     `json:"userId,omitempty"`
+	InvitationID *uuid.UUID     `json:"invitationId,omitempty"`
+	Detail       string         `json:"detail,omitempty"`
+}
+
+func optID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// POST /v1/workspaces/{ws}/invitations (Admin, Manager).
+func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	var req inviteRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.Role == nil {
+		return missing("role")
+	}
+	res, err := s.invite.Handle(r.Context(), commands.InviteUsers{
+		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
+	})
+	if err != nil {
+		return withFields(err, fields{domain.CodeInvalidRole: "role", domain.CodeEmptyBatch: "emails", domain.CodeBatchTooLarge: "emails"})
+	}
+	out := make([]inviteResult, len(res.Results))
+	var links []InvitationLink
+	for i, x := range res.Results {
+		out[i] = inviteResult{Email: x.Email, Outcome: x.Outcome, UserID: optID(x.UserID), InvitationID: optID(x.InvitationID), Detail: x.Detail}
+		if x.Token != "" {
+			links = append(links, InvitationLink{WorkspaceID: ws, InvitationID: x.InvitationID, UserID: x.UserID, Email: x.Email, Token: x.Token})
+		}
+	}
+	s.deliver(r, links)
+	return wrote(w, http.StatusOK, res.Position, struct {
+		Results  []inviteResult `json:"results"`
+		Position string         `json:"position"`
+	}{out, res.Position.String()})
+}
+
+func (s *Server) deliver(r *http.Request, links []InvitationLink) {
+	if len(links) == 0 {
+		return
+	}
+	if s.cfg.Links == nil {
+		s.log.WarnContext(r.Context(), "no mailer: invitation links are not delivered", "request_id", requestID(r.Context()), "links", len(links))
+		return
+	}
+	s.cfg.Links.Deliver(r.Context(), links)
+}
+
+// memberCommand reads the path and an optional empty body of the commands
+// about one member.
+func memberCommand(r *http.Request) (ws, user uuid.UUID, err error) {
+	if ws, err = pathID(r, "ws"); err != nil {
+		return
+	}
+	if user, err = pathID(r, "userId"); err != nil {
+		return
+	}
+	err = decodeBody(r, &emptyRequest{}, false)
+	return
+}
+
+// PUT /v1/workspaces/{ws}/users/{userId}/role (Admin).
+func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	user, err := pathID(r, "userId")
+	if err != nil {
+		return err
+	}
+	var req changeRoleRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.Role == nil {
+		return missing("role")
+	}
+	role, err := domain.ParseRole(*req.Role)
+	if err != nil {
+		return withFields(err, fields{domain.CodeInvalidRole: "role"})
+	}
+	pos, err := s.changeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, struct {
+		UserID   uuid.UUID   `json:"userId"`
+		Role     domain.Role `json:"role"`
+		Position string      `json:"position"`
+	}{user, role, pos.String()})
+}
+
+// DELETE /v1/workspaces/{ws}/users/{userId}: removes a member (Admin) or
+// revokes a pending invitation (Admin, Manager).
+func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, user, err := memberCommand(r)
+	if err != nil {
+		return err
+	}
+	pos, err := s.remove.Handle(r.Context(), commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+}
+
+// POST /v1/workspaces/{ws}/users/{userId}/suspend (Admin).
+func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, user, err := memberCommand(r)
+	if err != nil {
+		return err
+	}
+	pos, err := s.suspend.Handle(r.Context(), commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+}
+
+// POST /v1/workspaces/{ws}/users/{userId}/reactivate (Admin).
+func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, user, err := memberCommand(r)
+	if err != nil {
+		return err
+	}
+	pos, err := s.reactivate.Handle(r.Context(), commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+}
+
+// POST /v1/workspaces/{ws}/users/{userId}/invitation/resend (Admin,
+// Manager): a new link; the old one dies.
+func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, user, err := memberCommand(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.resend.Handle(r.Context(), commands.ResendInvitation{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	link := InvitationLink{WorkspaceID: ws, InvitationID: res.InvitationID, UserID: user, Token: res.Token, Resend: true}
+	_ = s.cfg.Deps.Workspaces.View(r.Context(), ws, func(wsp *domain.Workspace) error {
+		if m, ok := wsp.Member(user); ok {
+			link.Email = string(m.Email)
+		}
+		return nil
+	})
+	s.deliver(r, []InvitationLink{link})
+	return wrote(w, http.StatusAccepted, res.Position, struct {
+		InvitationID uuid.UUID `json:"invitationId"`
+		Position     string    `json:"position"`
+	}{res.InvitationID, res.Position.String()})
+}
+
+// PUT /v1/workspaces/{ws}/settings (Admin).
+func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := asMember(p); err != nil {
+		return err
+	}
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	var req settingsRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.ManagersMayGrantAdmin == nil {
+		return missing("managersMayGrantAdmin")
+	}
+	pos, err := s.settings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, struct {
+		ManagersMayGrantAdmin bool   `json:"managersMayGrantAdmin"`
+		Position              string `json:"position"`
+	}{*req.ManagersMayGrantAdmin, pos.String()})
+}
+
+// POST /v1/workspaces/{ws}/logins: the member's own login, or, for the
+// platform, anyone's ({"userId"}). 204 with the position in X-Position.
+func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	var req loginRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return err
+	}
+	user := p.userID
+	switch {
+	case req.UserID != nil:
+		id, err := uuid.Parse(*req.UserID)
+		if err != nil || len(*req.UserID) != 36 {
+			return newProblem(domain.CodeInvalidInput, "userId must be a UUID").withField("userId", "want a UUID")
+		}
+		user = id
+	case p.system:
+		return missing("userId")
+	}
+	pos, err := s.login.Handle(r.Context(), commands.RecordLogin{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusNoContent, pos, nil)
+}
+
+// POST /v1/invitations/lookup: what the accept page shows. The token, the
+// only credential, travels in the body.
+func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error {
+	var req tokenRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.Token == nil {
+		return missing("token")
+	}
+	v, err := s.lookup.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
+	if err != nil {
+		return withFields(err, fields{domain.CodeInvalidToken: "token"})
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		WorkspaceName string      `json:"workspaceName"`
+		Email         string      `json:"email"`
+		Role          domain.Role `json:"role"`
+		ExpiresAt     time.Time   `json:"expiresAt"`
+	}{v.WorkspaceName, string(v.Email), v.Role, v.Invitation.ExpiresAt})
+}
+
+// POST /v1/invitations/accept: the invitee joins, naming themselves.
+func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error {
+	var req acceptRequest
+	if err := decodeBody(r, &req, true); err != nil {
+		return err
+	}
+	if req.Token == nil {
+		return missing("token")
+	}
+	res, err := s.accept.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
+	if err != nil {
+		return withFields(err, fields{domain.CodeInvalidToken: "token", domain.CodeInvalidName: "name"})
+	}
+	return wrote(w, http.StatusOK, res.Position, struct {
+		WorkspaceID uuid.UUID   `json:"workspaceId"`
+		UserID      uuid.UUID   `json:"userId"`
+		Role        domain.Role `json:"role"`
+		Position    string      `json:"position"`
+	}{res.WorkspaceID, res.UserID, res.Role, res.Position.String()})
+}

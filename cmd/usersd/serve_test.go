@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+)
+
+const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
+
+func TestServeConfigErrors(t *testing.T) {
+	t.Parallel()
+	dbURL := "postgres://postgres@127.0.0.1:5432/whatever?sslmode=disable"
+	tests := []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"secret missing with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL}, "USERSD_JWT_SECRET is not set"},
+		{"short secret", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": "short"}, "USERSD_JWT_SECRET is 5 bytes long"},
+		{"bad TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "a week"}, "USERSD_INVITATION_TTL"},
+		{"negative TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "-1h"}, "USERSD_INVITATION_TTL"},
+		{"zero TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "0s"}, "USERSD_INVITATION_TTL"},
+		{"bad proxy", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "USERSD_TRUSTED_PROXIES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := runUsersd(t, tt.vars, "serve")
+			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
+			}
+			if strings.Contains(got.stderr, testJWTSecret) {
+				t.Errorf("the secret was printed: %s", got.stderr)
+			}
+		})
+	}
+}
+
+func TestInvitationTTL(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]time.Duration{"": 168 * time.Hour, "72h": 72 * time.Hour, " 30m ": 30 * time.Minute} {
+		got, err := invitationTTL(func(string) string { return v })
+		if err != nil || got != want {
+			t.Errorf("USERSD_INVITATION_TTL=%q: %v, %v; want %v", v, got, err, want)
+		}
+	}
+}
+
+func TestDevSecretIsKeptPerUser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := &env{Getenv: func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return dir
+		}
+		return ""
+	}, Log: discardLogger()}
+	db := database{Source: "default", CreateIfMissing: true}
+	first, err := jwtSecret(e, db)
+	if err != nil || len(first) < 32 {
+		t.Fatalf("first secret: %q, %v", first, err)
+	}
+	second, err := jwtSecret(e, db)
+	if err != nil || string(second) != string(first) {
+		t.Fatalf("second start made another secret (%v)", err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "usersd", "dev-jwt-secret"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v, %v; want mode 0600", info, err)
+	}
+}
+
+// TestServeAnswersTheAPI starts usersd serve on a fresh database and asks
+// it for health, readiness, metrics and a workspace.
+func TestServeAnswersTheAPI(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": addr}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		var stdout, stderr syncBuffer
+		e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
+		code := run(ctx, []string{"serve"}, e)
+		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := http.Get(base + "/readyz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve never became ready: %v\n%s", err, (<-done).stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range []string{"/healthz", "/metrics"} {
+		r, err := http.Get(base + p)
+		if err != nil || r.StatusCode != 200 {
+			t.Errorf("GET %s: %v %v", p, r, err)
+		}
+		if r != nil {
+			r.Body.Close()
+		}
+	}
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(time.Minute).Unix(),
+	}).SignedString([]byte(testJWTSecret))
+	rq, _ := http.NewRequest("POST", base+"/v1/workspaces", strings.NewReader(`{"name":"Served","owner":{"email":"o@served.test","name":"O"}}`))
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	rq.Header.Set("Content-Type", "application/json")
+	r, err := http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 201 || !strings.Contains(string(body), `"position"`) {
+		t.Errorf("create workspace: %d %s", r.StatusCode, body)
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res.code != exitOK {
+			t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
