@@ -70,9 +70,14 @@ func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
 	return e, err
 }
 
+// While committed events wait behind an older transaction still running,
+// the subscription re-reads with these pauses: nothing announces that the
+// older transaction ended. The cap bounds the lag this adds (measured: the
+// main part of append-to-visible lag under continuous writes) against the
+// cost of an indexed, usually empty read.
 const (
 	minBackoff = time.Millisecond
-	maxBackoff = 50 * time.Millisecond
+	maxBackoff = 10 * time.Millisecond
 )
 
 // SubscribeToAll implements eventstore.Store. It reads in global order the

@@ -1,0 +1,24 @@
+// Package benchmarks measures the projections end to end against PostgreSQL,
+// each figure beside a floor measured in the same run on the same database:
+//
+//   - BenchmarkRebuild: projections.Rebuild of each read model over a seeded
+//     history, against reading that history through the event store and
+//     COPYing the rebuilt rows;
+//   - BenchmarkAppendToVisible: the lag from a command being due to its
+//     events being visible in the user list, under open-loop load, against a
+//     LISTEN/NOTIFY round trip;
+//   - BenchmarkUserListVsPgbench: user list pages under a concurrent writer,
+//     against pgbench running the very same SQL.
+//
+// The package holds only tests. Run it with
+//
+//	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./projections/benchmarks/
+//
+// Each benchmark logs a line starting with SUMMARY: its figures, the ratio
+// to its floor, and whether each goal was met. USERSD_BENCH_EVENTS shrinks
+// the rebuild's history (default 1,000,000) for a quick run;
+// USERSD_BENCH_TRACE=1 adds to BenchmarkAppendToVisible a subscriber that
+// times the event store's own delivery, to split the lag. The benchmarks
+// need the test PostgreSQL server (see adapters/postgres/pgtest) and, for
+// the last one, pgbench (PGBENCH, else PATH, else PostgreSQL 15's).
+package benchmarks

@@ -1,0 +1,580 @@
+package benchmarks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+// envTrace, if set, adds a subscriber that records when the event store
+// delivers each command's events, to split the lag into the store's part
+// and the projection's. It adds a fourth reader of the events, so it is
+// off by default.
+const envTrace = "USERSD_BENCH_TRACE"
+
+const (
+	loadWorkspaces       = 50
+	membersPerWorkspace  = 20
+	loadWarmup           = time.Second
+	loadRun              = 5 * time.Second
+	loadWorkers          = 1000
+	loadTimeout          = 30 * time.Second // per command, until visible
+	floorChannel         = "usersd_bench_floor"
+	floorIdleSamples     = 1000
+	floorLoadedInterval  = 10 * time.Millisecond
+	visibleGoalP99       = 50 * time.Millisecond
+	visibleGoalRate      = 1000
+	visibleGoalFloorMult = 3.0
+)
+
+// loadRoles are the roles the load moves people to: never Admin, so no
+// command trips the last-Admin guard or an escalation rule.
+var loadRoles = []domain.Role{domain.RoleManager, domain.RoleEditor, domain.RoleMonitor, domain.RoleAgentUser}
+
+// BenchmarkAppendToVisible runs the write and read pipeline of `usersd
+// serve` on one database (the PostgreSQL event store, the command handlers,
+// the three projection runners, a Waiter) and loads it open-loop: commands
+// are due on a fixed schedule, whatever the previous ones are doing, and
+// each one's lag runs from when it was due until Waiter.WaitFor(position,
+// "userlist") returns, so queueing anywhere counts. A command is a role
+// change of a member or an invitation of a new address, half and half, in
+// one of 50 workspaces of 20 members.
+//
+// Beside it, in the same run, the floor: a LISTEN/NOTIFY round trip
+// between two connections, measured idle right before the load and every
+// 10 ms during it. After the run every member's role and every invitation
+// is checked in the user list.
+func BenchmarkAppendToVisible(b *testing.B) {
+	for _, rate := range []int{500, visibleGoalRate, 2000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchVisible(b, rate) })
+	}
+}
+
+// pipeline is the service's write and read side on one database.
+type pipeline struct {
+	pool   *pgxpool.Pool
+	waiter *projections.Waiter
+	// trace, if set, records when the store delivered each batch to a
+	// subscriber of its own (USERSD_BENCH_TRACE=1).
+	trace  *deliveries
+	create commands.CreateWorkspaceHandler
+	invite commands.InviteUsersHandler
+	accept commands.AcceptInvitationHandler
+	change commands.ChangeRoleHandler
+}
+
+// startPipeline wires the pieces as cmd/usersd/serve.go does.
+func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
+	pool, url := pgtest.New(b)
+	log := quietLogger()
+	store := pgstore.New(pool, pgstore.WithLogger(log))
+	deps := commands.ProductionDeps(
+		eventstore.NewWorkspaces(store, 1024),
+		eventstore.NewAccounts(store, 100_000),
+		eventstore.NewLogins(store),
+	)
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	src := eventstore.Source{Store: store}
+	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
+		r := projections.NewRunner(pool, p, src, projections.RunnerOptions{Logger: log})
+		wg.Go(func() { _ = r.Run(runCtx) })
+	}
+	var trace *deliveries
+	if os.Getenv(envTrace) != "" {
+		trace = &deliveries{}
+		wg.Go(func() { _ = src.Subscribe(runCtx, domain.Position{}, 500, trace.record) })
+	}
+	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(log))
+	if err := waiter.Start(runCtx); err != nil {
+		stop()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { // before pgtest drops the database
+		stop()
+		wg.Wait()
+		waiter.Wait()
+		store.Close()
+	})
+	return &pipeline{
+		pool: pool, waiter: waiter, trace: trace,
+		create: commands.NewCreateWorkspaceHandler(deps),
+		invite: commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()),
+		accept: commands.NewAcceptInvitationHandler(deps),
+		change: commands.NewChangeRoleHandler(deps),
+	}, url
+}
+
+type loadWorkspace struct {
+	id, owner uuid.UUID
+	members   []uuid.UUID
+	roles     []domain.Role // as seeded
+}
+
+// seedWorkspaces creates the workspaces, each with members who were
+// invited and accepted, and waits until the user list shows them.
+func (p *pipeline) seedWorkspaces(b *testing.B, ctx context.Context) []*loadWorkspace {
+	wss := make([]*loadWorkspace, loadWorkspaces)
+	var (
+		mu   sync.Mutex
+		last domain.Position
+		errs = make(chan error, loadWorkspaces)
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for i := range wss {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			w, pos, err := p.seedWorkspace(ctx, i)
+			if err != nil {
+				errs <- fmt.Errorf("workspace %d: %w", i, err)
+				return
+			}
+			wss[i] = w
+			mu.Lock()
+			if last.Less(pos) {
+				last = pos
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.waiter.WaitFor(wctx, last, "userlist", "memberships", "audit"); err != nil {
+		b.Fatalf("wait for the seeded workspaces: %v", err)
+	}
+	return wss
+}
+
+func (p *pipeline) seedWorkspace(ctx context.Context, i int) (*loadWorkspace, domain.Position, error) {
+	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "bench-seed"}
+	res, err := p.create.Handle(ctx, commands.CreateWorkspace{
+		Name: fmt.Sprintf("Load workspace %d", i), OwnerEmail: fmt.Sprintf("owner.%d@load.example.com", i), OwnerName: "Owner", Meta: system,
+	})
+	if err != nil {
+		return nil, domain.Position{}, err
+	}
+	w := &loadWorkspace{id: res.WorkspaceID, owner: res.OwnerUserID}
+	emails := make([]string, membersPerWorkspace)
+	for j := range emails {
+		emails[j] = fmt.Sprintf("member.%d.%d@load.example.com", i, j)
+	}
+	owner := commands.Meta{Actor: domain.Actor{UserID: w.owner}, CorrelationID: "bench-seed"}
+	inv, err := p.invite.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: emails, Role: string(domain.RoleEditor), Meta: owner})
+	if err != nil {
+		return nil, domain.Position{}, err
+	}
+	pos := inv.Position
+	for _, r := range inv.Results {
+		if r.Outcome != domain.OutcomeInvited {
+			return nil, domain.Position{}, fmt.Errorf("invite %s: %s %s", r.Email, r.Outcome, r.Detail)
+		}
+		acc, err := p.accept.Handle(ctx, commands.AcceptInvitation{Token: r.Token, Name: "Member " + r.Email[:10], Meta: commands.Meta{CorrelationID: "bench-seed"}})
+		if err != nil {
+			return nil, domain.Position{}, err
+		}
+		w.members, w.roles, pos = append(w.members, acc.UserID), append(w.roles, acc.Role), acc.Position
+	}
+	return w, pos, nil
+}
+
+// loadCommand is one command of the load: an invitation of email, or a
+// role change of a workspace's member.
+type loadCommand struct {
+	ws     int
+	invite bool
+	member int
+	email  string
+	role   domain.Role
+}
+
+func planLoad(r *rand.Rand, n int, tag string) []loadCommand {
+	cmds := make([]loadCommand, n)
+	for i := range cmds {
+		c := loadCommand{ws: r.IntN(loadWorkspaces), invite: r.IntN(2) == 0, role: loadRoles[r.IntN(len(loadRoles))]}
+		if c.invite {
+			c.email = fmt.Sprintf("invitee.%s.%d@load.example.com", tag, i)
+		} else {
+			c.member = r.IntN(membersPerWorkspace)
+		}
+		cmds[i] = c
+	}
+	return cmds
+}
+
+// loadResult is what became of one command.
+type loadResult struct {
+	due, handled, visible time.Time
+	pos                   domain.Position
+	user                  uuid.UUID // the invitee
+	err                   error     // the command failed
+	waitErr               error     // it succeeded but did not show in time
+}
+
+// runLoad issues cmds open-loop at rate per second: a ticker-driven
+// dispatcher hands each command to a pool of workers when it is due. It
+// returns when every command is done, and answers the most commands that
+// were in flight at once.
+func (p *pipeline) runLoad(ctx context.Context, wss []*loadWorkspace, cmds []loadCommand, rate int) ([]loadResult, int64) {
+	results := make([]loadResult, len(cmds))
+	jobs := make(chan int, len(cmds)) // never blocks the dispatcher
+	var inFlight, maxInFlight atomic.Int64
+	var wg sync.WaitGroup
+	for range loadWorkers {
+		wg.Go(func() {
+			for i := range jobs {
+				n := inFlight.Add(1)
+				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+				}
+				p.execute(ctx, wss[cmds[i].ws], cmds[i], &results[i])
+				inFlight.Add(-1)
+			}
+		})
+	}
+	interval := time.Second / time.Duration(rate)
+	tick := time.NewTicker(time.Millisecond)
+	start := time.Now()
+	for i := 0; i < len(cmds); {
+		now := <-tick.C
+		for ; i < len(cmds); i++ {
+			due := start.Add(time.Duration(i) * interval)
+			if due.After(now) {
+				break
+			}
+			results[i].due = due
+			jobs <- i
+		}
+	}
+	tick.Stop()
+	close(jobs)
+	wg.Wait()
+	return results, maxInFlight.Load()
+}
+
+func (p *pipeline) execute(ctx context.Context, w *loadWorkspace, c loadCommand, r *loadResult) {
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	meta := commands.Meta{Actor: domain.Actor{UserID: w.owner}, CorrelationID: "bench-load"}
+	if c.invite {
+		res, err := p.invite.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: []string{c.email}, Role: string(c.role), Meta: meta})
+		if err == nil && (len(res.Results) != 1 || res.Results[0].Outcome != domain.OutcomeInvited) {
+			err = fmt.Errorf("invite %s: %+v", c.email, res.Results)
+		}
+		r.err, r.pos = err, res.Position
+		if err == nil {
+			r.user = res.Results[0].UserID
+		}
+	} else {
+		r.pos, r.err = p.change.Handle(ctx, commands.ChangeRole{WorkspaceID: w.id, UserID: w.members[c.member], Role: string(c.role), Meta: meta})
+	}
+	r.handled = time.Now()
+	if r.err != nil {
+		return
+	}
+	r.waitErr = p.waiter.WaitFor(ctx, r.pos, "userlist")
+	r.visible = time.Now()
+}
+
+// verify checks the user list against every command that succeeded: each
+// member holds the role of their last role change (the one at the highest
+// position; a workspace's commands are decided one after the other), each
+// invitee is listed as invited with the role invited with. It answers the
+// number of rows that are missing or wrong.
+func (p *pipeline) verify(b *testing.B, ctx context.Context, wss []*loadWorkspace, cmds []loadCommand, results []loadResult) int {
+	type key struct{ ws, user uuid.UUID }
+	type row struct {
+		email, role, status string
+	}
+	rows, err := p.pool.Query(ctx, `SELECT workspace_id, user_id, email, role, status FROM userlist_users`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := make(map[key]row)
+	var k key
+	var r row
+	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.user, &r.email, &r.role, &r.status}, func() error {
+		got[k] = r
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+
+	type change struct {
+		pos  domain.Position
+		role domain.Role
+		set  bool
+	}
+	last := make(map[key]change)
+	bad := 0
+	for i, c := range cmds {
+		res := results[i]
+		if res.err != nil {
+			continue
+		}
+		w := wss[c.ws]
+		if c.invite {
+			if g, ok := got[key{w.id, res.user}]; !ok || g.email != c.email || g.role != string(c.role) || g.status != string(domain.StatusInvited) {
+				bad++
+			}
+			continue
+		}
+		k := key{w.id, w.members[c.member]}
+		if l := last[k]; !l.set || l.pos.Less(res.pos) {
+			last[k] = change{pos: res.pos, role: c.role, set: true}
+		}
+	}
+	for _, w := range wss {
+		for j, m := range w.members {
+			want := w.roles[j]
+			if l, ok := last[key{w.id, m}]; ok {
+				want = l.role
+			}
+			if g, ok := got[key{w.id, m}]; !ok || g.role != string(want) || g.status != string(domain.StatusActive) {
+				bad++
+			}
+		}
+	}
+	return bad
+}
+
+func benchVisible(b *testing.B, rate int) {
+	ctx := context.Background()
+	p, url := startPipeline(b, ctx)
+	wss := p.seedWorkspaces(b, ctx)
+	probe := newNotifyProbe(b, ctx, url)
+	r := rand.New(rand.NewPCG(uint64(rate), 7))
+
+	warm := planLoad(r, rate*int(loadWarmup/time.Second), "warm")
+	warmRes, _ := p.runLoad(ctx, wss, warm, rate)
+
+	idle := make(latencies, 0, floorIdleSamples)
+	for range floorIdleSamples {
+		idle = append(idle, probe.roundTrip(b, ctx))
+	}
+
+	cmds := planLoad(r, rate*int(loadRun/time.Second), "run")
+	var loaded latencies
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		t := time.NewTicker(floorLoadedInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-probeCtx.Done():
+				return
+			case <-t.C:
+				loaded = append(loaded, probe.roundTrip(b, ctx))
+			}
+		}
+	}()
+	before := p.pool.Stat()
+	start := time.Now()
+	results, maxInFlight := p.runLoad(ctx, wss, cmds, rate)
+	after := p.pool.Stat()
+	stopProbe()
+	<-probeDone
+
+	var lag, handled, visible, delivered latencies
+	var failed, notVisible int
+	var end time.Time
+	for _, res := range results {
+		switch {
+		case res.err != nil:
+			failed++
+			if failed <= 3 {
+				b.Logf("command failed: %v", res.err)
+			}
+		case res.waitErr != nil:
+			notVisible++
+			if notVisible <= 3 {
+				b.Logf("not visible in time: %v", res.waitErr)
+			}
+		default:
+			lag = append(lag, res.visible.Sub(res.due))
+			handled = append(handled, res.handled.Sub(res.due))
+			visible = append(visible, res.visible.Sub(res.handled))
+			if p.trace != nil {
+				delivered = append(delivered, max(0, p.trace.at(res.pos).Sub(res.handled)))
+			}
+			if res.visible.After(end) {
+				end = res.visible
+			}
+		}
+	}
+	for _, res := range warmRes {
+		if res.err != nil {
+			failed++
+		} else if res.waitErr != nil {
+			notVisible++
+		}
+	}
+	wrong := p.verify(b, ctx, wss, append(warm, cmds...), append(warmRes, results...))
+	missing := notVisible + wrong
+	achieved := float64(len(lag)) / end.Sub(start).Seconds()
+
+	p50, p99 := lag.percentile(50), lag.percentile(99)
+	f50, f99 := idle.percentile(50), idle.percentile(99)
+	l50, l99 := loaded.percentile(50), loaded.percentile(99)
+	ratio := p99.Seconds() / l99.Seconds()
+	ratioIdle := p99.Seconds() / f99.Seconds()
+	b.ReportMetric(ms(p50), "p50-ms")
+	b.ReportMetric(ms(p99), "p99-ms")
+	b.ReportMetric(ms(handled.percentile(50)), "cmd-p50-ms")
+	b.ReportMetric(ms(handled.percentile(99)), "cmd-p99-ms")
+	b.ReportMetric(ms(visible.percentile(50)), "vis-p50-ms")
+	b.ReportMetric(ms(visible.percentile(99)), "vis-p99-ms")
+	if p.trace != nil {
+		b.ReportMetric(ms(delivered.percentile(50)), "store-p50-ms")
+		b.ReportMetric(ms(delivered.percentile(99)), "store-p99-ms")
+		b.Logf("trace: after the command returned, the store delivered its events to a plain subscriber after p50 %.2f ms, p99 %.2f ms; the user list showed them after p50 %.2f ms, p99 %.2f ms",
+			ms(delivered.percentile(50)), ms(delivered.percentile(99)), ms(visible.percentile(50)), ms(visible.percentile(99)))
+	}
+	b.ReportMetric(achieved, "achieved-cmd/s")
+	b.ReportMetric(float64(missing), "missing")
+	b.ReportMetric(float64(failed), "failed")
+	b.ReportMetric(ms(f50), "floor-p50-ms")
+	b.ReportMetric(ms(f99), "floor-p99-ms")
+	b.ReportMetric(ms(l50), "floor-load-p50-ms")
+	b.ReportMetric(ms(l99), "floor-load-p99-ms")
+	b.ReportMetric(ratio, "ratio")
+	b.ReportMetric(ratioIdle, "ratio-idle")
+
+	if acq := after.AcquireCount() - before.AcquireCount(); acq > 0 {
+		b.Logf("pool (%d connections): %d acquires during the run, %.0f%% had to wait, %.2f ms average wait",
+			after.MaxConns(), acq, 100*float64(after.EmptyAcquireCount()-before.EmptyAcquireCount())/float64(acq),
+			ms((after.AcquireDuration()-before.AcquireDuration())/time.Duration(acq)))
+	}
+	goal := "p99 < 50 ms is judged at 1000/s"
+	if rate == visibleGoalRate {
+		goal = fmt.Sprintf("p99 < %d ms: %s", visibleGoalP99.Milliseconds(), verdict(p99 < visibleGoalP99))
+	}
+	summary(b, "%d commands/s offered, %.0f/s achieved (max %d in flight): append-to-visible p50 %.2f ms, p99 %.2f ms (due to handled p50 %.2f, p99 %.2f ms; handled to visible p50 %.2f, p99 %.2f ms); missing %d, failed %d (goal 0: %s); %s; floor NOTIFY round trip under the same load p50 %.2f ms, p99 %.2f ms, idle p50 %.3f ms, p99 %.3f ms; p99/floor p99 = %.1f under load (goal ≤ %.0f: %s), %.0f idle (%s)",
+		rate, achieved, maxInFlight, ms(p50), ms(p99), ms(handled.percentile(50)), ms(handled.percentile(99)),
+		ms(visible.percentile(50)), ms(visible.percentile(99)),
+		missing, failed, verdict(missing == 0 && failed == 0), goal, ms(l50), ms(l99), ms(f50), ms(f99),
+		ratio, visibleGoalFloorMult, verdict(ratio <= visibleGoalFloorMult), ratioIdle, verdict(ratioIdle <= visibleGoalFloorMult))
+}
+
+// deliveries records when a subscription received each batch.
+type deliveries struct {
+	mu  sync.Mutex
+	cps []domain.Position
+	ts  []time.Time
+}
+
+func (d *deliveries) record(_ context.Context, b projections.Batch) error {
+	if len(b.Events) > 0 {
+		d.mu.Lock()
+		d.cps, d.ts = append(d.cps, b.Checkpoint), append(d.ts, time.Now())
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+// at answers when the event at pos was delivered (zero if not yet).
+func (d *deliveries) at(pos domain.Position) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	i := sort.Search(len(d.cps), func(i int) bool { return !d.cps[i].Less(pos) })
+	if i == len(d.cps) {
+		return time.Time{}
+	}
+	return d.ts[i]
+}
+
+// notifyProbe times LISTEN/NOTIFY round trips: one connection sends
+// pg_notify (in its own transaction, as the store's post-commit
+// notification is), another listens.
+type notifyProbe struct {
+	send *pgx.Conn
+	got  chan string
+	n    int
+}
+
+func newNotifyProbe(b *testing.B, ctx context.Context, url string) *notifyProbe {
+	listen, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	send, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := listen.Exec(ctx, "LISTEN "+floorChannel); err != nil {
+		b.Fatal(err)
+	}
+	p := &notifyProbe{send: send, got: make(chan string, 64)}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := listen.WaitForNotification(lctx)
+			if err != nil {
+				return
+			}
+			p.got <- n.Payload
+		}
+	}()
+	b.Cleanup(func() {
+		stop()
+		<-done
+		_ = listen.Close(context.Background())
+		_ = send.Close(context.Background())
+	})
+	return p
+}
+
+// roundTrip answers the time from sending a notification to receiving it.
+func (p *notifyProbe) roundTrip(b *testing.B, ctx context.Context) time.Duration {
+	p.n++
+	payload := strconv.Itoa(p.n)
+	start := time.Now()
+	if _, err := p.send.Exec(ctx, "SELECT pg_notify($1, $2)", floorChannel, payload); err != nil {
+		b.Error(err)
+		return 0
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case s := <-p.got:
+			if s == payload {
+				return time.Since(start)
+			}
+		case <-timeout.C:
+			b.Error(errors.New("notification not received within 5 s"))
+			return 0
+		}
+	}
+}
