@@ -2,8 +2,14 @@
 --
 -- userlist_create_tables(schema) creates the projection's tables with their
 -- indexes in the given schema: this migration calls it for 'public' (the live
--- tables), a rebuild calls it for a fresh schema and swaps the tables in.
--- Every name inside is qualified, so it works whatever the caller's
+-- tables). A rebuild (projections.DeferredIndexes) calls
+-- userlist_create_tables(schema, false) for a fresh schema, which creates the
+-- tables with their primary keys only (all Apply reads or writes through),
+-- replays the history into them, then calls userlist_create_indexes(schema)
+-- for the list's indexes, built once over the full tables rather than kept up
+-- row by row, and swaps the tables in. userlist_create_tables(schema) calls
+-- userlist_create_indexes itself, so each index is defined in one place.
+-- Every name inside is qualified, so they work whatever the caller's
 -- search_path.
 --
 -- userlist_users: one row per (workspace, person) who is invited, active or
@@ -27,7 +33,7 @@
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- +goose StatementBegin
-CREATE FUNCTION userlist_create_tables(p_schema text) RETURNS void
+CREATE FUNCTION userlist_create_indexes(p_schema text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
     trgm text;
@@ -37,9 +43,23 @@ BEGIN
     JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname = 'pg_trgm';
     IF trgm IS NULL THEN
-        RAISE EXCEPTION 'userlist_create_tables: the pg_trgm extension is not installed';
+        RAISE EXCEPTION 'userlist_create_indexes: the pg_trgm extension is not installed';
     END IF;
 
+    -- The page queries: one index per filter that narrows the order (the
+    -- other filters are checked on the rows the index yields).
+    EXECUTE format('CREATE INDEX userlist_users_sort_idx ON %1$I.userlist_users (workspace_id, sort_key, user_id)', p_schema);
+    EXECUTE format('CREATE INDEX userlist_users_status_sort_idx ON %1$I.userlist_users (workspace_id, status, sort_key, user_id)', p_schema);
+    EXECUTE format('CREATE INDEX userlist_users_role_sort_idx ON %1$I.userlist_users (workspace_id, role, sort_key, user_id)', p_schema);
+    EXECUTE format('CREATE INDEX userlist_users_search_idx ON %1$I.userlist_users USING gin (search %2$I.gin_trgm_ops)', p_schema, trgm);
+END
+$fn$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION userlist_create_tables(p_schema text, p_with_secondary_indexes boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
     EXECUTE format($sql$
         CREATE TABLE %1$I.userlist_workspaces (
             workspace_id uuid        PRIMARY KEY,
@@ -80,17 +100,15 @@ BEGIN
             PRIMARY KEY (workspace_id, user_id)
         ) WITH (fillfactor = 70)$sql$, p_schema);
 
-    -- The page queries: one index per filter that narrows the order (the
-    -- other filters are checked on the rows the index yields).
-    EXECUTE format('CREATE INDEX userlist_users_sort_idx ON %1$I.userlist_users (workspace_id, sort_key, user_id)', p_schema);
-    EXECUTE format('CREATE INDEX userlist_users_status_sort_idx ON %1$I.userlist_users (workspace_id, status, sort_key, user_id)', p_schema);
-    EXECUTE format('CREATE INDEX userlist_users_role_sort_idx ON %1$I.userlist_users (workspace_id, role, sort_key, user_id)', p_schema);
-    EXECUTE format('CREATE INDEX userlist_users_search_idx ON %1$I.userlist_users USING gin (search %2$I.gin_trgm_ops)', p_schema, trgm);
     -- A finer sample of search lets the planner tell a rare text (read the
     -- few matches from the trigram index, then sort them) from a common one
     -- (read in order and filter until the page is full). With the default
     -- sample a rare text looked common and scanned a whole workspace.
     EXECUTE format('ALTER TABLE %1$I.userlist_users ALTER COLUMN search SET STATISTICS 1000', p_schema);
+
+    IF p_with_secondary_indexes THEN
+        PERFORM public.userlist_create_indexes(p_schema);
+    END IF;
 END
 $fn$;
 -- +goose StatementEnd
@@ -101,4 +119,5 @@ SELECT userlist_create_tables('public');
 DROP TABLE userlist_users;
 DROP TABLE userlist_logins;
 DROP TABLE userlist_workspaces;
-DROP FUNCTION userlist_create_tables(text);
+DROP FUNCTION userlist_create_tables(text, boolean);
+DROP FUNCTION userlist_create_indexes(text);

@@ -9,7 +9,10 @@
 -- suspended. Pending invitations have no row: an invited person is not a
 -- member yet (the API answers 404 for the workspace until they accept).
 -- The primary key (user_id, workspace_id) serves both queries: the
--- permission check (one key) and a person's workspaces (a key prefix).
+-- permission check (one key) and a person's workspaces (a key prefix). With
+-- no secondary index, there is nothing for a rebuild to build after its
+-- replay (projections.DeferredIndexes): keep it so, or split the function
+-- as userlist_create_tables does.
 -- memberships_workspaces: each workspace's name, and the position of the
 -- last event the projection applied to it (replays at or before it are
 -- ignored, which makes Apply idempotent).

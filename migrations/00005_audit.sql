@@ -14,9 +14,19 @@
 -- it is plain state of the projection, rebuilt with it.
 --
 -- audit_create_tables(schema) creates the two tables, their indexes and
--- the triggers in the given schema: the migration calls it for public, and a
--- projection rebuild for a fresh schema whose tables it later moves into
--- public (ALTER TABLE ... SET SCHEMA; triggers and indexes move along).
+-- the triggers in the given schema: the migration calls it for public. A
+-- projection rebuild (projections.DeferredIndexes) calls
+-- audit_create_tables(schema, false) for a fresh schema, which creates the
+-- tables with their keys (which Apply reads through: the chain heads, the
+-- addresses, the event ids of replays) and the triggers, but not the
+-- filter indexes; it replays the history into them, then calls
+-- audit_create_indexes(schema), which builds those once over the full table,
+-- and later moves the tables into public (ALTER TABLE ... SET SCHEMA;
+-- triggers and indexes move along). audit_create_tables(schema) calls
+-- audit_create_indexes itself, so each index is defined in one place. The
+-- triggers come with the tables, so no audit_entries ever exists without
+-- them; they cost an insert nothing (they fire on UPDATE, DELETE and
+-- TRUNCATE only).
 
 -- +goose Up
 
@@ -33,7 +43,31 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
-CREATE FUNCTION audit_create_tables(p_schema text) RETURNS void
+CREATE FUNCTION audit_create_indexes(p_schema text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- The filters of GET /audit. Every index costs each insert of the live
+    -- runner (a rebuild builds them once, after its replay), so only what
+    -- pays for itself: actor and target (selective), ending in seq for the
+    -- keyset order; action only for the rare actions, as logins, the bulk of
+    -- a history, are found fast enough along the primary key (audit.List
+    -- names the action as a literal so that the planner can use the partial
+    -- index); time as BRIN: entries are appended in event order, so blocks
+    -- follow occurred_at closely, and a BRIN index costs next to nothing to
+    -- keep. autosummarize has autovacuum summarize each block range as it
+    -- fills; ranges not summarized yet (the newest) are always read.
+    EXECUTE format('CREATE INDEX audit_entries_actor_idx ON %I.audit_entries (workspace_id, actor_id, seq)', p_schema);
+    EXECUTE format('CREATE INDEX audit_entries_target_idx ON %I.audit_entries (workspace_id, target_id, seq)', p_schema);
+    EXECUTE format($sql$CREATE INDEX audit_entries_action_idx ON %I.audit_entries (workspace_id, action, seq)
+        WHERE action <> 'UserLoggedIn'$sql$, p_schema);
+    EXECUTE format('CREATE INDEX audit_entries_occurred_at_idx ON %I.audit_entries USING brin (occurred_at)
+        WITH (pages_per_range = 32, autosummarize = on)', p_schema);
+END
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION audit_create_tables(p_schema text, p_with_secondary_indexes boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format($sql$
@@ -64,23 +98,6 @@ BEGIN
             CONSTRAINT audit_entries_seq_check CHECK (seq > 0)
         )$sql$, p_schema);
 
-    -- The filters of GET /audit. Every index costs each insert, and a
-    -- rebuild inserts the whole history, so only what pays for itself:
-    -- actor and target (selective), ending in seq for the keyset order;
-    -- action only for the rare actions, as logins, the bulk of a history,
-    -- are found fast enough along the primary key (audit.List names the
-    -- action as a literal so that the planner can use the partial index);
-    -- time as BRIN: entries are appended in event order, so blocks follow
-    -- occurred_at closely, and a BRIN index costs next to nothing to keep.
-    -- autosummarize has autovacuum summarize each block range as it fills;
-    -- ranges not summarized yet (the newest) are always read.
-    EXECUTE format('CREATE INDEX audit_entries_actor_idx ON %I.audit_entries (workspace_id, actor_id, seq)', p_schema);
-    EXECUTE format('CREATE INDEX audit_entries_target_idx ON %I.audit_entries (workspace_id, target_id, seq)', p_schema);
-    EXECUTE format($sql$CREATE INDEX audit_entries_action_idx ON %I.audit_entries (workspace_id, action, seq)
-        WHERE action <> 'UserLoggedIn'$sql$, p_schema);
-    EXECUTE format('CREATE INDEX audit_entries_occurred_at_idx ON %I.audit_entries USING brin (occurred_at)
-        WITH (pages_per_range = 32, autosummarize = on)', p_schema);
-
     EXECUTE format(
         'CREATE TRIGGER audit_entries_no_update_delete BEFORE UPDATE OR DELETE ON %I.audit_entries
          FOR EACH ROW EXECUTE FUNCTION public.audit_refuse_change()', p_schema);
@@ -97,6 +114,10 @@ BEGIN
             email        text NOT NULL,
             CONSTRAINT audit_user_emails_pkey PRIMARY KEY (workspace_id, user_id)
         )$sql$, p_schema);
+
+    IF p_with_secondary_indexes THEN
+        PERFORM public.audit_create_indexes(p_schema);
+    END IF;
 END
 $$;
 -- +goose StatementEnd
@@ -106,5 +127,6 @@ SELECT audit_create_tables('public');
 -- +goose Down
 DROP TABLE audit_user_emails;
 DROP TABLE audit_entries;
-DROP FUNCTION audit_create_tables(text);
+DROP FUNCTION audit_create_tables(text, boolean);
+DROP FUNCTION audit_create_indexes(text);
 DROP FUNCTION audit_refuse_change();

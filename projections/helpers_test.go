@@ -26,9 +26,15 @@ import (
 const waitTimeout = 30 * time.Second
 
 // testTablesSQL is the test projection's migration: a CreateTables function
-// and the live tables it makes.
+// and the live tables it makes. Its secondary index comes from a function of
+// its own, for deferredProjection.
 const testTablesSQL = `
-CREATE FUNCTION test_create(schema text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION test_create_indexes(schema text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE INDEX test_rows_type ON %I.test_rows (type)', schema);
+END
+$$;
+CREATE FUNCTION test_create(schema text, with_secondary_indexes boolean DEFAULT true) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	EXECUTE format('CREATE TABLE %I.test_rows (
 		event_id         uuid   PRIMARY KEY,
@@ -37,8 +43,10 @@ BEGIN
 		type             text   NOT NULL,
 		applied_by       text   NOT NULL,
 		times            int    NOT NULL DEFAULT 1)', schema);
-	EXECUTE format('CREATE INDEX test_rows_type ON %I.test_rows (type)', schema);
 	EXECUTE format('CREATE TABLE %I.test_counts (type text PRIMARY KEY, n bigint NOT NULL)', schema);
+	IF with_secondary_indexes THEN
+		PERFORM public.test_create_indexes(schema);
+	END IF;
 END
 $$;
 SELECT test_create('public');`
@@ -92,6 +100,22 @@ func (p *testProjection) withLabel(l string) *testProjection {
 
 func newTestProjection(label string) *testProjection {
 	return &testProjection{name: "test", label: label, applying: new(atomic.Int32), overlaps: new(atomic.Int32)}
+}
+
+// deferredProjection is the test projection with its secondary index
+// deferred (projections.DeferredIndexes) to the SQL function named
+// createIndexes.
+type deferredProjection struct {
+	*testProjection
+	createIndexes string
+}
+
+var _ projections.DeferredIndexes = deferredProjection{}
+
+func (p deferredProjection) CreateIndexes() string { return p.createIndexes }
+
+func newDeferredProjection(label string) deferredProjection {
+	return deferredProjection{testProjection: newTestProjection(label), createIndexes: "test_create_indexes"}
 }
 
 func (p *testProjection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {

@@ -38,10 +38,16 @@ type RebuildOptions struct {
 	// BatchSize caps the events applied in one transaction. Default 5000:
 	// nobody reads the rebuild's tables, so big transactions cost nothing.
 	BatchSize int
-	// Progress, if set, is called after each batch with the events applied
-	// so far and the position reached.
+	// Progress, if set, is called after each batch applied outside the
+	// swap (in RebuildReplay and RebuildCatchUp) with the events applied so
+	// far and the position reached.
 	Progress func(applied int, pos domain.Position)
-	// Logger receives the retries of the swap. Default slog.Default().
+	// Phase, if set, is called as the rebuild starts each of its phases,
+	// in order: RebuildReplay, then RebuildIndexes and RebuildCatchUp for a
+	// projection that implements DeferredIndexes, then RebuildSwap.
+	Phase func(RebuildPhase)
+	// Logger receives the phases (Info) and the retries of the swap (Warn).
+	// Default slog.Default().
 	Logger *slog.Logger
 	// LockTimeout bounds each attempt of the swap to lock the live tables,
 	// so that readers queued behind it are not held up long. Default 5 s.
@@ -55,6 +61,9 @@ func (o RebuildOptions) withDefaults() RebuildOptions {
 	if o.Progress == nil {
 		o.Progress = func(int, domain.Position) {}
 	}
+	if o.Phase == nil {
+		o.Phase = func(RebuildPhase) {}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -64,6 +73,22 @@ func (o RebuildOptions) withDefaults() RebuildOptions {
 	return o
 }
 
+// RebuildPhase is a step of a rebuild, for RebuildOptions.Phase.
+type RebuildPhase string
+
+const (
+	// RebuildReplay applies the whole history to fresh tables.
+	RebuildReplay RebuildPhase = "replaying the history"
+	// RebuildIndexes builds the secondary indexes of a DeferredIndexes
+	// projection on the replayed tables, and analyzes them.
+	RebuildIndexes RebuildPhase = "building indexes"
+	// RebuildCatchUp applies the events appended while the indexes were
+	// built, so that the swap has few left to apply under its locks.
+	RebuildCatchUp RebuildPhase = "catching up"
+	// RebuildSwap locks the live tables and replaces them.
+	RebuildSwap RebuildPhase = "swapping the tables in"
+)
+
 // RebuildResult tells what a rebuild did.
 type RebuildResult struct {
 	// Applied counts the events applied, AppliedInSwap those of them applied
@@ -72,6 +97,9 @@ type RebuildResult struct {
 	// Position is the projection's checkpoint after the swap.
 	Position domain.Position
 	Duration time.Duration
+	// IndexDuration is the part of Duration spent building the deferred
+	// indexes and analyzing the tables (DeferredIndexes); zero otherwise.
+	IndexDuration time.Duration
 }
 
 // RebuildSchema is the schema where a rebuild of the named projection
@@ -79,8 +107,10 @@ type RebuildResult struct {
 func RebuildSchema(name string) string { return "rebuild_" + name }
 
 // Rebuild builds p from the start of the history into fresh tables and swaps
-// them in for the live ones. The service keeps answering from the live
-// tables, and the live runner keeps running, until the swap: one
+// them in for the live ones. If p implements DeferredIndexes, the fresh
+// tables get their secondary indexes only once the history is in them,
+// before the swap (see DeferredIndexes). The service keeps answering from
+// the live tables, and the live runner keeps running, until the swap: one
 // transaction that locks the live tables, brings the new ones up to the
 // live checkpoint if they are behind it, replaces the live tables with them
 // and sets the checkpoint. The live runner's next batch then fails its
@@ -139,25 +169,49 @@ func startRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Sou
 }
 
 func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
-	if err := rb.createTables(ctx); err != nil {
+	deferred, _ := rb.p.(DeferredIndexes)
+	if err := rb.createTables(ctx, deferred != nil); err != nil {
 		return RebuildResult{}, err
 	}
-	pos, applied, err := rb.replay(ctx)
+	rb.phase(RebuildReplay)
+	start := time.Now()
+	pos, applied, err := rb.replay(ctx, domain.Position{}, 0)
 	if err != nil {
 		return RebuildResult{}, err
 	}
+	var indexing time.Duration
+	if deferred != nil {
+		rb.phase(RebuildIndexes, "events", applied, "replay", time.Since(start).Round(time.Millisecond))
+		start := time.Now()
+		if err := rb.createIndexes(ctx, deferred.CreateIndexes()); err != nil {
+			return RebuildResult{}, err
+		}
+		indexing = time.Since(start)
+		rb.phase(RebuildCatchUp, "indexes", indexing.Round(time.Millisecond))
+		if pos, applied, err = rb.replay(ctx, pos, applied); err != nil {
+			return RebuildResult{}, err
+		}
+	}
+	rb.phase(RebuildSwap, "events", applied)
 	final, inSwap, err := rb.swap(ctx, pos)
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	return RebuildResult{Applied: applied + inSwap, AppliedInSwap: inSwap, Position: final}, nil
+	return RebuildResult{Applied: applied + inSwap, AppliedInSwap: inSwap, Position: final, IndexDuration: indexing}, nil
+}
+
+// phase reports the start of a phase to the options' Phase and the log.
+func (rb *rebuild) phase(ph RebuildPhase, args ...any) {
+	rb.log.Info("rebuild: "+string(ph), args...)
+	rb.opts.Phase(ph)
 }
 
 // createTables makes the rebuild schema afresh (a failed rebuild may have
-// left one) and has the projection's function create its tables there.
-func (rb *rebuild) createTables(ctx context.Context) error {
+// left one) and has the projection's function create its tables there,
+// without their secondary indexes if it defers them.
+func (rb *rebuild) createTables(ctx context.Context, withoutSecondaryIndexes bool) error {
 	schema := pgx.Identifier{rb.schema}.Sanitize()
-	fn := pgx.Identifier(strings.Split(rb.p.CreateTables(), ".")).Sanitize()
+	fn := sqlFunction(rb.p.CreateTables())
 	for _, sql := range []string{
 		"DROP SCHEMA IF EXISTS " + schema + " CASCADE",
 		"CREATE SCHEMA " + schema,
@@ -166,16 +220,42 @@ func (rb *rebuild) createTables(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", sql, err)
 		}
 	}
-	if _, err := rb.conn.Exec(ctx, "SELECT "+fn+"($1)", rb.schema); err != nil {
+	call := "SELECT " + fn + "($1)"
+	if withoutSecondaryIndexes {
+		call = "SELECT " + fn + "($1, false)"
+	}
+	if _, err := rb.conn.Exec(ctx, call, rb.schema); err != nil {
 		return fmt.Errorf("create tables with %s(%s): %w", fn, rb.schema, err)
 	}
 	return nil
 }
 
-// replay applies the whole history into the rebuild's tables until the
-// source says it is caught up, and returns where it stopped.
-func (rb *rebuild) replay(ctx context.Context) (pos domain.Position, applied int, err error) {
-	err = rb.src.Subscribe(ctx, domain.Position{}, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+// createIndexes has the projection's function build its secondary indexes
+// on the replayed tables, then analyzes the tables: the planner then knows
+// them as soon as they are live, and Apply's custom plans in the catch-up
+// and the swap see their real size.
+func (rb *rebuild) createIndexes(ctx context.Context, function string) error {
+	fn := sqlFunction(function)
+	if _, err := rb.conn.Exec(ctx, "SELECT "+fn+"($1)", rb.schema); err != nil {
+		return fmt.Errorf("create indexes with %s(%s): %w", fn, rb.schema, err)
+	}
+	if _, err := rb.conn.Exec(ctx, "ANALYZE "+qualified(rb.schema, rb.p.Tables())); err != nil {
+		return fmt.Errorf("analyze the rebuilt tables: %w", err)
+	}
+	return nil
+}
+
+// sqlFunction quotes a function name, which may be schema-qualified.
+func sqlFunction(name string) string {
+	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
+}
+
+// replay applies the history after from into the rebuild's tables until the
+// source says it is caught up, and returns where it stopped and the events
+// applied, counting from applied.
+func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int) (domain.Position, int, error) {
+	pos := from
+	err := rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
 		if len(b.Events) > 0 {
 			if err := rb.applyBatch(ctx, b.Events); err != nil {
 				return err

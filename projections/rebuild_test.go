@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 )
@@ -31,8 +34,10 @@ func TestRebuildEqualsLive(t *testing.T) {
 
 	var progress []int
 	var lastPos domain.Position
+	var phases []projections.RebuildPhase
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
 		BatchSize: 64,
+		Phase:     func(ph projections.RebuildPhase) { phases = append(phases, ph) },
 		Progress: func(applied int, pos domain.Position) {
 			if pos.Less(lastPos) {
 				t.Errorf("progress: position %s after %s, want it to move forward", pos, lastPos)
@@ -43,8 +48,12 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Rebuild: %v", err)
 	}
-	if res.Applied != 250 || res.AppliedInSwap != 0 || res.Position != last || res.Duration <= 0 {
-		t.Errorf("Rebuild: got %+v, want 250 applied, none in the swap, position %s, a duration", res, last)
+	if res.Applied != 250 || res.AppliedInSwap != 0 || res.Position != last || res.Duration <= 0 || res.IndexDuration != 0 {
+		t.Errorf("Rebuild: got %+v, want 250 applied, none in the swap, position %s, a duration, no index build", res, last)
+	}
+	// No DeferredIndexes: no phase of its own.
+	if want := []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildSwap}; !slices.Equal(phases, want) {
+		t.Errorf("phases: got %q, want %q", phases, want)
 	}
 	prev := 0
 	for _, n := range progress {
@@ -284,6 +293,120 @@ func TestRebuildCreatesMissingLiveTables(t *testing.T) {
 		t.Errorf("Rebuild: got %+v, want 12 applied, up to %s", res, last)
 	}
 	e.wantRows(t)
+}
+
+// A projection that implements DeferredIndexes has its tables made without
+// their secondary indexes for the replay; the indexes are built, and the
+// tables analyzed, before the swap, so the tables swapped in have exactly
+// the live tables' indexes. The events appended while the indexes are
+// built are applied before the swap, not in it.
+func TestRebuildDefersIndexes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 60)
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	rr.stop(t)
+	tables := newTestProjection("").Tables()
+	live := pgtest.Indexes(t, e.pool, "public", tables)
+	var keys []string // what the tables have without their secondary indexes
+	for _, def := range live {
+		if strings.Contains(def, "_pkey ON ") {
+			keys = append(keys, def)
+		}
+	}
+	if len(live) != 3 || len(keys) != 2 {
+		t.Fatalf("live indexes: got %q, want two primary keys and test_rows_type", live)
+	}
+
+	var (
+		phases    []projections.RebuildPhase
+		replaying [][]string // the rebuild's indexes after each batch of the replay
+		atSwap    []string   // the rebuild's indexes as the swap starts
+		analyzed  int        // tables with statistics as the swap starts
+		appendErr error
+	)
+	res, err := projections.Rebuild(context.Background(), e.pool, newDeferredProjection("rebuild"), e.src, projections.RebuildOptions{
+		BatchSize: 16,
+		Logger:    testLogger(t),
+		Progress: func(int, domain.Position) {
+			if len(phases) == 1 {
+				replaying = append(replaying, pgtest.Indexes(t, e.pool, "rebuild_test", tables))
+			}
+		},
+		Phase: func(ph projections.RebuildPhase) {
+			phases = append(phases, ph)
+			switch ph {
+			case projections.RebuildIndexes:
+				_, appendErr = e.tryAppend(&a, 7, false)
+			case projections.RebuildSwap:
+				atSwap = pgtest.Indexes(t, e.pool, "rebuild_test", tables)
+				appendErr = errors.Join(appendErr, e.pool.QueryRow(context.Background(),
+					`SELECT count(DISTINCT tablename) FROM pg_stats WHERE schemaname = 'rebuild_test'`).Scan(&analyzed))
+			}
+		},
+	})
+	if err != nil || appendErr != nil {
+		t.Fatalf("Rebuild: got %v (in the callbacks: %v), want no error", err, appendErr)
+	}
+	want := []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildIndexes, projections.RebuildCatchUp, projections.RebuildSwap}
+	if !slices.Equal(phases, want) {
+		t.Errorf("phases: got %q, want %q", phases, want)
+	}
+	if res.Applied != 67 || res.AppliedInSwap != 0 || res.Position != e.lastPosition(t) || res.IndexDuration <= 0 || res.IndexDuration > res.Duration {
+		t.Errorf("Rebuild: got %+v, want 67 applied, none in the swap, up to %s, an index build within the duration", res, e.lastPosition(t))
+	}
+	if len(replaying) == 0 {
+		t.Error("no progress during the replay")
+	}
+	for i, got := range replaying {
+		if !slices.Equal(got, keys) {
+			t.Errorf("indexes of the rebuild's tables after batch %d of the replay: got %q, want only the keys %q", i+1, got, keys)
+			break
+		}
+	}
+	if !slices.Equal(atSwap, live) {
+		t.Errorf("indexes of the rebuild's tables before the swap: got %q, want the live ones %q", atSwap, live)
+	}
+	if analyzed != len(tables) {
+		t.Errorf("tables of the rebuild with statistics before the swap: got %d, want %d (ANALYZE)", analyzed, len(tables))
+	}
+	if got := pgtest.Indexes(t, e.pool, "public", tables); !slices.Equal(got, live) {
+		t.Errorf("indexes after the swap: got %q, want %q", got, live)
+	}
+	e.wantRows(t)
+	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"rebuild": 67}) {
+		t.Errorf("rows by writer: got %v, want all 67 by the rebuild", got)
+	}
+	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
+}
+
+// An index build that fails fails the rebuild before the swap.
+func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 20)
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	rr.stop(t)
+	cp := e.checkpoint(t, "test")
+
+	p := newDeferredProjection("rebuild")
+	p.createIndexes = "test_no_such_function"
+	_, err := projections.Rebuild(context.Background(), e.pool, p, e.src, projections.RebuildOptions{BatchSize: 5})
+	if err == nil || !strings.Contains(err.Error(), "create indexes") {
+		t.Fatalf("Rebuild with a missing index function: got %v, want an error creating the indexes", err)
+	}
+	e.wantRows(t)
+	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
+		t.Errorf("rows: got %v, want the live runner's 20", got)
+	}
+	if got := e.checkpoint(t, "test"); got != cp {
+		t.Errorf("checkpoint: got %s, want %s", got, cp)
+	}
+	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
 func (e *env) exec(t *testing.T, sql string) {

@@ -114,13 +114,20 @@ func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.P
 			_ = bar.Add(applied - last)
 			last = applied
 		},
+		Phase: func(ph projections.RebuildPhase) {
+			bar.Describe("rebuilding " + p.Name() + ": " + string(ph))
+		},
 	})
 	_ = bar.Finish()
 	if err != nil {
 		return err
 	}
 	rate := float64(res.Applied) / res.Duration.Seconds()
-	fmt.Fprintf(e.Stdout, "\n%s: rebuilt from %d events in %s (%.0f events/s), now at position %s\n",
-		p.Name(), res.Applied, res.Duration.Round(time.Millisecond), rate, res.Position)
+	indexes := ""
+	if res.IndexDuration > 0 {
+		indexes = fmt.Sprintf(", indexes built in %s", res.IndexDuration.Round(time.Millisecond))
+	}
+	fmt.Fprintf(e.Stdout, "\n%s: rebuilt from %d events in %s (%.0f events/s%s), now at position %s\n",
+		p.Name(), res.Applied, res.Duration.Round(time.Millisecond), rate, indexes, res.Position)
 	return nil
 }

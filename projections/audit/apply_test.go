@@ -28,6 +28,9 @@ func TestProjectionIdentity(t *testing.T) {
 	if got, want := p.CreateTables(), "audit_create_tables"; got != want {
 		t.Errorf("CreateTables: got %q, want %q", got, want)
 	}
+	if got, want := p.CreateIndexes(), "audit_create_indexes"; got != want {
+		t.Errorf("CreateIndexes: got %q, want %q", got, want)
+	}
 }
 
 // wantEntry is what one entry should show.

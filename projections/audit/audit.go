@@ -51,7 +51,10 @@ import (
 // Projection builds the audit history. The zero value is ready to use.
 type Projection struct{}
 
-var _ projections.Projection = (*Projection)(nil)
+var (
+	_ projections.Projection      = (*Projection)(nil)
+	_ projections.DeferredIndexes = (*Projection)(nil)
+)
 
 // New returns the audit projection.
 func New() *Projection { return &Projection{} }
@@ -65,8 +68,15 @@ func (*Projection) Tables() []string {
 }
 
 // CreateTables names the SQL function that creates the tables, indexes and
-// append-only triggers in a given schema.
+// append-only triggers in a given schema; with a second argument false, the
+// tables with their keys and triggers but without the filter indexes.
 func (*Projection) CreateTables() string { return "audit_create_tables" }
+
+// CreateIndexes names the SQL function that creates the filter indexes of
+// audit_entries (actor, target, action, time) in a given schema, which a
+// rebuild builds after its replay. Apply needs none of them: it reads
+// through the primary key and the event_id key, which come with the tables.
+func (*Projection) CreateIndexes() string { return "audit_create_indexes" }
 
 // candidate is an event of the batch that gets an entry unless it is
 // already stored.

@@ -53,9 +53,11 @@ func benchEvents(n, workspaces int) []domain.RecordedEvent {
 	return out
 }
 
-// BenchmarkApply measures a rebuild: b.N events over 1,000 workspaces
+// BenchmarkApply measures Apply into the live tables, every index in
+// place, as the live runner keeps them: b.N events over 1,000 workspaces
 // applied in batches of 500 (the runner's default; AUDIT_BENCH_BATCH
-// overrides it), one transaction each, into one database. For the
+// overrides it), one transaction each, into one database. (A rebuild builds
+// the filter indexes after its replay: see BenchmarkRebuild.) For the
 // 1,000,000-event figure: go test -run '^$' -bench Apply -benchtime 1000000x
 func BenchmarkApply(b *testing.B) {
 	pool, _ := pgtest.New(b)

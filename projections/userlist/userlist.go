@@ -8,7 +8,10 @@
 // userlist_create_tables): userlist_users (the rows and the indexes the
 // list needs), userlist_logins (each person's last login, apart because
 // logins are by far the most frequent event and so touch only a narrow,
-// unindexed row) and userlist_workspaces.
+// unindexed row) and userlist_workspaces. Apply reads and writes through
+// the primary keys only, so a rebuild builds the list's indexes
+// (userlist_create_indexes) after its replay: see
+// projections.DeferredIndexes.
 package userlist
 
 import (
@@ -35,7 +38,10 @@ const (
 // Projection builds the user list. Its zero value is ready to use.
 type Projection struct{}
 
-var _ projections.Projection = (*Projection)(nil)
+var (
+	_ projections.Projection      = (*Projection)(nil)
+	_ projections.DeferredIndexes = (*Projection)(nil)
+)
 
 // New returns the user list projection.
 func New() *Projection { return &Projection{} }
@@ -48,8 +54,15 @@ func (*Projection) Tables() []string {
 	return []string{"userlist_users", "userlist_logins", "userlist_workspaces"}
 }
 
-// CreateTables names the SQL function that creates the tables in a schema.
+// CreateTables names the SQL function that creates the tables in a schema:
+// with every index, or (second argument false) with their primary keys
+// only.
 func (*Projection) CreateTables() string { return "userlist_create_tables" }
+
+// CreateIndexes names the SQL function that creates the list's indexes
+// (the sort orders and the trigram search) on the tables in a schema, which
+// a rebuild builds after its replay.
+func (*Projection) CreateIndexes() string { return "userlist_create_indexes" }
 
 type key struct{ ws, user uuid.UUID }
 

@@ -482,4 +482,7 @@ func TestProjectionIdentity(t *testing.T) {
 	if got := p.CreateTables(); got != "userlist_create_tables" {
 		t.Errorf("CreateTables() = %q, want userlist_create_tables", got)
 	}
+	if got := p.CreateIndexes(); got != "userlist_create_indexes" {
+		t.Errorf("CreateIndexes() = %q, want userlist_create_indexes", got)
+	}
 }

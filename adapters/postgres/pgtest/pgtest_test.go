@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -43,5 +44,34 @@ func TestDatabaseIsDroppedAfterTheTest(t *testing.T) {
 	}
 	if exists {
 		t.Errorf("database %s: got it still there after its test, want it dropped", name)
+	}
+}
+
+func TestIndexesLeaveTheSchemaOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.New(t)
+	for _, s := range []string{"one", `"Two"`} {
+		_, err := pool.Exec(ctx, `CREATE SCHEMA `+s+`;
+			CREATE TABLE `+s+`.t (a int PRIMARY KEY, b text);
+			CREATE INDEX t_b_idx ON `+s+`.t (lower(b)) WHERE b <> 'x';
+			CREATE TABLE `+s+`.other (c int PRIMARY KEY)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := pgtest.Indexes(t, pool, "one", []string{"t"})
+	want := []string{
+		"CREATE INDEX t_b_idx ON t USING btree (lower(b)) WHERE (b <> 'x'::text)",
+		"CREATE UNIQUE INDEX t_pkey ON t USING btree (a)",
+	}
+	if !reflect.DeepEqual(one, want) {
+		t.Errorf("Indexes(one, t): got %q, want %q", one, want)
+	}
+	if two := pgtest.Indexes(t, pool, "Two", []string{"t"}); !reflect.DeepEqual(two, want) {
+		t.Errorf(`Indexes("Two", t): got %q, want %q`, two, want)
+	}
+	if none := pgtest.Indexes(t, pool, "one", []string{"missing"}); len(none) != 0 {
+		t.Errorf("Indexes of a missing table: got %q, want none", none)
 	}
 }
