@@ -184,7 +184,7 @@ func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.U
 	b := &pgx.Batch{}
 	b.Queue(customPlans)
 	b.Queue(`SELECT workspace_id, name, pos_commit, pos_prepare
-		FROM memberships_workspaces WHERE workspace_id = ANY($1)`, pgIDs(ids))
+		FROM memberships_workspaces WHERE workspace_id = ANY($1)`, projections.PGIDs(ids))
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -251,7 +251,7 @@ type columns struct {
 }
 
 func (c *columns) add(k key, role, status string) {
-	c.user, c.ws = append(c.user, pgID(k.user)), append(c.ws, pgID(k.ws))
+	c.user, c.ws = append(c.user, projections.PGID(k.user)), append(c.ws, projections.PGID(k.ws))
 	c.role = append(c.role, pgtype.Text{String: role, Valid: role != ""})
 	c.status = append(c.status, pgtype.Text{String: status, Valid: status != ""})
 }
@@ -270,7 +270,7 @@ func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, 
 		case c.kind == put:
 			puts.add(k, c.role, c.status)
 		case c.kind == del:
-			delUser, delWS = append(delUser, pgID(k.user)), append(delWS, pgID(k.ws))
+			delUser, delWS = append(delUser, projections.PGID(k.user)), append(delWS, projections.PGID(k.ws))
 		case c.role != "" || c.status != "":
 			patches.add(k, c.role, c.status)
 		}
@@ -282,7 +282,7 @@ func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, 
 		if w.pos.Commit > math.MaxInt64 || w.pos.Prepare > math.MaxInt64 {
 			return fmt.Errorf("memberships: position %s does not fit a bigint", w.pos)
 		}
-		wID, wName = append(wID, pgID(id)), append(wName, w.name)
+		wID, wName = append(wID, projections.PGID(id)), append(wName, w.name)
 		wCommit, wPrep = append(wCommit, int64(w.pos.Commit)), append(wPrep, int64(w.pos.Prepare))
 	}
 	b := &pgx.Batch{}
@@ -305,16 +305,4 @@ func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, 
 		return fmt.Errorf("memberships: write: %w", err)
 	}
 	return nil
-}
-
-// pgID wraps an id for pgx, which encodes pgtype.UUID directly (a
-// uuid.UUID goes through driver.Valuer and text, much slower in bulk).
-func pgID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
-
-func pgIDs(ids []uuid.UUID) []pgtype.UUID {
-	out := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
-		out[i] = pgID(id)
-	}
-	return out
 }

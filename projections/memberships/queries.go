@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 )
 
 // DB is what the queries need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
@@ -45,7 +46,7 @@ func (q *Queries) ForUser(ctx context.Context, user uuid.UUID) ([]Membership, er
 		FROM memberships m
 		LEFT JOIN memberships_workspaces w ON w.workspace_id = m.workspace_id
 		WHERE m.user_id = $1
-		ORDER BY lower(coalesce(w.name, '')), m.workspace_id`, pgID(user))
+		ORDER BY lower(coalesce(w.name, '')), m.workspace_id`, projections.PGID(user))
 	if err != nil {
 		return nil, fmt.Errorf("memberships: for user: %w", err)
 	}
@@ -75,7 +76,7 @@ const permissionsSQL = `SELECT role, status FROM memberships WHERE user_id = $1 
 // removed, or only invited). One primary-key lookup.
 func (q *Queries) Permissions(ctx context.Context, ws, user uuid.UUID) (role domain.Role, status domain.Status, perms []domain.Permission, found bool, err error) {
 	var r, s string
-	err = q.db.QueryRow(ctx, permissionsSQL, pgID(user), pgID(ws)).Scan(&r, &s)
+	err = q.db.QueryRow(ctx, permissionsSQL, projections.PGID(user), projections.PGID(ws)).Scan(&r, &s)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil, false, nil
 	}

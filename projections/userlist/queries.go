@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 )
 
 // Page sizes.
@@ -181,7 +182,7 @@ const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_l
 // condition is a row comparison the index can start from.
 func listSQL(ws uuid.UUID, f filter) (string, []any) {
 	var sb strings.Builder
-	args := []any{pgID(ws)}
+	args := []any{projections.PGID(ws)}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -197,7 +198,7 @@ func listSQL(ws uuid.UUID, f filter) (string, []any) {
 		sb.WriteString(" AND u.search LIKE '%' || lower(" + arg(escapeLike(f.q)) + ") || '%'")
 	}
 	if f.after != nil {
-		sb.WriteString(" AND (u.sort_key, u.user_id) > (" + arg(f.after.sortKey) + ", " + arg(pgID(f.after.userID)) + ")")
+		sb.WriteString(" AND (u.sort_key, u.user_id) > (" + arg(f.after.sortKey) + ", " + arg(projections.PGID(f.after.userID)) + ")")
 	}
 	sb.WriteString(" ORDER BY u.sort_key, u.user_id LIMIT " + arg(f.limit+1))
 	return sb.String(), args
@@ -258,7 +259,7 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, f Filter) (Page, error
 
 // Get answers one person's row; false if they are not in the list.
 func (q *Queries) Get(ctx context.Context, ws, user uuid.UUID) (Row, bool, error) {
-	rows, err := q.db.Query(ctx, rowSelect+" WHERE u.workspace_id = $1 AND u.user_id = $2", pgID(ws), pgID(user))
+	rows, err := q.db.Query(ctx, rowSelect+" WHERE u.workspace_id = $1 AND u.user_id = $2", projections.PGID(ws), projections.PGID(user))
 	if err != nil {
 		return Row{}, false, fmt.Errorf("userlist: get: %w", err)
 	}
@@ -280,7 +281,7 @@ func (q *Queries) Get(ctx context.Context, ws, user uuid.UUID) (Row, bool, error
 // can flag a workspace with a single one (the product recommends two).
 func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID) (activeAdmins int, err error) {
 	err = q.db.QueryRow(ctx, `SELECT count(*) FROM userlist_users
-		WHERE workspace_id = $1 AND role = 'Admin' AND status = 'active'`, pgID(ws)).Scan(&activeAdmins)
+		WHERE workspace_id = $1 AND role = 'Admin' AND status = 'active'`, projections.PGID(ws)).Scan(&activeAdmins)
 	if err != nil {
 		return 0, fmt.Errorf("userlist: admin summary: %w", err)
 	}

@@ -180,7 +180,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		}
 		b.members[k] = &member{}
 		if !replaces {
-			loadWS, loadUser = append(loadWS, pgID(k.ws)), append(loadUser, pgID(k.user))
+			loadWS, loadUser = append(loadWS, projections.PGID(k.ws)), append(loadUser, projections.PGID(k.user))
 		}
 	}
 	if len(live) == 0 {
@@ -418,7 +418,7 @@ func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.U
 	b := &pgx.Batch{}
 	b.Queue(customPlans)
 	b.Queue(`SELECT workspace_id, name, created_at, pos_commit, pos_prepare
-		FROM userlist_workspaces WHERE workspace_id = ANY($1)`, pgIDs(ids))
+		FROM userlist_workspaces WHERE workspace_id = ANY($1)`, projections.PGIDs(ids))
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -543,7 +543,7 @@ type rowSet struct {
 }
 
 func (r *rowSet) add(k key, m *member) {
-	r.ws, r.user = append(r.ws, pgID(k.ws)), append(r.user, pgID(k.user))
+	r.ws, r.user = append(r.ws, projections.PGID(k.ws)), append(r.user, projections.PGID(k.user))
 	r.email, r.name, r.role, r.status = append(r.email, m.email), append(r.name, m.name), append(r.role, m.role), append(r.status, m.status)
 	r.inv, r.invitedAt, r.by = append(r.inv, m.invID), append(r.invitedAt, m.invitedAt), append(r.by, m.invitedBy)
 	r.expiresAt, r.expired = append(r.expiresAt, m.expiresAt), append(r.expired, m.expired)
@@ -557,7 +557,7 @@ type keySet struct {
 }
 
 func (s *keySet) add(k key, at pgtype.Timestamptz) {
-	s.ws, s.user, s.at = append(s.ws, pgID(k.ws)), append(s.user, pgID(k.user)), append(s.at, at)
+	s.ws, s.user, s.at = append(s.ws, projections.PGID(k.ws)), append(s.user, projections.PGID(k.user)), append(s.at, at)
 }
 
 // write sends the batch's writes in one round trip: one statement per kind
@@ -598,7 +598,7 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
 		if w.pos.Commit > math.MaxInt64 || w.pos.Prepare > math.MaxInt64 {
 			return fmt.Errorf("userlist: position %s does not fit a bigint", w.pos)
 		}
-		wID, wName, wCreated = append(wID, pgID(id)), append(wName, w.name), append(wCreated, w.createdAt)
+		wID, wName, wCreated = append(wID, projections.PGID(id)), append(wName, w.name), append(wCreated, w.createdAt)
 		wCommit, wPrepare = append(wCommit, int64(w.pos.Commit)), append(wPrepare, int64(w.pos.Prepare))
 	}
 
@@ -629,16 +629,4 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("userlist: write: %w", err)
 	}
 	return nil
-}
-
-// pgID wraps an id for pgx, which encodes pgtype.UUID directly (a
-// uuid.UUID goes through driver.Valuer and text, much slower in bulk).
-func pgID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
-
-func pgIDs(ids []uuid.UUID) []pgtype.UUID {
-	out := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
-		out[i] = pgID(id)
-	}
-	return out
 }
