@@ -20,6 +20,7 @@ type ResendInvitation struct {
 // mailer; it is never stored.
 type ResendInvitationResult struct {
 	InvitationID uuid.UUID
+	Email        domain.Email
 	Token        string
 	Position     domain.Position
 }
@@ -43,6 +44,9 @@ func (h ResendInvitationHandler) Handle(ctx context.Context, cmd ResendInvitatio
 			return err
 		}
 		res.InvitationID, res.Token, err = w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, h.policy.TTL, h.policy.Limits)
+		if m, ok := w.Member(cmd.UserID); ok {
+			res.Email = m.Email
+		}
 		return err
 	})
 	if err != nil {

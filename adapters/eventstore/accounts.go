@@ -97,14 +97,14 @@ type registration struct {
 
 func (a *Accounts) reserve(ctx context.Context, email domain.Email, reg registration) (uuid.UUID, error) {
 	stream := AccountStream(email)
+	data, err := Encode(reg.Event, reg.Meta)
+	if err != nil {
+		return uuid.Nil, err
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		if id, err := a.lookup(ctx, stream); err == nil {
 			return id, nil
 		} else if !errors.Is(err, ErrStreamNotFound) {
-			return uuid.Nil, err
-		}
-		data, err := Encode(reg.Event, reg.Meta)
-		if err != nil {
 			return uuid.Nil, err
 		}
 		_, err = a.store.Append(ctx, stream, NoStream{}, data)

@@ -32,7 +32,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 	})
 	if err != nil {
 		field := "name"
-		if domain.ErrorCode(err) == domain.CodeInvalidName && strings.Contains(err.Error(), "owner") {
+		if domain.ErrorCode(err) == domain.CodeInvalidName && strings.Contains(err.Error(), "owner name") {
 			field = "owner.name"
 		}
 		return withFields(err, fields{domain.CodeInvalidName: field, domain.CodeInvalidEmail: "owner.email", domain.CodeInvalidInput: "owner"})
@@ -218,13 +218,7 @@ func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p prin
 	if err != nil {
 		return err
 	}
-	link := InvitationLink{WorkspaceID: ws, InvitationID: res.InvitationID, UserID: user, Token: res.Token, Resend: true}
-	_ = s.cfg.Deps.Workspaces.View(r.Context(), ws, func(wsp *domain.Workspace) error {
-		if m, ok := wsp.Member(user); ok {
-			link.Email = string(m.Email)
-		}
-		return nil
-	})
+	link := InvitationLink{WorkspaceID: ws, InvitationID: res.InvitationID, UserID: user, Email: string(res.Email), Token: res.Token, Resend: true}
 	s.deliver(r, []InvitationLink{link})
 	return wrote(w, http.StatusAccepted, res.Position, struct {
 		InvitationID uuid.UUID `json:"invitationId"`
