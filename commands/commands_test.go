@@ -3,10 +3,8 @@ package commands_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +71,7 @@ func newEnvOn(t *testing.T, store eventstore.Store) *env {
 		Logins:     eventstore.NewLogins(store),
 		Clock:      c,
 		IDs:        commands.RandomIDs{},
-		Random:     rand.Reader,
+		Secrets:    testSecrets(),
 	}
 	return &env{t: t, store: store, clock: c, deps: deps, system: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "corr-1"}}
 }
@@ -542,22 +540,40 @@ func TestReplicasConflictAndRetry(t *testing.T) {
 	}
 }
 
-type failingReader struct{}
+// testSecrets is the link derivation of the tests: a fixed key, so links
+// are deterministic.
+func testSecrets() commands.HMACLinkSecrets {
+	s, err := commands.NewHMACLinkSecrets(bytes.Repeat([]byte("k"), commands.MinTokenKeySize))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
 
-func (failingReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+// shortSecrets is a faulty derivation: its secrets are too short.
+type shortSecrets struct{}
 
-func TestRandomnessFailureStoresNothing(t *testing.T) {
+func (shortSecrets) Secret(uuid.UUID, uuid.UUID, int) []byte { return []byte("short") }
+
+func TestFaultySecretsStoreNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ws := e.createWorkspace("owner@example.com")
+	nora := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "nora@x.com").Results[0].UserID
 	before := len(all(t, e.store))
 	deps := e.deps
-	deps.Random = failingReader{}
+	deps.Secrets = shortSecrets{}
 	_, err := commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()).Handle(context.Background(), commands.InviteUsers{
 		WorkspaceID: ws.WorkspaceID, Emails: []string{"a@x.com"}, Role: "Editor", Meta: as(ws.OwnerUserID),
 	})
 	if err == nil {
-		t.Fatal("invite with a failing random source succeeded, want an error")
+		t.Fatal("invite with a faulty link derivation succeeded, want an error")
+	}
+	_, err = commands.NewResendInvitationHandler(deps, commands.DefaultInvitationPolicy()).Handle(context.Background(), commands.ResendInvitation{
+		WorkspaceID: ws.WorkspaceID, UserID: nora, Meta: as(ws.OwnerUserID),
+	})
+	if err == nil {
+		t.Fatal("resend with a faulty link derivation succeeded, want an error")
 	}
 	events := all(t, e.store)
 	for _, ev := range events[before:] {

@@ -76,11 +76,12 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 		var secretErr error
 		batch.UserIDs = ids
 		batch.NewInvitation = func() (uuid.UUID, []byte) {
-			s, err := h.d.secret()
+			id := h.d.IDs.NewID()
+			s, err := h.d.secret(cmd.WorkspaceID, id, domain.FirstAttempt)
 			if err != nil {
 				secretErr = err
 			}
-			return h.d.IDs.NewID(), s
+			return id, s
 		}
 		results, err = w.Invite(batch)
 		if err == nil && secretErr != nil {

@@ -6,10 +6,8 @@ package commands
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,25 +65,26 @@ type RandomIDs struct{}
 
 func (RandomIDs) NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
-// Deps are what every handler needs. Random is the source of link secrets
-// (crypto/rand in production).
+// Deps are what every handler needs. Secrets derives link secrets (an
+// HMACLinkSecrets under the configured key in production).
 type Deps struct {
 	Workspaces WorkspaceRepository
 	Accounts   Accounts
 	Logins     Logins
 	Clock      Clock
 	IDs        IDs
-	Random     io.Reader
+	Secrets    LinkSecrets
 }
 
-// ProductionDeps fills the sources of time, ids and randomness with the real
-// ones.
-func ProductionDeps(ws WorkspaceRepository, accounts Accounts, logins Logins) Deps {
-	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, Random: rand.Reader}
+// ProductionDeps fills the sources of time and ids with the real ones.
+// secrets must be the same derivation (the same key) in every replica and
+// in the mailer, or the links the mailer builds will not match.
+func ProductionDeps(ws WorkspaceRepository, accounts Accounts, logins Logins, secrets LinkSecrets) Deps {
+	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, Secrets: secrets}
 }
 
 func (d Deps) check() {
-	if d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Random == nil {
+	if d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Secrets == nil {
 		panic("commands: every dependency must be set")
 	}
 }
@@ -142,13 +141,4 @@ func (d Deps) update(ctx context.Context, id uuid.UUID, m *Meta, decide func(w *
 		}
 	}
 	return domain.Position{}, fmt.Errorf("workspace %s: gave up after %d conflicting attempts: %w", id, maxAttempts, err)
-}
-
-// secret reads a new link secret.
-func (d Deps) secret() ([]byte, error) {
-	b := make([]byte, domain.SecretSize)
-	if _, err := io.ReadFull(d.Random, b); err != nil {
-		return nil, fmt.Errorf("read random secret: %w", err)
-	}
-	return b, nil
 }

@@ -39,7 +39,13 @@ func (h ResendInvitationHandler) Handle(ctx context.Context, cmd ResendInvitatio
 	now := h.d.Clock.Now()
 	var res ResendInvitationResult
 	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
-		secret, err := h.d.secret()
+		invID, attempt, err := w.NextAttempt(cmd.UserID)
+		if err != nil {
+			// Resend decides the error, authorisation first.
+			_, _, err = w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, nil, now, h.policy.TTL, h.policy.Limits)
+			return err
+		}
+		secret, err := h.d.secret(cmd.WorkspaceID, invID, attempt)
 		if err != nil {
 			return err
 		}

@@ -1,5 +1,7 @@
 package domain
 
+import "github.com/google/uuid"
+
 // apply is the one place where the workspace's state changes.
 func (w *Workspace) apply(e Event) {
 	switch e := e.(type) {
@@ -16,7 +18,7 @@ func (w *Workspace) apply(e Event) {
 			Invitation: &Invitation{
 				ID: e.InvitationID, InvitedBy: e.InvitedBy, InviterRole: Role(e.InviterRole),
 				GrantedBy: e.InvitedBy, InvitedAt: e.InvitedAt, ExpiresAt: e.ExpiresAt,
-				Attempt: 1, tokenHash: e.TokenHash,
+				Attempt: FirstAttempt, tokenHash: e.TokenHash,
 			},
 		})
 		w.invitations[e.InvitationID] = e.UserID
@@ -26,6 +28,7 @@ func (w *Workspace) apply(e Event) {
 			inv := m.Invitation
 			inv.oldHashes = append(inv.oldHashes, inv.tokenHash)
 			inv.tokenHash, inv.ExpiresAt, inv.Attempt, inv.Expired = e.TokenHash, e.ExpiresAt, e.Attempt, false
+			inv.outcomeRecorded = false
 		}
 		w.invites.add(e.ResentBy, e.ResentAt)
 	case InvitationRevoked:
@@ -68,8 +71,20 @@ func (w *Workspace) apply(e Event) {
 		}
 	case WorkspaceSettingsChanged:
 		w.settings.ManagersMayGrantAdmin = e.ManagersMayGrantAdmin
-	case InvitationEmailSent, InvitationEmailFailed, UserLoggedIn, AccountRegistered:
-		// Delivery outcomes and logins change nothing a decision depends on.
+	case InvitationEmailSent:
+		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
+	case InvitationEmailFailed:
+		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
+	case UserLoggedIn, AccountRegistered:
+		// Logins change nothing a decision depends on.
+	}
+}
+
+// noteOutcome remembers that an attempt's delivery outcome is recorded, so
+// that the mailer reporting it again (after a crash, say) records nothing.
+func (w *Workspace) noteOutcome(userID, invID uuid.UUID, attempt int) {
+	if m := w.members[userID]; m != nil && m.Invitation != nil && m.Invitation.ID == invID && m.Invitation.Attempt == attempt {
+		m.Invitation.outcomeRecorded = true
 	}
 }
 

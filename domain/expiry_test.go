@@ -41,7 +41,11 @@ func TestRecordEmailOutcome(t *testing.T) {
 			given: pending,
 			when:  failed(20, 1, strings.Repeat("x", 499)+strings.Repeat("é", 10)),
 			then:  evs(failedEvent(1, strings.Repeat("x", 499)+"…")),
-			check: func(t *testing.T, w *domain.Workspace) {
+			check: func(t *testing.T, _ *domain.Workspace) {
+				// A fresh workspace: the one given already has this
+				// attempt's outcome, and a second one records nothing.
+				w := domain.NewWorkspace(wsID)
+				w.Replay(pending...)
 				w.RecordEmailFailed(invID(20), 1, strings.Repeat("€", 300))
 				e := w.Pending()[0].(domain.InvitationEmailFailed)
 				if !utf8.ValidString(e.Reason) || e.Reason != strings.Repeat("€", 166)+"…" {
@@ -72,6 +76,9 @@ func TestRecordEmailOutcome(t *testing.T) {
 			when:  sent(20, 1),
 		},
 		{name: "sent, unknown invitation", given: pending, when: sent(99, 1)},
+		{name: "sent twice: the first outcome stands", given: evs(pending, sentEvent(1)), when: sent(20, 1)},
+		{name: "failed after sent: the first outcome stands", given: evs(pending, sentEvent(1)), when: failed(20, 1, "bounced")},
+		{name: "sent after a resend of a sent attempt", given: evs(pending, sentEvent(1), resent(20, nora, 2, 30, owner, t0)), when: sent(20, 2), then: evs(sentEvent(2))},
 	})
 }
 

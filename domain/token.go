@@ -13,6 +13,10 @@ import (
 // 256 bits, twice the product's floor of 128.
 const SecretSize = 32
 
+// FirstAttempt is the attempt number of an invitation's first e-mail; each
+// resend adds one. A link secret is derived from it (see commands.LinkSecrets).
+const FirstAttempt = 1
+
 // InvitationToken is what an invitation link carries. The workspace and
 // invitation ids only route the token; the secret proves it. Only a hash of
 // all of it and the invited address is ever stored.

@@ -56,6 +56,9 @@ type Invitation struct {
 	// oldHashes are the hashes of links replaced by resends: such a link is
 	// told it was replaced, while a forged one learns nothing.
 	oldHashes []string
+	// outcomeRecorded is true once the current attempt's e-mail outcome
+	// (sent or failed) is recorded: the mailer may report it twice.
+	outcomeRecorded bool
 }
 
 // closedInvitation remembers why an invitation's link no longer works.
@@ -376,6 +379,17 @@ func (w *Workspace) Resend(actor, userID uuid.UUID, secret []byte, now time.Time
 	return inv.ID, token.String(), nil
 }
 
+// NextAttempt answers the invitation id and the attempt number a resend of
+// userID's pending invitation would record, so the caller can derive the new
+// link's secret before calling Resend.
+func (w *Workspace) NextAttempt(userID uuid.UUID) (uuid.UUID, int, error) {
+	m, err := w.pendingInvitation(userID)
+	if err != nil {
+		return uuid.Nil, 0, err
+	}
+	return m.Invitation.ID, m.Invitation.Attempt + 1, nil
+}
+
 // PendingInvitationID answers the id of a person's pending invitation.
 func (w *Workspace) PendingInvitationID(userID uuid.UUID) (uuid.UUID, error) {
 	m, err := w.pendingInvitation(userID)
@@ -589,7 +603,8 @@ func (w *Workspace) Login(userID uuid.UUID, at time.Time) (UserLoggedIn, error) 
 
 // RecordEmailSent records that the e-mail of an invitation's attempt went
 // out. An outcome for an invitation that is gone or for an older attempt
-// records nothing: a newer link has replaced it.
+// records nothing: a newer link has replaced it. Nor does a second outcome
+// for the same attempt: the first one stands.
 func (w *Workspace) RecordEmailSent(invID uuid.UUID, attempt int) {
 	if m := w.liveInvitation(invID, attempt); m != nil {
 		w.record(InvitationEmailSent{WorkspaceID: w.id, InvitationID: invID, UserID: m.UserID, Attempt: attempt})
@@ -612,7 +627,7 @@ func (w *Workspace) liveInvitation(invID uuid.UUID, attempt int) *Member {
 		return nil
 	}
 	m := w.members[userID]
-	if m.Invitation.Attempt != attempt {
+	if m.Invitation.Attempt != attempt || m.Invitation.outcomeRecorded {
 		return nil
 	}
 	return m

@@ -65,7 +65,7 @@ func BenchmarkCommandLatency(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store))
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
 	ctx := context.Background()
 	type target struct {
 		ws, admin, user uuid.UUID

@@ -92,7 +92,7 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 	pool, _ := pgtest.New(t)
 	store := pgstore.New(pool, pgstore.WithPollInterval(50*time.Millisecond))
 	t.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store))
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -123,7 +123,7 @@ var (
 func New(cfg Config) (*Server, error) {
 	d := cfg.Deps
 	switch {
-	case d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Random == nil:
+	case d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Secrets == nil:
 		return nil, errors.New("httpapi: every command dependency must be set")
 	case cfg.DB == nil:
 		return nil, errors.New("httpapi: no read-model database")

@@ -116,6 +116,7 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 		eventstore.NewWorkspaces(store, workspaceCacheSize),
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
+		linkSecrets(commands.DeriveTokenKey(cfg.jwtSecret)),
 	)
 	if db.CreateIfMissing {
 		if err := ensureDemo(ctx, e, deps); err != nil {

@@ -68,6 +68,7 @@ func BenchmarkInviteBatch(b *testing.B) {
 		eventstore.NewWorkspaces(store, 1024),
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
+		commands.EphemeralLinkSecrets(),
 	)
 	policy := commands.DefaultInvitationPolicy()
 	policy.Limits = domain.InviteLimits{PerWorkspace: 1 << 30, PerInviter: 1 << 30}

@@ -94,6 +94,7 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 		eventstore.NewWorkspaces(store, 1024),
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
+		commands.EphemeralLinkSecrets(),
 	)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
