@@ -1,0 +1,291 @@
+// The Users & Roles page: invite by address with a default role, then the
+// user list with filters, paging and a menu per row.
+import { api, h, shell, showNotice, hideNotice, fmtTime, ROLES } from "/assets/app.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE_SIZE = 25;
+
+const state = {
+  ws: "",
+  myRole: "",
+  cursors: [""], // cursors[i] opens page i; the last one is the page shown
+  busy: false,
+};
+
+const OUTCOMES = {
+  invited: "Invited",
+  already_member: "Already a member",
+  already_invited: "Already invited (no second e-mail)",
+  invalid: "Invalid",
+};
+
+const base = () => `/v1/workspaces/${encodeURIComponent(state.ws)}`;
+
+// --- invitations ----------------------------------------------------------
+
+async function sendInvitations(ev) {
+  ev.preventDefault();
+  const notice = $("invite-notice");
+  const emails = $("invite-emails").value.trim();
+  hideNotice(notice);
+  if (!emails) {
+    showNotice(notice, "error", "Type one or more e-mail addresses, separated by commas.");
+    $("invite-emails").focus();
+    return;
+  }
+  const send = $("invite-send");
+  send.disabled = true;
+  try {
+    const res = await api("POST", `${base()}/invitations`, { body: { emails, role: $("invite-role").value } });
+    const list = $("invite-results");
+    list.replaceChildren(...res.results.map((r) => h("li", { "data-email": r.email, "data-outcome": r.outcome },
+      h("span", { class: `outcome outcome-${r.outcome}` }, OUTCOMES[r.outcome] || r.outcome), " ",
+      h("span", {}, r.email), r.detail ? h("span", { class: "muted" }, ` (${r.detail})`) : null)));
+    // Keep only what needs fixing in the box.
+    $("invite-emails").value = res.results.filter((r) => r.outcome === "invalid").map((r) => r.email).join(", ");
+    await loadUsers();
+  } catch (err) {
+    showNotice(notice, "error", err);
+  } finally {
+    send.disabled = false;
+  }
+}
+
+function resetInvitations() {
+  hideNotice($("invite-notice"));
+  $("invite-results").replaceChildren();
+}
+
+// --- the list -------------------------------------------------------------
+
+function filterQuery(cursor) {
+  const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if ($("filter-status").value) q.set("status", $("filter-status").value);
+  if ($("filter-role").value) q.set("role", $("filter-role").value);
+  if ($("filter-q").value.trim()) q.set("q", $("filter-q").value.trim());
+  if (cursor) q.set("cursor", cursor);
+  return q.toString();
+}
+
+async function loadUsers() {
+  const notice = $("list-notice");
+  const cursor = state.cursors[state.cursors.length - 1];
+  try {
+    const page = await api("GET", `${base()}/users?${filterQuery(cursor)}`);
+    hideNotice(notice);
+    $("user-rows").replaceChildren(...page.items.map(userRow));
+    if (page.items.length === 0) {
+      $("user-rows").append(h("tr", {}, h("td", { colspan: "7", class: "muted" }, "No users match these filters.")));
+    }
+    $("single-admin").hidden = !page.singleAdmin;
+    state.next = page.nextCursor || "";
+    $("next-page").disabled = !state.next;
+    $("prev-page").disabled = state.cursors.length < 2;
+    $("page-info").textContent = `Page ${state.cursors.length}`;
+  } catch (err) {
+    showNotice(notice, "error", err);
+  }
+}
+
+function deliveryCell(u) {
+  if (!u.invitation) return "—";
+  const inv = u.invitation;
+  const parts = [h("span", { class: inv.emailStatus === "failed" ? "email-failed" : "" }, inv.emailStatus)];
+  parts.push(h("div", { class: "hint" }, inv.expired ? "expired" : `expires ${fmtTime(inv.expiresAt)}`));
+  return parts;
+}
+
+function userRow(u) {
+  const tr = h("tr", { "data-user-id": u.userId, "data-email": u.email, "data-status": u.status, "data-role": u.role },
+    h("td", { class: "name" }, u.name ? u.displayName : h("span", { class: "muted" }, u.displayName)),
+    h("td", { class: "email" }, u.email),
+    h("td", { class: "role" }, u.role),
+    h("td", { class: "login" }, u.lastLoginAt ? fmtTime(u.lastLoginAt) : "never"),
+    h("td", { class: "status" }, h("span", { class: `badge status-${u.status}` }, u.status)),
+    h("td", { class: "delivery" }, deliveryCell(u)),
+    h("td", { class: "actions" }));
+  const items = menuItems(u);
+  if (items.length) tr.lastChild.append(...rowMenu(u, items));
+  return tr;
+}
+
+// menuItems lists what the signed-in person may do to u: Admins everything,
+// Managers resend or revoke invitations, others nothing.
+function menuItems(u) {
+  const admin = state.myRole === "Admin";
+  const manager = state.myRole === "Manager";
+  const items = [];
+  if (admin) {
+    items.push({ label: "Change role to", group: true });
+    for (const r of ROLES) items.push({ label: r, role: r, checked: r === u.role, run: () => changeRole(u, r) });
+    items.push({ separator: true });
+  }
+  if (u.status === "invited" && (admin || manager)) {
+    items.push({ label: "Resend invitation", run: () => resend(u) });
+    items.push({ label: "Revoke invitation", run: () => remove(u, true) });
+  }
+  if (admin && u.status === "active") items.push({ label: "Suspend", run: () => post(u, "suspend", `${u.email} is suspended.`) });
+  if (admin && u.status === "suspended") items.push({ label: "Reactivate", run: () => post(u, "reactivate", `${u.email} is active again.`) });
+  if (admin && u.status !== "invited") items.push({ label: "Remove user", run: () => remove(u, false) });
+  while (items.length && items[items.length - 1].separator) items.pop();
+  return items;
+}
+
+// rowMenu is the kebab button and its menu (the WAI-ARIA menu button
+// pattern): Enter, Space or ArrowDown open it on the first item, ArrowUp on
+// the last; arrows, Home and End move; Escape closes and returns to the
+// button; Tab or a click elsewhere closes it.
+let menuSeq = 0;
+function rowMenu(u, items) {
+  const id = `menu-${++menuSeq}`;
+  const button = h("button", {
+    type: "button", class: "kebab", "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": id,
+    "aria-label": `Actions for ${u.email}`,
+  }, "⋮");
+  const menu = h("ul", { class: "menu", role: "menu", id, "aria-label": `Actions for ${u.email}`, hidden: true });
+  for (const it of items) {
+    if (it.separator) menu.append(h("li", { role: "separator" }, h("hr")));
+    else if (it.group) menu.append(h("li", { role: "presentation", class: "group-label" }, it.label));
+    else {
+      const item = h("button", {
+        type: "button", tabindex: "-1",
+        role: it.role ? "menuitemradio" : "menuitem",
+        "aria-checked": it.role ? String(it.checked) : null,
+        "aria-disabled": it.checked ? "true" : null,
+        "data-action": it.role ? `role:${it.role}` : it.label,
+      }, it.label);
+      item.addEventListener("click", () => {
+        if (it.checked) return;
+        close(false);
+        it.run();
+      });
+      menu.append(h("li", { role: "none" }, item));
+    }
+  }
+  const entries = () => [...menu.querySelectorAll("button")];
+  const focusAt = (i) => { const e = entries(); e[(i + e.length) % e.length].focus(); };
+  function open(at) {
+    closeOpenMenu();
+    menu.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    openMenu = close;
+    focusAt(at);
+  }
+  function close(refocus) {
+    menu.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    if (openMenu === close) openMenu = null;
+    if (refocus) button.focus();
+  }
+  button.addEventListener("click", () => (menu.hidden ? open(0) : close(true)));
+  button.addEventListener("keydown", (ev) => {
+    if (ev.key === "ArrowDown") { ev.preventDefault(); open(0); }
+    if (ev.key === "ArrowUp") { ev.preventDefault(); open(-1); }
+  });
+  menu.addEventListener("keydown", (ev) => {
+    const e = entries();
+    const i = e.indexOf(document.activeElement);
+    switch (ev.key) {
+      case "ArrowDown": ev.preventDefault(); focusAt(i + 1); break;
+      case "ArrowUp": ev.preventDefault(); focusAt(i - 1); break;
+      case "Home": ev.preventDefault(); focusAt(0); break;
+      case "End": ev.preventDefault(); focusAt(-1); break;
+      case "Escape": ev.preventDefault(); close(true); break;
+      case "Tab": close(false); break;
+    }
+  });
+  return [button, menu];
+}
+
+let openMenu = null;
+function closeOpenMenu() { if (openMenu) openMenu(false); }
+document.addEventListener("click", (ev) => {
+  if (openMenu && !ev.target.closest(".actions")) closeOpenMenu();
+});
+
+// --- row actions ----------------------------------------------------------
+
+async function act(fn, okMessage) {
+  const notice = $("notice");
+  try {
+    await fn();
+    showNotice(notice, "ok", okMessage);
+  } catch (err) {
+    showNotice(notice, "error", err);
+  }
+  await loadUsers();
+}
+
+function changeRole(u, role) {
+  return act(() => api("PUT", `${base()}/users/${encodeURIComponent(u.userId)}/role`, { body: { role } }),
+    `${u.email} is now ${role}.`);
+}
+
+function resend(u) {
+  return act(() => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/invitation/resend`),
+    `A new invitation is on its way to ${u.email}; the earlier link no longer works.`);
+}
+
+function post(u, what, okMessage) {
+  return act(() => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/${what}`), okMessage);
+}
+
+async function remove(u, revoke) {
+  const text = revoke
+    ? `Revoke the invitation of ${u.email}? The link they received stops working.`
+    : `Remove ${u.email} from this workspace? They keep their account and their other workspaces; the history stays.`;
+  if (!(await confirmDialog(text, revoke ? "Revoke invitation" : "Remove user"))) return;
+  return act(() => api("DELETE", `${base()}/users/${encodeURIComponent(u.userId)}`),
+    revoke ? `The invitation of ${u.email} is revoked.` : `${u.email} is removed from this workspace.`);
+}
+
+function confirmDialog(text, okLabel) {
+  const dlg = $("confirm");
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = okLabel;
+  dlg.returnValue = "";
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true });
+    dlg.showModal();
+  });
+}
+
+// --- start ----------------------------------------------------------------
+
+function choose(ws) {
+  state.ws = ws.id;
+  state.myRole = ws.membership.role;
+  state.cursors = [""];
+  const canInvite = state.myRole === "Admin" || state.myRole === "Manager";
+  $("invite-section").hidden = !canInvite;
+  $("users-section").hidden = false;
+  resetInvitations();
+  return loadUsers();
+}
+
+async function start() {
+  const notice = $("notice");
+  const ws = await shell("/", notice, (id, membership) => choose({ id, membership }));
+  if (!ws) return;
+  $("invite-form").addEventListener("submit", sendInvitations);
+  $("invite-form").addEventListener("reset", resetInvitations);
+  $("filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    state.cursors = [""];
+    loadUsers();
+  });
+  $("next-page").addEventListener("click", () => {
+    if (!state.next) return;
+    state.cursors.push(state.next);
+    loadUsers();
+  });
+  $("prev-page").addEventListener("click", () => {
+    if (state.cursors.length < 2) return;
+    state.cursors.pop();
+    loadUsers();
+  });
+  await choose(ws);
+  document.body.dataset.ready = "true";
+}
+
+start();
