@@ -1,0 +1,130 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// SendInvitationEmail asks the mailer for the e-mail of one attempt of an
+// invitation. It names the invitation and the attempt, never the link: the
+// mailer derives the link's secret again (LinkSecrets), so the message can
+// sit in an outbox table without being a key to the workspace.
+type SendInvitationEmail struct {
+	WorkspaceID  uuid.UUID `json:"workspaceId"`
+	InvitationID uuid.UUID `json:"invitationId"`
+	UserID       uuid.UUID `json:"userId"`
+	Attempt      int       `json:"attempt"`
+	// SentBy is who invited or resent.
+	SentBy    uuid.UUID `json:"sentBy"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// CorrelationID and CausationID (the event's id) carry the request's
+	// trail into the outcome's event.
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+}
+
+// The process manager's reactions: pure functions from an event to the
+// command it causes.
+
+// SendInvitationEmailOnUserInvited mails a new invitation's first link.
+func SendInvitationEmailOnUserInvited(e domain.UserInvited, m domain.Metadata) SendInvitationEmail {
+	return SendInvitationEmail{
+		WorkspaceID: e.WorkspaceID, InvitationID: e.InvitationID, UserID: e.UserID,
+		Attempt: domain.FirstAttempt, SentBy: e.InvitedBy, ExpiresAt: e.ExpiresAt,
+		CorrelationID: m.CorrelationID, CausationID: m.EventID.String(),
+	}
+}
+
+// SendInvitationEmailOnInvitationResent mails a resent invitation's new link.
+func SendInvitationEmailOnInvitationResent(e domain.InvitationResent, m domain.Metadata) SendInvitationEmail {
+	return SendInvitationEmail{
+		WorkspaceID: e.WorkspaceID, InvitationID: e.InvitationID, UserID: e.UserID,
+		Attempt: e.Attempt, SentBy: e.ResentBy, ExpiresAt: e.ExpiresAt,
+		CorrelationID: m.CorrelationID, CausationID: m.EventID.String(),
+	}
+}
+
+// InvitationEmailsFor runs the reactions over a batch of events, in order.
+// An invitation already expired by now is not mailed: that happens when the
+// process manager starts on an old history, whose links are dead anyway.
+func InvitationEmailsFor(events []domain.RecordedEvent, now time.Time) []SendInvitationEmail {
+	var out []SendInvitationEmail
+	for _, r := range events {
+		var c SendInvitationEmail
+		switch e := r.Event.(type) {
+		case domain.UserInvited:
+			c = SendInvitationEmailOnUserInvited(e, r.Metadata)
+		case domain.InvitationResent:
+			c = SendInvitationEmailOnInvitationResent(e, r.Metadata)
+		default:
+			continue
+		}
+		if now.Before(c.ExpiresAt) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// InvitationEmail is everything an invitation e-mail says.
+type InvitationEmail struct {
+	To            domain.Email
+	WorkspaceName string
+	// InviterName and InviterEmail are who invited or resent, as they are
+	// now; empty if they have left the workspace.
+	InviterName  string
+	InviterEmail domain.Email
+	Role         domain.Role
+	ExpiresAt    time.Time
+	// Token is the link's token: {public URL}/accept?token=Token.
+	Token string
+}
+
+// ErrEmailNotNeeded answers ComposeInvitationEmail for an attempt whose link
+// no longer works: the invitation was accepted, revoked, resent or expired
+// since, or the link key changed. Nothing should be sent.
+var ErrEmailNotNeeded = errors.New("the invitation's link of this attempt no longer works")
+
+// ComposeInvitationEmailHandler builds the e-mail of a SendInvitationEmail
+// from the workspace as it is now.
+type ComposeInvitationEmailHandler struct{ d Deps }
+
+func NewComposeInvitationEmailHandler(d Deps) ComposeInvitationEmailHandler {
+	d.check()
+	return ComposeInvitationEmailHandler{d}
+}
+
+// Handle derives the attempt's link and checks it the way accepting would,
+// so that an e-mail goes out only with a link that works at this moment.
+func (h ComposeInvitationEmailHandler) Handle(ctx context.Context, cmd SendInvitationEmail) (InvitationEmail, error) {
+	secret, err := h.d.secret(cmd.WorkspaceID, cmd.InvitationID, cmd.Attempt)
+	if err != nil {
+		return InvitationEmail{}, err
+	}
+	token := domain.InvitationToken{WorkspaceID: cmd.WorkspaceID, InvitationID: cmd.InvitationID, Secret: secret}
+	var mail InvitationEmail
+	err = h.d.Workspaces.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
+		m, err := w.Invitation(token, h.d.Clock.Now())
+		if err != nil {
+			return err
+		}
+		mail = InvitationEmail{
+			To: m.Email, WorkspaceName: w.Name(), Role: m.Role,
+			ExpiresAt: m.Invitation.ExpiresAt, Token: token.String(),
+		}
+		if by, ok := w.Member(cmd.SentBy); ok {
+			mail.InviterName, mail.InviterEmail = by.Name, by.Email
+		}
+		return nil
+	})
+	var de *domain.Error
+	if errors.As(err, &de) || errors.Is(err, domain.ErrWorkspaceNotFound) {
+		return InvitationEmail{}, ErrEmailNotNeeded
+	}
+	return mail, err
+}
