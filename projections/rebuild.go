@@ -18,6 +18,9 @@ import (
 const (
 	defaultRebuildBatchSize = 5000
 	defaultSwapLockTimeout  = 5 * time.Second
+	// replayReadAhead is how many batches a replay's reader may hold ready
+	// beyond the one being applied: one is enough to keep both busy.
+	replayReadAhead = 1
 	// swapAttempts bounds the retries of a swap that could not lock the
 	// live tables in time (busy readers) or lost a deadlock to the runner.
 	swapAttempts = 5
@@ -253,12 +256,43 @@ func sqlFunction(name string) string {
 // replay applies the history after from into the rebuild's tables until the
 // source says it is caught up, and returns where it stopped and the events
 // applied, counting from applied.
+//
+// Reading and applying overlap: a reader goroutine follows the source
+// (which reads and decodes on its own connection) and hands batches over a
+// channel, while this one applies them on the rebuild's connection. Done in
+// turn, a replay took the sum of the two; this way it takes about the
+// longer of them. The channel's capacity bounds how far the reader runs
+// ahead, and so the memory held in decoded batches.
 func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int) (domain.Position, int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan Batch, replayReadAhead)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		err := rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if b.CaughtUp {
+				return errStop
+			}
+			return nil
+		})
+		readErr <- err
+	}()
+
 	pos := from
-	err := rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+	for b := range batches {
 		if len(b.Events) > 0 {
 			if err := rb.applyBatch(ctx, b.Events); err != nil {
-				return err
+				cancel()
+				for range batches { // let the reader see the cancellation and end
+				}
+				<-readErr
+				return pos, applied, err
 			}
 			applied += len(b.Events)
 		}
@@ -268,11 +302,8 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		if len(b.Events) > 0 {
 			rb.opts.Progress(applied, pos)
 		}
-		if b.CaughtUp {
-			return errStop
-		}
-		return nil
-	})
+	}
+	err := <-readErr
 	if errors.Is(err, errStop) {
 		err = nil
 	}
