@@ -74,19 +74,21 @@ func BenchmarkRebuild(b *testing.B) {
 	decoded := readHistory(b, ctx, src, n)
 	reading := fmt.Sprintf("reading the history: %.0f events/s as stored, %.0f events/s decoded (eventstore.Source)",
 		float64(n)/raw.Seconds(), float64(n)/decoded.Seconds())
+	wm := min(n, envInt(b, envWatermillEvents, defaultWatermillEvents))
+	seedWatermill(b, ctx, pool, wm)
 	for i, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
 		b.Run(p.Name(), func(b *testing.B) {
 			if i == 0 { // a parent benchmark's own log is not shown
 				b.Log(seeded)
 				b.Log(reading)
 			}
-			benchRebuild(b, ctx, pool, src, p, n)
+			benchRebuild(b, ctx, pool, src, p, n, wm)
 		})
 	}
 }
 
-func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src projections.Source, p projections.Projection, n int) {
-	var read, rebuild, copied time.Duration
+func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src projections.Source, p projections.Projection, n, wm int) {
+	var read, rebuild, copied, watermill time.Duration
 	var rows int64
 	b.StopTimer()
 	for range b.N {
@@ -119,6 +121,8 @@ func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src pro
 		d, r := copyRows(b, ctx, pool, p.Tables())
 		copied += d
 		rows = r
+
+		watermill += watermillReplay(b, ctx, pool, p, wm)
 	}
 	total := float64(n) * float64(b.N)
 	rate := total / rebuild.Seconds()
@@ -133,9 +137,14 @@ func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src pro
 	b.ReportMetric(total/read.Seconds(), "read-events/s")
 	b.ReportMetric(float64(rows), "rows")
 	b.ReportMetric(ratio, "ratio")
-	summary(b, "%s: rebuilt %d events in %.2f s = %.0f events/s (goal ≥ %d: %s); floor = read %.2f s + copy %d rows %.2f s = %.2f s; ratio floor/rebuild = %.2f (goal ≥ %.1f: %s)",
+	wmRate := float64(wm) * float64(b.N) / watermill.Seconds()
+	b.ReportMetric(wmRate, "watermill-events/s")
+	b.ReportMetric(float64(wm), "watermill-events")
+	b.ReportMetric(rate/wmRate, "ratio-watermill")
+	summary(b, "%s: rebuilt %d events in %.2f s = %.0f events/s (goal ≥ %d: %s); floor = read %.2f s + copy %d rows %.2f s = %.2f s; ratio floor/rebuild = %.2f (goal ≥ %.1f: %s); watermill-sql subscriber (batch %d) + Apply per message: %.0f events/s over the first %d events, rebuild/watermill = %.1f (goal ≥ %.0f: %s)",
 		p.Name(), n, per(rebuild), rate, rebuildGoalRate, verdict(rate >= rebuildGoalRate),
-		per(read), rows, per(copied), per(floor), ratio, rebuildGoalRatio, verdict(ratio >= rebuildGoalRatio))
+		per(read), rows, per(copied), per(floor), ratio, rebuildGoalRatio, verdict(ratio >= rebuildGoalRatio),
+		watermillBatch, wmRate, wm, rate/wmRate, rebuildGoalWatermill, verdict(rate/wmRate >= rebuildGoalWatermill))
 }
 
 // readHistory reads the whole history through src, as a rebuild does, and

@@ -74,8 +74,9 @@ func BenchmarkAppendToVisible(b *testing.B) {
 
 // pipeline is the service's write and read side on one database.
 type pipeline struct {
-	pool   *pgxpool.Pool
-	waiter *projections.Waiter
+	pool    *pgxpool.Pool
+	secrets commands.LinkSecrets
+	waiter  *projections.Waiter
 	// trace, if set, records when the store delivered each batch to a
 	// subscriber of its own (USERSD_BENCH_TRACE=1).
 	trace  *deliveries
@@ -120,7 +121,7 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 		store.Close()
 	})
 	return &pipeline{
-		pool: pool, waiter: waiter, trace: trace,
+		pool: pool, secrets: deps.Secrets, waiter: waiter, trace: trace,
 		create: commands.NewCreateWorkspaceHandler(deps),
 		invite: commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()),
 		accept: commands.NewAcceptInvitationHandler(deps),
@@ -198,7 +199,7 @@ func (p *pipeline) seedWorkspace(ctx context.Context, i int) (*loadWorkspace, do
 		if r.Outcome != domain.OutcomeInvited {
 			return nil, domain.Position{}, fmt.Errorf("invite %s: %s %s", r.Email, r.Outcome, r.Detail)
 		}
-		acc, err := p.accept.Handle(ctx, commands.AcceptInvitation{Token: r.Token, Name: "Member " + r.Email[:10], Meta: commands.Meta{CorrelationID: "bench-seed"}})
+		acc, err := p.accept.Handle(ctx, commands.AcceptInvitation{Token: commands.InvitationLinkToken(p.secrets, w.id, r.InvitationID, 1), Name: "Member " + r.Email[:10], Meta: commands.Meta{CorrelationID: "bench-seed"}})
 		if err != nil {
 			return nil, domain.Position{}, err
 		}
