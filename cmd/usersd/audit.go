@@ -42,6 +42,11 @@ Environment:
 				if err != nil {
 					return err
 				}
+				release, err := ensureServer(ctx, e, &db)
+				if err != nil {
+					return err
+				}
+				defer release()
 				if err := db.ping(ctx); err != nil {
 					return err
 				}

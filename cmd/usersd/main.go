@@ -34,6 +34,7 @@ func subcommands() []*command {
 		eventsCommand(),
 		projectionsCommand(),
 		auditCommand(),
+		tokenCommand(),
 		versionCommand(),
 	}
 }

@@ -36,6 +36,11 @@ Environment:
 				if err != nil {
 					return err
 				}
+				release, err := ensureServer(ctx, e, &db)
+				if err != nil {
+					return err
+				}
+				defer release()
 				return migrate(ctx, e, db)
 			}
 		},

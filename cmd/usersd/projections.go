@@ -62,6 +62,11 @@ Environment:
 				if err != nil {
 					return err
 				}
+				release, err := ensureServer(ctx, e, &db)
+				if err != nil {
+					return err
+				}
+				defer release()
 				if err := migrate(ctx, e, db); err != nil {
 					return err
 				}

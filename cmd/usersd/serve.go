@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/adapters/postgres"
+	"github.com/usersd/usersd/adapters/web"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
@@ -39,26 +41,37 @@ func serveCommand() *command {
 		Synopsis: "[flags]",
 		Summary:  "run the service (applies migrations first)",
 		Help: `
-Runs usersd: applies pending migrations, keeps events in PostgreSQL, and on the
-embedded default (no DATABASE_URL) creates a demo workspace with an Admin on
-first start. It runs until interrupted (SIGINT or SIGTERM).
+Runs usersd: applies pending migrations, keeps events in PostgreSQL, runs the
+projections, and serves the HTTP API (/v1/...), /healthz, /readyz, /metrics
+and the web UI (/, /audit, /mailbox, /accept). It runs until interrupted
+(SIGINT or SIGTERM).
 
-It serves the HTTP API (/v1/...), /healthz, /readyz and /metrics.
+Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
+127.0.0.1:5432 if one answers, else a private cluster it starts under
+USERSD_DATA_DIR; it creates a demo workspace with an Admin on first start and
+prints the link that opens the web UI signed in as that Admin.
 
 Environment:
   DATABASE_URL            PostgreSQL connection URL (default: the local server)
   USERSD_HTTP_ADDR        listen address (default :8080)
+  USERSD_PUBLIC_URL       base of links to usersd, in e-mails and the printed
+                          link (default http://localhost:<port>)
   USERSD_JWT_SECRET       HS256 secret of bearer tokens, at least 32 bytes;
                           required unless on the embedded default, where a
                           random one is kept in $XDG_CONFIG_HOME/usersd/dev-jwt-secret
+  USERSD_JWT_ISSUER       iss claim tokens must carry (default: any)
+  USERSD_JWT_AUDIENCE     aud claim tokens must carry (default: any)
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
                           whose X-Forwarded-For is believed (default: none)
+  USERSD_DATA_DIR         where the embedded default keeps its private
+                          PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
 			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
+			publicURL := fs.String("public-url", "", "base `URL` of links to usersd, in e-mails and the printed admin link (overrides $"+envPublicURL+")")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected arguments %q: serve takes only flags", args)
@@ -67,26 +80,15 @@ Environment:
 				if err != nil {
 					return err
 				}
-				addr := *httpAddr
-				if addr == "" {
-					addr = e.Getenv(envHTTPAddr)
-				}
-				if addr == "" {
-					addr = ":8080"
-				}
-				if _, _, err := net.SplitHostPort(addr); err != nil {
-					return usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, addr)
-				}
-				cfg := serveConfig{httpAddr: addr}
-				if cfg.invitationTTL, err = invitationTTL(e.Getenv); err != nil {
+				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL)
+				if err != nil {
 					return err
 				}
-				if cfg.trustedProxies, err = trustedProxies(e.Getenv); err != nil {
+				release, err := ensureServer(ctx, e, &db)
+				if err != nil {
 					return err
 				}
-				if cfg.jwtSecret, err = jwtSecret(e, db); err != nil {
-					return err
-				}
+				defer release()
 				return serve(ctx, e, db, cfg)
 			}
 		},
@@ -95,13 +97,62 @@ Environment:
 
 // serveConfig is what serve reads beyond the database.
 type serveConfig struct {
-	httpAddr       string
-	jwtSecret      []byte
+	httpAddr string
+	// publicURL is the base of links to usersd (USERSD_PUBLIC_URL); empty:
+	// http://localhost:<the port listened on>.
+	publicURL      string
+	jwt            jwtConfig
 	invitationTTL  time.Duration
 	trustedProxies []netip.Prefix
+	// demo creates the demo workspace on first start and prints the link
+	// that opens the web UI signed in as its Admin: the embedded default.
+	demo bool
 }
 
+// readServeConfig reads serve's configuration: flags first, then the
+// environment, then the defaults.
+func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (serveConfig, error) {
+	cfg := serveConfig{httpAddr: httpAddrFlag, publicURL: publicURLFlag, demo: db.CreateIfMissing}
+	if cfg.httpAddr == "" {
+		cfg.httpAddr = e.Getenv(envHTTPAddr)
+	}
+	if cfg.httpAddr == "" {
+		cfg.httpAddr = ":8080"
+	}
+	if _, _, err := net.SplitHostPort(cfg.httpAddr); err != nil {
+		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, cfg.httpAddr)
+	}
+	var err error
+	if cfg.publicURL, err = publicURL(publicURLFlag, e.Getenv); err != nil {
+		return cfg, err
+	}
+	if cfg.invitationTTL, err = invitationTTL(e.Getenv); err != nil {
+		return cfg, err
+	}
+	if cfg.trustedProxies, err = trustedProxies(e.Getenv); err != nil {
+		return cfg, err
+	}
+	if cfg.jwt, err = readJWTConfig(e, db); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// serve listens on cfg.httpAddr and runs serveOn.
 func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
+	l, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (%s): %w", cfg.httpAddr, envHTTPAddr, err)
+	}
+	return serveOn(ctx, e, db, cfg, l)
+}
+
+// serveOn is usersd serve on the listener l, which it closes: migrations,
+// the demo workspace (cfg.demo), the projection runners, the HTTP API and
+// the web UI, until ctx ends. Tests call it to run the same composition as
+// the binary.
+func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
+	defer l.Close()
 	if err := migrate(ctx, e, db); err != nil {
 		return err
 	}
@@ -116,10 +167,11 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 		eventstore.NewWorkspaces(store, workspaceCacheSize),
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
-		linkSecrets(commands.DeriveTokenKey(cfg.jwtSecret)),
+		linkSecrets(commands.DeriveTokenKey(cfg.jwt.secret)),
 	)
-	if db.CreateIfMissing {
-		if err := ensureDemo(ctx, e, deps); err != nil {
+	var demoAdmin uuid.UUID
+	if cfg.demo {
+		if demoAdmin, err = ensureDemo(ctx, e, deps); err != nil {
 			return err
 		}
 	}
@@ -154,7 +206,7 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	policy.TTL = cfg.invitationTTL
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
-		JWTSecret: cfg.jwtSecret, Logger: e.Log, Metrics: m.Handler(),
+		JWTSecret: cfg.jwt.secret, Logger: e.Log, Metrics: m.Handler(),
 		TrustedProxies: cfg.trustedProxies,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
@@ -172,18 +224,23 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 		waiter.Wait()
 		return err
 	}
-	srv := &http.Server{Addr: cfg.httpAddr, Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withUI(api, web.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	listenErr := make(chan error, 1)
-	go func() { listenErr <- srv.ListenAndServe() }()
-	e.Log.Info("usersd is running: the HTTP API serves /v1; projections follow the event store",
-		"database", db.String(), "addr", cfg.httpAddr, "invitation_ttl", cfg.invitationTTL)
+	go func() { listenErr <- srv.Serve(l) }()
+	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
+		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
+	if cfg.demo && demoAdmin != uuid.Nil {
+		if err := printAdminLink(e, cfg, l.Addr(), demoAdmin); err != nil {
+			e.Log.Warn("cannot print the demo Admin's link", "err", err)
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-listenErr:
 		stop()
 		wg.Wait()
 		waiter.Wait()
-		return fmt.Errorf("listen on %s (%s): %w", cfg.httpAddr, envHTTPAddr, err)
+		return fmt.Errorf("serve on %s (%s): %w", l.Addr(), envHTTPAddr, err)
 	}
 	e.Log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -195,25 +252,56 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 	return nil
 }
 
-// ensureDemo creates the demo workspace unless an earlier start did.
-func ensureDemo(ctx context.Context, e *env, deps commands.Deps) error {
+// withUI sends the API's paths to api and everything else to the web UI.
+func withUI(api, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAPIPath(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		ui.ServeHTTP(w, r)
+	})
+}
+
+func isAPIPath(p string) bool {
+	switch p {
+	case "/v1", "/healthz", "/readyz", "/metrics", "/openapi.yaml":
+		return true
+	}
+	return strings.HasPrefix(p, "/v1/")
+}
+
+// ensureDemo creates the demo workspace unless an earlier start did, and
+// answers the user id of its Admin (uuid.Nil if that Admin has left).
+func ensureDemo(ctx context.Context, e *env, deps commands.Deps) (uuid.UUID, error) {
+	var admin uuid.UUID
 	err := deps.Workspaces.View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 		e.Log.Info("demo workspace found", "workspace", w.ID(), "members", w.MemberCount())
+		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
+			admin = m.UserID
+		}
 		return nil
 	})
 	if !errors.Is(err, domain.ErrWorkspaceNotFound) {
-		return err
+		return admin, err
 	}
 	res, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
 		WorkspaceID: demoWorkspaceID, Name: "Demo workspace", OwnerEmail: demoOwnerEmail, OwnerName: "Demo Admin",
 		Meta: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "usersd-demo"},
 	})
 	if domain.ErrorCode(err) == domain.CodeWorkspaceExists {
-		return nil // another replica made it meanwhile
+		// Another replica made it meanwhile: read its Admin.
+		err = deps.Workspaces.View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+			if m, ok := w.MemberByEmail(demoOwnerEmail); ok {
+				admin = m.UserID
+			}
+			return nil
+		})
+		return admin, err
 	}
 	if err != nil {
-		return fmt.Errorf("create the demo workspace: %w", err)
+		return uuid.Nil, fmt.Errorf("create the demo workspace: %w", err)
 	}
 	e.Log.Info("created the demo workspace", "workspace", demoWorkspaceID, "admin", res.OwnerUserID)
-	return nil
+	return res.OwnerUserID, nil
 }
