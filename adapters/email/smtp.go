@@ -1,0 +1,186 @@
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	mail "github.com/wneessen/go-mail"
+
+	"github.com/usersd/usersd/commands"
+)
+
+// HeaderInvitation names the invitation and attempt an e-mail belongs to
+// ("<invitation id>/<attempt>"), for support and for tests; it is no secret.
+const HeaderInvitation = "X-Usersd-Invitation"
+
+// SMTPOptions tune an SMTP sender. The zero value is usable.
+type SMTPOptions struct {
+	// Timeout bounds connecting and each exchange. Default 30 s.
+	Timeout time.Duration
+	// TLSConfig overrides the TLS settings (tests trust their own
+	// certificate with it). Default: verify the server as Host.
+	TLSConfig *tls.Config
+	// HELO is the name we greet with. Default "localhost".
+	HELO string
+}
+
+// SMTP sends e-mails through one SMTP server, keeping one connection open
+// between messages (a batch of invitations costs one handshake, not one per
+// address). It is safe for concurrent use; sends take turns.
+type SMTP struct {
+	cfg  SMTPConfig
+	opts SMTPOptions
+
+	mu     sync.Mutex
+	client *mail.Client // connected, or nil
+}
+
+var _ commands.EmailSender = (*SMTP)(nil)
+
+// NewSMTP returns a sender for cfg; it connects on the first Send. cfg.From
+// must be set.
+func NewSMTP(cfg SMTPConfig, opts SMTPOptions) (*SMTP, error) {
+	if cfg.From == "" {
+		return nil, errors.New("smtp: no sender address (From)")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.HELO == "" {
+		opts.HELO = "localhost"
+	}
+	return &SMTP{cfg: cfg, opts: opts}, nil
+}
+
+func (s *SMTP) newClient() (*mail.Client, error) {
+	o := []mail.Option{
+		mail.WithPort(s.cfg.Port), mail.WithTimeout(s.opts.Timeout), mail.WithHELO(s.opts.HELO),
+		// The connection is checked by using it; a failure on a reused
+		// connection is retried once on a new one (Send).
+		mail.WithoutNoop(),
+	}
+	switch s.cfg.TLS {
+	case ImplicitTLS:
+		o = append(o, mail.WithSSL())
+	case STARTTLSRequired:
+		o = append(o, mail.WithTLSPolicy(mail.TLSMandatory))
+	default:
+		o = append(o, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	}
+	if s.opts.TLSConfig != nil {
+		o = append(o, mail.WithTLSConfig(s.opts.TLSConfig))
+	}
+	if s.cfg.Username != "" {
+		o = append(o, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover),
+			mail.WithUsername(s.cfg.Username), mail.WithPassword(s.cfg.Password))
+	}
+	return mail.NewClient(s.cfg.Host, o...)
+}
+
+// Send delivers e. A refusal with a 5xx code is a permanent
+// *commands.DeliveryError; anything else that fails is a transient one.
+func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
+	msg, err := s.message(e)
+	if err != nil {
+		return &commands.DeliveryError{Permanent: true, Reason: redact(err.Error())}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reused := s.client != nil
+	err = s.sendLocked(ctx, msg)
+	if err != nil && reused && !isServerAnswer(err) {
+		// The server may have closed an idle connection: one new try.
+		err = s.sendLocked(ctx, msg)
+	}
+	if err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+func (s *SMTP) sendLocked(ctx context.Context, msg *mail.Msg) error {
+	if s.client == nil {
+		c, err := s.newClient()
+		if err != nil {
+			return err
+		}
+		if err := c.DialWithContext(ctx); err != nil {
+			return err
+		}
+		s.client = c
+	}
+	err := s.client.Send(msg)
+	if err != nil && !isServerAnswer(err) {
+		s.closeLocked()
+	}
+	return err
+}
+
+func (s *SMTP) closeLocked() {
+	if s.client != nil {
+		_ = s.client.Close()
+		s.client = nil
+	}
+}
+
+// Close ends the connection, if any.
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+	return nil
+}
+
+func (s *SMTP) message(e commands.Email) (*mail.Msg, error) {
+	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	if err := m.From(s.cfg.From); err != nil {
+		return nil, fmt.Errorf("sender address: %w", err)
+	}
+	if err := m.To(string(e.To)); err != nil {
+		return nil, errors.New("recipient address refused by the mail library")
+	}
+	m.Subject(e.Subject)
+	m.SetDate()
+	m.SetMessageID()
+	m.SetGenHeader(HeaderInvitation, e.InvitationID.String()+"/"+strconv.Itoa(e.Attempt))
+	m.SetBodyString(mail.TypeTextPlain, e.Text)
+	m.AddAlternativeString(mail.TypeTextHTML, e.HTML)
+	return m, nil
+}
+
+// isServerAnswer reports whether err is the server's 4xx/5xx answer to a
+// message (the connection itself is fine).
+func isServerAnswer(err error) bool {
+	var se *mail.SendError
+	return errors.As(err, &se) && se.ErrorCode() >= 400
+}
+
+// classify turns a send failure into a DeliveryError without addresses.
+func classify(err error) *commands.DeliveryError {
+	var se *mail.SendError
+	if errors.As(err, &se) && se.ErrorCode() >= 400 {
+		return &commands.DeliveryError{Permanent: se.ErrorCode() >= 500, Reason: redact(se.Error())}
+	}
+	return &commands.DeliveryError{Reason: redact(err.Error())}
+}
+
+var addressLike = regexp.MustCompile(`[^\s<>,;:"'()\[\]]+@[^\s<>,;:"'()\[\]]+`)
+
+// redact keeps a server's answer but not the addresses in it: go-mail names
+// the affected recipients, and servers often quote them.
+func redact(s string) string {
+	if i := strings.Index(s, ", affected recipient"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, ", affected message ID"); i >= 0 {
+		s = s[:i]
+	}
+	return addressLike.ReplaceAllString(s, "<address>")
+}
