@@ -66,8 +66,13 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 	_, err := s.jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.cfg.JWTSecret, nil })
 	if err != nil {
 		detail := "the bearer token is not valid"
-		if errors.Is(err, jwt.ErrTokenExpired) {
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
 			detail = "the bearer token has expired"
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+			detail = "the bearer token was issued by someone else (iss)"
+		case errors.Is(err, jwt.ErrTokenInvalidAudience):
+			detail = "the bearer token is meant for another audience (aud)"
 		}
 		return principal{}, newProblem(codeUnauthenticated, detail)
 	}
@@ -78,11 +83,22 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 	return principal{userID: id, system: slices.Contains(strings.Fields(c.Scope), SystemScope)}, nil
 }
 
-func newJWTParser(now func() time.Time) *jwt.Parser {
-	return jwt.NewParser(
+// newJWTParser checks the signature method, exp (required), nbf and iat
+// with some leeway, and iss and aud when cfg names them: a platform that
+// signs tokens for several services with one secret can then keep the
+// others' tokens out.
+func newJWTParser(cfg Config) *jwt.Parser {
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(clockLeeway),
-		jwt.WithTimeFunc(now),
-	)
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.JWTIssuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.JWTIssuer))
+	}
+	if cfg.JWTAudience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.JWTAudience))
+	}
+	return jwt.NewParser(opts...)
 }

@@ -77,11 +77,13 @@ func (b *linkBox) latest(t testing.TB, email string) string {
 // api is a running server on a fresh database, with the projection runners
 // and the waiter running.
 type api struct {
-	t     testing.TB
-	url   string
-	pool  *pgxpool.Pool
-	links *linkBox
-	logs  *syncBuffer
+	t   testing.TB
+	url string
+	// client checks every exchange against openapi.yaml (openapi_test.go).
+	client *http.Client
+	pool   *pgxpool.Pool
+	links  *linkBox
+	logs   *syncBuffer
 }
 
 func newAPI(t testing.TB) *api { t.Helper(); return newAPIWith(t, nil) }
@@ -107,7 +109,7 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 		cancel()
 		t.Fatalf("start waiter: %v", err)
 	}
-	a := &api{t: t, pool: pool, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
+	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
 	cfg := httpapi.Config{
 		Deps: deps, Policy: commands.DefaultInvitationPolicy(), DB: pool, Waiter: waiter,
 		JWTSecret: testSecret, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
@@ -202,7 +204,7 @@ func (a *api) do(t testing.TB, rq req) resp {
 			ct = "application/json"
 		}
 	}
-	hr, err := http.NewRequest(rq.method, a.url+rq.path, body)
+	hr, err := http.NewRequestWithContext(withTB(context.Background(), t), rq.method, a.url+rq.path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +217,7 @@ func (a *api) do(t testing.TB, rq req) resp {
 	for k, v := range rq.headers {
 		hr.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(hr)
+	res, err := a.client.Do(hr)
 	if err != nil {
 		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
 	}

@@ -20,14 +20,17 @@ func invalidParam(name, msg string) error {
 	return newProblem(domain.CodeInvalidInput, name+": "+msg).withField(name, msg)
 }
 
-func queryInt(q url.Values, name string) (int, error) {
-	raw := q.Get(name)
-	if raw == "" {
+// queryLimit reads the page size "limit": absent is 0 (the read model's
+// default); anything but a whole number from 1 to most (empty, 0, negative,
+// more than most, not a number) is the same 400 naming limit on every list, rather
+// than each read model clamping or refusing in its own way.
+func queryLimit(q url.Values, most int) (int, error) {
+	if !q.Has("limit") {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(raw)
-	if err != nil {
-		return 0, invalidParam(name, "want a whole number")
+	n, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || n < 1 || n > most {
+		return 0, invalidParam("limit", "want a whole number from 1 to "+strconv.Itoa(most))
 	}
 	return n, nil
 }
@@ -91,12 +94,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	q := r.URL.Query()
-	limit, err := queryInt(q, "limit")
+	limit, err := queryLimit(q, userlist.MaxLimit)
 	if err != nil {
 		return err
-	}
-	if q.Has("limit") && limit == 0 {
-		return invalidParam("limit", "want 1 to "+strconv.Itoa(userlist.MaxLimit))
 	}
 	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor")}
 	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
@@ -217,11 +217,8 @@ func auditFilter(q url.Values) (audit.Filter, error) {
 	if f.To, err = queryTime(q, "to"); err != nil {
 		return f, err
 	}
-	if f.Limit, err = queryInt(q, "limit"); err != nil {
+	if f.Limit, err = queryLimit(q, audit.MaxLimit); err != nil {
 		return f, err
-	}
-	if q.Has("limit") && f.Limit <= 0 {
-		return f, invalidParam("limit", "want 1 to "+strconv.Itoa(audit.MaxLimit))
 	}
 	f.Cursor = q.Get("cursor")
 	return f, nil

@@ -70,7 +70,13 @@ type Config struct {
 	Waiter Waiter
 	// JWTSecret verifies HS256 bearer tokens; at least MinSecretLength bytes.
 	JWTSecret []byte
-	Logger    *slog.Logger
+	// JWTIssuer, when set, is the iss claim every token must carry
+	// (USERSD_JWT_ISSUER); empty accepts any issuer or none.
+	JWTIssuer string
+	// JWTAudience, when set, must be one of the token's aud values
+	// (USERSD_JWT_AUDIENCE); empty accepts any audience or none.
+	JWTAudience string
+	Logger      *slog.Logger
 	// Metrics serves GET /metrics; nil leaves it out.
 	Metrics http.Handler
 	// Ready answers GET /readyz: nil when the database answers and the
@@ -84,6 +90,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// ConsistencyTimeout bounds waits for X-Consistent-With; default 5 s.
 	ConsistencyTimeout time.Duration
+	// Mailbox serves GET /v1/dev/mailbox, the development mailbox; nil
+	// leaves the endpoint out (404), as in production.
+	Mailbox Mailbox
 	// Now is the clock for token expiry and invitation expiry in the list;
 	// default time.Now.
 	Now func() time.Time
@@ -145,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.ConsistencyTimeout = DefaultConsistencyTimeout
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg.Now),
+		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),
 		users:      userlist.NewQueries(cfg.DB, cfg.Now),
 		members:    memberships.NewQueries(cfg.DB),
 		create:     commands.NewCreateWorkspaceHandler(d),
@@ -179,6 +188,7 @@ func (s *Server) routes() {
 
 	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", http.HandlerFunc(s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/openapi.yaml", http.HandlerFunc(s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	if s.cfg.Metrics != nil {
 		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
 	}
@@ -203,6 +213,9 @@ func (s *Server) routes() {
 	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
 	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)
 	v1.Handle("/me/workspaces", s.authed(s.myWorkspaces)).Methods(http.MethodGet)
+	if s.cfg.Mailbox != nil {
+		v1.Handle("/dev/mailbox", s.authed(s.devMailbox)).Methods(http.MethodGet)
+	}
 	s.router = r
 }
 

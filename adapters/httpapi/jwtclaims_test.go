@@ -1,0 +1,64 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/httpapi"
+)
+
+// signed mints a token with the given claims besides sub and exp.
+func signed(sub uuid.UUID, extra jwt.MapClaims) string {
+	c := jwt.MapClaims{"sub": sub.String(), "exp": time.Now().Add(time.Hour).Unix()}
+	for k, v := range extra {
+		c[k] = v
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(testSecret)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func TestJWTIssuerAndAudience(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		// want by configuration: none, issuer only, audience only, both
+		want [4]int
+	}{
+		{"no iss, no aud", nil, [4]int{200, 401, 401, 401}},
+		{"right iss", jwt.MapClaims{"iss": "https://platform.test"}, [4]int{200, 200, 401, 401}},
+		{"wrong iss", jwt.MapClaims{"iss": "https://other.test"}, [4]int{200, 401, 401, 401}},
+		{"right aud", jwt.MapClaims{"aud": "usersd"}, [4]int{200, 401, 200, 401}},
+		{"right aud among others", jwt.MapClaims{"aud": []string{"billing", "usersd"}}, [4]int{200, 401, 200, 401}},
+		{"wrong aud", jwt.MapClaims{"aud": "billing"}, [4]int{200, 401, 401, 401}},
+		{"right iss and aud", jwt.MapClaims{"iss": "https://platform.test", "aud": "usersd"}, [4]int{200, 200, 200, 200}},
+		{"right iss, wrong aud", jwt.MapClaims{"iss": "https://platform.test", "aud": "billing"}, [4]int{200, 200, 401, 401}},
+	}
+	configs := []struct {
+		name     string
+		iss, aud string
+	}{{"none", "", ""}, {"issuer", "https://platform.test", ""}, {"audience", "", "usersd"}, {"both", "https://platform.test", "usersd"}}
+	for i, cfg := range configs {
+		t.Run(cfg.name, func(t *testing.T) {
+			t.Parallel()
+			a := newAPIWith(t, func(c *httpapi.Config) { c.JWTIssuer, c.JWTAudience = cfg.iss, cfg.aud })
+			for _, c := range cases {
+				r := a.do(t, req{method: "GET", path: "/v1/me/workspaces", token: signed(id, c.claims)})
+				if r.status != c.want[i] {
+					t.Errorf("%s: got %d %s, want %d", c.name, r.status, r.body, c.want[i])
+				}
+				if r.status == http.StatusUnauthorized && (r.code() != "unauthenticated" || r.header.Get("WWW-Authenticate") == "") {
+					t.Errorf("%s: 401 without the problem or WWW-Authenticate: %s", c.name, r.body)
+				}
+			}
+		})
+	}
+}
