@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// result is one benchmark's last reported line.
+type result struct {
+	name    string // without the -GOMAXPROCS suffix
+	pkg     string
+	n       int
+	metrics map[string]float64 // by unit
+	units   []string           // in the order reported
+}
+
+// run is what one `go test -bench` output holds.
+type run struct {
+	results   []*result // in order of first appearance
+	byName    map[string]*result
+	summaries map[string]string // benchmark → its last SUMMARY line
+	logs      map[string][]string
+	packages  []pkgResult
+	failures  []string // FAIL lines, panics, skipped benchmarks
+	cpu       string
+}
+
+type pkgResult struct {
+	pkg, status string
+	seconds     float64
+}
+
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
+	benchHead = regexp.MustCompile(`^--- (BENCH|SKIP|FAIL): (Benchmark\S+?)(-\d+)?$`)
+	logLine   = regexp.MustCompile(`^\s+\S+\.go:\d+: (.*)$`)
+	okLine    = regexp.MustCompile(`^(ok|FAIL)\s+(\S+)\s+([\d.]+)s`)
+)
+
+// parse reads `go test -bench` output (several packages, as ./... prints).
+func parse(r io.Reader) (*run, error) {
+	out := &run{byName: map[string]*result{}, summaries: map[string]string{}, logs: map[string][]string{}}
+	pkg, current := "", ""
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "pkg: "):
+			pkg = strings.TrimPrefix(line, "pkg: ")
+		case strings.HasPrefix(line, "cpu: "):
+			out.cpu = strings.TrimPrefix(line, "cpu: ")
+		case benchLine.MatchString(line):
+			m := benchLine.FindStringSubmatch(line)
+			res := &result{name: m[1], pkg: pkg, metrics: map[string]float64{}}
+			res.n, _ = strconv.Atoi(m[3])
+			f := strings.Fields(m[4])
+			for i := 0; i+1 < len(f); i += 2 {
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					continue
+				}
+				res.metrics[f[i+1]] = v
+				res.units = append(res.units, f[i+1])
+			}
+			if _, seen := out.byName[res.name]; !seen {
+				out.results = append(out.results, res)
+			} else {
+				for i, old := range out.results {
+					if old.name == res.name {
+						out.results[i] = res
+					}
+				}
+			}
+			out.byName[res.name] = res
+			current = ""
+		case benchHead.MatchString(line):
+			m := benchHead.FindStringSubmatch(line)
+			current = m[2]
+			if m[1] != "BENCH" {
+				out.failures = append(out.failures, line)
+			}
+		case current != "" && logLine.MatchString(line):
+			msg := logLine.FindStringSubmatch(line)[1]
+			if s, ok := strings.CutPrefix(msg, "SUMMARY "); ok {
+				out.summaries[current] = s
+			} else {
+				out.logs[current] = appendOnce(out.logs[current], msg)
+			}
+		case okLine.MatchString(line):
+			m := okLine.FindStringSubmatch(line)
+			secs, _ := strconv.ParseFloat(m[3], 64)
+			out.packages = append(out.packages, pkgResult{pkg: m[2], status: m[1], seconds: secs})
+			if m[1] == "FAIL" {
+				out.failures = append(out.failures, line)
+			}
+		case strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "--- FAIL") || strings.HasPrefix(line, "FAIL\t"):
+			out.failures = append(out.failures, line)
+		}
+	}
+	return out, sc.Err()
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

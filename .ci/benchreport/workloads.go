@@ -1,0 +1,190 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+)
+
+// col is a column of a workload's table: a metric, by its unit.
+type col struct {
+	header, unit string
+	digits       int // after the decimal point
+}
+
+// goal is one of the issue's goals, judged on the rows it applies to.
+type goal struct {
+	text    string
+	applies func(label string) bool // nil: every row
+	unit    string                  // the metric judged; find, if set, picks it instead
+	find    func(r *result) string
+	atLeast bool
+	target  float64
+	// why explains a miss; it is printed only when the goal is missed.
+	why string
+}
+
+// workload is one table of the report.
+type workload struct {
+	title string
+	intro string
+	// pattern matches the benchmarks of the workload; its first group, if
+	// any, labels the row.
+	pattern *regexp.Regexp
+	label   string
+	cols    []col // none: every metric reported, in order
+	goals   []goal
+}
+
+func at(labels ...string) func(string) bool {
+	return func(l string) bool {
+		for _, x := range labels {
+			if l == x {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// firstUnit finds the first metric whose unit contains one of the parts.
+func firstUnit(parts ...string) func(r *result) string {
+	return func(r *result) string {
+		for _, p := range parts {
+			for _, u := range r.units {
+				if strings.Contains(u, p) {
+					return u
+				}
+			}
+		}
+		return ""
+	}
+}
+
+var workloads = []workload{
+	{
+		title: "1. Append, one event per call",
+		intro: "`BenchmarkAppend` (adapters/eventstore/postgres): `Store.Append` of one ~250-byte event (data and metadata) per call " +
+			"with an expected revision, beside an autocommitted `INSERT` of the same row into a table with only a bigserial key (raw), " +
+			"and Message DB's `write_message` (installed from npm `@eventide/message-db`) with every stream in one category (mdb1) and over 16 categories (mdb16). " +
+			"The sides run interleaved in chunks of 1,000 appends.",
+		pattern: regexp.MustCompile(`^BenchmarkAppend/writers=(\d+)/interleaved$`),
+		label:   "writers",
+		cols: []col{
+			{"usersd events/s", "store-events/s", 0}, {"usersd p99 µs", "store-p99-us", 0},
+			{"raw events/s", "raw-events/s", 0}, {"raw p99 µs", "raw-p99-us", 0},
+			{"mdb1 events/s", "mdb1-events/s", 0}, {"mdb1 p99 µs", "mdb1-p99-us", 0},
+			{"mdb16 events/s", "mdb16-events/s", 0}, {"mdb16 p99 µs", "mdb16-p99-us", 0},
+			{"usersd/raw", "ratio-raw", 2}, {"usersd/mdb1", "ratio-mdb1", 2}, {"usersd/mdb16", "ratio-mdb16", 2},
+		},
+		goals: []goal{
+			{text: "≥ 0.8× raw at 16 writers", applies: at("16"), unit: "ratio-raw", atLeast: true, target: 0.8,
+				why: "the event store keeps three indexes where raw keeps one, each needed for a guarantee: `(stream_id, revision)` for optimistic concurrency, " +
+					"`event_id` for idempotent retries, `(tx_id, position)` for the gap-free global order. With 2 cores shared by PostgreSQL and 16 Go writers " +
+					"the run is CPU-bound, so the extra index maintenance shows directly; pgbench inserting the same rows into `events` alone reaches 0.80–0.88× raw."},
+			{text: "≥ 3× Message DB, one category, at 16 writers", applies: at("16"), unit: "ratio-mdb1", atLeast: true, target: 3,
+				why: "Message DB takes an advisory lock per category, so with one category its writers take turns: its rate stays that of one writer " +
+					"(a short plpgsql call and a commit) whatever the writer count. usersd's writers do not wait for each other, but on 2 cores shared with PostgreSQL " +
+					"they are CPU-bound past a few writers, so the gap the lock opens cannot grow here as it would on a machine with more cores."},
+		},
+	},
+	{
+		title: "2. Batch invitation",
+		intro: "`BenchmarkInviteBatch` (projections/benchmarks): `commands.InviteUsers` of new addresses into a fresh workspace through the PostgreSQL store " +
+			"(1,000 addresses are two batches of 500, the most a batch may hold), beside pgx `CopyFrom` and a pipelined `pgx.Batch` of the very rows the invitation wrote " +
+			"(an account reservation and an invitation per address), in one transaction each. Figures are addresses per second.",
+		pattern: regexp.MustCompile(`^BenchmarkInviteBatch/addresses=(\d+)$`),
+		label:   "addresses",
+		cols: []col{
+			{"usersd addresses/s", "invited/s", 0}, {"COPY addresses/s", "copy-invited/s", 0}, {"pipelined batch addresses/s", "batch-invited/s", 0},
+			{"rows", "rows", 0}, {"usersd/COPY", "ratio-copy", 2}, {"usersd/batch", "ratio-batch", 2},
+		},
+		goals: []goal{
+			{text: "≥ 0.5× COPY at 1,000 addresses", applies: at("1000"), unit: "ratio-copy", atLeast: true, target: 0.5,
+				why: "every new address first reserves its account: a read of its `account-<hash>` stream and an append to it with \"no stream\" expected " +
+					"(the one-user-id-per-address guarantee across workspaces), eight at a time (`adapters/eventstore/accounts.go`). " +
+					"That is two round trips and a commit per address where COPY streams every row in one statement. " +
+					"Reserving a batch's accounts in one multi-stream append (one transaction, one round trip) would remove most of it; it is not done yet."},
+		},
+	},
+	{
+		title: "3. Projection rebuild",
+		intro: "`BenchmarkRebuild` (projections/benchmarks): `projections.Rebuild` of each read model over a seeded history (default 1,000,000 events), " +
+			"beside the floor (reading the history through the event store, decoding included, plus COPY of the rebuilt rows into bare tables) " +
+			"and beside watermill-sql's subscriber (PostgreSQL schema adapter, batch 1,000) delivering the same events as messages to the projection's own `Apply`, " +
+			"one transaction per acknowledged message, over the first 100,000 events (`USERSD_BENCH_WATERMILL_EVENTS`).",
+		pattern: regexp.MustCompile(`^BenchmarkRebuild/(userlist|memberships|audit)$`),
+		label:   "projection",
+		cols: []col{
+			{"usersd events/s", "events/s", 0}, {"rebuild s", "rebuild-s", 2}, {"floor s", "floor-s", 2}, {"read events/s", "read-events/s", 0},
+			{"floor/rebuild", "ratio", 2}, {"watermill events/s", "watermill-events/s", 0}, {"usersd/watermill", "ratio-watermill", 1},
+		},
+		goals: []goal{
+			{text: "≥ 50,000 events/s", unit: "events/s", atLeast: true, target: 50_000,
+				why: "reading the history through `eventstore.Source` decodes every event's JSON into domain structs, which caps reading at ~60–70k events/s " +
+					"on this machine (~200k/s without decoding). Since the rebuild now reads the next batch while it applies the last, a rebuild takes about as long as the " +
+					"longer of the two: the decode, or, for the user list and the audit, `Apply` (row building in Go and PostgreSQL's inserts and upserts on 2 shared cores)."},
+			{text: "≥ 0.5× the floor", unit: "ratio", atLeast: true, target: 0.5,
+				why: "the floor writes each final row once with COPY; `Apply` writes rows as events come (an invitation's row is inserted, then updated on acceptance, role changes, logins), and the audit projection hashes each entry into its chain."},
+			{text: "≥ 5× watermill-sql", unit: "ratio-watermill", atLeast: true, target: 5,
+				why: "see the watermill figure: it acknowledges one message at a time, so it applies one event per transaction."},
+		},
+	},
+	{
+		title: "4. Append-to-visible lag under open load",
+		intro: "`BenchmarkAppendToVisible` (projections/benchmarks): the write and read pipeline of `usersd serve` on one database, loaded open-loop " +
+			"(commands due on a fixed schedule: half role changes, half invitations, 50 workspaces); lag runs from when a command was due until the user list shows it. " +
+			"Beside it, a LISTEN/NOTIFY round trip between two connections measured every 10 ms under the same load (the floor). " +
+			"After each run every member's role and every invitation is checked in the user list: missing counts events skipped or lost.",
+		pattern: regexp.MustCompile(`^BenchmarkAppendToVisible/rate=(\d+)$`),
+		label:   "offered commands/s",
+		cols: []col{
+			{"achieved/s", "achieved-cmd/s", 0}, {"p50 ms", "p50-ms", 1}, {"p99 ms", "p99-ms", 1},
+			{"floor p50 ms", "floor-load-p50-ms", 2}, {"floor p99 ms", "floor-load-p99-ms", 2}, {"p99/floor p99", "ratio", 1},
+			{"missing", "missing", 0}, {"failed", "failed", 0},
+		},
+		goals: []goal{
+			{text: "p99 < 50 ms at 1,000/s", applies: at("1000"), unit: "p99-ms", target: 50,
+				why: "a subscriber of the gap-free store reads only below the oldest running transaction; under load there is nearly always one, and no notification says when it ends, so the subscription re-reads after a short pause (1–10 ms) and the projection's own commit and the waiter's notification follow. With 2 cores shared by the load generator, PostgreSQL and three projections, queueing adds the rest."},
+			{text: "p99 ≤ 3× the NOTIFY floor at 1,000/s", applies: at("1000"), unit: "ratio", target: 3,
+				why: "the floor is one NOTIFY round trip; a visible command needs its append, the subscription's read below the horizon, the projection's transaction and the waiter's notification, several of them queued behind the load."},
+			{text: "zero skipped or lost events", unit: "missing", target: 0,
+				why: "a missing row means the user list disagrees with the commands that succeeded: a defect, see the run's log."},
+		},
+	},
+	{
+		title: "5. User list under writes",
+		intro: "`BenchmarkUserListVsPgbench` (projections/benchmarks): pages of a 100,000-member workspace's user list from 8 readers while role changes apply, " +
+			"beside pgbench running the very SQL the list sent, with 8 clients, in the same run (sides interleaved A B B A).",
+		pattern: regexp.MustCompile(`^(BenchmarkUserListVsPgbench)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"p50 µs", "p50-us", 0}, {"p99 µs", "p99-us", 0}, {"reads/s", "reads/s", 0},
+			{"pgbench p50 µs", "pgbench-p50-us", 0}, {"pgbench p99 µs", "pgbench-p99-us", 0}, {"pgbench reads/s", "pgbench-reads/s", 0},
+			{"writes/s", "writes/s", 0}, {"p99/pgbench p99", "ratio", 2},
+		},
+		goals: []goal{
+			{text: "p99 < 5 ms", unit: "p99-us", target: 5000,
+				why: "8 closed-loop readers, a writer and PostgreSQL share 2 cores: the tail is CPU queueing (the p50 matches pgbench's), not the query plan."},
+			{text: "p99 ≤ 1.5× pgbench", unit: "ratio", target: 1.5,
+				why: "pgbench is a C client with one process per connection; the Go readers share the benchmark's process with the writer and the garbage collector on 2 cores."},
+		},
+	},
+	{
+		title:   "6. Invitation e-mails end to end",
+		intro:   "`BenchmarkInvitationEmails` (adapters/messaging): invitations to an in-process SMTP sink, beside watermill-sql's publish→subscribe.",
+		pattern: regexp.MustCompile(`^(BenchmarkInvitationEmails(?:/.*)?)$`),
+		label:   "benchmark",
+		goals: []goal{
+			{text: "≥ 1,000 invitations/s", find: firstUnit("invitations/s", "emails/s", "e-mails/s", "/s"), atLeast: true, target: 1000},
+		},
+	},
+	{
+		title:   "7. HTTP end to end",
+		intro:   "`BenchmarkHTTPInvitations` (adapters/httpapi): invitations per second through the HTTP API at 16 clients, beside raw INSERT+COMMIT.",
+		pattern: regexp.MustCompile(`^(BenchmarkHTTPInvitations(?:/.*)?)$`),
+		label:   "benchmark",
+		goals: []goal{
+			{text: "≥ 0.5× raw", find: firstUnit("ratio"), atLeast: true, target: 0.5},
+		},
+	},
+}
