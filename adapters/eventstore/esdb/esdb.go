@@ -18,6 +18,7 @@
 package esdb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,11 +120,26 @@ func Open(connectionString string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("esdb connection string: %w", err)
 	}
-	client, err := esdbclient.NewClient(config)
-	if err != nil {
+	s := newStore(nil, config, opts)
+	config.Logger = clientLogger(s.log)
+	if s.client, err = esdbclient.NewClient(config); err != nil {
 		return nil, fmt.Errorf("esdb client: %w", err)
 	}
-	return newStore(client, config, opts), nil
+	return s, nil
+}
+
+// clientLogger sends the client's own messages to l, a level lower than the
+// client gives them: it reports every cancelled subscription as an error,
+// and what matters (a dropped subscription, a failed append) this package
+// logs or returns itself. The client never logs event data.
+func clientLogger(l *slog.Logger) esdbclient.LoggingFunc {
+	return func(level esdbclient.LogLevel, format string, args ...any) {
+		lvl := slog.LevelDebug
+		if level == esdbclient.LogWarn || level == esdbclient.LogError {
+			lvl = slog.LevelInfo
+		}
+		l.Log(context.Background(), lvl, "esdb client: "+fmt.Sprintf(format, args...))
+	}
 }
 
 func newStore(client *esdbclient.Client, config *esdbclient.Configuration, opts []Option) *Store {

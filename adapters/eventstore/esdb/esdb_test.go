@@ -1,0 +1,344 @@
+package esdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/esdb"
+	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
+	"github.com/usersd/usersd/domain"
+)
+
+const waitTimeout = 30 * time.Second
+
+func newEvent(n int) eventstore.EventData {
+	return eventstore.EventData{
+		ID:       uuid.New(),
+		Type:     "Happened",
+		Data:     fmt.Appendf(nil, `{"n": %d}`, n),
+		Metadata: []byte(`{"actor": "tester"}`),
+	}
+}
+
+// openDefault makes a store with the production filter (our stream
+// prefixes) and quick resubscription.
+func openDefault(t *testing.T, srv *esdbtest.Server, opts ...esdb.Option) *esdb.Store {
+	t.Helper()
+	opts = append([]esdb.Option{esdb.WithResubscribeBackoff(time.Millisecond, 20*time.Millisecond)}, opts...)
+	s, err := esdb.Open(srv.URL(), opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestSubscriptionDroppedMidwayResumes drops the server's subscriptions
+// several times, during the catch-up and while live: the handler must still
+// see every event once, in order.
+func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	s := openDefault(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+
+	const before, after = 300, 60
+	var want []uuid.UUID
+	appendN := func(from, n int) {
+		for i := from; i < from+n; i += 3 {
+			stream := eventstore.WorkspaceStream(uuid.New())
+			evs := []eventstore.EventData{newEvent(i), newEvent(i + 1), newEvent(i + 2)}
+			if _, err := s.Append(ctx, stream, eventstore.NoStream{}, evs...); err != nil {
+				t.Errorf("append: %v", err)
+				return
+			}
+			for _, e := range evs {
+				want = append(want, e.ID)
+			}
+		}
+	}
+	appendN(0, before)
+
+	var (
+		got     []uuid.UUID
+		seen    = map[uuid.UUID]bool{}
+		last    domain.Position
+		batches int
+		live    = make(chan struct{})
+		done    = errors.New("all seen")
+		writer  sync.WaitGroup
+	)
+	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{BatchSize: 10}, func(_ context.Context, b eventstore.Batch) error {
+		for _, e := range b.Events {
+			if seen[e.ID] {
+				return fmt.Errorf("event %s at %v: got it twice, want once", e.ID, e.Position)
+			}
+			if !last.Less(e.Position) {
+				return fmt.Errorf("event %s: got position %v after %v, want increasing", e.ID, e.Position, last)
+			}
+			seen[e.ID], last = true, e.Position
+			got = append(got, e.ID)
+		}
+		batches++
+		switch {
+		case batches == 1, batches == 5, batches == 12:
+			srv.DropSubscriptions() // mid-way through the catch-up
+		case len(got) == before && b.CaughtUp && live != nil:
+			close(live)
+			live = nil
+			writer.Go(func() { appendN(before, after) })
+		case len(got) == before+after/2:
+			srv.DropSubscriptions() // while live, with appends going on
+		}
+		if len(got) == before+after {
+			return done
+		}
+		return nil
+	})
+	writer.Wait()
+	if !errors.Is(err, done) {
+		t.Fatalf("SubscribeToAll: got %v after %d of %d events, want all of them", err, len(got), before+after)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: got %s, want %s: the order of the appends", i, got[i], want[i])
+		}
+	}
+	if n := srv.Subscriptions(); n < 4 {
+		t.Errorf("subscriptions made: got %d, want at least 4 (one and a resubscription per drop)", n)
+	}
+}
+
+// TestWrongExpectedVersion: the server's refusal is the domain's
+// concurrency error, for every kind of expectation, and stores nothing.
+func TestWrongExpectedVersion(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	s := openDefault(t, srv)
+	ctx := context.Background()
+	stream := eventstore.WorkspaceStream(uuid.New())
+	if _, err := s.Append(ctx, stream, eventstore.NoStream{}, newEvent(0), newEvent(1)); err != nil {
+		t.Fatalf("first append: %v", err)
+	}
+	for _, expected := range []eventstore.ExpectedRevision{eventstore.NoStream{}, eventstore.Revision(0), eventstore.Revision(2)} {
+		_, err := s.Append(ctx, stream, expected, newEvent(9))
+		if !errors.Is(err, eventstore.ErrWrongExpectedRevision) || !errors.Is(err, domain.ErrConcurrency) {
+			t.Errorf("append expecting %v at revision 1: got %v, want ErrWrongExpectedRevision and domain.ErrConcurrency", expected, err)
+		}
+	}
+	_, err := s.Append(ctx, eventstore.WorkspaceStream(uuid.New()), eventstore.StreamExists{}, newEvent(0))
+	if !errors.Is(err, domain.ErrConcurrency) {
+		t.Errorf("append expecting an existing stream to a new one: got %v, want domain.ErrConcurrency", err)
+	}
+	if got, want := srv.Len(), 2; got != want {
+		t.Errorf("events stored: got %d, want %d", got, want)
+	}
+}
+
+// TestAppendRetriedAfterLostReply: the server stores an append and its reply
+// is lost; the adapter sends it again with the same ids, and the server
+// keeps one copy and answers the original result.
+func TestAppendRetriedAfterLostReply(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	s := openDefault(t, srv)
+	ctx := context.Background()
+	stream := eventstore.WorkspaceStream(uuid.New())
+
+	for i, expected := range []eventstore.ExpectedRevision{eventstore.NoStream{}, eventstore.Revision(1), eventstore.Any{}} {
+		srv.FailAppendsAfterStoring(1)
+		evs := []eventstore.EventData{newEvent(2 * i), newEvent(2*i + 1)}
+		r, err := s.Append(ctx, stream, expected, evs...)
+		if err != nil {
+			t.Fatalf("append %d expecting %v with its reply lost: got %v, want it retried and answered", i, expected, err)
+		}
+		stored, err := s.ReadStream(ctx, stream, eventstore.ReadOptions{})
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if got, want := len(stored), 2*(i+1); got != want {
+			t.Fatalf("after append %d: got %d events, want %d: each stored once", i, got, want)
+		}
+		lastEv := stored[len(stored)-1]
+		if lastEv.ID != evs[1].ID || r.NextExpectedRevision != lastEv.Revision || r.Position != lastEv.Position {
+			t.Errorf("append %d: got result %+v, want revision %d and position %v of its last event %s (got %s)",
+				i, r, lastEv.Revision, lastEv.Position, evs[1].ID, lastEv.ID)
+		}
+	}
+
+	// Without retries the caller learns that the outcome is unknown.
+	noRetry := openDefault(t, srv, esdb.WithAppendRetries(0))
+	srv.FailAppendsAfterStoring(1)
+	if _, err := noRetry.Append(ctx, stream, eventstore.Revision(5), newEvent(9)); err == nil {
+		t.Errorf("append with its reply lost and no retries: got no error, want the client's")
+	}
+}
+
+// TestSubscriptionFiltersOtherStreams: only our prefixes reach the handler;
+// system and foreign streams are filtered by the server, whose checkpoint
+// still moves the batch checkpoint past them.
+func TestSubscriptionFiltersOtherStreams(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	s := openDefault(t, srv)
+	config, err := esdbclient.ParseConnectionString(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	config.Logger = esdbclient.NoopLogging()
+	raw, err := esdbclient.NewClient(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+
+	var want []uuid.UUID
+	ours := []string{
+		eventstore.WorkspaceStream(uuid.New()),
+		eventstore.AccountStream(domain.Email("a@example.com")),
+		eventstore.LoginsStream(uuid.New()),
+	}
+	var lastForeign esdbclient.Position
+	for i, stream := range ours {
+		e := newEvent(i)
+		if _, err := s.Append(ctx, stream, eventstore.Any{}, e); err != nil {
+			t.Fatalf("append to %s: %v", stream, err)
+		}
+		want = append(want, e.ID)
+		for _, foreign := range []string{"$stats-127.0.0.1", "other-" + stream, "$$" + stream} {
+			wr, err := raw.AppendToStream(ctx, foreign, esdbclient.AppendToStreamOptions{},
+				esdbclient.EventData{EventType: "$metadata", ContentType: esdbclient.ContentTypeJson, Data: []byte(`{}`)})
+			if err != nil {
+				t.Fatalf("append to %s: %v", foreign, err)
+			}
+			lastForeign = esdbclient.Position{Commit: wr.CommitPosition, Prepare: wr.PreparePosition}
+		}
+	}
+
+	var got []eventstore.RecordedEvent
+	var final eventstore.Batch
+	err = s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
+		got = append(got, b.Events...)
+		if b.CaughtUp {
+			final = b
+			return context.Canceled
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("SubscribeToAll: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want only ours: %d", len(got), len(want))
+	}
+	for i, e := range got {
+		if e.ID != want[i] || e.StreamID != ours[i] {
+			t.Errorf("event %d: got %s in %s, want %s in %s", i, e.ID, e.StreamID, want[i], ours[i])
+		}
+	}
+	if want := (domain.Position{Commit: lastForeign.Commit, Prepare: lastForeign.Prepare}); final.Checkpoint != want {
+		t.Errorf("checkpoint at caught-up: got %v, want the last filtered record's %v", final.Checkpoint, want)
+	}
+}
+
+// TestNamespaceIsolatesStores: two stores on one server, each behind its
+// own namespace, read and follow only their own streams.
+func TestNamespaceIsolatesStores(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	a := openDefault(t, srv, esdb.WithNamespace("a-"))
+	b := openDefault(t, srv, esdb.WithNamespace("b-"))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	stream := eventstore.WorkspaceStream(uuid.New())
+	ea, eb := newEvent(1), newEvent(2)
+	if _, err := a.Append(ctx, stream, eventstore.NoStream{}, ea); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(ctx, stream, eventstore.NoStream{}, eb); err != nil {
+		t.Fatalf("same stream name in another namespace: got %v, want a stream of its own", err)
+	}
+	var got []eventstore.RecordedEvent
+	err := b.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, bt eventstore.Batch) error {
+		got = append(got, bt.Events...)
+		if bt.CaughtUp {
+			return context.Canceled
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("SubscribeToAll: %v", err)
+	}
+	if len(got) != 1 || got[0].ID != eb.ID || got[0].StreamID != stream {
+		t.Errorf("namespace b: got %+v, want only its event %s in %s", got, eb.ID, stream)
+	}
+}
+
+// TestCancelledSubscriptionsLeaveNoGoroutines starts and cancels
+// subscriptions, live and dropped ones, and waits for the goroutine count
+// to come back. It does not call t.Parallel: the count is process-wide,
+// and parallel tests only start once the sequential ones are done.
+func TestCancelledSubscriptionsLeaveNoGoroutines(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := openDefault(t, srv)
+	ctx := context.Background()
+	if _, err := s.Append(ctx, eventstore.WorkspaceStream(uuid.New()), eventstore.NoStream{}, newEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	runOne := func(drop bool) {
+		subCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		caughtUp := make(chan struct{}, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_ = s.SubscribeToAll(subCtx, domain.Position{}, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error {
+				select {
+				case caughtUp <- struct{}{}:
+				default:
+				}
+				return nil
+			})
+		})
+		<-caughtUp
+		if drop {
+			srv.DropSubscriptions()
+			<-caughtUp // resubscribed
+		}
+		cancel()
+		wg.Wait()
+	}
+	runOne(false) // the connection's own goroutines start here
+	base := runtime.NumGoroutine()
+	for i := range 20 {
+		runOne(i%2 == 0)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > base {
+		t.Errorf("goroutines after 20 cancelled subscriptions: got %d, want at most %d as before", got, base)
+	}
+}
+
+func TestOpenRefusesBadConnectionString(t *testing.T) {
+	t.Parallel()
+	if _, err := esdb.Open("http://nowhere"); err == nil {
+		t.Errorf("Open(http://nowhere): got no error, want the connection string refused")
+	}
+}
