@@ -1,0 +1,174 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/commands"
+)
+
+// deliveries is the delivery log (mail_deliveries): one row per attempt
+// whose e-mail left us or failed for good. The mailer reads it before
+// sending, so a redelivered message sends nothing, and the recorder turns
+// its rows into events.
+type deliveries struct{ pool *pgxpool.Pool }
+
+func (d deliveries) done(ctx context.Context, inv uuid.UUID, attempt int) (bool, error) {
+	var ok bool
+	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mail_deliveries WHERE invitation_id = $1 AND attempt = $2)`, inv, attempt).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("read the delivery log: %w", err)
+	}
+	return ok, nil
+}
+
+// note logs an attempt's outcome; failure is empty when it was sent. The
+// first outcome logged stands.
+func (d deliveries) note(ctx context.Context, c commands.SendInvitationEmail, failure string) error {
+	var f *string
+	if failure != "" {
+		f = &failure
+	}
+	_, err := d.pool.Exec(ctx, `
+		INSERT INTO mail_deliveries (invitation_id, attempt, workspace_id, failure) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (invitation_id, attempt) DO NOTHING`, c.InvitationID, c.Attempt, c.WorkspaceID, f)
+	if err != nil {
+		return fmt.Errorf("write the delivery log: %w", err)
+	}
+	return nil
+}
+
+// Recorder appends the delivery log's outcomes as InvitationEmailSent and
+// InvitationEmailFailed events, a workspace's outcomes in one append, and
+// marks them recorded. Rows are its only input, so outcomes logged before a
+// crash are recorded after the restart; recording twice records nothing
+// more (the workspace keeps an attempt's first outcome). Replicas may all
+// run one: each row is taken by one of them (SKIP LOCKED).
+type Recorder struct {
+	pool     *pgxpool.Pool
+	record   commands.RecordEmailOutcomesHandler
+	log      *slog.Logger
+	interval time.Duration
+	poke     chan struct{}
+}
+
+// recordBatch bounds the outcomes taken at once.
+const recordBatch = 2000
+
+// NewRecorder returns a recorder that looks at the log when poked and at
+// least every interval (default 1 s).
+func NewRecorder(pool *pgxpool.Pool, deps commands.Deps, log *slog.Logger, interval time.Duration) *Recorder {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Recorder{pool: pool, record: commands.NewRecordEmailOutcomesHandler(deps), log: log, interval: interval, poke: make(chan struct{}, 1)}
+}
+
+// Poke asks for a look at the log soon.
+func (r *Recorder) Poke() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run records until ctx ends.
+func (r *Recorder) Run(ctx context.Context) error {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := r.Flush(ctx)
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("mail: record delivery outcomes", "err", err)
+			}
+			if err != nil || n < recordBatch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.poke:
+		case <-t.C:
+		}
+	}
+}
+
+type outcomeRow struct {
+	ws, inv uuid.UUID
+	attempt int
+	failure *string
+}
+
+// Flush records the outcomes not yet recorded and answers how many it took.
+func (r *Recorder) Flush(ctx context.Context) (int, error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, `
+		SELECT workspace_id, invitation_id, attempt, failure FROM mail_deliveries
+		WHERE recorded_at IS NULL ORDER BY delivered_at LIMIT $1 FOR UPDATE SKIP LOCKED`, recordBatch)
+	if err != nil {
+		return 0, err
+	}
+	taken, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outcomeRow, error) {
+		var o outcomeRow
+		return o, row.Scan(&o.ws, &o.inv, &o.attempt, &o.failure)
+	})
+	if err != nil || len(taken) == 0 {
+		return 0, err
+	}
+	byWS := map[uuid.UUID][]commands.EmailOutcome{}
+	var order []uuid.UUID
+	for _, o := range taken {
+		if _, ok := byWS[o.ws]; !ok {
+			order = append(order, o.ws)
+		}
+		out := commands.EmailOutcome{InvitationID: o.inv, Attempt: o.attempt}
+		if o.failure != nil {
+			out.Failure = *o.failure
+		}
+		byWS[o.ws] = append(byWS[o.ws], out)
+	}
+	var invs []uuid.UUID
+	var attempts []int32
+	var errs []error
+	for _, ws := range order {
+		_, err := r.record.Handle(ctx, commands.RecordEmailOutcomes{
+			WorkspaceID: ws, Outcomes: byWS[ws], Meta: commands.Meta{CorrelationID: "usersd-mailer"},
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("workspace %s: %w", ws, err))
+			continue
+		}
+		for _, o := range byWS[ws] {
+			invs, attempts = append(invs, o.InvitationID), append(attempts, int32(o.Attempt))
+		}
+	}
+	if len(invs) > 0 {
+		_, err := tx.Exec(ctx, `
+			UPDATE mail_deliveries d SET recorded_at = now()
+			FROM unnest($1::uuid[], $2::int[]) AS k(invitation_id, attempt)
+			WHERE d.invitation_id = k.invitation_id AND d.attempt = k.attempt`, invs, attempts)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return len(taken), errors.Join(errs...)
+}

@@ -1,0 +1,143 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/commands"
+)
+
+// Expiry marks invitations whose time is up as expired. One replica at a
+// time runs it (a PostgreSQL advisory lock held on a connection of its
+// own); it keeps nothing of its own, so a restart loses nothing: the due
+// invitations are found again in the user list (expires_at), and the
+// workspace aggregate decides, so a stale read model costs at most a
+// command that records nothing.
+type Expiry struct {
+	pool     *pgxpool.Pool
+	expire   commands.ExpireInvitationsHandler
+	clock    commands.Clock
+	log      *slog.Logger
+	maxSleep time.Duration
+}
+
+// NewExpiry returns the scheduler; it looks again at the next expiry the user
+// list shows, and at least every maxSleep (default 1 min).
+func NewExpiry(pool *pgxpool.Pool, deps commands.Deps, log *slog.Logger, maxSleep time.Duration) *Expiry {
+	if maxSleep <= 0 {
+		maxSleep = time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Expiry{pool: pool, expire: commands.NewExpireInvitationsHandler(deps), clock: deps.Clock, log: log, maxSleep: maxSleep}
+}
+
+// expiryLockKey is the advisory lock of the scheduler.
+var expiryLockKey = func() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("usersd invitation expiry"))
+	return int64(h.Sum64())
+}()
+
+// Run expires invitations until ctx ends, standing by while another replica
+// holds the lock.
+func (x *Expiry) Run(ctx context.Context) error {
+	for {
+		err := x.lead(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			x.log.Warn("expiry: stopped; trying again", "err", err)
+		}
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+// lead takes the lock and sweeps while it holds it. It returns nil when
+// another replica holds the lock.
+func (x *Expiry) lead(ctx context.Context) error {
+	conn, err := x.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, expiryLockKey).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	defer func() {
+		// Unlock before the connection goes back to the pool.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, expiryLockKey)
+	}()
+	for {
+		next, err := x.Sweep(ctx, conn.Conn())
+		if err != nil {
+			return err
+		}
+		wait := x.maxSleep
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// Sweep expires what is due now and answers the next expiry the user list
+// knows of (zero if none).
+func (x *Expiry) Sweep(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
+	now := x.clock.Now()
+	rows, err := conn.Query(ctx, `
+		SELECT DISTINCT workspace_id FROM userlist_users
+		WHERE status = 'invited' AND NOT expired AND expires_at <= $1`, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("find due invitations: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("find due invitations: %w", err)
+	}
+	for _, ws := range due {
+		n, _, err := x.expire.Handle(ctx, commands.ExpireInvitations{WorkspaceID: ws, Meta: commands.Meta{CorrelationID: "usersd-expiry"}})
+		if err != nil {
+			return time.Time{}, fmt.Errorf("expire invitations of workspace %s: %w", ws, err)
+		}
+		if n > 0 {
+			x.log.Info("expiry: invitations expired", "workspace", ws, "count", n)
+		}
+	}
+	var next *time.Time
+	err = conn.QueryRow(ctx, `
+		SELECT min(expires_at) FROM userlist_users
+		WHERE status = 'invited' AND NOT expired AND expires_at > $1`, now).Scan(&next)
+	if err != nil || next == nil {
+		return time.Time{}, err
+	}
+	return *next, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

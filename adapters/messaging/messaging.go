@@ -1,0 +1,62 @@
+// Package messaging carries side effects over watermill
+// (github.com/ThreeDotsLabs/watermill, with watermill-sql on PostgreSQL):
+// the invitation e-mail process manager's outbox, the router that consumes
+// it and mails through a commands.EmailSender, the recorder that turns
+// delivery outcomes into events, and the invitation expiry scheduler.
+// docs/email.md tells how they fit and what survives a crash.
+package messaging
+
+import (
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+)
+
+// Topics, whose tables migration 00006 creates (watermill_<topic>).
+const (
+	// TopicInvitationEmails carries commands.SendInvitationEmail.
+	TopicInvitationEmails = "invitation_emails"
+	// TopicInvitationEmailsPoison keeps the messages that failed for good.
+	TopicInvitationEmailsPoison = "invitation_emails_poison"
+	// ConsumerGroup is the mailers' group: replicas share its offset, so
+	// each message is handled by one of them.
+	ConsumerGroup = "usersd-mailer"
+)
+
+// The schema is watermill-sql's default one; the tables come from the
+// migration, never from watermill at run time.
+var (
+	schema  = wsql.DefaultPostgreSQLSchema{}
+	offsets = wsql.DefaultPostgreSQLOffsetsAdapter{}
+)
+
+// logAdapter hands watermill's logs to slog, without its trace level: at
+// that level watermill logs SQL arguments, which are message payloads with
+// addresses in them.
+type logAdapter struct{ log *slog.Logger }
+
+func newLogAdapter(l *slog.Logger) watermill.LoggerAdapter {
+	if l == nil {
+		l = slog.Default()
+	}
+	return logAdapter{l.With("component", "watermill")}
+}
+
+func (a logAdapter) Error(msg string, err error, f watermill.LogFields) {
+	a.log.Error(msg, append(attrs(f), "err", err)...)
+}
+func (a logAdapter) Info(msg string, f watermill.LogFields)  { a.log.Info(msg, attrs(f)...) }
+func (a logAdapter) Debug(msg string, f watermill.LogFields) { a.log.Debug(msg, attrs(f)...) }
+func (a logAdapter) Trace(string, watermill.LogFields)       {}
+func (a logAdapter) With(f watermill.LogFields) watermill.LoggerAdapter {
+	return logAdapter{a.log.With(attrs(f)...)}
+}
+
+func attrs(f watermill.LogFields) []any {
+	out := make([]any, 0, 2*len(f))
+	for k, v := range f {
+		out = append(out, k, v)
+	}
+	return out
+}

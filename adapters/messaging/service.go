@@ -1,0 +1,189 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/projections"
+)
+
+// RetryPolicy is how the router retries a transient failure: after
+// InitialInterval, doubling up to MaxInterval, MaxRetries times; then the
+// attempt is recorded as failed and the message goes to the poison queue.
+type RetryPolicy struct {
+	MaxRetries      int
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+}
+
+// DefaultRetryPolicy tries 6 times over about a minute and a half.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxRetries: 5, InitialInterval: 2 * time.Second, MaxInterval: 40 * time.Second}
+}
+
+// Options tune the e-mail service. PublicURL is required.
+type Options struct {
+	// PublicURL is the base of links (USERSD_PUBLIC_URL).
+	PublicURL string
+	Logger    *slog.Logger
+	Retry     RetryPolicy
+	// PollInterval is how often an idle mailer looks for messages.
+	// Default 100 ms.
+	PollInterval time.Duration
+	// ExpiryMaxSleep bounds the wait between expiry sweeps. Default 1 min.
+	ExpiryMaxSleep time.Duration
+	// Runner tunes the process manager's projection runner.
+	Runner projections.RunnerOptions
+}
+
+// Service runs the invitation e-mail pipeline: the process manager (outbox),
+// the mailer's router, the recorder and the expiry scheduler. Each part can
+// run alone (RunOutbox, RunMailer, RunExpiry) for scale-out; Run runs all.
+type Service struct {
+	pool   *pgxpool.Pool
+	deps   commands.Deps
+	src    projections.Source
+	sender commands.EmailSender
+	opts   Options
+	log    *slog.Logger
+
+	recorder *Recorder
+}
+
+// New checks the options and returns the service.
+func New(pool *pgxpool.Pool, deps commands.Deps, src projections.Source, sender commands.EmailSender, opts Options) (*Service, error) {
+	if pool == nil || src == nil || sender == nil {
+		return nil, errors.New("messaging: New needs a pool, a source and a sender")
+	}
+	if opts.PublicURL == "" {
+		return nil, errors.New("messaging: no public URL for links")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Retry.MaxRetries == 0 && opts.Retry.InitialInterval == 0 {
+		opts.Retry = DefaultRetryPolicy()
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 100 * time.Millisecond
+	}
+	if opts.Runner.Logger == nil {
+		opts.Runner.Logger = opts.Logger
+	}
+	log := opts.Logger.With("component", "mail")
+	_ = commands.NewComposeInvitationEmailHandler(deps) // checks deps
+	return &Service{
+		pool: pool, deps: deps, src: src, sender: sender, opts: opts, log: log,
+		recorder: NewRecorder(pool, deps, log, 0),
+	}, nil
+}
+
+// Run runs every part until ctx ends and returns when all have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = s.RunOutbox(ctx) })
+	wg.Go(func() { errs[1] = s.RunMailer(ctx) })
+	wg.Go(func() { errs[2] = s.RunExpiry(ctx) })
+	wg.Wait()
+	for i, err := range errs {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RunOutbox runs the process manager: one replica at a time (the runner's
+// advisory lock) publishes the e-mails of new invitations and resends.
+func (s *Service) RunOutbox(ctx context.Context) error {
+	return projections.NewRunner(s.pool, NewOutbox(s.deps.Clock), s.src, s.opts.Runner).Run(ctx)
+}
+
+// RunExpiry runs the expiry scheduler.
+func (s *Service) RunExpiry(ctx context.Context) error {
+	return NewExpiry(s.pool, s.deps, s.log, s.opts.ExpiryMaxSleep).Run(ctx)
+}
+
+// RunMailer consumes the outbox and records outcomes until ctx ends.
+func (s *Service) RunMailer(ctx context.Context) error {
+	wlog := newLogAdapter(s.opts.Logger)
+	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
+		ConsumerGroup: ConsumerGroup,
+		PollInterval:  s.opts.PollInterval,
+		// The Retry middleware waits between tries inside one delivery:
+		// the deadline must outlast them.
+		AckDeadline:    ptr(30 * time.Minute),
+		ResendInterval: time.Second,
+		RetryInterval:  time.Second,
+		SchemaAdapter:  schema,
+		OffsetsAdapter: offsets,
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("mail subscriber: %w", err)
+	}
+	poisonPub, err := wsql.NewPublisher(wsql.BeginnerFromPgx(s.pool), wsql.PublisherConfig{SchemaAdapter: schema}, wlog)
+	if err != nil {
+		return fmt.Errorf("poison queue publisher: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	if err != nil {
+		return err
+	}
+	m := &Mailer{
+		compose: commands.NewComposeInvitationEmailHandler(s.deps), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: deliveries{s.pool}, recorder: s.recorder, logger: s.log,
+	}
+	// Outermost first: a message that fails for good is logged as failed
+	// (giveUp), then kept in the poison queue and acknowledged; a stop is
+	// neither.
+	poison, err := middleware.PoisonQueueWithFilter(poisonPub, TopicInvitationEmailsPoison, func(err error) bool {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	})
+	if err != nil {
+		return err
+	}
+	retry := middleware.Retry{
+		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
+		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
+		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
+		Logger:      wlog,
+	}
+	router.AddMiddleware(poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	router.AddConsumerHandler("invitation_mailer", TopicInvitationEmails, sub, m.Handle)
+
+	var wg sync.WaitGroup
+	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { _ = s.recorder.Run(recCtx) })
+	runCtx, cancel := context.WithCancel(ctx)
+	wg.Go(func() {
+		<-runCtx.Done()
+		_ = router.Close()
+	})
+	err = router.Run(runCtx)
+	cancel()
+	_ = router.Close()
+	_ = sub.Close()
+	// Record what the last messages logged before stopping.
+	if _, ferr := s.recorder.Flush(context.WithoutCancel(ctx)); ferr != nil {
+		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
+	}
+	stopRecorder()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func ptr[T any](v T) *T { return &v }
