@@ -1,0 +1,378 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/adapters/postgres"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+// httpClients is the load of issue 4's goal: 16 clients at once.
+const httpClients = 16
+
+// BenchmarkHTTPInvitations measures invitations per second over HTTP: 16
+// clients, each sending POST /v1/workspaces/{ws}/invitations with one new
+// address at a time, to a real listening server on a fresh database, with
+// the projections running as `usersd serve` runs them. Each invitation
+// reserves the address's account (one append) and appends UserInvited to
+// the workspace stream (another), so it commits two events.
+//
+// Beside it, interleaved in chunks on the same database so that drift hits
+// both sides alike, the floor: the very rows those invitations wrote, read
+// back from the events table, inserted by 16 workers into a plain table of
+// the same columns with only a bigserial key, one autocommitted INSERT
+// (INSERT+COMMIT) of an invitation's rows at a time.
+//
+//	go test -run '^$' -bench HTTPInvitations ./adapters/httpapi/
+//
+// To tell the HTTP layer's cost from the command's, command-invitations/s
+// is the same load sent to commands.InviteUsersHandler directly, without
+// HTTP, JSON or JWT (interleaved too).
+//
+// workspaces=16 gives each client its own workspace (tenants side by
+// side); workspaces=1 has all clients invite into one workspace, whose
+// commands are serialised. Reported: invitations/s and raw-invitations/s,
+// ratio (goal ≥ 0.5), and the p50 and p99 latency of an invitation request.
+func BenchmarkHTTPInvitations(b *testing.B) {
+	for _, workspaces := range []int{httpClients, 1} {
+		b.Run(fmt.Sprintf("workspaces=%d", workspaces), func(b *testing.B) {
+			env := newHTTPBenchEnv(b, workspaces)
+			env.invite(b, 4*httpClients) // warm up connections, caches, plans
+			env.raw(b)
+			env.direct(b, 4*httpClients)
+			env.raw(b)
+			b.ResetTimer()
+			var api, raw, cmd time.Duration
+			var lat []time.Duration
+			for done := 0; done < b.N; {
+				n := min(b.N-done, 500)
+				d, l := env.invite(b, n)
+				api += d
+				lat = append(lat, l...)
+				raw += env.raw(b)
+				cmd += env.direct(b, n)
+				env.raw(b) // keep the floor's table in step; not timed
+				done += n
+			}
+			b.StopTimer()
+			apiRate := float64(b.N) / api.Seconds()
+			rawRate := float64(b.N) / raw.Seconds()
+			b.ReportMetric(apiRate, "invitations/s")
+			b.ReportMetric(rawRate, "raw-invitations/s")
+			b.ReportMetric(float64(b.N)/cmd.Seconds(), "command-invitations/s")
+			b.ReportMetric(apiRate/rawRate, "ratio")
+			b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
+			b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
+		})
+	}
+}
+
+type httpBenchEnv struct {
+	url     string
+	client  *http.Client
+	pool    *pgxpool.Pool
+	admins  []string    // a token per client
+	owners  []uuid.UUID // the user id behind each token
+	targets []uuid.UUID // the workspace of each client
+	handler commands.InviteUsersHandler
+	next    atomic.Int64
+	// copied is the events table's position up to which rows went to the
+	// floor already.
+	copied int64
+}
+
+func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
+	b.Helper()
+	ctx := context.Background()
+	_, url := pgtest.New(b)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = postgres.DefaultMaxConns // as usersd serve runs
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `CREATE TABLE raw_events (
+		position   bigserial PRIMARY KEY,
+		tx_id      bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
+		event_id   uuid NOT NULL,
+		stream_id  text NOT NULL,
+		revision   bigint NOT NULL,
+		type       text NOT NULL,
+		data       jsonb NOT NULL,
+		metadata   jsonb,
+		created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		b.Fatal(err)
+	}
+
+	store := pgstore.New(pool)
+	b.Cleanup(store.Close)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 1024), eventstore.NewAccounts(store, 100_000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
+		r := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{Logger: quiet})
+		wg.Go(func() { _ = r.Run(runCtx) })
+	}
+	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(quiet))
+	if err := waiter.Start(runCtx); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	policy := commands.DefaultInvitationPolicy()
+	// The daily limits are policy, not work: out of the way.
+	policy.Limits = domain.InviteLimits{PerWorkspace: math.MaxInt32, PerInviter: math.MaxInt32}
+	server, err := httpapi.New(httpapi.Config{
+		Deps: deps, Policy: policy, DB: pool, Waiter: waiter, JWTSecret: testSecret, Logger: quiet,
+		Links: discardLinks{},
+	})
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(server)
+	b.Cleanup(func() {
+		srv.Close()
+		cancel()
+		wg.Wait()
+		waiter.Wait()
+	})
+	env := &httpBenchEnv{
+		url: srv.URL, pool: pool,
+		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: httpClients, MaxConnsPerHost: httpClients}},
+		handler: commands.NewInviteUsersHandler(deps, policy),
+	}
+	b.Cleanup(env.client.CloseIdleConnections)
+	// Workspaces and their Admins, made through the API as the platform.
+	var tokens []string
+	var owners, wss []uuid.UUID
+	for i := range workspaces {
+		var out struct {
+			WorkspaceID, OwnerUserID uuid.UUID
+		}
+		body := fmt.Sprintf(`{"name":"Bench %d","owner":{"email":"owner%d@bench.test","name":"Owner"}}`, i, i)
+		if err := env.post("/v1/workspaces", systemToken, body, http.StatusCreated, &out); err != nil {
+			b.Fatal(err)
+		}
+		tokens, wss = append(tokens, userToken(out.OwnerUserID)), append(wss, out.WorkspaceID)
+		owners = append(owners, out.OwnerUserID)
+	}
+	for c := range httpClients {
+		env.admins = append(env.admins, tokens[c%workspaces])
+		env.owners = append(env.owners, owners[c%workspaces])
+		env.targets = append(env.targets, wss[c%workspaces])
+	}
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&env.copied); err != nil {
+		b.Fatal(err)
+	}
+	return env
+}
+
+type discardLinks struct{}
+
+func (discardLinks) Deliver(context.Context, []httpapi.InvitationLink) {}
+
+func (env *httpBenchEnv) post(path, token, body string, want int, out any) error {
+	r, err := http.NewRequest(http.MethodPost, env.url+path, bytes.NewReader([]byte(body)))
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+token)
+	res, err := env.client.Do(r)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("POST %s: %d %s, want %d", path, res.StatusCode, raw, want)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// invite sends n invitations of one new address each from the 16 clients
+// and answers the elapsed time and each request's latency.
+func (env *httpBenchEnv) invite(b *testing.B, n int) (time.Duration, []time.Duration) {
+	lat := make([]time.Duration, n)
+	var taken atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range httpClients {
+		path := "/v1/workspaces/" + env.targets[c].String() + "/invitations"
+		wg.Go(func() {
+			var out struct{ Results []struct{ Outcome string } }
+			for {
+				i := taken.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				body := fmt.Sprintf(`{"emails":"invitee%d@bench.test","role":"Editor"}`, env.next.Add(1))
+				t0 := time.Now()
+				err := env.post(path, env.admins[c], body, http.StatusOK, &out)
+				lat[i] = time.Since(t0)
+				if err == nil && (len(out.Results) != 1 || out.Results[0].Outcome != "invited") {
+					err = fmt.Errorf("outcome %+v, want invited", out.Results)
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatalf("client: %v", *err)
+	}
+	return d, lat
+}
+
+// direct sends n invitations like invite does, straight to the command
+// handler, and answers the elapsed time.
+func (env *httpBenchEnv) direct(b *testing.B, n int) time.Duration {
+	var taken atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range httpClients {
+		wg.Go(func() {
+			for taken.Add(1) <= int64(n) {
+				res, err := env.handler.Handle(context.Background(), commands.InviteUsers{
+					WorkspaceID: env.targets[c], Role: "Editor",
+					Emails: []string{fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))},
+					Meta:   commands.Meta{Actor: domain.Actor{UserID: env.owners[c]}},
+				})
+				if err == nil && (len(res.Results) != 1 || res.Results[0].Outcome != domain.OutcomeInvited) {
+					err = fmt.Errorf("outcome %+v, want invited", res.Results)
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatalf("command: %v", *err)
+	}
+	return d
+}
+
+type rawRow struct {
+	eventID        [16]byte
+	stream, typ    string
+	revision       int64
+	data, metadata []byte
+}
+
+// raw inserts the rows the events table gained since the last call into
+// raw_events from 16 workers, one autocommitted INSERT per invitation's
+// rows (two, taken in order), and answers the time the inserts took.
+func (env *httpBenchEnv) raw(b *testing.B) time.Duration {
+	ctx := context.Background()
+	rows, err := env.pool.Query(ctx, `SELECT position, event_id, stream_id, revision, type, data, metadata
+		FROM events WHERE position > $1 ORDER BY position`, env.copied)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var all []rawRow
+	for rows.Next() {
+		var r rawRow
+		var pos int64
+		var id uuid.UUID
+		if err := rows.Scan(&pos, &id, &r.stream, &r.revision, &r.typ, &r.data, &r.metadata); err != nil {
+			b.Fatal(err)
+		}
+		r.eventID = id
+		env.copied = max(env.copied, pos)
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	var taken atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range httpClients {
+		wg.Go(func() {
+			for {
+				i := int(taken.Add(2) - 2)
+				if i >= len(all) {
+					return
+				}
+				pair := all[i:min(i+2, len(all))]
+				sql := `INSERT INTO raw_events (event_id, stream_id, revision, type, data, metadata) VALUES ($1, $2, $3, $4, $5, $6)`
+				args := []any{pair[0].eventID, pair[0].stream, pair[0].revision, pair[0].typ, pair[0].data, pair[0].metadata}
+				if len(pair) == 2 {
+					sql += `, ($7, $8, $9, $10, $11, $12)`
+					args = append(args, pair[1].eventID, pair[1].stream, pair[1].revision, pair[1].typ, pair[1].data, pair[1].metadata)
+				}
+				if _, err := env.pool.Exec(ctx, sql, args...); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatalf("raw insert: %v", *err)
+	}
+	return d
+}
+
+// percentile answers the p-th percentile (0 < p ≤ 100) by the
+// nearest-rank method; zero without samples.
+func percentile(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	s := slices.Clone(l)
+	slices.Sort(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
