@@ -1,0 +1,196 @@
+package messaging_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/adapters/email"
+	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/adapters/eventstore"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/messaging"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+const publicURL = "https://usersd.example"
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// linkKey is the link key of every replica of a test.
+var linkKey = bytes.Repeat([]byte("L"), commands.MinTokenKeySize)
+
+// replica is one usersd process: its own store, caches and e-mail service
+// over a shared database. stop kills it mid-way.
+type replica struct {
+	deps   commands.Deps
+	store  *pgstore.Store
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type replicaOptions struct {
+	sender    commands.EmailSender // default: SMTP to smtpAddr
+	smtpAddr  string
+	retry     messaging.RetryPolicy
+	onlyParts string // "outbox": run only the process manager
+}
+
+func smtpSender(t testing.TB, addr string) *email.SMTP {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	s, err := email.NewSMTP(email.SMTPConfig{Host: host, Port: p, From: "usersd@example.com"}, email.SMTPOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+	t.Helper()
+	store := pgstore.New(pool, pgstore.WithLogger(quiet))
+	secrets, err := commands.NewHMACLinkSecrets(linkKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	sender := o.sender
+	if sender == nil {
+		sender = smtpSender(t, o.smtpAddr)
+	}
+	if o.retry == (messaging.RetryPolicy{}) {
+		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
+	}
+	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{
+		PublicURL: publicURL, Logger: quiet, Retry: o.retry, PollInterval: 20 * time.Millisecond,
+		ExpiryMaxSleep: 200 * time.Millisecond,
+		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{deps: deps, store: store, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
+	})
+	wg.Go(func() {
+		if o.onlyParts == "outbox" {
+			_ = svc.RunOutbox(ctx)
+			return
+		}
+		if err := svc.Run(ctx); err != nil {
+			t.Errorf("service stopped with %v", err)
+		}
+	})
+	go func() { wg.Wait(); close(r.done) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// stop ends the replica and waits until it has stopped.
+func (r *replica) stop() {
+	r.cancel()
+	<-r.done
+	r.store.Close()
+}
+
+func (r *replica) workspace(t testing.TB) commands.CreateWorkspaceResult {
+	t.Helper()
+	res, err := commands.NewCreateWorkspaceHandler(r.deps).Handle(context.Background(), commands.CreateWorkspace{
+		Name: "Acme", OwnerEmail: "owner@example.com", OwnerName: "Olga Owner",
+		Meta: commands.Meta{Actor: domain.Actor{System: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (r *replica) invite(t testing.TB, ws commands.CreateWorkspaceResult, ttl time.Duration, emails ...string) []domain.InviteResult {
+	t.Helper()
+	p := commands.DefaultInvitationPolicy()
+	p.Limits = domain.InviteLimits{}
+	if ttl > 0 {
+		p.TTL = ttl
+	}
+	res, err := commands.NewInviteUsersHandler(r.deps, p).Handle(context.Background(), commands.InviteUsers{
+		WorkspaceID: ws.WorkspaceID, Emails: emails, Role: "Editor",
+		Meta: commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID}, CorrelationID: "test"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Results
+}
+
+// eventually waits up to 20 s for cond.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func eventCount(t testing.TB, pool *pgxpool.Pool, typ string) int {
+	return count(t, pool, `SELECT count(*) FROM events WHERE type = $1`, typ)
+}
+
+var linkPattern = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/accept\?token=([A-Za-z0-9_-]+)`)
+
+// link reads the one link of a message's text part.
+func link(t testing.TB, m smtptest.Message) string {
+	t.Helper()
+	_, text, html, err := m.Parts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := linkPattern.FindAllStringSubmatch(text, -1)
+	if len(found) != 1 {
+		t.Fatalf("the text part holds %d accept links, want exactly 1:\n%s", len(found), text)
+	}
+	if !strings.Contains(html, found[0][0]) {
+		t.Errorf("the HTML part does not link %s", found[0][0])
+	}
+	return found[0][1]
+}
+
+// byRecipient counts messages per recipient.
+func byRecipient(msgs []smtptest.Message) map[string]int {
+	out := map[string]int{}
+	for _, m := range msgs {
+		for _, to := range m.To {
+			out[to]++
+		}
+	}
+	return out
+}
