@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// unreachableDefault is the embedded default's database, on an address
+// where no server answers, so that ensureServer falls back to the private
+// cluster.
+func unreachableDefault(t *testing.T) database {
+	t.Helper()
+	const u = "postgres://postgres@127.0.0.1:1/usersd?sslmode=disable"
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return database{URL: u, Source: "default", CreateIfMissing: true, config: cfg}
+}
+
+func TestPrivateClusterIsStartedAndReused(t *testing.T) {
+	t.Parallel()
+	if _, err := findPostgresBin(); err != nil {
+		t.Skipf("no PostgreSQL server binaries: %v", err)
+	}
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		// As root the cluster runs as postgres, which must reach the
+		// directory; t.TempDir makes it private.
+		for _, d := range []string{dir, filepath.Dir(dir)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data := filepath.Join(dir, "data")
+	e := &env{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, Log: discardLogger(), Getenv: func(k string) string {
+		if k == envDataDir {
+			return data
+		}
+		return ""
+	}}
+	ctx := context.Background()
+
+	db := unreachableDefault(t)
+	release, err := ensureServer(ctx, e, &db)
+	if err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	defer release()
+	if !strings.Contains(db.config.Host, data) {
+		t.Fatalf("database on %q, want the socket under %s", db.config.Host, data)
+	}
+	if err := migrate(ctx, e, db); err != nil {
+		t.Fatalf("migrate on the private cluster: %v", err)
+	}
+
+	// A second usersd finds it running, uses it, and leaves it running.
+	db2 := unreachableDefault(t)
+	release2, err := ensureServer(ctx, e, &db2)
+	if err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if db2.URL != db.URL {
+		t.Errorf("second start uses %q, want the same cluster %q", db2.URL, db.URL)
+	}
+	release2()
+	if err := db.ping(ctx); err != nil {
+		t.Fatalf("the second usersd stopped a cluster it did not start: %v", err)
+	}
+
+	// The first one stops it on its way out.
+	release()
+	if err := db.ping(ctx); err == nil {
+		t.Fatalf("the cluster still answers after its starter released it")
+	}
+
+	// A later start keeps the data: the migrated database is still there.
+	db3 := unreachableDefault(t)
+	release3, err := ensureServer(ctx, e, &db3)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer release3()
+	conn, err := db3.connect(ctx, "usersd")
+	if err != nil {
+		t.Fatalf("connect after restart: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+		t.Fatalf("the events table is gone after a restart: %v", err)
+	}
+}
+
+func TestConfiguredDatabaseStartsNoCluster(t *testing.T) {
+	t.Parallel()
+	cfg, _ := pgx.ParseConfig("postgres://postgres@127.0.0.1:1/x")
+	db := database{URL: "postgres://postgres@127.0.0.1:1/x", Source: envDatabaseURL, config: cfg}
+	release, err := ensureServer(context.Background(), &env{Log: discardLogger(), Getenv: func(string) string { return "" }}, &db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if db.URL != "postgres://postgres@127.0.0.1:1/x" {
+		t.Errorf("a configured DATABASE_URL was replaced by %q", db.URL)
+	}
+}
