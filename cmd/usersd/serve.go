@@ -206,7 +206,8 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	policy.TTL = cfg.invitationTTL
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
-		JWTSecret: cfg.jwt.secret, Logger: e.Log, Metrics: m.Handler(),
+		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
+		Logger: e.Log, Metrics: m.Handler(),
 		TrustedProxies: cfg.trustedProxies,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
