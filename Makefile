@@ -37,7 +37,10 @@ all: lint test build ## lint, test and build
 build: ## build bin/usersd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/usersd
 
-run: build ## build, then run bin/usersd $(ARGS) (default: serve)
+# Without DATABASE_URL, serve runs on the embedded default: the PostgreSQL at
+# 127.0.0.1:5432 if one answers, else a private cluster under ./.data (kept
+# between runs); it prints the link that opens the web UI as the demo Admin.
+run: build ## build, then run bin/usersd $(ARGS) (default: serve, on the embedded default)
 	./$(BIN) $(ARGS)
 
 migrate: build ## apply the database migrations (DATABASE_URL or the local default)
