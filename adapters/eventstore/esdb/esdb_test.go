@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -340,5 +341,41 @@ func TestOpenRefusesBadConnectionString(t *testing.T) {
 	t.Parallel()
 	if _, err := esdb.Open("http://nowhere"); err == nil {
 		t.Errorf("Open(http://nowhere): got no error, want the connection string refused")
+	}
+}
+
+// TestReconnectsAfterClusterWasDown: while no node answers, the client's
+// discovery gives up and the client closes for good; the store makes a new
+// one, so usersd carries on once a node is back.
+func TestReconnectsAfterClusterWasDown(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s, err := esdb.Open("esdb://"+addr+"?tls=false&maxDiscoverAttempts=1&discoveryInterval=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	stream := eventstore.WorkspaceStream(uuid.New())
+	if _, err := s.Append(ctx, stream, eventstore.NoStream{}, newEvent(0)); err == nil {
+		t.Fatalf("append with no server: got no error, want one")
+	}
+
+	srv := esdbtest.StartOn(t, addr)
+	e := newEvent(1)
+	if _, err := s.Append(ctx, stream, eventstore.NoStream{}, e); err != nil {
+		t.Fatalf("append once the server is back: got %v, want it stored", err)
+	}
+	got, err := s.ReadStream(ctx, stream, eventstore.ReadOptions{})
+	if err != nil || len(got) != 1 || got[0].ID != e.ID {
+		t.Fatalf("read once the server is back: got %+v, %v, want the one event", got, err)
+	}
+	if srv.Len() != 1 {
+		t.Errorf("events on the server: got %d, want 1", srv.Len())
 	}
 }

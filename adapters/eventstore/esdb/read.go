@@ -41,9 +41,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		if err == nil || errors.Is(err, eventstore.ErrStreamNotFound) {
 			return out, err
 		}
-		// A read has no side effect: it is always safe to try once more,
-		// on a new client if the old one gave up.
-		if attempt == 0 && ctx.Err() == nil &&
+		// A read has no side effect: it is always safe to try again (twice:
+		// a failed discovery answers Unavailable once, then "closed", and the
+		// second retry runs on a new client).
+		if attempt < 2 && ctx.Err() == nil &&
 			(transient(err) || (codeOf(err) == esdbclient.ErrorCodeConnectionClosed && s.replace(client))) {
 			continue
 		}

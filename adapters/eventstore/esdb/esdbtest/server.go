@@ -71,7 +71,14 @@ type Server struct {
 // the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return StartOn(t, "127.0.0.1:0")
+}
+
+// StartOn starts a server on addr, such as the address of a server that
+// stopped: a test of reconnection.
+func StartOn(t testing.TB, addr string) *Server {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("esdbtest: listen: %v", err)
 	}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	esdbstore "github.com/usersd/usersd/adapters/eventstore/esdb"
+)
+
+// envESDBURL names the EventStoreDB / KurrentDB connection string; when it
+// is set, every event lives there and PostgreSQL keeps the read models.
+const envESDBURL = "ESDB_URL"
+
+// openESDB opens the event store of an ESDB_URL connection string and
+// checks, within connectTimeout, that the server answers a read. The
+// returned func closes it. Errors name the variable and never carry the
+// password of the connection string.
+func openESDB(ctx context.Context, connectionString string, log *slog.Logger) (eventstore.Store, func(), error) {
+	store, err := esdbstore.Open(connectionString, esdbstore.WithLogger(log))
+	if err != nil {
+		return nil, nil, usageErrorf("%s: %s", envESDBURL, redact(err.Error(), connectionString))
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	// A stream that never exists: answering "not found" proves the server is
+	// reachable and accepts our credentials.
+	_, err = store.ReadStream(ctx, eventstore.WorkspaceStream(uuid.Nil), eventstore.ReadOptions{Max: 1})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		store.Close()
+		return nil, nil, fmt.Errorf("%s: the event store does not answer: %s", envESDBURL, redact(err.Error(), connectionString))
+	}
+	return store, store.Close, nil
+}
+
+// redact removes the connection string's password from a message.
+func redact(msg, connectionString string) string {
+	u, err := url.Parse(connectionString)
+	if err != nil || u.User == nil {
+		return msg
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	}
+	return msg
+}
