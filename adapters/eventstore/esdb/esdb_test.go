@@ -355,7 +355,7 @@ func TestReconnectsAfterClusterWasDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s, err := esdb.Open("esdb://"+addr+"?tls=false&maxDiscoverAttempts=1&discoveryInterval=10")
+	s, err := esdb.Open("esdb://" + addr + "?tls=false&maxDiscoverAttempts=1&discoveryInterval=10")
 	if err != nil {
 		t.Fatal(err)
 	}
