@@ -50,3 +50,12 @@ func StatusOf(code string) (int, bool) {
 	s, ok := statusOf[domain.Code(code)]
 	return s, ok
 }
+
+// ProblemCodes lists every code of the code-to-status table.
+func ProblemCodes() []string {
+	out := make([]string, 0, len(statusOf))
+	for c := range statusOf {
+		out = append(out, string(c))
+	}
+	return out
+}

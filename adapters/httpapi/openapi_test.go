@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,4 +322,39 @@ func (r *recordingTB) Errorf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+
+// TestProblemCodesAreDocumented keeps the Problem schema's list of codes
+// equal to the code-to-status table, and each code's status among the
+// statuses the document's description of Problem gives it.
+func TestProblemCodesAreDocumented(t *testing.T) {
+	t.Parallel()
+	s, err := spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problem := s.doc.Components.Schemas["Problem"].Value
+	var documented []string
+	for _, v := range problem.Properties["code"].Value.Enum {
+		documented = append(documented, v.(string))
+	}
+	slices.Sort(documented)
+	served := httpapi.ProblemCodes()
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("the document's problem codes %v, want the table's %v", documented, served)
+	}
+	for _, code := range served {
+		status, _ := httpapi.StatusOf(code)
+		// The description lists "<status> code, code; <status> code ...".
+		section := ""
+		for _, part := range strings.Split(strings.Join(strings.Fields(problem.Description), " "), ";") {
+			if slices.Contains(strings.FieldsFunc(part, func(r rune) bool { return r == ' ' || r == ',' || r == '.' }), code) {
+				section = part
+			}
+		}
+		if !strings.Contains(section, fmt.Sprint(status)) {
+			t.Errorf("the Problem description puts %s under %q, want under %d", code, strings.TrimSpace(section), status)
+		}
+	}
 }
