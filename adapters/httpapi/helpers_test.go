@@ -30,6 +30,10 @@ import (
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
+// eventStores holds, by test, a function that opens the store for the
+// test's events instead of PostgreSQL's (lifecycle_esdb_test.go).
+var eventStores sync.Map // testing.TB → func(testing.TB) eventstore.Store
+
 // syncBuffer is a log sink the server and the test share.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -92,8 +96,14 @@ func newAPI(t testing.TB) *api { t.Helper(); return newAPIWith(t, nil) }
 func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 	t.Helper()
 	pool, _ := pgtest.New(t)
-	store := pgstore.New(pool, pgstore.WithPollInterval(50*time.Millisecond))
-	t.Cleanup(store.Close)
+	var store eventstore.Store
+	if open, ok := eventStores.Load(t); ok {
+		store = open.(func(testing.TB) eventstore.Store)(t)
+	} else {
+		pg := pgstore.New(pool, pgstore.WithPollInterval(50*time.Millisecond))
+		t.Cleanup(pg.Close)
+		store = pg
+	}
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
