@@ -39,14 +39,25 @@ func openESDB(ctx context.Context, connectionString string, log *slog.Logger) (e
 	return store, store.Close, nil
 }
 
-// redact removes the connection string's password from a message.
+// redact removes the connection string's password from a message. It
+// does not rely on url.Parse, which refuses the comma-separated hosts of a
+// gossip-seed connection string, and whose errors quote the string.
 func redact(msg, connectionString string) string {
-	u, err := url.Parse(connectionString)
-	if err != nil || u.User == nil {
+	_, rest, ok := strings.Cut(connectionString, "://")
+	if !ok {
 		return msg
 	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	userinfo, _, ok := strings.Cut(rest, "@")
+	if !ok {
+		return msg
+	}
+	_, pw, ok := strings.Cut(userinfo, ":")
+	if !ok || pw == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	if decoded, err := url.PathUnescape(pw); err == nil && decoded != "" {
+		msg = strings.ReplaceAll(msg, decoded, "xxxxx")
 	}
 	return msg
 }

@@ -48,9 +48,11 @@ func TestOpenESDB(t *testing.T) {
 		t.Errorf("openESDB(nothing listening): got %v, want an error naming %s without the password", err, envESDBURL)
 	}
 
-	_, _, err = openESDB(ctx, "http://admin:s3cret-pw@host", log)
-	var usage *usageError
-	if !errors.As(err, &usage) || strings.Contains(err.Error(), "s3cret-pw") {
-		t.Errorf("openESDB(malformed): got %v, want a usage error without the password", err)
+	for _, malformed := range []string{"http://admin:s3cret-pw@host", "esdb://admin:s3cret-pw@a:1,b:x%zz"} {
+		_, _, err = openESDB(ctx, malformed, log)
+		var usage *usageError
+		if !errors.As(err, &usage) || strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("openESDB(malformed): got %v, want a usage error without the password", err)
+		}
 	}
 }
