@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ const (
 	watermillBatch         = 1000
 	rebuildGoalWatermill   = 5.0 // rebuild rate / watermill rate
 )
+
+// watermillGroups numbers the consumer groups, one per replay.
+var watermillGroups atomic.Int64
 
 // seedWatermill copies the first n events of the history into the topic's
 // messages table, in global order, with what a handler needs to rebuild
@@ -92,7 +96,8 @@ func watermillReplay(b *testing.B, ctx context.Context, pool *pgxpool.Pool, p pr
 	}()
 
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(pool), wsql.SubscriberConfig{
-		ConsumerGroup:  "rebuild_" + p.Name(), // each projection reads the topic from its start
+		// A group of its own reads the topic from its start.
+		ConsumerGroup:  fmt.Sprintf("rebuild_%s_%d", p.Name(), watermillGroups.Add(1)),
 		SchemaAdapter:  wsql.DefaultPostgreSQLSchema{SubscribeBatchSize: watermillBatch},
 		OffsetsAdapter: wsql.DefaultPostgreSQLOffsetsAdapter{},
 		PollInterval:   10 * time.Millisecond,
