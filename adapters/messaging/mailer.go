@@ -57,16 +57,24 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	done, err := m.log.done(ctx, c.InvitationID, c.Attempt)
-	if err != nil {
-		return err
+	// Look in the delivery log while composing: two round trips at once.
+	type logged struct {
+		done bool
+		err  error
 	}
-	if done {
-		// A redelivery: the e-mail left (or failed for good) already.
-		m.recorder.Poke()
-		return nil
-	}
+	ch := make(chan logged, 1)
+	go func() {
+		done, err := m.log.done(ctx, c.InvitationID, c.Attempt)
+		ch <- logged{done, err}
+	}()
 	mail, err := m.compose.Handle(ctx, c)
+	if l := <-ch; l.err != nil || l.done {
+		if l.done {
+			// A redelivery: the e-mail left (or failed for good) already.
+			m.recorder.Poke()
+		}
+		return l.err
+	}
 	if errors.Is(err, commands.ErrEmailNotNeeded) {
 		m.logger.Info("mail: not sent, the link of this attempt no longer works",
 			"invitation", c.InvitationID, "attempt", c.Attempt)

@@ -140,9 +140,14 @@ func (s *Service) RunMailer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logPool, err := deliveryLogPool(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	defer logPool.Close()
 	m := &Mailer{
 		compose: commands.NewComposeInvitationEmailHandler(s.deps), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: deliveries{s.pool}, recorder: s.recorder, logger: s.log,
+		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
@@ -187,3 +192,21 @@ func (s *Service) RunMailer(ctx context.Context) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// deliveryLogPool connects for the delivery log with asynchronous commit:
+// waiting for a WAL flush per e-mail would cost more than the e-mail. A
+// row is durable at the latest when the subscriber acknowledges the
+// message, a synchronous commit that flushes the WAL before it; only a
+// crash of PostgreSQL itself in between loses rows, and then their
+// messages, unacknowledged, are delivered again (docs/email.md).
+func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := pool.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = 2, 0
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for the delivery log: %w", err)
+	}
+	return p, nil
+}
