@@ -101,12 +101,11 @@ func (a *Accounts) reserve(ctx context.Context, email domain.Email, reg registra
 	if err != nil {
 		return uuid.Nil, err
 	}
+	// Append first, read only if that fails: an address this process has
+	// not seen is most often new (an invitation batch is mostly new
+	// people), so a read first would cost every new address a second round
+	// trip, which was most of a batch invitation's time.
 	for attempt := 0; attempt < 3; attempt++ {
-		if id, err := a.lookup(ctx, stream); err == nil {
-			return id, nil
-		} else if !errors.Is(err, ErrStreamNotFound) {
-			return uuid.Nil, err
-		}
 		_, err = a.store.Append(ctx, stream, NoStream{}, data)
 		if err == nil {
 			return reg.Event.UserID, nil
@@ -115,6 +114,11 @@ func (a *Accounts) reserve(ctx context.Context, email domain.Email, reg registra
 			return uuid.Nil, err
 		}
 		// Someone reserved the address first: read their id.
+		if id, err := a.lookup(ctx, stream); err == nil {
+			return id, nil
+		} else if !errors.Is(err, ErrStreamNotFound) {
+			return uuid.Nil, err
+		}
 	}
 	return uuid.Nil, fmt.Errorf("reserve %s: %w", stream, domain.ErrConcurrency)
 }
