@@ -74,11 +74,22 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 		got     []uuid.UUID
 		seen    = map[uuid.UUID]bool{}
 		last    domain.Position
-		batches int
-		live    = make(chan struct{})
+		writing bool
 		done    = errors.New("all seen")
 		writer  sync.WaitGroup
+		drops   int
+		dropped int // subscriptions made when the last drop came
 	)
+	// dropLive drops the server's subscription if it is one that has not
+	// been dropped yet: events received before a drop are still handed
+	// over after it, while no subscription runs.
+	dropLive := func() {
+		if n := srv.Subscriptions(); n > dropped {
+			srv.DropSubscriptions()
+			dropped = n
+			drops++
+		}
+	}
 	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{BatchSize: 10}, func(_ context.Context, b eventstore.Batch) error {
 		for _, e := range b.Events {
 			if seen[e.ID] {
@@ -90,16 +101,14 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 			seen[e.ID], last = true, e.Position
 			got = append(got, e.ID)
 		}
-		batches++
 		switch {
-		case batches == 1, batches == 5, batches == 12:
-			srv.DropSubscriptions() // mid-way through the catch-up
-		case len(got) == before && b.CaughtUp && live != nil:
-			close(live)
-			live = nil
+		case len(got) < before && drops < 3:
+			dropLive() // mid-way through the catch-up
+		case len(got) == before && b.CaughtUp && !writing:
+			writing = true
 			writer.Go(func() { appendN(before, after) })
-		case len(got) == before+after/2:
-			srv.DropSubscriptions() // while live, with appends going on
+		case len(got) >= before+after/2 && drops == 3:
+			dropLive() // while live, with appends going on
 		}
 		if len(got) == before+after {
 			return done
@@ -118,8 +127,11 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 			t.Fatalf("event %d: got %s, want %s: the order of the appends", i, got[i], want[i])
 		}
 	}
-	if n := srv.Subscriptions(); n < 4 {
-		t.Errorf("subscriptions made: got %d, want at least 4 (one and a resubscription per drop)", n)
+	if drops != 4 {
+		t.Errorf("drops: got %d, want 3 during the catch-up and 1 live", drops)
+	}
+	if n := srv.Subscriptions(); n != drops+1 {
+		t.Errorf("subscriptions made: got %d, want %d (the first and one per drop)", n, drops+1)
 	}
 }
 
