@@ -391,3 +391,27 @@ func TestReconnectsAfterClusterWasDown(t *testing.T) {
 		t.Errorf("events on the server: got %d, want 1", srv.Len())
 	}
 }
+
+// TestClusterConnectionStrings: the discovery and gossip-seed forms of
+// docs/esdb.md reach the node that gossip names as leader.
+func TestClusterConnectionStrings(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	for _, url := range []string{
+		"esdb+discover://" + srv.Addr() + "?tls=false",
+		"esdb://" + srv.Addr() + "," + srv.Addr() + "?tls=false&nodePreference=leader",
+	} {
+		s, err := esdb.Open(url)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", url, err)
+		}
+		defer s.Close()
+		stream := eventstore.WorkspaceStream(uuid.New())
+		if _, err := s.Append(context.Background(), stream, eventstore.NoStream{}, newEvent(0)); err != nil {
+			t.Errorf("append through %s: %v", url, err)
+		}
+	}
+	if got, want := srv.Len(), 2; got != want {
+		t.Errorf("events on the server: got %d, want %d", got, want)
+	}
+}

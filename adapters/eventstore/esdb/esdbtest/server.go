@@ -2,7 +2,8 @@
 // EventStoreDB's Streams service that the official Go client uses for
 // usersd: appends with expected revisions and idempotency by event id, reads
 // of a stream and of $all with filters, and catch-up subscriptions to $all
-// (confirmation, events, checkpoints, caught-up). EventStoreDB cannot run on
+// (confirmation, events, checkpoints, caught-up), plus gossip naming itself
+// the leader so that cluster connection strings work. EventStoreDB cannot run on
 // our machines, so the esdb adapter is proven against this; it keeps
 // everything in memory and is no database.
 //
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	gossipapi "github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -89,10 +91,11 @@ func StartOn(t testing.TB, addr string) *Server {
 		changed: make(chan struct{}),
 		drop:    make(chan struct{}),
 	}
-	// Only Streams is registered: the client takes Unimplemented from the
-	// server-features service as "an older server" and carries on, and it
-	// asks for gossip only with a discovery or multi-node connection string.
+	// The client takes Unimplemented from the server-features service as
+	// "an older server" and carries on, so that one is left out. It reads
+	// gossip only with a discovery or gossip-seed connection string.
 	api.RegisterStreamsServer(s.srv, s)
+	gossipapi.RegisterGossipServer(s.srv, gossip{id: uuid.New(), addr: s.addr})
 	go func() { _ = s.srv.Serve(lis) }()
 	t.Cleanup(s.srv.Stop)
 	return s
