@@ -7,10 +7,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,9 +26,11 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/commands"
 )
 
 // browserTimeout bounds one browser test: Chromium on a busy 2-core
@@ -419,36 +423,98 @@ func TestBrowserAcceptFromMailbox(t *testing.T) {
 	if !strings.HasPrefix(href, s.base+"/accept?token=") {
 		t.Fatalf("link in the e-mail %q, want %s/accept?token=...", href, s.base)
 	}
+	b.run("follow the link", chromedp.Click(chromedp.CSS(mail)))
+	b.accept(s, href, "linus@example.com", "Editor", "Linus Torvalds")
+}
 
-	b.run("follow the link",
-		chromedp.Click(chromedp.CSS(mail)),
-		chromedp.WaitVisible(chromedp.CSS("#invitation")))
-	for sel, want := range map[string]string{"#inv-email": "linus@example.com", "#inv-role": "Editor", "#inv-workspace": "Demo workspace"} {
+// TestBrowserAcceptPage opens an invitation's link as the e-mail would
+// carry it (the token derived as the mailer derives it) and accepts it.
+func TestBrowserAcceptPage(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	s := startService(t)
+	b.signIn(s)
+	b.invite("Manager", "margaret@example.com")
+	// Read as of the page's last write, as the page itself does.
+	inv := s.invitationID(t, "margaret@example.com", b.evalString(`sessionStorage.getItem("usersd.position") || ""`))
+	secrets := linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))
+	href := s.base + "/accept?token=" + commands.InvitationLinkToken(secrets, demoWorkspaceID, inv, 1)
+
+	b.run("a wrong token", chromedp.Navigate(s.base+"/accept?token=nonsense"), chromedp.WaitVisible(chromedp.CSS("#notice.error")))
+	if got := b.text("#notice"); got == "" || strings.Contains(got, "nonsense") {
+		t.Errorf("a wrong token's explanation: %q, want one that does not echo the token", got)
+	}
+	b.run("open the link", chromedp.Navigate(href))
+	b.accept(s, href, "margaret@example.com", "Manager", "Margaret Hamilton")
+}
+
+// accept checks the accept page the browser is on, accepts the invitation
+// under name, checks that the used link is refused, and that the Admin's
+// list shows the new member.
+func (b *browser) accept(s *service, href, email, role, name string) {
+	t := b.t
+	t.Helper()
+	b.run("see the invitation", chromedp.WaitVisible(chromedp.CSS("#invitation")))
+	for sel, want := range map[string]string{"#inv-email": email, "#inv-role": role, "#inv-workspace": "Demo workspace"} {
 		if got := b.text(sel); got != want {
 			t.Errorf("accept page %s: %q, want %q", sel, got, want)
 		}
 	}
 	b.screenshot("accept")
 	b.run("accept",
-		chromedp.SendKeys(chromedp.CSS("#accept-name"), "Linus Torvalds"),
+		chromedp.SendKeys(chromedp.CSS("#accept-name"), name),
 		chromedp.Click(chromedp.CSS("#accept-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#welcome")))
-	if got := b.text("#welcome-text"); !strings.Contains(got, "as Editor") {
-		t.Errorf("after accepting: %q, want a welcome as Editor", got)
+	if got := b.text("#welcome-text"); !strings.Contains(got, "as "+role) {
+		t.Errorf("after accepting: %q, want a welcome as %s", got, role)
 	}
 	b.screenshot("accepted")
 
 	// The same link again: refused with the API's explanation.
 	b.run("open the used link", chromedp.Navigate(href), chromedp.WaitVisible(chromedp.CSS("#notice.error")))
-	if got := b.text("#notice"); got == "" {
-		t.Errorf("a used link shows no explanation")
+	if got := b.text("#notice"); !strings.Contains(got, "already been accepted") {
+		t.Errorf("a used link explains %q, want that it has already been accepted", got)
 	}
+	b.screenshot("used-link")
 
 	// The Admin's list shows the new member, active, under their name.
 	b.run("back to the list", chromedp.Navigate(s.base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(row("linus@example.com")+`[data-status="active"]`)))
-	if got := b.text(row("linus@example.com") + " td.name"); got != "Linus Torvalds" {
-		t.Errorf("name of the new member: %q, want Linus Torvalds", got)
+		chromedp.WaitVisible(chromedp.CSS(row(email)+`[data-status="active"]`)))
+	if got := b.text(row(email) + " td.name"); got != name {
+		t.Errorf("name of the new member: %q, want %s", got, name)
 	}
 	b.screenshot("member-active")
+}
+
+// invitationID asks the API, as the demo Admin, for the pending invitation
+// of email, reading at least as of position.
+func (s *service) invitationID(t *testing.T, email, position string) uuid.UUID {
+	t.Helper()
+	_, tok, _ := strings.Cut(s.adminLink, "#token=")
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/workspaces/"+demoWorkspaceID.String()+"/users?status=invited&q="+url.QueryEscape(email), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Consistent-With", position)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var page struct {
+		Items []struct {
+			Email      string `json:"email"`
+			Invitation struct {
+				ID uuid.UUID `json:"id"`
+			} `json:"invitation"`
+		} `json:"items"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&page); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("list invitations: %d %v", r.StatusCode, err)
+	}
+	for _, it := range page.Items {
+		if it.Email == email {
+			return it.Invitation.ID
+		}
+	}
+	t.Fatalf("no pending invitation of %s", email)
+	return uuid.Nil
 }

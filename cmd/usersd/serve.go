@@ -170,8 +170,9 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		linkSecrets(commands.DeriveTokenKey(cfg.jwt.secret)),
 	)
 	var demoAdmin uuid.UUID
+	var demoPos domain.Position
 	if cfg.demo {
-		if demoAdmin, err = ensureDemo(ctx, e, deps); err != nil {
+		if demoAdmin, demoPos, err = ensureDemo(ctx, e, deps); err != nil {
 			return err
 		}
 	}
@@ -231,6 +232,14 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
 		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
 	if cfg.demo && demoAdmin != uuid.Nil {
+		// The link is printed once the read models show the demo
+		// workspace, so that the page it opens finds it.
+		waitCtx, cancel := context.WithTimeout(runCtx, 30*time.Second)
+		err := waiter.WaitFor(waitCtx, demoPos, projectionNames()...)
+		cancel()
+		if err != nil {
+			e.Log.Warn("the read models do not show the demo workspace yet", "err", err)
+		}
 		if err := printAdminLink(e, cfg, l.Addr(), demoAdmin); err != nil {
 			e.Log.Warn("cannot print the demo Admin's link", "err", err)
 		}
@@ -273,36 +282,37 @@ func isAPIPath(p string) bool {
 }
 
 // ensureDemo creates the demo workspace unless an earlier start did, and
-// answers the user id of its Admin (uuid.Nil if that Admin has left).
-func ensureDemo(ctx context.Context, e *env, deps commands.Deps) (uuid.UUID, error) {
-	var admin uuid.UUID
-	err := deps.Workspaces.View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
-		e.Log.Info("demo workspace found", "workspace", w.ID(), "members", w.MemberCount())
-		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
-			admin = m.UserID
-		}
-		return nil
-	})
-	if !errors.Is(err, domain.ErrWorkspaceNotFound) {
-		return admin, err
-	}
-	res, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
-		WorkspaceID: demoWorkspaceID, Name: "Demo workspace", OwnerEmail: demoOwnerEmail, OwnerName: "Demo Admin",
-		Meta: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "usersd-demo"},
-	})
-	if domain.ErrorCode(err) == domain.CodeWorkspaceExists {
-		// Another replica made it meanwhile: read its Admin.
-		err = deps.Workspaces.View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
-			if m, ok := w.MemberByEmail(demoOwnerEmail); ok {
+// answers the user id of its Admin (uuid.Nil if that Admin has left) and
+// the position of the workspace's last event.
+func ensureDemo(ctx context.Context, e *env, deps commands.Deps) (uuid.UUID, domain.Position, error) {
+	for attempt := 0; ; attempt++ {
+		var admin uuid.UUID
+		// An update that decides nothing answers the position of the
+		// workspace's last event.
+		pos, err := deps.Workspaces.Update(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+			if !w.Exists() {
+				return domain.ErrWorkspaceNotFound
+			}
+			e.Log.Info("demo workspace found", "workspace", w.ID(), "members", w.MemberCount())
+			if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 				admin = m.UserID
 			}
 			return nil
+		}, func(*domain.Workspace, domain.Event) domain.Metadata { return domain.Metadata{} })
+		if !errors.Is(err, domain.ErrWorkspaceNotFound) {
+			return admin, pos, err
+		}
+		res, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
+			WorkspaceID: demoWorkspaceID, Name: "Demo workspace", OwnerEmail: demoOwnerEmail, OwnerName: "Demo Admin",
+			Meta: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "usersd-demo"},
 		})
-		return admin, err
+		if domain.ErrorCode(err) == domain.CodeWorkspaceExists && attempt == 0 {
+			continue // another replica made it meanwhile: read it
+		}
+		if err != nil {
+			return uuid.Nil, domain.Position{}, fmt.Errorf("create the demo workspace: %w", err)
+		}
+		e.Log.Info("created the demo workspace", "workspace", demoWorkspaceID, "admin", res.OwnerUserID)
+		return res.OwnerUserID, res.Position, nil
 	}
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("create the demo workspace: %w", err)
-	}
-	e.Log.Info("created the demo workspace", "workspace", demoWorkspaceID, "admin", res.OwnerUserID)
-	return res.OwnerUserID, nil
 }

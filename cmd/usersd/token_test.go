@@ -145,7 +145,7 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 	defer store.Close()
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 4), eventstore.NewAccounts(store, 4),
 		eventstore.NewLogins(store), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret))))
-	admin, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, deps)
+	admin, _, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
