@@ -415,3 +415,30 @@ func TestClusterConnectionStrings(t *testing.T) {
 		t.Errorf("events on the server: got %d, want %d", got, want)
 	}
 }
+
+// TestAppendFollowsLeaderChange: the node usersd is connected to has become
+// a follower; it refuses the append naming the new leader, the client
+// reconnects there, and the adapter's retry stores the append there once.
+func TestAppendFollowsLeaderChange(t *testing.T) {
+	t.Parallel()
+	follower, leader := esdbtest.Start(t), esdbtest.Start(t)
+	s := openDefault(t, follower)
+	ctx := context.Background()
+	stream := eventstore.WorkspaceStream(uuid.New())
+	if _, err := s.ReadStream(ctx, stream, eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatalf("read before the election: got %v, want ErrStreamNotFound", err)
+	}
+
+	follower.FollowLeader(leader.Addr())
+	for i := range 2 {
+		if _, err := s.Append(ctx, stream, eventstore.Any{}, newEvent(i)); err != nil {
+			t.Fatalf("append %d after the election: got %v, want it stored on the new leader", i, err)
+		}
+	}
+	if got, want := leader.Len(), 2; got != want {
+		t.Errorf("events on the new leader: got %d, want %d", got, want)
+	}
+	if got := follower.Len(); got != 0 {
+		t.Errorf("events on the old one: got %d, want none", got)
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -76,6 +78,16 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 			data:        bytes.Clone(m.GetData()),
 			metadata:    bytes.Clone(m.GetCustomMetadata()),
 		})
+	}
+
+	s.mu.Lock()
+	leader := s.leader
+	s.mu.Unlock()
+	if leader != "" {
+		host, port, _ := net.SplitHostPort(leader)
+		stream.SetTrailer(metadata.Pairs("exception", "not-leader",
+			"leader-endpoint-host", host, "leader-endpoint-port", port))
+		return status.Error(codes.NotFound, "esdbtest: not the leader")
 	}
 
 	resp, fail := s.store(name, exp, proposed)

@@ -67,6 +67,9 @@ type Server struct {
 	// failAppends makes the next appends store their events and then answer
 	// an error, as when a leader dies between commit and reply.
 	failAppends int
+	// leader, when set, is the address of the node to send appends to: this
+	// one answers them "not leader", as a follower does after an election.
+	leader string
 }
 
 // Start starts a server on 127.0.0.1 with an ephemeral port; it stops when
@@ -130,6 +133,15 @@ func (s *Server) FailAppendsAfterStoring(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failAppends = n
+}
+
+// FollowLeader makes the server a follower of the server at addr: it
+// refuses appends with EventStoreDB's "not leader" answer, which names the
+// leader for the client to reconnect to. An empty addr makes it lead again.
+func (s *Server) FollowLeader(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leader = addr
 }
 
 // Len reports how many events the server holds.
