@@ -446,6 +446,17 @@ func TestBrowserAcceptPage(t *testing.T) {
 	}
 	b.run("open the link", chromedp.Navigate(href))
 	b.accept(s, href, "margaret@example.com", "Manager", "Margaret Hamilton")
+
+	// Signing out forgets the token; pasting one signs in again.
+	b.run("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#token-input")))
+	if n := b.count("#user-rows tr"); n != 0 {
+		t.Errorf("signed out, the page still lists %d users", n)
+	}
+	_, tok, _ := strings.Cut(s.adminLink, "#token=")
+	b.run("sign in with a pasted token",
+		chromedp.SendKeys(chromedp.CSS("#token-input"), tok),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS(row("margaret@example.com"))))
 }
 
 // accept checks the accept page the browser is on, accepts the invitation
