@@ -128,6 +128,28 @@ func TestServeAnswersTheAPI(t *testing.T) {
 			r.Body.Close()
 		}
 	}
+	// One listener, two handlers: the API's paths go to the API, the rest
+	// to the web UI.
+	for _, tt := range []struct{ path, wantType string }{
+		{"/", "text/html"},
+		{"/accept?token=x", "text/html"},
+		{"/assets/app.js", "text/javascript"},
+		{"/openapi.yaml", "yaml"},
+		{"/v1/nope", "application/problem+json"},
+	} {
+		r, err := http.Get(base + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, tt.wantType) {
+			t.Errorf("GET %s: Content-Type %q, want %s", tt.path, ct, tt.wantType)
+		}
+		isUI := tt.wantType == "text/html" || tt.wantType == "text/javascript"
+		if isUI && r.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET %s: no Content-Security-Policy on a page of the UI", tt.path)
+		}
+	}
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(time.Minute).Unix(),
 	}).SignedString([]byte(testJWTSecret))
