@@ -204,6 +204,10 @@ func artifactsDir(t *testing.T) string {
 		return t.TempDir()
 	}
 	dir := filepath.Join(root, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	// Screenshots of an earlier run would mix with this run's.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -346,6 +350,20 @@ func TestBrowserInviteChangeRoleAndAudit(t *testing.T) {
 	if got, want := b.text("#notice"), "ada@example.com is now Manager."; got != want {
 		t.Errorf("notice %q, want %q", got, want)
 	}
+	if got := b.evalString(`document.activeElement.closest("tr")?.dataset.email || ""`); got != "ada@example.com" {
+		t.Errorf("after the change the focus is in the row of %q, want ada@example.com's", got)
+	}
+
+	// A refusal shows the API's explanation: the only Admin cannot be
+	// suspended.
+	b.run("suspend the only Admin",
+		chromedp.Click(chromedp.CSS(row(demoAdminEmail)+" button.kebab")),
+		chromedp.Click(chromedp.CSS(row(demoAdminEmail)+` [data-action="Suspend"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#notice.error")))
+	if got := b.text("#notice"); !strings.Contains(got, "Admin") {
+		t.Errorf("suspending the last Admin explains %q, want the reason", got)
+	}
+	b.screenshot("last-admin-refused")
 
 	// And by mouse.
 	b.run("change grace's role by mouse",
@@ -396,6 +414,18 @@ func TestBrowserInviteChangeRoleAndAudit(t *testing.T) {
 		t.Errorf("action=RoleChanged: %d entries, want 2", got)
 	}
 	b.screenshot("audit-filtered")
+
+	// Revoking asks first, in a dialog.
+	b.run("revoke grace's invitation",
+		chromedp.Navigate(s.base+"/"),
+		chromedp.Click(chromedp.CSS(row("grace@example.com")+" button.kebab")),
+		chromedp.Click(chromedp.CSS(row("grace@example.com")+` [data-action="Revoke invitation"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	b.screenshot("confirm-revoke")
+	b.run("confirm", chromedp.Click(chromedp.CSS("#confirm-ok")), chromedp.WaitNotPresent(chromedp.CSS(row("grace@example.com"))))
+	if n := b.count(row("ada@example.com")); n != 1 {
+		t.Errorf("after revoking grace's invitation ada's row is gone")
+	}
 }
 
 func TestBrowserAcceptFromMailbox(t *testing.T) {

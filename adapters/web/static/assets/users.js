@@ -205,7 +205,10 @@ document.addEventListener("click", (ev) => {
 
 // --- row actions ----------------------------------------------------------
 
-async function act(fn, okMessage) {
+// act runs a row's action, says how it went, reloads the list (as of the
+// write's position) and puts the focus back on the row's menu button, which
+// the reload replaced, so that keyboard users keep their place.
+async function act(u, fn, okMessage) {
   const notice = $("notice");
   try {
     await fn();
@@ -214,20 +217,22 @@ async function act(fn, okMessage) {
     showNotice(notice, "error", err);
   }
   await loadUsers();
+  const again = document.querySelector(`#user-rows tr[data-user-id="${CSS.escape(u.userId)}"] button.kebab`);
+  if (again) again.focus();
 }
 
 function changeRole(u, role) {
-  return act(() => api("PUT", `${base()}/users/${encodeURIComponent(u.userId)}/role`, { body: { role } }),
+  return act(u, () => api("PUT", `${base()}/users/${encodeURIComponent(u.userId)}/role`, { body: { role } }),
     `${u.email} is now ${role}.`);
 }
 
 function resend(u) {
-  return act(() => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/invitation/resend`),
+  return act(u, () => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/invitation/resend`),
     `A new invitation is on its way to ${u.email}; the earlier link no longer works.`);
 }
 
 function post(u, what, okMessage) {
-  return act(() => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/${what}`), okMessage);
+  return act(u, () => api("POST", `${base()}/users/${encodeURIComponent(u.userId)}/${what}`), okMessage);
 }
 
 async function remove(u, revoke) {
@@ -235,7 +240,7 @@ async function remove(u, revoke) {
     ? `Revoke the invitation of ${u.email}? The link they received stops working.`
     : `Remove ${u.email} from this workspace? They keep their account and their other workspaces; the history stays.`;
   if (!(await confirmDialog(text, revoke ? "Revoke invitation" : "Remove user"))) return;
-  return act(() => api("DELETE", `${base()}/users/${encodeURIComponent(u.userId)}`),
+  return act(u, () => api("DELETE", `${base()}/users/${encodeURIComponent(u.userId)}`),
     revoke ? `The invitation of ${u.email} is revoked.` : `${u.email} is removed from this workspace.`);
 }
 
