@@ -140,7 +140,7 @@ var workloads = []workload{
 		cols: []col{
 			{"achieved/s", "achieved-cmd/s", 0}, {"p50 ms", "p50-ms", 1}, {"p99 ms", "p99-ms", 1},
 			{"floor p50 ms", "floor-load-p50-ms", 2}, {"floor p99 ms", "floor-load-p99-ms", 2}, {"p99/floor p99", "ratio", 1},
-			{"missing", "missing", 0}, {"failed", "failed", 0},
+			{"missing", "missing", 0}, {"late (> 30 s)", "late", 0}, {"failed", "failed", 0},
 		},
 		goals: []goal{
 			{text: "p99 < 50 ms at 1,000/s", applies: at("1000"), unit: "p99-ms", target: 50,

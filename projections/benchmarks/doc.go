@@ -3,7 +3,11 @@
 //
 //   - BenchmarkRebuild: projections.Rebuild of each read model over a seeded
 //     history, against reading that history through the event store and
-//     COPYing the rebuilt rows;
+//     COPYing the rebuilt rows, and against watermill-sql's subscriber
+//     feeding the same Apply one message at a time;
+//   - BenchmarkInviteBatch: commands.InviteUsers of 100 and 1,000 new
+//     addresses through the PostgreSQL store, against COPY and a pipelined
+//     batch of the rows it wrote;
 //   - BenchmarkAppendToVisible: the lag from a command being due to its
 //     events being visible in the user list, under open-loop load, against a
 //     LISTEN/NOTIFY round trip;
@@ -12,11 +16,15 @@
 //
 // The package holds only tests. Run it with
 //
-//	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./projections/benchmarks/
+//	go test -run '^$' -bench . -benchtime 3s -timeout 30m ./projections/benchmarks/
+//
+// (make bench runs it so, with every other package's benchmarks, and turns
+// the output into docs/benchmarks.md.)
 //
 // Each benchmark logs a line starting with SUMMARY: its figures, the ratio
 // to its floor, and whether each goal was met. USERSD_BENCH_EVENTS shrinks
-// the rebuild's history (default 1,000,000) for a quick run;
+// the rebuild's history (default 1,000,000) for a quick run, and
+// USERSD_BENCH_WATERMILL_EVENTS the watermill baseline's (default 100,000);
 // USERSD_BENCH_TRACE=1 adds to BenchmarkAppendToVisible a subscriber that
 // times the event store's own delivery, to split the lag. The benchmarks
 // need the test PostgreSQL server (see adapters/postgres/pgtest) and, for
