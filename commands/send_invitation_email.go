@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,29 +103,53 @@ func NewComposeInvitationEmailHandler(d Deps) ComposeInvitationEmailHandler {
 // Handle derives the attempt's link and checks it the way accepting would,
 // so that an e-mail goes out only with a link that works at this moment.
 func (h ComposeInvitationEmailHandler) Handle(ctx context.Context, cmd SendInvitationEmail) (InvitationEmail, error) {
-	secret, err := h.d.secret(cmd.WorkspaceID, cmd.InvitationID, cmd.Attempt)
-	if err != nil {
-		return InvitationEmail{}, err
+	mails, errs := h.HandleMany(ctx, cmd.WorkspaceID, []SendInvitationEmail{cmd})
+	return mails[0], errs[0]
+}
+
+// HandleMany composes the e-mails of several commands of one workspace with
+// one look at it; mails[i] and errs[i] answer cmds[i].
+func (h ComposeInvitationEmailHandler) HandleMany(ctx context.Context, workspace uuid.UUID, cmds []SendInvitationEmail) (mails []InvitationEmail, errs []error) {
+	mails, errs = make([]InvitationEmail, len(cmds)), make([]error, len(cmds))
+	tokens := make([]domain.InvitationToken, len(cmds))
+	for i, c := range cmds {
+		secret, err := h.d.secret(c.WorkspaceID, c.InvitationID, c.Attempt)
+		if err == nil && c.WorkspaceID != workspace {
+			err = fmt.Errorf("command for workspace %s composed with workspace %s", c.WorkspaceID, workspace)
+		}
+		errs[i] = err
+		tokens[i] = domain.InvitationToken{WorkspaceID: c.WorkspaceID, InvitationID: c.InvitationID, Secret: secret}
 	}
-	token := domain.InvitationToken{WorkspaceID: cmd.WorkspaceID, InvitationID: cmd.InvitationID, Secret: secret}
-	var mail InvitationEmail
-	err = h.d.Workspaces.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
-		m, err := w.Invitation(token, h.d.Clock.Now())
-		if err != nil {
-			return err
-		}
-		mail = InvitationEmail{
-			To: m.Email, WorkspaceName: w.Name(), Role: m.Role,
-			ExpiresAt: m.Invitation.ExpiresAt, Token: token.String(),
-		}
-		if by, ok := w.Member(cmd.SentBy); ok {
-			mail.InviterName, mail.InviterEmail = by.Name, by.Email
+	now := h.d.Clock.Now()
+	err := h.d.Workspaces.View(ctx, workspace, func(w *domain.Workspace) error {
+		for i, c := range cmds {
+			if errs[i] != nil {
+				continue
+			}
+			m, err := w.Invitation(tokens[i], now)
+			if err != nil {
+				errs[i] = ErrEmailNotNeeded
+				continue
+			}
+			mails[i] = InvitationEmail{
+				To: m.Email, WorkspaceName: w.Name(), Role: m.Role,
+				ExpiresAt: m.Invitation.ExpiresAt, Token: tokens[i].String(),
+			}
+			if by, ok := w.Member(c.SentBy); ok {
+				mails[i].InviterName, mails[i].InviterEmail = by.Name, by.Email
+			}
 		}
 		return nil
 	})
-	var de *domain.Error
-	if errors.As(err, &de) || errors.Is(err, domain.ErrWorkspaceNotFound) {
-		return InvitationEmail{}, ErrEmailNotNeeded
+	if err != nil {
+		if errors.Is(err, domain.ErrWorkspaceNotFound) {
+			err = ErrEmailNotNeeded
+		}
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
 	}
-	return mail, err
+	return mails, errs
 }

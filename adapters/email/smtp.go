@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	mail "github.com/wneessen/go-mail"
@@ -29,17 +28,19 @@ type SMTPOptions struct {
 	TLSConfig *tls.Config
 	// HELO is the name we greet with. Default "localhost".
 	HELO string
+	// MaxConns bounds the connections open at once. Default 4.
+	MaxConns int
 }
 
-// SMTP sends e-mails through one SMTP server, keeping one connection open
-// between messages (a batch of invitations costs one handshake, not one per
-// address). It is safe for concurrent use; sends take turns.
+// SMTP sends e-mails through one SMTP server, keeping up to MaxConns
+// connections open between messages (a batch of invitations costs a few
+// handshakes, not one per address). It is safe for concurrent use.
 type SMTP struct {
 	cfg  SMTPConfig
 	opts SMTPOptions
 
-	mu     sync.Mutex
-	client *mail.Client // connected, or nil
+	slots chan struct{}     // one per connection in use
+	idle  chan *mail.Client // connected clients not in use
 }
 
 var _ commands.EmailSender = (*SMTP)(nil)
@@ -56,7 +57,10 @@ func NewSMTP(cfg SMTPConfig, opts SMTPOptions) (*SMTP, error) {
 	if opts.HELO == "" {
 		opts.HELO = "localhost"
 	}
-	return &SMTP{cfg: cfg, opts: opts}, nil
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 4
+	}
+	return &SMTP{cfg: cfg, opts: opts, slots: make(chan struct{}, opts.MaxConns), idle: make(chan *mail.Client, opts.MaxConns)}, nil
 }
 
 func (s *SMTP) newClient() (*mail.Client, error) {
@@ -91,13 +95,25 @@ func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
 	if err != nil {
 		return &commands.DeliveryError{Permanent: true, Reason: redact(err.Error())}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	reused := s.client != nil
-	err = s.sendLocked(ctx, msg)
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return &commands.DeliveryError{Reason: ctx.Err().Error()}
+	}
+	defer func() { <-s.slots }()
+	var c *mail.Client
+	select {
+	case c = <-s.idle:
+	default:
+	}
+	reused := c != nil
+	c, err = s.sendOn(ctx, c, msg)
 	if err != nil && reused && !isServerAnswer(err) {
 		// The server may have closed an idle connection: one new try.
-		err = s.sendLocked(ctx, msg)
+		c, err = s.sendOn(ctx, nil, msg)
+	}
+	if c != nil {
+		s.idle <- c // never blocks: at most MaxConns clients exist
 	}
 	if err != nil {
 		return classify(err)
@@ -105,37 +121,36 @@ func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
 	return nil
 }
 
-func (s *SMTP) sendLocked(ctx context.Context, msg *mail.Msg) error {
-	if s.client == nil {
-		c, err := s.newClient()
-		if err != nil {
-			return err
+// sendOn sends msg on c, connecting a new client if c is nil. It answers
+// the client to keep, nil if the connection is no good any more.
+func (s *SMTP) sendOn(ctx context.Context, c *mail.Client, msg *mail.Msg) (*mail.Client, error) {
+	if c == nil {
+		var err error
+		if c, err = s.newClient(); err != nil {
+			return nil, err
 		}
 		if err := c.DialWithContext(ctx); err != nil {
-			return err
+			return nil, err
 		}
-		s.client = c
 	}
-	err := s.client.Send(msg)
+	err := c.Send(msg)
 	if err != nil && !isServerAnswer(err) {
-		s.closeLocked()
+		_ = c.Close()
+		return nil, err
 	}
-	return err
+	return c, err
 }
 
-func (s *SMTP) closeLocked() {
-	if s.client != nil {
-		_ = s.client.Close()
-		s.client = nil
-	}
-}
-
-// Close ends the connection, if any.
+// Close ends the idle connections.
 func (s *SMTP) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closeLocked()
-	return nil
+	for {
+		select {
+		case c := <-s.idle:
+			_ = c.Close()
+		default:
+			return nil
+		}
+	}
 }
 
 func (s *SMTP) message(e commands.Email) (*mail.Msg, error) {

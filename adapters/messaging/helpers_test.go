@@ -194,3 +194,14 @@ func byRecipient(msgs []smtptest.Message) map[string]int {
 	}
 	return out
 }
+
+// outbox counts the messages in every partition of the queue that match
+// where (a condition on payload, or "true").
+func outbox(t testing.TB, pool *pgxpool.Pool, where string) int {
+	t.Helper()
+	n := 0
+	for p := range messaging.Partitions {
+		n += count(t, pool, `SELECT count(*) FROM watermill_`+messaging.PartitionTopic(p)+` WHERE `+where)
+	}
+	return n
+}

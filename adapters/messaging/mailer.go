@@ -20,7 +20,7 @@ import (
 // server accepted the message and before the delivery log has its row.
 // The message is then delivered again and the e-mail sent a second time.
 type Mailer struct {
-	compose   commands.ComposeInvitationEmailHandler
+	compose   *composer
 	sender    commands.EmailSender
 	publicURL string
 	log       deliveries
@@ -67,7 +67,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 		done, err := m.log.done(ctx, c.InvitationID, c.Attempt)
 		ch <- logged{done, err}
 	}()
-	mail, err := m.compose.Handle(ctx, c)
+	mail, err := m.compose.compose(ctx, c)
 	if l := <-ch; l.err != nil || l.done {
 		if l.done {
 			// A redelivery: the e-mail left (or failed for good) already.

@@ -7,22 +7,44 @@
 package messaging
 
 import (
+	"encoding/binary"
+	"fmt"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/google/uuid"
 )
 
 // Topics, whose tables migration 00006 creates (watermill_<topic>).
 const (
-	// TopicInvitationEmails carries commands.SendInvitationEmail.
+	// TopicInvitationEmails carries commands.SendInvitationEmail: it is
+	// partition 0 of Partitions (see PartitionTopic).
 	TopicInvitationEmails = "invitation_emails"
+	// Partitions is how many topics the e-mails are spread over, so that
+	// as many mailers work side by side (migration 00007).
+	Partitions = 4
 	// TopicInvitationEmailsPoison keeps the messages that failed for good.
 	TopicInvitationEmailsPoison = "invitation_emails_poison"
 	// ConsumerGroup is the mailers' group: replicas share its offset, so
 	// each message is handled by one of them.
 	ConsumerGroup = "usersd-mailer"
 )
+
+// PartitionTopic is the topic of partition p: invitation_emails, then
+// invitation_emails_p1 and so on.
+func PartitionTopic(p int) string {
+	if p == 0 {
+		return TopicInvitationEmails
+	}
+	return fmt.Sprintf("%s_p%d", TopicInvitationEmails, p)
+}
+
+// partition is where an invitation's e-mails go: all its attempts in one
+// partition, so they are mailed in order.
+func partition(invitation uuid.UUID) int {
+	return int(binary.BigEndian.Uint32(invitation[12:]) % Partitions)
+}
 
 // The schema is watermill-sql's default one; the tables come from the
 // migration, never from watermill at run time.

@@ -51,13 +51,14 @@ func (*Outbox) Tables() []string { return nil }
 // CreateTables names no function: the outbox is never rebuilt.
 func (*Outbox) CreateTables() string { return "" }
 
-// Apply publishes a message per e-mail the batch asks for, in one INSERT on tx.
+// Apply publishes a message per e-mail the batch asks for, one INSERT per
+// partition, on tx.
 func (o *Outbox) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
 	cmds := commands.InvitationEmailsFor(events, o.clock.Now())
 	if len(cmds) == 0 {
 		return nil
 	}
-	msgs := make([]*message.Message, 0, len(cmds))
+	var parts [Partitions][]*message.Message
 	for _, c := range cmds {
 		payload, err := json.Marshal(c)
 		if err != nil {
@@ -66,14 +67,20 @@ func (o *Outbox) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedE
 		m := message.NewMessage(MessageID(c.InvitationID, c.Attempt).String(), payload)
 		m.Metadata.Set("correlation_id", c.CorrelationID)
 		m.SetContext(ctx)
-		msgs = append(msgs, m)
+		p := partition(c.InvitationID)
+		parts[p] = append(parts[p], m)
 	}
 	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: schema}, nil)
 	if err != nil {
 		return fmt.Errorf("outbox publisher: %w", err)
 	}
-	if err := pub.Publish(TopicInvitationEmails, msgs...); err != nil {
-		return fmt.Errorf("publish %d invitation e-mails: %w", len(msgs), err)
+	for p, msgs := range parts {
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := pub.Publish(PartitionTopic(p), msgs...); err != nil {
+			return fmt.Errorf("publish %d invitation e-mails: %w", len(msgs), err)
+		}
 	}
 	return nil
 }

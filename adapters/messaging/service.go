@@ -146,7 +146,7 @@ func (s *Service) RunMailer(ctx context.Context) error {
 	}
 	defer logPool.Close()
 	m := &Mailer{
-		compose: commands.NewComposeInvitationEmailHandler(s.deps), sender: s.sender,
+		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps)), sender: s.sender,
 		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
@@ -165,7 +165,9 @@ func (s *Service) RunMailer(ctx context.Context) error {
 		Logger:      wlog,
 	}
 	router.AddMiddleware(poison, m.giveUp, retry.Middleware, middleware.Recoverer)
-	router.AddConsumerHandler("invitation_mailer", TopicInvitationEmails, sub, m.Handle)
+	for p := range Partitions {
+		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), sub, m.Handle)
+	}
 
 	var wg sync.WaitGroup
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
@@ -201,7 +203,7 @@ func ptr[T any](v T) *T { return &v }
 // messages, unacknowledged, are delivered again (docs/email.md).
 func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
 	cfg := pool.Config().Copy()
-	cfg.MaxConns, cfg.MinConns = 2, 0
+	cfg.MaxConns, cfg.MinConns = 2*Partitions, 0
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)

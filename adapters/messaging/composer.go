@@ -1,0 +1,84 @@
+package messaging
+
+import (
+	"context"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/commands"
+)
+
+// composer lets the partitions' handlers share reads of a workspace: while
+// one read of a workspace runs, the handlers that need the same workspace
+// gather for the next one. A batch invitation (one workspace, many e-mails)
+// then costs one aggregate read for several e-mails instead of one each,
+// all queued behind the aggregate's lock.
+type composer struct {
+	h      commands.ComposeInvitationEmailHandler
+	mu     sync.Mutex
+	queues map[uuid.UUID]*composeQueue
+}
+
+// composeQueue is a workspace whose read runs; next gathers the requests
+// for the read after it.
+type composeQueue struct{ next []composeRequest }
+
+type composeRequest struct {
+	ctx   context.Context
+	cmd   commands.SendInvitationEmail
+	reply chan composed
+}
+
+type composed struct {
+	mail commands.InvitationEmail
+	err  error
+}
+
+func newComposer(h commands.ComposeInvitationEmailHandler) *composer {
+	return &composer{h: h, queues: map[uuid.UUID]*composeQueue{}}
+}
+
+// compose answers what commands.ComposeInvitationEmailHandler.Handle would.
+func (c *composer) compose(ctx context.Context, cmd commands.SendInvitationEmail) (commands.InvitationEmail, error) {
+	req := composeRequest{ctx: ctx, cmd: cmd, reply: make(chan composed, 1)}
+	ws := cmd.WorkspaceID
+	c.mu.Lock()
+	if q, busy := c.queues[ws]; busy {
+		q.next = append(q.next, req)
+		c.mu.Unlock()
+	} else {
+		c.queues[ws] = &composeQueue{}
+		c.mu.Unlock()
+		go c.serve(ws, []composeRequest{req})
+	}
+	select {
+	case x := <-req.reply:
+		return x.mail, x.err
+	case <-ctx.Done():
+		return commands.InvitationEmail{}, ctx.Err()
+	}
+}
+
+// serve reads workspace ws for batch, then for whoever gathered meanwhile,
+// until no one waits.
+func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
+	for len(batch) > 0 {
+		cmds := make([]commands.SendInvitationEmail, len(batch))
+		for i, r := range batch {
+			cmds[i] = r.cmd
+		}
+		// The first request's context: a stop ends them all alike.
+		mails, errs := c.h.HandleMany(batch[0].ctx, ws, cmds)
+		for i, r := range batch {
+			r.reply <- composed{mails[i], errs[i]}
+		}
+		c.mu.Lock()
+		q := c.queues[ws]
+		batch, q.next = q.next, nil
+		if len(batch) == 0 {
+			delete(c.queues, ws)
+		}
+		c.mu.Unlock()
+	}
+}
