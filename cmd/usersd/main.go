@@ -1,8 +1,13 @@
 // Command usersd is the usersd service and its maintenance tasks, one
 // subcommand each:
 //
-//	usersd migrate    apply pending database migrations
-//	usersd version    print the version
+//	usersd serve                 the API, the web UI and the projections
+//	usersd migrate               apply pending database migrations
+//	usersd events export         the history as NDJSON
+//	usersd projections rebuild   rebuild read models from the history
+//	usersd audit verify          check the audit hash chains
+//	usersd token                 mint a development bearer token
+//	usersd version               print the version
 //	usersd help [command]
 //
 // Configuration comes from environment variables, which flags override (see
@@ -187,8 +192,8 @@ func runHelp(args []string, e *env) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "usersd manages the users of workspaces, event-sourced.\n\nUsage: usersd <command> [flags]\n\nCommands:\n")
 	for _, c := range subcommands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.Name, c.Summary)
 	}
-	fmt.Fprintf(w, "  %-10s %s\n", "help", "show this list, or a command's flags: usersd help <command>")
+	fmt.Fprintf(w, "  %-12s %s\n", "help", "show this list, or a command's flags: usersd help <command>")
 	fmt.Fprintf(w, "\nRun 'usersd <command> -h' for a command's flags and configuration.\n")
 }

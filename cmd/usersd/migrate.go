@@ -21,10 +21,13 @@ take turns. (usersd serve applies them too when it starts.)
 
 The database is -database-url, else $DATABASE_URL, else the local default
 ` + defaultDatabaseURL + `,
-which is created if it does not exist.
+which is created if it does not exist. When no server answers there, the
+default is a private cluster under USERSD_DATA_DIR (default ./.data), started
+for the command and stopped after it.
 
 Environment:
   DATABASE_URL       PostgreSQL connection URL
+  USERSD_DATA_DIR    where the embedded default's private cluster lives
   USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
