@@ -63,7 +63,7 @@ type Recorder struct {
 // time between two flushes that recorded something.
 const (
 	recordBatch = 2000
-	recordGap   = 100 * time.Millisecond
+	recordGap   = 250 * time.Millisecond
 )
 
 // NewRecorder returns a recorder that looks at the log when poked and at
@@ -105,8 +105,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if took > 0 {
 			// Let outcomes gather: each flush appends to the workspaces
 			// and holds their aggregates meanwhile, which the mailer
-			// reads for every e-mail. Recording a tenth of a second later
-			// costs nothing; an append per e-mail would halve the rate.
+			// reads for every e-mail. Recording a quarter of a second
+			// later costs nothing; an append per e-mail would halve the
+			// rate.
 			if err := sleepCtx(ctx, recordGap); err != nil {
 				return err
 			}
