@@ -477,6 +477,27 @@ func TestBrowserAcceptPage(t *testing.T) {
 	b.run("open the link", chromedp.Navigate(href))
 	b.accept(s, href, "margaret@example.com", "Manager", "Margaret Hamilton")
 
+	// Paging: 25 rows a page, the next page holds the rest.
+	var many []string
+	for i := range 25 {
+		many = append(many, fmt.Sprintf("paging-%02d@example.com", i))
+	}
+	b.invite("AgentUser", many...)
+	b.run("next page",
+		chromedp.WaitEnabled(chromedp.CSS("#next-page")),
+		chromedp.Click(chromedp.CSS("#next-page")),
+		chromedp.WaitVisible(chromedp.CSS("#prev-page:enabled")))
+	if got := b.count("#user-rows tr[data-email]"); got != 2 {
+		t.Errorf("page 2 lists %d rows, want 2 (27 people, 25 a page)", got)
+	}
+	if got := b.text("#page-info"); got != "Page 2" {
+		t.Errorf("page info %q, want Page 2", got)
+	}
+	b.run("previous page", chromedp.Click(chromedp.CSS("#prev-page")), chromedp.WaitVisible(chromedp.CSS("#prev-page:disabled")))
+	if got := b.count("#user-rows tr[data-email]"); got != 25 {
+		t.Errorf("page 1 lists %d rows, want 25", got)
+	}
+
 	// Signing out forgets the token; pasting one signs in again.
 	b.run("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#token-input")))
 	if n := b.count("#user-rows tr"); n != 0 {
