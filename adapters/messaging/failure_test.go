@@ -1,0 +1,89 @@
+package messaging_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+)
+
+func TestTransientFailuresUntilTheLastRetryAreRecordedAsFailed(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	srv := smtptest.Start(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Temporary }})
+	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr}) // 3 retries
+	ws := r.workspace(t)
+	r.invite(t, ws, 0, "busy@example.com")
+
+	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailFailed) == 1 })
+	if got := srv.Offers("busy@example.com"); got != 4 {
+		t.Errorf("the address was offered %d times, want 4 (a try and 3 retries)", got)
+	}
+	var reason string
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.TypeInvitationEmailFailed).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reason, "451") || !strings.Contains(reason, "retries") {
+		t.Errorf("failure reason %q: want the last 451 answer after the retries", reason)
+	}
+	eventually(t, "the poison queue to keep the message", func() bool {
+		return count(t, pool, `SELECT count(*) FROM watermill_invitation_emails_poison`) == 1
+	})
+}
+
+// panicOnce panics on its first send, then delivers through next.
+type panicOnce struct {
+	next     commands.EmailSender
+	panicked atomic.Bool
+}
+
+func (p *panicOnce) Send(ctx context.Context, e commands.Email) error {
+	if p.panicked.CompareAndSwap(false, true) {
+		panic("sender exploded")
+	}
+	return p.next.Send(ctx, e)
+}
+
+func TestAPanicIsRecoveredAndRetried(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	r := startReplica(t, pool, replicaOptions{sender: &panicOnce{next: smtpSender(t, srv.Addr)}})
+	ws := r.workspace(t)
+	r.invite(t, ws, 0, "ann@example.com")
+	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 1 })
+	if got := len(srv.Messages()); got != 1 {
+		t.Errorf("server received %d messages, want 1", got)
+	}
+}
+
+func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
+	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
+	ws := a.workspace(t)
+	var addrs []string
+	for i := range 30 {
+		addrs = append(addrs, fmt.Sprintf("user%02d@example.com", i))
+	}
+	a.invite(t, ws, 0, strings.Join(addrs[:15], ","))
+	b.invite(t, ws, 0, strings.Join(addrs[15:], ","))
+	eventually(t, "30 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 30 })
+	got := byRecipient(srv.Messages())
+	for _, addr := range addrs {
+		if got[addr] != 1 {
+			t.Errorf("%s received %d e-mails, want 1", addr, got[addr])
+		}
+	}
+	if n := eventCount(t, pool, domain.TypeInvitationEmailSent); n != 30 {
+		t.Errorf("%d InvitationEmailSent events, want 30", n)
+	}
+}
