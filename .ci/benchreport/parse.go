@@ -35,6 +35,10 @@ type pkgResult struct {
 
 var (
 	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
+	// A benchmark that logs to stderr (slog) splits its line: the name,
+	// the log lines, then the figures alone on an indented line.
+	benchName = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s`)
+	figures   = regexp.MustCompile(`^\s+(\d+)\s+([-\d.e+]+ \S+.*)$`)
 	benchHead = regexp.MustCompile(`^--- (BENCH|SKIP|FAIL): (Benchmark\S+?)(-\d+)?$`)
 	logLine   = regexp.MustCompile(`^\s+\S+\.go:\d+: (.*)$`)
 	okLine    = regexp.MustCompile(`^(ok|FAIL)\s+(\S+)\s+([\d.]+)s`)
@@ -43,7 +47,7 @@ var (
 // parse reads `go test -bench` output (several packages, as ./... prints).
 func parse(r io.Reader) (*run, error) {
 	out := &run{byName: map[string]*result{}, summaries: map[string]string{}, logs: map[string][]string{}}
-	pkg, current := "", ""
+	pkg, current, pending := "", "", ""
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -53,8 +57,13 @@ func parse(r io.Reader) (*run, error) {
 			pkg = strings.TrimPrefix(line, "pkg: ")
 		case strings.HasPrefix(line, "cpu: "):
 			out.cpu = strings.TrimPrefix(line, "cpu: ")
-		case benchLine.MatchString(line):
+		case benchLine.MatchString(line) || (pending != "" && figures.MatchString(line)):
 			m := benchLine.FindStringSubmatch(line)
+			if m == nil {
+				f := figures.FindStringSubmatch(line)
+				m = []string{"", pending, "", f[1], f[2]}
+			}
+			pending = ""
 			res := &result{name: m[1], pkg: pkg, metrics: map[string]float64{}}
 			res.n, _ = strconv.Atoi(m[3])
 			f := strings.Fields(m[4])
@@ -77,6 +86,8 @@ func parse(r io.Reader) (*run, error) {
 			}
 			out.byName[res.name] = res
 			current = ""
+		case benchName.MatchString(line) && !strings.HasPrefix(line, "Benchmark "):
+			pending = benchName.FindStringSubmatch(line)[1]
 		case benchHead.MatchString(line):
 			m := benchHead.FindStringSubmatch(line)
 			current = m[2]
