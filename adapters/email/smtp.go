@@ -134,6 +134,13 @@ func (s *SMTP) sendOn(ctx context.Context, c *mail.Client, msg *mail.Msg) (*mail
 		}
 	}
 	err := c.Send(msg)
+	if err != nil && msg.IsDelivered() {
+		// The server took the message; what failed came after (the RSET
+		// that readies the connection): a success, on a connection we
+		// no longer trust. Sending again would be a copy.
+		_ = c.Close()
+		return nil, nil
+	}
 	if err != nil && !isServerAnswer(err) {
 		_ = c.Close()
 		return nil, err
