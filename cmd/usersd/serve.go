@@ -42,9 +42,9 @@ func serveCommand() *command {
 		Summary:  "run the service (applies migrations first)",
 		Help: `
 Runs usersd: applies pending migrations, keeps events in PostgreSQL, runs the
-projections, and serves the HTTP API (/v1/...), /healthz, /readyz, /metrics
-and the web UI (/, /audit, /mailbox, /accept). It runs until interrupted
-(SIGINT or SIGTERM).
+projections and the invitation e-mails, and serves the HTTP API (/v1/...),
+/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /mailbox,
+/accept). It runs until interrupted (SIGINT or SIGTERM).
 
 Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
 127.0.0.1:5432 if one answers, else a private cluster it starts under
@@ -63,6 +63,11 @@ Environment:
   USERSD_JWT_AUDIENCE     aud claim tokens must carry (default: any)
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
+  SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
+                          invitation e-mails go to the development mailbox
+                          (GET /v1/dev/mailbox, the UI's Mailbox page)
+  USERSD_TOKEN_KEY        key of invitation links, at least 32 bytes, the same
+                          in every replica (default: derived from the JWT secret)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
                           whose X-Forwarded-For is believed (default: none)
   USERSD_DATA_DIR         where the embedded default keeps its private
@@ -107,6 +112,9 @@ type serveConfig struct {
 	// demo creates the demo workspace on first start and prints the link
 	// that opens the web UI signed in as its Admin: the embedded default.
 	demo bool
+	// mail is where invitation e-mails go (SMTP_URL, else the development
+	// mailbox) and the key of their links.
+	mail mailConfig
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
@@ -133,6 +141,9 @@ func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (s
 		return cfg, err
 	}
 	if cfg.jwt, err = readJWTConfig(e, db); err != nil {
+		return cfg, err
+	}
+	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -167,7 +178,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		eventstore.NewWorkspaces(store, workspaceCacheSize),
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
-		linkSecrets(commands.DeriveTokenKey(cfg.jwt.secret)),
+		linkSecrets(cfg.mail.TokenKey),
 	)
 	var demoAdmin uuid.UUID
 	var demoPos domain.Position
@@ -203,13 +214,26 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		wg.Wait()
 		return err
 	}
+	if cfg.publicURL == "" {
+		// Links lead to the port actually listened on (it may have
+		// been :0).
+		cfg.mail.PublicURL = linkBase("", l.Addr().String())
+	}
+	mailbox, mailDone, err := startMail(runCtx, pool, store, deps, cfg.mail, e.Log)
+	if err != nil {
+		stop()
+		wg.Wait()
+		waiter.Wait()
+		return err
+	}
+	wg.Go(mailDone)
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: m.Handler(),
-		TrustedProxies: cfg.trustedProxies,
+		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
