@@ -17,7 +17,7 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{})
 	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	ws := a.workspace(t)
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second
 	invited := time.Now()
 	res := a.invite(t, ws, ttl, "ann@example.com")
 	eventually(t, "the first e-mail", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 1 })

@@ -93,7 +93,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	wg.Go(func() { errs[0] = s.RunOutbox(ctx) })
-	wg.Go(func() { errs[1] = s.RunMailer(ctx) })
+	wg.Go(func() { errs[1] = s.keepMailing(ctx) })
 	wg.Go(func() { errs[2] = s.RunExpiry(ctx) })
 	wg.Wait()
 	for i, err := range errs {
@@ -102,6 +102,23 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// keepMailing runs the mailer again after a failure (the database
+// unreachable at start, say), waiting longer each time, until ctx ends.
+func (s *Service) keepMailing(ctx context.Context) error {
+	wait := time.Second
+	for {
+		err := s.RunMailer(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Warn("mail: the mailer stopped; starting it again", "err", err, "retry_in", wait)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, time.Minute)
+	}
 }
 
 // RunOutbox runs the process manager: one replica at a time (the runner's
