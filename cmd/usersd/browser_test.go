@@ -506,6 +506,11 @@ func TestBrowserAcceptPage(t *testing.T) {
 	if n := b.count("#user-rows tr"); n != 0 {
 		t.Errorf("signed out, the page still lists %d users", n)
 	}
+	b.run("sign in with a wrong token",
+		chromedp.SendKeys(chromedp.CSS("#token-input"), "not.a.token"),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS("#token-input")))
+	b.waitFor("the refusal's explanation", `document.getElementById("notice").textContent.includes("not valid")`)
 	_, tok, _ := strings.Cut(s.adminLink, "#token=")
 	b.run("sign in with a pasted token",
 		chromedp.SendKeys(chromedp.CSS("#token-input"), tok),

@@ -163,7 +163,13 @@ export async function shell(current, notice, onWorkspace) {
   try {
     list = await api("GET", "/v1/me/workspaces");
   } catch (err) {
-    showNotice(notice, "error", err);
+    if (err.status === 401) {
+      // An expired or foreign token: offer to sign in again.
+      pickerBox.hidden = true;
+      showSignIn(notice, err.message);
+    } else {
+      showNotice(notice, "error", err);
+    }
     return null;
   }
   const joined = list.filter((w) => w.status === "active");
@@ -183,10 +189,12 @@ export async function shell(current, notice, onWorkspace) {
   return { id: picker.value, membership: joined.find((w) => w.workspaceId === picker.value) };
 }
 
-// showSignIn offers to paste a token when the page was opened without one.
-function showSignIn(notice) {
+// showSignIn offers to paste a token when the page was opened without one,
+// or with one the server refused (why).
+function showSignIn(notice, why) {
   const input = h("input", { type: "text", id: "token-input", autocomplete: "off", spellcheck: "false", size: "60" });
   const form = h("form", {},
+    why ? h("p", {}, h("strong", {}, why)) : null,
     h("p", {}, "You are not signed in. Open the link usersd printed when it started (it ends in #token=…), or paste a token made by ",
       h("code", {}, "usersd token"), "."),
     h("label", { for: "token-input" }, "Bearer token"), input,
