@@ -56,8 +56,9 @@ type InvitationLink struct {
 }
 
 // InvitationLinks receives the links of new invitations and resends once
-// their events are stored. It must not block: the request answers before
-// any e-mail goes out.
+// their events are stored, for an embedder that delivers links itself.
+// usersd's own mailer does not need it: it derives each link again from the
+// events (see docs/email.md). It must not block.
 type InvitationLinks interface {
 	Deliver(ctx context.Context, links []InvitationLink)
 }
@@ -82,8 +83,8 @@ type Config struct {
 	// Ready answers GET /readyz: nil when the database answers and the
 	// projections run. Nil Ready is always ready.
 	Ready func(ctx context.Context) error
-	// Links receives new invitation links; nil drops them (nobody gets an
-	// e-mail).
+	// Links, when set, also receives each new invitation link; nil is the
+	// normal case (the mailer works from the events).
 	Links InvitationLinks
 	// TrustedProxies are the peers whose X-Forwarded-For is believed. By
 	// default none: the client address is the TCP peer's.

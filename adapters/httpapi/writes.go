@@ -101,7 +101,6 @@ func (s *Server) deliver(r *http.Request, links []InvitationLink) {
 		return
 	}
 	if s.cfg.Links == nil {
-		s.log.WarnContext(r.Context(), "no mailer: invitation links are not delivered", "request_id", requestID(r.Context()), "links", len(links))
 		return
 	}
 	s.cfg.Links.Deliver(r.Context(), links)
