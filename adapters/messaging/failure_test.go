@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
@@ -86,4 +88,27 @@ func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 	if n := eventCount(t, pool, domain.TypeInvitationEmailSent); n != 30 {
 		t.Errorf("%d InvitationEmailSent events, want 30", n)
 	}
+}
+
+// While the mailer waits to retry, the rest of the system must not wait with
+// it: the event store's subscriptions read below the oldest running
+// transaction, so a mailer holding one open through its backoff would stop
+// every projection.
+func TestProjectionsGoOnWhileTheMailerWaitsToRetry(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	srv := smtptest.Start(t, smtptest.Options{Reject: func(to string, _ int) error {
+		if to == "busy@example.com" {
+			return smtptest.Temporary
+		}
+		return nil
+	}})
+	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr, retry: messaging.RetryPolicy{MaxRetries: 2, InitialInterval: time.Minute, MaxInterval: time.Minute}})
+	ws := r.workspace(t)
+	r.invite(t, ws, 0, "busy@example.com")
+	eventually(t, "the first, refused offer", func() bool { return srv.Offers("busy@example.com") == 1 })
+	r.invite(t, ws, 0, "next@example.com")
+	eventually(t, "the user list to show the next invitation while the mailer waits a minute", func() bool {
+		return count(t, pool, `SELECT count(*) FROM userlist_users WHERE email = 'next@example.com'`) == 1
+	})
 }

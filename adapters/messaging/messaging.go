@@ -50,7 +50,7 @@ func partition(invitation uuid.UUID) int {
 // migration, never from watermill at run time.
 var (
 	schema  = wsql.DefaultPostgreSQLSchema{}
-	offsets = wsql.DefaultPostgreSQLOffsetsAdapter{}
+	offsets = offsetsAdapter{}
 )
 
 // logAdapter hands watermill's logs to slog, without its trace level: at

@@ -132,8 +132,27 @@ func (s *Service) RunExpiry(ctx context.Context) error {
 	return NewExpiry(s.pool, s.deps, s.log, s.opts.ExpiryMaxSleep).Run(ctx)
 }
 
-// RunMailer consumes the outbox and records outcomes until ctx ends.
+// RunMailer consumes the outbox and records outcomes until ctx ends. One
+// replica at a time mails (an advisory lock, see offsetsAdapter); the
+// others stand by to take over.
 func (s *Service) RunMailer(ctx context.Context) error {
+	held, release, err := mailerLock(ctx, s.pool, func() {
+		s.log.Info("mail: another replica mails; standing by")
+	})
+	if err != nil {
+		return err
+	}
+	defer release()
+	s.log.Info("mail: took the mailer lock; mailing")
+	err = s.mail(held)
+	if ctx.Err() == nil && held.Err() != nil {
+		return errors.New("lost the mailer lock's connection")
+	}
+	return err
+}
+
+// mail runs the router until ctx ends.
+func (s *Service) mail(ctx context.Context) error {
 	wlog := newLogAdapter(s.opts.Logger)
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,
