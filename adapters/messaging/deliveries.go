@@ -49,8 +49,8 @@ func (d deliveries) note(ctx context.Context, c commands.SendInvitationEmail, fa
 // InvitationEmailFailed events, a workspace's outcomes in one append, and
 // marks them recorded. Rows are its only input, so outcomes logged before a
 // crash are recorded after the restart; recording twice records nothing
-// more (the workspace keeps an attempt's first outcome). Replicas may all
-// run one: each row is taken by one of them (SKIP LOCKED).
+// more (the workspace keeps an attempt's first outcome). The replica that
+// mails runs it.
 type Recorder struct {
 	pool     *pgxpool.Pool
 	record   commands.RecordEmailOutcomesHandler
@@ -129,14 +129,13 @@ type outcomeRow struct {
 
 // Flush records the outcomes not yet recorded and answers how many it took.
 func (r *Recorder) Flush(ctx context.Context) (int, error) {
-	tx, err := r.pool.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	rows, err := tx.Query(ctx, `
+	// No transaction around it all: one holding row locks (and so a
+	// transaction id) across the appends would hide the outcome events
+	// from every projection until it ends. Two recorders (a takeover)
+	// taking the same rows record nothing twice.
+	rows, err := r.pool.Query(ctx, `
 		SELECT workspace_id, invitation_id, attempt, failure FROM mail_deliveries
-		WHERE recorded_at IS NULL ORDER BY delivered_at LIMIT $1 FOR UPDATE SKIP LOCKED`, recordBatch)
+		WHERE recorded_at IS NULL ORDER BY delivered_at LIMIT $1`, recordBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -175,16 +174,13 @@ func (r *Recorder) Flush(ctx context.Context) (int, error) {
 		}
 	}
 	if len(invs) > 0 {
-		_, err := tx.Exec(ctx, `
+		_, err := r.pool.Exec(ctx, `
 			UPDATE mail_deliveries d SET recorded_at = now()
 			FROM unnest($1::uuid[], $2::int[]) AS k(invitation_id, attempt)
 			WHERE d.invitation_id = k.invitation_id AND d.attempt = k.attempt`, invs, attempts)
 		if err != nil {
 			return 0, err
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, err
 	}
 	return len(taken), errors.Join(errs...)
 }

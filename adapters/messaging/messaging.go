@@ -26,8 +26,8 @@ const (
 	Partitions = 4
 	// TopicInvitationEmailsPoison keeps the messages that failed for good.
 	TopicInvitationEmailsPoison = "invitation_emails_poison"
-	// ConsumerGroup is the mailers' group: replicas share its offset, so
-	// each message is handled by one of them.
+	// ConsumerGroup is the mailer's group: its offsets say what was
+	// mailed, whichever replica holds the mailer lock.
 	ConsumerGroup = "usersd-mailer"
 )
 
