@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/google/uuid"
@@ -69,7 +70,7 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 			cmds[i] = r.cmd
 		}
 		// The first request's context: a stop ends them all alike.
-		mails, errs := c.h.HandleMany(batch[0].ctx, ws, cmds)
+		mails, errs := c.handleMany(batch[0].ctx, ws, cmds)
 		for i, r := range batch {
 			r.reply <- composed{mails[i], errs[i]}
 		}
@@ -81,4 +82,18 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// handleMany is HandleMany with a panic turned into errors: it runs on a
+// goroutine of its own, out of the router's Recoverer's reach.
+func (c *composer) handleMany(ctx context.Context, ws uuid.UUID, cmds []commands.SendInvitationEmail) (mails []commands.InvitationEmail, errs []error) {
+	defer func() {
+		if p := recover(); p != nil {
+			mails, errs = make([]commands.InvitationEmail, len(cmds)), make([]error, len(cmds))
+			for i := range errs {
+				errs[i] = fmt.Errorf("compose panicked: %v", p)
+			}
+		}
+	}()
+	return c.h.HandleMany(ctx, ws, cmds)
 }
