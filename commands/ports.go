@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -136,9 +137,23 @@ func (d Deps) update(ctx context.Context, id uuid.UUID, m *Meta, decide func(w *
 		if !errors.Is(err, domain.ErrConcurrency) {
 			return pos, err
 		}
-		if ctx.Err() != nil {
-			return domain.Position{}, ctx.Err()
+		if err := conflictPause(ctx, attempt); err != nil {
+			return domain.Position{}, err
 		}
 	}
 	return domain.Position{}, fmt.Errorf("workspace %s: gave up after %d conflicting attempts: %w", id, maxAttempts, err)
+}
+
+// conflictPause waits a random while after the attempt-th conflict (up to 1,
+// 2, 4 … 64 ms): replicas that keep colliding on one workspace spread out
+// instead of one of them losing every race until it gives up.
+func conflictPause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
