@@ -221,11 +221,15 @@ func writeWorkload(b *bytes.Buffer, r *run, w workload) {
 			fmt.Fprintf(b, "- %s\n", line)
 		}
 	}
-	for i, x := range res {
+	var quotes []string
+	for _, x := range res {
 		if s, ok := r.summaries[x.name]; ok {
-			_ = i
-			fmt.Fprintf(b, "\n> %s: %s\n", x.name, s)
+			quotes = append(quotes, fmt.Sprintf("> %s: %s", x.name, s))
 		}
+	}
+	if len(quotes) > 0 {
+		// The benchmarks' own one-line summaries, as they logged them.
+		fmt.Fprintf(b, "\n%s\n", strings.Join(quotes, "\n>\n"))
 	}
 	fmt.Fprintln(b)
 }
