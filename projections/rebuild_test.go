@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,4 +484,53 @@ func receive(t *testing.T, done <-chan outcome, what string) outcome {
 		t.Fatalf("%s did not return in %s", what, waitTimeout)
 		return outcome{}
 	}
+}
+
+// countingSource counts the batches with events its source has handed
+// over, that is, read.
+type countingSource struct {
+	projections.Source
+	read atomic.Int32
+}
+
+func (s *countingSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b projections.Batch) error) error {
+	return s.Source.Subscribe(ctx, from, batchSize, func(ctx context.Context, b projections.Batch) error {
+		if len(b.Events) > 0 {
+			s.read.Add(1)
+		}
+		return h(ctx, b)
+	})
+}
+
+// A replay reads the next batch while it applies the last, instead of
+// reading and applying in turn: the first Apply waits until the second
+// batch has been read, which never happens if the two take turns.
+func TestRebuildReadsWhileApplying(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var a appender
+	e.appendEvents(t, &a, 20)
+	src := &countingSource{Source: e.src}
+	p := newTestProjection("rebuild")
+	p.hook = func(ctx context.Context, call int, _ []domain.RecordedEvent) error {
+		if call != 1 {
+			return nil
+		}
+		deadline := time.Now().Add(waitTimeout)
+		for src.read.Load() < 2 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("batches read while the first was applied: got %d, want 2", src.read.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	res, err := projections.Rebuild(context.Background(), e.pool, p, src, projections.RebuildOptions{BatchSize: 5})
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if res.Applied != 20 {
+		t.Errorf("applied %d events, want 20", res.Applied)
+	}
+	e.wantRows(t)
 }
