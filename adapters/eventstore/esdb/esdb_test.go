@@ -71,23 +71,23 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 	appendN(0, before)
 
 	var (
-		got     []uuid.UUID
-		seen    = map[uuid.UUID]bool{}
-		last    domain.Position
-		writing bool
-		done    = errors.New("all seen")
-		writer  sync.WaitGroup
-		drops   int
-		dropped int // subscriptions made when the last drop came
+		got                     []uuid.UUID
+		seen                    = map[uuid.UUID]bool{}
+		last                    domain.Position
+		writing                 bool
+		done                    = errors.New("all seen")
+		writer                  sync.WaitGroup
+		catchUpDrops, liveDrops int
+		dropped                 int // subscriptions made when the last drop came
 	)
 	// dropLive drops the server's subscription if it is one that has not
 	// been dropped yet: events received before a drop are still handed
 	// over after it, while no subscription runs.
-	dropLive := func() {
+	dropLive := func(drops *int) {
 		if n := srv.Subscriptions(); n > dropped {
 			srv.DropSubscriptions()
 			dropped = n
-			drops++
+			*drops++
 		}
 	}
 	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{BatchSize: 10}, func(_ context.Context, b eventstore.Batch) error {
@@ -102,13 +102,16 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 			got = append(got, e.ID)
 		}
 		switch {
-		case len(got) < before && drops < 3:
-			dropLive() // mid-way through the catch-up
+		case len(got) < before && catchUpDrops < 3:
+			// Mid-way through the catch-up. How many land depends on how
+			// fast the resubscription comes back while buffered events
+			// are handed over, so up to three.
+			dropLive(&catchUpDrops)
 		case len(got) == before && b.CaughtUp && !writing:
 			writing = true
 			writer.Go(func() { appendN(before, after) })
-		case len(got) >= before+after/2 && drops == 3:
-			dropLive() // while live, with appends going on
+		case len(got) >= before+after/2 && liveDrops == 0:
+			dropLive(&liveDrops) // while live, with appends going on
 		}
 		if len(got) == before+after {
 			return done
@@ -127,10 +130,10 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 			t.Fatalf("event %d: got %s, want %s: the order of the appends", i, got[i], want[i])
 		}
 	}
-	if drops != 4 {
-		t.Errorf("drops: got %d, want 3 during the catch-up and 1 live", drops)
+	if catchUpDrops < 1 || liveDrops != 1 {
+		t.Errorf("drops: got %d during the catch-up and %d live, want at least 1 and exactly 1", catchUpDrops, liveDrops)
 	}
-	if n := srv.Subscriptions(); n != drops+1 {
+	if n, drops := srv.Subscriptions(), catchUpDrops+liveDrops; n != drops+1 {
 		t.Errorf("subscriptions made: got %d, want %d (the first and one per drop)", n, drops+1)
 	}
 }
