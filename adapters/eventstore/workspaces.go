@@ -112,6 +112,21 @@ func (r *Workspaces) Update(ctx context.Context, id uuid.UUID, decide func(w *do
 	c := r.entry(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.revision >= 0 {
+		// Decide on the cache first and let the append's expected revision
+		// tell whether it was current: with one replica it always is, and
+		// this saves every command the catch-up read. Only a decision that
+		// appends is checked that way, so a refusal or a no-op is decided
+		// again below on what the store holds, as is a lost append.
+		err := decide(c.w)
+		if err == nil && len(c.w.Pending()) > 0 {
+			pos, err := r.appendPending(ctx, c, stamp)
+			if !errors.Is(err, ErrWrongExpectedRevision) {
+				return pos, err
+			}
+		}
+		c.w.Discard()
+	}
 	if err := r.catchUp(ctx, c); err != nil {
 		return domain.Position{}, err
 	}

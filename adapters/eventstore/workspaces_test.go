@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,50 @@ func TestWorkspaces(t *testing.T) {
 					t.Fatalf("stream holds %d events (%v), want 3", len(events), err)
 				}
 			})
+			t.Run("a refusal on a stale cache is decided again on the store's events", func(t *testing.T) {
+				t.Parallel()
+				store := newStore(t)
+				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, a)
+				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
+				}, stamp); err != nil {
+					t.Fatal(err)
+				}
+				// b's cache still says true; only a's event makes this decision
+				// possible.
+				refused := errors.New("managers may already grant Admin")
+				_, err := b.Update(ctx, id, func(w *domain.Workspace) error {
+					if w.Settings().ManagersMayGrantAdmin {
+						return refused
+					}
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: true})
+				}, stamp)
+				if err != nil {
+					t.Fatalf("update on a stale cache = %v, want it decided again on the store's events", err)
+				}
+			})
+			t.Run("a warm cache appends without reading the stream first", func(t *testing.T) {
+				t.Parallel()
+				store := &countingStore{Store: newStore(t)}
+				repo := eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, repo)
+				for i := range 4 {
+					if _, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
+						return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: i%2 == 1})
+					}, stamp); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := store.reads.Load(); got != 0 {
+					t.Errorf("4 updates of a cached workspace read the stream %d times, want 0", got)
+				}
+			})
 			t.Run("a decision that records nothing answers the last position", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
@@ -194,3 +239,14 @@ func TestWorkspaces(t *testing.T) {
 }
 
 var _ commands.WorkspaceRepository = (*eventstore.Workspaces)(nil)
+
+// countingStore counts stream reads.
+type countingStore struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) ReadStream(ctx context.Context, stream string, o eventstore.ReadOptions) ([]eventstore.RecordedEvent, error) {
+	s.reads.Add(1)
+	return s.Store.ReadStream(ctx, stream, o)
+}
