@@ -17,6 +17,7 @@ import (
 // all queued behind the aggregate's lock.
 type composer struct {
 	h      commands.ComposeInvitationEmailHandler
+	log    deliveries
 	mu     sync.Mutex
 	queues map[uuid.UUID]*composeQueue
 }
@@ -32,16 +33,20 @@ type composeRequest struct {
 }
 
 type composed struct {
+	// done is true when the delivery log has the attempt already: a
+	// redelivery, to send nothing.
+	done bool
 	mail commands.InvitationEmail
 	err  error
 }
 
-func newComposer(h commands.ComposeInvitationEmailHandler) *composer {
-	return &composer{h: h, queues: map[uuid.UUID]*composeQueue{}}
+func newComposer(h commands.ComposeInvitationEmailHandler, log deliveries) *composer {
+	return &composer{h: h, log: log, queues: map[uuid.UUID]*composeQueue{}}
 }
 
-// compose answers what commands.ComposeInvitationEmailHandler.Handle would.
-func (c *composer) compose(ctx context.Context, cmd commands.SendInvitationEmail) (commands.InvitationEmail, error) {
+// compose answers whether the attempt is in the delivery log already and,
+// if not, what commands.ComposeInvitationEmailHandler.Handle would.
+func (c *composer) compose(ctx context.Context, cmd commands.SendInvitationEmail) (bool, commands.InvitationEmail, error) {
 	req := composeRequest{ctx: ctx, cmd: cmd, reply: make(chan composed, 1)}
 	ws := cmd.WorkspaceID
 	c.mu.Lock()
@@ -55,9 +60,9 @@ func (c *composer) compose(ctx context.Context, cmd commands.SendInvitationEmail
 	}
 	select {
 	case x := <-req.reply:
-		return x.mail, x.err
+		return x.done, x.mail, x.err
 	case <-ctx.Done():
-		return commands.InvitationEmail{}, ctx.Err()
+		return false, commands.InvitationEmail{}, ctx.Err()
 	}
 }
 
@@ -69,10 +74,29 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 		for i, r := range batch {
 			cmds[i] = r.cmd
 		}
-		// The first request's context: a stop ends them all alike.
-		mails, errs := c.handleMany(batch[0].ctx, ws, cmds)
+		// The first request's context: a stop ends them all alike. The
+		// delivery log is read meanwhile: two round trips at once.
+		ctx := batch[0].ctx
+		type logged struct {
+			done []bool
+			err  error
+		}
+		ch := make(chan logged, 1)
+		go func() {
+			done, err := c.log.doneOf(ctx, cmds)
+			ch <- logged{done, err}
+		}()
+		mails, errs := c.handleMany(ctx, ws, cmds)
+		l := <-ch
 		for i, r := range batch {
-			r.reply <- composed{mails[i], errs[i]}
+			switch {
+			case l.err != nil:
+				r.reply <- composed{err: l.err}
+			case l.done[i]:
+				r.reply <- composed{done: true}
+			default:
+				r.reply <- composed{mail: mails[i], err: errs[i]}
+			}
 		}
 		c.mu.Lock()
 		q := c.queues[ws]

@@ -20,13 +20,29 @@ import (
 // its rows into events.
 type deliveries struct{ pool *pgxpool.Pool }
 
-func (d deliveries) done(ctx context.Context, inv uuid.UUID, attempt int) (bool, error) {
-	var ok bool
-	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mail_deliveries WHERE invitation_id = $1 AND attempt = $2)`, inv, attempt).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("read the delivery log: %w", err)
+// doneOf answers, for each command, whether its attempt is in the log: one
+// query for a composer round.
+func (d deliveries) doneOf(ctx context.Context, cmds []commands.SendInvitationEmail) ([]bool, error) {
+	invs := make([]uuid.UUID, len(cmds))
+	attempts := make([]int32, len(cmds))
+	for i, c := range cmds {
+		invs[i], attempts[i] = c.InvitationID, int32(c.Attempt)
 	}
-	return ok, nil
+	rows, err := d.pool.Query(ctx, `
+		SELECT k.i FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS k(invitation_id, attempt, i)
+		JOIN mail_deliveries d ON d.invitation_id = k.invitation_id AND d.attempt = k.attempt`, invs, attempts)
+	if err != nil {
+		return nil, fmt.Errorf("read the delivery log: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("read the delivery log: %w", err)
+	}
+	out := make([]bool, len(cmds))
+	for _, i := range found {
+		out[i-1] = true
+	}
+	return out, nil
 }
 
 // note logs an attempt's outcome; failure is empty when it was sent. The

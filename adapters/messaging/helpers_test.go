@@ -77,7 +77,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
 	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{
-		PublicURL: publicURL, Logger: quiet, Retry: o.retry, PollInterval: 20 * time.Millisecond,
+		PublicURL: publicURL, Logger: logOnFailure(t), Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
 	})
@@ -204,4 +204,29 @@ func outbox(t testing.TB, pool *pgxpool.Pool, where string) int {
 		n += count(t, pool, `SELECT count(*) FROM watermill_`+messaging.PartitionTopic(p)+` WHERE `+where)
 	}
 	return n
+}
+
+// logOnFailure is a logger whose lines the test prints only if it fails.
+func logOnFailure(t testing.TB) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("service log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -57,23 +57,11 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	// Look in the delivery log while composing: two round trips at once.
-	type logged struct {
-		done bool
-		err  error
-	}
-	ch := make(chan logged, 1)
-	go func() {
-		done, err := m.log.done(ctx, c.InvitationID, c.Attempt)
-		ch <- logged{done, err}
-	}()
-	mail, err := m.compose.compose(ctx, c)
-	if l := <-ch; l.err != nil || l.done {
-		if l.done {
-			// A redelivery: the e-mail left (or failed for good) already.
-			m.recorder.Poke()
-		}
-		return l.err
+	done, mail, err := m.compose.compose(ctx, c)
+	if done {
+		// A redelivery: the e-mail left (or failed for good) already.
+		m.recorder.Poke()
+		return nil
 	}
 	if errors.Is(err, commands.ErrEmailNotNeeded) {
 		m.logger.Info("mail: not sent, the link of this attempt no longer works",

@@ -181,9 +181,10 @@ func (s *Service) mail(ctx context.Context) error {
 		return err
 	}
 	defer logPool.Close()
+	log := deliveries{logPool}
 	m := &Mailer{
-		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps)), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
+		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps), log), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: log, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
