@@ -251,7 +251,7 @@ func allColumns(res []*result) []col {
 
 func digitsFor(v float64) int {
 	switch a := math.Abs(v); {
-	case a >= 100:
+	case a >= 100 || v == math.Trunc(v):
 		return 0
 	case a >= 1:
 		return 2
