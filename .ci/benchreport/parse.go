@@ -20,7 +20,7 @@ type result struct {
 // run is what one `go test -bench` output holds.
 type run struct {
 	results   []*result // in order of first appearance
-	byName    map[string]*result
+	byName    map[string]*result // by package and name
 	summaries map[string]string // benchmark → its last SUMMARY line
 	logs      map[string][]string
 	packages  []pkgResult
@@ -75,16 +75,19 @@ func parse(r io.Reader) (*run, error) {
 				res.metrics[f[i+1]] = v
 				res.units = append(res.units, f[i+1])
 			}
-			if _, seen := out.byName[res.name]; !seen {
+			// Two packages may hold benchmarks of one name; within a
+			// package a later line replaces an earlier one.
+			key := res.pkg + " " + res.name
+			if _, seen := out.byName[key]; !seen {
 				out.results = append(out.results, res)
 			} else {
 				for i, old := range out.results {
-					if old.name == res.name {
+					if old.pkg == res.pkg && old.name == res.name {
 						out.results[i] = res
 					}
 				}
 			}
-			out.byName[res.name] = res
+			out.byName[key] = res
 			current = ""
 		case benchName.MatchString(line) && !strings.HasPrefix(line, "Benchmark "):
 			pending = benchName.FindStringSubmatch(line)[1]
