@@ -19,9 +19,9 @@ type result struct {
 
 // run is what one `go test -bench` output holds.
 type run struct {
-	results   []*result // in order of first appearance
+	results   []*result          // in order of first appearance
 	byName    map[string]*result // by package and name
-	summaries map[string]string // benchmark → its last SUMMARY line
+	summaries map[string]string  // benchmark → its last SUMMARY line
 	logs      map[string][]string
 	packages  []pkgResult
 	failures  []string // FAIL lines, panics, skipped benchmarks
