@@ -52,6 +52,11 @@ func parse(r io.Reader) (*run, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		// A benchmark that fails or skips prints its verdict on its own
+		// name's line: "BenchmarkX-2   \t--- FAIL: BenchmarkX-2".
+		if i := strings.Index(line, "\t--- "); i > 0 && strings.HasPrefix(line, "Benchmark") {
+			line = line[i+1:]
+		}
 		switch {
 		case strings.HasPrefix(line, "pkg: "):
 			pkg = strings.TrimPrefix(line, "pkg: ")
