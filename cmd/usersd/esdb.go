@@ -9,14 +9,27 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	esdbstore "github.com/usersd/usersd/adapters/eventstore/esdb"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 )
 
 // envESDBURL names the EventStoreDB / KurrentDB connection string; when it
 // is set, every event lives there and PostgreSQL keeps the read models.
 const envESDBURL = "ESDB_URL"
+
+// openEventStore opens where the events live: EventStoreDB when ESDB_URL
+// is set, else the events table of the PostgreSQL database in pool. The
+// returned func closes it.
+func openEventStore(ctx context.Context, e *env, pool *pgxpool.Pool) (eventstore.Store, func(), error) {
+	if conn := e.Getenv(envESDBURL); conn != "" {
+		return openESDB(ctx, conn, e.Log)
+	}
+	store := pgstore.New(pool, pgstore.WithLogger(e.Log))
+	return store, store.Close, nil
+}
 
 // openESDB opens the event store of an ESDB_URL connection string and
 // checks, within connectTimeout, that the server answers a read. The

@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 )
 
 func TestOpenESDB(t *testing.T) {
@@ -54,5 +59,99 @@ func TestOpenESDB(t *testing.T) {
 		if !errors.As(err, &usage) || strings.Contains(err.Error(), "s3cret-pw") {
 			t.Errorf("openESDB(malformed): got %v, want a usage error without the password", err)
 		}
+	}
+}
+
+// With ESDB_URL set, serve keeps every event in EventStoreDB (here the
+// in-process test server) and only the read models in PostgreSQL, and a
+// write is visible through those read models.
+func TestServeKeepsEventsInESDB(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.New(t)
+	srv := esdbtest.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	vars := map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": srv.URL(), "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": addr}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		var stdout, stderr syncBuffer
+		e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
+		done <- result{code: run(ctx, []string{"serve"}, e), stderr: stderr.String()}
+	}()
+	stop := func() result {
+		cancel()
+		select {
+		case res := <-done:
+			return res
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop")
+			return result{}
+		}
+	}
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if r, err := http.Get(base + "/readyz"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never became ready:\n%s", stop().stderr)
+		}
+	}
+	sign := func(claims jwt.MapClaims) string {
+		claims["exp"] = time.Now().Add(time.Minute).Unix()
+		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
+		return tok
+	}
+	tok := sign(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+	call := func(method, path, body string, header ...string) (int, map[string]any) {
+		rq, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		rq.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			rq.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			rq.Header.Set(header[i], header[i+1])
+		}
+		r, err := http.DefaultClient.Do(rq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&out)
+		return r.StatusCode, out
+	}
+	code, created := call("POST", "/v1/workspaces", `{"name":"On ESDB","owner":{"email":"o@esdb.test","name":"O"}}`)
+	if code != 201 {
+		t.Fatalf("create workspace: %d %v", code, created)
+	}
+	ws, _ := created["workspaceId"].(string)
+	pos, _ := created["position"].(string)
+	owner, _ := created["ownerUserId"].(string)
+	tok = sign(jwt.MapClaims{"sub": owner})
+	code, list := call("GET", "/v1/workspaces/"+ws+"/users", "", "X-Consistent-With", pos)
+	if items, _ := list["items"].([]any); code != 200 || len(items) != 1 {
+		t.Errorf("user list read after the write: %d %v, want the owner", code, list)
+	}
+	if got := srv.Len(); got < 2 {
+		t.Errorf("events on the EventStoreDB server: got %d, want the workspace's and the owner account's", got)
+	}
+	var inPostgres int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&inPostgres); err != nil {
+		t.Fatal(err)
+	}
+	if inPostgres != 0 {
+		t.Errorf("events in PostgreSQL: got %d, want 0 (they belong in EventStoreDB)", inPostgres)
+	}
+	if res := stop(); res.code != exitOK {
+		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
 )
@@ -31,7 +30,8 @@ standard error. -from and -to (RFC 3339) keep only events that occurred in
 [from, to).
 
 Environment:
-  DATABASE_URL       PostgreSQL connection URL (default: the local server)`,
+  DATABASE_URL       PostgreSQL connection URL (default: the local server)
+  ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
 			from := fs.String("from", "", "keep events that occurred at or after this `time` (RFC 3339)")
@@ -61,8 +61,11 @@ Environment:
 					return err
 				}
 				defer pool.Close()
-				store := pgstore.New(pool, pgstore.WithLogger(e.Log))
-				defer store.Close()
+				store, closeStore, err := openEventStore(ctx, e, pool)
+				if err != nil {
+					return err
+				}
+				defer closeStore()
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 					progressbar.OptionSetDescription("exporting events"), progressbar.OptionShowCount(),
 					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"))

@@ -11,7 +11,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
@@ -47,7 +46,8 @@ from the rebuilt checkpoint. A progress bar shows the events applied, and a
 final line the count and the rate.
 
 Environment:
-  DATABASE_URL       PostgreSQL connection URL (default: the local server)`,
+  DATABASE_URL       PostgreSQL connection URL (default: the local server)
+  ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
 			return func(ctx context.Context, args []string) error {
@@ -75,8 +75,11 @@ Environment:
 					return err
 				}
 				defer pool.Close()
-				store := pgstore.New(pool, pgstore.WithLogger(e.Log))
-				defer store.Close()
+				store, closeStore, err := openEventStore(ctx, e, pool)
+				if err != nil {
+					return err
+				}
+				defer closeStore()
 				for _, p := range chosen {
 					if err := rebuildOne(ctx, e, pool, p, eventstore.Source{Store: store}); err != nil {
 						return fmt.Errorf("rebuild %s: %w", p.Name(), err)

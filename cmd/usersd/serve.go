@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/adapters/postgres"
@@ -41,7 +40,8 @@ func serveCommand() *command {
 		Synopsis: "[flags]",
 		Summary:  "run the service (applies migrations first)",
 		Help: `
-Runs usersd: applies pending migrations, keeps events in PostgreSQL, runs the
+Runs usersd: applies pending migrations, keeps events in PostgreSQL (or in
+EventStoreDB when ESDB_URL is set), runs the
 projections and the invitation e-mails, and serves the HTTP API (/v1/...),
 /openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /mailbox,
 /accept). It runs until interrupted (SIGINT or SIGTERM).
@@ -53,6 +53,9 @@ prints the link that opens the web UI signed in as that Admin.
 
 Environment:
   DATABASE_URL            PostgreSQL connection URL (default: the local server)
+  ESDB_URL                EventStoreDB / KurrentDB connection string; when set,
+                          the events live there and PostgreSQL keeps the read
+                          models (see docs/esdb.md)
   USERSD_HTTP_ADDR        listen address (default :8080)
   USERSD_PUBLIC_URL       base of links to usersd, in e-mails and the printed
                           link (default http://localhost:<port>)
@@ -172,8 +175,11 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		return err
 	}
 	defer pool.Close()
-	store := pgstore.New(pool, pgstore.WithLogger(e.Log))
-	defer store.Close()
+	store, closeStore, err := openEventStore(ctx, e, pool)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	deps := commands.ProductionDeps(
 		eventstore.NewWorkspaces(store, workspaceCacheSize),
 		eventstore.NewAccounts(store, 100_000),

@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
@@ -236,8 +235,11 @@ func findDemoAdmin(ctx context.Context, e *env, db database) (uuid.UUID, error) 
 		return uuid.Nil, err
 	}
 	defer pool.Close()
-	store := pgstore.New(pool, pgstore.WithLogger(e.Log))
-	defer store.Close()
+	store, closeStore, err := openEventStore(ctx, e, pool)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	defer closeStore()
 	var admin uuid.UUID
 	err = eventstore.NewWorkspaces(store, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
