@@ -66,9 +66,35 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 		jobs[i] = job{e, registration{ev, meta(ev)}}
 	}
 	ids := make([]uuid.UUID, len(todo))
+	// With a store that starts many streams at once, one round trip
+	// reserves every new address of the batch; only the addresses someone
+	// else reserved first are then read, one by one.
+	reserved := make([]bool, len(todo))
+	if starter, ok := a.store.(StreamStarter); ok {
+		starts := make([]StreamStart, len(jobs))
+		for i, j := range jobs {
+			data, err := Encode(j.event.Event, j.event.Meta)
+			if err != nil {
+				return nil, err
+			}
+			starts[i] = StreamStart{Stream: AccountStream(j.email), Event: data}
+		}
+		started, err := starter.StartStreams(ctx, starts)
+		if err != nil {
+			return nil, fmt.Errorf("reserve %d accounts: %w", len(starts), err)
+		}
+		for i, ok := range started {
+			if ok {
+				ids[i], reserved[i] = jobs[i].event.Event.UserID, true
+			}
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
 	for i := range jobs {
+		if reserved[i] {
+			continue
+		}
 		g.Go(func() error {
 			id, err := a.reserve(gctx, jobs[i].email, jobs[i].event)
 			ids[i] = id

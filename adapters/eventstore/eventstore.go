@@ -160,6 +160,25 @@ type SubscribeOptions struct {
 	BatchSize int
 }
 
+// StreamStart is the first event of a stream that may already exist.
+type StreamStart struct {
+	Stream string
+	Event  EventData
+}
+
+// StreamStarter is a Store that starts many streams in one round trip: what
+// reserving a batch of accounts needs, where appending to each address's
+// stream with "no stream" expected would cost a round trip per address. It
+// is optional; without it the account registry appends stream by stream.
+type StreamStarter interface {
+	// StartStreams appends each event as the first of its stream unless the
+	// stream has events, all in one transaction, and answers for each
+	// whether this call started it. Streams must be distinct. A retry of a
+	// call whose answer was lost reports its streams as not started; their
+	// first events are the retried call's own.
+	StartStreams(ctx context.Context, starts []StreamStart) (started []bool, err error)
+}
+
 // Store keeps streams of events and a global order across them.
 type Store interface {
 	// Append adds events to the end of a stream if expected holds, all or

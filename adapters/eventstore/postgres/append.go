@@ -145,6 +145,63 @@ func (s *Store) appendFast(ctx context.Context, stream string, expected int64, a
 	return r, rows.Err()
 }
 
+// startStreamsSQL inserts each event at revision 0 of its stream; the
+// primary key skips the streams that exist (and, for a retried call, the
+// event ids already stored). A concurrent start of the same stream waits
+// for the first to commit and then skips it, as "no stream" would refuse.
+// Rows go in by stream name, so that two calls sharing streams take their
+// locks in the same order and cannot deadlock.
+const startStreamsSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)
+ORDER BY e.stream
+ON CONFLICT DO NOTHING
+RETURNING stream_id`
+
+// StartStreams implements eventstore.StreamStarter in one statement.
+func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
+	if len(starts) == 0 {
+		return nil, nil
+	}
+	index := make(map[string]int, len(starts))
+	streams := make([]string, len(starts))
+	events := make([]eventstore.EventData, len(starts))
+	for i, st := range starts {
+		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
+			return nil, err
+		}
+		if _, dup := index[st.Stream]; dup {
+			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
+		}
+		index[st.Stream] = i
+		streams[i], events[i] = st.Stream, st.Event
+	}
+	a := newAppendArgs(events)
+	rows, err := s.pool.Query(ctx, startStreamsSQL, a.ids, streams, a.types, a.data, a.metadata)
+	if err != nil {
+		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
+	}
+	defer rows.Close()
+	started := make([]bool, len(starts))
+	n := 0
+	for rows.Next() {
+		var stream string
+		if err := rows.Scan(&stream); err != nil {
+			return nil, err
+		}
+		started[index[stream]] = true
+		s.seen.saw(stream, 0)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
+	}
+	if n > 0 {
+		s.appendedOne()
+	}
+	return started, nil
+}
+
 // appendFull appends through append_events, which checks every kind of
 // expected revision and looks for a retried append when the check fails.
 // For "any" and "stream exists" it queues appends to the same stream, so
