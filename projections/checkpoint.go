@@ -46,9 +46,11 @@ func readCheckpoint(ctx context.Context, q querier, name string, forUpdate bool)
 }
 
 // moveCheckpoint sets the checkpoint to to, but only if it still is from
-// (or absent, when from is zero). It reports false when it was not, which
-// means someone else moved it since this runner read it: the batch must not
-// commit.
+// (or absent, when from is zero), and announces the move on NotifyChannel,
+// in one statement: a round trip less per batch. It reports false when the
+// checkpoint was not from, which means someone else moved it since this
+// runner read it: the batch must not commit, and its notification, sent
+// inside the transaction, goes nowhere with the rollback.
 func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain.Position) (bool, error) {
 	fc, fp, err := pgPosition(from)
 	if err != nil {
@@ -60,19 +62,23 @@ func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain
 	}
 	// A missing row is inserted; an existing one is updated only if it
 	// still holds from. ON CONFLICT ... WHERE affects no row otherwise.
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO projection_checkpoints AS c (name, commit_position, prepare_position)
-		VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE
-		SET commit_position = excluded.commit_position,
-		    prepare_position = excluded.prepare_position,
-		    updated_at = now()
-		WHERE c.commit_position = $4 AND c.prepare_position = $5`,
-		name, tc, tp, fc, fp)
+	var moved int
+	err = tx.QueryRow(ctx, `
+		WITH moved AS (
+			INSERT INTO projection_checkpoints AS c (name, commit_position, prepare_position)
+			VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE
+			SET commit_position = excluded.commit_position,
+			    prepare_position = excluded.prepare_position,
+			    updated_at = now()
+			WHERE c.commit_position = $4 AND c.prepare_position = $5
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM moved), pg_notify($6, $7)`,
+		name, tc, tp, fc, fp, NotifyChannel, name+" "+to.String()).Scan(&moved, nil)
 	if err != nil {
 		return false, fmt.Errorf("move checkpoint of %s to %s: %w", name, to, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return moved == 1, nil
 }
 
 // setCheckpoint sets the checkpoint whatever it holds; the caller has locked

@@ -276,9 +276,6 @@ func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from domain.Position
 	if !moved {
 		return errFenced
 	}
-	if err := notifyCheckpoint(ctx, tx, r.p.Name(), b.Checkpoint); err != nil {
-		return err
-	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit batch up to %s: %w", b.Checkpoint, err)
 	}
