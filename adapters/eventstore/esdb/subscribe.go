@@ -22,8 +22,7 @@ func (e handlerError) Unwrap() error { return e.err }
 
 // cursor is how far a subscription has got, across resubscriptions.
 type cursor struct {
-	// checkpoint is the position handed to the handler last: where to
-	// resubscribe from.
+	// checkpoint is the position handed to the handler last.
 	checkpoint domain.Position
 	// lastEvent is the position of the last event handed over. Events at or
 	// before it are dropped, so that nothing is delivered twice even if a
@@ -100,9 +99,14 @@ func permanent(err error) bool {
 func (s *Store) subscribeOnce(ctx context.Context, client *esdbclient.Client, cur *cursor, size int, h eventstore.Handler) error {
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// From the last event handed over, not from the last checkpoint
+	// message: some server versions sent filtered checkpoints beyond
+	// events not yet delivered (KurrentDB #4990, #4023), and resuming past
+	// them would skip those events. The event itself comes again and is
+	// dropped as already seen.
 	var start esdbclient.AllPosition = esdbclient.Start{}
-	if !cur.checkpoint.IsZero() {
-		start = esdbclient.Position{Commit: cur.checkpoint.Commit, Prepare: cur.checkpoint.Prepare}
+	if !cur.lastEvent.IsZero() {
+		start = esdbclient.Position{Commit: cur.lastEvent.Commit, Prepare: cur.lastEvent.Prepare}
 	}
 	sub, err := client.SubscribeToAll(subCtx, esdbclient.SubscribeToAllOptions{
 		From:               start,
