@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -250,8 +251,8 @@ func jwtSecret(e *env, db database) ([]byte, error) {
 	if !ok {
 		return nil, usageErrorf("%s is not set and there is no HOME or XDG_CONFIG_HOME to keep a development secret in", envJWTSecret)
 	}
-	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) >= httpapi.MinSecretLength {
-		return bytes.TrimSpace(b), nil
+	if secret, err := readDevSecret(path); err != nil || secret != nil {
+		return secret, err
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -261,9 +262,53 @@ func jwtSecret(e *env, db database) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
 	}
-	if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
+	// Written whole under another name, then linked into place: a process
+	// starting at the same moment (serve and token on a first run) either
+	// wins or reads the winner's secret, never half of one or its own.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".dev-jwt-secret-*")
+	if err != nil {
+		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(secret, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		if secret, err := readDevSecret(path); err != nil || secret != nil {
+			return secret, err
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
 	}
 	e.Log.Warn("no "+envJWTSecret+": made a random development secret", "file", path)
 	return secret, nil
+}
+
+// readDevSecret reads the development secret: nil if there is none yet.
+// One that others may read is refused: with it anyone could sign in as
+// any Admin.
+func readDevSecret(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the development JWT secret: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("the development JWT secret %s may be read by others (mode %s): chmod 600 it, or set %s", path, info.Mode().Perm(), envJWTSecret)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the development JWT secret: %w", err)
+	}
+	if b = bytes.TrimSpace(b); len(b) < httpapi.MinSecretLength {
+		return nil, fmt.Errorf("the development JWT secret %s is shorter than %d bytes: remove it to make a new one, or set %s", path, httpapi.MinSecretLength, envJWTSecret)
+	}
+	return b, nil
 }

@@ -118,6 +118,11 @@ func startCluster(ctx context.Context, log *slog.Logger, root string) (*cluster,
 		if c.owner, err = user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root, the cluster must run as the postgres user, which does not exist: %w", err)
 		}
+		// The directory above root (USERSD_DATA_DIR) stays ours; made
+		// here, it is made enterable, so that the owner reaches root.
+		if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
+			return nil, err
+		}
 		if err := reachable(root, c.owner); err != nil {
 			return nil, err
 		}
@@ -127,6 +132,20 @@ func startCluster(ctx context.Context, log *slog.Logger, root string) (*cluster,
 			return nil, err
 		}
 	}
+	// The socket directory is the only guard of a trust-authenticated
+	// server (PostgreSQL makes the socket itself world-writable), and the
+	// fallback one in the temporary directory has a name anyone can work
+	// out and make first: refuse one that is not ours alone.
+	if err := c.privateDir(c.socket); err != nil {
+		return nil, err
+	}
+	// Two usersd processes starting at once must not both run initdb (the
+	// loser would remove the winner's half-made cluster) or pg_ctl start.
+	unlock, err := lockFile(filepath.Join(root, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := c.chown(); err != nil {
 		return nil, err
 	}
@@ -167,11 +186,30 @@ func (c *cluster) stop() {
 	c.started = false
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Another usersd that found the cluster running uses it too: leave it
+	// to them rather than cut their connections.
+	if n, err := c.otherClients(ctx); err == nil && n > 0 {
+		c.log.Info("leaving the private PostgreSQL cluster running: other clients use it", "dir", c.data, "clients", n)
+		return
+	}
 	if err := c.run(ctx, "pg_ctl", "stop", "-D", c.data, "-m", "fast", "-w"); err != nil {
 		c.log.Warn("cannot stop the private PostgreSQL cluster", "dir", c.data, "err", err)
 		return
 	}
 	c.log.Info("stopped the private PostgreSQL cluster", "dir", c.data)
+}
+
+// otherClients counts the client connections to the cluster but this one.
+func (c *cluster) otherClients(ctx context.Context) (int, error) {
+	conn, err := pgx.Connect(ctx, c.url("postgres"))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)
+	return n, err
 }
 
 // run runs one of the cluster's programs as its owner, in a process group
@@ -215,9 +253,42 @@ func (c *cluster) chown() error {
 			return fmt.Errorf("give %s to the postgres user: %w", top, err)
 		}
 	}
-	// .data itself, so the postgres user may create postgres/ in it on a
-	// later start even if postgres/ was removed.
-	return os.Chown(filepath.Dir(c.root), uid, gid)
+	// Not the directory above root: that is USERSD_DATA_DIR, which the
+	// operator named and may be any directory. A later start recreates
+	// root as ourselves and gives it to the owner again.
+	return nil
+}
+
+// privateDir refuses a directory that is a link, is not a directory, or
+// that someone other than us or the cluster's owner owns or may enter.
+func (c *cluster) privateDir(d string) error {
+	info, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	st, _ := info.Sys().(*syscall.Stat_t)
+	ours := st != nil && (int(st.Uid) == os.Geteuid() || (c.owner != nil && strconv.Itoa(int(st.Uid)) == c.owner.Uid))
+	if !info.IsDir() || info.Mode()&fs.ModeSymlink != 0 || !ours || info.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is not a private directory of ours (mode %s): it would let others reach the cluster's socket; remove it, or set %s",
+			d, info.Mode(), envDataDir)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive lock on path, waiting for another holder.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // reachable checks that owner may traverse every directory above dir, so

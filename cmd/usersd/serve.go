@@ -256,7 +256,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		waiter.Wait()
 		return err
 	}
-	srv := &http.Server{Handler: withUI(api, web.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withUI(api, web.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.Serve(l) }()
 	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
@@ -285,7 +285,13 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	e.Log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Requests still running after the grace period (a long audit
+		// export to a slow client) are cut, so that closing the pool
+		// below does not wait for them forever.
+		e.Log.Warn("requests still running after 10 s are cut", "err", err)
+		_ = srv.Close()
+	}
 	stop()
 	wg.Wait()
 	waiter.Wait()
