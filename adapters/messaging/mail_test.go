@@ -185,3 +185,49 @@ func TestRestartsLoseNoEmailAndDuplicateAtMostTheWindow(t *testing.T) {
 	}
 	c.stop()
 }
+
+// stoppingSender stops the replica while the server is answering its n-th
+// e-mail, as a deploy's SIGTERM does: the e-mail still goes out, after the
+// message's context has ended.
+type stoppingSender struct {
+	next commands.EmailSender
+	n    int64
+	sent atomic.Int64
+	stop func()
+}
+
+func (s *stoppingSender) Send(ctx context.Context, e commands.Email) error {
+	if s.sent.Add(1) == s.n {
+		s.stop()
+		<-ctx.Done() // the router has stopped: this message's context ended
+	}
+	return s.next.Send(context.WithoutCancel(ctx), e)
+}
+
+// A stop is not a crash: an e-mail the server accepted while the replica
+// was stopping is logged anyway, so the next replica sends no copy.
+func TestAStopWhileSendingSendsNoCopy(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	var addrs []string
+	for i := range 8 {
+		addrs = append(addrs, fmt.Sprintf("stop%02d@example.com", i))
+	}
+	var a *replica
+	stopping := &stoppingSender{next: smtpSender(t, srv.Addr), n: 3}
+	stopping.stop = func() { a.cancel() }
+	a = startReplica(t, pool, replicaOptions{sender: stopping})
+	ws := a.workspace(t)
+	a.invite(t, ws, 0, strings.Join(addrs, ","))
+	<-a.done
+	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
+	eventually(t, "8 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == len(addrs) })
+	got := byRecipient(srv.Messages())
+	for _, addr := range addrs {
+		if got[addr] != 1 {
+			t.Errorf("%s received %d e-mails, want exactly 1", addr, got[addr])
+		}
+	}
+	b.stop()
+}

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/commands"
 )
@@ -26,7 +29,21 @@ type Mailer struct {
 	log       deliveries
 	recorder  *Recorder
 	logger    *slog.Logger
+	// sent holds the attempts this process has handed to the server whose
+	// delivery-log row is not written yet, so that a retry of the handler
+	// (the row's write failed) does not send them again.
+	sent sync.Map // attempt -> struct{}
 }
+
+// attempt keys one e-mail.
+type attempt struct {
+	invitation uuid.UUID
+	n          int
+}
+
+// noteTimeout bounds how long the delivery log's row of an e-mail already
+// handed to the server is retried, past a stop or a database hiccup.
+const noteTimeout = 30 * time.Second
 
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ error }
@@ -56,6 +73,16 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	c, err := decode(msg)
 	if err != nil {
 		return err
+	}
+	key := attempt{c.InvitationID, c.Attempt}
+	if _, ok := m.sent.Load(key); ok {
+		// Sent by this process; only the log's row is missing.
+		if err := m.noteSent(ctx, c); err != nil {
+			return err
+		}
+		m.sent.Delete(key)
+		m.recorder.Poke()
+		return nil
 	}
 	done, mail, err := m.compose.compose(ctx, c)
 	if done {
@@ -87,15 +114,40 @@ func (m *Mailer) Handle(msg *message.Message) error {
 		return err
 	}
 	// The window: a crash here sends this e-mail again after the restart.
-	if err := m.log.note(ctx, c, ""); err != nil {
+	// A stop is no crash: the row is written past the message's context.
+	m.sent.Store(key, struct{}{})
+	if err := m.noteSent(ctx, c); err != nil {
 		return err
 	}
+	m.sent.Delete(key)
 	m.recorder.Poke()
 	return nil
 }
 
-// fail logs an attempt as failed for good.
+// noteSent writes the delivery-log row of a sent e-mail, retrying for up to
+// noteTimeout even after ctx ends: the router stopping (a deploy) while a
+// server answers its 250 must not leave the e-mail to be sent again.
+func (m *Mailer) noteSent(ctx context.Context, c commands.SendInvitationEmail) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	for {
+		err := m.log.note(ctx, c, "")
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fail logs an attempt as failed for good, also when the stop came while
+// the server refused it.
 func (m *Mailer) fail(ctx context.Context, c commands.SendInvitationEmail, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
 	if err := m.log.note(ctx, c, reason); err != nil {
 		return err
 	}
