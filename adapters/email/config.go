@@ -103,11 +103,13 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return SMTPConfig{}, fmt.Errorf("query: %v", err)
+		// The query may hold the rest of a password with an unescaped
+		// "?": never repeat it.
+		return SMTPConfig{}, errors.New("the query is malformed (escape ?, #, / and % in a password)")
 	}
 	for k, v := range q {
 		if len(v) != 1 {
-			return SMTPConfig{}, fmt.Errorf("query parameter %q given %d times", k, len(v))
+			return SMTPConfig{}, fmt.Errorf("a query parameter is given %d times", len(v))
 		}
 		switch k {
 		case "starttls":
@@ -120,16 +122,18 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 			case "opportunistic":
 				c.TLS = STARTTLSOpportunistic
 			default:
-				return SMTPConfig{}, fmt.Errorf("starttls=%q: want required or opportunistic", v[0])
+				return SMTPConfig{}, errors.New("starttls: want required or opportunistic")
 			}
 		case "from":
 			a, err := mail.ParseAddress(v[0])
 			if err != nil {
-				return SMTPConfig{}, fmt.Errorf("from=%q: not an e-mail address", v[0])
+				return SMTPConfig{}, errors.New("from: not an e-mail address")
 			}
 			c.From = a.Address
 		default:
-			return SMTPConfig{}, fmt.Errorf("unknown query parameter %q: want starttls or from", k)
+			// Not quoted: with an unescaped "?" in the password, the
+			// "parameter" is the password.
+			return SMTPConfig{}, errors.New("an unknown query parameter: want only starttls or from (escape ?, #, / and % in a password)")
 		}
 	}
 	return c, nil

@@ -32,6 +32,10 @@ func TestParseSMTPURL(t *testing.T) {
 		{raw: "smtp://mail.example.com?from=not-an-address", wantErr: "from"},
 		{raw: "smtp://:secret@mail.example.com", wantErr: "without a user"},
 		{raw: "smtp://user:hunter2@mail.example.com:x", wantErr: "URL"},
+		// An unescaped "?" makes the rest of the password the query.
+		{raw: "smtp://user:?hunter2@mail.example.com:587", wantErr: "unknown query parameter"},
+		{raw: "smtp://user:2525?hunter2=x@mail.example.com&starttls=hunter2", wantErr: "starttls"},
+		{raw: "smtp://user:2525?from=hunter2", wantErr: "from"},
 	}
 	for _, tt := range tests {
 		got, err := email.ParseSMTPURL(tt.raw)

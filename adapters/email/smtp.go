@@ -190,6 +190,13 @@ func classify(err error) *commands.DeliveryError {
 	if errors.As(err, &se) && se.ErrorCode() >= 400 {
 		return &commands.DeliveryError{Permanent: se.ErrorCode() >= 500, Reason: redact(se.Error())}
 	}
+	if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
+		// Retrying cannot mend it: the server offers no mechanism we
+		// would use on this connection. PLAIN and LOGIN send the password
+		// as it is, so they are used only over TLS (STARTTLS or smtps://).
+		return &commands.DeliveryError{Permanent: true, Reason: "the SMTP server offers no authentication usersd uses on this connection: " +
+			"PLAIN and LOGIN need TLS (a server offering STARTTLS, or smtps://); check SMTP_URL"}
+	}
 	return &commands.DeliveryError{Reason: redact(err.Error())}
 }
 

@@ -162,6 +162,23 @@ func TestSMTPTLSModesAndAuth(t *testing.T) {
 	}
 }
 
+// A server without TLS that asks for a password gets none: PLAIN would send
+// it as it is. The refusal is permanent and says what to change, rather
+// than a transient error retried for minutes.
+func TestSMTPSendsNoPasswordWithoutTLS(t *testing.T) {
+	t.Parallel()
+	srv := smtptest.Start(t, smtptest.Options{Username: "u", Password: "p"})
+	err := sender(t, srv.Addr, email.SMTPConfig{TLS: email.STARTTLSOpportunistic, Username: "u", Password: "p"}, nil).
+		Send(context.Background(), testEmail("ann@example.com"))
+	var de *commands.DeliveryError
+	if !errors.As(err, &de) || !de.Permanent || !strings.Contains(de.Reason, "need TLS") {
+		t.Fatalf("got %v, want a permanent DeliveryError saying PLAIN and LOGIN need TLS", err)
+	}
+	if len(srv.Messages()) != 0 {
+		t.Fatal("the server received the message anyway")
+	}
+}
+
 func selfSigned(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
