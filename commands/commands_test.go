@@ -616,3 +616,28 @@ func TestRefusedBatchReservesNoAccount(t *testing.T) {
 		t.Errorf("refused batches stored %d events (accounts included), want 0", after-before)
 	}
 }
+
+// A replica whose cache missed that the inviter was suspended elsewhere
+// refuses the invitation without reserving any account: the check runs on
+// the stored workspace before anything is written.
+func TestAStaleReplicaRefusesAnInviteWithoutReservingAccounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memory.New()
+	a, b := newEnvOn(t, store), newEnvOn(t, store)
+	ws := a.createWorkspace("owner@example.com")
+	inv := a.invite(ws.WorkspaceID, ws.OwnerUserID, "Manager", "manager@x.com")
+	manager := a.accept(inv.Results[0].Token, "Manny")
+	// b caches the workspace with the manager active.
+	b.invite(ws.WorkspaceID, manager.UserID, "Editor", "warm@x.com")
+	if _, err := commands.NewSuspendUserHandler(a.deps).Handle(ctx, commands.SuspendUser{WorkspaceID: ws.WorkspaceID, UserID: manager.UserID, Meta: as(ws.OwnerUserID)}); err != nil {
+		t.Fatalf("suspend on replica a: %v", err)
+	}
+	_, err := b.tryInvite(ws.WorkspaceID, manager.UserID, "Editor", "fresh@x.com")
+	if err == nil {
+		t.Fatal("a suspended manager invited through the stale replica b")
+	}
+	if _, err := store.ReadStream(ctx, eventstore.AccountStream(domain.Email("fresh@x.com")), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Errorf("fresh@x.com's account stream: got %v, want none (a refused invitation reserves nothing)", err)
+	}
+}

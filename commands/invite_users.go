@@ -58,12 +58,25 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 		return InviteUsersResult{}, err
 	}
 	now := h.d.Clock.Now()
-	var results []domain.InviteResult
-	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
-		batch := domain.InviteBatch{
+	newBatch := func() domain.InviteBatch {
+		return domain.InviteBatch{
 			Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries,
 			Now: now, TTL: h.policy.TTL, Limits: h.policy.Limits,
 		}
+	}
+	// The update below may first decide on a cached aggregate, and
+	// reserving accounts writes before the workspace's append proves the
+	// cache current: check the batch on the stored workspace first, so that
+	// a refusal (the inviter suspended, the limit reached on another
+	// replica) reserves nothing.
+	if err := h.d.Workspaces.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
+		return w.CheckInvite(newBatch())
+	}); err != nil {
+		return InviteUsersResult{}, err
+	}
+	var results []domain.InviteResult
+	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+		batch := newBatch()
 		// Refuse a batch the workspace would refuse (who acts, the role, the
 		// limits) before reserving any account, so a refusal writes nothing.
 		if err := w.CheckInvite(batch); err != nil {

@@ -42,11 +42,13 @@ var _ commands.Accounts = (*Accounts)(nil)
 func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID func() uuid.UUID, meta func(domain.Event) domain.Metadata) (map[domain.Email]uuid.UUID, error) {
 	out := make(map[domain.Email]uuid.UUID, len(emails))
 	var todo []domain.Email
+	queued := make(map[domain.Email]bool, len(emails))
 	a.mu.RLock()
 	for _, e := range emails {
 		if id, ok := a.known[e]; ok {
 			out[e] = id
-		} else {
+		} else if !queued[e] { // an address twice is reserved once
+			queued[e] = true
 			todo = append(todo, e)
 		}
 	}
