@@ -66,7 +66,10 @@ func (s *Server) devMailbox(w http.ResponseWriter, r *http.Request, p principal)
 		}
 		workspaces = []uuid.UUID{}
 		for _, m := range mine {
-			if m.Status == domain.StatusActive && m.Role.Can(domain.PermInviteUsers) {
+			// Admins only: the links are bearer credentials, and a
+			// Manager could otherwise accept an Admin invitation they
+			// could not have granted.
+			if m.Status == domain.StatusActive && m.Role == domain.RoleAdmin {
 				workspaces = append(workspaces, m.WorkspaceID)
 			}
 		}
