@@ -531,6 +531,10 @@ func (b *browser) accept(s *service, href, email, role, name string) {
 		}
 	}
 	b.screenshot("accept")
+	address := value(b, "read the address bar", chromedp.Location())
+	if strings.Contains(address, "token=") {
+		t.Errorf("address bar %q still holds the token, want it moved out of the history", address)
+	}
 	b.run("accept",
 		chromedp.SendKeys(chromedp.CSS("#accept-name"), name),
 		chromedp.Click(chromedp.CSS("#accept-submit")),

@@ -3,7 +3,16 @@
 import { api, showNotice, hideNotice, fmtTime } from "/assets/app.js";
 
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.search).get("token") || "";
+// The token moves from the address bar into this tab's session, so that it
+// stays out of the browser's history (anyone at this machine could accept
+// with it) and a reload still finds it.
+const KEY_ACCEPT = "usersd.acceptToken";
+const fromURL = new URLSearchParams(location.search).get("token");
+if (fromURL) {
+  sessionStorage.setItem(KEY_ACCEPT, fromURL);
+  history.replaceState(null, "", "/accept");
+}
+const token = sessionStorage.getItem(KEY_ACCEPT) || "";
 
 async function start() {
   const notice = $("notice");
@@ -35,6 +44,7 @@ async function start() {
     $("accept-submit").disabled = true;
     try {
       const res = await api("POST", "/v1/invitations/accept", { body: { token, name }, auth: false });
+      sessionStorage.removeItem(KEY_ACCEPT); // used up
       hideNotice(notice);
       $("invitation").hidden = true;
       $("welcome-text").textContent = `Welcome, ${name}: you are now a member of ${inv.workspaceName} as ${res.role}.`;

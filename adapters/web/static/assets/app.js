@@ -24,6 +24,7 @@ export const session = {
   // X-Consistent-With so that they include that write.
   position() { return sessionStorage.getItem(KEY_POSITION) || ""; },
   setPosition(p) { if (p) sessionStorage.setItem(KEY_POSITION, p); },
+  forgetPosition() { sessionStorage.removeItem(KEY_POSITION); },
   // claims decodes the token's payload for display only; the server is
   // what checks the token.
   claims() {
@@ -43,7 +44,11 @@ function captureToken() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (!m) return;
   session.clear();
-  session.setToken(decodeURIComponent(m[1]));
+  try {
+    session.setToken(decodeURIComponent(m[1]));
+  } catch {
+    // A mangled link: the page offers to sign in with a pasted token.
+  }
   history.replaceState(null, "", location.pathname + location.search);
 }
 captureToken();
@@ -77,6 +82,13 @@ export async function api(method, path, opts = {}) {
     });
   } catch {
     throw new ApiError(0, { detail: "usersd cannot be reached: is it running?" });
+  }
+  if (!res.ok && headers["X-Consistent-With"] && (res.status === 504 || res.status === 400)) {
+    // The remembered write is not coming (the database was reset behind
+    // this tab, or the read models lag for good): forget it and read what
+    // there is, rather than fail every page until sign-out.
+    session.forgetPosition();
+    return api(method, path, opts);
   }
   if (!res.ok) {
     let problem = {};
