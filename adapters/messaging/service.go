@@ -219,7 +219,11 @@ func (s *Service) mail(ctx context.Context) error {
 	_ = router.Close()
 	_ = sub.Close()
 	// Record what the last messages logged before stopping.
-	if _, ferr := s.recorder.Flush(context.WithoutCancel(ctx)); ferr != nil {
+	// Bounded: with the database gone, a stop must not wait for TCP
+	// timeouts; what is not recorded now is recorded by the next replica.
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelFlush()
+	if _, ferr := s.recorder.Flush(flushCtx); ferr != nil {
 		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
 	}
 	stopRecorder()
