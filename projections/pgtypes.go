@@ -1,7 +1,10 @@
 package projections
 
 import (
+	"context"
+
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -17,4 +20,42 @@ func PGIDs(ids []uuid.UUID) []pgtype.UUID {
 		out[i] = PGID(id)
 	}
 	return out
+}
+
+// customPlans makes PostgreSQL plan each statement of the transaction for
+// its actual arguments and the tables' current size. A rebuild starts from
+// empty tables without statistics: a plan cached then (pgx prepares its
+// statements, and PostgreSQL switches to a generic plan after five runs)
+// may pick a sequential scan, or an index that holds the key columns but
+// not first, and keep it while the table grows, so that every key lookup
+// reads a whole workspace. SET LOCAL ends with the transaction.
+const customPlans = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+// QueryWithCustomPlans sets customPlans for the rest of tx and runs query
+// in the same round trip, handing each row to scan. A projection whose Apply
+// first reads the state its batch builds on calls it for that read.
+func QueryWithCustomPlans(ctx context.Context, tx pgx.Tx, query string, args []any, scan func(pgx.Rows) error) error {
+	b := &pgx.Batch{}
+	b.Queue(customPlans)
+	b.Queue(query, args...)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	return br.Close()
 }

@@ -165,50 +165,27 @@ func workspaceOf(e domain.Event) (uuid.UUID, bool) {
 	return uuid.Nil, false
 }
 
-// customPlans makes PostgreSQL plan each statement of the batch for its
-// actual arguments and the tables' current size. A rebuild starts from
-// empty tables without statistics: a plan cached then (pgx prepares its
-// statements, and PostgreSQL switches to a generic plan after five runs)
-// may pick a sequential scan, or an index that holds the key columns but
-// not first, and keep it while the table grows, so that every key lookup
-// reads a whole workspace. SET LOCAL ends with the runner's transaction.
-const customPlans = "SET LOCAL plan_cache_mode = force_custom_plan"
-
 // loadWorkspaces reads the workspaces' rows (their last applied position).
-// It is the first statement of Apply, so it also sets customPlans.
+// It is the first statement of Apply, so it also sets custom plans for the
+// rest of the batch (projections.QueryWithCustomPlans).
 func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*workspace, error) {
 	out := make(map[uuid.UUID]*workspace, len(ids))
 	for _, id := range ids {
 		out[id] = &workspace{}
 	}
-	b := &pgx.Batch{}
-	b.Queue(customPlans)
-	b.Queue(`SELECT workspace_id, name, pos_commit, pos_prepare
-		FROM memberships_workspaces WHERE workspace_id = ANY($1)`, projections.PGIDs(ids))
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("memberships: %w", err)
-	}
-	rows, err := br.Query()
+	err := projections.QueryWithCustomPlans(ctx, tx, `SELECT workspace_id, name, pos_commit, pos_prepare
+		FROM memberships_workspaces WHERE workspace_id = ANY($1)`,
+		[]any{projections.PGIDs(ids)}, func(rows pgx.Rows) error {
+			var id pgtype.UUID
+			var name string
+			var commit, prepare int64
+			if err := rows.Scan(&id, &name, &commit, &prepare); err != nil {
+				return err
+			}
+			*out[id.Bytes] = workspace{name: name, seen: true, pos: domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}}
+			return nil
+		})
 	if err != nil {
-		return nil, fmt.Errorf("memberships: read workspaces: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id pgtype.UUID
-		var name string
-		var commit, prepare int64
-		if err := rows.Scan(&id, &name, &commit, &prepare); err != nil {
-			return nil, fmt.Errorf("memberships: read workspaces: %w", err)
-		}
-		*out[id.Bytes] = workspace{name: name, seen: true, pos: domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("memberships: read workspaces: %w", err)
-	}
-	rows.Close()
-	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("memberships: read workspaces: %w", err)
 	}
 	return out, nil
