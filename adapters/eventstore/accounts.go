@@ -72,6 +72,7 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 	// reserves every new address of the batch; only the addresses someone
 	// else reserved first are then read, one by one.
 	reserved := make([]bool, len(todo))
+	taken := make([]bool, len(todo)) // someone else's start came first
 	if starter, ok := a.store.(StreamStarter); ok {
 		starts := make([]StreamStart, len(jobs))
 		for i, j := range jobs {
@@ -88,6 +89,8 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 		for i, ok := range started {
 			if ok {
 				ids[i], reserved[i] = jobs[i].event.Event.UserID, true
+			} else {
+				taken[i] = true
 			}
 		}
 	}
@@ -98,6 +101,15 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 			continue
 		}
 		g.Go(func() error {
+			if taken[i] {
+				// The stream exists: read its id rather than append
+				// again only to be refused.
+				id, err := a.lookup(gctx, AccountStream(jobs[i].email))
+				if !errors.Is(err, ErrStreamNotFound) {
+					ids[i] = id
+					return err
+				}
+			}
 			id, err := a.reserve(gctx, jobs[i].email, jobs[i].event)
 			ids[i] = id
 			return err

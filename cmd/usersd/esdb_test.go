@@ -69,42 +69,8 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.New(t)
 	srv := esdbtest.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	vars := map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": srv.URL(), "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": addr}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var stdout, stderr syncBuffer
-		e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
-		done <- result{code: run(ctx, []string{"serve"}, e), stderr: stderr.String()}
-	}()
-	stop := func() result {
-		cancel()
-		select {
-		case res := <-done:
-			return res
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not stop")
-			return result{}
-		}
-	}
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if r, err := http.Get(base + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready:\n%s", stop().stderr)
-		}
-	}
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": srv.URL(), "USERSD_JWT_SECRET": testJWTSecret})
+	base := s.base
 	sign := func(claims jwt.MapClaims) string {
 		claims["exp"] = time.Now().Add(time.Minute).Unix()
 		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
@@ -151,7 +117,7 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	if inPostgres != 0 {
 		t.Errorf("events in PostgreSQL: got %d, want 0 (they belong in EventStoreDB)", inPostgres)
 	}
-	if res := stop(); res.code != exitOK {
+	if res := s.stop(); res.code != exitOK {
 		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
 	}
 }

@@ -220,6 +220,12 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		wg.Wait()
 		return err
 	}
+	// halt stops everything started so far and waits for it.
+	halt := func() {
+		stop()
+		wg.Wait()
+		waiter.Wait()
+	}
 	if cfg.publicURL == "" {
 		// Links lead to the port actually listened on (it may have
 		// been :0).
@@ -227,9 +233,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	}
 	mailbox, mailDone, err := startMail(runCtx, pool, store, deps, cfg.mail, e.Log)
 	if err != nil {
-		stop()
-		wg.Wait()
-		waiter.Wait()
+		halt()
 		return err
 	}
 	wg.Go(mailDone)
@@ -251,9 +255,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		},
 	})
 	if err != nil {
-		stop()
-		wg.Wait()
-		waiter.Wait()
+		halt()
 		return err
 	}
 	srv := &http.Server{Handler: withUI(api, web.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -277,9 +279,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	select {
 	case <-ctx.Done():
 	case err := <-listenErr:
-		stop()
-		wg.Wait()
-		waiter.Wait()
+		halt()
 		return fmt.Errorf("serve on %s (%s): %w", l.Addr(), envHTTPAddr, err)
 	}
 	e.Log.Info("stopping")
@@ -292,9 +292,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		e.Log.Warn("requests still running after 10 s are cut", "err", err)
 		_ = srv.Close()
 	}
-	stop()
-	wg.Wait()
-	waiter.Wait()
+	halt()
 	return nil
 }
 

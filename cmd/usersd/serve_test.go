@@ -85,16 +85,24 @@ func TestDevSecretIsKeptPerUser(t *testing.T) {
 
 // TestServeAnswersTheAPI starts usersd serve on a fresh database and asks
 // it for health, readiness, metrics and a workspace.
-func TestServeAnswersTheAPI(t *testing.T) {
-	t.Parallel()
-	_, dbURL := pgtest.New(t)
+// serving is `usersd serve` run in-process on a free port.
+type serving struct {
+	base string
+	// stop ends it and answers how it exited.
+	stop func() result
+}
+
+// startServing runs `usersd serve` with the environment vars (a free
+// USERSD_HTTP_ADDR is added) and waits until /readyz answers 200.
+func startServing(t *testing.T, vars map[string]string) serving {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": addr}
+	vars["USERSD_HTTP_ADDR"] = addr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
@@ -103,22 +111,37 @@ func TestServeAnswersTheAPI(t *testing.T) {
 		code := run(ctx, []string{"serve"}, e)
 		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	}()
-	base := "http://" + addr
+	s := serving{base: "http://" + addr, stop: func() result {
+		cancel()
+		select {
+		case res := <-done:
+			return res
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop")
+			return result{}
+		}
+	}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		r, err := http.Get(base + "/readyz")
+		r, err := http.Get(s.base + "/readyz")
 		if err == nil {
 			r.Body.Close()
 			if r.StatusCode == 200 {
-				break
+				return s
 			}
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve never became ready: %v\n%s", err, (<-done).stderr)
+			t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func TestServeAnswersTheAPI(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	base := s.base
 	for _, p := range []string{"/healthz", "/metrics"} {
 		r, err := http.Get(base + p)
 		if err != nil || r.StatusCode != 200 {
@@ -165,14 +188,8 @@ func TestServeAnswersTheAPI(t *testing.T) {
 	if r.StatusCode != 201 || !strings.Contains(string(body), `"position"`) {
 		t.Errorf("create workspace: %d %s", r.StatusCode, body)
 	}
-	cancel()
-	select {
-	case res := <-done:
-		if res.code != exitOK {
-			t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
+	if res := s.stop(); res.code != exitOK {
+		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
 	}
 }
 
