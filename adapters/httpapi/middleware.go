@@ -28,8 +28,9 @@ const (
 	keyRoute
 )
 
-// routeInfo carries the matched route's template out to the access log.
-type routeInfo struct{ template string }
+// routeInfo carries the matched route's template, and the problem's code
+// when the answer was one, out to the access log and the observer.
+type routeInfo struct{ template, code string }
 
 // nameRoute is a mux middleware (it runs on matched routes only) that tells
 // the access log which route served the request.
@@ -203,11 +204,15 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			took := time.Since(start)
+			if s.cfg.Observer != nil {
+				s.cfg.Observer.ObserveRequest(r.Method, info.template, status, info.code, took)
+			}
 			s.log.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method),
 				slog.String("route", info.template),
 				slog.Int("status", status),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", took),
 				slog.Int64("bytes", sw.bytes),
 				slog.String("request_id", id))
 		}()

@@ -190,6 +190,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *P
 		p.Title = http.StatusText(status)
 	}
 	p.RequestID = requestID(r.Context())
+	if info, ok := r.Context().Value(keyRoute).(*routeInfo); ok {
+		info.code = string(p.Code)
+	}
 	if status >= 500 && p.cause != nil {
 		log.ErrorContext(r.Context(), "request failed", "request_id", p.RequestID, "code", p.Code, "err", p.cause)
 	}

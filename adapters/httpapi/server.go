@@ -63,6 +63,13 @@ type InvitationLinks interface {
 	Deliver(ctx context.Context, links []InvitationLink)
 }
 
+// Observer receives each answered request: the method, the matched
+// route's template (never the path), the status, the problem's code when
+// the answer was one, and how long it took.
+type Observer interface {
+	ObserveRequest(method, route string, status int, code string, took time.Duration)
+}
+
 // Config is what the API needs. Deps, DB, Waiter and JWTSecret are required.
 type Config struct {
 	Deps   commands.Deps
@@ -80,6 +87,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// Metrics serves GET /metrics; nil leaves it out.
 	Metrics http.Handler
+	// Observer, when set, is told of every answered request
+	// (*metrics.Metrics in usersd serve).
+	Observer Observer
 	// Ready answers GET /readyz: nil when the database answers and the
 	// projections run. Nil Ready is always ready.
 	Ready func(ctx context.Context) error

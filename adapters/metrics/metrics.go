@@ -3,6 +3,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,10 @@ type Metrics struct {
 	projectionEvents   *prometheus.CounterVec
 	projectionLag      *prometheus.GaugeVec
 	projectionCaughtUp *prometheus.GaugeVec
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	commandOutcomes *prometheus.CounterVec
 }
 
 // New registers the collectors, with the Go runtime and process ones.
@@ -36,11 +41,25 @@ func New() *Metrics {
 			Name: "usersd_projection_caught_up",
 			Help: "1 when the projection has applied everything stored, else 0.",
 		}, []string{"projection"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersd_http_requests_total",
+			Help: "HTTP requests answered, by method, route template and status.",
+		}, []string{"method", "route", "status"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "usersd_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by method and route template.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+		commandOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersd_command_outcomes_total",
+			Help: "Writes through the API by command (method and route) and outcome: ok, or the problem's code (last_admin, rate_limited, ...).",
+		}, []string{"command", "outcome"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.projectionEvents, m.projectionLag, m.projectionCaughtUp,
+		m.requests, m.requestDuration, m.commandOutcomes,
 	)
 	return m
 }
@@ -58,6 +77,25 @@ func (m *Metrics) ObserveProjection(name string, applied int, lastEventAt time.T
 		up = 1
 	}
 	m.projectionCaughtUp.WithLabelValues(name).Set(up)
+}
+
+// ObserveRequest records one answered HTTP request. route is the matched
+// route's template (never the path, which holds ids); code is the problem's
+// code when the answer was one. Every method but GET and HEAD is a command.
+func (m *Metrics) ObserveRequest(method, route string, status int, code string, took time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.requestDuration.WithLabelValues(method, route).Observe(took.Seconds())
+	if method == http.MethodGet || method == http.MethodHead {
+		return
+	}
+	outcome := "ok"
+	if status >= 400 {
+		outcome = code
+		if outcome == "" {
+			outcome = strconv.Itoa(status)
+		}
+	}
+	m.commandOutcomes.WithLabelValues(method+" "+route, outcome).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -242,7 +242,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
-		Logger: e.Log, Metrics: m.Handler(),
+		Logger: e.Log, Metrics: m.Handler(), Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
