@@ -248,6 +248,11 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
 			}
+			// The event store too, which is another server with ESDB_URL:
+			// a stream that never exists answers "not found" when it is up.
+			if _, err := store.ReadStream(ctx, eventstore.WorkspaceStream(uuid.Nil), eventstore.ReadOptions{Max: 1}); err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+				return fmt.Errorf("event store: %w", err)
+			}
 			if n := running.Load(); int(n) < len(all) {
 				return fmt.Errorf("%d of %d projection runners stopped", len(all)-int(n), len(all))
 			}

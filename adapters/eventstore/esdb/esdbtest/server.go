@@ -104,6 +104,9 @@ func StartOn(t testing.TB, addr string) *Server {
 	return s
 }
 
+// Stop stops the server at once, as a node failure does.
+func (s *Server) Stop() { s.srv.Stop() }
+
 // URL is the connection string of the server: plain text, single node.
 func (s *Server) URL() string { return "esdb://" + s.addr + "?tls=false" }
 
