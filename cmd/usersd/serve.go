@@ -124,14 +124,15 @@ type serveConfig struct {
 // environment, then the defaults.
 func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (serveConfig, error) {
 	cfg := serveConfig{httpAddr: httpAddrFlag, publicURL: publicURLFlag, demo: db.CreateIfMissing}
+	addrSource := "-http-addr"
 	if cfg.httpAddr == "" {
-		cfg.httpAddr = e.Getenv(envHTTPAddr)
+		cfg.httpAddr, addrSource = e.Getenv(envHTTPAddr), envHTTPAddr
 	}
 	if cfg.httpAddr == "" {
 		cfg.httpAddr = ":8080"
 	}
 	if _, _, err := net.SplitHostPort(cfg.httpAddr); err != nil {
-		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, cfg.httpAddr)
+		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", addrSource, cfg.httpAddr)
 	}
 	var err error
 	if cfg.publicURL, err = publicURL(publicURLFlag, e.Getenv); err != nil {
