@@ -67,8 +67,12 @@ Environment:
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
-                          invitation e-mails go to the development mailbox
-                          (GET /v1/dev/mailbox, the UI's Mailbox page)
+                          on the embedded default, invitation e-mails go to
+                          the development mailbox (GET /v1/dev/mailbox, the
+                          UI's Mailbox page); elsewhere one of SMTP_URL and
+                          USERSD_DEV_MAILBOX=true is required
+  USERSD_DEV_MAILBOX      true: the development mailbox outside the embedded
+                          default (its links sit in plain text in the database)
   USERSD_TOKEN_KEY        key of invitation links, at least 32 bytes, the same
                           in every replica (default: derived from the JWT secret)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
@@ -147,7 +151,7 @@ func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (s
 	if cfg.jwt, err = readJWTConfig(e, db); err != nil {
 		return cfg, err
 	}
-	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret); err != nil {
+	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret, configuredBy(db, e.Getenv)); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -34,6 +34,10 @@ func TestServeConfigErrors(t *testing.T) {
 		{"negative TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "-1h"}, "USERSD_INVITATION_TTL"},
 		{"zero TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "0s"}, "USERSD_INVITATION_TTL"},
 		{"bad proxy", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "USERSD_TRUSTED_PROXIES"},
+		// Outside the embedded default, the development mailbox (working
+		// links in plain text) is never a silent fallback.
+		{"no mail configuration with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}, "set SMTP_URL (smtp://host:port) to send invitation e-mails, or USERSD_DEV_MAILBOX=true"},
+		{"no mail configuration with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret}, "with ESDB_URL set, set SMTP_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,7 +144,7 @@ func startServing(t *testing.T, vars map[string]string) serving {
 func TestServeAnswersTheAPI(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.New(t)
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	base := s.base
 	for _, p := range []string{"/healthz", "/metrics"} {
 		r, err := http.Get(base + p)
@@ -188,8 +192,14 @@ func TestServeAnswersTheAPI(t *testing.T) {
 	if r.StatusCode != 201 || !strings.Contains(string(body), `"position"`) {
 		t.Errorf("create workspace: %d %s", r.StatusCode, body)
 	}
-	if res := s.stop(); res.code != exitOK {
+	res := s.stop()
+	if res.code != exitOK {
 		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
+	}
+	// The development mailbox was asked for outside the embedded default:
+	// start says, once, what it exposes.
+	if n := strings.Count(res.stderr, "level=WARN msg=\"mail: USERSD_DEV_MAILBOX=true"); n != 1 {
+		t.Errorf("serve with USERSD_DEV_MAILBOX=true and DATABASE_URL logged %d warnings about the development mailbox, want 1:\n%s", n, res.stderr)
 	}
 }
 
