@@ -47,8 +47,9 @@ func nameRoute(next http.Handler) http.Handler {
 	})
 }
 
-// maxRequestIDLength bounds a client's X-Request-Id; a longer one, or one
-// with other characters than [A-Za-z0-9._:-], is replaced by a new id.
+// maxRequestIDLength bounds a trusted proxy's X-Request-Id; a longer one,
+// or one with other characters than [A-Za-z0-9._:-], is replaced by a new
+// id.
 const maxRequestIDLength = 128
 
 // maxUserAgentLength bounds the user agent kept in event metadata, in bytes.
@@ -107,15 +108,14 @@ func cleanUserAgent(ua string) string {
 // nearest untrusted address X-Forwarded-For names (read right to left, as
 // each proxy appends the address it saw).
 func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, ok := peerAddr(r)
+	if !ok {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
 		return host
 	}
-	peer = peer.Unmap()
 	if !s.trusted(peer) {
 		return peer.String()
 	}
@@ -132,6 +132,31 @@ func (s *Server) clientIP(r *http.Request) string {
 		peer = a
 	}
 	return peer.String()
+}
+
+// peerAddr is the TCP peer's address.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return peer.Unmap(), true
+}
+
+// requestIDOf is the request's id: the X-Request-Id a trusted proxy sent,
+// if valid, else a new one. A client's own would become the correlation
+// id of the events it causes, in the audit history, unchecked.
+func (s *Server) requestIDOf(r *http.Request) string {
+	if peer, ok := peerAddr(r); ok && s.trusted(peer) {
+		if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+			return id
+		}
+	}
+	return newRequestID()
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -176,10 +201,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = newRequestID()
-		}
+		id := s.requestIDOf(r)
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		ctx = context.WithValue(ctx, keyRequest, &domain.RequestContext{

@@ -76,7 +76,8 @@ Environment:
   USERSD_TOKEN_KEY        key of invitation links, at least 32 bytes, the same
                           in every replica (default: derived from the JWT secret)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
-                          whose X-Forwarded-For is believed (default: none)
+                          whose X-Forwarded-For and X-Request-Id are believed
+                          (default: none)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
