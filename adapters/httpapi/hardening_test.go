@@ -61,3 +61,33 @@ func TestRequestIDComesFromTrustedProxiesOnly(t *testing.T) {
 		})
 	}
 }
+
+// Every answer carries X-Content-Type-Options: nosniff, whatever route,
+// status or content type: successes, problems, unmatched routes and
+// methods, the operations endpoints.
+func TestEveryAnswerIsNosniff(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	ws, owner, _ := a.createWorkspace(t, "Sniff", "owner@sniff.test")
+	for _, rq := range []req{
+		{method: "GET", path: "/healthz"},
+		{method: "HEAD", path: "/healthz"},
+		{method: "GET", path: "/readyz"},
+		{method: "GET", path: "/metrics"},
+		{method: "GET", path: "/openapi.yaml"},
+		{method: "GET", path: "/v1/nothing"},
+		{method: "GET", path: "/elsewhere"},
+		{method: "PATCH", path: "/v1/workspaces"},
+		{method: "GET", path: "/v1/me/workspaces"},
+		{method: "GET", path: "/v1/me/workspaces", token: userToken(owner)},
+		{method: "GET", path: "/v1/workspaces/" + ws.String() + "/users", token: userToken(owner)},
+		{method: "GET", path: "/v1/workspaces/" + ws.String() + "/audit", token: userToken(owner), headers: map[string]string{"Accept": "text/csv"}},
+		{method: "POST", path: "/v1/workspaces", token: systemToken, body: "{", contentType: "application/json"},
+		{method: "POST", path: "/v1/workspaces/" + ws.String() + "/logins", token: userToken(owner)},
+	} {
+		r := a.do(t, rq)
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", rq.method, rq.path, r.status, got)
+		}
+	}
+}

@@ -194,13 +194,33 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and deadlines.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// instrument is the outermost layer: it gives every request its id and
-// request context, logs it once done, and turns a panic into a 500 problem.
-// The access log holds the route template, never the path (which may hold
-// ids only, but query strings and bodies may hold addresses and tokens).
+// setSecurityHeaders sets the headers every answer carries, whatever
+// writes it: no content sniffing, so that a body is only ever what its
+// Content-Type says.
+func setSecurityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// SecurityHeaders sets the headers every answer carries before next runs:
+// the outermost layer of a listener's handler (usersd serve puts it around
+// the API and the web UI, and around /metrics on its own address). The
+// API's own outermost layer (instrument) sets them too.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument is the outermost layer: it sets the security headers, gives
+// every request its id and request context, logs it once done, and turns
+// a panic into a 500 problem. The access log holds the route template,
+// never the path (which may hold ids only, but query strings and bodies may
+// hold addresses and tokens).
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		setSecurityHeaders(w.Header())
 		id := s.requestIDOf(r)
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), keyRequestID, id)

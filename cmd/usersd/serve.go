@@ -307,15 +307,16 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	return nil
 }
 
-// withUI sends the API's paths to api and everything else to the web UI.
+// withUI sends the API's paths to api and everything else to the web UI,
+// every answer with the security headers (nosniff).
 func withUI(api, ui http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpapi.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
 			api.ServeHTTP(w, r)
 			return
 		}
 		ui.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func isAPIPath(p string) bool {

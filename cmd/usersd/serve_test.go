@@ -204,3 +204,31 @@ func TestServeAnswersTheAPI(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Every answer of usersd serve carries X-Content-Type-Options: nosniff:
+// the web UI's pages and files, the API's answers and problems, the
+// operations endpoints, unknown paths and methods.
+func TestServeAnswersAreNosniff(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	defer s.stop()
+	for _, rq := range []struct{ method, path string }{
+		{"GET", "/"}, {"GET", "/audit"}, {"GET", "/accept?token=x"}, {"GET", "/assets/app.js"}, {"GET", "/no-such-page"},
+		{"POST", "/"}, {"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/openapi.yaml"},
+		{"GET", "/v1/nope"}, {"PATCH", "/v1/workspaces"}, {"GET", "/v1/me/workspaces"}, {"HEAD", "/healthz"},
+	} {
+		hr, err := http.NewRequest(rq.method, s.base+rq.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", rq.method, rq.path, r.StatusCode, got)
+		}
+	}
+}
