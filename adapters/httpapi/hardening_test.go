@@ -1,14 +1,19 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
 )
 
 // The request id becomes the correlation id of the events a request
@@ -90,4 +95,125 @@ func TestEveryAnswerIsNosniff(t *testing.T) {
 			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", rq.method, rq.path, r.status, got)
 		}
 	}
+}
+
+// gate holds one armed request at a point of its work until its client
+// has left, then lets it go on with its dead context: a client that
+// cancels while its request waits or queries.
+type gate struct {
+	armed   atomic.Bool
+	entered chan struct{}
+}
+
+func (g *gate) hold(ctx context.Context) {
+	if !g.armed.CompareAndSwap(true, false) {
+		return
+	}
+	g.entered <- struct{}{}
+	<-ctx.Done()
+}
+
+// gatedWaiter is the real waiter, with the gate before each wait; the
+// wait itself outlives the client, so that the request goes on to its
+// queries with a dead context.
+type gatedWaiter struct {
+	httpapi.Waiter
+	g *gate
+}
+
+func (w gatedWaiter) WaitFor(ctx context.Context, pos domain.Position, names ...string) error {
+	w.g.hold(ctx)
+	return w.Waiter.WaitFor(context.WithoutCancel(ctx), pos, names...)
+}
+
+// gatedWorkspaces is the real repository, with the gate before each update.
+type gatedWorkspaces struct {
+	commands.WorkspaceRepository
+	g *gate
+}
+
+func (w gatedWorkspaces) Update(ctx context.Context, id uuid.UUID, decide func(*domain.Workspace) error, stamp commands.Stamp) (domain.Position, error) {
+	w.g.hold(ctx)
+	return w.WorkspaceRepository.Update(ctx, id, decide, stamp)
+}
+
+// A request its client cancels is neither a 500 nor an error in the log:
+// the observer (the metrics) hears status 499 with outcome "cancelled".
+func TestClientCancelledRequestsAreNoErrors(t *testing.T) {
+	t.Parallel()
+	g := &gate{entered: make(chan struct{})}
+	obs := &observations{}
+	a := newAPIWith(t, func(c *httpapi.Config) {
+		c.Observer = obs
+		c.Waiter = gatedWaiter{c.Waiter, g}
+		c.Deps.Workspaces = gatedWorkspaces{c.Deps.Workspaces, g}
+	})
+	ws, owner, pos := a.createWorkspace(t, "Cancelled", "owner@cancelled.test")
+	base := a.url + "/v1/workspaces/" + ws.String()
+	for _, c := range []struct {
+		name, method, path, route, body string
+		headers                          map[string]string
+	}{
+		{"the user list", "GET", base + "/users", "/v1/workspaces/{ws}/users", "", map[string]string{"X-Consistent-With": pos}},
+		{"audit verify", "GET", base + "/audit/verify", "/v1/workspaces/{ws}/audit/verify", "", map[string]string{"X-Consistent-With": pos}},
+		{"a role change", "PUT", base + "/users/" + owner.String() + "/role", "/v1/workspaces/{ws}/users/{userId}/role", `{"role":"Manager"}`, nil},
+		{"an invitation", "POST", base + "/invitations", "/v1/workspaces/{ws}/invitations", `{"emails":"new@cancelled.test","role":"Editor"}`, nil},
+	} {
+		g.armed.Store(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		hr, err := http.NewRequestWithContext(ctx, c.method, c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hr.Header.Set("Authorization", "Bearer "+userToken(owner))
+		if c.body != "" {
+			hr.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range c.headers {
+			hr.Header.Set(k, v)
+		}
+		done := make(chan error, 1)
+		go func() {
+			res, err := http.DefaultClient.Do(hr)
+			if err == nil {
+				res.Body.Close()
+			}
+			done <- err
+		}()
+		select {
+		case <-g.entered:
+		case err := <-done:
+			t.Fatalf("%s: answered before it reached the gate: %v", c.name, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: never reached the gate", c.name)
+		}
+		cancel()
+		if err := <-done; err == nil {
+			t.Fatalf("%s: the cancelled request got an answer", c.name)
+		}
+		var got []observation
+		for deadline := time.Now().Add(30 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			got = obs.of(c.method, c.route)
+		}
+		if want := (observation{c.method, c.route, 499, "cancelled"}); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: the observer heard %+v, want %+v", c.name, got, want)
+		}
+	}
+	if logs := a.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("cancelled requests logged errors:\n%s", logs)
+	}
+}
+
+// of is what the observer heard of method on route.
+func (o *observations) of(method, route string) []observation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []observation
+	for _, got := range o.all {
+		if got.method == method && got.route == route {
+			out = append(out, got)
+		}
+	}
+	return out
 }

@@ -29,8 +29,12 @@ const (
 )
 
 // routeInfo carries the matched route's template, and the problem's code
-// when the answer was one, out to the access log and the observer.
-type routeInfo struct{ template, code string }
+// when the answer was one, out to the access log and the observer;
+// cancelled when the client left before the answer (writeProblem).
+type routeInfo struct {
+	template, code string
+	cancelled      bool
+}
 
 // nameRoute is a mux middleware (it runs on matched routes only) that tells
 // the access log which route served the request.
@@ -232,19 +236,27 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					s.log.WarnContext(ctx, "http request aborted", "request_id", id)
-					panic(v)
-				}
+			v := recover()
+			aborted := v == http.ErrAbortHandler
+			if v != nil && !aborted {
 				s.log.ErrorContext(ctx, "panic serving request", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					writeProblem(sw, r, s.log, newProblem(codeInternal, "internal error; quote the request id when reporting it"))
 				}
 			}
 			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
+			switch {
+			case clientGone(r) && (info.cancelled || status == 0 || aborted):
+				// The client left before its answer was whole: nobody
+				// got a 500 or a 200 (nginx's 499).
+				status, info.code = statusClientClosedRequest, outcomeCancelled
+			default:
+				if aborted {
+					s.log.WarnContext(ctx, "http request aborted", "request_id", id)
+				}
+				if status == 0 {
+					status = http.StatusOK
+				}
 			}
 			took := time.Since(start)
 			if s.cfg.Observer != nil {
@@ -257,6 +269,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				slog.Duration("duration", took),
 				slog.Int64("bytes", sw.bytes),
 				slog.String("request_id", id))
+			if aborted {
+				panic(v) // net/http cuts the connection
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
