@@ -57,6 +57,8 @@ Environment:
                           the events live there and PostgreSQL keeps the read
                           models (see docs/esdb.md)
   USERSD_HTTP_ADDR        listen address (default :8080)
+  USERSD_METRICS_ADDR     serve /metrics only on this address (e.g.
+                          127.0.0.1:9090), not on USERSD_HTTP_ADDR
   USERSD_PUBLIC_URL       base of links to usersd, in e-mails and the printed
                           link (default http://localhost:<port>)
   USERSD_JWT_SECRET       HS256 secret of bearer tokens, at least 32 bytes;
@@ -85,6 +87,7 @@ Environment:
 			databaseURL := databaseFlag(fs)
 			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
 			publicURL := fs.String("public-url", "", "base `URL` of links to usersd, in e-mails and the printed admin link (overrides $"+envPublicURL+")")
+			metricsAddrFlag := fs.String("metrics-addr", "", "serve /metrics only on this `address` (overrides $"+envMetricsAddr+"; default: on the API's address)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected arguments %q: serve takes only flags", args)
@@ -93,7 +96,7 @@ Environment:
 				if err != nil {
 					return err
 				}
-				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL)
+				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL, *metricsAddrFlag)
 				if err != nil {
 					return err
 				}
@@ -123,11 +126,14 @@ type serveConfig struct {
 	// mail is where invitation e-mails go (SMTP_URL, else the development
 	// mailbox) and the key of their links.
 	mail mailConfig
+	// metricsAddr, when set, is the only address serving /metrics
+	// (USERSD_METRICS_ADDR).
+	metricsAddr string
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
 // environment, then the defaults.
-func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (serveConfig, error) {
+func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag, metricsAddrFlag string) (serveConfig, error) {
 	cfg := serveConfig{httpAddr: httpAddrFlag, publicURL: publicURLFlag, demo: db.CreateIfMissing}
 	addrSource := "-http-addr"
 	if cfg.httpAddr == "" {
@@ -140,6 +146,9 @@ func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (s
 		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", addrSource, cfg.httpAddr)
 	}
 	var err error
+	if cfg.metricsAddr, err = metricsAddr(metricsAddrFlag, e.Getenv, cfg.httpAddr); err != nil {
+		return cfg, err
+	}
 	if cfg.publicURL, err = publicURL(publicURLFlag, e.Getenv); err != nil {
 		return cfg, err
 	}
@@ -245,10 +254,20 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	wg.Go(mailDone)
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
+	metricsHandler := m.Handler()
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.metricsAddr, metricsHandler, e.Log)
+		if err != nil {
+			halt()
+			return err
+		}
+		defer stopMetrics()
+		metricsHandler = nil // there only: 404 on the API's address
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
-		Logger: e.Log, Metrics: m.Handler(), Observer: m,
+		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
