@@ -152,7 +152,7 @@ func TestClientCancelledRequestsAreNoErrors(t *testing.T) {
 	base := a.url + "/v1/workspaces/" + ws.String()
 	for _, c := range []struct {
 		name, method, path, route, body string
-		headers                          map[string]string
+		headers                         map[string]string
 	}{
 		{"the user list", "GET", base + "/users", "/v1/workspaces/{ws}/users", "", map[string]string{"X-Consistent-With": pos}},
 		{"audit verify", "GET", base + "/audit/verify", "/v1/workspaces/{ws}/audit/verify", "", map[string]string{"X-Consistent-With": pos}},
