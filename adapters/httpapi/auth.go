@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -47,6 +48,32 @@ type claims struct {
 	Scope string `json:"scope,omitempty"`
 }
 
+// errTimeClaimNotNumber refuses a token whose exp, nbf or iat is not a JSON
+// number: RFC 7519 makes them NumericDates, and jwt would read the string
+// "1999999999" as the number.
+var errTimeClaimNotNumber = errors.New("exp, nbf and iat must be JSON numbers")
+
+// UnmarshalJSON reads the claims, refusing time claims that are not JSON
+// numbers.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp, Nbf, Iat json.RawMessage
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, raw := range []json.RawMessage{times.Exp, times.Nbf, times.Iat} {
+		if raw == nil {
+			continue
+		}
+		if ch := raw[0]; ch != '-' && (ch < '0' || ch > '9') {
+			return errTimeClaimNotNumber
+		}
+	}
+	type plain claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 // authenticate reads the bearer token. Every failure is the same 401 to the
 // client (its detail says what to fix, never echoes the token).
 func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
@@ -69,6 +96,10 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
 			detail = "the bearer token has expired"
+		case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+			detail = "the bearer token was issued in the future (iat): check the clock of who signed it"
+		case errors.Is(err, errTimeClaimNotNumber):
+			detail = "the bearer token's exp, nbf and iat must be numbers of seconds (NumericDate), not strings"
 		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 			detail = "the bearer token was issued by someone else (iss)"
 		case errors.Is(err, jwt.ErrTokenInvalidAudience):
@@ -84,13 +115,14 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 }
 
 // newJWTParser checks the signature method, exp (required), nbf and iat
-// with some leeway, and iss and aud when cfg names them: a platform that
-// signs tokens for several services with one secret can then keep the
-// others' tokens out.
+// (when present: not in the future) with some leeway, and iss and aud when
+// cfg names them: a platform that signs tokens for several services with
+// one secret can then keep the others' tokens out.
 func newJWTParser(cfg Config) *jwt.Parser {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
 		jwt.WithLeeway(clockLeeway),
 		jwt.WithTimeFunc(cfg.Now),
 	}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,5 +61,42 @@ func TestJWTIssuerAndAudience(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// exp, nbf and iat are NumericDates: JSON numbers of seconds. A token
+// issued in the future (beyond the clock leeway) is refused, as one that
+// is not valid yet is.
+func TestJWTTimeClaims(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	id := uuid.New()
+	now := time.Now()
+	future := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   int
+	}{
+		{"iat now", jwt.MapClaims{"iat": now.Unix()}, 200},
+		{"iat an hour ago", jwt.MapClaims{"iat": now.Add(-time.Hour).Unix()}, 200},
+		{"iat a few seconds ahead, within the leeway", jwt.MapClaims{"iat": now.Add(5 * time.Second).Unix()}, 200},
+		{"iat in the future", jwt.MapClaims{"iat": now.Add(2 * time.Minute).Unix()}, 401},
+		{"iat far in the future", jwt.MapClaims{"iat": now.Add(365 * 24 * time.Hour).Unix()}, 401},
+		{"exp with a fraction", jwt.MapClaims{"exp": float64(now.Add(time.Hour).Unix()) + 0.5}, 200},
+		{"exp as a string", jwt.MapClaims{"exp": future}, 401},
+		{"exp as null", jwt.MapClaims{"exp": nil}, 401},
+		{"nbf as a string", jwt.MapClaims{"nbf": strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)}, 401},
+		{"iat as a string", jwt.MapClaims{"iat": strconv.FormatInt(now.Unix(), 10)}, 401},
+		{"nbf in the future", jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}, 401},
+	}
+	for _, c := range cases {
+		r := a.do(t, req{method: "GET", path: "/v1/me/workspaces", token: signed(id, c.claims)})
+		if r.status != c.want {
+			t.Errorf("%s: got %d %s, want %d", c.name, r.status, r.body, c.want)
+		}
+		if r.status == http.StatusUnauthorized && r.code() != "unauthenticated" {
+			t.Errorf("%s: 401 with code %q, want unauthenticated", c.name, r.code())
+		}
 	}
 }

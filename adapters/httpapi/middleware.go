@@ -29,8 +29,12 @@ const (
 )
 
 // routeInfo carries the matched route's template, and the problem's code
-// when the answer was one, out to the access log and the observer.
-type routeInfo struct{ template, code string }
+// when the answer was one, out to the access log and the observer;
+// cancelled when the client left before the answer (writeProblem).
+type routeInfo struct {
+	template, code string
+	cancelled      bool
+}
 
 // nameRoute is a mux middleware (it runs on matched routes only) that tells
 // the access log which route served the request.
@@ -47,8 +51,9 @@ func nameRoute(next http.Handler) http.Handler {
 	})
 }
 
-// maxRequestIDLength bounds a client's X-Request-Id; a longer one, or one
-// with other characters than [A-Za-z0-9._:-], is replaced by a new id.
+// maxRequestIDLength bounds a trusted proxy's X-Request-Id; a longer one,
+// or one with other characters than [A-Za-z0-9._:-], is replaced by a new
+// id.
 const maxRequestIDLength = 128
 
 // maxUserAgentLength bounds the user agent kept in event metadata, in bytes.
@@ -107,15 +112,14 @@ func cleanUserAgent(ua string) string {
 // nearest untrusted address X-Forwarded-For names (read right to left, as
 // each proxy appends the address it saw).
 func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, ok := peerAddr(r)
+	if !ok {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
 		return host
 	}
-	peer = peer.Unmap()
 	if !s.trusted(peer) {
 		return peer.String()
 	}
@@ -132,6 +136,31 @@ func (s *Server) clientIP(r *http.Request) string {
 		peer = a
 	}
 	return peer.String()
+}
+
+// peerAddr is the TCP peer's address.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return peer.Unmap(), true
+}
+
+// requestIDOf is the request's id: the X-Request-Id a trusted proxy sent,
+// if valid, else a new one. A client's own would become the correlation
+// id of the events it causes, in the audit history, unchecked.
+func (s *Server) requestIDOf(r *http.Request) string {
+	if peer, ok := peerAddr(r); ok && s.trusted(peer) {
+		if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+			return id
+		}
+	}
+	return newRequestID()
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -169,17 +198,34 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and deadlines.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// instrument is the outermost layer: it gives every request its id and
-// request context, logs it once done, and turns a panic into a 500 problem.
-// The access log holds the route template, never the path (which may hold
-// ids only, but query strings and bodies may hold addresses and tokens).
+// setSecurityHeaders sets the headers every answer carries, whatever
+// writes it: no content sniffing, so that a body is only ever what its
+// Content-Type says.
+func setSecurityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// SecurityHeaders sets the headers every answer carries before next runs:
+// the outermost layer of a listener's handler (usersd serve puts it around
+// the API and the web UI, and around /metrics on its own address). The
+// API's own outermost layer (instrument) sets them too.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument is the outermost layer: it sets the security headers, gives
+// every request its id and request context, logs it once done, and turns
+// a panic into a 500 problem. The access log holds the route template,
+// never the path (which may hold ids only, but query strings and bodies may
+// hold addresses and tokens).
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = newRequestID()
-		}
+		setSecurityHeaders(w.Header())
+		id := s.requestIDOf(r)
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		ctx = context.WithValue(ctx, keyRequest, &domain.RequestContext{
@@ -190,19 +236,27 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					s.log.WarnContext(ctx, "http request aborted", "request_id", id)
-					panic(v)
-				}
+			v := recover()
+			aborted := v == http.ErrAbortHandler
+			if v != nil && !aborted {
 				s.log.ErrorContext(ctx, "panic serving request", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					writeProblem(sw, r, s.log, newProblem(codeInternal, "internal error; quote the request id when reporting it"))
 				}
 			}
 			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
+			switch {
+			case clientGone(r) && (info.cancelled || status == 0 || aborted):
+				// The client left before its answer was whole: nobody
+				// got a 500 or a 200 (nginx's 499).
+				status, info.code = statusClientClosedRequest, outcomeCancelled
+			default:
+				if aborted {
+					s.log.WarnContext(ctx, "http request aborted", "request_id", id)
+				}
+				if status == 0 {
+					status = http.StatusOK
+				}
 			}
 			took := time.Since(start)
 			if s.cfg.Observer != nil {
@@ -215,6 +269,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				slog.Duration("duration", took),
 				slog.Int64("bytes", sw.bytes),
 				slog.String("request_id", id))
+			if aborted {
+				panic(v) // net/http cuts the connection
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})

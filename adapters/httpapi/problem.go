@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -176,8 +177,33 @@ func toProblem(err error, fs fields) *Problem {
 	return &Problem{Code: codeInternal, Detail: "internal error; quote the request id when reporting it", cause: err}
 }
 
-// writeProblem answers p as application/problem+json.
+// statusClientClosedRequest is the status the access log and the metrics
+// record for a request whose client left before its answer (nginx's 499),
+// with the outcome outcomeCancelled: not a fault of ours, so not a 500.
+// Nothing is sent: nobody is there to read it.
+const (
+	statusClientClosedRequest = 499
+	outcomeCancelled          = "cancelled"
+)
+
+// clientGone reports whether r's client has left: its context is
+// cancelled (not merely past a deadline of ours).
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}
+
+// writeProblem answers p as application/problem+json. An internal error of
+// a request whose client has left is that departure (a query or a wait cut
+// by the request's context): it is recorded as cancelled, logged at debug
+// level, and nothing is written.
 func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *Problem) {
+	if p.Code == codeInternal && clientGone(r) {
+		if info, ok := r.Context().Value(keyRoute).(*routeInfo); ok {
+			info.cancelled = true
+		}
+		log.DebugContext(r.Context(), "request ended by the client", "request_id", requestID(r.Context()), "err", p.cause)
+		return
+	}
 	status, ok := statusOf[p.Code]
 	if !ok {
 		status = http.StatusInternalServerError

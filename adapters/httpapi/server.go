@@ -264,13 +264,9 @@ func (s *Server) public(h func(w http.ResponseWriter, r *http.Request) error) ht
 }
 
 // fail answers err as a problem. Handlers attach field names by returning
-// a *Problem (see withFields).
+// a *Problem (see withFields). A request whose client has left is recorded
+// as cancelled (writeProblem).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
-		// The client left; nobody reads the answer.
-		s.log.DebugContext(r.Context(), "request ended by the client", "request_id", requestID(r.Context()))
-		return
-	}
 	writeProblem(w, r, s.log, toProblem(err, nil))
 }
 
@@ -293,6 +289,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
+			if clientGone(r) {
+				s.fail(w, r, err) // the probe left: cancelled, not "not ready"
+				return
+			}
 			s.log.WarnContext(r.Context(), "not ready", "err", err)
 			writeProblem(w, r, s.log, newProblem(codeNotReady, "the service is not ready: its database or read models are not available yet"))
 			return

@@ -103,6 +103,20 @@ func resolveDatabase(fs *flag.FlagSet, flagValue string, getenv func(string) str
 	return db, nil
 }
 
+// configuredBy names what takes usersd off the embedded default: the
+// database's source when someone configured one, else ESDB_URL when set;
+// "" on the embedded default. Development conveniences that would leak in
+// production (the development mailbox) are on by default only there.
+func configuredBy(db database, getenv func(string) string) string {
+	switch {
+	case !db.CreateIfMissing:
+		return db.Source
+	case strings.TrimSpace(getenv(envESDBURL)) != "":
+		return envESDBURL
+	}
+	return ""
+}
+
 // String describes the database without its password, for logs.
 func (db database) String() string {
 	if db.config == nil {

@@ -73,7 +73,7 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	// loop stops for good when it does, stranding concurrent callers (see
 	// docs/esdb.md), which is not what this test is about.
 	esdbURL := srv.URL() + "&maxDiscoverAttempts=100000"
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": esdbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": esdbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	base := s.base
 	sign := func(claims jwt.MapClaims) string {
 		claims["exp"] = time.Now().Add(time.Minute).Unix()

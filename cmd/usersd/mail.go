@@ -7,6 +7,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -22,8 +23,9 @@ import (
 // Configuration of invitation e-mails (docs/email.md). USERSD_PUBLIC_URL,
 // the base of the links, is read with the other serve settings (publicURL).
 const (
-	envSMTPURL  = "SMTP_URL"
-	envTokenKey = "USERSD_TOKEN_KEY"
+	envSMTPURL    = "SMTP_URL"
+	envTokenKey   = "USERSD_TOKEN_KEY"
+	envDevMailbox = "USERSD_DEV_MAILBOX"
 )
 
 // mailConfig is what the e-mail service reads.
@@ -35,13 +37,21 @@ type mailConfig struct {
 	PublicURL string
 	// TokenKey derives invitation link secrets (linkSecrets).
 	TokenKey []byte
+	// DevMailboxOutsideDefault is true when USERSD_DEV_MAILBOX=true turned
+	// the development mailbox on outside the embedded default: start
+	// warns that working links sit in plain text in the database.
+	DevMailboxOutsideDefault bool
 }
 
-// parseMailConfig reads SMTP_URL and USERSD_TOKEN_KEY. public is the
-// configured public URL ("" if none: links then point to localhost on
-// httpAddr's port, see linkBase); jwtSecret gives the default token key.
-// Errors are usage errors naming the variable.
-func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSecret []byte) (mailConfig, error) {
+// parseMailConfig reads SMTP_URL, USERSD_DEV_MAILBOX and USERSD_TOKEN_KEY.
+// public is the configured public URL ("" if none: links then point to
+// localhost on httpAddr's port, see linkBase); jwtSecret gives the default
+// token key. configured names what takes usersd off the embedded default
+// ("" on it, see configuredBy): there, without SMTP_URL, mail goes to the
+// development mailbox; elsewhere that takes USERSD_DEV_MAILBOX=true, since
+// the mailbox keeps working links in plain text. Errors are usage errors
+// naming the variables.
+func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSecret []byte, configured string) (mailConfig, error) {
 	c := mailConfig{PublicURL: linkBase(public, httpAddr)}
 	if v := getenv(envTokenKey); v != "" {
 		if len(v) < commands.MinTokenKeySize {
@@ -63,6 +73,27 @@ func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSec
 			s.From = defaultFrom(c.PublicURL)
 		}
 		c.SMTP = &s
+	}
+	devMailbox, devSet := false, false
+	if v := strings.TrimSpace(getenv(envDevMailbox)); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return mailConfig{}, usageErrorf("%s=%q: want true or false", envDevMailbox, v)
+		}
+		devMailbox, devSet = b, true
+	}
+	switch {
+	case c.SMTP != nil && devMailbox:
+		return mailConfig{}, usageErrorf("%s and %s=true are both set: invitation e-mails go to one place; unset one of them", envSMTPURL, envDevMailbox)
+	case c.SMTP != nil:
+	case devSet && !devMailbox:
+		return mailConfig{}, usageErrorf("%s=false and %s is not set: invitation e-mails have nowhere to go; set %s (smtp://host:port)", envDevMailbox, envSMTPURL, envSMTPURL)
+	case !devSet && configured != "":
+		return mailConfig{}, usageErrorf("no mail configuration: with %s set, set %s (smtp://host:port) to send invitation e-mails, "+
+			"or %s=true to keep them in the development mailbox (for development only: its working links sit in plain text in the database)",
+			configured, envSMTPURL, envDevMailbox)
+	case configured != "":
+		c.DevMailboxOutsideDefault = true
 	}
 	return c, nil
 }
@@ -108,7 +139,12 @@ func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, 
 	} else {
 		box := email.NewMailbox(pool)
 		sender, mailbox = box, devMailbox{box}
-		log.Info("mail: SMTP_URL is unset; invitation e-mails go to the development mailbox", "public_url", cfg.PublicURL)
+		if cfg.DevMailboxOutsideDefault {
+			log.Warn("mail: "+envDevMailbox+"=true: invitation e-mails go to the development mailbox, whose working links sit in plain text in the database and in GET /v1/dev/mailbox; for development only, set "+envSMTPURL+" in production",
+				"public_url", cfg.PublicURL)
+		} else {
+			log.Info("mail: SMTP_URL is unset; invitation e-mails go to the development mailbox", "public_url", cfg.PublicURL)
+		}
 	}
 	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
 	if err != nil {

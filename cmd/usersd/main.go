@@ -111,7 +111,8 @@ func run(ctx context.Context, args []string, e *env) int {
 
 	fs := newFlagSet(cmd, e)
 	runCmd := cmd.Setup(fs, e)
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printCommandUsage(e.Stdout, cmd, fs)
 			return exitOK
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	e.Log = logger.With("cmd", cmd.Name)
 
-	if err := runCmd(ctx, fs.Args()); err != nil {
+	if err := runCmd(ctx, positional); err != nil {
 		var usage *usageError
 		if errors.As(err, &usage) {
 			fmt.Fprintf(e.Stderr, "usersd %s: %v\nRun 'usersd %s -h' for usage.\n", cmd.Name, err, cmd.Name)
@@ -138,6 +139,30 @@ func run(ctx context.Context, args []string, e *env) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// parseInterspersed parses args on fs with the flags anywhere among the
+// positional arguments, so that `usersd audit verify -workspace ID` (as the
+// README writes it) reads -workspace as `usersd audit -workspace ID verify`
+// does; the flag package alone stops at the first positional argument. A
+// "--" ends the flags: what follows is positional. It answers the
+// positional arguments in their order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 func lookup(name string) *command {

@@ -57,6 +57,8 @@ Environment:
                           the events live there and PostgreSQL keeps the read
                           models (see docs/esdb.md)
   USERSD_HTTP_ADDR        listen address (default :8080)
+  USERSD_METRICS_ADDR     serve /metrics only on this address (e.g.
+                          127.0.0.1:9090), not on USERSD_HTTP_ADDR
   USERSD_PUBLIC_URL       base of links to usersd, in e-mails and the printed
                           link (default http://localhost:<port>)
   USERSD_JWT_SECRET       HS256 secret of bearer tokens, at least 32 bytes;
@@ -67,12 +69,17 @@ Environment:
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
-                          invitation e-mails go to the development mailbox
-                          (GET /v1/dev/mailbox, the UI's Mailbox page)
+                          on the embedded default, invitation e-mails go to
+                          the development mailbox (GET /v1/dev/mailbox, the
+                          UI's Mailbox page); elsewhere one of SMTP_URL and
+                          USERSD_DEV_MAILBOX=true is required
+  USERSD_DEV_MAILBOX      true: the development mailbox outside the embedded
+                          default (its links sit in plain text in the database)
   USERSD_TOKEN_KEY        key of invitation links, at least 32 bytes, the same
                           in every replica (default: derived from the JWT secret)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
-                          whose X-Forwarded-For is believed (default: none)
+                          whose X-Forwarded-For and X-Request-Id are believed
+                          (default: none)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
@@ -80,6 +87,7 @@ Environment:
 			databaseURL := databaseFlag(fs)
 			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
 			publicURL := fs.String("public-url", "", "base `URL` of links to usersd, in e-mails and the printed admin link (overrides $"+envPublicURL+")")
+			metricsAddrFlag := fs.String("metrics-addr", "", "serve /metrics only on this `address` (overrides $"+envMetricsAddr+"; default: on the API's address)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected arguments %q: serve takes only flags", args)
@@ -88,7 +96,7 @@ Environment:
 				if err != nil {
 					return err
 				}
-				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL)
+				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL, *metricsAddrFlag)
 				if err != nil {
 					return err
 				}
@@ -118,22 +126,29 @@ type serveConfig struct {
 	// mail is where invitation e-mails go (SMTP_URL, else the development
 	// mailbox) and the key of their links.
 	mail mailConfig
+	// metricsAddr, when set, is the only address serving /metrics
+	// (USERSD_METRICS_ADDR).
+	metricsAddr string
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
 // environment, then the defaults.
-func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (serveConfig, error) {
+func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag, metricsAddrFlag string) (serveConfig, error) {
 	cfg := serveConfig{httpAddr: httpAddrFlag, publicURL: publicURLFlag, demo: db.CreateIfMissing}
+	addrSource := "-http-addr"
 	if cfg.httpAddr == "" {
-		cfg.httpAddr = e.Getenv(envHTTPAddr)
+		cfg.httpAddr, addrSource = e.Getenv(envHTTPAddr), envHTTPAddr
 	}
 	if cfg.httpAddr == "" {
 		cfg.httpAddr = ":8080"
 	}
 	if _, _, err := net.SplitHostPort(cfg.httpAddr); err != nil {
-		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", envHTTPAddr, cfg.httpAddr)
+		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", addrSource, cfg.httpAddr)
 	}
 	var err error
+	if cfg.metricsAddr, err = metricsAddr(metricsAddrFlag, e.Getenv, cfg.httpAddr); err != nil {
+		return cfg, err
+	}
 	if cfg.publicURL, err = publicURL(publicURLFlag, e.Getenv); err != nil {
 		return cfg, err
 	}
@@ -146,7 +161,7 @@ func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag string) (s
 	if cfg.jwt, err = readJWTConfig(e, db); err != nil {
 		return cfg, err
 	}
-	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret); err != nil {
+	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret, configuredBy(db, e.Getenv)); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -239,10 +254,20 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	wg.Go(mailDone)
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
+	metricsHandler := m.Handler()
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.metricsAddr, metricsHandler, e.Log)
+		if err != nil {
+			halt()
+			return err
+		}
+		defer stopMetrics()
+		metricsHandler = nil // there only: 404 on the API's address
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
-		Logger: e.Log, Metrics: m.Handler(), Observer: m,
+		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
@@ -301,15 +326,16 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	return nil
 }
 
-// withUI sends the API's paths to api and everything else to the web UI.
+// withUI sends the API's paths to api and everything else to the web UI,
+// every answer with the security headers (nosniff).
 func withUI(api, ui http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpapi.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
 			api.ServeHTTP(w, r)
 			return
 		}
 		ui.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func isAPIPath(p string) bool {

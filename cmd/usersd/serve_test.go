@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,12 @@ func TestServeConfigErrors(t *testing.T) {
 		{"negative TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "-1h"}, "USERSD_INVITATION_TTL"},
 		{"zero TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "0s"}, "USERSD_INVITATION_TTL"},
 		{"bad proxy", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "USERSD_TRUSTED_PROXIES"},
+		// Outside the embedded default, the development mailbox (working
+		// links in plain text) is never a silent fallback.
+		{"no mail configuration with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}, "set SMTP_URL (smtp://host:port) to send invitation e-mails, or USERSD_DEV_MAILBOX=true"},
+		{"bad metrics address", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_METRICS_ADDR": "9090"}, `USERSD_METRICS_ADDR="9090" is not a listen address`},
+		{"metrics on the API's address", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": ":9999", "USERSD_METRICS_ADDR": ":9999"}, "is the address of the API"},
+		{"no mail configuration with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret}, "with ESDB_URL set, set SMTP_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,15 +118,19 @@ func startServing(t *testing.T, vars map[string]string) serving {
 		code := run(ctx, []string{"serve"}, e)
 		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	}()
+	var stopped result
+	var stopOnce sync.Once
 	s := serving{base: "http://" + addr, stop: func() result {
-		cancel()
-		select {
-		case res := <-done:
-			return res
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not stop")
-			return result{}
-		}
+		// Once: a deferred stop may follow the test's own.
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case stopped = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop")
+			}
+		})
+		return stopped
 	}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -140,7 +151,7 @@ func startServing(t *testing.T, vars map[string]string) serving {
 func TestServeAnswersTheAPI(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.New(t)
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	base := s.base
 	for _, p := range []string{"/healthz", "/metrics"} {
 		r, err := http.Get(base + p)
@@ -188,9 +199,87 @@ func TestServeAnswersTheAPI(t *testing.T) {
 	if r.StatusCode != 201 || !strings.Contains(string(body), `"position"`) {
 		t.Errorf("create workspace: %d %s", r.StatusCode, body)
 	}
-	if res := s.stop(); res.code != exitOK {
+	res := s.stop()
+	if res.code != exitOK {
 		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
+	}
+	// The development mailbox was asked for outside the embedded default:
+	// start says, once, what it exposes.
+	if n := strings.Count(res.stderr, "level=WARN msg=\"mail: USERSD_DEV_MAILBOX=true"); n != 1 {
+		t.Errorf("serve with USERSD_DEV_MAILBOX=true and DATABASE_URL logged %d warnings about the development mailbox, want 1:\n%s", n, res.stderr)
 	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Every answer of usersd serve carries X-Content-Type-Options: nosniff:
+// the web UI's pages and files, the API's answers and problems, the
+// operations endpoints, unknown paths and methods.
+func TestServeAnswersAreNosniff(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	defer s.stop()
+	for _, rq := range []struct{ method, path string }{
+		{"GET", "/"}, {"GET", "/audit"}, {"GET", "/accept?token=x"}, {"GET", "/assets/app.js"}, {"GET", "/no-such-page"},
+		{"POST", "/"}, {"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/openapi.yaml"},
+		{"GET", "/v1/nope"}, {"PATCH", "/v1/workspaces"}, {"GET", "/v1/me/workspaces"}, {"HEAD", "/healthz"},
+	} {
+		hr, err := http.NewRequest(rq.method, s.base+rq.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", rq.method, rq.path, r.StatusCode, got)
+		}
+	}
+}
+
+// With USERSD_METRICS_ADDR, /metrics is served there and only there: the
+// API's address answers 404, so that it need not be public.
+func TestServeMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true",
+		"USERSD_METRICS_ADDR": metricsAddr})
+	defer s.stop()
+	get := func(url string) (int, string, http.Header) {
+		t.Helper()
+		r, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b), r.Header
+	}
+	if status, _, _ := get(s.base + "/metrics"); status != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API's address: %d, want 404", status)
+	}
+	status, body, h := get("http://" + metricsAddr + "/metrics")
+	if status != http.StatusOK || !strings.Contains(body, `usersd_http_requests_total{method="GET",route="unmatched",status="404"}`) {
+		t.Errorf("GET /metrics on %s: %d, want 200 counting the API's requests:\n%s", metricsAddr, status, body)
+	}
+	if h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET /metrics on %s: no X-Content-Type-Options: nosniff", metricsAddr)
+	}
+	for _, p := range []string{"/", "/healthz", "/v1/me/workspaces", "/openapi.yaml"} {
+		if status, _, h := get("http://" + metricsAddr + p); status != http.StatusNotFound || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s on the metrics address: %d, want 404 with nosniff", p, status)
+		}
+	}
+	if res := s.stop(); res.code != exitOK {
+		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
+	}
+}
