@@ -24,6 +24,9 @@ const (
 	codeProjectionLag        domain.Code = "projection_lag"
 	codeNotReady             domain.Code = "not_ready"
 	codeInternal             domain.Code = "internal"
+	// codeTooManyRequests: a per-client limit of the HTTP layer (stream
+	// slots, the token endpoints' rate); Retry-After says when to retry.
+	codeTooManyRequests domain.Code = "too_many_requests"
 )
 
 // statusOf is the one table that maps error codes to HTTP statuses. A code
@@ -72,6 +75,7 @@ var statusOf = map[domain.Code]int{
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 
 	domain.CodeRateLimited: http.StatusTooManyRequests,
+	codeTooManyRequests:    http.StatusTooManyRequests,
 
 	codeInternal:      http.StatusInternalServerError,
 	codeNotReady:      http.StatusServiceUnavailable,
@@ -108,6 +112,7 @@ var titles = map[domain.Code]string{
 	codeBodyTooLarge:               "Request body too large",
 	codeUnsupportedMediaType:       "Unsupported content type",
 	domain.CodeRateLimited:         "Too many invitations",
+	codeTooManyRequests:            "Too many requests",
 	codeInternal:                   "Internal error",
 	codeNotReady:                   "Not ready",
 	codeProjectionLag:              "Read models lag behind",
@@ -200,7 +205,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *P
 	if p.Code == codeUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
 	}
-	if p.Code == domain.CodeRateLimited && !p.retryAt.IsZero() {
+	if !p.retryAt.IsZero() { // rate_limited, too_many_requests
 		secs := math.Ceil(time.Until(p.retryAt).Seconds())
 		h.Set("Retry-After", strconv.Itoa(max(1, int(secs))))
 	}

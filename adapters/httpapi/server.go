@@ -107,6 +107,10 @@ type Config struct {
 	// Now is the clock for token expiry and invitation expiry in the list;
 	// default time.Now.
 	Now func() time.Time
+	// Streams bounds the streamed answers (audit exports): how many run at
+	// once, in the replica and per caller, and how long a write may wait
+	// for the client (see stream.go). Zero fields take the defaults.
+	Streams StreamLimits
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -118,6 +122,8 @@ type Server struct {
 	jwt     *jwt.Parser
 	users   *userlist.Queries
 	members *memberships.Queries
+
+	streams *streamSlots
 
 	create     commands.CreateWorkspaceHandler
 	invite     commands.InviteUsersHandler
@@ -164,10 +170,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ConsistencyTimeout <= 0 {
 		cfg.ConsistencyTimeout = DefaultConsistencyTimeout
 	}
+	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),
 		users:      userlist.NewQueries(cfg.DB, cfg.Now),
 		members:    memberships.NewQueries(cfg.DB),
+		streams:    newStreamSlots(cfg.Streams),
 		create:     commands.NewCreateWorkspaceHandler(d),
 		invite:     commands.NewInviteUsersHandler(d, cfg.Policy),
 		changeRole: commands.NewChangeRoleHandler(d),
