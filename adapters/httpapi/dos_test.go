@@ -2,9 +2,12 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/domain"
 )
 
 // Denial of service: stalled exports, forged tokens, slow bodies and too
@@ -244,4 +248,58 @@ func TestStalledExportIsCutOff(t *testing.T) {
 	if logs := a.logs.String(); !strings.Contains(logs, "stopped reading") || strings.Contains(logs, "failed midway") {
 		t.Errorf("logs: want the export logged as ended by its client, not as failed:\n%s", logs)
 	}
+}
+
+func randomToken() string {
+	secret := make([]byte, domain.SecretSize)
+	_, _ = rand.Read(secret)
+	return domain.InvitationToken{WorkspaceID: uuid.New(), InvitationID: uuid.New(), Secret: secret}.String()
+}
+
+// TestTokenEndpointsRateLimitedPerClient: invitation lookups and
+// acceptances, which need no login, are limited per client address (the
+// forwarded one behind a trusted proxy; an IPv6 /64 as one): beyond the
+// burst 429 too_many_requests with Retry-After, while other addresses go
+// on.
+func TestTokenEndpointsRateLimitedPerClient(t *testing.T) {
+	t.Parallel()
+	a := newAPIWith(t, func(c *httpapi.Config) {
+		c.TokenRate = httpapi.RateLimit{Burst: 3, Every: time.Hour}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	call := func(from, path string) resp {
+		t.Helper()
+		body := map[string]string{"token": randomToken()}
+		if strings.HasSuffix(path, "accept") {
+			body["name"] = "Mallory"
+		}
+		return a.do(t, req{method: "POST", path: path, body: body, headers: map[string]string{"X-Forwarded-For": from}})
+	}
+	allowed := func(from, path string) {
+		t.Helper()
+		if r := call(from, path); r.status != http.StatusBadRequest || r.code() != "invalid_token" {
+			t.Errorf("%s from %s: got %d %s, want 400 invalid_token", path, from, r.status, r.body)
+		}
+	}
+	limited := func(from, path string) {
+		t.Helper()
+		r := call(from, path)
+		retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != http.StatusTooManyRequests || r.code() != "too_many_requests" || err != nil || retry < 1 {
+			t.Errorf("%s from %s: got %d %s, Retry-After %q; want 429 too_many_requests with Retry-After", path, from, r.status, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	const lookup, accept = "/v1/invitations/lookup", "/v1/invitations/accept"
+	allowed("203.0.113.7", lookup)
+	allowed("203.0.113.7", accept)
+	allowed("203.0.113.7", lookup)
+	limited("203.0.113.7", lookup)
+	limited("203.0.113.7", accept)
+	allowed("203.0.113.8", accept)
+
+	for i := range 3 {
+		allowed(fmt.Sprintf("2001:db8:1:2::%d", i+1), lookup)
+	}
+	limited("2001:db8:1:2:ffff::99", lookup) // the same /64
+	allowed("2001:db8:1:3::1", lookup)
 }

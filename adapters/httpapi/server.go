@@ -111,6 +111,10 @@ type Config struct {
 	// once, in the replica and per caller, and how long a write may wait
 	// for the client (see stream.go). Zero fields take the defaults.
 	Streams StreamLimits
+	// TokenRate limits, per client address, the endpoints anyone may call
+	// with an invitation token (lookup, accept); zero fields take
+	// DefaultTokenBurst and DefaultTokenEvery.
+	TokenRate RateLimit
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -123,7 +127,8 @@ type Server struct {
 	users   *userlist.Queries
 	members *memberships.Queries
 
-	streams *streamSlots
+	streams   *streamSlots
+	tokenRate *clientLimiter
 
 	create     commands.CreateWorkspaceHandler
 	invite     commands.InviteUsersHandler
@@ -176,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 		users:      userlist.NewQueries(cfg.DB, cfg.Now),
 		members:    memberships.NewQueries(cfg.DB),
 		streams:    newStreamSlots(cfg.Streams),
+		tokenRate:  newClientLimiter(cfg.TokenRate),
 		create:     commands.NewCreateWorkspaceHandler(d),
 		invite:     commands.NewInviteUsersHandler(d, cfg.Policy),
 		changeRole: commands.NewChangeRoleHandler(d),
@@ -263,8 +269,14 @@ func (s *Server) authed(h authedFunc) http.Handler {
 	})
 }
 
+// public serves an endpoint anyone may call (with an invitation token),
+// rate-limited per client address.
 func (s *Server) public(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.limitClient(r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if err := h(w, r); err != nil {
 			s.fail(w, r, err)
 		}
