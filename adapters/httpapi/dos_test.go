@@ -1,15 +1,18 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,6 +253,61 @@ func TestStalledExportIsCutOff(t *testing.T) {
 	}
 }
 
+// TestExportOutlivesServerTimeouts: on a server with short read and write
+// timeouts (which bound ordinary requests), an export to a slow but
+// reading client runs to its end, and the connection then serves other
+// requests.
+func TestExportOutlivesServerTimeouts(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	ws, admin, _ := exportWorkspace(t, a)
+	base := serveOwn(t, a.handler, httpapi.Timeouts{ReadHeader: 2 * time.Second, Read: 2 * time.Second, Write: 2 * time.Second})
+	c := rawClient(t)
+	res := openExport(t, c, base, ws, admin, "application/x-ndjson")
+	br := bufio.NewReader(res.Body)
+	lines := 0
+	for {
+		_, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("export cut after %d lines: %v", lines, err)
+		}
+		lines++
+		if lines%5000 == 0 { // a slow reader: past every server timeout
+			time.Sleep(2500 * time.Millisecond)
+		}
+	}
+	if lines < fatEntries {
+		t.Errorf("export: got %d lines, want at least %d", lines, fatEntries)
+	}
+	if got, code, _ := answer(t, c, "GET", base+"/v1/workspaces/"+ws.String()+"/users", admin, "", nil); got != 200 {
+		t.Errorf("a request after the export: got %d %s, want 200", got, code)
+	}
+}
+
+// serveOwn serves h on a real http.Server of NewHTTPServer with timeouts
+// t, behind LimitConnsPerClient with limit c, and answers its base URL.
+func serveOwn(t *testing.T, h http.Handler, tm httpapi.Timeouts, limit ...httpapi.ConnLimit) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpapi.NewHTTPServer(h, tm)
+	var ln net.Listener = l
+	if len(limit) > 0 {
+		ln = httpapi.LimitConnsPerClient(l, limit[0])
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
 func randomToken() string {
 	secret := make([]byte, domain.SecretSize)
 	_, _ = rand.Read(secret)
@@ -302,4 +360,115 @@ func TestTokenEndpointsRateLimitedPerClient(t *testing.T) {
 	}
 	limited("2001:db8:1:2:ffff::99", lookup) // the same /64
 	allowed("2001:db8:1:3::1", lookup)
+}
+
+// TestSlowBodyIsCutOff: a client that sends its body a byte at a time is
+// answered 408 request_timeout and disconnected at the server's read
+// timeout, instead of holding the connection as long as it likes.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	base := serveOwn(t, a.handler, httpapi.Timeouts{ReadHeader: 2 * time.Second, Read: 2 * time.Second})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "POST /v1/invitations/accept HTTP/1.1\r\nHost: usersd\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // a byte now and then, for ever
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(patience))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to a body sent byte by byte: %v", err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || (resp{body: raw}).code() != "request_timeout" {
+		t.Errorf("got %d %s, want 408 request_timeout", res.StatusCode, raw)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Errorf("the connection stays open after the answer, want it closed")
+	}
+}
+
+// TestConnectionsPerClientCapped: beyond its limit, a client address's
+// connections are closed as soon as accepted (and counted); a closed
+// connection frees its place; trusted proxies are not counted.
+func TestConnectionsPerClientCapped(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	var refused atomic.Int64
+	base := serveOwn(t, ok, httpapi.Timeouts{}, httpapi.ConnLimit{PerClient: 2, Refused: func() { refused.Add(1) }})
+	addr := strings.TrimPrefix(base, "http://")
+
+	// roundTrip sends a request on conn and answers whether it was served.
+	roundTrip := func(conn net.Conn) bool {
+		_ = conn.SetDeadline(time.Now().Add(patience))
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: usersd\r\n\r\n"); err != nil {
+			return false
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	c1, c2 := dial(), dial()
+	if !roundTrip(c1) || !roundTrip(c2) {
+		t.Fatal("the first two connections are not served")
+	}
+	if roundTrip(dial()) {
+		t.Error("a third connection from the same address was served, want it closed")
+	}
+	if got := refused.Load(); got != 1 {
+		t.Errorf("refused connections counted: got %d, want 1", got)
+	}
+	c1.Close()
+	deadline := time.Now().Add(patience)
+	for !roundTrip(dial()) { // until the server has seen c1 go
+		if time.Now().After(deadline) {
+			t.Fatal("no connection is served after one of two closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	proxied := serveOwn(t, ok, httpapi.Timeouts{}, httpapi.ConnLimit{PerClient: 1, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	for i := range 3 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(proxied, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if !roundTrip(conn) {
+			t.Errorf("connection %d from a trusted proxy not served, want proxies exempt", i+1)
+		}
+	}
 }

@@ -27,6 +27,9 @@ const (
 	// codeTooManyRequests: a per-client limit of the HTTP layer (stream
 	// slots, the token endpoints' rate); Retry-After says when to retry.
 	codeTooManyRequests domain.Code = "too_many_requests"
+	// codeRequestTimeout: the request's body did not arrive in time (the
+	// server's read timeout).
+	codeRequestTimeout domain.Code = "request_timeout"
 )
 
 // statusOf is the one table that maps error codes to HTTP statuses. A code
@@ -71,6 +74,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInvitationRevoked: http.StatusGone,
 	domain.CodeInvitationUsed:    http.StatusGone,
 
+	codeRequestTimeout:       http.StatusRequestTimeout,
 	codeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 
@@ -113,6 +117,7 @@ var titles = map[domain.Code]string{
 	codeUnsupportedMediaType:       "Unsupported content type",
 	domain.CodeRateLimited:         "Too many invitations",
 	codeTooManyRequests:            "Too many requests",
+	codeRequestTimeout:             "Request body too slow",
 	codeInternal:                   "Internal error",
 	codeNotReady:                   "Not ready",
 	codeProjectionLag:              "Read models lag behind",
