@@ -27,8 +27,11 @@ type Workspaces struct {
 	capacity int
 
 	mu      sync.Mutex
-	entries map[uuid.UUID]*list.Element
-	lru     *list.List // of *cached, most recently used first
+	entries map[uuid.UUID]*list.Element // workspaces known to exist
+	lru     *list.List                  // of *cached, most recently used first
+	// loading holds entries of ids not yet known to exist, while requests
+	// use them; they never count against capacity.
+	loading map[uuid.UUID]*cached
 }
 
 type cached struct {
@@ -37,6 +40,10 @@ type cached struct {
 	w        *domain.Workspace
 	revision int64 // of the last event applied; -1 before the first
 	last     domain.Position
+
+	// Guarded by Workspaces.mu.
+	el   *list.Element // its place in lru; nil until it is known to exist
+	refs int           // requests using it
 }
 
 // NewWorkspaces returns a repository caching up to capacity workspaces.
@@ -52,33 +59,56 @@ func NewWorkspaces(store Store, capacity int) *Workspaces {
 
 var _ commands.WorkspaceRepository = (*Workspaces)(nil)
 
-// entry returns the cache entry of id, making it the most recently used and
-// evicting the least recently used beyond capacity.
-func (r *Workspaces) entry(id uuid.UUID) *cached {
+// acquire returns the entry of id for one request, which must release it.
+// A cached workspace becomes the most recently used. An id not cached gets
+// an entry that requests for the same id share (so they stay serialised)
+// but that joins the cache only when release learns that the workspace
+// exists: requests for ids that exist nowhere (random ids in forged
+// invitation tokens, say) never evict a workspace.
+func (r *Workspaces) acquire(id uuid.UUID) *cached {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if el, ok := r.entries[id]; ok {
+	c, ok := r.loading[id]
+	if el, cachedOK := r.entries[id]; cachedOK {
 		r.lru.MoveToFront(el)
-		return el.Value.(*cached)
+		c, ok = el.Value.(*cached), true
 	}
-	c := &cached{id: id, w: domain.NewWorkspace(id), revision: -1}
-	r.entries[id] = r.lru.PushFront(c)
-	for r.lru.Len() > r.capacity {
-		old := r.lru.Back()
-		r.lru.Remove(old)
-		delete(r.entries, old.Value.(*cached).id)
+	if !ok {
+		c = &cached{id: id, w: domain.NewWorkspace(id), revision: -1}
+		if r.loading == nil {
+			r.loading = make(map[uuid.UUID]*cached)
+		}
+		r.loading[id] = c
 	}
+	c.refs++
 	return c
 }
 
-// forget drops a workspace that does not exist, so that requests for random
-// ids cannot fill the cache.
-func (r *Workspaces) forget(c *cached) {
+// release ends a request's use of c, which it holds locked. A workspace that
+// exists joins the cache, evicting the least recently used beyond
+// capacity; one that does not is forgotten once no request uses it.
+func (r *Workspaces) release(c *cached) {
+	exists := c.w.Exists()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if el, ok := r.entries[c.id]; ok && el.Value == c {
-		r.lru.Remove(el)
-		delete(r.entries, c.id)
+	c.refs--
+	if r.loading[c.id] != c {
+		return // cached already, or evicted meanwhile
+	}
+	if exists {
+		delete(r.loading, c.id)
+		c.el = r.lru.PushFront(c)
+		r.entries[c.id] = c.el
+		for r.lru.Len() > r.capacity {
+			old := r.lru.Back().Value.(*cached)
+			r.lru.Remove(old.el)
+			old.el = nil
+			delete(r.entries, old.id)
+		}
+		return
+	}
+	if c.refs == 0 {
+		delete(r.loading, c.id)
 	}
 }
 
@@ -109,9 +139,10 @@ func (r *Workspaces) catchUp(ctx context.Context, c *cached) error {
 
 // Update loads, decides and appends; see commands.WorkspaceRepository.
 func (r *Workspaces) Update(ctx context.Context, id uuid.UUID, decide func(w *domain.Workspace) error, stamp commands.Stamp) (domain.Position, error) {
-	c := r.entry(id)
+	c := r.acquire(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer r.release(c)
 	if c.revision >= 0 {
 		// Decide on the cache first and let the append's expected revision
 		// tell whether it was current: with one replica it always is, and
@@ -130,9 +161,6 @@ func (r *Workspaces) Update(ctx context.Context, id uuid.UUID, decide func(w *do
 	if err := r.catchUp(ctx, c); err != nil {
 		return domain.Position{}, err
 	}
-	if !c.w.Exists() {
-		defer r.forget(c)
-	}
 	if err := decide(c.w); err != nil {
 		c.w.Discard()
 		return domain.Position{}, err
@@ -142,15 +170,21 @@ func (r *Workspaces) Update(ctx context.Context, id uuid.UUID, decide func(w *do
 
 // Create appends a new workspace; its stream must not exist.
 func (r *Workspaces) Create(ctx context.Context, w *domain.Workspace, stamp commands.Stamp) (domain.Position, error) {
-	c := r.entry(w.ID())
+	c := r.acquire(w.ID())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.w, c.revision = w, -1
+	defer r.release(c)
+	exists := &domain.Error{Code: domain.CodeWorkspaceExists, Message: "a workspace with this id already exists"}
+	if c.revision >= 0 {
+		return domain.Position{}, exists // cached, so stored
+	}
+	c.w = w
 	pos, err := r.appendPending(ctx, c, stamp)
 	if err != nil {
-		r.forget(c)
+		// Another replica's, or nobody's: start from the store again.
+		c.w, c.revision = domain.NewWorkspace(w.ID()), -1
 		if errors.Is(err, domain.ErrConcurrency) {
-			return domain.Position{}, &domain.Error{Code: domain.CodeWorkspaceExists, Message: "a workspace with this id already exists"}
+			return domain.Position{}, exists
 		}
 	}
 	return pos, err
@@ -186,14 +220,14 @@ func (r *Workspaces) appendPending(ctx context.Context, c *cached, stamp command
 
 // View loads a workspace and lets read look at it.
 func (r *Workspaces) View(ctx context.Context, id uuid.UUID, read func(w *domain.Workspace) error) error {
-	c := r.entry(id)
+	c := r.acquire(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer r.release(c)
 	if err := r.catchUp(ctx, c); err != nil {
 		return err
 	}
 	if !c.w.Exists() {
-		r.forget(c)
 		return domain.ErrWorkspaceNotFound
 	}
 	err := read(c.w)

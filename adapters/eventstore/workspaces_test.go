@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,6 +210,63 @@ func TestWorkspaces(t *testing.T) {
 					}, stamp); err != nil {
 						t.Fatalf("update %s after eviction: %v", w.id, err)
 					}
+				}
+			})
+			t.Run("ids of no workspace evict nothing from the cache", func(t *testing.T) {
+				t.Parallel()
+				store := &countingStore{Store: newStore(t)}
+				repo := eventstore.NewWorkspaces(store, 2)
+				ctx := context.Background()
+				// A full cache: two workspaces in a cache of two.
+				id, owner := created(t, repo)
+				id2, owner2 := created(t, repo)
+				// Forged invitation tokens name random workspaces: many
+				// more than the cache holds, viewed and updated.
+				for range 10 {
+					if err := repo.View(ctx, uuid.New(), func(*domain.Workspace) error { return nil }); !errors.Is(err, domain.ErrWorkspaceNotFound) {
+						t.Fatalf("view of a random id = %v, want workspace_not_found", err)
+					}
+					if _, err := repo.Update(ctx, uuid.New(), func(w *domain.Workspace) error {
+						return w.UpdateSettings(owner, domain.Settings{})
+					}, stamp); err == nil {
+						t.Fatal("update of a random id succeeded, want an error")
+					}
+				}
+				before := store.reads.Load()
+				for _, w := range []struct{ id, owner uuid.UUID }{{id, owner}, {id2, owner2}} {
+					if _, err := repo.Update(ctx, w.id, func(x *domain.Workspace) error {
+						return x.UpdateSettings(w.owner, domain.Settings{ManagersMayGrantAdmin: false})
+					}, stamp); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := store.reads.Load() - before; got != 0 {
+					t.Errorf("the real workspaces were read %d times after 20 requests for random ids, want 0: they must still be cached", got)
+				}
+			})
+			t.Run("a new workspace is cached once it exists, also when loaded concurrently", func(t *testing.T) {
+				t.Parallel()
+				store := &countingStore{Store: newStore(t)}
+				writer, repo := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				ctx := context.Background()
+				id, owner := created(t, writer)
+				var wg sync.WaitGroup
+				for range 8 {
+					wg.Go(func() {
+						if err := repo.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
+							t.Errorf("view: %v", err)
+						}
+					})
+				}
+				wg.Wait()
+				before := store.reads.Load()
+				if _, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
+					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
+				}, stamp); err != nil {
+					t.Fatal(err)
+				}
+				if got := store.reads.Load() - before; got != 0 {
+					t.Errorf("an update after views read the stream %d times, want 0 (cached by the views)", got)
 				}
 			})
 			t.Run("accounts: one id per address, also across registries", func(t *testing.T) {

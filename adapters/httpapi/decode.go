@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 
@@ -30,6 +31,10 @@ func readBody(r *http.Request) ([]byte, *Problem) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, newProblem(codeBodyTooLarge, fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, newProblem(codeRequestTimeout, "the request body did not arrive in time")
 		}
 		return nil, newProblem(codeInvalidJSON, "the request body could not be read")
 	}

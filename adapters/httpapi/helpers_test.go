@@ -88,6 +88,8 @@ type api struct {
 	pool   *pgxpool.Pool
 	links  *linkBox
 	logs   *syncBuffer
+	// handler is the API, for tests that serve it on a server of their own.
+	handler http.Handler
 }
 
 func newAPI(t testing.TB) *api { t.Helper(); return newAPIWith(t, nil) }
@@ -136,7 +138,7 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 		t.Fatalf("httpapi.New: %v", err)
 	}
 	srv := httptest.NewServer(server)
-	a.url = srv.URL
+	a.url, a.handler = srv.URL, server
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -25,6 +25,12 @@ const (
 	codeProjectionLag        domain.Code = "projection_lag"
 	codeNotReady             domain.Code = "not_ready"
 	codeInternal             domain.Code = "internal"
+	// codeTooManyRequests: a per-client limit of the HTTP layer (stream
+	// slots, the token endpoints' rate); Retry-After says when to retry.
+	codeTooManyRequests domain.Code = "too_many_requests"
+	// codeRequestTimeout: the request's body did not arrive in time (the
+	// server's read timeout).
+	codeRequestTimeout domain.Code = "request_timeout"
 )
 
 // statusOf is the one table that maps error codes to HTTP statuses. A code
@@ -69,10 +75,12 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInvitationRevoked: http.StatusGone,
 	domain.CodeInvitationUsed:    http.StatusGone,
 
+	codeRequestTimeout:       http.StatusRequestTimeout,
 	codeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 
 	domain.CodeRateLimited: http.StatusTooManyRequests,
+	codeTooManyRequests:    http.StatusTooManyRequests,
 
 	codeInternal:      http.StatusInternalServerError,
 	codeNotReady:      http.StatusServiceUnavailable,
@@ -109,6 +117,8 @@ var titles = map[domain.Code]string{
 	codeBodyTooLarge:               "Request body too large",
 	codeUnsupportedMediaType:       "Unsupported content type",
 	domain.CodeRateLimited:         "Too many invitations",
+	codeTooManyRequests:            "Too many requests",
+	codeRequestTimeout:             "Request body too slow",
 	codeInternal:                   "Internal error",
 	codeNotReady:                   "Not ready",
 	codeProjectionLag:              "Read models lag behind",
@@ -226,7 +236,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *P
 	if p.Code == codeUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
 	}
-	if p.Code == domain.CodeRateLimited && !p.retryAt.IsZero() {
+	if !p.retryAt.IsZero() { // rate_limited, too_many_requests
 		secs := math.Ceil(time.Until(p.retryAt).Seconds())
 		h.Set("Retry-After", strconv.Itoa(max(1, int(secs))))
 	}

@@ -289,8 +289,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 			NextCursor *string       `json:"nextCursor"`
 		}{page.Items, optString(page.NextCursor)})
 	}
-	sw := &startWriter{w: w, start: func() {
-		h := w.Header()
+	st, err := s.openStream(w, r, p.userID.String(), func(h http.Header) {
 		ext, ct := ".ndjson", "application/x-ndjson"
 		if format == audit.FormatCSV {
 			ext, ct = ".csv", "text/csv; charset=utf-8"
@@ -298,37 +297,29 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		h.Set("Content-Type", ct)
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Disposition", `attachment; filename="audit-`+ws.String()+ext+`"`)
-		w.WriteHeader(http.StatusOK)
-	}}
-	if err := audit.Export(r.Context(), s.cfg.DB, ws, f, sw, format); err != nil {
-		if !sw.started {
+	})
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := audit.Export(r.Context(), s.cfg.DB, ws, f, st, format); err != nil {
+		if !st.started {
 			return paramProblem(err)
 		}
 		// Too late for a problem: cut the response so the client sees
 		// an incomplete transfer rather than a short, valid-looking file.
-		s.log.ErrorContext(r.Context(), "audit export failed midway", "request_id", requestID(r.Context()), "err", err)
+		if st.writeErr != nil || r.Context().Err() != nil {
+			s.log.InfoContext(r.Context(), "audit export ended: the client left or stopped reading", "request_id", requestID(r.Context()), "err", err)
+		} else {
+			s.log.ErrorContext(r.Context(), "audit export failed midway", "request_id", requestID(r.Context()), "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	}
-	if !sw.started {
-		sw.start()
+	if err := st.finish(); err != nil {
+		s.log.InfoContext(r.Context(), "audit export ended: the client left or stopped reading", "request_id", requestID(r.Context()), "err", err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
-}
-
-// startWriter writes the headers before the first byte, so that an export
-// failing before any output can still answer a problem.
-type startWriter struct {
-	w       http.ResponseWriter
-	start   func()
-	started bool
-}
-
-func (s *startWriter) Write(b []byte) (int, error) {
-	if !s.started {
-		s.started = true
-		s.start()
-	}
-	return s.w.Write(b)
 }
 
 // GET /v1/workspaces/{ws}/audit/verify (Monitor and up).

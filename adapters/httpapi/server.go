@@ -107,6 +107,14 @@ type Config struct {
 	// Now is the clock for token expiry and invitation expiry in the list;
 	// default time.Now.
 	Now func() time.Time
+	// Streams bounds the streamed answers (audit exports): how many run at
+	// once, in the replica and per caller, and how long a write may wait
+	// for the client (see stream.go). Zero fields take the defaults.
+	Streams StreamLimits
+	// TokenRate limits, per client address, the endpoints anyone may call
+	// with an invitation token (lookup, accept); zero fields take
+	// DefaultTokenBurst and DefaultTokenEvery.
+	TokenRate RateLimit
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -118,6 +126,9 @@ type Server struct {
 	jwt     *jwt.Parser
 	users   *userlist.Queries
 	members *memberships.Queries
+
+	streams   *streamSlots
+	tokenRate *clientLimiter
 
 	create     commands.CreateWorkspaceHandler
 	invite     commands.InviteUsersHandler
@@ -164,10 +175,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ConsistencyTimeout <= 0 {
 		cfg.ConsistencyTimeout = DefaultConsistencyTimeout
 	}
+	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),
 		users:      userlist.NewQueries(cfg.DB, cfg.Now),
 		members:    memberships.NewQueries(cfg.DB),
+		streams:    newStreamSlots(cfg.Streams),
+		tokenRate:  newClientLimiter(cfg.TokenRate),
 		create:     commands.NewCreateWorkspaceHandler(d),
 		invite:     commands.NewInviteUsersHandler(d, cfg.Policy),
 		changeRole: commands.NewChangeRoleHandler(d),
@@ -255,8 +269,14 @@ func (s *Server) authed(h authedFunc) http.Handler {
 	})
 }
 
+// public serves an endpoint anyone may call (with an invitation token),
+// rate-limited per client address.
 func (s *Server) public(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.limitClient(r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if err := h(w, r); err != nil {
 			s.fail(w, r, err)
 		}

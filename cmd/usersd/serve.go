@@ -288,9 +288,10 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		halt()
 		return err
 	}
-	srv := &http.Server{Handler: withUI(api, web.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpapi.NewHTTPServer(withUI(api, web.Handler()), httpapi.DefaultTimeouts)
+	limited := httpapi.LimitConnsPerClient(l, httpapi.ConnLimit{Exempt: cfg.trustedProxies, Refused: m.RefusedConnections()})
 	listenErr := make(chan error, 1)
-	go func() { listenErr <- srv.Serve(l) }()
+	go func() { listenErr <- srv.Serve(limited) }()
 	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
 		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
 	if cfg.demo && demoAdmin != uuid.Nil {

@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/csv"
@@ -140,10 +140,24 @@ func List(ctx context.Context, db DB, ws uuid.UUID, f Filter) (Page, error) {
 	return page, nil
 }
 
+// ExportPage is how many entries Export reads per query.
+const ExportPage = 1000
+
+// exportChunk bounds each Write of Export, so that a slow reader is waited
+// on in small steps (a caller's write deadline renewed per Write measures
+// progress).
+const exportChunk = 32 << 10
+
 // Export writes every entry of a workspace matching f (Limit and Cursor
-// aside) to w, oldest first, as NDJSON or CSV. It writes row by row as the
-// database sends them, through a small buffer, so memory stays flat however
-// long the history. An error after the first bytes leaves w truncated.
+// aside) to w, oldest first, as NDJSON or CSV: the entries there were when
+// it started, so a busy workspace cannot keep an export going forever.
+//
+// It never holds a database connection while it writes: it reads a keyset
+// page of ExportPage entries, encodes it, releases the connection, and only
+// then writes the page to w in writes of at most 32 KiB. A reader that
+// stalls (a client that stops reading an HTTP answer) therefore holds
+// memory for one page and no connection, however long it stalls. An error
+// after the first bytes leaves w truncated.
 func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, format string) error {
 	if format != FormatNDJSON && format != FormatCSV {
 		return invalid("format", "must be %q or %q, got %q", FormatNDJSON, FormatCSV, format)
@@ -152,52 +166,96 @@ func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, for
 	if err != nil {
 		return err
 	}
-	rows, err := db.Query(ctx, `SELECT `+columns+` FROM audit_entries WHERE `+where+` ORDER BY seq`, args...)
-	if err != nil {
+	var last int64
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM audit_entries WHERE workspace_id = $1`, ws).Scan(&last); err != nil {
 		return fmt.Errorf("audit export %s: %w", ws, err)
 	}
-	defer rows.Close()
+	args = append(args, last, int64(0))
+	sql := `SELECT ` + columns + ` FROM audit_entries WHERE ` + where +
+		` AND seq <= $` + strconv.Itoa(len(args)-1) + ` AND seq > $` + strconv.Itoa(len(args)) +
+		` ORDER BY seq LIMIT ` + strconv.Itoa(ExportPage)
 
-	var r row
-	targets := r.scanTargets()
-	bw := bufio.NewWriterSize(w, 32<<10)
+	var page bytes.Buffer
 	var cw *csv.Writer
 	var record []string
 	if format == FormatCSV {
-		cw = csv.NewWriter(bw)
+		cw = csv.NewWriter(&page)
 		record = make([]string, len(csvHeader))
 		if err := cw.Write(csvHeader); err != nil {
 			return fmt.Errorf("audit export %s: %w", ws, err)
 		}
 	}
 	var line []byte
-	for rows.Next() {
-		if err := rows.Scan(targets...); err != nil {
-			return fmt.Errorf("audit export %s: %w", ws, err)
-		}
-		e := r.entry()
-		if cw != nil {
-			record, line = e.csvRecord(record, line)
-			err = cw.Write(record)
-		} else {
+	for after := int64(0); after < last; {
+		args[len(args)-1] = after
+		n, err := exportPage(ctx, db, sql, args, func(e Entry) error {
+			after = e.Seq
+			if cw != nil {
+				record, line = e.csvRecord(record, line)
+				return cw.Write(record)
+			}
 			line = append(e.appendJSON(line[:0]), '\n')
-			_, err = bw.Write(line)
-		}
+			_, err := page.Write(line)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("audit export %s: %w", ws, err)
 		}
+		if cw != nil {
+			cw.Flush()
+			if err := cw.Error(); err != nil {
+				return fmt.Errorf("audit export %s: %w", ws, err)
+			}
+		}
+		// The page's connection is back in the pool: now wait on w.
+		if err := writeChunked(w, page.Bytes()); err != nil {
+			return fmt.Errorf("audit export %s: %w", ws, err)
+		}
+		page.Reset()
+		if n < ExportPage {
+			break
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("audit export %s: %w", ws, err)
-	}
-	if cw != nil {
-		cw.Flush()
-		if err := cw.Error(); err != nil {
+	if page.Len() > 0 { // the CSV header of an empty export
+		if err := writeChunked(w, page.Bytes()); err != nil {
 			return fmt.Errorf("audit export %s: %w", ws, err)
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("audit export %s: %w", ws, err)
+	return nil
+}
+
+// exportPage runs one page's query and hands each entry to add; it returns
+// once the rows are closed, so that the connection is released.
+func exportPage(ctx context.Context, db DB, sql string, args []any, add func(Entry) error) (int, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var r row
+	targets := r.scanTargets()
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(targets...); err != nil {
+			return n, err
+		}
+		if err := add(r.entry()); err != nil {
+			return n, err
+		}
+		n++
+	}
+	rows.Close()
+	return n, rows.Err()
+}
+
+// writeChunked writes b to w in writes of at most exportChunk bytes.
+func writeChunked(w io.Writer, b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), exportChunk)
+		if _, err := w.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
 	}
 	return nil
 }

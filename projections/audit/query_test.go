@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -477,3 +478,75 @@ func TestExportedChainChecksOut(t *testing.T) {
 		t.Errorf("lines: got %d, want 6", n)
 	}
 }
+
+// poolWriter runs a query on a pool at every Write: it succeeds only when a
+// connection is free, which it is not while Export holds the pool's only one.
+type poolWriter struct {
+	pool   *pgxpool.Pool
+	writes int
+	bytes  bytes.Buffer
+}
+
+func (w *poolWriter) Write(p []byte) (int, error) {
+	w.writes++
+	// Generous: a free connection answers at once; a held one never does.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var one int
+	if err := w.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return 0, fmt.Errorf("write %d: no free connection while Export writes: %w", w.writes, err)
+	}
+	return w.bytes.Write(p)
+}
+
+// TestExportHoldsNoConnectionWhileWriting: Export releases its database
+// connection before each write, so a reader that stalls (an HTTP client
+// that stops reading) holds no connection. On a pool of one connection,
+// every write of the export runs a query of its own; it could not if
+// Export kept its rows open while writing. Entries added meanwhile are
+// left out: an export is the history as it was when it started.
+func TestExportHoldsNoConnectionWhileWriting(t *testing.T) {
+	t.Parallel()
+	big, url := pgtest.New(t)
+	var h history
+	ws := uuid.New()
+	p := newPerson("p@example.test")
+	const n = 2*audit.ExportPage + 300 // three pages
+	apply(t, big, logins(&h, ws, p, n))
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
+		w := &poolWriter{pool: pool}
+		added := false
+		err := audit.Export(context.Background(), pool, ws, audit.Filter{}, writerFunc(func(b []byte) (int, error) {
+			if !added { // while the export runs, more entries come
+				added = true
+				apply(t, big, logins(&h, ws, p, 10))
+			}
+			return w.Write(b)
+		}), format)
+		if err != nil {
+			t.Fatalf("%s: Export: %v", format, err)
+		}
+		want := n + map[string]int{audit.FormatNDJSON: 0, audit.FormatCSV: 1}[format]
+		if format == audit.FormatCSV {
+			want += 10 // the NDJSON run's additions were there when it started
+		}
+		if got := bytes.Count(w.bytes.Bytes(), []byte{'\n'}); got != want {
+			t.Errorf("%s: lines: got %d, want %d", format, got, want)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
