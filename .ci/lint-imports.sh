@@ -2,11 +2,15 @@
 # Enforces the import rules of the style guide ("The layout shows the
 # architecture"), on non-test code only:
 #
-#   domain/...       the standard library and github.com/google/uuid
-#   commands/...     the standard library, google/uuid and our domain
+#   domain/...       the standard library, github.com/google/uuid and, for the
+#                    address and name rules (IDNA2008, PRECIS, NFC),
+#                    golang.org/x/net/idna and golang.org/x/text/...
+#   commands/...     the standard library, google/uuid and our domain (with
+#                    what domain brings: x/net/idna, x/text)
 #   projections/...  the standard library, google/uuid, our domain, projections
 #                    and github.com/jackc/pgx/v5 (pgx's own dependencies come
-#                    along: third-party packages are checked on direct imports)
+#                    along: third-party packages are checked on direct imports),
+#                    and what domain brings (x/net/idna, x/text)
 #   adapters/X/...   anything but cmd/... and a sibling adapter: an adapter may
 #                    import only the adapter packages on its own branch (its
 #                    ancestors, such as the port package adapters/eventstore
@@ -70,6 +74,12 @@ rel() {
 # under A B: A is B or below it (module-relative paths or import paths).
 under() { [[ $1 == "$2" || $1 == "$2/"* ]]; }
 
+# text_rules IMP: IMP is one of the libraries that hold the Unicode rules of
+# addresses and names (IDNA2008 and UTS #46, PRECIS, normalisation forms).
+# They are domain rules, so domain may use them: well-kept libraries of the
+# Go project rather than tables of our own (docs/decisions.md, Addresses).
+text_rules() { [[ $1 == golang.org/x/net/idna ]] || under "$1" golang.org/x/text; }
+
 # check P IMP: sets RULE to the rule that reaching IMP breaks for the package
 # P (module-relative), or "" if none.
 check() {
@@ -81,12 +91,14 @@ check() {
 	domain | domain/*)
 		[[ -n ${std[$imp]:-} ]] && return
 		under "$imp" github.com/google/uuid && return
+		text_rules "$imp" && return
 		[[ -n $i ]] && under "$i" domain && return
-		RULE="domain may import only the standard library and github.com/google/uuid"
+		RULE="domain may import only the standard library, github.com/google/uuid, golang.org/x/net/idna and golang.org/x/text"
 		;;
 	commands | commands/*)
 		[[ -n ${std[$imp]:-} ]] && return
 		under "$imp" github.com/google/uuid && return
+		text_rules "$imp" && return # through domain
 		[[ -n $i ]] && { under "$i" domain || under "$i" commands; } && return
 		RULE="commands may import only the standard library, github.com/google/uuid and domain"
 		;;
@@ -97,6 +109,7 @@ check() {
 			[[ -n ${std[$imp]:-} ]] && return
 			under "$imp" github.com/google/uuid && return
 			under "$imp" github.com/jackc/pgx/v5 && return
+			text_rules "$imp" && return # through domain
 		fi
 		RULE="projections may import only the standard library, github.com/google/uuid, github.com/jackc/pgx/v5, domain and projections"
 		;;

@@ -53,7 +53,7 @@ func (h CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace)
 		return CreateWorkspaceResult{}, err
 	}
 	w.Discard()
-	ids, err := h.d.Accounts.Resolve(ctx, []domain.Email{email}, h.d.IDs.NewID, h.d.plainStamp(&cmd.Meta))
+	ids, err := h.d.Accounts.Resolve(ctx, []domain.Email{email}, h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
 	if err != nil {
 		return CreateWorkspaceResult{}, fmt.Errorf("reserve owner account: %w", err)
 	}

@@ -82,7 +82,7 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 		if err := w.CheckInvite(batch); err != nil {
 			return err
 		}
-		ids, err := h.d.Accounts.Resolve(ctx, w.NeedAccounts(entries), h.d.IDs.NewID, h.d.plainStamp(&cmd.Meta))
+		ids, err := h.d.Accounts.Resolve(ctx, w.NeedAccounts(entries), h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
 		if err != nil {
 			return fmt.Errorf("reserve accounts: %w", err)
 		}

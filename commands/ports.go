@@ -66,6 +66,13 @@ type RandomIDs struct{}
 
 func (RandomIDs) NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
+// RandomAccountIDs makes version 4 UUIDs, wholly random, for accounts
+// (user ids): a user id reaches everyone who invites the person, and a
+// version 7 id would tell them when the account was made.
+type RandomAccountIDs struct{}
+
+func (RandomAccountIDs) NewID() uuid.UUID { return uuid.New() }
+
 // Deps are what every handler needs. Secrets derives link secrets (an
 // HMACLinkSecrets under the configured key in production).
 type Deps struct {
@@ -73,7 +80,11 @@ type Deps struct {
 	Accounts   Accounts
 	Logins     Logins
 	Clock      Clock
-	IDs        IDs
+	// IDs makes the ids of workspaces, invitations and events.
+	IDs IDs
+	// AccountIDs makes user ids; nil is RandomAccountIDs. It is a source
+	// of its own so that user ids never come from the time-ordered IDs.
+	AccountIDs IDs
 	Secrets    LinkSecrets
 }
 
@@ -81,13 +92,21 @@ type Deps struct {
 // secrets must be the same derivation (the same key) in every replica and
 // in the mailer, or the links the mailer builds will not match.
 func ProductionDeps(ws WorkspaceRepository, accounts Accounts, logins Logins, secrets LinkSecrets) Deps {
-	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, Secrets: secrets}
+	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, AccountIDs: RandomAccountIDs{}, Secrets: secrets}
 }
 
 func (d Deps) check() {
 	if d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Secrets == nil {
 		panic("commands: every dependency must be set")
 	}
+}
+
+// newAccountID makes a user id for a new account.
+func (d Deps) newAccountID() uuid.UUID {
+	if d.AccountIDs == nil {
+		return RandomAccountIDs{}.NewID()
+	}
+	return d.AccountIDs.NewID()
 }
 
 // Meta is what a command knows of who sent it and why.

@@ -90,14 +90,14 @@ func (w *Workspace) noteOutcome(userID, invID uuid.UUID, attempt int) {
 
 func (w *Workspace) addMember(m *Member) {
 	w.members[m.UserID] = m
-	w.byEmail[m.Email] = m.UserID
+	w.byEmail[emailKey(m.Email)] = m.UserID
 	w.countAdmin(m, +1)
 }
 
 func (w *Workspace) removeMember(m *Member) {
 	w.countAdmin(m, -1)
 	delete(w.members, m.UserID)
-	delete(w.byEmail, m.Email)
+	delete(w.byEmail, emailKey(m.Email))
 }
 
 // countAdmin keeps the number of active Admins, which guards the last one.

@@ -2,9 +2,7 @@ package domain
 
 import (
 	"sort"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 )
@@ -318,6 +316,11 @@ func (w *Workspace) planInvite(b InviteBatch, needIDs bool) (invitePlan, error) 
 			continue
 		}
 		m, ok := w.members[w.byEmail[e.Email]]
+		if id := b.UserIDs[e.Email]; !ok && id != uuid.Nil {
+			// The account of a member stored under another spelling of
+			// the address is that member, never a second membership.
+			m, ok = w.members[id]
+		}
 		switch {
 		case !ok:
 			id, found := b.UserIDs[e.Email]
@@ -671,19 +674,4 @@ func (w *Workspace) NextExpiry() (time.Time, bool) {
 		}
 	}
 	return next, found
-}
-
-// cleanText trims a name and refuses empty, overlong or control-character
-// text, so that names are safe to show and to put in an e-mail.
-func cleanText(s, what string, max int) (string, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", newError(CodeInvalidName, "the %s is empty", what)
-	case len([]rune(s)) > max:
-		return "", newError(CodeInvalidName, "the %s is longer than %d characters", what, max)
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return "", newError(CodeInvalidName, "the %s contains control characters", what)
-	}
-	return s, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/usersd/usersd/commands"
 )
@@ -39,9 +40,24 @@ type SMTP struct {
 	cfg  SMTPConfig
 	opts SMTPOptions
 
-	slots chan struct{}     // one per connection in use
-	idle  chan *mail.Client // connected clients not in use
+	slots chan struct{} // one per connection in use
+	idle  chan *conn    // connected clients not in use
 }
+
+// conn is one connection: go-mail's client (its settings) and the SMTP
+// session it dialled, which tells the server's extensions.
+type conn struct {
+	c  *mail.Client
+	sc *smtp.Client
+}
+
+func (c *conn) close() { _ = c.c.CloseWithSMTPClient(c.sc) }
+
+// errNoSMTPUTF8 refuses an address with UTF-8 before the @ on a server
+// without SMTPUTF8: sent anyway, it would arrive mangled or not at all.
+var errNoSMTPUTF8 = errors.New("the recipient's address has non-ASCII characters before the @, " +
+	"and the SMTP server does not offer SMTPUTF8 (RFC 6531), which such an address needs; " +
+	"it cannot be delivered through this server")
 
 var _ commands.EmailSender = (*SMTP)(nil)
 
@@ -60,7 +76,7 @@ func NewSMTP(cfg SMTPConfig, opts SMTPOptions) (*SMTP, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 4
 	}
-	return &SMTP{cfg: cfg, opts: opts, slots: make(chan struct{}, opts.MaxConns), idle: make(chan *mail.Client, opts.MaxConns)}, nil
+	return &SMTP{cfg: cfg, opts: opts, slots: make(chan struct{}, opts.MaxConns), idle: make(chan *conn, opts.MaxConns)}, nil
 }
 
 func (s *SMTP) newClient() (*mail.Client, error) {
@@ -90,8 +106,13 @@ func (s *SMTP) newClient() (*mail.Client, error) {
 
 // Send delivers e. A refusal with a 5xx code is a permanent
 // *commands.DeliveryError; anything else that fails is a transient one.
+//
+// An internationalised domain travels in its ASCII form (A-labels), which
+// every server takes; an address with UTF-8 before the @ only to a server
+// that offers SMTPUTF8, and to another one fails for good.
 func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
-	msg, err := s.message(e)
+	to, ascii := e.To.ASCII()
+	msg, err := s.message(e, to)
 	if err != nil {
 		return &commands.DeliveryError{Permanent: true, Reason: redact(err.Error())}
 	}
@@ -101,16 +122,16 @@ func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
 		return &commands.DeliveryError{Reason: ctx.Err().Error()}
 	}
 	defer func() { <-s.slots }()
-	var c *mail.Client
+	var c *conn
 	select {
 	case c = <-s.idle:
 	default:
 	}
 	reused := c != nil
-	c, err = s.sendOn(ctx, c, msg)
-	if err != nil && reused && !isServerAnswer(err) {
+	c, err = s.sendOn(ctx, c, msg, !ascii)
+	if err != nil && reused && !isServerAnswer(err) && !errors.Is(err, errNoSMTPUTF8) {
 		// The server may have closed an idle connection: one new try.
-		c, err = s.sendOn(ctx, nil, msg)
+		c, err = s.sendOn(ctx, nil, msg, !ascii)
 	}
 	if c != nil {
 		s.idle <- c // never blocks: at most MaxConns clients exist
@@ -121,28 +142,34 @@ func (s *SMTP) Send(ctx context.Context, e commands.Email) error {
 	return nil
 }
 
-// sendOn sends msg on c, connecting a new client if c is nil. It answers
-// the client to keep, nil if the connection is no good any more.
-func (s *SMTP) sendOn(ctx context.Context, c *mail.Client, msg *mail.Msg) (*mail.Client, error) {
+// sendOn sends msg on c, connecting a new client if c is nil; utf8 says
+// that the recipient needs SMTPUTF8. It answers the client to keep, nil if
+// the connection is no good any more.
+func (s *SMTP) sendOn(ctx context.Context, c *conn, msg *mail.Msg, utf8 bool) (*conn, error) {
 	if c == nil {
-		var err error
-		if c, err = s.newClient(); err != nil {
+		mc, err := s.newClient()
+		if err != nil {
 			return nil, err
 		}
-		if err := c.DialWithContext(ctx); err != nil {
+		sc, err := mc.DialToSMTPClientWithContext(ctx)
+		if err != nil {
 			return nil, err
 		}
+		c = &conn{c: mc, sc: sc}
 	}
-	err := c.Send(msg)
+	if ok, _ := c.sc.Extension("SMTPUTF8"); utf8 && !ok {
+		return c, errNoSMTPUTF8
+	}
+	err := c.c.SendWithSMTPClient(c.sc, msg)
 	if err != nil && msg.IsDelivered() {
 		// The server took the message; what failed came after (the RSET
 		// that readies the connection): a success, on a connection we
 		// no longer trust. Sending again would be a copy.
-		_ = c.Close()
+		c.close()
 		return nil, nil
 	}
 	if err != nil && !isServerAnswer(err) {
-		_ = c.Close()
+		c.close()
 		return nil, err
 	}
 	return c, err
@@ -153,19 +180,21 @@ func (s *SMTP) Close() error {
 	for {
 		select {
 		case c := <-s.idle:
-			_ = c.Close()
+			c.close()
 		default:
 			return nil
 		}
 	}
 }
 
-func (s *SMTP) message(e commands.Email) (*mail.Msg, error) {
+// message builds e's message to the address to (e.To as the server may
+// carry it).
+func (s *SMTP) message(e commands.Email, to string) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(s.cfg.From); err != nil {
 		return nil, fmt.Errorf("sender address: %w", err)
 	}
-	if err := m.To(string(e.To)); err != nil {
+	if err := m.To(to); err != nil {
 		return nil, errors.New("recipient address refused by the mail library")
 	}
 	m.Subject(e.Subject)
@@ -189,6 +218,9 @@ func classify(err error) *commands.DeliveryError {
 	var se *mail.SendError
 	if errors.As(err, &se) && se.ErrorCode() >= 400 {
 		return &commands.DeliveryError{Permanent: se.ErrorCode() >= 500, Reason: redact(se.Error())}
+	}
+	if errors.Is(err, errNoSMTPUTF8) {
+		return &commands.DeliveryError{Permanent: true, Reason: err.Error()}
 	}
 	if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
 		// Retrying cannot mend it: the server offers no mechanism we

@@ -56,6 +56,23 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 	if len(todo) == 0 {
 		return out, nil
 	}
+	todo, earlier, err := a.earlierSpellings(ctx, todo)
+	if err != nil {
+		return nil, err
+	}
+	if len(earlier) > 0 {
+		a.mu.Lock()
+		for e, id := range earlier {
+			out[e] = id
+			if len(a.known) < a.limit {
+				a.known[e] = id
+			}
+		}
+		a.mu.Unlock()
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
 	// Ids and metadata come from the caller's sources, which need not be
 	// safe for concurrent use: draw them before going parallel.
 	type job struct {
@@ -127,6 +144,35 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 		}
 	}
 	return out, nil
+}
+
+// earlierSpellings finds the accounts reserved under the spelling an
+// address had before addresses were normalised with IDNA: its domain's
+// ASCII form ("jane@xn--mnchen-3ya.de" for "jane@münchen.de") was kept as
+// typed, and so named its own stream. Such an account is the person's: it
+// keeps its id. New reservations use the canonical form only, so an
+// earlier spelling's stream never appears after the fact. It answers the
+// addresses still to reserve and the ids found.
+func (a *Accounts) earlierSpellings(ctx context.Context, emails []domain.Email) ([]domain.Email, map[domain.Email]uuid.UUID, error) {
+	var rest []domain.Email
+	var found map[domain.Email]uuid.UUID
+	for _, e := range emails {
+		if alt, _ := e.ASCII(); alt != string(e) {
+			id, err := a.lookup(ctx, AccountStream(domain.Email(alt)))
+			if err == nil {
+				if found == nil {
+					found = make(map[domain.Email]uuid.UUID)
+				}
+				found[e] = id
+				continue
+			}
+			if !errors.Is(err, ErrStreamNotFound) {
+				return nil, nil, err
+			}
+		}
+		rest = append(rest, e)
+	}
+	return rest, found, nil
 }
 
 // registration pairs the event with its metadata.

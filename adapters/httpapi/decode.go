@@ -2,14 +2,18 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/usersd/usersd/domain"
 )
@@ -65,60 +69,117 @@ func checkContentType(ct string) *Problem {
 
 // decodeJSON decodes one JSON object into dst, strictly: unknown fields,
 // values of the wrong type, anything after the object and anything but an
-// object are invalid_json. The problem names the field where it can.
+// object are invalid_json, and so is whatever a lenient decoder would read
+// otherwise than a person does: a name given twice, a name that differs
+// from a field's only in case (names are case-sensitive) and bytes that are
+// not UTF-8 (never turned into U+FFFD). The problem names the field where
+// it can.
 func decodeJSON(body []byte, dst any) *Problem {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return newProblem(codeInvalidJSON, "the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	if !utf8.Valid(body) {
+		return newProblem(codeInvalidJSON, "the request body is not valid UTF-8")
+	}
+	// go-json-experiment/json (what encoding/json/v2 will be) rejects
+	// duplicate names and invalid UTF-8 by default and matches names
+	// case-sensitively; encoding/json does none of these.
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if err := json.UnmarshalDecode(dec, dst, json.RejectUnknownMembers(true)); err != nil {
 		return jsonProblem(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return newProblem(codeInvalidJSON, "the request body holds more than one JSON value")
 	}
 	return nil
 }
 
 func jsonProblem(err error) *Problem {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return newProblem(codeInvalidJSON, fmt.Sprintf("the request body is not valid JSON (at byte %d)", syntax.Offset))
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return newProblem(codeInvalidJSON, "the request body is cut short")
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "(body)"
-		}
-		return newProblem(codeInvalidJSON, fmt.Sprintf("%s: want a JSON %s", field, jsonKind(typ))).
-			withField(field, "want a JSON "+jsonKind(typ))
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return newProblem(codeInvalidJSON, fmt.Sprintf("unknown field %q", f)).withField(f, "unknown field")
-	}
 	var fe *fieldError
 	if errors.As(err, &fe) {
 		return newProblem(codeInvalidJSON, fe.field+": "+fe.msg).withField(fe.field, fe.msg)
 	}
+	var syntax *jsontext.SyntacticError
+	if errors.As(err, &syntax) {
+		field := fieldOf(syntax.JSONPointer)
+		switch {
+		case errors.Is(syntax.Err, jsontext.ErrDuplicateName):
+			return newProblem(codeInvalidJSON, fmt.Sprintf("%s: given more than once", field)).withField(field, "given more than once")
+		case errors.Is(syntax.Err, io.ErrUnexpectedEOF):
+			return newProblem(codeInvalidJSON, "the request body is cut short")
+		}
+		return newProblem(codeInvalidJSON, fmt.Sprintf("the request body is not valid JSON (at byte %d)", syntax.ByteOffset))
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return newProblem(codeInvalidJSON, "the request body is cut short")
+	}
+	var sem *json.SemanticError
+	if errors.As(err, &sem) {
+		field := fieldOf(sem.JSONPointer)
+		if errors.Is(sem.Err, json.ErrUnknownName) {
+			detail, msg := fmt.Sprintf("unknown field %q", field), "unknown field"
+			if known := knownFieldFold(sem.GoType, sem.JSONPointer.LastToken()); known != "" {
+				hint := fmt.Sprintf("names are case-sensitive: the field is %q", known)
+				detail, msg = detail+" ("+hint+")", msg+"; "+hint
+			}
+			return newProblem(codeInvalidJSON, detail).withField(field, msg)
+		}
+		kind := jsonKind(sem.GoType)
+		return newProblem(codeInvalidJSON, fmt.Sprintf("%s: want a JSON %s", field, kind)).withField(field, "want a JSON "+kind)
+	}
 	return newProblem(codeInvalidJSON, "the request body is not valid JSON")
 }
 
-func jsonKind(e *json.UnmarshalTypeError) string {
-	switch e.Type.Kind().String() {
-	case "string":
+// fieldOf turns a JSON pointer ("/owner/email") into the field name that
+// problems use ("owner.email"); the body itself is "(body)".
+func fieldOf(p jsontext.Pointer) string {
+	var parts []string
+	for tok := range p.Tokens() {
+		parts = append(parts, tok)
+	}
+	if len(parts) == 0 {
+		return "(body)"
+	}
+	return strings.Join(parts, ".")
+}
+
+// knownFieldFold answers the JSON name of a field of struct type t that
+// equals name but for case, or "".
+func knownFieldFold(t reflect.Type, name string) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return ""
+	}
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag != "" && tag != name && strings.EqualFold(tag, name) {
+			return tag
+		}
+	}
+	return ""
+}
+
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "value of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
 		return "string"
-	case "bool":
+	case reflect.Bool:
 		return "boolean"
-	case "int", "int64", "float64":
+	case reflect.Int, reflect.Int64, reflect.Float64:
 		return "number"
-	case "slice":
+	case reflect.Slice:
 		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
 	}
 	return "value of another type"
 }

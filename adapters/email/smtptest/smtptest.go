@@ -34,6 +34,9 @@ type Options struct {
 	// many times this address was offered before (0 the first time).
 	// Return an *smtp.SMTPError such as Temporary or Permanent.
 	Reject func(to string, seen int) error
+	// SMTPUTF8 offers the SMTPUTF8 extension (RFC 6531): addresses with
+	// UTF-8 before the @.
+	SMTPUTF8 bool
 }
 
 // Temporary is a 451 answer, Permanent a 550 one.
@@ -47,6 +50,8 @@ type Message struct {
 	From string
 	To   []string
 	Data []byte
+	// UTF8 tells that the sender asked for SMTPUTF8 in its MAIL command.
+	UTF8 bool
 }
 
 // Server is a running test server.
@@ -67,6 +72,7 @@ func Start(t testing.TB, opts Options) *Server {
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.AllowInsecureAuth = opts.TLS == nil
+	srv.EnableSMTPUTF8 = opts.SMTPUTF8
 	var l net.Listener
 	var err error
 	if opts.TLS != nil && opts.Implicit {
@@ -103,6 +109,7 @@ type session struct {
 	authed bool
 	from   string
 	to     []string
+	utf8   bool
 }
 
 func (x *session) AuthMechanisms() []string {
@@ -122,11 +129,12 @@ func (x *session) Auth(string) (sasl.Server, error) {
 	}), nil
 }
 
-func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	if x.s.opts.Username != "" && !x.authed {
 		return smtp.ErrAuthRequired
 	}
 	x.from = from
+	x.utf8 = opts != nil && opts.UTF8
 	return nil
 }
 
@@ -151,12 +159,12 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b})
+	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b, UTF8: x.utf8})
 	x.s.mu.Unlock()
 	return nil
 }
 
-func (x *session) Reset()        { x.from, x.to = "", nil }
+func (x *session) Reset()        { x.from, x.to, x.utf8 = "", nil, false }
 func (x *session) Logout() error { return nil }
 
 // Parts answers the message's headers and its decoded text and HTML parts.
