@@ -60,7 +60,7 @@ func FuzzParseInvitationToken(f *testing.F) {
 	for _, seed := range []string{
 		s, "", s[:len(s)-1], s + "A", "!" + s[1:], "/" + s[1:], s[:len(s)-2] + "==",
 		s[:40] + "\r\n" + s[40:len(s)-2], // newlines are skipped by the decoder: a short secret
-		s[:len(s)-1] + "B",                // non-zero spare bits
+		s[:len(s)-1] + "B",               // non-zero spare bits
 		uuid.NewString(), strings.Repeat("A", len(s)),
 	} {
 		f.Add(seed, good.WorkspaceID[:], good.InvitationID[:], good.Secret)

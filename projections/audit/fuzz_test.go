@@ -13,7 +13,7 @@ import (
 // the list hands out parses back to its place.
 func FuzzAuditCursor(f *testing.F) {
 	for _, s := range []string{
-		formatCursor(1), formatCursor(42), formatCursor(1<<62), "",
+		formatCursor(1), formatCursor(42), formatCursor(1 << 62), "",
 		enc("audit.v1.before:+42"), enc("audit.v1.before:042"), enc("audit.v1.before:0"), enc("audit.v1.before:-1"),
 		enc("audit.v1.before:9223372036854775808"), enc("audit.v2.before:1"), enc("audit.v1.before: 1"),
 		formatCursor(42) + "=", formatCursor(42)[:5] + "\n" + formatCursor(42)[5:], "!!!!",
