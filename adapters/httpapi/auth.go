@@ -83,6 +83,9 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 		}
 		return principal{}, newProblem(codeUnauthenticated, detail)
 	}
+	if p := claimNamesProblem(raw); p != nil {
+		return principal{}, p
+	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil || id == uuid.Nil || len(c.Subject) != 36 {
 		return principal{}, newProblem(codeUnauthenticated, "the bearer token's sub must be a user id (a UUID)")
