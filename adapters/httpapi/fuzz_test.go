@@ -94,7 +94,10 @@ func FuzzAuthenticate(f *testing.F) {
 		{hdr, `[]`},
 		{hdr, `{"sub":"` + fuzzSub + "\xff" + `","exp":` + exp + `}`},
 	} {
-		for mode := range uint8(15) {
+		// Modes: signed by us (0), by another secret (1), by us with the
+		// scheme in lower case (4); with an issuer (5) or an audience (10)
+		// required.
+		for _, mode := range []uint8{0, 1, 4, 5, 10} {
 			f.Add(s.header, s.payload, mode, "")
 		}
 	}
