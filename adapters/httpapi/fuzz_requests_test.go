@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +21,14 @@ import (
 // openapi.yaml by the suite's client, so the server accepts nothing the
 // document refuses and answers nothing it does not describe.
 func FuzzRequests(f *testing.F) {
-	a := newAPIWith(f, func(c *httpapi.Config) { c.ConsistencyTimeout = 200 * time.Millisecond })
+	a := newAPIWith(f, func(c *httpapi.Config) {
+		c.ConsistencyTimeout = 200 * time.Millisecond
+		// Each input comes from an address of its own (X-Forwarded-For),
+		// so that the token endpoints' limit per client does not end the
+		// fuzzing of their bodies.
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	var n atomic.Uint32
 	ws, owner, _ := a.createWorkspace(f, "Fuzz", "admin@fuzz.test")
 	admin := userToken(owner)
 	editor, _ := a.join(f, ws, admin, "editor@fuzz.test", "Editor")
@@ -89,9 +99,11 @@ func FuzzRequests(f *testing.F) {
 		if _, err := url.Parse(a.url + path); err != nil {
 			return
 		}
-		rq := req{method: e.method, path: path, token: e.token, body: body, contentType: contentType}
+		i := n.Add(1)
+		rq := req{method: e.method, path: path, token: e.token, body: body, contentType: contentType,
+			headers: map[string]string{"X-Forwarded-For": fmt.Sprintf("10.%d.%d.%d", byte(i>>16), byte(i>>8), byte(i))}}
 		if consistentWith != "" {
-			rq.headers = consistent(consistentWith)
+			rq.headers[httpapi.HeaderConsistentWith] = consistentWith
 		}
 		r := a.do(t, rq)
 		switch {
