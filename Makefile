@@ -27,10 +27,17 @@ BENCH        ?= .
 BENCH_TIMEOUT ?= 60m
 BENCH_OUT    := docs/bench-latest.txt
 
+# make fuzz runs every fuzz target for FUZZTIME each; FUZZ narrows them by
+# name (a regular expression), FUZZ_PKGS by package.
+FUZZTIME     ?= 30s
+FUZZ         ?= .
+FUZZ_PKGS    ?= ./...
+FUZZ_TIMEOUT ?= 30m
+
 # Arguments for `make run` (e.g. make run ARGS='migrate -h').
 ARGS ?= serve
 
-.PHONY: all build run test lint fmt vet lint-imports bench migrate clean help
+.PHONY: all build run test fuzz lint fmt vet lint-imports bench migrate clean help
 
 all: lint test build ## lint, test and build
 
@@ -55,6 +62,28 @@ test: ## run all tests with the race detector (needs PostgreSQL)
 	$(GO) build -o bin/testsummary ./.ci/testsummary
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -json $(GOTESTFLAGS) ./... 2>&1 \
 		| bin/testsummary
+
+# Fuzzing: go test -fuzz takes one target per run, so each target found by
+# `go test -list '^Fuzz'` (a new one is picked up by itself) runs alone for
+# FUZZTIME, one after another; every target runs even when one fails, and
+# the run fails if any did. A failing input is written to the package's
+# testdata/fuzz/<target>/, where `go test` (and so CI) runs it from then on,
+# with the committed seeds. Targets in adapters/httpapi need PostgreSQL, as
+# the tests do.
+fuzz: ## run each fuzz target for $(FUZZTIME), one at a time (FUZZ=regexp narrows them)
+	@targets=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) \
+		| awk '/^Fuzz/ { names[++n] = $$1; next } /^ok/ { for (i = 1; i <= n; i++) print $$2, names[i]; n = 0 }' \
+		| awk -v re='$(FUZZ)' '$$2 ~ re'); \
+	if [ -z "$$targets" ]; then echo 'no fuzz target matches FUZZ=$(FUZZ)'; exit 1; fi; \
+	echo "fuzz targets ($(FUZZTIME) each):"; echo "$$targets" | sed 's/^/  /'; \
+	failed=(); \
+	while read -r pkg name; do \
+		echo "--- $$name ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -timeout $(FUZZ_TIMEOUT) "$$pkg" < /dev/null \
+			|| failed+=("$$name ($$pkg)"); \
+	done <<< "$$targets"; \
+	if [ $${#failed[@]} -gt 0 ]; then printf 'fuzz: FAILED %s\n' "$${failed[@]}"; exit 1; fi; \
+	echo "fuzz: every target ran $(FUZZTIME) without a finding"
 
 lint: fmt vet lint-imports ## gofmt, go vet and the import rules
 

@@ -44,7 +44,9 @@ func (p Position) String() string {
 	return strconv.FormatUint(p.Commit, 10) + "-" + strconv.FormatUint(p.Prepare, 10)
 }
 
-// ParsePosition reads the form String writes.
+// ParsePosition reads the form String writes, and only that: a position has
+// one spelling (no leading zeros), so that a client's copy compares equal
+// as text too.
 func ParsePosition(s string) (Position, error) {
 	c, q, ok := strings.Cut(s, "-")
 	if !ok {
@@ -58,5 +60,9 @@ func ParsePosition(s string) (Position, error) {
 	if err != nil {
 		return Position{}, fmt.Errorf("position %q: prepare: %w", s, err)
 	}
-	return Position{Commit: commit, Prepare: prepare}, nil
+	p := Position{Commit: commit, Prepare: prepare}
+	if p.String() != s {
+		return Position{}, fmt.Errorf("position %q: want %s, without leading zeros", s, p)
+	}
+	return p, nil
 }

@@ -44,8 +44,10 @@ func ParseInvitationToken(s string) (InvitationToken, error) {
 	if len(s) != tokenEncoding.EncodedLen(32+SecretSize) {
 		return InvitationToken{}, ErrInvalidToken
 	}
+	// The decoder skips line breaks, so the length of s alone does not
+	// make a full token.
 	b, err := tokenEncoding.DecodeString(s)
-	if err != nil {
+	if err != nil || len(b) != 32+SecretSize {
 		return InvitationToken{}, ErrInvalidToken
 	}
 	var t InvitationToken

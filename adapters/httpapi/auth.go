@@ -29,10 +29,17 @@ const maxTokenLength = 8 << 10
 // SystemScope is the scope claim of the platform's own tokens.
 const SystemScope = "system"
 
+// EventsReadScope is the scope claim of a token that may read the event
+// feed and nothing else (api.md, second release).
+const EventsReadScope = "events:read"
+
 // principal is who a request acts for.
 type principal struct {
 	userID uuid.UUID
 	system bool
+	// eventsOnly marks an events:read token: it acts for no user, and
+	// authed refuses it on every route (the event feed will admit it).
+	eventsOnly bool
 }
 
 func (p principal) actor() domain.Actor {
@@ -107,11 +114,36 @@ func (s *Server) authenticate(r *http.Request) (principal, *Problem) {
 		}
 		return principal{}, newProblem(codeUnauthenticated, detail)
 	}
+	if p := claimNamesProblem(raw); p != nil {
+		return principal{}, p
+	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil || id == uuid.Nil || len(c.Subject) != 36 {
 		return principal{}, newProblem(codeUnauthenticated, "the bearer token's sub must be a user id (a UUID)")
 	}
-	return principal{userID: id, system: slices.Contains(strings.Fields(c.Scope), SystemScope)}, nil
+	return scoped(id, c.Scope)
+}
+
+// scoped reads the scope claim, a space-separated list (RFC 8693). No scope
+// is a user's token; "system" the platform's (which may do all an
+// events:read token may); "events:read" alone a reader of the event feed,
+// which is no user even though its sub names one. A scope we do not know is
+// refused: the token was made for something else, and must not act as the
+// user its sub names.
+func scoped(sub uuid.UUID, scope string) (principal, *Problem) {
+	scopes := strings.Fields(scope)
+	for _, sc := range scopes {
+		if sc != SystemScope && sc != EventsReadScope {
+			return principal{}, newProblem(codeUnauthenticated, "the bearer token's scope is not one usersd knows (none, system or events:read)")
+		}
+	}
+	switch {
+	case slices.Contains(scopes, SystemScope):
+		return principal{userID: sub, system: true}, nil
+	case len(scopes) > 0:
+		return principal{eventsOnly: true}, nil
+	}
+	return principal{userID: sub}, nil
 }
 
 // newJWTParser checks the signature method, exp (required), nbf and iat

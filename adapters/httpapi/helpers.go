@@ -85,14 +85,9 @@ func wrote(w http.ResponseWriter, status int, pos domain.Position, v any) error 
 // waitFor waits, if the request names a position, until the named read
 // models include it.
 func (s *Server) waitFor(r *http.Request, names ...string) error {
-	raw := strings.TrimSpace(r.Header.Get(HeaderConsistentWith))
-	if raw == "" {
-		return nil
-	}
-	pos, err := domain.ParsePosition(raw)
-	if err != nil || len(raw) > 64 {
-		return newProblem(domain.CodeInvalidInput, HeaderConsistentWith+" must be a position a write answered").
-			withField(HeaderConsistentWith, "want a position such as 12-3")
+	pos, ok, err := consistentWith(r.Header)
+	if !ok || err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConsistencyTimeout)
 	defer cancel()
@@ -104,6 +99,21 @@ func (s *Server) waitFor(r *http.Request, names ...string) error {
 		return newProblem(codeProjectionLag, "the read models have not caught up with "+pos.String()+" yet; try again")
 	}
 	return nil
+}
+
+// consistentWith reads X-Consistent-With: ok is false when it is absent or
+// blank; a value that is not a position a write answered is invalid_input.
+func consistentWith(h http.Header) (pos domain.Position, ok bool, err error) {
+	raw := strings.TrimSpace(h.Get(HeaderConsistentWith))
+	if raw == "" {
+		return domain.Position{}, false, nil
+	}
+	pos, err = domain.ParsePosition(raw)
+	if err != nil || len(raw) > 64 {
+		return domain.Position{}, false, newProblem(domain.CodeInvalidInput, HeaderConsistentWith+" must be a position a write answered").
+			withField(HeaderConsistentWith, "want a position such as 12-3")
+	}
+	return pos, true, nil
 }
 
 // authorizeRead checks, on the memberships read model, that p is an active

@@ -259,6 +259,9 @@ type authedFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 func (s *Server) authed(h authedFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, prob := s.authenticate(r)
+		if prob == nil && p.eventsOnly {
+			prob = newProblem(domain.CodeNotAllowed, "an events:read token may read the event feed and nothing else")
+		}
 		if prob != nil {
 			writeProblem(w, r, s.log, prob)
 			return

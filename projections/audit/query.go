@@ -328,7 +328,9 @@ func parseCursor(c string) (int64, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil {
 		if s, ok := strings.CutPrefix(string(raw), cursorPrefix); ok {
-			if seq, err := strconv.ParseInt(s, 10, 64); err == nil && seq > 0 {
+			// Only the spelling formatCursor writes: no sign, no leading
+			// zeros, no line breaks (which the decoder skips).
+			if seq, err := strconv.ParseInt(s, 10, 64); err == nil && seq > 0 && formatCursor(seq) == c {
 				return seq, nil
 			}
 		}

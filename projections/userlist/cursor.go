@@ -43,8 +43,10 @@ func decodeCursor(s string, ws uuid.UUID, f filter) (cursor, error) {
 	if len(s) > maxCursorLen {
 		return cursor{}, errors.New("too long")
 	}
+	// The decoder skips line breaks and ignores spare bits: only the
+	// spelling encodeCursor writes is a cursor.
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != s {
 		return cursor{}, errors.New("not base64url")
 	}
 	if len(b) < 1+16+cursorSumLen || b[0] != cursorVersion {

@@ -1,0 +1,313 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/httpapi"
+)
+
+// The callers of the authorisation matrix: one column each.
+const (
+	cAdmin = iota
+	cManager
+	cEditor
+	cMonitor
+	cAgentUser
+	cStranger  // a valid user token, no membership
+	cInvitee   // invited as Admin, not accepted yet
+	cSuspended // an Admin, suspended
+	cSystem    // "scope": "system"
+	cEvents    // "scope": "events:read" with the Admin's sub: may read the event feed and nothing else
+	cUnknown   // a scope usersd does not know, with the Admin's sub
+	cNone      // no Authorization header
+	cBadSig    // the Admin's claims signed with another secret
+	nCallers
+)
+
+var callerNames = [nCallers]string{
+	"Admin", "Manager", "Editor", "Monitor", "AgentUser", "non-member", "pending invitee (Admin)",
+	"suspended Admin", "system", "events:read", "unknown scope", "no token", "bad signature",
+}
+
+// cells are a row's expected statuses, one per caller, in the order of the
+// constants above.
+type cells [nCallers]int
+
+// matrix is what the rows need: the workspace and its people.
+type matrix struct {
+	a              *api
+	ws             uuid.UUID
+	admin          string // the Admin's token, to set up targets
+	editor, target uuid.UUID
+	pendingTarget  uuid.UUID // a pending invitation that resends target
+	lookupToken    string    // an invitation token that lookups read
+	self           [nCallers]uuid.UUID
+	tokens         [nCallers]string
+	pos            string // the position every read waits for
+	n              atomic.Int64
+	forwardedFor   [nCallers]string
+}
+
+func (m *matrix) fresh(kind string) string {
+	return fmt.Sprintf("%s-%d@matrix2.test", kind, m.n.Add(1))
+}
+
+// freshMember is a new active Editor, for a row that removes one.
+func (m *matrix) freshMember(t *testing.T) uuid.UUID {
+	id, _ := m.a.join(t, m.ws, m.admin, m.fresh("member"), "Editor")
+	return id
+}
+
+// freshInvitation is a new pending invitation: its user id and its token.
+func (m *matrix) freshInvitation(t *testing.T) (uuid.UUID, string) {
+	email := m.fresh("invitee")
+	res, _ := m.a.invite(t, m.ws, m.admin, email, "Editor")
+	if len(res) != 1 || res[0].UserID == nil || res[0].Outcome != "invited" {
+		t.Fatalf("invite %s: %+v", email, res)
+	}
+	return *res[0].UserID, m.a.links.latest(t, email)
+}
+
+// matrixRow is one case of one route.
+type matrixRow struct {
+	method, path string // the route as the router names it
+	what         string
+	req          func(t *testing.T, m *matrix, caller int) req
+	want         cells
+}
+
+// rows are the expected statuses, written from shared/spec/api.md and
+// docs/decisions.md: 401 for a missing or bad token (and a scope usersd
+// does not know), 403 when authenticated but not allowed (the platform and
+// an events:read token on a member's endpoint, a suspended member), 404 for
+// a workspace the caller is not a member of (pending invitations are not
+// memberships). Every route of the router needs at least one row.
+var matrixRows = []matrixRow{
+	// Columns: Admin, Manager, Editor, Monitor, AgentUser, non-member, pending invitee, suspended Admin,
+	// system, events:read, unknown scope, no token, bad signature.
+	{"GET", "/healthz", "", plain("GET", "/healthz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"HEAD", "/healthz", "", plain("HEAD", "/healthz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"GET", "/readyz", "", plain("GET", "/readyz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"HEAD", "/readyz", "", plain("HEAD", "/readyz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"GET", "/openapi.yaml", "", plain("GET", "/openapi.yaml"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"HEAD", "/openapi.yaml", "", plain("HEAD", "/openapi.yaml"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"GET", "/metrics", "", plain("GET", "/metrics"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+
+	{"POST", "/v1/invitations/lookup", "a live token", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/invitations/lookup", body: map[string]string{"token": m.lookupToken}}
+	}, cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"POST", "/v1/invitations/accept", "a fresh invitation", func(t *testing.T, m *matrix, _ int) req {
+		_, tok := m.freshInvitation(t)
+		return req{method: "POST", path: "/v1/invitations/accept", body: map[string]string{"token": tok, "name": "New Person"}}
+	}, cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+
+	{"POST", "/v1/workspaces", "", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces", body: map[string]any{"name": "Matrix " + m.fresh("ws"), "owner": map[string]string{"email": m.fresh("owner"), "name": "Owner"}}}
+	}, cells{403, 403, 403, 403, 403, 403, 403, 403, 201, 403, 401, 401, 401}},
+	{"GET", "/v1/me/workspaces", "", read("/v1/me/workspaces"),
+		cells{200, 200, 200, 200, 200, 200, 200, 200, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/dev/mailbox", "", read("/v1/dev/mailbox"),
+		cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 403, 401, 401, 401}},
+
+	{"POST", "/v1/workspaces/{ws}/invitations", "", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/invitations", body: map[string]any{"emails": m.fresh("new"), "role": "AgentUser"}}
+	}, cells{200, 200, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/users", "", read("/v1/workspaces/{ws}/users"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}", "the Editor", read("/v1/workspaces/{ws}/users/{editor}"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"PUT", "/v1/workspaces/{ws}/users/{userId}/role", "the Editor's, unchanged", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "PUT", path: m.expand("/v1/workspaces/{ws}/users/{editor}/role", 0), body: map[string]string{"role": "Editor"}}
+	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"DELETE", "/v1/workspaces/{ws}/users/{userId}", "a member", func(t *testing.T, m *matrix, _ int) req {
+		return req{method: "DELETE", path: "/v1/workspaces/" + m.ws.String() + "/users/" + m.freshMember(t).String()}
+	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"DELETE", "/v1/workspaces/{ws}/users/{userId}", "a pending invitation", func(t *testing.T, m *matrix, _ int) req {
+		id, _ := m.freshInvitation(t)
+		return req{method: "DELETE", path: "/v1/workspaces/" + m.ws.String() + "/users/" + id.String()}
+	}, cells{200, 200, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"POST", "/v1/workspaces/{ws}/users/{userId}/suspend", "an active member", post("/v1/workspaces/{ws}/users/{target}/suspend"),
+		cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"POST", "/v1/workspaces/{ws}/users/{userId}/reactivate", "a member", post("/v1/workspaces/{ws}/users/{target}/reactivate"),
+		cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"POST", "/v1/workspaces/{ws}/users/{userId}/invitation/resend", "a pending invitation", post("/v1/workspaces/{ws}/users/{pending}/invitation/resend"),
+		cells{202, 202, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the Editor's", read("/v1/workspaces/{ws}/users/{editor}/permissions"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the caller's own", read("/v1/workspaces/{ws}/users/{self}/permissions"),
+		cells{200, 200, 200, 200, 200, 404, 404, 200, 403, 403, 401, 401, 401}},
+	{"POST", "/v1/workspaces/{ws}/logins", "the caller's own", post("/v1/workspaces/{ws}/logins"),
+		cells{204, 204, 204, 204, 204, 404, 404, 403, 400, 403, 401, 401, 401}},
+	{"POST", "/v1/workspaces/{ws}/logins", "the Editor's", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/logins", body: map[string]string{"userId": m.editor.String()}}
+	}, cells{403, 403, 204, 403, 403, 403, 403, 403, 204, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/audit", "", read("/v1/workspaces/{ws}/audit"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
+	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+}
+
+func plain(method, path string) func(*testing.T, *matrix, int) req {
+	return func(*testing.T, *matrix, int) req { return req{method: method, path: path} }
+}
+
+// read is a GET that waits until the read models hold the set-up.
+func read(path string) func(*testing.T, *matrix, int) req {
+	return func(_ *testing.T, m *matrix, caller int) req {
+		return req{method: "GET", path: m.expand(path, caller), headers: consistent(m.pos)}
+	}
+}
+
+func post(path string) func(*testing.T, *matrix, int) req {
+	return func(_ *testing.T, m *matrix, caller int) req {
+		return req{method: "POST", path: m.expand(path, caller)}
+	}
+}
+
+func (m *matrix) expand(path string, caller int) string {
+	return strings.NewReplacer("{ws}", m.ws.String(), "{editor}", m.editor.String(), "{target}", m.target.String(),
+		"{pending}", m.pendingTarget.String(), "{self}", m.self[caller].String()).Replace(path)
+}
+
+// TestAuthorizationMatrixEveryRoute asks every route as every kind of
+// caller and checks the exact status; a route of the router without a row
+// fails the test.
+func TestAuthorizationMatrixEveryRoute(t *testing.T) {
+	t.Parallel()
+	var cfg httpapi.Config
+	a := newAPIWith(t, func(c *httpapi.Config) {
+		c.Mailbox = &sliceMailbox{}
+		// Each caller comes from an address of its own, so that a limit
+		// per client address cannot decide a cell.
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		cfg = *c
+	})
+
+	server, err := httpapi.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, r := range httpapi.Routes(server) {
+		if !slices.ContainsFunc(matrixRows, func(row matrixRow) bool { return row.method == r.Method && row.path == r.Path }) {
+			missing = append(missing, r.Method+" "+r.Path)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("routes without a row in the authorisation matrix (add one to matrixRows, with the status each caller must get):\n  %s",
+			strings.Join(missing, "\n  "))
+	}
+
+	m := &matrix{a: a}
+	var owner uuid.UUID
+	m.ws, owner, _ = a.createWorkspace(t, "Matrix", "admin@matrix2.test")
+	m.admin = userToken(owner)
+	m.self[cAdmin] = owner
+	for c, role := range map[int]string{cManager: "Manager", cEditor: "Editor", cMonitor: "Monitor", cAgentUser: "AgentUser", cSuspended: "Admin"} {
+		m.self[c], _ = a.join(t, m.ws, m.admin, strings.ToLower(callerNames[c][:3])+fmt.Sprint(c)+"@matrix2.test", role)
+	}
+	m.editor = m.self[cEditor]
+	m.target, _ = a.join(t, m.ws, m.admin, "target@matrix2.test", "Editor")
+	res, _ := a.invite(t, m.ws, m.admin, []string{"pending@matrix2.test", "lookup@matrix2.test", "invitee@matrix2.test"}, "Admin")
+	for _, r := range res {
+		switch r.Email {
+		case "pending@matrix2.test":
+			m.pendingTarget = *r.UserID
+		case "invitee@matrix2.test":
+			m.self[cInvitee] = *r.UserID
+		}
+	}
+	m.lookupToken = a.links.latest(t, "lookup@matrix2.test")
+	var p struct{ Position string }
+	a.must(t, 200, req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/users/" + m.self[cSuspended].String() + "/suspend", token: m.admin}).json(t, &p)
+	m.pos = p.Position
+	m.self[cStranger] = uuid.New()
+	m.self[cSystem] = uuid.New()
+	m.self[cEvents], m.self[cUnknown], m.self[cBadSig] = owner, owner, owner
+
+	for c := range nCallers {
+		m.tokens[c] = userToken(m.self[c])
+		m.forwardedFor[c] = fmt.Sprintf("192.0.2.%d", c+1)
+	}
+	m.tokens[cSystem] = token(m.self[cSystem], true, time.Now().Add(time.Hour))
+	m.tokens[cEvents] = signed(owner, jwt.MapClaims{"scope": "events:read"})
+	m.tokens[cUnknown] = signed(owner, jwt.MapClaims{"scope": "admin"})
+	m.tokens[cNone] = ""
+	m.tokens[cBadSig], _ = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": owner.String(), "exp": time.Now().Add(time.Hour).Unix()}).
+		SignedString([]byte("another-secret-another-secret-another-secret"))
+
+	for _, row := range matrixRows {
+		name := row.method + " " + row.path
+		if row.what != "" {
+			name += " (" + row.what + ")"
+		}
+		for c := range nCallers {
+			rq := row.req(t, m, c)
+			rq.token = m.tokens[c]
+			if rq.headers == nil {
+				rq.headers = map[string]string{}
+			}
+			rq.headers["X-Forwarded-For"] = m.forwardedFor[c]
+			r := a.do(t, rq)
+			if want := row.want[c]; r.status != want {
+				t.Errorf("%s as %s: got %d %s, want %d", name, callerNames[c], r.status, truncate(r.body), want)
+			} else if want == http.StatusUnauthorized && (r.code() != "unauthenticated" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer")) {
+				t.Errorf("%s as %s: 401 without the problem or WWW-Authenticate: %v %s", name, callerNames[c], r.header, r.body)
+			}
+		}
+	}
+}
+
+// TestTokenScopes: the scope claim is a space-separated list; "system"
+// makes the platform, "events:read" alone a reader of the event feed that
+// is no user, and any value usersd does not know refuses the token.
+func TestTokenScopes(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	_, owner, _ := a.createWorkspace(t, "Scopes", "admin@scopes.test")
+	n := 0
+	for _, c := range []struct {
+		name         string
+		scope        any // nil: no scope claim
+		create, mine int // POST /v1/workspaces, GET /v1/me/workspaces
+	}{
+		{"none", nil, 403, 200},
+		{"empty", "", 403, 200},
+		{"system", "system", 201, 403},
+		{"system among others", "events:read system", 201, 403},
+		{"events:read", "events:read", 403, 403},
+		{"events:read twice", " events:read  events:read ", 403, 403},
+		{"unknown", "admin", 401, 401},
+		{"system and unknown", "system admin", 401, 401},
+		{"letter case", "SYSTEM", 401, 401},
+		{"an array", []string{"system"}, 401, 401},
+	} {
+		claims := jwt.MapClaims{}
+		if c.scope != nil {
+			claims["scope"] = c.scope
+		}
+		tok := signed(owner, claims)
+		n++
+		r := a.do(t, req{method: "POST", path: "/v1/workspaces", token: tok,
+			body: map[string]any{"name": fmt.Sprintf("S%d", n), "owner": map[string]string{"email": fmt.Sprintf("o%d@scopes.test", n), "name": "O"}}})
+		if r.status != c.create {
+			t.Errorf("scope %s: POST /v1/workspaces got %d %s, want %d", c.name, r.status, truncate(r.body), c.create)
+		}
+		if r := a.do(t, req{method: "GET", path: "/v1/me/workspaces", token: tok}); r.status != c.mine {
+			t.Errorf("scope %s: GET /v1/me/workspaces got %d %s, want %d", c.name, r.status, truncate(r.body), c.mine)
+		}
+	}
+}
