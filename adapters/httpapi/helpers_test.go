@@ -128,6 +128,9 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
+		// Far above the 5 s default: on a loaded CI machine the projections
+		// may take longer, and a test asserts what it reads, not how fast.
+		ConsistencyTimeout: 30 * time.Second,
 	}
 	if configure != nil {
 		configure(&cfg)

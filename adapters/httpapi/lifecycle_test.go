@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/adapters/httpapi"
 )
 
 type userRow struct {
@@ -285,7 +288,8 @@ func mapsEqual(a, b map[string]string) bool {
 
 func TestConsistencyHeaderAndOps(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
+	// A short wait: this test waits for a position that never comes.
+	a := newAPIWith(t, func(c *httpapi.Config) { c.ConsistencyTimeout = time.Second })
 	ws, owner, _ := a.createWorkspace(t, "Ops", "owner@ops.test")
 	adm := userToken(owner)
 	base := "/v1/workspaces/" + ws.String()
