@@ -125,4 +125,3 @@ func expectationHolds(exp, cur int64) bool {
 	}
 	return exp == cur
 }
-
