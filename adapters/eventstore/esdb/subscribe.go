@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 
 	"github.com/usersd/usersd/adapters/eventstore"
@@ -81,6 +82,9 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 		if cur.delivered > 0 {
 			wait = s.minBackoff
 		}
+		if refused(err) {
+			s.nudge(ctx)
+		}
 		s.log.Warn("esdb: subscription to $all dropped; resubscribing",
 			"from", cur.last.String(), "after", wait, "err", err)
 		if !pause(ctx, wait) {
@@ -101,6 +105,37 @@ func permanent(err error) bool {
 	}
 	return grpcCode(err) == codes.InvalidArgument
 }
+
+// refused reports a subscription that a node refused (after confirming
+// it, as a real server does when the subscription requires the leader):
+// not the leader, not ready, no leader known.
+func refused(err error) bool {
+	switch codeOf(err) {
+	case esdbclient.ErrorCodeNotLeader, esdbclient.ErrorUnavailable:
+		return true
+	}
+	return noLeaderInfo(err)
+}
+
+// nudge makes the client look for the leader. A subscription's errors
+// never reach the client's reconnection (only the answers to other calls
+// do), so a subscription a follower refuses with "not leader" would be
+// made on that follower again and again. A read requiring the leader, of
+// a stream that never exists, is answered "not leader" by a follower
+// (the client then reconnects to the leader it names) and "not ready" by
+// a node in an election (the client then discovers the cluster again).
+func (s *Store) nudge(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+	defer cancel()
+	ro := esdbclient.ReadStreamOptions{Direction: esdbclient.Forwards, From: esdbclient.Start{}}
+	_ = s.do(ctx, func(ctx context.Context, c *esdbclient.Client) error {
+		_, err := s.read(ctx, c, probeStream, ro, 1)
+		return err
+	})
+}
+
+// probeStream is a stream that never exists (the workspace of the nil id).
+var probeStream = eventstore.WorkspaceStream(uuid.Nil)
 
 // subscribeOptions are the server-side filter and start of a subscription.
 func (s *Store) subscribeOptions(from esdbclient.AllPosition) esdbclient.SubscribeToAllOptions {
