@@ -148,6 +148,7 @@ func (s *Server) listen(addr string) error {
 	s.alive = true
 	s.drop = make(chan struct{})
 	s.st.changedLocked()
+	s.st.commitLocked() // a follower back acknowledges what waits
 	s.st.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
 	return nil
