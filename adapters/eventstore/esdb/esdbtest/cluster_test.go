@@ -164,3 +164,17 @@ func TestNodesDown(t *testing.T) {
 		t.Errorf("restarted node: got state %v, want Follower", st)
 	}
 }
+
+// TestDiscoverURL: esdb+discover through one node reads the membership
+// from its gossip and reaches the leader, wherever it is.
+func TestDiscoverURL(t *testing.T) {
+	t.Parallel()
+	cl := esdbtest.StartCluster(t)
+	cl.Elect(2)
+	c := client(t, cl.DiscoverURL())
+	cl.HoldReplication(0) // node 0 would serve a stale read
+	mustAppend(t, c, "s", esdbclient.NoStream{}, event("One"))
+	if got, err := readStream(timeout(t), c, "s"); err != nil || len(got) != 1 {
+		t.Errorf("read through discovery: got %d events, %v, want the one from the leader", len(got), err)
+	}
+}
