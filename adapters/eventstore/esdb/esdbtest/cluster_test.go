@@ -178,3 +178,31 @@ func TestDiscoverURL(t *testing.T) {
 		t.Errorf("read through discovery: got %d events, %v, want the one from the leader", len(got), err)
 	}
 }
+
+// TestReplicationLag: a follower with a lag reads records only once they
+// have been committed that long; its subscriptions get them then.
+func TestReplicationLag(t *testing.T) {
+	t.Parallel()
+	cl := esdbtest.StartCluster(t)
+	c := client(t, cl.URL())
+	f := client(t, cl.Node(1).URL())
+	cl.SetReplicationLag(1, time.Hour)
+	mustAppend(t, c, "s", esdbclient.NoStream{}, event("One"))
+	if _, err := readStream(timeout(t), f, "s"); codeOf(err) != esdbclient.ErrorCodeResourceNotFound {
+		t.Errorf("read on a follower an hour behind: got %v, want not found", err)
+	}
+	cl.SetReplicationLag(1, 0)
+	if got, err := readStream(timeout(t), f, "s"); err != nil || len(got) != 1 {
+		t.Errorf("read on the follower without lag: got %d events, %v, want 1", len(got), err)
+	}
+
+	cl.SetReplicationLag(1, 20*time.Millisecond)
+	sub := subscribe(t, f, ours(0, 0))
+	recvUntil(t, sub, caughtUps(1))
+	e := event("Ours")
+	mustAppend(t, c, "ours-1", esdbclient.Any{}, e)
+	got := recvUntil(t, sub, func(ms []message) bool { return len(ofKind(ms, "event")) == 1 })
+	if evs := ofKind(got, "event"); len(evs) != 1 || evs[0].id != e.EventID {
+		t.Errorf("subscription on the lagging follower: got %v, want the event", got)
+	}
+}

@@ -1,8 +1,10 @@
 package esdbtest_test
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/esdb"
@@ -32,6 +34,40 @@ func TestContractOverCluster(t *testing.T) {
 		}
 		cl := esdbtest.StartCluster(t)
 		s, err := esdb.Open(cl.URL(), esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	})
+}
+
+// TestContractOverLaggingFollower runs the contract with the adapter
+// connected to a follower (nodePreference=follower) that lags the leader
+// by 50 ms: it shows whether the adapter sends requires-leader where it
+// must read what it just wrote.
+//
+// It fails today (stale reads: "stream not found" right after an append;
+// a subscription caught up with the follower before the leader's last
+// events), as the adapter does not send requires-leader yet (issue 13,
+// item 2): set ESDBTEST_FOLLOWER_CONTRACT=1 to run it until then.
+func TestContractOverLaggingFollower(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("ESDBTEST_FOLLOWER_CONTRACT") == "" {
+		t.Skip("the adapter reads from a lagging follower until it sends requires-leader (issue 13, item 2); ESDBTEST_FOLLOWER_CONTRACT=1 runs it")
+	}
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
+			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
+		}
+		if raceEnabled && strings.HasSuffix(t.Name(), "/ConcurrentWritersSubscriberSeesAllOnce") {
+			t.Skip("the load case runs over the cluster without -race, and over a single node with it")
+		}
+		cl := esdbtest.StartCluster(t)
+		for i := 1; i < esdbtest.ClusterSize; i++ {
+			cl.SetReplicationLag(i, 50*time.Millisecond)
+		}
+		s, err := esdb.Open(cl.URL()+"&nodePreference=follower", esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
