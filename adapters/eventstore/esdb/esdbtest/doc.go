@@ -29,8 +29,10 @@
 //     which the client turns into ErrorCodeNotLeader and a reconnection
 //     to that address). On a subscription this comes after the
 //     confirmation, at the first catch-up read, as on the real server.
-//   - Replication lag: HoldReplication(i) freezes node i's copy,
-//     ReleaseReplication(i) lets it catch up.
+//   - Replication lag: SetReplicationLag(i, d) makes follower i read
+//     records only once they have been committed for d;
+//     HoldReplication(i) freezes its copy (and its acknowledgements)
+//     until ReleaseReplication(i).
 //   - Elections: Elect(i) makes node i lead at once; Election(i, d) puts
 //     every node in an election (Unknown, node i PreLeader) for d first,
 //     during which appends answer "Server Is Not Ready" and discovery
