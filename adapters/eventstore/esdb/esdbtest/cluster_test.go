@@ -206,3 +206,19 @@ func TestReplicationLag(t *testing.T) {
 		t.Errorf("subscription on the lagging follower: got %v, want the event", got)
 	}
 }
+
+// TestSingleNodeElection: a single node in PreLeader for a while answers
+// appends "not ready" and cannot be discovered; then it leads again.
+func TestSingleNodeElection(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	c := client(t, "esdb://"+srv.Addr()+","+srv.Addr()+"?tls=false")
+	mustAppend(t, c, "s", esdbclient.NoStream{}, event("Before"))
+	done := srv.SetStateFor(esdbtest.StatePreLeader, 300*time.Millisecond)
+	_, err := c.AppendToStream(timeout(t), "s", esdbclient.AppendToStreamOptions{}, event("During"))
+	if codeOf(err) != esdbclient.ErrorUnavailable {
+		t.Errorf("append while PreLeader: got %v, want ErrorUnavailable", err)
+	}
+	<-done
+	mustAppend(t, c, "s", esdbclient.Revision(0), event("After"))
+}

@@ -12,7 +12,8 @@
 // Start (or StartOn, on a given address) starts one node that leads. Its
 // URL is an esdb:// connection string; esdb+discover:// and gossip-seed
 // strings work too, as gossip answers a cluster of one. Restart restarts
-// it with its data; Stop stops it as a failure would.
+// it with its data; Stop stops it as a failure would; SetStateFor(
+// StatePreLeader, d) is an election as its clients see it.
 //
 // # A cluster
 //

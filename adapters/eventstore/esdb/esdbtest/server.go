@@ -262,6 +262,30 @@ func (s *Server) SetState(state State) {
 	s.st.changedLocked()
 }
 
+// SetStateFor sets the node's state for d, then puts back the state it
+// had (with a new epoch in $all if that was Leader, as after an
+// election): a single node in PreLeader for a while is an election as its
+// clients see it. The channel closes when the state is back.
+func (s *Server) SetStateFor(state State, d time.Duration) <-chan struct{} {
+	s.st.mu.Lock()
+	before := s.state
+	s.state = state
+	s.st.changedLocked()
+	s.st.mu.Unlock()
+	done := make(chan struct{})
+	time.AfterFunc(d, func() {
+		s.st.mu.Lock()
+		s.state = before
+		if before == StateLeader {
+			s.st.writeEpochLocked(s)
+		}
+		s.st.changedLocked()
+		s.st.mu.Unlock()
+		close(done)
+	})
+	return done
+}
+
 // State reports the node's state.
 func (s *Server) State() State {
 	s.st.mu.Lock()
