@@ -19,6 +19,7 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	timers []*time.Timer
+	ticker chan struct{} // closed to stop the lag ticker
 }
 
 // StartCluster starts three nodes on 127.0.0.1, each with its own port
@@ -42,6 +43,9 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		c.mu.Lock()
 		for _, tm := range c.timers {
 			tm.Stop()
+		}
+		if c.ticker != nil {
+			close(c.ticker)
 		}
 		c.mu.Unlock()
 		for _, n := range c.nodes {
@@ -138,6 +142,38 @@ func (c *Cluster) HoldReplication(i int) {
 	n := c.nodes[i]
 	if n.held < 0 {
 		n.held = st.committed
+	}
+}
+
+// SetReplicationLag makes follower i read records only once they have
+// been committed for at least d (zero: at once), as a real follower is
+// behind the leader by its replication and indexing delay. Reads and
+// subscriptions it serves are stale by that much; a leader has no lag.
+func (c *Cluster) SetReplicationLag(i int, d time.Duration) {
+	st := c.st
+	st.mu.Lock()
+	c.nodes[i].lag = d
+	st.changedLocked()
+	st.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d > 0 && c.ticker == nil {
+		// Time makes records visible: wake the subscriptions now and then.
+		c.ticker = make(chan struct{})
+		go func(stop chan struct{}) {
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					st.mu.Lock()
+					st.changedLocked()
+					st.mu.Unlock()
+				}
+			}
+		}(c.ticker)
 	}
 }
 

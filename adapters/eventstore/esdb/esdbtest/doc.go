@@ -12,7 +12,8 @@
 // Start (or StartOn, on a given address) starts one node that leads. Its
 // URL is an esdb:// connection string; esdb+discover:// and gossip-seed
 // strings work too, as gossip answers a cluster of one. Restart restarts
-// it with its data; Stop stops it as a failure would.
+// it with its data; Stop stops it as a failure would; SetStateFor(
+// StatePreLeader, d) is an election as its clients see it.
 //
 // # A cluster
 //
@@ -29,8 +30,10 @@
 //     which the client turns into ErrorCodeNotLeader and a reconnection
 //     to that address). On a subscription this comes after the
 //     confirmation, at the first catch-up read, as on the real server.
-//   - Replication lag: HoldReplication(i) freezes node i's copy,
-//     ReleaseReplication(i) lets it catch up.
+//   - Replication lag: SetReplicationLag(i, d) makes follower i read
+//     records only once they have been committed for d;
+//     HoldReplication(i) freezes its copy (and its acknowledgements)
+//     until ReleaseReplication(i).
 //   - Elections: Elect(i) makes node i lead at once; Election(i, d) puts
 //     every node in an election (Unknown, node i PreLeader) for d first,
 //     during which appends answer "Server Is Not Ready" and discovery

@@ -2,6 +2,7 @@ package esdbtest
 
 import (
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -92,7 +93,10 @@ type Server struct {
 	state State
 	// held is the number of committed records this follower has, while
 	// its replication is held; -1 while it replicates.
-	held  int
+	held int
+	// lag delays what this follower reads: records committed less than lag
+	// ago are not there yet.
+	lag   time.Duration
 	cache *idCache
 	// drop is closed by DropSubscriptions, ending every live subscription.
 	drop chan struct{}
@@ -148,6 +152,7 @@ func (s *Server) listen(addr string) error {
 	s.alive = true
 	s.drop = make(chan struct{})
 	s.st.changedLocked()
+	s.st.commitLocked() // a follower back acknowledges what waits
 	s.st.mu.Unlock()
 	go func() { _ = srv.Serve(lis) }()
 	return nil
@@ -257,6 +262,30 @@ func (s *Server) SetState(state State) {
 	s.st.changedLocked()
 }
 
+// SetStateFor sets the node's state for d, then puts back the state it
+// had (with a new epoch in $all if that was Leader, as after an
+// election): a single node in PreLeader for a while is an election as its
+// clients see it. The channel closes when the state is back.
+func (s *Server) SetStateFor(state State, d time.Duration) <-chan struct{} {
+	s.st.mu.Lock()
+	before := s.state
+	s.state = state
+	s.st.changedLocked()
+	s.st.mu.Unlock()
+	done := make(chan struct{})
+	time.AfterFunc(d, func() {
+		s.st.mu.Lock()
+		s.state = before
+		if before == StateLeader {
+			s.st.writeEpochLocked(s)
+		}
+		s.st.changedLocked()
+		s.st.mu.Unlock()
+		close(done)
+	})
+	return done
+}
+
 // State reports the node's state.
 func (s *Server) State() State {
 	s.st.mu.Lock()
@@ -333,10 +362,15 @@ func (st *store) leaderLocked() *Server {
 // visibleLocked is how many records of the log node n reads: the committed
 // ones, or as many as it had when its replication was held.
 func (st *store) visibleLocked(n *Server) int {
-	if n.held >= 0 && n.held < st.committed {
-		return n.held
+	v := st.committed
+	if n.held >= 0 && n.held < v {
+		v = n.held
 	}
-	return st.committed
+	if n.lag > 0 && n.state != StateLeader {
+		cut := time.Now().Add(-n.lag)
+		v = sort.Search(v, func(i int) bool { return st.log[i].committedAt.After(cut) })
+	}
+	return v
 }
 
 // canCommitLocked reports whether a majority acknowledges writes: a single
@@ -359,6 +393,10 @@ func (st *store) canCommitLocked() bool {
 // commitLocked commits what can be committed.
 func (st *store) commitLocked() {
 	if st.committed < len(st.log) && st.canCommitLocked() {
+		now := time.Now()
+		for _, r := range st.log[st.committed:] {
+			r.committedAt = now
+		}
 		st.committed = len(st.log)
 		st.changedLocked()
 	}

@@ -42,6 +42,7 @@ type record struct {
 	data        []byte
 	metadata    []byte
 	created     time.Time
+	committedAt time.Time
 	// truncateBefore is the "$tb" of a stream metadata event ("$$stream"),
 	// or -1.
 	truncateBefore int64
