@@ -31,18 +31,6 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// TestContractCluster runs the contract suite over the adapter and a
-// fresh three-node test cluster per store, connected through its gossip
-// seeds: every call goes to the leader, followers answer "not leader".
-func TestContractCluster(t *testing.T) {
-	t.Parallel()
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		skipPartialReuse(t)
-		c := esdbtest.StartCluster(t)
-		return open(t, c.URL(), "contract-")
-	})
-}
-
 // TestContractRealServer runs the contract suite against the EventStoreDB or
 // KurrentDB of ESDB_URL, each store in a namespace of its own.
 func TestContractRealServer(t *testing.T) {
