@@ -109,6 +109,7 @@ func (ss *session) leave(pilot bool, err error) {
 	if pilot {
 		ss.pilot = false
 	}
+	before := ss.state
 	switch connectionOutcome(err) {
 	case outcomeAnswered:
 		if ss.state == connecting {
@@ -122,7 +123,12 @@ func (ss *session) leave(pilot bool, err error) {
 		ss.state = dead
 	}
 	ss.closeIfDone()
-	ss.broadcast()
+	// Wake the waiting callers only when one of them may now get in: the
+	// common case, a call leaving a connected client with room, wakes
+	// nobody.
+	if pilot || ss.state != before || ss.inflight == 0 || ss.inflight == maxInflight-1 || ss.retired {
+		ss.broadcast()
+	}
 }
 
 // retire stops new calls and closes the client once no call is inside. It
@@ -243,7 +249,7 @@ func (s *Store) do(ctx context.Context, call func(ctx context.Context, c *esdbcl
 			return fmt.Errorf("waiting for a connection to the event store: %w", err)
 		}
 
-		callCtx, cancel := context.WithCancel(leaderOnly(ctx))
+		callCtx := leaderOnly(ctx)
 		done := make(chan error, 1)
 		go func() {
 			err := protect(func() error { return call(callCtx, ss.client) })
@@ -252,11 +258,10 @@ func (s *Store) do(ctx context.Context, call func(ctx context.Context, c *esdbcl
 		}()
 		select {
 		case err = <-done:
-			cancel()
 		case <-ctx.Done():
 			// The call goes on inside the client until the client lets it
-			// go; cancelling tells the client, which may not listen.
-			cancel()
+			// go: gRPC sees the same context end, the client's own waits
+			// on its connection loop do not.
 			return ctx.Err()
 		}
 		if codeOf(err) == esdbclient.ErrorCodeConnectionClosed && !errors.Is(err, errClosed) {
