@@ -1,6 +1,7 @@
 package esdbtest
 
 import (
+	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -123,8 +124,8 @@ func (st *store) readAllLocked(o *api.ReadReq_Options_AllOptions, v int, backwar
 	switch {
 	case o.GetStart() != nil:
 		from = 0
-	case o.GetEnd() != nil:
-		from = v
+	case o.GetEnd() != nil, o.GetPosition().GetCommitPosition() == math.MaxUint64 && o.GetPosition().GetPreparePosition() == math.MaxUint64:
+		from = v // (2^64-1, 2^64-1) is the server's end of the log
 	default:
 		p := o.GetPosition()
 		i, err := st.seekLocked(tfposOf(p.GetCommitPosition(), p.GetPreparePosition()), v)

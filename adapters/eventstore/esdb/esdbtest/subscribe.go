@@ -100,11 +100,14 @@ func (s *Server) subscribe(o *api.ReadReq_Options_AllOptions, f *api.ReadReq_Opt
 		sub.checkpoint = headOfTf
 	case o.GetEnd() != nil:
 		sub.checkpoint = confirmed
+	case o.GetPosition().GetCommitPosition() == math.MaxUint64 && o.GetPosition().GetPreparePosition() == math.MaxUint64:
+		// (2^64-1, 2^64-1) is the server's Position.End: a subscription
+		// from the checkpoint some versions sent (KDB-710) starts live at
+		// the end, past everything not yet delivered.
+		sub.checkpoint = confirmed
 	default:
 		p := o.GetPosition()
 		sub.checkpoint = tfposOf(p.GetCommitPosition(), p.GetPreparePosition())
-		// 2^64-1 is -1 on the server: (-1, -1) is its "head of the log",
-		// and the subscription starts from the beginning (KDB-710).
 	}
 	live := !sub.checkpoint.less(confirmed)
 	for {
