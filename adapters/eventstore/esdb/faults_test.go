@@ -285,6 +285,17 @@ func TestSubscriptionFromAnInvalidPosition(t *testing.T) {
 	if n := f.callCount("subscribe"); n != 1 {
 		t.Errorf("subscriptions tried: got %d, want 1", n)
 	}
+
+	// KDB-710's checkpoint, kept by an earlier version: a server starts
+	// live at its end from there, skipping everything unapplied.
+	bogus := domain.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}
+	err = s.SubscribeToAll(ctx, bogus, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error { return nil })
+	if !errors.Is(err, esdb.ErrInvalidPosition) {
+		t.Errorf("SubscribeToAll from (2^64-1, 2^64-1): got %v, want ErrInvalidPosition", err)
+	}
+	if n := f.callCount("subscribe"); n != 1 {
+		t.Errorf("subscriptions tried from (2^64-1, 2^64-1): got %d, want none", n-1)
+	}
 }
 
 // TestReadAllRights: a user without the right to read $all is told so at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
@@ -58,6 +59,12 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 	if size <= 0 {
 		size = defaultBatchSize
 	}
+	if from == kdb710 {
+		// A server reads this as its end: the subscription would start
+		// live there and skip, silently, whatever the checkpoint's owner
+		// never applied.
+		return fmt.Errorf("subscribe to $all from %v, the checkpoint KurrentDB 24.10.0-24.10.4 sent (KDB-710) and an earlier version of usersd kept: %w", from, ErrInvalidPosition)
+	}
 	cur := &cursor{last: from}
 	wait := s.minBackoff
 	for {
@@ -93,6 +100,9 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 		wait = min(wait*2, s.maxBackoff)
 	}
 }
+
+// kdb710 is the wrong checkpoint of KDB-710.
+var kdb710 = domain.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}
 
 // permanent reports errors that resubscribing will not cure: missing
 // rights or credentials, a server without the feature, an argument the
