@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -134,8 +135,11 @@ func refused(err error) bool {
 // a stream that never exists, is answered "not leader" by a follower
 // (the client then reconnects to the leader it names) and "not ready" by
 // a node in an election (the client then discovers the cluster again).
+//
+// It waits at most a second: while the client is discovering anyway, the
+// resubscription need not wait for the nudge.
 func (s *Store) nudge(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, min(s.callTimeout, time.Second))
 	defer cancel()
 	ro := esdbclient.ReadStreamOptions{Direction: esdbclient.Forwards, From: esdbclient.Start{}}
 	_ = s.do(ctx, func(ctx context.Context, c *esdbclient.Client) error {
