@@ -142,8 +142,10 @@ type ReadOptions struct {
 type Batch struct {
 	Events []RecordedEvent
 	// Checkpoint is the position to resume from after this batch: the last
-	// event's position, or a later one the store reported (EventStoreDB's
-	// filtered subscriptions send checkpoints between matching events).
+	// event's position, or in a batch without events the last one handed
+	// over before (or the subscription's start). It is never a position
+	// no event was handed over at: EventStoreDB's checkpoint messages are
+	// not passed on, as some server versions sent wrong ones.
 	Checkpoint domain.Position
 	// CaughtUp is true when the batch reached the end of the stored events at
 	// the time it was read: everything appended before is now delivered.

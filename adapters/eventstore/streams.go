@@ -3,6 +3,7 @@ package eventstore
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 
 	"github.com/google/uuid"
@@ -43,4 +44,38 @@ func IsOurs(stream string) bool {
 		}
 	}
 	return false
+}
+
+// IsOurRecord reports whether a stored record is one usersd wrote: its
+// stream is named exactly as ours are (a prefix and then a workspace id or
+// an address hash, not only the prefix), and its metadata carries its own
+// event id, as Encode writes it. On an EventStoreDB cluster other
+// applications share, their records in streams whose names happen to start
+// like ours fail this and are skipped rather than stopping a projection.
+func IsOurRecord(r RecordedEvent) bool {
+	if !isOurStreamName(r.StreamID) {
+		return false
+	}
+	var meta struct {
+		EventID uuid.UUID `json:"eventId"`
+	}
+	return json.Unmarshal(r.Metadata, &meta) == nil && meta.EventID == r.ID && r.ID != uuid.Nil
+}
+
+func isOurStreamName(stream string) bool {
+	for _, p := range []string{WorkspacePrefix, LoginsPrefix} {
+		if rest, ok := strings.CutPrefix(stream, p); ok {
+			id, err := uuid.Parse(rest)
+			return err == nil && id.String() == rest
+		}
+	}
+	if rest, ok := strings.CutPrefix(stream, AccountPrefix); ok {
+		return len(rest) == 2*sha256.Size && strings.ToLower(rest) == rest && isHex(rest)
+	}
+	return false
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
 }

@@ -32,9 +32,10 @@ func openEventStore(ctx context.Context, e *env, pool *pgxpool.Pool) (eventstore
 }
 
 // openESDB opens the event store of an ESDB_URL connection string and
-// checks, within connectTimeout, that the server answers a read. The
-// returned func closes it. Errors name the variable and never carry the
-// password of the connection string.
+// checks, within connectTimeout, that the server answers a read and lets
+// usersd's user subscribe to $all (every projection does; by default only
+// $admins may). The returned func closes it. Errors name the variable and
+// never carry the password of the connection string.
 func openESDB(ctx context.Context, connectionString string, log *slog.Logger) (eventstore.Store, func(), error) {
 	store, err := esdbstore.Open(connectionString, esdbstore.WithLogger(log))
 	if err != nil {
@@ -48,6 +49,14 @@ func openESDB(ctx context.Context, connectionString string, log *slog.Logger) (e
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 		store.Close()
 		return nil, nil, fmt.Errorf("%s: the event store does not answer: %s", envESDBURL, redact(err.Error(), connectionString))
+	}
+	if err := store.CheckReadAll(ctx); err != nil {
+		store.Close()
+		if errors.Is(err, esdbstore.ErrAccessDenied) {
+			return nil, nil, fmt.Errorf("%s: the user may not read $all, which every projection subscribes to: grant it read access on $all (docs/esdb.md, Rights): %s",
+				envESDBURL, redact(err.Error(), connectionString))
+		}
+		return nil, nil, fmt.Errorf("%s: subscribing to $all: %s", envESDBURL, redact(err.Error(), connectionString))
 	}
 	return store, store.Close, nil
 }

@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
@@ -53,6 +57,13 @@ func TestOpenESDB(t *testing.T) {
 		t.Errorf("openESDB(nothing listening): got %v, want an error naming %s without the password", err, envESDBURL)
 	}
 
+	// A user without the right to read $all is stopped at start, told so.
+	denied := startDenyingAll(t)
+	_, _, err = openESDB(ctx, "esdb://admin:s3cret-pw@"+denied+"?tls=false", log)
+	if err == nil || !strings.Contains(err.Error(), envESDBURL) || !strings.Contains(err.Error(), "may not read $all") || strings.Contains(err.Error(), "s3cret-pw") {
+		t.Errorf("openESDB(no right to read $all): got %v, want an error naming %s and $all, without the password", err, envESDBURL)
+	}
+
 	for _, malformed := range []string{"http://admin:s3cret-pw@host", "esdb://admin:s3cret-pw@a:1,b:x%zz"} {
 		_, _, err = openESDB(ctx, malformed, log)
 		var usage *usageError
@@ -69,11 +80,7 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.New(t)
 	srv := esdbtest.Start(t)
-	// Discovery never gives up within the test: the v4 client's connection
-	// loop stops for good when it does, stranding concurrent callers (see
-	// docs/esdb.md), which is not what this test is about.
-	esdbURL := srv.URL() + "&maxDiscoverAttempts=100000"
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": esdbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": srv.URL(), "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	base := s.base
 	sign := func(claims jwt.MapClaims) string {
 		claims["exp"] = time.Now().Add(time.Minute).Unix()
@@ -141,4 +148,29 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	if res := s.stop(); res.code != exitOK {
 		t.Errorf("serve exited %d:\n%s", res.code, res.stderr)
 	}
+}
+
+// denyAll is an event store whose user may read streams but not $all, as
+// with EventStoreDB's default ACL for a user outside $admins.
+type denyAll struct{ *esdbtest.Server }
+
+func (d denyAll) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
+	if req.GetOptions().GetAll() != nil {
+		return status.Error(codes.PermissionDenied, "Access Denied")
+	}
+	return d.Server.Read(req, out)
+}
+
+// startDenyingAll serves denyAll and returns its address.
+func startDenyingAll(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	api.RegisterStreamsServer(srv, denyAll{esdbtest.Start(t)})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
 }

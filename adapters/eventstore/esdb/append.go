@@ -7,26 +7,35 @@ import (
 	"time"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/domain"
 )
 
 // appendRetryPause is the first pause before an append is sent again; it
-// doubles with each try, leaving a leader election time to finish.
-const appendRetryPause = 50 * time.Millisecond
+// doubles with each try up to appendRetryMaxPause, leaving a leader
+// election time to finish within the call's deadline.
+const (
+	appendRetryPause    = 50 * time.Millisecond
+	appendRetryMaxPause = time.Second
+)
 
 // Append implements eventstore.Store.
 //
-// When the outcome of an append is unknown (the node went away, it was no
-// longer the leader, no answer in time), Append sends the very same append
-// again, same ids and same expected revision, up to the retries allowed:
-// EventStoreDB recognises the ids and answers the first result instead of
-// storing the events twice.
+// When the outcome of an append is unknown (the node went away or is not
+// ready, it was no longer the leader, an election is on, the server timed
+// out), Append sends the very same append again, same ids and same
+// expected revision, until the retries allowed or the deadline run out
+// (the store's call timeout when ctx has none): EventStoreDB recognises
+// the ids and answers the first result instead of storing the events
+// twice. Every append requires the leader.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := eventstore.CheckAppend(stream, expected, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	opts := esdbclient.AppendToStreamOptions{ExpectedRevision: expectedOf(expected)}
 	data := make([]esdbclient.EventData, len(events))
 	for i, e := range events {
@@ -39,31 +48,76 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 	}
 
-	pause := appendRetryPause
+	wait := appendRetryPause
 	for attempt := 0; ; attempt++ {
-		client, err := s.conn()
-		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
-		}
-		wr, err := client.AppendToStream(ctx, s.stored(stream), opts, data...)
+		var wr *esdbclient.WriteResult
+		err := s.do(ctx, func(ctx context.Context, c *esdbclient.Client) error {
+			var err error
+			wr, err = c.AppendToStream(ctx, s.stored(stream), opts, data...)
+			return err
+		})
 		if err == nil {
 			return s.result(ctx, stream, wr)
 		}
 		if codeOf(err) == esdbclient.ErrorCodeWrongExpectedVersion {
 			return eventstore.AppendResult{}, wrongVersion(stream, expected, err)
 		}
-		retry := transient(err) ||
-			(codeOf(err) == esdbclient.ErrorCodeConnectionClosed && s.replace(client))
-		if !retry || attempt >= s.appendRetries || ctx.Err() != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d): %w", stream, attempt+1, err)
+		if !transient(err) || attempt >= s.appendRetries || ctx.Err() != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d): %w", stream, attempt+1, explain(err))
 		}
-		select {
-		case <-ctx.Done():
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, ctx.Err())
-		case <-time.After(pause):
+		if !pause(ctx, wait) {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), err)
 		}
-		pause *= 2
+		wait = min(wait*2, appendRetryMaxPause)
 	}
+}
+
+// defaultStartParallel bounds the appends StartStreams runs at once.
+const defaultStartParallel = 32
+
+var _ eventstore.StreamStarter = (*Store)(nil)
+
+// StartStreams implements eventstore.StreamStarter. The v4 client has no
+// append to several streams in one request, so each stream costs its own
+// append ("no stream" expected, requiring the leader); they go up to 32 at
+// once over the client's one connection, where the leader commits them
+// together. A batch of n new streams thus takes n round trips but about
+// n/32 round-trip times. A stream someone else started answers a wrong
+// expected version: not started. A stream whose first event is this very
+// event (a retry of a call whose answer was lost) is recognised by the
+// event's id and reported started, which is as true.
+func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
+	seen := make(map[string]bool, len(starts))
+	for _, st := range starts {
+		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
+			return nil, err
+		}
+		if seen[st.Stream] {
+			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
+		}
+		seen[st.Stream] = true
+	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	started := make([]bool, len(starts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.parallel)
+	for i, st := range starts {
+		g.Go(func() error {
+			_, err := s.Append(gctx, st.Stream, eventstore.NoStream{}, st.Event)
+			switch {
+			case err == nil:
+				started[i] = true
+			case !errors.Is(err, eventstore.ErrWrongExpectedRevision):
+				return err
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("start %d streams: %w", len(starts), err)
+	}
+	return started, nil
 }
 
 // wrongVersion maps the server's refusal. With expected revision Any the

@@ -19,7 +19,6 @@ package esdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -33,15 +32,27 @@ import (
 
 const (
 	defaultBatchSize     = 500
-	defaultAppendRetries = 3
+	defaultAppendRetries = 20
 	defaultMinBackoff    = 100 * time.Millisecond
 	defaultMaxBackoff    = 10 * time.Second
+	// defaultCallTimeout bounds an append or a read (with its retries)
+	// whose caller set no deadline, and the wait for a subscription's
+	// confirmation. Without it an append could wait on the client's own
+	// 10 s deadline per try, four tries in a row.
+	defaultCallTimeout = 10 * time.Second
+	// defaultMaxDiscoverAttempts replaces the client's default of 10 when
+	// the connection string sets none: 10 attempts 100 ms apart give up
+	// within about a second, shorter than a leader election, and a client
+	// that gives up strands the calls waiting in it (see session). 600
+	// attempts last a minute or more.
+	defaultMaxDiscoverAttempts = 600
 	// searchWindow and checkpointMultiplier make a filtered subscription
-	// send a checkpoint after every 320 records it skipped. The runner does
-	// not store the positions of batches without events, and a
-	// resubscription starts from the last event, so a restart on a busy
-	// shared cluster re-scans the foreign records since our last event:
-	// correct, only slower.
+	// send a checkpoint after every 320 records it skipped. The adapter
+	// uses them only to know that the subscription is alive: a batch's
+	// checkpoint is always the position of an event handed over (see
+	// batcher), and a resubscription starts from the last one, so a
+	// restart on a busy shared cluster re-scans the foreign records since
+	// our last event: correct, only slower.
 	searchWindow         = 32
 	checkpointMultiplier = 10
 )
@@ -53,16 +64,19 @@ type Store struct {
 	log           *slog.Logger
 	namespace     string
 	filter        []string // stream name prefixes of the $all subscription, namespace included
+	ownCheck      bool     // records must also look like usersd's (see owned)
 	appendRetries int
 	minBackoff    time.Duration
 	maxBackoff    time.Duration
+	callTimeout   time.Duration
+	parallel      int // appends StartStreams runs at once
 
 	// config is set when the store made its client, and lets it make a new
-	// one when the old has given up (see conn).
+	// one when the old has given up (see session).
 	config *esdbclient.Configuration
 
 	mu     sync.Mutex
-	client *esdbclient.Client
+	sess   *session
 	closed bool
 }
 
@@ -81,16 +95,24 @@ func WithNamespace(ns string) Option { return func(s *Store) { s.namespace = ns 
 
 // WithStreamPrefixes sets which streams (after the namespace) a
 // subscription to $all delivers; the server filters on them. The default is
-// eventstore.StreamPrefixes. An empty prefix, which means every stream of
-// the namespace, needs a namespace: on its own it would take in the
-// server's system streams.
+// eventstore.StreamPrefixes, and then a record must also look like one
+// usersd wrote (eventstore.IsOurRecord): on a cluster other applications
+// share, their records in streams whose names collide with ours are
+// skipped. With prefixes set here, every record of those streams is
+// delivered. An empty prefix, which means every stream of the namespace,
+// needs a namespace: on its own it would take in the server's system
+// streams.
 func WithStreamPrefixes(prefixes ...string) Option {
-	return func(s *Store) { s.filter = append([]string(nil), prefixes...) }
+	return func(s *Store) {
+		s.filter = append([]string(nil), prefixes...)
+		s.ownCheck = false
+	}
 }
 
 // WithAppendRetries sets how many times an append whose outcome is unknown
-// (node unavailable, not the leader, deadline passed) is sent again with
-// the same event ids. The default is 3; zero disables retries.
+// (node unavailable or not ready, not the leader, an election, a server
+// timeout) is sent again with the same event ids, within the call's
+// deadline. The default is 20; zero disables retries.
 func WithAppendRetries(n int) Option { return func(s *Store) { s.appendRetries = max(n, 0) } }
 
 // WithResubscribeBackoff sets the pause before resubscribing after a
@@ -100,6 +122,17 @@ func WithResubscribeBackoff(minimum, maximum time.Duration) Option {
 	return func(s *Store) {
 		if minimum > 0 && maximum >= minimum {
 			s.minBackoff, s.maxBackoff = minimum, maximum
+		}
+	}
+}
+
+// WithCallTimeout sets the deadline of an append or a read, retries
+// included, whose context has none, and how long a subscription waits for
+// the server to confirm it. The default is 10 s.
+func WithCallTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.callTimeout = d
 		}
 	}
 }
@@ -116,18 +149,41 @@ func New(client *esdbclient.Client, opts ...Option) *Store {
 // Open connects to the server of a connection string
 // (esdb://host:port?tls=false, esdb+discover://user:pass@cluster:2113, ...).
 // The client connects lazily: Open fails only on a malformed string; the
-// first call reports an unreachable server.
+// first call reports an unreachable server. Unless the string sets
+// maxDiscoverAttempts, the client tries defaultMaxDiscoverAttempts times
+// instead of its own 10.
 func Open(connectionString string, opts ...Option) (*Store, error) {
 	config, err := esdbclient.ParseConnectionString(connectionString)
 	if err != nil {
 		return nil, fmt.Errorf("esdb connection string: %w", err)
 	}
+	if !setsParameter(connectionString, "maxDiscoverAttempts") {
+		config.MaxDiscoverAttempts = defaultMaxDiscoverAttempts
+	}
 	s := newStore(nil, config, opts)
 	config.Logger = clientLogger(s.log)
-	if s.client, err = esdbclient.NewClient(config); err != nil {
+	client, err := esdbclient.NewClient(config)
+	if err != nil {
 		return nil, fmt.Errorf("esdb client: %w", err)
 	}
+	s.sess = newSession(client)
 	return s, nil
+}
+
+// setsParameter reports whether a connection string sets a parameter; the
+// client reads parameter names case-insensitively.
+func setsParameter(connectionString, name string) bool {
+	_, query, ok := strings.Cut(connectionString, "?")
+	if !ok {
+		return false
+	}
+	for _, kv := range strings.Split(query, "&") {
+		key, _, _ := strings.Cut(kv, "=")
+		if strings.EqualFold(key, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientLogger sends the client's own messages to l, a level lower than the
@@ -148,11 +204,16 @@ func newStore(client *esdbclient.Client, config *esdbclient.Configuration, opts 
 	s := &Store{
 		log:           slog.Default(),
 		filter:        eventstore.StreamPrefixes,
+		ownCheck:      true,
 		appendRetries: defaultAppendRetries,
 		minBackoff:    defaultMinBackoff,
 		maxBackoff:    defaultMaxBackoff,
+		callTimeout:   defaultCallTimeout,
+		parallel:      defaultStartParallel,
 		config:        config,
-		client:        client,
+	}
+	if client != nil {
+		s.sess = newSession(client)
 	}
 	for _, o := range opts {
 		o(s)
@@ -171,7 +232,8 @@ func newStore(client *esdbclient.Client, config *esdbclient.Configuration, opts 
 	return s
 }
 
-// Close closes the client if Open made it. Calls afterwards fail.
+// Close closes the client if Open made it, once no call is inside it.
+// Calls afterwards fail.
 func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,64 +242,29 @@ func (s *Store) Close() {
 	}
 	s.closed = true
 	if s.config != nil {
-		_ = s.client.Close()
+		s.sess.retire()
 	}
 }
 
-// conn returns the client to use.
-func (s *Store) conn() (*esdbclient.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
+// bounded gives ctx the store's call timeout when it has no deadline.
+func (s *Store) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	return s.client, nil
+	return context.WithTimeout(ctx, s.callTimeout)
 }
 
-// replace swaps in a new client for old when old has closed itself. The v4
-// client closes for good when a discovery fails (every node unreachable for
-// its discovery attempts, as during a full-cluster restart); without a new
-// one the process would never reconnect. It reports whether the caller
-// should try again.
-func (s *Store) replace(old *esdbclient.Client) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.config == nil {
+// pause waits d, or less if ctx ends first; it reports whether ctx is
+// still alive.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
 		return false
-	}
-	if s.client != old {
-		return true // another call replaced it already
-	}
-	fresh, err := esdbclient.NewClient(s.config)
-	if err != nil {
-		s.log.Error("esdb: new client", "err", err)
-		return false
-	}
-	s.client = fresh
-	_ = old.Close()
-	s.log.Warn("esdb: client gave up on discovery; replaced it")
-	return true
-}
-
-// codeOf returns the client's error code, or ErrorCodeUnknown.
-func codeOf(err error) esdbclient.ErrorCode {
-	var e *esdbclient.Error
-	if errors.As(err, &e) {
-		return e.Code()
-	}
-	return esdbclient.ErrorCodeUnknown
-}
-
-// transient reports whether a call may succeed if made again: the node went
-// away, is no longer the leader (the client is already reconnecting to the
-// new one), or did not answer in time.
-func transient(err error) bool {
-	switch codeOf(err) {
-	case esdbclient.ErrorUnavailable, esdbclient.ErrorCodeNotLeader,
-		esdbclient.ErrorCodeDeadlineExceeded, esdbclient.ErrorAborted:
+	case <-t.C:
 		return true
 	}
-	return false
 }
 
 // stored names a stream as the server knows it.

@@ -32,26 +32,33 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		ro.From = esdbclient.End{} // forwards from the end: nothing, if the stream exists
 	}
 
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	wait := appendRetryPause
 	for attempt := 0; ; attempt++ {
-		client, err := s.conn()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
-		}
-		out, err := s.read(ctx, client, stream, ro, count)
+		var out []eventstore.RecordedEvent
+		err := s.do(ctx, func(ctx context.Context, c *esdbclient.Client) error {
+			var err error
+			out, err = s.read(ctx, c, stream, ro, count)
+			return err
+		})
 		if err == nil || errors.Is(err, eventstore.ErrStreamNotFound) {
 			return out, err
 		}
-		// A read has no side effect: it is always safe to try again (twice:
-		// a failed discovery answers Unavailable once, then "closed", and the
-		// second retry runs on a new client).
-		if attempt < 2 && ctx.Err() == nil &&
-			(transient(err) || (codeOf(err) == esdbclient.ErrorCodeConnectionClosed && s.replace(client))) {
-			continue
+		// A read has no side effect: it is always safe to try again.
+		if !transient(err) || attempt >= s.appendRetries || ctx.Err() != nil {
+			return nil, fmt.Errorf("read %s (attempt %d): %w", stream, attempt+1, explain(err))
 		}
-		return nil, fmt.Errorf("read %s: %w", stream, err)
+		if !pause(ctx, wait) {
+			return nil, fmt.Errorf("read %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), err)
+		}
+		wait = min(wait*2, appendRetryMaxPause)
 	}
 }
 
+// read reads a stream on one client, from the leader. It runs inside
+// Store.do: the client's ReadStream.Recv may block on the client's
+// connection loop when it fails.
 func (s *Store) read(ctx context.Context, client *esdbclient.Client, stream string, ro esdbclient.ReadStreamOptions, count uint64) ([]eventstore.RecordedEvent, error) {
 	rs, err := client.ReadStream(ctx, s.stored(stream), ro, count)
 	if err != nil {

@@ -2,31 +2,22 @@ package esdbtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
-	"net"
+	"strconv"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// noStream stands for the revision of a stream without events, as
-// EventStoreDB's expected version -1.
-const noStream = -1
-
-// expectation is an append's expected revision.
-type expectation struct {
-	kind     string // "any", "no_stream", "stream_exists" or "revision"
-	revision int64
-}
-
 // Append stores the proposed events of one append, all or none.
 func (s *Server) Append(stream api.Streams_AppendServer) error {
+	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -39,21 +30,22 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 	if name == "" {
 		return status.Error(codes.InvalidArgument, "append: empty stream name")
 	}
-	var exp expectation
+	var exp int64
 	switch o := opts.GetExpectedStreamRevision().(type) {
 	case *api.AppendReq_Options_Any:
-		exp.kind = "any"
+		exp = expectAny
 	case *api.AppendReq_Options_NoStream:
-		exp = expectation{"no_stream", noStream}
+		exp = noStream
 	case *api.AppendReq_Options_StreamExists:
-		exp.kind = "stream_exists"
+		exp = streamExists
 	case *api.AppendReq_Options_Revision:
-		exp = expectation{"revision", int64(o.Revision)}
+		exp = int64(o.Revision)
 	default:
 		return status.Error(codes.InvalidArgument, "append: no expected revision")
 	}
 
 	var proposed []*record
+	size := 0
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -70,141 +62,246 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 		if err != nil {
 			return status.Error(codes.InvalidArgument, "append: "+err.Error())
 		}
-		proposed = append(proposed, &record{
+		r := &record{
+			event:       true,
 			id:          id,
 			stream:      name,
 			eventType:   m.GetMetadata()["type"],
 			contentType: m.GetMetadata()["content-type"],
 			data:        bytes.Clone(m.GetData()),
 			metadata:    bytes.Clone(m.GetCustomMetadata()),
-		})
+		}
+		// The server counts an event's size as its data, its metadata and
+		// twice its type's length (Event.SizeOnDisk), and stops reading as
+		// soon as the append passes the limit.
+		size += len(r.data) + len(r.metadata) + 2*len(r.eventType)
+		if lim := s.st.opts.maxAppendSize; lim > 0 && size > lim {
+			return errMaxAppendSize(ctx, lim)
+		}
+		proposed = append(proposed, r)
 	}
 
-	s.mu.Lock()
-	leader := s.leader
-	s.mu.Unlock()
-	if leader != "" {
-		host, port, _ := net.SplitHostPort(leader)
-		stream.SetTrailer(metadata.Pairs("exception", "not-leader",
-			"leader-endpoint-host", host, "leader-endpoint-port", port))
-		return status.Error(codes.NotFound, "esdbtest: not the leader")
+	st := s.st
+	st.mu.Lock()
+	if f, ok := s.takeFaultLocked(OpAppend); ok {
+		err := s.faultErrorLocked(ctx, f)
+		st.mu.Unlock()
+		return err
 	}
+	leader, err := s.routeLocked(ctx, true)
+	if err != nil {
+		st.mu.Unlock()
+		return err
+	}
+	if !leader.alive {
+		// Forwarded to a leader that is gone: the forwarding times out.
+		st.mu.Unlock()
+		return s.afterTimeout(ctx, "Forward timeout.")
+	}
+	out := st.appendLocked(leader, name, exp, proposed)
+	lost := false
+	if out.wait && s.failAppends > 0 {
+		s.failAppends--
+		lost = true
+	}
+	st.mu.Unlock()
 
-	resp, fail := s.store(name, exp, proposed)
-	if fail {
+	switch {
+	case out.err != nil:
+		return statusWithTrailers(ctx, out.err, name)
+	case out.resp != nil:
+		return stream.SendAndClose(out.resp)
+	case out.notReady:
+		// The ids are those of a write not yet replicated: the server drops
+		// this one and the client times out.
+		return s.afterTimeout(ctx, "Prepare phase timeout.")
+	}
+	// A new write: answer once it is committed, or time out.
+	resp, err := s.awaitCommit(ctx, out.last, out.index)
+	if err != nil {
+		return err
+	}
+	if lost {
 		return status.Error(codes.Unavailable, "esdbtest: append stored, reply lost")
 	}
 	return stream.SendAndClose(resp)
 }
 
-// store decides an append under the lock and, if it holds, stores it.
-func (s *Server) store(name string, exp expectation, proposed []*record) (*api.AppendResp, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	current := int64(len(s.streams[name])) - 1 // noStream when empty
-
-	switch s.idempotency(name, exp, current, proposed) {
-	case repeated:
-		// The original result, without a position: EventStoreDB answers an
-		// idempotent repeat from its index, which keeps no positions.
-		last := s.find(name, proposed[len(proposed)-1].id)
-		return success(int64(last.revision), nil), false
-	case corrupted:
-		return wrongVersion(exp, current), false
-	}
-
-	ok := false
-	switch exp.kind {
-	case "any":
-		ok = true
-	case "stream_exists":
-		ok = current != noStream
-	default:
-		ok = exp.revision == current
-	}
-	if !ok {
-		return wrongVersion(exp, current), false
-	}
-	if len(proposed) == 0 {
-		return success(current, nil), false
-	}
-
-	now := time.Now().UTC()
-	for _, r := range proposed {
-		r.revision = uint64(len(s.streams[name]))
-		r.position = firstPosition + uint64(len(s.log))*recordSize
-		r.created = now
-		s.log = append(s.log, r)
-		s.streams[name] = append(s.streams[name], r)
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-	last := proposed[len(proposed)-1]
-
-	if s.failAppends > 0 {
-		s.failAppends--
-		return nil, true
-	}
-	return success(int64(last.revision), &last.position), false
+// outcome is what the leader decided for an append.
+type outcome struct {
+	resp     *api.AppendResp // an answer now: wrong version, idempotent
+	err      error           // stream deleted
+	notReady bool            // an idempotent repeat of a write not yet committed
+	wait     bool            // a new write: wait for its commit
+	last     int64           // its last revision
+	index    int             // the log index of its last record
 }
 
-type idempotencyCheck int
+var errDeleted = errors.New("stream deleted")
 
-const (
-	fresh     idempotencyCheck = iota // not a repeat: decide by expected revision
-	repeated                          // the same append again: answer its result
-	corrupted                         // partly a repeat: refuse
-)
-
-// idempotency follows EventStoreDB's commit check: with an exact expected
-// revision below the stream's, the events must sit right after it; with any
-// other expectation, the ids are looked up in the stream. Ids stored in
-// another stream do not count, as in EventStoreDB.
-func (s *Server) idempotency(name string, exp expectation, current int64, proposed []*record) idempotencyCheck {
-	if len(proposed) == 0 {
-		return fresh
+func statusWithTrailers(ctx context.Context, err error, stream string) error {
+	if errors.Is(err, errDeleted) {
+		return errStreamDeleted(ctx, stream)
 	}
-	events := s.streams[name]
-	if exp.kind == "revision" || exp.kind == "no_stream" {
-		if exp.revision >= current {
-			return fresh
+	return err
+}
+
+// afterTimeout answers Aborted once the write timeout has passed (or
+// earlier with the client's own deadline).
+func (s *Server) afterTimeout(ctx context.Context, what string) error {
+	t := time.NewTimer(s.st.opts.writeTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-t.C:
+		return errTimeout(what)
+	}
+}
+
+// awaitCommit waits until the log record at index is committed and
+// answers the success, or answers Aborted after the write timeout (the
+// write stays, and commits when the followers catch up).
+func (s *Server) awaitCommit(ctx context.Context, last int64, index int) (*api.AppendResp, error) {
+	st := s.st
+	t := time.NewTimer(st.opts.writeTimeout)
+	defer t.Stop()
+	for {
+		st.mu.Lock()
+		done, changed := st.committed > index, st.changed
+		pos := st.log[index].position
+		st.mu.Unlock()
+		if done {
+			return success(last, &pos), nil
 		}
-		for i, p := range proposed {
-			at := exp.revision + 1 + int64(i)
-			if at > current || events[at].id != p.id {
-				if i == 0 {
-					return fresh // a plain conflict, decided by the revision
-				}
-				return corrupted
+		select {
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-t.C:
+			return nil, errTimeout("Commit phase timeout.")
+		case <-changed:
+		}
+	}
+}
+
+// appendLocked decides an append on the leader (KurrentDB's
+// IndexWriter.CheckCommit) and writes it if it holds.
+func (st *store) appendLocked(leader *Server, name string, exp int64, proposed []*record) outcome {
+	_, cur, tombstoned := st.streams[name].view(len(st.log))
+	tb := st.truncatedAt(name, len(st.log))
+	softDeleted := tb == deletedStream
+	wrong := func() outcome {
+		if tombstoned || (exp == streamExists && softDeleted) {
+			return outcome{err: errDeleted}
+		}
+		return outcome{resp: wrongVersion(exp, cur)}
+	}
+	ok := func() outcome {
+		if len(proposed) == 0 {
+			return outcome{resp: success(cur, nil)}
+		}
+		for i, r := range proposed {
+			r.revision = cur + 1 + int64(i)
+		}
+		recs := proposed
+		if softDeleted {
+			// Writing to a soft-deleted stream brings it back, from the
+			// next revision on.
+			undelete := st.systemEventLocked(metaStream(name), "$metadata", "")
+			undelete.data = []byte(`{"$tb":` + strconv.FormatInt(cur+1, 10) + `}`)
+			recs = append(append([]*record(nil), proposed...), undelete)
+		}
+		st.writeLocked(leader, recs)
+		lastRec := proposed[len(proposed)-1]
+		return outcome{wait: true, last: lastRec.revision, index: recs[len(recs)-1].index}
+	}
+	ids := make([]uuid.UUID, len(proposed))
+	for i, r := range proposed {
+		ids[i] = r.id
+	}
+	// The committed view, which the server's index holds.
+	committed, committedLast, _ := st.streams[name].view(st.committed)
+	idempotent := func(last int64) outcome {
+		if committedLast < last || last >= int64(len(committed)) {
+			return outcome{notReady: true}
+		}
+		pos := committed[last].position
+		return outcome{resp: success(last, &pos)}
+	}
+
+	if tombstoned {
+		if len(ids) > 0 {
+			return wrong()
+		}
+		if exp == expectAny || exp == noStream {
+			return outcome{resp: success(cur, nil)}
+		}
+		return wrong()
+	}
+	if exp == streamExists {
+		if softDeleted {
+			return wrong()
+		}
+		if cur < 0 {
+			if meta, _, _ := st.streams[metaStream(name)].view(len(st.log)); len(meta) == 0 {
+				return wrong()
 			}
 		}
-		return repeated
 	}
-	var start *record
-	for i, p := range proposed {
-		r := s.find(name, p.id)
-		switch {
-		case r == nil && i == 0:
-			return fresh
-		case r == nil:
-			return corrupted
-		case i == 0:
-			start = r
-		case r.revision != start.revision+uint64(i):
-			return corrupted
-		}
-	}
-	return repeated
-}
 
-// find returns the event with this id in the stream, or nil.
-func (s *Server) find(name string, id uuid.UUID) *record {
-	for _, r := range s.streams[name] {
-		if r.id == id {
-			return r
+	// Weak idempotency: without an exact expected revision the server does
+	// not know where the ids would be; it looks only in its cache.
+	if exp == expectAny || exp == streamExists {
+		var end int64 = -1
+		for i, id := range ids {
+			if e, hit := leader.cache.get(id); hit && e.stream == name {
+				end = e.revision
+				continue
+			}
+			if i > 0 {
+				return wrong() // corrupted idempotency
+			}
+			return ok()
 		}
+		if len(ids) == 0 {
+			return ok()
+		}
+		return idempotent(end)
 	}
-	return nil
+
+	// Strong idempotency: with an exact revision (or no-stream) below the
+	// stream's, the ids must be the events right after it, found in the
+	// cache or in the index.
+	if exp < cur {
+		n := exp
+		for i, id := range ids {
+			n++
+			if e, hit := leader.cache.get(id); hit && e.stream == name && e.revision == n {
+				continue
+			}
+			if n < int64(len(committed)) && committed[n].id == id {
+				continue
+			}
+			if i > 0 {
+				return wrong() // corrupted idempotency
+			}
+			if exp == noStream && softDeleted {
+				return ok()
+			}
+			return wrong()
+		}
+		if len(ids) == 0 {
+			if exp == noStream && softDeleted {
+				return ok()
+			}
+			return wrong()
+		}
+		return idempotent(n)
+	}
+	if exp > cur {
+		return wrong()
+	}
+	return ok() // exactly at the end: no idempotency check at all
 }
 
 func success(revision int64, position *uint64) *api.AppendResp {
@@ -224,22 +321,30 @@ func success(revision int64, position *uint64) *api.AppendResp {
 	return &api.AppendResp{Result: &api.AppendResp_Success_{Success: ok}}
 }
 
-func wrongVersion(exp expectation, current int64) *api.AppendResp {
+// wrongVersion is the server's answer to a failed expectation, with the
+// fields of servers before 20.6 set too, as the server does.
+func wrongVersion(exp, current int64) *api.AppendResp {
 	w := &api.AppendResp_WrongExpectedVersion{}
+	switch exp {
+	case expectAny:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_Any_20_6_0{Any_20_6_0: &shared.Empty{}}
+	case noStream:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: ^uint64(0)}
+	case streamExists:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedStreamExists{ExpectedStreamExists: &shared.Empty{}}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_StreamExists_20_6_0{StreamExists_20_6_0: &shared.Empty{}}
+	default:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: uint64(exp)}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: uint64(exp)}
+	}
 	if current == noStream {
 		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}
+		w.CurrentRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_NoStream_20_6_0{NoStream_20_6_0: &shared.Empty{}}
 	} else {
 		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: uint64(current)}
-	}
-	switch exp.kind {
-	case "any":
-		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
-	case "no_stream":
-		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
-	case "stream_exists":
-		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedStreamExists{ExpectedStreamExists: &shared.Empty{}}
-	default:
-		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: uint64(exp.revision)}
+		w.CurrentRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_CurrentRevision_20_6_0{CurrentRevision_20_6_0: uint64(current)}
 	}
 	return &api.AppendResp{Result: &api.AppendResp_WrongExpectedVersion_{WrongExpectedVersion: w}}
 }

@@ -8,26 +8,32 @@ import (
 
 	gossipapi "github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
-	"github.com/google/uuid"
 )
 
 // gossip answers the cluster-discovery call of esdb+discover:// and
-// gossip-seed connection strings: a cluster of one node, the leader, which
-// is this server.
+// gossip-seed connection strings with every node of the cluster (one for
+// a single server): its state, whether it is alive, and its address.
 type gossip struct {
 	gossipapi.UnimplementedGossipServer
-	id   uuid.UUID
-	addr string
+	s *Server
 }
 
 func (g gossip) Read(context.Context, *shared.Empty) (*gossipapi.ClusterInfo, error) {
-	host, port, _ := net.SplitHostPort(g.addr) // the listener's own address
-	p, _ := strconv.ParseUint(port, 10, 16)
-	return &gossipapi.ClusterInfo{Members: []*gossipapi.MemberInfo{{
-		InstanceId:   wireUUID(g.id),
-		TimeStamp:    time.Now().UnixNano() / 100,
-		State:        gossipapi.MemberInfo_Leader,
-		IsAlive:      true,
-		HttpEndPoint: &gossipapi.EndPoint{Address: host, Port: uint32(p)},
-	}}}, nil
+	st := g.s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	info := &gossipapi.ClusterInfo{}
+	now := time.Now().UnixNano() / 100
+	for _, n := range st.nodes {
+		host, port, _ := net.SplitHostPort(n.addr)
+		p, _ := strconv.ParseUint(port, 10, 16)
+		info.Members = append(info.Members, &gossipapi.MemberInfo{
+			InstanceId:   wireUUID(n.id),
+			TimeStamp:    now,
+			State:        n.state,
+			IsAlive:      n.alive,
+			HttpEndPoint: &gossipapi.EndPoint{Address: host, Port: uint32(p)},
+		})
+	}
+	return info, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
-	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -24,178 +23,155 @@ func (s *Server) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, "read: "+err.Error())
 	}
+	var op Op
 	switch {
 	case o.GetSubscription() != nil && o.GetAll() != nil:
 		return s.subscribe(o.GetAll(), o.GetFilter(), match, out)
 	case o.GetSubscription() != nil:
 		return status.Error(codes.Unimplemented, "esdbtest: subscriptions to a single stream")
 	case o.GetStream() != nil:
-		return s.readStream(o.GetStream(), backwards, o.GetCount(), out)
+		op = OpReadStream
 	case o.GetAll() != nil:
-		return s.readAll(o.GetAll(), backwards, o.GetCount(), match, out)
+		op = OpReadAll
+	default:
+		return status.Error(codes.InvalidArgument, "read: neither a stream nor $all")
 	}
-	return status.Error(codes.InvalidArgument, "read: neither a stream nor $all")
+
+	ctx := out.Context()
+	st := s.st
+	st.mu.Lock()
+	if f, ok := s.takeFaultLocked(op); ok {
+		err := s.faultErrorLocked(ctx, f)
+		st.mu.Unlock()
+		return err
+	}
+	if _, err := s.routeLocked(ctx, false); err != nil {
+		st.mu.Unlock()
+		return err
+	}
+	v := st.visibleLocked(s)
+	var picked []*record
+	var resp *api.ReadResp
+	if op == OpReadStream {
+		name := string(o.GetStream().GetStreamIdentifier().GetStreamName())
+		picked, resp, err = st.readStreamLocked(o.GetStream(), name, v, backwards, o.GetCount())
+		if err != nil {
+			st.mu.Unlock()
+			return errStreamDeleted(ctx, name)
+		}
+	} else {
+		picked, err = st.readAllLocked(o.GetAll(), v, backwards, o.GetCount(), match)
+	}
+	st.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if resp != nil {
+		return out.Send(resp)
+	}
+	for _, r := range picked {
+		if err := out.Send(eventResp(r)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (s *Server) readStream(o *api.ReadReq_Options_StreamOptions, backwards bool, count uint64, out api.Streams_ReadServer) error {
-	name := string(o.GetStreamIdentifier().GetStreamName())
-	s.mu.Lock()
-	events := s.streams[name] // appends never change the stored prefix
-	s.mu.Unlock()
-	if len(events) == 0 {
-		return out.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
-			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
-		}}})
+// readStreamLocked reads a stream among the first v records: a tombstoned
+// stream is an error, a missing or soft-deleted one "not found", and a
+// truncated one ($tb) starts at its truncation point.
+func (st *store) readStreamLocked(o *api.ReadReq_Options_StreamOptions, name string, v int, backwards bool, count uint64) ([]*record, *api.ReadResp, error) {
+	events, _, tombstoned := st.streams[name].view(v)
+	if tombstoned {
+		return nil, nil, errDeleted
 	}
+	tb := st.truncatedAt(name, v)
+	if len(events) == 0 || tb == deletedStream {
+		return nil, &api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
+		}}}, nil
+	}
+	first := uint64(tb)
 	n := uint64(len(events))
 	var picked []*record
-	switch {
-	case !backwards:
+	if !backwards {
 		from := o.GetRevision() // zero for Start; End reads nothing forwards
 		if o.GetEnd() != nil {
 			from = n
 		}
-		for r := from; r < n && uint64(len(picked)) < count; r++ {
+		for r := max(from, first); r < n && uint64(len(picked)) < count; r++ {
 			picked = append(picked, events[r])
 		}
-	default:
-		from := n - 1
-		if o.GetStart() != nil {
-			from = 0
-		} else if o.GetEnd() == nil {
-			from = min(o.GetRevision(), n-1)
-		}
-		for r := int64(from); r >= 0 && uint64(len(picked)) < count; r-- {
-			picked = append(picked, events[r])
-		}
+		return picked, nil, nil
 	}
-	for _, r := range picked {
-		if err := out.Send(eventResp(r)); err != nil {
-			return err
-		}
+	from := n - 1
+	if o.GetStart() != nil {
+		from = 0
+	} else if o.GetEnd() == nil {
+		from = min(o.GetRevision(), n-1)
 	}
-	return nil
+	for r := int64(from); r >= int64(first) && uint64(len(picked)) < count; r-- {
+		picked = append(picked, events[r])
+	}
+	return picked, nil, nil
 }
 
-func (s *Server) readAll(o *api.ReadReq_Options_AllOptions, backwards bool, count uint64, match func(*record) bool, out api.Streams_ReadServer) error {
-	s.mu.Lock()
-	log := s.log
-	s.mu.Unlock()
-	// Forwards a position is inclusive, backwards exclusive, as in
-	// EventStoreDB: reading back from an event's position starts before it.
-	var picked []*record
-	if !backwards {
-		for i := startIndex(log, o, true); i < len(log) && uint64(len(picked)) < count; i++ {
-			if match(log[i]) {
-				picked = append(picked, log[i])
-			}
-		}
-	} else {
-		for i := startIndex(log, o, true) - 1; i >= 0 && uint64(len(picked)) < count; i-- {
-			if match(log[i]) {
-				picked = append(picked, log[i])
-			}
-		}
-	}
-	for _, r := range picked {
-		if err := out.Send(eventResp(r)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// startIndex is the index of the first record at (inclusive) or after
-// (exclusive) the position the options name.
-func startIndex(log []*record, o *api.ReadReq_Options_AllOptions, inclusive bool) int {
+// readAllLocked reads $all among the first v records. Forwards a position
+// is inclusive, backwards exclusive: reading back from an event's position
+// starts before it.
+func (st *store) readAllLocked(o *api.ReadReq_Options_AllOptions, v int, backwards bool, count uint64, match func(*record) bool) ([]*record, error) {
+	var from int
 	switch {
 	case o.GetStart() != nil:
-		return 0
-	case o.GetEnd() != nil:
-		return len(log)
-	}
-	p := o.GetPosition().GetCommitPosition()
-	return sort.Search(len(log), func(i int) bool {
-		if inclusive {
-			return log[i].position >= p
+		from = 0
+	case o.GetEnd() != nil, o.GetPosition().GetCommitPosition() == math.MaxUint64 && o.GetPosition().GetPreparePosition() == math.MaxUint64:
+		from = v // (2^64-1, 2^64-1) is the server's end of the log
+	default:
+		p := o.GetPosition()
+		i, err := st.seekLocked(tfposOf(p.GetCommitPosition(), p.GetPreparePosition()), v)
+		if err != nil {
+			return nil, err
 		}
-		return log[i].position > p
-	})
+		from = i
+	}
+	var picked []*record
+	if !backwards {
+		for i := from; i < v && uint64(len(picked)) < count; i++ {
+			if r := st.log[i]; r.event && match(r) {
+				picked = append(picked, r)
+			}
+		}
+		return picked, nil
+	}
+	for i := from - 1; i >= 0 && uint64(len(picked)) < count; i-- {
+		if r := st.log[i]; r.event && match(r) {
+			picked = append(picked, r)
+		}
+	}
+	return picked, nil
 }
 
-// subscribe serves a catch-up subscription to $all: the confirmation, then
-// every matching event after the start, a checkpoint whenever the filter
-// has skipped a window of records, caught-up on reaching the end, and live
-// events after that, until the client goes or DropSubscriptions.
-func (s *Server) subscribe(o *api.ReadReq_Options_AllOptions, f *api.ReadReq_Options_FilterOptions, match func(*record) bool, out api.Streams_ReadServer) error {
-	s.mu.Lock()
-	s.subscriptions++
-	drop := s.drop
-	// Subscribing from a position is exclusive: the client names the last
-	// event it has.
-	next := startIndex(s.log, o, false)
-	s.mu.Unlock()
+// tfposOf converts a position of the protocol to the server's, which are
+// signed: positions from 2^63 on are negative there.
+func tfposOf(commit, prepare uint64) tfpos { return tfpos{int64(commit), int64(prepare)} }
 
-	interval := math.MaxInt
-	if f != nil {
-		interval = int(max(f.GetMax(), 1) * max(f.GetCheckpointIntervalMultiplier(), 1))
+// seekLocked returns the index of the first of the first v records at or
+// after p. A position inside a record, or a negative one, is invalid, as
+// on a real server; one past the end is not (it reads nothing).
+func (st *store) seekLocked(p tfpos, v int) (int, error) {
+	if p.commit < 0 || p.prepare < 0 {
+		return 0, errInvalidPosition()
 	}
-	if err := out.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
-		SubscriptionId: uuid.NewString(),
-	}}}); err != nil {
-		return err
-	}
-	var (
-		skipped  int     // records examined and not sent since the last message
-		examined *record // the last record examined
-		caughtUp bool
-	)
-	for {
-		s.mu.Lock()
-		log, changed := s.log, s.changed
-		s.mu.Unlock()
-		for ; next < len(log); next++ {
-			select {
-			case <-drop:
-				return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
-			default:
-			}
-			r := log[next]
-			examined = r
-			if !match(r) {
-				if skipped++; skipped >= interval {
-					if err := out.Send(checkpoint(r)); err != nil {
-						return err
-					}
-					skipped = 0
-				}
-				continue
-			}
-			if err := out.Send(eventResp(r)); err != nil {
-				return err
-			}
-			skipped = 0
-		}
-		if !caughtUp {
-			if skipped > 0 && f != nil {
-				if err := out.Send(checkpoint(examined)); err != nil {
-					return err
-				}
-				skipped = 0
-			}
-			if err := out.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
-				return err
-			}
-			caughtUp = true
-		}
-		select {
-		case <-out.Context().Done():
-			return out.Context().Err()
-		case <-drop:
-			return status.Error(codes.Unavailable, "esdbtest: subscription dropped")
-		case <-changed:
+	log := st.log[:v]
+	i := sort.Search(len(log), func(i int) bool { return !posOf(log[i]).less(p) })
+	c := uint64(p.commit)
+	if c < st.endOf(v) {
+		j := sort.Search(len(log), func(i int) bool { return log[i].position >= c })
+		if j == len(log) || log[j].position != c {
+			return 0, errInvalidPosition()
 		}
 	}
+	return i, nil
 }
 
 // filterOf turns a read's filter into a predicate; no filter matches all.
@@ -229,18 +205,12 @@ func filterOf(f *api.ReadReq_Options_FilterOptions) (func(*record) bool, error) 
 	}, nil
 }
 
-func checkpoint(r *record) *api.ReadResp {
-	return &api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
-		CommitPosition: r.position, PreparePosition: r.position,
-	}}}
-}
-
 func eventResp(r *record) *api.ReadResp {
 	return &api.ReadResp{Content: &api.ReadResp_Event{Event: &api.ReadResp_ReadEvent{
 		Event: &api.ReadResp_ReadEvent_RecordedEvent{
 			Id:               wireUUID(r.id),
 			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.stream)},
-			StreamRevision:   r.revision,
+			StreamRevision:   uint64(r.revision),
 			PreparePosition:  r.position,
 			CommitPosition:   r.position,
 			Metadata: map[string]string{

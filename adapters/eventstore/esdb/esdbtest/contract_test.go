@@ -1,0 +1,77 @@
+package esdbtest_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/esdb"
+	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
+)
+
+// TestContractOverCluster runs the event store contract over the esdb
+// adapter and a three-node cluster reached through gossip seeds. The
+// single-node run is the adapter's own TestContract; discovery through one
+// node's gossip is TestDiscoverURL.
+//
+// Under the race detector the load case (16 writers, 32,000 appends within
+// two minutes) is left to the single-node run: over gRPC with the race
+// detector it takes a minute and a half on our loaded 2-core machines, and
+// two such runs at once miss the deadline. Without -race it runs here too.
+func TestContractOverCluster(t *testing.T) {
+	t.Parallel()
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		// As in the adapter's TestContract: EventStoreDB checks ids only
+		// within the target stream, where a repeat would land.
+		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
+			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
+		}
+		if raceEnabled && strings.HasSuffix(t.Name(), "/ConcurrentWritersSubscriberSeesAllOnce") {
+			t.Skip("the load case runs over the cluster without -race, and over a single node with it")
+		}
+		cl := esdbtest.StartCluster(t)
+		s, err := esdb.Open(cl.URL(), esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	})
+}
+
+// TestContractOverLaggingFollower runs the contract with the adapter
+// connected to a follower (nodePreference=follower) that lags the leader
+// by 50 ms: it shows whether the adapter sends requires-leader where it
+// must read what it just wrote.
+//
+// It fails today (stale reads: "stream not found" right after an append;
+// a subscription caught up with the follower before the leader's last
+// events), as the adapter does not send requires-leader yet (issue 13,
+// item 2): set ESDBTEST_FOLLOWER_CONTRACT=1 to run it until then.
+func TestContractOverLaggingFollower(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("ESDBTEST_FOLLOWER_CONTRACT") == "" {
+		t.Skip("the adapter reads from a lagging follower until it sends requires-leader (issue 13, item 2); ESDBTEST_FOLLOWER_CONTRACT=1 runs it")
+	}
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
+			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
+		}
+		if raceEnabled && strings.HasSuffix(t.Name(), "/ConcurrentWritersSubscriberSeesAllOnce") {
+			t.Skip("the load case runs over the cluster without -race, and over a single node with it")
+		}
+		cl := esdbtest.StartCluster(t)
+		for i := 1; i < esdbtest.ClusterSize; i++ {
+			cl.SetReplicationLag(i, 50*time.Millisecond)
+		}
+		s, err := esdb.Open(cl.URL()+"&nodePreference=follower", esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	})
+}
