@@ -1,7 +1,6 @@
 package esdbtest_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,18 +43,12 @@ func TestContractOverCluster(t *testing.T) {
 
 // TestContractOverLaggingFollower runs the contract with the adapter
 // connected to a follower (nodePreference=follower) that lags the leader
-// by 50 ms: it shows whether the adapter sends requires-leader where it
-// must read what it just wrote.
-//
-// It fails today (stale reads: "stream not found" right after an append;
-// a subscription caught up with the follower before the leader's last
-// events), as the adapter does not send requires-leader yet (issue 13,
-// item 2): set ESDBTEST_FOLLOWER_CONTRACT=1 to run it until then.
+// by 50 ms: it shows that the adapter sends requires-leader where it must
+// read what it just wrote (without it: "stream not found" right after an
+// append, and a subscription caught up with the follower before the
+// leader's last events).
 func TestContractOverLaggingFollower(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("ESDBTEST_FOLLOWER_CONTRACT") == "" {
-		t.Skip("the adapter reads from a lagging follower until it sends requires-leader (issue 13, item 2); ESDBTEST_FOLLOWER_CONTRACT=1 runs it")
-	}
 	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
 		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
 			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
