@@ -38,7 +38,9 @@ func (h CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace)
 	if !cmd.Meta.Actor.System {
 		return CreateWorkspaceResult{}, domain.ErrNotAllowed
 	}
-	email, err := domain.NormalizeEmail(cmd.OwnerEmail)
+	// Refuse bad input before reserving the owner's account, so that it
+	// writes nothing at all.
+	spec, err := domain.ParseWorkspaceSpec(cmd.Name, cmd.OwnerEmail, cmd.OwnerName)
 	if err != nil {
 		return CreateWorkspaceResult{}, err
 	}
@@ -46,19 +48,13 @@ func (h CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace)
 	if id == uuid.Nil {
 		id = h.d.IDs.NewID()
 	}
-	w := domain.NewWorkspace(id)
-	// Validate before reserving the owner's account, so bad input writes
-	// nothing at all.
-	if err := w.Create(cmd.Name, uuid.Max, email, cmd.OwnerName, h.d.Clock.Now()); err != nil {
-		return CreateWorkspaceResult{}, err
-	}
-	w.Discard()
-	ids, err := h.d.Accounts.Resolve(ctx, []domain.Email{email}, h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
+	ids, err := h.d.Accounts.Resolve(ctx, []domain.Email{spec.OwnerEmail}, h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
 	if err != nil {
 		return CreateWorkspaceResult{}, fmt.Errorf("reserve owner account: %w", err)
 	}
-	owner := ids[email]
-	if err := w.Create(cmd.Name, owner, email, cmd.OwnerName, h.d.Clock.Now()); err != nil {
+	owner := ids[spec.OwnerEmail]
+	w := domain.NewWorkspace(id)
+	if err := w.Create(spec.Name, owner, spec.OwnerEmail, spec.OwnerName, h.d.Clock.Now()); err != nil {
 		return CreateWorkspaceResult{}, err
 	}
 	pos, err := h.d.Workspaces.Create(ctx, w, h.d.stamp(&cmd.Meta))
