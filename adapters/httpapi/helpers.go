@@ -106,9 +106,8 @@ func (s *Server) waitFor(r *http.Request, names ...string) error {
 	return nil
 }
 
-// authorizeRead checks, on the memberships read model, that p is an active
-// member of ws holding perm. A non-member (or only invited) learns nothing
-// about the workspace; the platform's token is not a member.
+// authorizeRead checks, with the memberships read model's row, that p may
+// read ws as domain.Authorize says; the platform's token is not a member.
 func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, perm domain.Permission) error {
 	if p.system {
 		return newProblem(domain.CodeNotAllowed, "the platform's token does not read workspaces; use a member's token")
@@ -117,15 +116,11 @@ func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, p
 	if err != nil {
 		return err
 	}
-	switch {
-	case !found:
-		return domain.ErrWorkspaceNotFound
-	case status == domain.StatusSuspended:
-		return &domain.Error{Code: domain.CodeMemberSuspended, Message: "your access to this workspace is suspended"}
-	case status != domain.StatusActive || !role.Can(perm):
-		return &domain.Error{Code: domain.CodeNotAllowed, Message: "the " + string(role) + " role does not allow this"}
+	var m *domain.Member
+	if found {
+		m = &domain.Member{UserID: p.userID, Role: role, Status: status}
 	}
-	return nil
+	return domain.Authorize(m, perm)
 }
 
 // asMember refuses the platform's token on a member's command: the platform

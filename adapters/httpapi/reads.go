@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
@@ -59,16 +60,14 @@ func queryTime(q url.Values, name string) (time.Time, error) {
 	return t, nil
 }
 
-// paramFields names the query parameter of an invalid_input the read
-// models answer ("limit: ..."), so that the problem lists it.
+// paramProblem answers an error of a read model: one about a query
+// parameter (its Field) reads as invalidParam's do.
 func paramProblem(err error) error {
-	p := toProblem(err, nil)
-	if p.Code == domain.CodeInvalidInput && len(p.Errors) == 0 {
-		if name, msg, ok := strings.Cut(p.Detail, ": "); ok && !strings.ContainsAny(name, " ") {
-			p.Errors = append(p.Errors, FieldError{Field: name, Message: msg})
-		}
+	var de *domain.Error
+	if errors.As(err, &de) && de.Code == domain.CodeInvalidInput && de.Field != "" {
+		return invalidParam(de.Field, de.Message)
 	}
-	return p
+	return toProblem(err, nil)
 }
 
 type userListResponse struct {

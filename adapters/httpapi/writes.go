@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,11 +30,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
 	})
 	if err != nil {
-		field := "name"
-		if domain.ErrorCode(err) == domain.CodeInvalidName && strings.Contains(err.Error(), "owner name") {
-			field = "owner.name"
-		}
-		return withFields(err, fields{domain.CodeInvalidName: field, domain.CodeInvalidEmail: "owner.email", domain.CodeInvalidInput: "owner"})
+		return withFields(err, fields{"name": "name", "ownerName": "owner.name", "ownerEmail": "owner.email"})
 	}
 	return wrote(w, http.StatusCreated, res.Position, struct {
 		WorkspaceID uuid.UUID `json:"workspaceId"`
@@ -79,7 +74,7 @@ func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal
 		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
 	})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidRole: "role", domain.CodeEmptyBatch: "emails", domain.CodeBatchTooLarge: "emails"})
+		return withFields(err, fields{"role": "role", "emails": "emails"})
 	}
 	out := make([]inviteResult, len(res.Results))
 	var links []InvitationLink
@@ -141,7 +136,7 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 	}
 	role, err := domain.ParseRole(*req.Role)
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidRole: "role"})
+		return withFields(err, fields{"role": "role"})
 	}
 	pos, err := s.changeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
 	if err != nil {
@@ -292,7 +287,7 @@ func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error 
 	}
 	v, err := s.lookup.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidToken: "token"})
+		return withFields(err, fields{"token": "token"})
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		WorkspaceName string      `json:"workspaceName"`
@@ -313,7 +308,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error 
 	}
 	res, err := s.accept.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidToken: "token", domain.CodeInvalidName: "name"})
+		return withFields(err, fields{"token": "token", "name": "name"})
 	}
 	return wrote(w, http.StatusOK, res.Position, struct {
 		WorkspaceID uuid.UUID   `json:"workspaceId"`
