@@ -26,7 +26,7 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 	if req.Owner == nil {
 		return missing("owner")
 	}
-	res, err := s.create.Handle(r.Context(), commands.CreateWorkspace{
+	res, err := s.commands.CreateWorkspace.Handle(r.Context(), commands.CreateWorkspace{
 		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
 	})
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal
 	if req.Role == nil {
 		return missing("role")
 	}
-	res, err := s.invite.Handle(r.Context(), commands.InviteUsers{
+	res, err := s.commands.InviteUsers.Handle(r.Context(), commands.InviteUsers{
 		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
 	})
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return withFields(err, fields{"role": "role"})
 	}
-	pos, err := s.changeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
+	pos, err := s.commands.ChangeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
-	pos, err := s.remove.Handle(r.Context(), commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	pos, err := s.commands.RemoveUser.Handle(r.Context(), commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return err
 	}
-	pos, err := s.suspend.Handle(r.Context(), commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	pos, err := s.commands.SuspendUser.Handle(r.Context(), commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
-	pos, err := s.reactivate.Handle(r.Context(), commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	pos, err := s.commands.ReactivateUser.Handle(r.Context(), commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p prin
 	if err != nil {
 		return err
 	}
-	res, err := s.resend.Handle(r.Context(), commands.ResendInvitation{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	res, err := s.commands.ResendInvitation.Handle(r.Context(), commands.ResendInvitation{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,7 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p princi
 	if req.ManagersMayGrantAdmin == nil {
 		return missing("managersMayGrantAdmin")
 	}
-	pos, err := s.settings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
+	pos, err := s.commands.UpdateSettings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal
 	case p.system:
 		return missing("userId")
 	}
-	pos, err := s.login.Handle(r.Context(), commands.RecordLogin{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	pos, err := s.commands.RecordLogin.Handle(r.Context(), commands.RecordLogin{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error 
 	if req.Token == nil {
 		return missing("token")
 	}
-	v, err := s.lookup.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
+	v, err := s.queries.LookupInvitation.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
 	if err != nil {
 		return withFields(err, fields{"token": "token"})
 	}
@@ -306,7 +306,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error 
 	if req.Token == nil {
 		return missing("token")
 	}
-	res, err := s.accept.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
+	res, err := s.commands.AcceptInvitation.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
 	if err != nil {
 		return withFields(err, fields{"token": "token", "name": "name"})
 	}
