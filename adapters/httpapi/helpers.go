@@ -106,6 +106,15 @@ func (s *Server) waitFor(r *http.Request, names ...string) error {
 	return nil
 }
 
+// mayRead waits, if the request names a position, until the named read
+// models include it, then checks that p may read workspace ws.
+func (s *Server) mayRead(r *http.Request, p principal, ws uuid.UUID, names ...string) error {
+	if err := s.waitFor(r, names...); err != nil {
+		return err
+	}
+	return s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace)
+}
+
 // authorizeRead checks, with the memberships read model's row, that p may
 // read ws as domain.Authorize says; the platform's token is not a member.
 func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, perm domain.Permission) error {

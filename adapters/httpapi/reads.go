@@ -98,10 +98,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor")}
-	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}
 	page, err := s.users.List(r.Context(), ws, f)
@@ -120,18 +117,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 
 // GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
+	ws, user, err := memberPath(r)
 	if err != nil {
 		return err
 	}
-	user, err := pathID(r, "userId")
-	if err != nil {
-		return err
-	}
-	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}
 	row, found, err := s.users.Get(r.Context(), ws, user)
@@ -147,11 +137,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) er
 // GET /v1/workspaces/{ws}/users/{userId}/permissions: the user itself, or
 // Monitor and up.
 func (s *Server) permissions(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
+	ws, user, err := memberPath(r)
 	if err != nil {
 		return err
 	}
@@ -271,10 +257,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	w.Header().Set("Vary", "Accept")
-	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
 	format := exportFormat(r.Header.Get("Accept"))
@@ -327,10 +310,7 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
 	res, err := audit.Verify(r.Context(), s.cfg.DB, ws)

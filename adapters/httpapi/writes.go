@@ -56,15 +56,9 @@ func optID(id uuid.UUID) *uuid.UUID {
 
 // POST /v1/workspaces/{ws}/invitations (Admin, Manager).
 func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
 	var req inviteRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, err := workspaceRequest(r, p, &req)
+	if err != nil {
 		return err
 	}
 	if req.Role == nil {
@@ -101,34 +95,62 @@ func (s *Server) deliver(r *http.Request, links []InvitationLink) {
 	s.cfg.Links.Deliver(r.Context(), links)
 }
 
-// memberCommand reads the path and an optional empty body of the commands
-// about one member.
-func memberCommand(r *http.Request) (ws, user uuid.UUID, err error) {
+// workspaceRequest reads a member's command on a workspace: the platform's
+// token is refused, then the path's workspace is read and the body into req.
+func workspaceRequest(r *http.Request, p principal, req any) (uuid.UUID, error) {
+	if err := asMember(p); err != nil {
+		return uuid.Nil, err
+	}
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return ws, decodeBody(r, req, true)
+}
+
+// memberPath reads the workspace and the member a path names.
+func memberPath(r *http.Request) (ws, user uuid.UUID, err error) {
 	if ws, err = pathID(r, "ws"); err != nil {
 		return
 	}
-	if user, err = pathID(r, "userId"); err != nil {
+	user, err = pathID(r, "userId")
+	return
+}
+
+// memberRequest reads a member's command about another member: the
+// platform's token is refused, then the path is read and the body, which
+// only a required one must hold, into req.
+func memberRequest(r *http.Request, p principal, req any, required bool) (ws, user uuid.UUID, err error) {
+	if err = asMember(p); err != nil {
 		return
 	}
-	err = decodeBody(r, &emptyRequest{}, false)
+	if ws, user, err = memberPath(r); err != nil {
+		return
+	}
+	err = decodeBody(r, req, required)
 	return
+}
+
+// memberWrite serves a member's command about another member that takes no
+// body (remove, suspend, reactivate): h runs the command that command makes
+// of the path, and the answer is its position.
+func memberWrite[C any](s *Server, w http.ResponseWriter, r *http.Request, p principal, h commands.Handler[C, domain.Position], command func(ws, user uuid.UUID, m commands.Meta) C) error {
+	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
+	if err != nil {
+		return err
+	}
+	pos, err := h.Handle(r.Context(), command(ws, user, s.meta(r, p)))
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
 }
 
 // PUT /v1/workspaces/{ws}/users/{userId}/role (Admin).
 func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
-	if err != nil {
-		return err
-	}
 	var req changeRoleRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, user, err := memberRequest(r, p, &req, true)
+	if err != nil {
 		return err
 	}
 	if req.Role == nil {
@@ -152,59 +174,29 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 // DELETE /v1/workspaces/{ws}/users/{userId}: removes a member (Admin) or
 // revokes a pending invitation (Admin, Manager).
 func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.commands.RemoveUser.Handle(r.Context(), commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.RemoveUser, func(ws, user uuid.UUID, m commands.Meta) commands.RemoveUser {
+		return commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/suspend (Admin).
 func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.commands.SuspendUser.Handle(r.Context(), commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.SuspendUser, func(ws, user uuid.UUID, m commands.Meta) commands.SuspendUser {
+		return commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/reactivate (Admin).
 func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.commands.ReactivateUser.Handle(r.Context(), commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.ReactivateUser, func(ws, user uuid.UUID, m commands.Meta) commands.ReactivateUser {
+		return commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/invitation/resend (Admin,
 // Manager): a new link; the old one dies.
 func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
+	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
 	if err != nil {
 		return err
 	}
@@ -222,15 +214,9 @@ func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p prin
 
 // PUT /v1/workspaces/{ws}/settings (Admin).
 func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
 	var req settingsRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, err := workspaceRequest(r, p, &req)
+	if err != nil {
 		return err
 	}
 	if req.ManagersMayGrantAdmin == nil {
