@@ -354,18 +354,22 @@ func isAPIPath(p string) bool {
 func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceRepository, create commands.Handler[commands.CreateWorkspace, commands.CreateWorkspaceResult]) (uuid.UUID, domain.Position, error) {
 	for attempt := 0; ; attempt++ {
 		var admin uuid.UUID
+		var members int
 		// An update that decides nothing answers the position of the
-		// workspace's last event.
+		// workspace's last event. The decision is pure (it may run twice).
 		pos, err := workspaces.Update(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 			if !w.Exists() {
 				return domain.ErrWorkspaceNotFound
 			}
-			e.Log.Info("demo workspace found", "workspace", w.ID(), "members", w.MemberCount())
+			admin, members = uuid.Nil, w.MemberCount()
 			if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 				admin = m.UserID
 			}
 			return nil
 		}, func(*domain.Workspace, domain.Event) domain.Metadata { return domain.Metadata{} })
+		if err == nil {
+			e.Log.Info("demo workspace found", "workspace", demoWorkspaceID, "members", members)
+		}
 		if !errors.Is(err, domain.ErrWorkspaceNotFound) {
 			return admin, pos, err
 		}
