@@ -25,11 +25,10 @@ type AcceptInvitationResult struct {
 	Position    domain.Position
 }
 
-type AcceptInvitationHandler struct{ d Deps }
+type AcceptInvitationHandler struct{ w writer }
 
-func NewAcceptInvitationHandler(d Deps) AcceptInvitationHandler {
-	d.check()
-	return AcceptInvitationHandler{d}
+func NewAcceptInvitationHandler(repo WorkspaceRepository, clock Clock, ids IDs) AcceptInvitationHandler {
+	return AcceptInvitationHandler{newWriter(repo, clock, ids)}
 }
 
 func (h AcceptInvitationHandler) Handle(ctx context.Context, cmd AcceptInvitation) (AcceptInvitationResult, error) {
@@ -37,16 +36,13 @@ func (h AcceptInvitationHandler) Handle(ctx context.Context, cmd AcceptInvitatio
 	if err != nil {
 		return AcceptInvitationResult{}, err
 	}
-	now := h.d.Clock.Now()
-	var joined domain.Member
+	now := h.w.clock.Now()
 	meta := cmd.Meta
-	meta.Actor = domain.Actor{}
-	pos, err := h.d.update(ctx, token.WorkspaceID, &meta, func(w *domain.Workspace) error {
+	meta.Actor = domain.Actor{} // the invitee, once known: inviteeActs
+	var joined domain.Member
+	pos, err := h.w.update(ctx, token.WorkspaceID, func() Stamp { return inviteeActs(h.w.stamp(meta)) }, func(w *domain.Workspace) error {
+		var err error
 		joined, err = w.Accept(token, cmd.Name, now)
-		if err == nil {
-			// The invitee acts for themselves: the audit names them.
-			meta.Actor = domain.Actor{UserID: joined.UserID, Email: string(joined.Email)}
-		}
 		return err
 	})
 	if errors.Is(err, domain.ErrWorkspaceNotFound) {
@@ -57,6 +53,18 @@ func (h AcceptInvitationHandler) Handle(ctx context.Context, cmd AcceptInvitatio
 		return AcceptInvitationResult{}, err
 	}
 	return AcceptInvitationResult{WorkspaceID: token.WorkspaceID, UserID: joined.UserID, Role: joined.Role, Position: pos}, nil
+}
+
+// inviteeActs names the invitee as the actor of their acceptance: the
+// audit shows who joined, not an anonymous caller.
+func inviteeActs(stamp Stamp) Stamp {
+	return func(w *domain.Workspace, e domain.Event) domain.Metadata {
+		m := stamp(w, e)
+		if a, ok := e.(domain.InvitationAccepted); ok {
+			m.Actor = domain.Actor{UserID: a.UserID, Email: a.Email}
+		}
+		return m
+	}
 }
 
 // LookupInvitation answers what an invitation link shows, without using it.
@@ -71,11 +79,16 @@ type InvitationView struct {
 	Invitation    domain.Invitation
 }
 
-type LookupInvitationHandler struct{ d Deps }
+type LookupInvitationHandler struct {
+	repo  WorkspaceRepository
+	clock Clock
+}
 
-func NewLookupInvitationHandler(d Deps) LookupInvitationHandler {
-	d.check()
-	return LookupInvitationHandler{d}
+func NewLookupInvitationHandler(repo WorkspaceRepository, clock Clock) LookupInvitationHandler {
+	if repo == nil || clock == nil {
+		panic("commands: LookupInvitation needs a workspace repository and a clock")
+	}
+	return LookupInvitationHandler{repo, clock}
 }
 
 func (h LookupInvitationHandler) Handle(ctx context.Context, q LookupInvitation) (InvitationView, error) {
@@ -83,9 +96,10 @@ func (h LookupInvitationHandler) Handle(ctx context.Context, q LookupInvitation)
 	if err != nil {
 		return InvitationView{}, err
 	}
+	now := h.clock.Now()
 	var v InvitationView
-	err = h.d.Workspaces.View(ctx, token.WorkspaceID, func(w *domain.Workspace) error {
-		m, err := w.Invitation(token, h.d.Clock.Now())
+	err = h.repo.View(ctx, token.WorkspaceID, func(w *domain.Workspace) error {
+		m, err := w.Invitation(token, now)
 		if err != nil {
 			return err
 		}

@@ -18,10 +18,11 @@ import (
 func TestAccountIDsAreRandomAndTellNoTime(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), testSecrets())
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), testSecrets()),
+		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "corr-ids"}
-	ws, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
+	ws, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		Name: "Acme", OwnerEmail: "owner@ids.test", OwnerName: "Olga Owner", Meta: system,
 	})
 	if err != nil {
@@ -33,7 +34,7 @@ func TestAccountIDsAreRandomAndTellNoTime(t *testing.T) {
 	if v := ws.WorkspaceID.Version(); v != 7 {
 		t.Errorf("workspace id %s is version %d, want 7", ws.WorkspaceID, v)
 	}
-	res, err := commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()).Handle(ctx, commands.InviteUsers{
+	res, err := app.Commands.InviteUsers.Handle(ctx, commands.InviteUsers{
 		WorkspaceID: ws.WorkspaceID, Emails: []string{"ann@ids.test, bob@ids.test"}, Role: "Editor", Meta: as(ws.OwnerUserID),
 	})
 	if err != nil {

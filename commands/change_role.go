@@ -17,11 +17,10 @@ type ChangeRole struct {
 	Meta        Meta
 }
 
-type ChangeRoleHandler struct{ d Deps }
+type ChangeRoleHandler struct{ w writer }
 
-func NewChangeRoleHandler(d Deps) ChangeRoleHandler {
-	d.check()
-	return ChangeRoleHandler{d}
+func NewChangeRoleHandler(repo WorkspaceRepository, clock Clock, ids IDs) ChangeRoleHandler {
+	return ChangeRoleHandler{newWriter(repo, clock, ids)}
 }
 
 func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (domain.Position, error) {
@@ -29,7 +28,7 @@ func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (domain.P
 	if err != nil {
 		return domain.Position{}, err
 	}
-	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
 		return w.ChangeRole(cmd.Meta.Actor.UserID, cmd.UserID, role)
 	})
 }

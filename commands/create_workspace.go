@@ -27,43 +27,65 @@ type CreateWorkspaceResult struct {
 	Position    domain.Position
 }
 
-type CreateWorkspaceHandler struct{ d Deps }
+type CreateWorkspaceHandler struct {
+	w        writer
+	accounts reserver
+}
 
-func NewCreateWorkspaceHandler(d Deps) CreateWorkspaceHandler {
-	d.check()
-	return CreateWorkspaceHandler{d}
+// NewCreateWorkspaceHandler returns the handler; accountIDs makes the
+// owner's user id when the address has none yet (nil: RandomAccountIDs).
+func NewCreateWorkspaceHandler(repo WorkspaceRepository, accounts Accounts, clock Clock, ids, accountIDs IDs) CreateWorkspaceHandler {
+	return CreateWorkspaceHandler{newWriter(repo, clock, ids), newReserver(accounts, accountIDs)}
 }
 
 func (h CreateWorkspaceHandler) Handle(ctx context.Context, cmd CreateWorkspace) (CreateWorkspaceResult, error) {
 	if !cmd.Meta.Actor.System {
 		return CreateWorkspaceResult{}, domain.ErrNotAllowed
 	}
-	email, err := domain.NormalizeEmail(cmd.OwnerEmail)
+	// Prepare: bad input is refused before the owner's account is
+	// reserved, so that it writes nothing at all.
+	spec, err := domain.ParseWorkspaceSpec(cmd.Name, cmd.OwnerEmail, cmd.OwnerName)
 	if err != nil {
 		return CreateWorkspaceResult{}, err
 	}
 	id := cmd.WorkspaceID
 	if id == uuid.Nil {
-		id = h.d.IDs.NewID()
+		id = h.w.ids.NewID()
 	}
-	w := domain.NewWorkspace(id)
-	// Validate before reserving the owner's account, so bad input writes
-	// nothing at all.
-	if err := w.Create(cmd.Name, uuid.Max, email, cmd.OwnerName, h.d.Clock.Now()); err != nil {
-		return CreateWorkspaceResult{}, err
-	}
-	w.Discard()
-	ids, err := h.d.Accounts.Resolve(ctx, []domain.Email{email}, h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
+	ids, err := h.accounts.reserve(ctx, []domain.Email{spec.OwnerEmail}, h.w.plainStamp(cmd.Meta))
 	if err != nil {
 		return CreateWorkspaceResult{}, fmt.Errorf("reserve owner account: %w", err)
 	}
-	owner := ids[email]
-	if err := w.Create(cmd.Name, owner, email, cmd.OwnerName, h.d.Clock.Now()); err != nil {
+	owner := ids[spec.OwnerEmail]
+	// Decide on a new workspace, and append it.
+	w := domain.NewWorkspace(id)
+	if err := w.Create(spec.Name, owner, spec.OwnerEmail, spec.OwnerName, h.w.clock.Now()); err != nil {
 		return CreateWorkspaceResult{}, err
 	}
-	pos, err := h.d.Workspaces.Create(ctx, w, h.d.stamp(&cmd.Meta))
+	pos, err := h.w.repo.Create(ctx, w, h.w.stamp(cmd.Meta))
 	if err != nil {
 		return CreateWorkspaceResult{}, err
 	}
-	return CreateWorkspaceResult{WorkspaceID: w.ID(), OwnerUserID: owner, Position: pos}, nil
+	return CreateWorkspaceResult{WorkspaceID: id, OwnerUserID: owner, Position: pos}, nil
+}
+
+// reserver reserves accounts with user ids from its own source.
+type reserver struct {
+	accounts Accounts
+	ids      IDs
+}
+
+func newReserver(accounts Accounts, ids IDs) reserver {
+	if accounts == nil {
+		panic("commands: no accounts")
+	}
+	if ids == nil {
+		ids = RandomAccountIDs{}
+	}
+	return reserver{accounts, ids}
+}
+
+// reserve answers the user id of each address, registering the new ones.
+func (r reserver) reserve(ctx context.Context, emails []domain.Email, meta func(domain.Event) domain.Metadata) (map[domain.Email]uuid.UUID, error) {
+	return r.accounts.Resolve(ctx, emails, r.ids.NewID, meta)
 }

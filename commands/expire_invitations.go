@@ -9,27 +9,33 @@ import (
 )
 
 // ExpireInvitations marks the workspace's invitations whose time is up as
-// expired. The expiry scheduler sends it.
+// expired. The expiry scheduler sends it; the system acts.
 type ExpireInvitations struct {
 	WorkspaceID uuid.UUID
 	Meta        Meta
 }
 
-type ExpireInvitationsHandler struct{ d Deps }
-
-func NewExpireInvitationsHandler(d Deps) ExpireInvitationsHandler {
-	d.check()
-	return ExpireInvitationsHandler{d}
+// ExpireInvitationsResult says how many invitations expired.
+type ExpireInvitationsResult struct {
+	Expired  int
+	Position domain.Position
 }
 
-// Handle answers how many invitations expired and the position reached.
-func (h ExpireInvitationsHandler) Handle(ctx context.Context, cmd ExpireInvitations) (int, domain.Position, error) {
-	cmd.Meta.Actor = domain.Actor{System: true}
-	now := h.d.Clock.Now()
+type ExpireInvitationsHandler struct{ w writer }
+
+func NewExpireInvitationsHandler(repo WorkspaceRepository, clock Clock, ids IDs) ExpireInvitationsHandler {
+	return ExpireInvitationsHandler{newWriter(repo, clock, ids)}
+}
+
+func (h ExpireInvitationsHandler) Handle(ctx context.Context, cmd ExpireInvitations) (ExpireInvitationsResult, error) {
+	now := h.w.clock.Now()
 	var n int
-	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+	pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, system(cmd.Meta), func(w *domain.Workspace) error {
 		n = w.ExpireInvitations(now)
 		return nil
 	})
-	return n, pos, err
+	if err != nil {
+		return ExpireInvitationsResult{}, err
+	}
+	return ExpireInvitationsResult{Expired: n, Position: pos}, nil
 }

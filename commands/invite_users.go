@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,14 +40,25 @@ type InviteUsersResult struct {
 }
 
 type InviteUsersHandler struct {
-	d      Deps
-	policy InvitationPolicy
+	w        writer
+	accounts reserver
+	secrets  LinkSecrets
+	policy   InvitationPolicy
 }
 
-func NewInviteUsersHandler(d Deps, p InvitationPolicy) InviteUsersHandler {
-	d.check()
-	return InviteUsersHandler{d, p}
+// NewInviteUsersHandler returns the handler; accountIDs makes the user ids
+// of addresses that have none yet (nil: RandomAccountIDs).
+func NewInviteUsersHandler(repo WorkspaceRepository, accounts Accounts, clock Clock, ids, accountIDs IDs, secrets LinkSecrets, p InvitationPolicy) InviteUsersHandler {
+	if secrets == nil {
+		panic("commands: InviteUsers needs the link secrets")
+	}
+	return InviteUsersHandler{newWriter(repo, clock, ids), newReserver(accounts, accountIDs), secrets, p}
 }
+
+// errMoreAccounts stops a decision that found addresses without a reserved
+// account (the workspace changed since they were prepared): Handle
+// reserves them and decides again.
+var errMoreAccounts = errors.New("addresses of the batch need an account")
 
 func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (InviteUsersResult, error) {
 	role, err := domain.ParseRole(cmd.Role)
@@ -57,54 +69,106 @@ func (h InviteUsersHandler) Handle(ctx context.Context, cmd InviteUsers) (Invite
 	if err != nil {
 		return InviteUsersResult{}, err
 	}
-	now := h.d.Clock.Now()
-	newBatch := func() domain.InviteBatch {
-		return domain.InviteBatch{
-			Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries,
-			Now: now, TTL: h.policy.TTL, Limits: h.policy.Limits,
-		}
+	batch := domain.InviteBatch{
+		Actor: cmd.Meta.Actor.UserID, Role: role, Entries: entries,
+		Now: h.w.clock.Now(), TTL: h.policy.TTL, Limits: h.policy.Limits,
+		UserIDs: make(map[domain.Email]uuid.UUID),
 	}
-	// The update below may first decide on a cached aggregate, and
-	// reserving accounts writes before the workspace's append proves the
-	// cache current: check the batch on the stored workspace first, so that
-	// a refusal (the inviter suspended, the limit reached on another
-	// replica) reserves nothing.
-	if err := h.d.Workspaces.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
-		return w.CheckInvite(newBatch())
-	}); err != nil {
-		return InviteUsersResult{}, err
-	}
-	var results []domain.InviteResult
-	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
-		batch := newBatch()
-		// Refuse a batch the workspace would refuse (who acts, the role, the
-		// limits) before reserving any account, so a refusal writes nothing.
+	// Prepare. The stored workspace (the decision below may first run on a
+	// cached one) tells whether the batch is refused (the inviter
+	// suspended, the limit reached on another replica), before any account
+	// is reserved, and which addresses need one.
+	var need []domain.Email
+	if err := h.w.repo.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
 		if err := w.CheckInvite(batch); err != nil {
 			return err
 		}
-		ids, err := h.d.Accounts.Resolve(ctx, w.NeedAccounts(entries), h.d.newAccountID, h.d.plainStamp(&cmd.Meta))
-		if err != nil {
-			return fmt.Errorf("reserve accounts: %w", err)
-		}
-		var secretErr error
-		batch.UserIDs = ids
-		batch.NewInvitation = func() (uuid.UUID, []byte) {
-			id := h.d.IDs.NewID()
-			s, err := h.d.secret(cmd.WorkspaceID, id, domain.FirstAttempt)
-			if err != nil {
-				secretErr = err
-			}
-			return id, s
-		}
-		results, err = w.Invite(batch)
-		if err == nil && secretErr != nil {
-			w.Discard()
-			return secretErr
-		}
-		return err
-	})
-	if err != nil {
+		need = w.NeedAccounts(entries)
+		return nil
+	}); err != nil {
 		return InviteUsersResult{}, err
 	}
-	return InviteUsersResult{Results: results, Position: pos}, nil
+	invitations := h.newInvitations(cmd.WorkspaceID, entries)
+	for round := 0; ; round++ {
+		if len(need) > 0 {
+			ids, err := h.accounts.reserve(ctx, need, h.w.plainStamp(cmd.Meta))
+			if err != nil {
+				return InviteUsersResult{}, fmt.Errorf("reserve accounts: %w", err)
+			}
+			for e, id := range ids {
+				batch.UserIDs[e] = id
+			}
+		}
+		// Decide: pure, on the state and what was prepared.
+		var results []domain.InviteResult
+		pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+			b := batch
+			b.NewInvitation = invitations.next()
+			results, need = nil, unreserved(w.NeedAccounts(entries), b.UserIDs)
+			if len(need) > 0 {
+				// Reserve more only for a batch the workspace takes.
+				if err := w.CheckInvite(b); err != nil {
+					return err
+				}
+				return errMoreAccounts
+			}
+			var err error
+			results, err = w.Invite(b)
+			return err
+		})
+		if errors.Is(err, errMoreAccounts) {
+			if round < maxAttempts {
+				continue
+			}
+			err = fmt.Errorf("workspace %s: the batch's addresses kept changing: %w", cmd.WorkspaceID, domain.ErrConcurrency)
+		}
+		if err != nil {
+			return InviteUsersResult{}, err
+		}
+		return InviteUsersResult{Results: results, Position: pos}, nil
+	}
+}
+
+// preparedInvitations are the ids and first link secrets of the
+// invitations a batch may make: one per valid address, as no batch invites
+// more.
+type preparedInvitations []preparedInvitation
+
+type preparedInvitation struct {
+	id     uuid.UUID
+	secret []byte
+}
+
+func (h InviteUsersHandler) newInvitations(ws uuid.UUID, entries []domain.BatchEntry) preparedInvitations {
+	var out preparedInvitations
+	for _, e := range entries {
+		if e.Valid() {
+			id := h.w.ids.NewID()
+			secret := h.secrets.Secret(ws, id, domain.FirstAttempt)
+			out = append(out, preparedInvitation{id, secret[:]})
+		}
+	}
+	return out
+}
+
+// next hands the prepared invitations out in order, from the first on
+// each call: each run of a decision gets the same ones.
+func (p preparedInvitations) next() func() (uuid.UUID, []byte) {
+	i := 0
+	return func() (uuid.UUID, []byte) {
+		inv := p[i] // Invite asks for at most one per valid address
+		i++
+		return inv.id, inv.secret
+	}
+}
+
+// unreserved lists the addresses of need that have no user id in ids.
+func unreserved(need []domain.Email, ids map[domain.Email]uuid.UUID) []domain.Email {
+	var out []domain.Email
+	for _, e := range need {
+		if _, ok := ids[e]; !ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -17,10 +17,11 @@ import (
 // the command side derives it to compute the hash the event keeps, and the
 // mailer derives it again to build the link, so neither the events, the
 // outbox nor a log ever hold a usable token.
+//
+// Deriving cannot fail and is pure (the same secret for the same arguments,
+// always of domain.SecretSize bytes), so a decision may derive a secret.
 type LinkSecrets interface {
-	// Secret answers domain.SecretSize bytes, the same for the same
-	// arguments.
-	Secret(workspace, invitation uuid.UUID, attempt int) []byte
+	Secret(workspace, invitation uuid.UUID, attempt int) [domain.SecretSize]byte
 }
 
 // MinTokenKeySize is the shortest key HMACLinkSecrets accepts: 256 bits.
@@ -43,7 +44,7 @@ func NewHMACLinkSecrets(key []byte) (HMACLinkSecrets, error) {
 	return HMACLinkSecrets{key: append([]byte(nil), key...)}, nil
 }
 
-func (s HMACLinkSecrets) Secret(workspace, invitation uuid.UUID, attempt int) []byte {
+func (s HMACLinkSecrets) Secret(workspace, invitation uuid.UUID, attempt int) [domain.SecretSize]byte {
 	if len(s.key) == 0 {
 		panic("commands: HMACLinkSecrets used without a key; use NewHMACLinkSecrets")
 	}
@@ -54,8 +55,13 @@ func (s HMACLinkSecrets) Secret(workspace, invitation uuid.UUID, attempt int) []
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(attempt))
 	m.Write(n[:])
-	return m.Sum(nil) // 32 bytes: domain.SecretSize
+	var out [domain.SecretSize]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }
+
+// An HMAC-SHA256 is exactly one secret: this fails to compile otherwise.
+const _ = uint(domain.SecretSize-sha256.Size) + uint(sha256.Size-domain.SecretSize)
 
 // tokenKeyLabel makes the default link key differ from the JWT secret it is
 // derived from, so that neither can be computed from the other's uses.
@@ -72,17 +78,8 @@ func DeriveTokenKey(secret []byte) []byte {
 // InvitationLinkToken is the token of the link of one attempt of an
 // invitation, as the e-mail carries it.
 func InvitationLinkToken(s LinkSecrets, workspace, invitation uuid.UUID, attempt int) string {
-	return domain.InvitationToken{WorkspaceID: workspace, InvitationID: invitation, Secret: s.Secret(workspace, invitation, attempt)}.String()
-}
-
-// secret derives a link secret and checks its size, so that a faulty
-// LinkSecrets is refused before anything is stored.
-func (d Deps) secret(workspace, invitation uuid.UUID, attempt int) ([]byte, error) {
-	b := d.Secrets.Secret(workspace, invitation, attempt)
-	if len(b) != domain.SecretSize {
-		return nil, fmt.Errorf("link secret of %d bytes, want %d", len(b), domain.SecretSize)
-	}
-	return b, nil
+	secret := s.Secret(workspace, invitation, attempt)
+	return domain.InvitationToken{WorkspaceID: workspace, InvitationID: invitation, Secret: secret[:]}.String()
 }
 
 // EphemeralLinkSecrets derives under a random key that lives as long as the

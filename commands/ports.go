@@ -1,14 +1,23 @@
-// Package commands holds one handler per command. A handler loads the
-// workspace aggregate, lets it decide, and appends what it recorded with the
-// loaded revision as the expected one; on a concurrency conflict it reloads
-// and decides again, a bounded number of times.
+// Package commands is usersd's application: one handler per use case, all
+// of one shape (Handler), gathered in an Application that cmd/usersd builds
+// once and hands to the adapters (NewApplication).
+//
+// A command runs in three steps:
+//
+//   - prepare does all the I/O the decision needs, before it: reading the
+//     workspace where the decision depends on what was read, reserving
+//     accounts, drawing new ids and deriving link secrets;
+//   - decide is pure: from the workspace's state, the command and the
+//     prepared facts it records events or answers a domain error, and it may
+//     run any number of times (WorkspaceRepository.Update runs it on a cached
+//     state first, again after catching up, again after a conflict);
+//   - append is the repository's: it stores what the last run of decide
+//     recorded, expecting the revision decide saw, and retries a conflict a
+//     bounded number of times (writer.update).
 package commands
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +30,13 @@ type Stamp func(w *domain.Workspace, e domain.Event) domain.Metadata
 
 // WorkspaceRepository keeps workspace aggregates. The transaction boundary
 // stays with it: it loads, calls decide, and appends what decide recorded.
+//
+// decide must be pure: its only effect is what it records on w, and it may
+// do no I/O (a command prepares what it needs before calling Update). The
+// repository may run it more than once for one call (first on a cached
+// workspace, then again on what the store holds when the cache turns out to
+// be stale); what the last run recorded is what is appended, so a decide
+// that hands results out through its closure must set them on every run.
 type WorkspaceRepository interface {
 	// Create appends a new workspace's recorded events; the workspace's
 	// stream must not exist yet.
@@ -31,7 +47,8 @@ type WorkspaceRepository interface {
 	// the workspace's last event when decide recorded nothing. A conflict
 	// answers an error matching domain.ErrConcurrency.
 	Update(ctx context.Context, id uuid.UUID, decide func(w *domain.Workspace) error, stamp Stamp) (domain.Position, error)
-	// View loads workspace id and runs read on it without recording.
+	// View loads workspace id, as the store holds it now, and runs read on
+	// it once, without recording.
 	View(ctx context.Context, id uuid.UUID, read func(w *domain.Workspace) error) error
 }
 
@@ -73,42 +90,6 @@ type RandomAccountIDs struct{}
 
 func (RandomAccountIDs) NewID() uuid.UUID { return uuid.New() }
 
-// Deps are what every handler needs. Secrets derives link secrets (an
-// HMACLinkSecrets under the configured key in production).
-type Deps struct {
-	Workspaces WorkspaceRepository
-	Accounts   Accounts
-	Logins     Logins
-	Clock      Clock
-	// IDs makes the ids of workspaces, invitations and events.
-	IDs IDs
-	// AccountIDs makes user ids; nil is RandomAccountIDs. It is a source
-	// of its own so that user ids never come from the time-ordered IDs.
-	AccountIDs IDs
-	Secrets    LinkSecrets
-}
-
-// ProductionDeps fills the sources of time and ids with the real ones.
-// secrets must be the same derivation (the same key) in every replica and
-// in the mailer, or the links the mailer builds will not match.
-func ProductionDeps(ws WorkspaceRepository, accounts Accounts, logins Logins, secrets LinkSecrets) Deps {
-	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, AccountIDs: RandomAccountIDs{}, Secrets: secrets}
-}
-
-func (d Deps) check() {
-	if d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Secrets == nil {
-		panic("commands: every dependency must be set")
-	}
-}
-
-// newAccountID makes a user id for a new account.
-func (d Deps) newAccountID() uuid.UUID {
-	if d.AccountIDs == nil {
-		return RandomAccountIDs{}.NewID()
-	}
-	return d.AccountIDs.NewID()
-}
-
 // Meta is what a command knows of who sent it and why.
 type Meta struct {
 	// Actor is who acts: a member's user id, or the system. The actor's
@@ -117,62 +98,4 @@ type Meta struct {
 	CorrelationID string
 	CausationID   string
 	Request       *domain.RequestContext
-}
-
-// stamp returns the Stamp for a command's events. It reads m when the
-// events are stamped, after the decision, so a decision may name the actor
-// (an invitee accepting acts as themselves).
-func (d Deps) stamp(m *Meta) Stamp {
-	now := d.Clock.Now()
-	return func(w *domain.Workspace, _ domain.Event) domain.Metadata {
-		actor := m.Actor
-		if w != nil && !actor.System && actor.Email == "" {
-			if mem, ok := w.Member(actor.UserID); ok {
-				actor.Email = string(mem.Email)
-			}
-		}
-		return domain.Metadata{
-			EventID: d.IDs.NewID(), SchemaVersion: domain.SchemaVersion, OccurredAt: now,
-			Actor: actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID, Request: m.Request,
-		}
-	}
-}
-
-func (d Deps) plainStamp(m *Meta) func(domain.Event) domain.Metadata {
-	s := d.stamp(m)
-	return func(e domain.Event) domain.Metadata { return s(nil, e) }
-}
-
-// maxAttempts bounds how often a command is decided again after another
-// writer changed the workspace first.
-const maxAttempts = 8
-
-// update runs decide against the current workspace, retrying on conflicts.
-func (d Deps) update(ctx context.Context, id uuid.UUID, m *Meta, decide func(w *domain.Workspace) error) (domain.Position, error) {
-	var err error
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		var pos domain.Position
-		pos, err = d.Workspaces.Update(ctx, id, decide, d.stamp(m))
-		if !errors.Is(err, domain.ErrConcurrency) {
-			return pos, err
-		}
-		if err := conflictPause(ctx, attempt); err != nil {
-			return domain.Position{}, err
-		}
-	}
-	return domain.Position{}, fmt.Errorf("workspace %s: gave up after %d conflicting attempts: %w", id, maxAttempts, err)
-}
-
-// conflictPause waits a random while after the attempt-th conflict (up to 1,
-// 2, 4 … 64 ms): replicas that keep colliding on one workspace spread out
-// instead of one of them losing every race until it gives up.
-func conflictPause(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

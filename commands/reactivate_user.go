@@ -15,15 +15,14 @@ type ReactivateUser struct {
 	Meta        Meta
 }
 
-type ReactivateUserHandler struct{ d Deps }
+type ReactivateUserHandler struct{ w writer }
 
-func NewReactivateUserHandler(d Deps) ReactivateUserHandler {
-	d.check()
-	return ReactivateUserHandler{d}
+func NewReactivateUserHandler(repo WorkspaceRepository, clock Clock, ids IDs) ReactivateUserHandler {
+	return ReactivateUserHandler{newWriter(repo, clock, ids)}
 }
 
 func (h ReactivateUserHandler) Handle(ctx context.Context, cmd ReactivateUser) (domain.Position, error) {
-	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
 		return w.Reactivate(cmd.Meta.Actor.UserID, cmd.UserID)
 	})
 }

@@ -16,23 +16,30 @@ type RecordLogin struct {
 	Meta        Meta
 }
 
-type RecordLoginHandler struct{ d Deps }
-
-func NewRecordLoginHandler(d Deps) RecordLoginHandler {
-	d.check()
-	return RecordLoginHandler{d}
+type RecordLoginHandler struct {
+	w      writer
+	logins Logins
 }
 
+func NewRecordLoginHandler(repo WorkspaceRepository, logins Logins, clock Clock, ids IDs) RecordLoginHandler {
+	if logins == nil {
+		panic("commands: RecordLogin needs the logins")
+	}
+	return RecordLoginHandler{newWriter(repo, clock, ids), logins}
+}
+
+// Handle decides on the workspace without appending to it (View), and
+// appends the login to the workspace's logins stream.
 func (h RecordLoginHandler) Handle(ctx context.Context, cmd RecordLogin) (domain.Position, error) {
 	if !cmd.Meta.Actor.System && cmd.Meta.Actor.UserID != cmd.UserID {
 		return domain.Position{}, domain.ErrNotAllowed
 	}
 	var login domain.UserLoggedIn
 	var meta domain.Metadata
-	stamp := h.d.stamp(&cmd.Meta)
-	err := h.d.Workspaces.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
+	now, stamp := h.w.clock.Now(), h.w.stamp(cmd.Meta)
+	err := h.w.repo.View(ctx, cmd.WorkspaceID, func(w *domain.Workspace) error {
 		var err error
-		login, err = w.Login(cmd.UserID, h.d.Clock.Now())
+		login, err = w.Login(cmd.UserID, now)
 		if err == nil {
 			meta = stamp(w, login)
 		}
@@ -46,5 +53,5 @@ func (h RecordLoginHandler) Handle(ctx context.Context, cmd RecordLogin) (domain
 		}
 		return domain.Position{}, err
 	}
-	return h.d.Logins.Record(ctx, login, meta)
+	return h.logins.Record(ctx, login, meta)
 }

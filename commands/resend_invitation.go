@@ -26,30 +26,34 @@ type ResendInvitationResult struct {
 }
 
 type ResendInvitationHandler struct {
-	d      Deps
-	policy InvitationPolicy
+	w       writer
+	secrets LinkSecrets
+	policy  InvitationPolicy
 }
 
-func NewResendInvitationHandler(d Deps, p InvitationPolicy) ResendInvitationHandler {
-	d.check()
-	return ResendInvitationHandler{d, p}
+func NewResendInvitationHandler(repo WorkspaceRepository, clock Clock, ids IDs, secrets LinkSecrets, p InvitationPolicy) ResendInvitationHandler {
+	if secrets == nil {
+		panic("commands: ResendInvitation needs the link secrets")
+	}
+	return ResendInvitationHandler{newWriter(repo, clock, ids), secrets, p}
 }
 
 func (h ResendInvitationHandler) Handle(ctx context.Context, cmd ResendInvitation) (ResendInvitationResult, error) {
-	now := h.d.Clock.Now()
+	now := h.w.clock.Now()
 	var res ResendInvitationResult
-	pos, err := h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
-		invID, attempt, err := w.NextAttempt(cmd.UserID)
-		if err != nil {
-			// Resend decides the error, authorisation first.
-			_, _, err = w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, nil, now, h.policy.TTL, h.policy.Limits)
-			return err
+	pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+		// The new link's secret belongs to the attempt the resend records;
+		// deriving it is pure (LinkSecrets cannot fail), so the decision
+		// may. Without a pending invitation there is no attempt, and
+		// Resend answers why (authorisation first) before any secret
+		// matters.
+		var secret []byte
+		if inv, attempt, err := w.NextAttempt(cmd.UserID); err == nil {
+			s := h.secrets.Secret(cmd.WorkspaceID, inv, attempt)
+			secret = s[:]
 		}
-		secret, err := h.d.secret(cmd.WorkspaceID, invID, attempt)
-		if err != nil {
-			return err
-		}
-		res.InvitationID, res.Token, err = w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, h.policy.TTL, h.policy.Limits)
+		id, token, err := w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, h.policy.TTL, h.policy.Limits)
+		res = ResendInvitationResult{InvitationID: id, Token: token}
 		if m, ok := w.Member(cmd.UserID); ok {
 			res.Email = m.Email
 		}

@@ -91,65 +91,87 @@ type InvitationEmail struct {
 // since, or the link key changed. Nothing should be sent.
 var ErrEmailNotNeeded = errors.New("the invitation's link of this attempt no longer works")
 
-// ComposeInvitationEmailHandler builds the e-mail of a SendInvitationEmail
-// from the workspace as it is now.
-type ComposeInvitationEmailHandler struct{ d Deps }
-
-func NewComposeInvitationEmailHandler(d Deps) ComposeInvitationEmailHandler {
-	d.check()
-	return ComposeInvitationEmailHandler{d}
+// ComposeInvitationEmails asks for the e-mails of SendInvitationEmail
+// commands of one workspace, composed with one look at it: a batch
+// invitation costs one read of the workspace for all its e-mails.
+type ComposeInvitationEmails struct {
+	WorkspaceID uuid.UUID
+	Emails      []SendInvitationEmail
 }
 
-// Handle derives the attempt's link and checks it the way accepting would,
-// so that an e-mail goes out only with a link that works at this moment.
-func (h ComposeInvitationEmailHandler) Handle(ctx context.Context, cmd SendInvitationEmail) (InvitationEmail, error) {
-	mails, errs := h.HandleMany(ctx, cmd.WorkspaceID, []SendInvitationEmail{cmd})
-	return mails[0], errs[0]
+// ComposedInvitationEmail answers one SendInvitationEmail: its e-mail, or
+// Err, ErrEmailNotNeeded when its link no longer works.
+type ComposedInvitationEmail struct {
+	Mail InvitationEmail
+	Err  error
 }
 
-// HandleMany composes the e-mails of several commands of one workspace with
-// one look at it; mails[i] and errs[i] answer cmds[i].
-func (h ComposeInvitationEmailHandler) HandleMany(ctx context.Context, workspace uuid.UUID, cmds []SendInvitationEmail) (mails []InvitationEmail, errs []error) {
-	mails, errs = make([]InvitationEmail, len(cmds)), make([]error, len(cmds))
-	tokens := make([]domain.InvitationToken, len(cmds))
-	for i, c := range cmds {
-		secret, err := h.d.secret(c.WorkspaceID, c.InvitationID, c.Attempt)
-		if err == nil && c.WorkspaceID != workspace {
-			err = fmt.Errorf("command for workspace %s composed with workspace %s", c.WorkspaceID, workspace)
-		}
-		errs[i] = err
-		tokens[i] = domain.InvitationToken{WorkspaceID: c.WorkspaceID, InvitationID: c.InvitationID, Secret: secret}
+// ComposeInvitationEmailsHandler builds the e-mails from the workspace as it
+// is now.
+type ComposeInvitationEmailsHandler struct {
+	repo    WorkspaceRepository
+	clock   Clock
+	secrets LinkSecrets
+}
+
+func NewComposeInvitationEmailsHandler(repo WorkspaceRepository, clock Clock, secrets LinkSecrets) ComposeInvitationEmailsHandler {
+	if repo == nil || clock == nil || secrets == nil {
+		panic("commands: ComposeInvitationEmails needs a workspace repository, a clock and the link secrets")
 	}
-	now := h.d.Clock.Now()
-	err := h.d.Workspaces.View(ctx, workspace, func(w *domain.Workspace) error {
-		for i, c := range cmds {
-			if errs[i] != nil {
+	return ComposeInvitationEmailsHandler{repo, clock, secrets}
+}
+
+// Handle derives each attempt's link and checks it the way accepting
+// would, so that an e-mail goes out only with a link that works at this
+// moment. It answers one result per command, in order, and also answers the
+// error of reading the workspace (each command's result carries it too).
+func (h ComposeInvitationEmailsHandler) Handle(ctx context.Context, q ComposeInvitationEmails) ([]ComposedInvitationEmail, error) {
+	out := make([]ComposedInvitationEmail, len(q.Emails))
+	tokens := make([]domain.InvitationToken, len(q.Emails))
+	for i, c := range q.Emails {
+		if c.WorkspaceID != q.WorkspaceID {
+			out[i].Err = fmt.Errorf("command for workspace %s composed with workspace %s", c.WorkspaceID, q.WorkspaceID)
+			continue
+		}
+		secret := h.secrets.Secret(c.WorkspaceID, c.InvitationID, c.Attempt)
+		tokens[i] = domain.InvitationToken{WorkspaceID: c.WorkspaceID, InvitationID: c.InvitationID, Secret: secret[:]}
+	}
+	now := h.clock.Now()
+	err := h.repo.View(ctx, q.WorkspaceID, func(w *domain.Workspace) error {
+		for i, c := range q.Emails {
+			if out[i].Err != nil {
 				continue
 			}
 			m, err := w.Invitation(tokens[i], now)
 			if err != nil {
-				errs[i] = ErrEmailNotNeeded
+				out[i].Err = ErrEmailNotNeeded
 				continue
 			}
-			mails[i] = InvitationEmail{
+			mail := InvitationEmail{
 				To: m.Email, WorkspaceName: w.Name(), Role: m.Role,
 				ExpiresAt: m.Invitation.ExpiresAt, Token: tokens[i].String(),
 			}
 			if by, ok := w.Member(c.SentBy); ok {
-				mails[i].InviterName, mails[i].InviterEmail = by.Name, by.Email
+				mail.InviterName, mail.InviterEmail = by.Name, by.Email
 			}
+			out[i].Mail = mail
 		}
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, domain.ErrWorkspaceNotFound) {
-			err = ErrEmailNotNeeded
-		}
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
+	if errors.Is(err, domain.ErrWorkspaceNotFound) {
+		err = nil // no workspace, no e-mail: every link is dead
+		for i := range out {
+			if out[i].Err == nil {
+				out[i].Err = ErrEmailNotNeeded
 			}
 		}
 	}
-	return mails, errs
+	if err != nil {
+		for i := range out {
+			if out[i].Err == nil {
+				out[i].Err = err
+			}
+		}
+	}
+	return out, err
 }

@@ -31,7 +31,7 @@ func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {
 	ctx := context.Background()
 	ws := e.createWorkspace("owner@example.com")
 	res := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "ann@x.com, bob@x.com").Results
-	resend, err := commands.NewResendInvitationHandler(e.deps, commands.DefaultInvitationPolicy()).Handle(ctx, commands.ResendInvitation{
+	resend, err := e.app.Commands.ResendInvitation.Handle(ctx, commands.ResendInvitation{
 		WorkspaceID: ws.WorkspaceID, UserID: res[1].UserID, Meta: as(ws.OwnerUserID),
 	})
 	if err != nil {
@@ -43,9 +43,16 @@ func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {
 		t.Fatalf("got %d e-mail commands, want 3 (two invitations, one resend): %+v", len(cmds), cmds)
 	}
 	wantTokens := []string{res[0].Token, "", resend.Token} // bob's first link died with the resend
-	compose := commands.NewComposeInvitationEmailHandler(e.deps)
+	compose := func(c commands.SendInvitationEmail) (commands.InvitationEmail, error) {
+		t.Helper()
+		res, err := e.app.Queries.ComposeInvitationEmails.Handle(ctx, commands.ComposeInvitationEmails{WorkspaceID: c.WorkspaceID, Emails: []commands.SendInvitationEmail{c}})
+		if err != nil || len(res) != 1 {
+			t.Fatalf("compose: %d results, %v; want one, nil", len(res), err)
+		}
+		return res[0].Mail, res[0].Err
+	}
 	for i, c := range cmds {
-		mail, err := compose.Handle(ctx, c)
+		mail, err := compose(c)
 		if wantTokens[i] == "" {
 			if !errors.Is(err, commands.ErrEmailNotNeeded) {
 				t.Errorf("command %d (a replaced attempt): got %v, want ErrEmailNotNeeded", i, err)
@@ -65,12 +72,12 @@ func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {
 	if cmds[2].Attempt != 2 || cmds[0].Attempt != domain.FirstAttempt {
 		t.Errorf("attempts %d and %d, want 1 and 2", cmds[0].Attempt, cmds[2].Attempt)
 	}
-	mail, err := compose.Handle(ctx, cmds[0])
+	mail, err := compose(cmds[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.accept(mail.Token, "Ann")
-	if _, err := compose.Handle(ctx, cmds[0]); !errors.Is(err, commands.ErrEmailNotNeeded) {
+	if _, err := compose(cmds[0]); !errors.Is(err, commands.ErrEmailNotNeeded) {
 		t.Errorf("compose after acceptance: got %v, want ErrEmailNotNeeded", err)
 	}
 }
@@ -95,7 +102,7 @@ func TestRecordEmailOutcomesIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	ws := e.createWorkspace("owner@example.com")
 	res := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "ann@x.com, bob@x.com").Results
-	h := commands.NewRecordEmailOutcomesHandler(e.deps)
+	h := e.app.Commands.RecordEmailOutcomes
 	batch := commands.RecordEmailOutcomes{WorkspaceID: ws.WorkspaceID, Outcomes: []commands.EmailOutcome{
 		{InvitationID: res[0].InvitationID, Attempt: 1},
 		{InvitationID: res[1].InvitationID, Attempt: 1, Failure: "550 5.1.1 mailbox unavailable"},

@@ -15,15 +15,14 @@ type SuspendUser struct {
 	Meta        Meta
 }
 
-type SuspendUserHandler struct{ d Deps }
+type SuspendUserHandler struct{ w writer }
 
-func NewSuspendUserHandler(d Deps) SuspendUserHandler {
-	d.check()
-	return SuspendUserHandler{d}
+func NewSuspendUserHandler(repo WorkspaceRepository, clock Clock, ids IDs) SuspendUserHandler {
+	return SuspendUserHandler{newWriter(repo, clock, ids)}
 }
 
 func (h SuspendUserHandler) Handle(ctx context.Context, cmd SuspendUser) (domain.Position, error) {
-	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
 		return w.Suspend(cmd.Meta.Actor.UserID, cmd.UserID)
 	})
 }

@@ -15,15 +15,14 @@ type UpdateSettings struct {
 	Meta                  Meta
 }
 
-type UpdateSettingsHandler struct{ d Deps }
+type UpdateSettingsHandler struct{ w writer }
 
-func NewUpdateSettingsHandler(d Deps) UpdateSettingsHandler {
-	d.check()
-	return UpdateSettingsHandler{d}
+func NewUpdateSettingsHandler(repo WorkspaceRepository, clock Clock, ids IDs) UpdateSettingsHandler {
+	return UpdateSettingsHandler{newWriter(repo, clock, ids)}
 }
 
 func (h UpdateSettingsHandler) Handle(ctx context.Context, cmd UpdateSettings) (domain.Position, error) {
-	return h.d.update(ctx, cmd.WorkspaceID, &cmd.Meta, func(w *domain.Workspace) error {
+	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
 		s := w.Settings()
 		if cmd.ManagersMayGrantAdmin != nil {
 			s.ManagersMayGrantAdmin = *cmd.ManagersMayGrantAdmin

@@ -46,13 +46,13 @@ func ParseBatch(lists ...string) ([]BatchEntry, error) {
 			}
 			seen[key] = true
 			if len(entries) == MaxBatch {
-				return nil, newError(CodeBatchTooLarge, "a batch holds at most %d addresses; split the list and send the rest in another batch", MaxBatch)
+				return nil, fieldError("emails", CodeBatchTooLarge, "a batch holds at most %d addresses; split the list and send the rest in another batch", MaxBatch)
 			}
 			entries = append(entries, e)
 		}
 	}
 	if len(entries) == 0 {
-		return nil, newError(CodeEmptyBatch, "type at least one e-mail address")
+		return nil, fieldError("emails", CodeEmptyBatch, "type at least one e-mail address")
 	}
 	return entries, nil
 }

@@ -37,9 +37,16 @@ const (
 
 // Error is a domain error: a stable code and a message a person can act on.
 // Messages never contain tokens; they may name the address the caller sent.
+// A message is for people only: code reads Code and Field, never Message.
 type Error struct {
 	Code    Code
 	Message string
+	// Field names the input the error is about, as the domain's functions
+	// and the commands name it ("name", "ownerName", "ownerEmail", "role",
+	// "emails", "token"; a read model's query parameter such as "limit"),
+	// or is empty when the error is about no single input. Adapters map it
+	// to their own names (the HTTP API's request fields).
+	Field string
 	// RetryAt, for rate_limited, is when the same request would fit.
 	RetryAt time.Time
 }
@@ -55,6 +62,23 @@ func (e *Error) Is(target error) bool {
 
 func newError(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// fieldError is newError about one input.
+func fieldError(field string, code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// about returns err as being about field when it is a domain error, and err
+// itself otherwise.
+func about(err error, field string) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Field = field
+	return &c
 }
 
 // ErrorCode returns the code of a domain error in err's chain, or "".
@@ -73,7 +97,7 @@ var (
 	ErrUserNotFound       = &Error{Code: CodeUserNotFound, Message: "user not found in this workspace"}
 	ErrNotAllowed         = &Error{Code: CodeNotAllowed, Message: "your role does not allow this"}
 	ErrLastAdmin          = &Error{Code: CodeLastAdmin, Message: "a workspace must keep at least one active Admin"}
-	ErrInvalidToken       = &Error{Code: CodeInvalidToken, Message: "the invitation link is not valid"}
+	ErrInvalidToken       = &Error{Code: CodeInvalidToken, Field: "token", Message: "the invitation link is not valid"}
 	ErrInvitationExpired  = &Error{Code: CodeInvitationExpired, Message: "the invitation has expired; ask for a new one"}
 	ErrInvitationRevoked  = &Error{Code: CodeInvitationRevoked, Message: "the invitation was withdrawn or replaced by a newer one"}
 	ErrInvitationUsed     = &Error{Code: CodeInvitationUsed, Message: "the invitation has already been accepted"}

@@ -55,7 +55,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", newError(CodeInvalidRole, "unknown role %q: want one of Admin, Manager, Editor, Monitor, AgentUser", truncate(t, 40))
+	return "", fieldError("role", CodeInvalidRole, "unknown role %q: want one of Admin, Manager, Editor, Monitor, AgentUser", truncate(t, 40))
 }
 
 // Permission is a capability a role grants.

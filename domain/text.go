@@ -135,34 +135,34 @@ var nameProfile = precis.NewFreeform(
 // text and characters that are not seen or that change how the text around
 // them reads (control, invisible and text-direction characters), so that
 // names are safe to show and to put in an e-mail and cannot pass for
-// another name.
-func cleanText(s, what string, max int) (string, error) {
+// another name. Its errors are about field.
+func cleanText(s, what, field string, max int) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", newError(CodeInvalidName, "the %s is empty", what)
+		return "", fieldError(field, CodeInvalidName, "the %s is empty", what)
 	}
 	if len(s) > 4*max {
-		return "", newError(CodeInvalidName, "the %s is longer than %d characters", what, max)
+		return "", fieldError(field, CodeInvalidName, "the %s is longer than %d characters", what, max)
 	}
 	if !utf8.ValidString(s) {
-		return "", newError(CodeInvalidName, "the %s is not valid UTF-8", what)
+		return "", fieldError(field, CodeInvalidName, "the %s is not valid UTF-8", what)
 	}
 	if strings.ContainsAny(s, "\t\n\r") {
-		return "", newError(CodeInvalidName, "the %s contains control characters", what)
+		return "", fieldError(field, CodeInvalidName, "the %s contains control characters", what)
 	}
 	if r, kind := hiddenRune(s, true); kind != "" {
-		return "", newError(CodeInvalidName, "the %s contains %s (%U)", what, kind, r)
+		return "", fieldError(field, CodeInvalidName, "the %s contains %s (%U)", what, kind, r)
 	}
 	out, err := nameProfile.String(s)
 	if err != nil {
-		return "", newError(CodeInvalidName, "the %s contains a character a name cannot have", what)
+		return "", fieldError(field, CodeInvalidName, "the %s contains a character a name cannot have", what)
 	}
 	out = strings.TrimSpace(out)
 	switch {
 	case out == "":
-		return "", newError(CodeInvalidName, "the %s is empty", what)
+		return "", fieldError(field, CodeInvalidName, "the %s is empty", what)
 	case len([]rune(out)) > max:
-		return "", newError(CodeInvalidName, "the %s is longer than %d characters", what, max)
+		return "", fieldError(field, CodeInvalidName, "the %s is longer than %d characters", what, max)
 	}
 	return out, nil
 }

@@ -157,11 +157,7 @@ func (w *Workspace) Create(name string, owner uuid.UUID, ownerEmail Email, owner
 	if w.exists {
 		return newError(CodeWorkspaceExists, "the workspace already exists")
 	}
-	name, err := cleanText(name, "workspace name", 200)
-	if err != nil {
-		return err
-	}
-	ownerName, err = cleanText(ownerName, "owner name", 200)
+	name, ownerName, err := workspaceNames(name, ownerName)
 	if err != nil {
 		return err
 	}
@@ -178,15 +174,12 @@ func (w *Workspace) Create(name string, owner uuid.UUID, ownerEmail Email, owner
 // authorize finds the acting member and checks they hold perm. A person who
 // is not a member (or only invited) learns nothing about the workspace.
 func (w *Workspace) authorize(actor uuid.UUID, perm Permission) (*Member, error) {
-	m, ok := w.members[actor]
-	if !w.exists || !ok || m.Status == StatusInvited {
-		return nil, ErrWorkspaceNotFound
+	m := w.members[actor]
+	if !w.exists {
+		m = nil
 	}
-	if m.Status == StatusSuspended {
-		return nil, newError(CodeMemberSuspended, "your access to this workspace is suspended")
-	}
-	if !m.Role.Can(perm) {
-		return nil, newError(CodeNotAllowed, "the %s role does not allow this", m.Role)
+	if err := Authorize(m, perm); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -299,7 +292,7 @@ func (w *Workspace) planInvite(b InviteBatch, needIDs bool) (invitePlan, error) 
 		return invitePlan{}, err
 	}
 	if !b.Role.Valid() {
-		return invitePlan{}, newError(CodeInvalidRole, "unknown role %q", b.Role)
+		return invitePlan{}, fieldError("role", CodeInvalidRole, "unknown role %q", b.Role)
 	}
 	p := invitePlan{actor: actor, escalation: b.Role.Above(actor.Role), results: make([]InviteResult, len(b.Entries))}
 	if p.escalation && !w.settings.ManagersMayGrantAdmin {
@@ -456,7 +449,7 @@ func (w *Workspace) ChangeRole(actor, userID uuid.UUID, role Role) error {
 		return err
 	}
 	if !role.Valid() {
-		return newError(CodeInvalidRole, "unknown role %q", role)
+		return fieldError("role", CodeInvalidRole, "unknown role %q", role)
 	}
 	m, err := w.target(userID)
 	if err != nil {
@@ -537,7 +530,7 @@ func (w *Workspace) Accept(t InvitationToken, name string, now time.Time) (Membe
 	if err != nil {
 		return Member{}, err
 	}
-	if name, err = cleanText(name, "name", 200); err != nil {
+	if name, err = cleanText(name, "name", "name", 200); err != nil {
 		return Member{}, err
 	}
 	if !w.canGrant(w.members[inv.GrantedBy], m.Role) {

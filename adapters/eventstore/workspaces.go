@@ -148,7 +148,8 @@ func (r *Workspaces) Update(ctx context.Context, id uuid.UUID, decide func(w *do
 		// tell whether it was current: with one replica it always is, and
 		// this saves every command the catch-up read. Only a decision that
 		// appends is checked that way, so a refusal or a no-op is decided
-		// again below on what the store holds, as is a lost append.
+		// again below on what the store holds, as is a lost append: decide
+		// is pure, so running it twice costs only the time.
 		err := decide(c.w)
 		if err == nil && len(c.w.Pending()) > 0 {
 			pos, err := r.appendPending(ctx, c, stamp)

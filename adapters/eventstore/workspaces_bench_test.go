@@ -65,20 +65,21 @@ func BenchmarkCommandLatency(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets()),
+		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	type target struct {
 		ws, admin, user uuid.UUID
 		spent           time.Duration
 	}
 	setup := func(members int) *target {
-		ws, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{Name: "Bench", OwnerEmail: "owner@example.com", OwnerName: "O", Meta: commands.Meta{Actor: domain.Actor{System: true}}})
+		ws, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{Name: "Bench", OwnerEmail: "owner@example.com", OwnerName: "O", Meta: commands.Meta{Actor: domain.Actor{System: true}}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		seedMembers(b, store, ws.WorkspaceID, ws.OwnerUserID, members)
 		// The first command loads the workspace into the cache.
-		inv, err := commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()).Handle(ctx, commands.InviteUsers{
+		inv, err := app.Commands.InviteUsers.Handle(ctx, commands.InviteUsers{
 			WorkspaceID: ws.WorkspaceID, Emails: []string{"target@example.com"}, Role: "Editor", Meta: commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID}},
 		})
 		if err != nil {
@@ -87,7 +88,7 @@ func BenchmarkCommandLatency(b *testing.B) {
 		return &target{ws: ws.WorkspaceID, admin: ws.OwnerUserID, user: inv.Results[0].UserID}
 	}
 	small, big := setup(10), setup(100_000)
-	change := commands.NewChangeRoleHandler(deps)
+	change := app.Commands.ChangeRole
 	roles := []string{"Monitor", "Editor"}
 	run := func(t *target, i int) {
 		start := time.Now()

@@ -99,7 +99,7 @@ type httpBenchEnv struct {
 	admins  []string    // a token per client
 	owners  []uuid.UUID // the user id behind each token
 	targets []uuid.UUID // the workspace of each client
-	handler commands.InviteUsersHandler
+	handler commands.Handler[commands.InviteUsers, commands.InviteUsersResult]
 	next    atomic.Int64
 	// copied is the events table's position up to which rows went to the
 	// floor already.
@@ -151,8 +151,9 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	policy := commands.DefaultInvitationPolicy()
 	// The daily limits are policy, not work: out of the way.
 	policy.Limits = domain.InviteLimits{PerWorkspace: math.MaxInt32, PerInviter: math.MaxInt32}
+	app := commands.NewApplication(deps, policy, commands.Instrumentation{})
 	server, err := httpapi.New(httpapi.Config{
-		Deps: deps, Policy: policy, DB: pool, Waiter: waiter, JWTSecret: testSecret, Logger: quiet,
+		App: app, DB: pool, Waiter: waiter, JWTSecret: testSecret, Logger: quiet,
 		Links: discardLinks{},
 	})
 	if err != nil {
@@ -169,7 +170,7 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	env := &httpBenchEnv{
 		url: srv.URL, pool: pool,
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: httpClients, MaxConnsPerHost: httpClients}},
-		handler: commands.NewInviteUsersHandler(deps, policy),
+		handler: app.Commands.InviteUsers,
 	}
 	b.Cleanup(env.client.CloseIdleConnections)
 	// Workspaces and their Admins, made through the API as the platform.

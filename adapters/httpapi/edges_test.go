@@ -8,18 +8,20 @@ import (
 	"testing"
 
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 )
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	t.Parallel()
-	a := newAPIWith(t, func(c *httpapi.Config) { c.Policy.Limits = domain.InviteLimits{PerWorkspace: 2, PerInviter: 2} })
+	a := newAPIWithApp(t, func(_ *commands.Deps, p *commands.InvitationPolicy) {
+		p.Limits = domain.InviteLimits{PerWorkspace: 2, PerInviter: 2}
+	}, nil)
 	ws, owner, _ := a.createWorkspace(t, "Limited", "admin@limited.test")
 	adm := userToken(owner)
 	a.invite(t, ws, adm, "a@limited.test, b@limited.test", "Editor")
-	// A refused batch records nothing in the workspace. (It does reserve
-	// the new addresses' accounts first: commands.InviteUsers resolves
-	// accounts before the aggregate checks the limit.)
+	// A refused batch records nothing in the workspace (nor reserves
+	// accounts: commands.InviteUsers checks the batch before it does).
 	before := a.workspaceEventCount(t)
 	r := a.do(t, req{method: "POST", path: "/v1/workspaces/" + ws.String() + "/invitations", token: adm,
 		body: map[string]any{"emails": "c@limited.test", "role": "Editor"}})

@@ -143,10 +143,11 @@ func TestClientCancelledRequestsAreNoErrors(t *testing.T) {
 	t.Parallel()
 	g := &gate{entered: make(chan struct{})}
 	obs := &observations{}
-	a := newAPIWith(t, func(c *httpapi.Config) {
+	a := newAPIWithApp(t, func(d *commands.Deps, _ *commands.InvitationPolicy) {
+		d.Workspaces = gatedWorkspaces{d.Workspaces, g}
+	}, func(c *httpapi.Config) {
 		c.Observer = obs
 		c.Waiter = gatedWaiter{c.Waiter, g}
-		c.Deps.Workspaces = gatedWorkspaces{c.Deps.Workspaces, g}
 	})
 	ws, owner, pos := a.createWorkspace(t, "Cancelled", "owner@cancelled.test")
 	base := a.url + "/v1/workspaces/" + ws.String()

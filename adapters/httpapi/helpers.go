@@ -116,9 +116,17 @@ func consistentWith(h http.Header) (pos domain.Position, ok bool, err error) {
 	return pos, true, nil
 }
 
-// authorizeRead checks, on the memberships read model, that p is an active
-// member of ws holding perm. A non-member (or only invited) learns nothing
-// about the workspace; the platform's token is not a member.
+// mayRead waits, if the request names a position, until the named read
+// models include it, then checks that p may read workspace ws.
+func (s *Server) mayRead(r *http.Request, p principal, ws uuid.UUID, names ...string) error {
+	if err := s.waitFor(r, names...); err != nil {
+		return err
+	}
+	return s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace)
+}
+
+// authorizeRead checks, with the memberships read model's row, that p may
+// read ws as domain.Authorize says; the platform's token is not a member.
 func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, perm domain.Permission) error {
 	if p.system {
 		return newProblem(domain.CodeNotAllowed, "the platform's token does not read workspaces; use a member's token")
@@ -127,15 +135,11 @@ func (s *Server) authorizeRead(ctx context.Context, p principal, ws uuid.UUID, p
 	if err != nil {
 		return err
 	}
-	switch {
-	case !found:
-		return domain.ErrWorkspaceNotFound
-	case status == domain.StatusSuspended:
-		return &domain.Error{Code: domain.CodeMemberSuspended, Message: "your access to this workspace is suspended"}
-	case status != domain.StatusActive || !role.Can(perm):
-		return &domain.Error{Code: domain.CodeNotAllowed, Message: "the " + string(role) + " role does not allow this"}
+	var m *domain.Member
+	if found {
+		m = &domain.Member{UserID: p.userID, Role: role, Status: status}
 	}
-	return nil
+	return domain.Authorize(m, perm)
 }
 
 // asMember refuses the platform's token on a member's command: the platform

@@ -97,6 +97,13 @@ func newAPI(t testing.TB) *api { t.Helper(); return newAPIWith(t, nil) }
 // newAPIWith is newAPI with the configuration changed by configure.
 func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 	t.Helper()
+	return newAPIWithApp(t, nil, configure)
+}
+
+// newAPIWithApp is newAPIWith whose application is built from the
+// dependencies and the policy as app changes them.
+func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPolicy), configure func(*httpapi.Config)) *api {
+	t.Helper()
 	pool, _ := pgtest.New(t)
 	var store eventstore.Store
 	if open, ok := eventStores.Load(t); ok {
@@ -107,6 +114,10 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 		store = pg
 	}
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	policy := commands.DefaultInvitationPolicy()
+	if app != nil {
+		app(&deps, &policy)
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -123,7 +134,7 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 	}
 	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
 	cfg := httpapi.Config{
-		Deps: deps, Policy: commands.DefaultInvitationPolicy(), DB: pool, Waiter: waiter,
+		App: commands.NewApplication(deps, policy, commands.Instrumentation{}), DB: pool, Waiter: waiter,
 		JWTSecret: testSecret, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,

@@ -162,9 +162,10 @@ func (p *Problem) withField(field, msg string) *Problem {
 	return p
 }
 
-// fields maps domain codes to the request field they are about, per
-// endpoint, so validation errors name the field.
-type fields map[domain.Code]string
+// fields maps the inputs a domain error may be about (domain.Error.Field)
+// to the request's fields, per endpoint, so that validation errors name the
+// field as the request spelled it.
+type fields map[string]string
 
 // toProblem turns any error into a problem: a domain error keeps its code
 // and message; a problem stays as it is; anything else is internal.
@@ -179,7 +180,7 @@ func toProblem(err error, fs fields) *Problem {
 		if _, known := statusOf[de.Code]; !known {
 			p.Code, p.Detail, p.cause = codeInternal, "internal error", err
 		}
-		if f, ok := fs[de.Code]; ok {
+		if f, ok := fs[de.Field]; ok && de.Field != "" {
 			p.Errors = append(p.Errors, FieldError{Field: f, Message: de.Message})
 		}
 		return p

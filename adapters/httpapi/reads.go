@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
@@ -59,16 +60,14 @@ func queryTime(q url.Values, name string) (time.Time, error) {
 	return t, nil
 }
 
-// paramFields names the query parameter of an invalid_input the read
-// models answer ("limit: ..."), so that the problem lists it.
+// paramProblem answers an error of a read model: one about a query
+// parameter (its Field) reads as invalidParam's do.
 func paramProblem(err error) error {
-	p := toProblem(err, nil)
-	if p.Code == domain.CodeInvalidInput && len(p.Errors) == 0 {
-		if name, msg, ok := strings.Cut(p.Detail, ": "); ok && !strings.ContainsAny(name, " ") {
-			p.Errors = append(p.Errors, FieldError{Field: name, Message: msg})
-		}
+	var de *domain.Error
+	if errors.As(err, &de) && de.Code == domain.CodeInvalidInput && de.Field != "" {
+		return invalidParam(de.Field, de.Message)
 	}
-	return p
+	return toProblem(err, nil)
 }
 
 type userListResponse struct {
@@ -99,10 +98,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor")}
-	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}
 	page, err := s.users.List(r.Context(), ws, f)
@@ -121,18 +117,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 
 // GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
+	ws, user, err := memberPath(r)
 	if err != nil {
 		return err
 	}
-	user, err := pathID(r, "userId")
-	if err != nil {
-		return err
-	}
-	if err := s.waitFor(r, projUserList, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}
 	row, found, err := s.users.Get(r.Context(), ws, user)
@@ -148,11 +137,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) er
 // GET /v1/workspaces/{ws}/users/{userId}/permissions: the user itself, or
 // Monitor and up.
 func (s *Server) permissions(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
+	ws, user, err := memberPath(r)
 	if err != nil {
 		return err
 	}
@@ -272,10 +257,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	w.Header().Set("Vary", "Accept")
-	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
 	format := exportFormat(r.Header.Get("Accept"))
@@ -328,10 +310,7 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projAudit, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermReadWorkspace); err != nil {
+	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
 	res, err := audit.Verify(r.Context(), s.cfg.DB, ws)

@@ -70,10 +70,11 @@ type Observer interface {
 	ObserveRequest(method, route string, status int, code string, took time.Duration)
 }
 
-// Config is what the API needs. Deps, DB, Waiter and JWTSecret are required.
+// Config is what the API needs. App, DB, Waiter and JWTSecret are required.
 type Config struct {
-	Deps   commands.Deps
-	Policy commands.InvitationPolicy
+	// App is the application the writes (and the invitation lookup) call:
+	// commands.NewApplication, built once by usersd serve.
+	App    commands.Application
 	DB     DB
 	Waiter Waiter
 	// JWTSecret verifies HS256 bearer tokens; at least MinSecretLength bytes.
@@ -130,17 +131,8 @@ type Server struct {
 	streams   *streamSlots
 	tokenRate *clientLimiter
 
-	create     commands.CreateWorkspaceHandler
-	invite     commands.InviteUsersHandler
-	changeRole commands.ChangeRoleHandler
-	remove     commands.RemoveUserHandler
-	suspend    commands.SuspendUserHandler
-	reactivate commands.ReactivateUserHandler
-	resend     commands.ResendInvitationHandler
-	lookup     commands.LookupInvitationHandler
-	accept     commands.AcceptInvitationHandler
-	login      commands.RecordLoginHandler
-	settings   commands.UpdateSettingsHandler
+	commands commands.Commands
+	queries  commands.Queries
 }
 
 // Projection names a read waits for.
@@ -152,19 +144,15 @@ var (
 
 // New checks cfg and builds the API.
 func New(cfg Config) (*Server, error) {
-	d := cfg.Deps
 	switch {
-	case d.Workspaces == nil || d.Accounts == nil || d.Logins == nil || d.Clock == nil || d.IDs == nil || d.Secrets == nil:
-		return nil, errors.New("httpapi: every command dependency must be set")
+	case cfg.App == (commands.Application{}):
+		return nil, errors.New("httpapi: no application")
 	case cfg.DB == nil:
 		return nil, errors.New("httpapi: no read-model database")
 	case cfg.Waiter == nil:
 		return nil, errors.New("httpapi: no waiter")
 	case len(cfg.JWTSecret) < MinSecretLength:
 		return nil, fmt.Errorf("httpapi: the JWT secret is %d bytes; want at least %d", len(cfg.JWTSecret), MinSecretLength)
-	}
-	if cfg.Policy.TTL <= 0 {
-		return nil, errors.New("httpapi: the invitation TTL must be positive")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -178,21 +166,12 @@ func New(cfg Config) (*Server, error) {
 	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),
-		users:      userlist.NewQueries(cfg.DB, cfg.Now),
-		members:    memberships.NewQueries(cfg.DB),
-		streams:    newStreamSlots(cfg.Streams),
-		tokenRate:  newClientLimiter(cfg.TokenRate),
-		create:     commands.NewCreateWorkspaceHandler(d),
-		invite:     commands.NewInviteUsersHandler(d, cfg.Policy),
-		changeRole: commands.NewChangeRoleHandler(d),
-		remove:     commands.NewRemoveUserHandler(d),
-		suspend:    commands.NewSuspendUserHandler(d),
-		reactivate: commands.NewReactivateUserHandler(d),
-		resend:     commands.NewResendInvitationHandler(d, cfg.Policy),
-		lookup:     commands.NewLookupInvitationHandler(d),
-		accept:     commands.NewAcceptInvitationHandler(d),
-		login:      commands.NewRecordLoginHandler(d),
-		settings:   commands.NewUpdateSettingsHandler(d),
+		users:     userlist.NewQueries(cfg.DB, cfg.Now),
+		members:   memberships.NewQueries(cfg.DB),
+		streams:   newStreamSlots(cfg.Streams),
+		tokenRate: newClientLimiter(cfg.TokenRate),
+		commands:  cfg.App.Commands,
+		queries:   cfg.App.Queries,
 	}
 	s.routes()
 	s.handler = s.instrument(s.router)

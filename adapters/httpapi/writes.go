@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,15 +26,11 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 	if req.Owner == nil {
 		return missing("owner")
 	}
-	res, err := s.create.Handle(r.Context(), commands.CreateWorkspace{
+	res, err := s.commands.CreateWorkspace.Handle(r.Context(), commands.CreateWorkspace{
 		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
 	})
 	if err != nil {
-		field := "name"
-		if domain.ErrorCode(err) == domain.CodeInvalidName && strings.Contains(err.Error(), "owner name") {
-			field = "owner.name"
-		}
-		return withFields(err, fields{domain.CodeInvalidName: field, domain.CodeInvalidEmail: "owner.email", domain.CodeInvalidInput: "owner"})
+		return withFields(err, fields{"name": "name", "ownerName": "owner.name", "ownerEmail": "owner.email"})
 	}
 	return wrote(w, http.StatusCreated, res.Position, struct {
 		WorkspaceID uuid.UUID `json:"workspaceId"`
@@ -61,25 +56,19 @@ func optID(id uuid.UUID) *uuid.UUID {
 
 // POST /v1/workspaces/{ws}/invitations (Admin, Manager).
 func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
 	var req inviteRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, err := workspaceRequest(r, p, &req)
+	if err != nil {
 		return err
 	}
 	if req.Role == nil {
 		return missing("role")
 	}
-	res, err := s.invite.Handle(r.Context(), commands.InviteUsers{
+	res, err := s.commands.InviteUsers.Handle(r.Context(), commands.InviteUsers{
 		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
 	})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidRole: "role", domain.CodeEmptyBatch: "emails", domain.CodeBatchTooLarge: "emails"})
+		return withFields(err, fields{"role": "role", "emails": "emails"})
 	}
 	out := make([]inviteResult, len(res.Results))
 	var links []InvitationLink
@@ -106,34 +95,62 @@ func (s *Server) deliver(r *http.Request, links []InvitationLink) {
 	s.cfg.Links.Deliver(r.Context(), links)
 }
 
-// memberCommand reads the path and an optional empty body of the commands
-// about one member.
-func memberCommand(r *http.Request) (ws, user uuid.UUID, err error) {
+// workspaceRequest reads a member's command on a workspace: the platform's
+// token is refused, then the path's workspace is read and the body into req.
+func workspaceRequest(r *http.Request, p principal, req any) (uuid.UUID, error) {
+	if err := asMember(p); err != nil {
+		return uuid.Nil, err
+	}
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return ws, decodeBody(r, req, true)
+}
+
+// memberPath reads the workspace and the member a path names.
+func memberPath(r *http.Request) (ws, user uuid.UUID, err error) {
 	if ws, err = pathID(r, "ws"); err != nil {
 		return
 	}
-	if user, err = pathID(r, "userId"); err != nil {
+	user, err = pathID(r, "userId")
+	return
+}
+
+// memberRequest reads a member's command about another member: the
+// platform's token is refused, then the path is read and the body, which
+// only a required one must hold, into req.
+func memberRequest(r *http.Request, p principal, req any, required bool) (ws, user uuid.UUID, err error) {
+	if err = asMember(p); err != nil {
 		return
 	}
-	err = decodeBody(r, &emptyRequest{}, false)
+	if ws, user, err = memberPath(r); err != nil {
+		return
+	}
+	err = decodeBody(r, req, required)
 	return
+}
+
+// memberWrite serves a member's command about another member that takes no
+// body (remove, suspend, reactivate): h runs the command that command makes
+// of the path, and the answer is its position.
+func memberWrite[C any](s *Server, w http.ResponseWriter, r *http.Request, p principal, h commands.Handler[C, domain.Position], command func(ws, user uuid.UUID, m commands.Meta) C) error {
+	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
+	if err != nil {
+		return err
+	}
+	pos, err := h.Handle(r.Context(), command(ws, user, s.meta(r, p)))
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
 }
 
 // PUT /v1/workspaces/{ws}/users/{userId}/role (Admin).
 func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
-	if err != nil {
-		return err
-	}
 	var req changeRoleRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, user, err := memberRequest(r, p, &req, true)
+	if err != nil {
 		return err
 	}
 	if req.Role == nil {
@@ -141,9 +158,9 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 	}
 	role, err := domain.ParseRole(*req.Role)
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidRole: "role"})
+		return withFields(err, fields{"role": "role"})
 	}
-	pos, err := s.changeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
+	pos, err := s.commands.ChangeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -157,63 +174,33 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 // DELETE /v1/workspaces/{ws}/users/{userId}: removes a member (Admin) or
 // revokes a pending invitation (Admin, Manager).
 func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.remove.Handle(r.Context(), commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.RemoveUser, func(ws, user uuid.UUID, m commands.Meta) commands.RemoveUser {
+		return commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/suspend (Admin).
 func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.suspend.Handle(r.Context(), commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.SuspendUser, func(ws, user uuid.UUID, m commands.Meta) commands.SuspendUser {
+		return commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/reactivate (Admin).
 func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
-	if err != nil {
-		return err
-	}
-	pos, err := s.reactivate.Handle(r.Context(), commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return memberWrite(s, w, r, p, s.commands.ReactivateUser, func(ws, user uuid.UUID, m commands.Meta) commands.ReactivateUser {
+		return commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: m}
+	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/invitation/resend (Admin,
 // Manager): a new link; the old one dies.
 func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, user, err := memberCommand(r)
+	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
 	if err != nil {
 		return err
 	}
-	res, err := s.resend.Handle(r.Context(), commands.ResendInvitation{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	res, err := s.commands.ResendInvitation.Handle(r.Context(), commands.ResendInvitation{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -227,21 +214,15 @@ func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p prin
 
 // PUT /v1/workspaces/{ws}/settings (Admin).
 func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
 	var req settingsRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	ws, err := workspaceRequest(r, p, &req)
+	if err != nil {
 		return err
 	}
 	if req.ManagersMayGrantAdmin == nil {
 		return missing("managersMayGrantAdmin")
 	}
-	pos, err := s.settings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
+	pos, err := s.commands.UpdateSettings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -273,7 +254,7 @@ func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal
 	case p.system:
 		return missing("userId")
 	}
-	pos, err := s.login.Handle(r.Context(), commands.RecordLogin{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
+	pos, err := s.commands.RecordLogin.Handle(r.Context(), commands.RecordLogin{WorkspaceID: ws, UserID: user, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
 	}
@@ -290,9 +271,9 @@ func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error 
 	if req.Token == nil {
 		return missing("token")
 	}
-	v, err := s.lookup.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
+	v, err := s.queries.LookupInvitation.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidToken: "token"})
+		return withFields(err, fields{"token": "token"})
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		WorkspaceName string      `json:"workspaceName"`
@@ -311,9 +292,9 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error 
 	if req.Token == nil {
 		return missing("token")
 	}
-	res, err := s.accept.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
+	res, err := s.commands.AcceptInvitation.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
 	if err != nil {
-		return withFields(err, fields{domain.CodeInvalidToken: "token", domain.CodeInvalidName: "name"})
+		return withFields(err, fields{"token": "token", "name": "name"})
 	}
 	return wrote(w, http.StatusOK, res.Position, struct {
 		WorkspaceID uuid.UUID   `json:"workspaceId"`

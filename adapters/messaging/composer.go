@@ -16,7 +16,7 @@ import (
 // then costs one aggregate read for several e-mails instead of one each,
 // all queued behind the aggregate's lock.
 type composer struct {
-	h      commands.ComposeInvitationEmailHandler
+	h      commands.Handler[commands.ComposeInvitationEmails, []commands.ComposedInvitationEmail]
 	log    deliveries
 	mu     sync.Mutex
 	queues map[uuid.UUID]*composeQueue
@@ -40,12 +40,12 @@ type composed struct {
 	err  error
 }
 
-func newComposer(h commands.ComposeInvitationEmailHandler, log deliveries) *composer {
+func newComposer(h commands.Handler[commands.ComposeInvitationEmails, []commands.ComposedInvitationEmail], log deliveries) *composer {
 	return &composer{h: h, log: log, queues: map[uuid.UUID]*composeQueue{}}
 }
 
 // compose answers whether the attempt is in the delivery log already and,
-// if not, what commands.ComposeInvitationEmailHandler.Handle would.
+// if not, its e-mail as commands.ComposeInvitationEmails composes it.
 func (c *composer) compose(ctx context.Context, cmd commands.SendInvitationEmail) (bool, commands.InvitationEmail, error) {
 	req := composeRequest{ctx: ctx, cmd: cmd, reply: make(chan composed, 1)}
 	ws := cmd.WorkspaceID
@@ -86,7 +86,7 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 			done, err := c.log.doneOf(ctx, cmds)
 			ch <- logged{done, err}
 		}()
-		mails, errs := c.handleMany(ctx, ws, cmds)
+		mails := c.handleMany(ctx, ws, cmds)
 		l := <-ch
 		for i, r := range batch {
 			switch {
@@ -95,7 +95,7 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 			case l.done[i]:
 				r.reply <- composed{done: true}
 			default:
-				r.reply <- composed{mail: mails[i], err: errs[i]}
+				r.reply <- composed{mail: mails[i].Mail, err: mails[i].Err}
 			}
 		}
 		c.mu.Lock()
@@ -108,16 +108,18 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 	}
 }
 
-// handleMany is HandleMany with a panic turned into errors: it runs on a
-// goroutine of its own, out of the router's Recoverer's reach.
-func (c *composer) handleMany(ctx context.Context, ws uuid.UUID, cmds []commands.SendInvitationEmail) (mails []commands.InvitationEmail, errs []error) {
+// handleMany composes cmds, one answer each (each carries the error of
+// reading the workspace, if any), with a panic turned into errors: it runs
+// on a goroutine of its own, out of the router's Recoverer's reach.
+func (c *composer) handleMany(ctx context.Context, ws uuid.UUID, cmds []commands.SendInvitationEmail) (mails []commands.ComposedInvitationEmail) {
 	defer func() {
 		if p := recover(); p != nil {
-			mails, errs = make([]commands.InvitationEmail, len(cmds)), make([]error, len(cmds))
-			for i := range errs {
-				errs[i] = fmt.Errorf("compose panicked: %v", p)
+			mails = make([]commands.ComposedInvitationEmail, len(cmds))
+			for i := range mails {
+				mails[i].Err = fmt.Errorf("compose panicked: %v", p)
 			}
 		}
 	}()
-	return c.h.HandleMany(ctx, ws, cmds)
+	mails, _ = c.h.Handle(ctx, commands.ComposeInvitationEmails{WorkspaceID: ws, Emails: cmds})
+	return mails
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
 )
 
 // deliveries is the delivery log (mail_deliveries): one row per attempt
@@ -69,7 +70,7 @@ func (d deliveries) note(ctx context.Context, c commands.SendInvitationEmail, fa
 // mails runs it.
 type Recorder struct {
 	pool     *pgxpool.Pool
-	record   commands.RecordEmailOutcomesHandler
+	record   commands.Handler[commands.RecordEmailOutcomes, domain.Position]
 	log      *slog.Logger
 	interval time.Duration
 	poke     chan struct{}
@@ -84,14 +85,14 @@ const (
 
 // NewRecorder returns a recorder that looks at the log when poked and at
 // least every interval (default 1 s).
-func NewRecorder(pool *pgxpool.Pool, deps commands.Deps, log *slog.Logger, interval time.Duration) *Recorder {
+func NewRecorder(pool *pgxpool.Pool, record commands.Handler[commands.RecordEmailOutcomes, domain.Position], log *slog.Logger, interval time.Duration) *Recorder {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Recorder{pool: pool, record: commands.NewRecordEmailOutcomesHandler(deps), log: log, interval: interval, poke: make(chan struct{}, 1)}
+	return &Recorder{pool: pool, record: record, log: log, interval: interval, poke: make(chan struct{}, 1)}
 }
 
 // Poke asks for a look at the log soon.

@@ -22,7 +22,7 @@ import (
 // command that records nothing.
 type Expiry struct {
 	pool     *pgxpool.Pool
-	expire   commands.ExpireInvitationsHandler
+	expire   commands.Handler[commands.ExpireInvitations, commands.ExpireInvitationsResult]
 	clock    commands.Clock
 	log      *slog.Logger
 	maxSleep time.Duration
@@ -30,14 +30,14 @@ type Expiry struct {
 
 // NewExpiry returns the scheduler; it looks again at the next expiry the user
 // list shows, and at least every maxSleep (default 1 min).
-func NewExpiry(pool *pgxpool.Pool, deps commands.Deps, log *slog.Logger, maxSleep time.Duration) *Expiry {
+func NewExpiry(pool *pgxpool.Pool, expire commands.Handler[commands.ExpireInvitations, commands.ExpireInvitationsResult], clock commands.Clock, log *slog.Logger, maxSleep time.Duration) *Expiry {
 	if maxSleep <= 0 {
 		maxSleep = time.Minute
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Expiry{pool: pool, expire: commands.NewExpireInvitationsHandler(deps), clock: deps.Clock, log: log, maxSleep: maxSleep}
+	return &Expiry{pool: pool, expire: expire, clock: clock, log: log, maxSleep: maxSleep}
 }
 
 // expiryLockKey is the advisory lock of the scheduler.
@@ -113,12 +113,12 @@ func (x *Expiry) Sweep(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("find due invitations: %w", err)
 	}
 	for _, ws := range due {
-		n, _, err := x.expire.Handle(ctx, commands.ExpireInvitations{WorkspaceID: ws, Meta: commands.Meta{CorrelationID: "usersd-expiry"}})
+		res, err := x.expire.Handle(ctx, commands.ExpireInvitations{WorkspaceID: ws, Meta: commands.Meta{CorrelationID: "usersd-expiry"}})
 		if err != nil {
 			return time.Time{}, fmt.Errorf("expire invitations of workspace %s: %w", ws, err)
 		}
-		if n > 0 {
-			x.log.Info("expiry: invitations expired", "workspace", ws, "count", n)
+		if res.Expired > 0 {
+			x.log.Info("expiry: invitations expired", "workspace", ws, "count", res.Expired)
 		}
 	}
 	var next *time.Time

@@ -37,7 +37,7 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 
 	p := commands.DefaultInvitationPolicy()
 	p.Limits = domain.InviteLimits{}
-	if _, err := commands.NewResendInvitationHandler(b.deps, p).Handle(context.Background(), commands.ResendInvitation{
+	if _, err := b.application(p).Commands.ResendInvitation.Handle(context.Background(), commands.ResendInvitation{
 		WorkspaceID: ws.WorkspaceID, UserID: res[0].UserID, Meta: commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID}},
 	}); err != nil {
 		t.Fatal(err)
@@ -50,10 +50,10 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Fatalf("server received %d messages, want 2 (invitation and resend)", len(msgs))
 	}
-	if _, err := commands.NewAcceptInvitationHandler(b.deps).Handle(context.Background(), commands.AcceptInvitation{Token: link(t, msgs[0]), Name: "Ann"}); domain.ErrorCode(err) != domain.CodeInvitationRevoked {
+	if _, err := b.app().Commands.AcceptInvitation.Handle(context.Background(), commands.AcceptInvitation{Token: link(t, msgs[0]), Name: "Ann"}); domain.ErrorCode(err) != domain.CodeInvitationRevoked {
 		t.Errorf("accept the first, expired link: got %v, want code %q", err, domain.CodeInvitationRevoked)
 	}
-	if _, err := commands.NewAcceptInvitationHandler(b.deps).Handle(context.Background(), commands.AcceptInvitation{Token: link(t, msgs[1]), Name: "Ann"}); err != nil {
+	if _, err := b.app().Commands.AcceptInvitation.Handle(context.Background(), commands.AcceptInvitation{Token: link(t, msgs[1]), Name: "Ann"}); err != nil {
 		t.Errorf("accept the resent link: %v", err)
 	}
 	if n := eventCount(t, pool, domain.TypeInvitationExpired); n != 1 {

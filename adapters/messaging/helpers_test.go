@@ -76,7 +76,8 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.retry == (messaging.RetryPolicy{}) {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
-	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{
+	r := &replica{deps: deps, store: store, done: make(chan struct{})}
+	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store}, sender, messaging.Options{
 		PublicURL: publicURL, Logger: logOnFailure(t), Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
@@ -85,7 +86,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{deps: deps, store: store, cancel: cancel, done: make(chan struct{})}
+	r.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
@@ -104,6 +105,16 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	return r
 }
 
+// app is the replica's application, with the default invitation policy.
+func (r *replica) app() commands.Application {
+	return r.application(commands.DefaultInvitationPolicy())
+}
+
+// application is the replica's application with the invitation policy p.
+func (r *replica) application(p commands.InvitationPolicy) commands.Application {
+	return commands.NewApplication(r.deps, p, commands.Instrumentation{})
+}
+
 // stop ends the replica and waits until it has stopped.
 func (r *replica) stop() {
 	r.cancel()
@@ -113,7 +124,7 @@ func (r *replica) stop() {
 
 func (r *replica) workspace(t testing.TB) commands.CreateWorkspaceResult {
 	t.Helper()
-	res, err := commands.NewCreateWorkspaceHandler(r.deps).Handle(context.Background(), commands.CreateWorkspace{
+	res, err := r.app().Commands.CreateWorkspace.Handle(context.Background(), commands.CreateWorkspace{
 		Name: "Acme", OwnerEmail: "owner@example.com", OwnerName: "Olga Owner",
 		Meta: commands.Meta{Actor: domain.Actor{System: true}},
 	})
@@ -130,7 +141,7 @@ func (r *replica) invite(t testing.TB, ws commands.CreateWorkspaceResult, ttl ti
 	if ttl > 0 {
 		p.TTL = ttl
 	}
-	res, err := commands.NewInviteUsersHandler(r.deps, p).Handle(context.Background(), commands.InviteUsers{
+	res, err := r.application(p).Commands.InviteUsers.Handle(context.Background(), commands.InviteUsers{
 		WorkspaceID: ws.WorkspaceID, Emails: emails, Role: "Editor",
 		Meta: commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID}, CorrelationID: "test"},
 	})

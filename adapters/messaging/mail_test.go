@@ -40,7 +40,7 @@ func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 			}
 		}
 		token := link(t, m)
-		res, err := commands.NewAcceptInvitationHandler(r.deps).Handle(context.Background(), commands.AcceptInvitation{Token: token, Name: "Someone"})
+		res, err := r.app().Commands.AcceptInvitation.Handle(context.Background(), commands.AcceptInvitation{Token: token, Name: "Someone"})
 		if err != nil {
 			t.Fatalf("accept the link mailed to %v: %v", m.To, err)
 		}

@@ -44,6 +44,9 @@ type Options struct {
 	ExpiryMaxSleep time.Duration
 	// Runner tunes the process manager's projection runner.
 	Runner projections.RunnerOptions
+	// Clock tells which invitations are due (expiry) or dead already (the
+	// outbox mails none); default commands.SystemClock.
+	Clock commands.Clock
 }
 
 // Service runs the invitation e-mail pipeline: the process manager (outbox),
@@ -51,7 +54,7 @@ type Options struct {
 // run alone (RunOutbox, RunMailer, RunExpiry) for scale-out; Run runs all.
 type Service struct {
 	pool   *pgxpool.Pool
-	deps   commands.Deps
+	app    commands.Application
 	src    projections.Source
 	sender commands.EmailSender
 	opts   Options
@@ -60,10 +63,11 @@ type Service struct {
 	recorder *Recorder
 }
 
-// New checks the options and returns the service.
-func New(pool *pgxpool.Pool, deps commands.Deps, src projections.Source, sender commands.EmailSender, opts Options) (*Service, error) {
-	if pool == nil || src == nil || sender == nil {
-		return nil, errors.New("messaging: New needs a pool, a source and a sender")
+// New checks the options and returns the service, which composes e-mails
+// and records what became of them with app.
+func New(pool *pgxpool.Pool, app commands.Application, src projections.Source, sender commands.EmailSender, opts Options) (*Service, error) {
+	if pool == nil || src == nil || sender == nil || app == (commands.Application{}) {
+		return nil, errors.New("messaging: New needs a pool, the application, a source and a sender")
 	}
 	if opts.PublicURL == "" {
 		return nil, errors.New("messaging: no public URL for links")
@@ -80,11 +84,13 @@ func New(pool *pgxpool.Pool, deps commands.Deps, src projections.Source, sender 
 	if opts.Runner.Logger == nil {
 		opts.Runner.Logger = opts.Logger
 	}
+	if opts.Clock == nil {
+		opts.Clock = commands.SystemClock{}
+	}
 	log := opts.Logger.With("component", "mail")
-	_ = commands.NewComposeInvitationEmailHandler(deps) // checks deps
 	return &Service{
-		pool: pool, deps: deps, src: src, sender: sender, opts: opts, log: log,
-		recorder: NewRecorder(pool, deps, log, 0),
+		pool: pool, app: app, src: src, sender: sender, opts: opts, log: log,
+		recorder: NewRecorder(pool, app.Commands.RecordEmailOutcomes, log, 0),
 	}, nil
 }
 
@@ -124,12 +130,12 @@ func (s *Service) keepMailing(ctx context.Context) error {
 // RunOutbox runs the process manager: one replica at a time (the runner's
 // advisory lock) publishes the e-mails of new invitations and resends.
 func (s *Service) RunOutbox(ctx context.Context) error {
-	return projections.NewRunner(s.pool, NewOutbox(s.deps.Clock), s.src, s.opts.Runner).Run(ctx)
+	return projections.NewRunner(s.pool, NewOutbox(s.opts.Clock), s.src, s.opts.Runner).Run(ctx)
 }
 
 // RunExpiry runs the expiry scheduler.
 func (s *Service) RunExpiry(ctx context.Context) error {
-	return NewExpiry(s.pool, s.deps, s.log, s.opts.ExpiryMaxSleep).Run(ctx)
+	return NewExpiry(s.pool, s.app.Commands.ExpireInvitations, s.opts.Clock, s.log, s.opts.ExpiryMaxSleep).Run(ctx)
 }
 
 // RunMailer consumes the outbox and records outcomes until ctx ends. One
@@ -183,7 +189,7 @@ func (s *Service) mail(ctx context.Context) error {
 	defer logPool.Close()
 	log := deliveries{logPool}
 	m := &Mailer{
-		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps), log), sender: s.sender,
+		compose: newComposer(s.app.Queries.ComposeInvitationEmails, log), sender: s.sender,
 		publicURL: s.opts.PublicURL, log: log, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed

@@ -52,7 +52,7 @@ func New() *Metrics {
 		}, []string{"method", "route"}),
 		commandOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usersd_command_outcomes_total",
-			Help: "Writes through the API by command (method and route) and outcome: ok, or the problem's code (last_admin, rate_limited, ...).",
+			Help: "Use cases the application handled (every command, from the API, the mailer or the expiry, and the two queries) by name (invite_users, ...) and outcome: ok, the domain error's code (last_admin, rate_limited, ...), cancelled or internal.",
 		}, []string{"command", "outcome"}),
 	}
 	m.Registry.MustRegister(
@@ -80,22 +80,17 @@ func (m *Metrics) ObserveProjection(name string, applied int, lastEventAt time.T
 }
 
 // ObserveRequest records one answered HTTP request. route is the matched
-// route's template (never the path, which holds ids); code is the problem's
-// code when the answer was one. Every method but GET and HEAD is a command.
-func (m *Metrics) ObserveRequest(method, route string, status int, code string, took time.Duration) {
+// route's template (never the path, which holds ids); the problem's code is
+// counted by the application's decorator (ObserveCommand), not here.
+func (m *Metrics) ObserveRequest(method, route string, status int, _ string, took time.Duration) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.requestDuration.WithLabelValues(method, route).Observe(took.Seconds())
-	if method == http.MethodGet || method == http.MethodHead {
-		return
-	}
-	outcome := "ok"
-	if status >= 400 {
-		outcome = code
-		if outcome == "" {
-			outcome = strconv.Itoa(status)
-		}
-	}
-	m.commandOutcomes.WithLabelValues(method+" "+route, outcome).Inc()
+}
+
+// ObserveCommand records one use case the application handled
+// (commands.Observer): its name and outcome.
+func (m *Metrics) ObserveCommand(name, outcome string, _ time.Duration) {
+	m.commandOutcomes.WithLabelValues(name, outcome).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -122,11 +122,11 @@ func linkSecrets(key []byte) commands.LinkSecrets {
 }
 
 // startMail starts the invitation e-mail service (process manager, mailer,
-// outcome recorder, expiry) until ctx ends. deps must derive link secrets
+// outcome recorder, expiry) until ctx ends. app must derive link secrets
 // with linkSecrets(cfg.TokenKey). It answers the development mailbox for
 // the API (nil when mail goes to SMTP) and wait, which returns once the
 // service has stopped.
-func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, deps commands.Deps, cfg mailConfig, log *slog.Logger) (httpapi.Mailbox, func(), error) {
+func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, app commands.Application, cfg mailConfig, log *slog.Logger) (httpapi.Mailbox, func(), error) {
 	var sender commands.EmailSender
 	var mailbox httpapi.Mailbox
 	if cfg.SMTP != nil {
@@ -146,7 +146,7 @@ func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, 
 			log.Info("mail: SMTP_URL is unset; invitation e-mails go to the development mailbox", "public_url", cfg.PublicURL)
 		}
 	}
-	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
+	svc, err := messaging.New(pool, app, eventstore.Source{Store: store}, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

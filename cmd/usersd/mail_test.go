@@ -82,20 +82,21 @@ func TestStartMailFillsTheDevelopmentMailbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), linkSecrets(cfg.TokenKey))
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), linkSecrets(cfg.TokenKey)),
+		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx, cancel := context.WithCancel(context.Background())
-	mailbox, wait, err := startMail(ctx, pool, store, deps, cfg, discardLogger())
+	mailbox, wait, err := startMail(ctx, pool, store, app, cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); wait() }()
-	ws, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
+	ws, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		Name: "Acme", OwnerEmail: "owner@example.com", OwnerName: "Olga", Meta: commands.Meta{Actor: domain.Actor{System: true}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()).Handle(ctx, commands.InviteUsers{
+	res, err := app.Commands.InviteUsers.Handle(ctx, commands.InviteUsers{
 		WorkspaceID: ws.WorkspaceID, Emails: []string{"ann@example.com"}, Role: "Editor", Meta: commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID}},
 	})
 	if err != nil {

@@ -195,20 +195,23 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		return err
 	}
 	defer closeStore()
-	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, workspaceCacheSize),
+	m := metrics.New()
+	policy := commands.DefaultInvitationPolicy()
+	policy.TTL = cfg.invitationTTL
+	workspaces := eventstore.NewWorkspaces(store, workspaceCacheSize)
+	app := commands.NewApplication(commands.ProductionDeps(
+		workspaces,
 		eventstore.NewAccounts(store, 100_000),
 		eventstore.NewLogins(store),
 		linkSecrets(cfg.mail.TokenKey),
-	)
+	), policy, commands.Instrumentation{Logger: e.Log, Observer: m})
 	var demoAdmin uuid.UUID
 	var demoPos domain.Position
 	if cfg.demo {
-		if demoAdmin, demoPos, err = ensureDemo(ctx, e, deps); err != nil {
+		if demoAdmin, demoPos, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
 			return err
 		}
 	}
-	m := metrics.New()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -246,14 +249,12 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		// been :0).
 		cfg.mail.PublicURL = linkBase("", l.Addr().String())
 	}
-	mailbox, mailDone, err := startMail(runCtx, pool, store, deps, cfg.mail, e.Log)
+	mailbox, mailDone, err := startMail(runCtx, pool, store, app, cfg.mail, e.Log)
 	if err != nil {
 		halt()
 		return err
 	}
 	wg.Go(mailDone)
-	policy := commands.DefaultInvitationPolicy()
-	policy.TTL = cfg.invitationTTL
 	metricsHandler := m.Handler()
 	if cfg.metricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.metricsAddr, metricsHandler, e.Log)
@@ -265,7 +266,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		metricsHandler = nil // there only: 404 on the API's address
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
+		App: app, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
@@ -350,25 +351,29 @@ func isAPIPath(p string) bool {
 // ensureDemo creates the demo workspace unless an earlier start did, and
 // answers the user id of its Admin (uuid.Nil if that Admin has left) and
 // the position of the workspace's last event.
-func ensureDemo(ctx context.Context, e *env, deps commands.Deps) (uuid.UUID, domain.Position, error) {
+func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceRepository, create commands.Handler[commands.CreateWorkspace, commands.CreateWorkspaceResult]) (uuid.UUID, domain.Position, error) {
 	for attempt := 0; ; attempt++ {
 		var admin uuid.UUID
+		var members int
 		// An update that decides nothing answers the position of the
-		// workspace's last event.
-		pos, err := deps.Workspaces.Update(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+		// workspace's last event. The decision is pure (it may run twice).
+		pos, err := workspaces.Update(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 			if !w.Exists() {
 				return domain.ErrWorkspaceNotFound
 			}
-			e.Log.Info("demo workspace found", "workspace", w.ID(), "members", w.MemberCount())
+			admin, members = uuid.Nil, w.MemberCount()
 			if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 				admin = m.UserID
 			}
 			return nil
 		}, func(*domain.Workspace, domain.Event) domain.Metadata { return domain.Metadata{} })
+		if err == nil {
+			e.Log.Info("demo workspace found", "workspace", demoWorkspaceID, "members", members)
+		}
 		if !errors.Is(err, domain.ErrWorkspaceNotFound) {
 			return admin, pos, err
 		}
-		res, err := commands.NewCreateWorkspaceHandler(deps).Handle(ctx, commands.CreateWorkspace{
+		res, err := create.Handle(ctx, commands.CreateWorkspace{
 			WorkspaceID: demoWorkspaceID, Name: "Demo workspace", OwnerEmail: demoOwnerEmail, OwnerName: "Demo Admin",
 			Meta: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "usersd-demo"},
 		})

@@ -267,9 +267,18 @@ func TestServeMetricsOnTheirOwnAddress(t *testing.T) {
 	if status, _, _ := get(s.base + "/metrics"); status != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's address: %d, want 404", status)
 	}
+	// A use case of the application, counted by its decorator.
+	r, err := http.Post(s.base+"/v1/invitations/lookup", "application/json", strings.NewReader(`{"token":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
 	status, body, h := get("http://" + metricsAddr + "/metrics")
 	if status != http.StatusOK || !strings.Contains(body, `usersd_http_requests_total{method="GET",route="unmatched",status="404"}`) {
 		t.Errorf("GET /metrics on %s: %d, want 200 counting the API's requests:\n%s", metricsAddr, status, body)
+	}
+	if want := `usersd_command_outcomes_total{command="lookup_invitation",outcome="invalid_token"} 1`; !strings.Contains(body, want) {
+		t.Errorf("GET /metrics on %s: no %s:\n%s", metricsAddr, want, body)
 	}
 	if h.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("GET /metrics on %s: no X-Content-Type-Options: nosniff", metricsAddr)

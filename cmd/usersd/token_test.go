@@ -143,9 +143,10 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 
 	store := pgstore.New(pool)
 	defer store.Close()
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 4), eventstore.NewAccounts(store, 4),
-		eventstore.NewLogins(store), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret))))
-	admin, _, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, deps)
+	workspaces := eventstore.NewWorkspaces(store, 4)
+	app := commands.NewApplication(commands.ProductionDeps(workspaces, eventstore.NewAccounts(store, 4),
+		eventstore.NewLogins(store), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	admin, _, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, workspaces, app.Commands.CreateWorkspace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,8 +92,8 @@ type Target struct {
 
 // List returns a page of a workspace's entries matching f, newest first
 // (keyset pagination on seq: pages stay stable while entries are added).
-// Bad filter values are *domain.Error with code CodeInvalidInput and a
-// message naming the parameter.
+// Bad filter values are *domain.Error with code CodeInvalidInput whose
+// Field names the parameter.
 func List(ctx context.Context, db DB, ws uuid.UUID, f Filter) (Page, error) {
 	where, args, err := f.where(ws)
 	if err != nil {
@@ -314,7 +314,7 @@ func (f Filter) limit() (int, error) {
 }
 
 func invalid(param, format string, args ...any) error {
-	return &domain.Error{Code: domain.CodeInvalidInput, Message: param + ": " + fmt.Sprintf(format, args...)}
+	return &domain.Error{Code: domain.CodeInvalidInput, Field: param, Message: fmt.Sprintf(format, args...)}
 }
 
 // cursorPrefix versions the cursor's opaque form.

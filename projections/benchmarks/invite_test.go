@@ -76,8 +76,7 @@ func BenchmarkInviteBatch(b *testing.B) {
 	env := &inviteEnv{
 		pool:     pool,
 		accounts: accounts,
-		create:   commands.NewCreateWorkspaceHandler(deps),
-		invite:   commands.NewInviteUsersHandler(deps, policy),
+		app:      commands.NewApplication(deps, policy, commands.Instrumentation{}).Commands,
 	}
 	env.round(b, ctx, 10) // connections, prepared statements, caches
 	for _, n := range []int{100, 1000} {
@@ -108,8 +107,7 @@ func BenchmarkInviteBatch(b *testing.B) {
 type inviteEnv struct {
 	pool     *pgxpool.Pool
 	accounts *timedAccounts
-	create   commands.CreateWorkspaceHandler
-	invite   commands.InviteUsersHandler
+	app      commands.Commands
 	rounds   int
 }
 
@@ -139,7 +137,7 @@ func (env *inviteEnv) round(b *testing.B, ctx context.Context, n int) inviteRoun
 	b.StopTimer()
 	env.rounds++
 	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "bench-invite"}
-	ws, err := env.create.Handle(ctx, commands.CreateWorkspace{
+	ws, err := env.app.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		Name: fmt.Sprintf("Invite workspace %d", env.rounds), OwnerEmail: fmt.Sprintf("owner.%d@invite.example.com", env.rounds),
 		OwnerName: "Owner", Meta: system,
 	})
@@ -162,7 +160,7 @@ func (env *inviteEnv) round(b *testing.B, ctx context.Context, n int) inviteRoun
 	start := time.Now()
 	invited := 0
 	for lo := 0; lo < n; lo += domain.MaxBatch {
-		res, err := env.invite.Handle(ctx, commands.InviteUsers{
+		res, err := env.app.InviteUsers.Handle(ctx, commands.InviteUsers{
 			WorkspaceID: ws.WorkspaceID, Emails: emails[lo:min(n, lo+domain.MaxBatch)], Role: string(domain.RoleEditor), Meta: owner,
 		})
 		if err != nil {

@@ -81,11 +81,8 @@ type pipeline struct {
 	waiter  *projections.Waiter
 	// trace, if set, records when the store delivered each batch to a
 	// subscriber of its own (USERSD_BENCH_TRACE=1).
-	trace  *deliveries
-	create commands.CreateWorkspaceHandler
-	invite commands.InviteUsersHandler
-	accept commands.AcceptInvitationHandler
-	change commands.ChangeRoleHandler
+	trace *deliveries
+	app   commands.Commands
 }
 
 // startPipeline wires the pieces as cmd/usersd/serve.go does.
@@ -124,10 +121,7 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 	})
 	return &pipeline{
 		pool: pool, secrets: deps.Secrets, waiter: waiter, trace: trace,
-		create: commands.NewCreateWorkspaceHandler(deps),
-		invite: commands.NewInviteUsersHandler(deps, commands.DefaultInvitationPolicy()),
-		accept: commands.NewAcceptInvitationHandler(deps),
-		change: commands.NewChangeRoleHandler(deps),
+		app: commands.NewApplication(deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{}).Commands,
 	}, url
 }
 
@@ -180,7 +174,7 @@ func (p *pipeline) seedWorkspaces(b *testing.B, ctx context.Context) []*loadWork
 
 func (p *pipeline) seedWorkspace(ctx context.Context, i int) (*loadWorkspace, domain.Position, error) {
 	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "bench-seed"}
-	res, err := p.create.Handle(ctx, commands.CreateWorkspace{
+	res, err := p.app.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		Name: fmt.Sprintf("Load workspace %d", i), OwnerEmail: fmt.Sprintf("owner.%d@load.example.com", i), OwnerName: "Owner", Meta: system,
 	})
 	if err != nil {
@@ -192,7 +186,7 @@ func (p *pipeline) seedWorkspace(ctx context.Context, i int) (*loadWorkspace, do
 		emails[j] = fmt.Sprintf("member.%d.%d@load.example.com", i, j)
 	}
 	owner := commands.Meta{Actor: domain.Actor{UserID: w.owner}, CorrelationID: "bench-seed"}
-	inv, err := p.invite.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: emails, Role: string(domain.RoleEditor), Meta: owner})
+	inv, err := p.app.InviteUsers.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: emails, Role: string(domain.RoleEditor), Meta: owner})
 	if err != nil {
 		return nil, domain.Position{}, err
 	}
@@ -201,7 +195,7 @@ func (p *pipeline) seedWorkspace(ctx context.Context, i int) (*loadWorkspace, do
 		if r.Outcome != domain.OutcomeInvited {
 			return nil, domain.Position{}, fmt.Errorf("invite %s: %s %s", r.Email, r.Outcome, r.Detail)
 		}
-		acc, err := p.accept.Handle(ctx, commands.AcceptInvitation{Token: commands.InvitationLinkToken(p.secrets, w.id, r.InvitationID, 1), Name: "Member " + r.Email[:10], Meta: commands.Meta{CorrelationID: "bench-seed"}})
+		acc, err := p.app.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Token: commands.InvitationLinkToken(p.secrets, w.id, r.InvitationID, 1), Name: "Member " + r.Email[:10], Meta: commands.Meta{CorrelationID: "bench-seed"}})
 		if err != nil {
 			return nil, domain.Position{}, err
 		}
@@ -288,7 +282,7 @@ func (p *pipeline) execute(ctx context.Context, w *loadWorkspace, c loadCommand,
 	defer cancel()
 	meta := commands.Meta{Actor: domain.Actor{UserID: w.owner}, CorrelationID: "bench-load"}
 	if c.invite {
-		res, err := p.invite.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: []string{c.email}, Role: string(c.role), Meta: meta})
+		res, err := p.app.InviteUsers.Handle(ctx, commands.InviteUsers{WorkspaceID: w.id, Emails: []string{c.email}, Role: string(c.role), Meta: meta})
 		if err == nil && (len(res.Results) != 1 || res.Results[0].Outcome != domain.OutcomeInvited) {
 			err = fmt.Errorf("invite %s: %+v", c.email, res.Results)
 		}
@@ -297,7 +291,7 @@ func (p *pipeline) execute(ctx context.Context, w *loadWorkspace, c loadCommand,
 			r.user = res.Results[0].UserID
 		}
 	} else {
-		r.pos, r.err = p.change.Handle(ctx, commands.ChangeRole{WorkspaceID: w.id, UserID: w.members[c.member], Role: string(c.role), Meta: meta})
+		r.pos, r.err = p.app.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: w.id, UserID: w.members[c.member], Role: string(c.role), Meta: meta})
 	}
 	r.handled = time.Now()
 	if r.err != nil {

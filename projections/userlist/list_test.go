@@ -266,7 +266,7 @@ func TestListRejectsInvalidFilters(t *testing.T) {
 	for _, tc := range cases {
 		_, err := q.List(ctx, tc.ws, tc.f)
 		var de *domain.Error
-		if !errors.As(err, &de) || de.Code != domain.CodeInvalidInput || !strings.HasPrefix(de.Message, tc.param+": ") {
+		if !errors.As(err, &de) || de.Code != domain.CodeInvalidInput || de.Field != tc.param {
 			t.Errorf("%s: err %v, want a *domain.Error invalid_input naming %q", tc.name, err, tc.param)
 		}
 	}

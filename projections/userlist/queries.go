@@ -107,11 +107,11 @@ type filter struct {
 }
 
 func invalid(param, format string, args ...any) *domain.Error {
-	return &domain.Error{Code: domain.CodeInvalidInput, Message: param + ": " + fmt.Sprintf(format, args...)}
+	return &domain.Error{Code: domain.CodeInvalidInput, Field: param, Message: fmt.Sprintf(format, args...)}
 }
 
 // validate checks f and answers its canonical form, or a *domain.Error with
-// the code invalid_input naming the parameter.
+// the code invalid_input whose Field names the parameter.
 func validate(ws uuid.UUID, f Filter) (filter, error) {
 	var out filter
 	if s := strings.TrimSpace(f.Status); s != "" {

@@ -1,0 +1,99 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// Handler is the one shape of every use case: a command (or a query) in,
+// its result or an error out. One decorator (instrument) observes them all.
+type Handler[C, R any] interface {
+	Handle(ctx context.Context, cmd C) (R, error)
+}
+
+// Application is everything usersd does, one field per use case, built
+// once by NewApplication (cmd/usersd) and handed to the adapters, which
+// call it and never build handlers of their own.
+type Application struct {
+	Commands Commands
+	Queries  Queries
+}
+
+// Commands change the workspaces.
+type Commands struct {
+	CreateWorkspace     Handler[CreateWorkspace, CreateWorkspaceResult]
+	InviteUsers         Handler[InviteUsers, InviteUsersResult]
+	ResendInvitation    Handler[ResendInvitation, ResendInvitationResult]
+	AcceptInvitation    Handler[AcceptInvitation, AcceptInvitationResult]
+	ChangeRole          Handler[ChangeRole, domain.Position]
+	RemoveUser          Handler[RemoveUser, domain.Position]
+	SuspendUser         Handler[SuspendUser, domain.Position]
+	ReactivateUser      Handler[ReactivateUser, domain.Position]
+	UpdateSettings      Handler[UpdateSettings, domain.Position]
+	RecordLogin         Handler[RecordLogin, domain.Position]
+	ExpireInvitations   Handler[ExpireInvitations, ExpireInvitationsResult]
+	RecordEmailOutcomes Handler[RecordEmailOutcomes, domain.Position]
+}
+
+// Queries read the workspaces as the commands decide on them (the
+// aggregate), where a read model would be too late.
+type Queries struct {
+	LookupInvitation        Handler[LookupInvitation, InvitationView]
+	ComposeInvitationEmails Handler[ComposeInvitationEmails, []ComposedInvitationEmail]
+}
+
+// Deps are what the application is built from: the adapters of its ports
+// and the sources of time, ids and link secrets. Each handler takes only
+// what it uses.
+type Deps struct {
+	Workspaces WorkspaceRepository
+	Accounts   Accounts
+	Logins     Logins
+	Clock      Clock
+	// IDs makes the ids of workspaces, invitations and events.
+	IDs IDs
+	// AccountIDs makes user ids; nil is RandomAccountIDs. It is a source
+	// of its own so that user ids never come from the time-ordered IDs.
+	AccountIDs IDs
+	// Secrets derives link secrets: an HMACLinkSecrets under the
+	// configured key, the same in every replica.
+	Secrets LinkSecrets
+}
+
+// ProductionDeps fills the sources of time and ids with the real ones.
+// secrets must be the same derivation (the same key) in every replica, or
+// the links one replica's mailer builds will not match.
+func ProductionDeps(ws WorkspaceRepository, accounts Accounts, logins Logins, secrets LinkSecrets) Deps {
+	return Deps{Workspaces: ws, Accounts: accounts, Logins: logins, Clock: SystemClock{}, IDs: RandomIDs{}, AccountIDs: RandomAccountIDs{}, Secrets: secrets}
+}
+
+// NewApplication builds every handler from d, with the invitation policy p,
+// each observed as in (logs and metrics). It panics on a missing dependency
+// or a policy without a positive link lifetime.
+func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application {
+	if p.TTL <= 0 {
+		panic("commands: the invitation policy's TTL must be positive")
+	}
+	ws, clock, ids := d.Workspaces, d.Clock, d.IDs
+	return Application{
+		Commands: Commands{
+			CreateWorkspace:     instrument("create_workspace", NewCreateWorkspaceHandler(ws, d.Accounts, clock, ids, d.AccountIDs), in),
+			InviteUsers:         instrument("invite_users", NewInviteUsersHandler(ws, d.Accounts, clock, ids, d.AccountIDs, d.Secrets, p), in),
+			ResendInvitation:    instrument("resend_invitation", NewResendInvitationHandler(ws, clock, ids, d.Secrets, p), in),
+			AcceptInvitation:    instrument("accept_invitation", NewAcceptInvitationHandler(ws, clock, ids), in),
+			ChangeRole:          instrument("change_role", NewChangeRoleHandler(ws, clock, ids), in),
+			RemoveUser:          instrument("remove_user", NewRemoveUserHandler(ws, clock, ids), in),
+			SuspendUser:         instrument("suspend_user", NewSuspendUserHandler(ws, clock, ids), in),
+			ReactivateUser:      instrument("reactivate_user", NewReactivateUserHandler(ws, clock, ids), in),
+			UpdateSettings:      instrument("update_settings", NewUpdateSettingsHandler(ws, clock, ids), in),
+			RecordLogin:         instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
+			ExpireInvitations:   instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
+			RecordEmailOutcomes: instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
+		},
+		Queries: Queries{
+			LookupInvitation:        instrument("lookup_invitation", NewLookupInvitationHandler(ws, clock), in),
+			ComposeInvitationEmails: instrument("compose_invitation_emails", NewComposeInvitationEmailsHandler(ws, clock, d.Secrets), in),
+		},
+	}
+}
