@@ -79,6 +79,28 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// CheckpointType is the "type" of an NDJSON export's checkpoint line;
+// entries have no "type".
+const CheckpointType = "checkpoint"
+
+// appendCheckpoint appends the checkpoint line of an NDJSON export, with
+// its newline.
+func appendCheckpoint(b []byte, h SignedHead) []byte {
+	b = append(b, `{"type":"`+CheckpointType+`","workspaceId":`...)
+	b = appendJSONUUID(b, h.WorkspaceID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, h.Seq, 10)
+	b = append(b, `,"hash":`...)
+	b = appendJSONString(b, h.Hash)
+	b = append(b, `,"signedAt":"`...)
+	b = h.SignedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","keyId":`...)
+	b = appendJSONString(b, h.KeyID)
+	b = append(b, `,"signature":`...)
+	b = appendJSONString(b, h.Signature)
+	return append(b, "}\n"...)
+}
+
 // appendRawJSON appends details compacted (jsonb text has spaces); {} when
 // empty or not JSON, which a stored jsonb value never is.
 func appendRawJSON(b []byte, raw json.RawMessage) []byte {

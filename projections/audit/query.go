@@ -159,6 +159,22 @@ const exportChunk = 32 << 10
 // memory for one page and no connection, however long it stalls. An error
 // after the first bytes leaves w truncated.
 func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, format string) error {
+	return ExportSigned(ctx, db, ws, f, w, format, nil)
+}
+
+// ExportSigned is Export, and with a signer an NDJSON export ends with a
+// checkpoint line: the signed head of the last entry exported,
+//
+//	{"type":"checkpoint","workspaceId":"…","seq":N,"hash":"…","signedAt":"…","keyId":"…","signature":"…"}
+//
+// Unfiltered, that is the chain's head when the export started, and the
+// line vouches for the whole file: every entry from seq 1 links to it. A
+// filtered export signs its own last entry, which the chain held then; the
+// entries before it are vouched for only as far as they link to it without
+// a gap (see VerifyExport). An export of no entries signs seq 0, hash "",
+// which every chain holds. One signature per export, whatever its length.
+// CSV exports have no checkpoint: verify NDJSON ones.
+func ExportSigned(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, format string, signer *Signer) error {
 	if format != FormatNDJSON && format != FormatCSV {
 		return invalid("format", "must be %q or %q, got %q", FormatNDJSON, FormatCSV, format)
 	}
@@ -186,10 +202,12 @@ func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, for
 		}
 	}
 	var line []byte
+	head := Head{WorkspaceID: ws}
 	for after := int64(0); after < last; {
 		args[len(args)-1] = after
 		n, err := exportPage(ctx, db, sql, args, func(e Entry) error {
 			after = e.Seq
+			head.Seq, head.Hash = e.Seq, e.Hash
 			if cw != nil {
 				record, line = e.csvRecord(record, line)
 				return cw.Write(record)
@@ -216,7 +234,10 @@ func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, for
 			break
 		}
 	}
-	if page.Len() > 0 { // the CSV header of an empty export
+	if signer != nil && format == FormatNDJSON {
+		page.Write(appendCheckpoint(line[:0], signer.Sign(head, time.Now())))
+	}
+	if page.Len() > 0 { // the CSV header of an empty export, the checkpoint
 		if err := writeChunked(w, page.Bytes()); err != nil {
 			return fmt.Errorf("audit export %s: %w", ws, err)
 		}
