@@ -155,6 +155,10 @@ var matrixRows = []matrixRow{
 		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
 	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"),
 		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/audit/head", "", read("/v1/workspaces/{ws}/audit/head"),
+		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"),
+		cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
 	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},

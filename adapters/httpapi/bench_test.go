@@ -153,7 +153,7 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	policy.Limits = domain.InviteLimits{PerWorkspace: math.MaxInt32, PerInviter: math.MaxInt32}
 	app := commands.NewApplication(deps, policy, commands.Instrumentation{})
 	server, err := httpapi.New(httpapi.Config{
-		App: app, DB: pool, Waiter: waiter, JWTSecret: testSecret, Logger: quiet,
+		App: app, DB: pool, Waiter: waiter, JWTSecret: testSecret, AuditSigner: testSigner, Logger: quiet,
 		Links: discardLinks{},
 	})
 	if err != nil {

@@ -30,6 +30,15 @@ import (
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
+// testSigner signs the audit heads of every test's API.
+var testSigner = func() *audit.Signer {
+	s, err := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 // eventStores holds, by test, a function that opens the store for the
 // test's events instead of PostgreSQL's (lifecycle_esdb_test.go).
 var eventStores sync.Map // testing.TB → func(testing.TB) eventstore.Store
@@ -135,7 +144,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
 	cfg := httpapi.Config{
 		App: commands.NewApplication(deps, policy, commands.Instrumentation{}), DB: pool, Waiter: waiter,
-		JWTSecret: testSecret, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
+		JWTSecret: testSecret, AuditSigner: testSigner, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },

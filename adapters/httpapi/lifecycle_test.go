@@ -231,13 +231,30 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("NDJSON content type %q", ct)
 	}
 	lines := 0
+	checkpoint := false
 	sc := bufio.NewScanner(bytes.NewReader(nd.body))
 	for sc.Scan() {
-		var e struct{ Seq int64 }
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Seq != int64(lines+1) {
+		var e struct {
+			Type string
+			Seq  int64
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || checkpoint {
 			t.Fatalf("NDJSON line %d: %s (%v)", lines+1, sc.Bytes(), err)
 		}
+		if e.Type == "checkpoint" { // the last line: the signed head
+			checkpoint = e.Seq == int64(lines)
+			if !checkpoint {
+				t.Fatalf("NDJSON checkpoint over seq %d after %d entries", e.Seq, lines)
+			}
+			continue
+		}
+		if e.Seq != int64(lines+1) {
+			t.Fatalf("NDJSON line %d: %s", lines+1, sc.Bytes())
+		}
 		lines++
+	}
+	if !checkpoint {
+		t.Error("NDJSON export without its checkpoint line")
 	}
 	if lines != len(all.Items) || lines < 10 {
 		t.Errorf("NDJSON has %d lines, the JSON list %d entries", lines, len(all.Items))

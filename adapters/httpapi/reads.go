@@ -284,7 +284,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	defer st.close()
-	if err := audit.Export(r.Context(), s.cfg.DB, ws, f, st, format); err != nil {
+	if err := audit.ExportSigned(r.Context(), s.cfg.DB, ws, f, st, format, s.cfg.AuditSigner); err != nil {
 		if !st.started {
 			return paramProblem(err)
 		}
@@ -304,8 +304,34 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 	return nil
 }
 
-// GET /v1/workspaces/{ws}/audit/verify (Monitor and up).
+// GET /v1/workspaces/{ws}/audit/verify[?contains={seq}:{hash}] (Monitor
+// and up).
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	var kept *audit.Kept
+	if q := r.URL.Query(); q.Has("contains") {
+		k, err := audit.ParseKept("contains", q.Get("contains"))
+		if err != nil {
+			return paramProblem(err)
+		}
+		kept = &k
+	}
+	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
+		return err
+	}
+	res, err := audit.VerifyKept(r.Context(), s.cfg.DB, ws, kept)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// GET /v1/workspaces/{ws}/audit/head (Monitor and up): the chain's head,
+// signed now. One read through the primary key, one signature.
+func (s *Server) auditHead(w http.ResponseWriter, r *http.Request, p principal) error {
 	ws, err := pathID(r, "ws")
 	if err != nil {
 		return err
@@ -313,9 +339,17 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
-	res, err := audit.Verify(r.Context(), s.cfg.DB, ws)
+	head, err := audit.ReadHead(r.Context(), s.cfg.DB, ws)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, res)
+	return writeJSON(w, http.StatusOK, s.cfg.AuditSigner.Sign(head, s.cfg.Now()))
+}
+
+// GET /v1/audit/keys (anyone): the public keys that check signed heads,
+// the current one first.
+func (s *Server) auditKeys(w http.ResponseWriter, _ *http.Request) {
+	_ = writeJSON(w, http.StatusOK, struct {
+		Keys []audit.Key `json:"keys"`
+	}{s.cfg.AuditSigner.Keys()})
 }

@@ -116,6 +116,11 @@ type Config struct {
 	// with an invitation token (lookup, accept); zero fields take
 	// DefaultTokenBurst and DefaultTokenEvery.
 	TokenRate RateLimit
+	// AuditSigner signs the audit heads (GET .../audit/head, the checkpoint
+	// line of NDJSON exports) and publishes its public keys (GET
+	// /v1/audit/keys). Required: an audit export without its checkpoint
+	// could not be checked offline.
+	AuditSigner *audit.Signer
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -153,6 +158,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("httpapi: no waiter")
 	case len(cfg.JWTSecret) < MinSecretLength:
 		return nil, fmt.Errorf("httpapi: the JWT secret is %d bytes; want at least %d", len(cfg.JWTSecret), MinSecretLength)
+	case cfg.AuditSigner == nil:
+		return nil, errors.New("httpapi: no audit signer")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -213,6 +220,8 @@ func (s *Server) routes() {
 	v1.Handle("/workspaces/{ws}/logins", s.authed(s.recordLogin)).Methods(http.MethodPost)
 	v1.Handle("/workspaces/{ws}/audit", s.authed(s.auditList)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/audit/verify", s.authed(s.auditVerify)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/audit/head", s.authed(s.auditHead)).Methods(http.MethodGet)
+	v1.Handle("/audit/keys", http.HandlerFunc(s.auditKeys)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/settings", s.authed(s.updateSettings)).Methods(http.MethodPut)
 	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
 	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)

@@ -233,10 +233,24 @@ func trustedProxies(getenv func(string) string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// devSecretFile is where the embedded default keeps its random JWT secret,
-// under the user's configuration directory, so tokens minted for it survive
-// restarts.
-func devSecretFile(getenv func(string) string) (string, bool) {
+// devSecret is a secret the embedded default makes once and keeps in a
+// file of the user's configuration directory
+// ($XDG_CONFIG_HOME/usersd/<file>, mode 0600), so that what it signed
+// survives restarts: the JWT secret, the audit signing key.
+type devSecret struct {
+	file string // its name in that directory, e.g. "dev-jwt-secret"
+	what string // for messages, e.g. "development JWT secret"
+	env  string // the variable that replaces it
+	// make makes a new secret, as the file keeps it (without a newline).
+	make func() ([]byte, error)
+	// check says what is wrong with what the file holds (trimmed), if it
+	// is not a secret of the kind, e.g. "is shorter than 32 bytes".
+	check func([]byte) error
+}
+
+// path is where the secret is kept: false when there is no HOME or
+// XDG_CONFIG_HOME to keep it in.
+func (d devSecret) path(getenv func(string) string) (string, bool) {
 	dir := getenv("XDG_CONFIG_HOME")
 	if dir == "" {
 		home := getenv("HOME")
@@ -245,43 +259,31 @@ func devSecretFile(getenv func(string) string) (string, bool) {
 		}
 		dir = filepath.Join(home, ".config")
 	}
-	return filepath.Join(dir, "usersd", "dev-jwt-secret"), true
+	return filepath.Join(dir, "usersd", d.file), true
 }
 
-// jwtSecret reads USERSD_JWT_SECRET (at least 32 bytes). It is required
-// unless usersd runs on the embedded default, which makes a random secret
-// once and keeps it in devSecretFile.
-func jwtSecret(e *env, db database) ([]byte, error) {
-	if v := e.Getenv(envJWTSecret); v != "" {
-		if len(v) < httpapi.MinSecretLength {
-			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
-		}
-		return []byte(v), nil
-	}
-	if !db.CreateIfMissing {
-		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, db.Source, httpapi.MinSecretLength)
-	}
-	path, ok := devSecretFile(e.Getenv)
+// keep answers the kept secret, making and keeping one the first time.
+func (d devSecret) keep(e *env) ([]byte, error) {
+	path, ok := d.path(e.Getenv)
 	if !ok {
-		return nil, usageErrorf("%s is not set and there is no HOME or XDG_CONFIG_HOME to keep a development secret in", envJWTSecret)
+		return nil, usageErrorf("%s is not set and there is no HOME or XDG_CONFIG_HOME to keep a %s in", d.env, d.what)
 	}
-	if secret, err := readDevSecret(path); err != nil || secret != nil {
+	if secret, err := d.read(path); err != nil || secret != nil {
 		return secret, err
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
+	secret, err := d.make()
+	if err != nil {
 		return nil, err
 	}
-	secret := []byte(hex.EncodeToString(raw))
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+		return nil, fmt.Errorf("keep the %s: %w", d.what, err)
 	}
 	// Written whole under another name, then linked into place: a process
 	// starting at the same moment (serve and token on a first run) either
 	// wins or reads the winner's secret, never half of one or its own.
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".dev-jwt-secret-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+d.file+"-*")
 	if err != nil {
-		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+		return nil, fmt.Errorf("keep the %s: %w", d.what, err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(append(secret, '\n'))
@@ -292,37 +294,72 @@ func jwtSecret(e *env, db database) ([]byte, error) {
 		err = os.Link(tmp.Name(), path)
 	}
 	if errors.Is(err, fs.ErrExist) {
-		if secret, err := readDevSecret(path); err != nil || secret != nil {
+		if secret, err := d.read(path); err != nil || secret != nil {
 			return secret, err
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keep the development JWT secret: %w", err)
+		return nil, fmt.Errorf("keep the %s: %w", d.what, err)
 	}
-	e.Log.Warn("no "+envJWTSecret+": made a random development secret", "file", path)
+	e.Log.Warn("no "+d.env+": made a random "+d.what, "file", path)
 	return secret, nil
 }
 
-// readDevSecret reads the development secret: nil if there is none yet.
-// One that others may read is refused: with it anyone could sign in as
-// any Admin.
-func readDevSecret(path string) ([]byte, error) {
+// read reads the kept secret: nil if there is none yet. One that others
+// may read is refused: with the JWT secret anyone could sign in as any
+// Admin, with the audit key sign any history.
+func (d devSecret) read(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the development JWT secret: %w", err)
+		return nil, fmt.Errorf("read the %s: %w", d.what, err)
 	}
 	if info.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("the development JWT secret %s may be read by others (mode %s): chmod 600 it, or set %s", path, info.Mode().Perm(), envJWTSecret)
+		return nil, fmt.Errorf("the %s %s may be read by others (mode %s): chmod 600 it, or set %s", d.what, path, info.Mode().Perm(), d.env)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read the development JWT secret: %w", err)
+		return nil, fmt.Errorf("read the %s: %w", d.what, err)
 	}
-	if b = bytes.TrimSpace(b); len(b) < httpapi.MinSecretLength {
-		return nil, fmt.Errorf("the development JWT secret %s is shorter than %d bytes: remove it to make a new one, or set %s", path, httpapi.MinSecretLength, envJWTSecret)
+	b = bytes.TrimSpace(b)
+	if err := d.check(b); err != nil {
+		return nil, fmt.Errorf("the %s %s %v: remove it to make a new one, or set %s", d.what, path, err, d.env)
 	}
 	return b, nil
+}
+
+// devJWTSecret is the embedded default's JWT secret.
+var devJWTSecret = devSecret{
+	file: "dev-jwt-secret", what: "development JWT secret", env: envJWTSecret,
+	make: func() ([]byte, error) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		return []byte(hex.EncodeToString(raw)), nil
+	},
+	check: func(b []byte) error {
+		if len(b) < httpapi.MinSecretLength {
+			return fmt.Errorf("is shorter than %d bytes", httpapi.MinSecretLength)
+		}
+		return nil
+	},
+}
+
+// jwtSecret reads USERSD_JWT_SECRET (at least 32 bytes). It is required
+// unless usersd runs on the embedded default, which makes a random secret
+// once and keeps it (devJWTSecret).
+func jwtSecret(e *env, db database) ([]byte, error) {
+	if v := e.Getenv(envJWTSecret); v != "" {
+		if len(v) < httpapi.MinSecretLength {
+			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
+		}
+		return []byte(v), nil
+	}
+	if !db.CreateIfMissing {
+		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, db.Source, httpapi.MinSecretLength)
+	}
+	return devJWTSecret.keep(e)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/audit"
 )
 
 // workspaceCacheSize bounds how many workspace aggregates one process keeps.
@@ -66,6 +67,12 @@ Environment:
                           random one is kept in $XDG_CONFIG_HOME/usersd/dev-jwt-secret
   USERSD_JWT_ISSUER       iss claim tokens must carry (default: any)
   USERSD_JWT_AUDIENCE     aud claim tokens must carry (default: any)
+  USERSD_AUDIT_SIGNING_KEY  Ed25519 seed (32 bytes, base64url) that signs the
+                          audit heads and exports' checkpoints; required unless
+                          on the embedded default, where a random one is kept in
+                          $XDG_CONFIG_HOME/usersd/dev-audit-signing-key
+  USERSD_AUDIT_PREVIOUS_KEYS  public keys (base64url, comma-separated) of earlier
+                          signing keys, published at /v1/audit/keys after a rotation
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
@@ -129,6 +136,8 @@ type serveConfig struct {
 	// metricsAddr, when set, is the only address serving /metrics
 	// (USERSD_METRICS_ADDR).
 	metricsAddr string
+	// auditSigner signs the audit heads (USERSD_AUDIT_SIGNING_KEY).
+	auditSigner *audit.Signer
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
@@ -162,6 +171,9 @@ func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag, metricsAd
 		return cfg, err
 	}
 	if cfg.mail, err = parseMailConfig(e.Getenv, cfg.publicURL, cfg.httpAddr, cfg.jwt.secret, configuredBy(db, e.Getenv)); err != nil {
+		return cfg, err
+	}
+	if cfg.auditSigner, err = auditSigner(e, db); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -269,7 +281,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		App: app, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
-		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
+		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox, AuditSigner: cfg.auditSigner,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -294,7 +306,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.Serve(limited) }()
 	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
-		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
+		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL, "audit_key_id", cfg.auditSigner.KeyID())
 	if cfg.demo && demoAdmin != uuid.Nil {
 		// The link is printed once the read models show the demo
 		// workspace, so that the page it opens finds it.

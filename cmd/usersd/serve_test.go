@@ -21,6 +21,9 @@ import (
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
 
+// testAuditKey is a signing key's seed (32 bytes, base64url).
+const testAuditKey = "c2VydmUtdGVzdC1hdWRpdC1rZXktc2VydmUtdGVzdC0"
+
 func TestServeConfigErrors(t *testing.T) {
 	t.Parallel()
 	dbURL := "postgres://postgres@127.0.0.1:5432/whatever?sslmode=disable"
@@ -41,6 +44,16 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad metrics address", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_METRICS_ADDR": "9090"}, `USERSD_METRICS_ADDR="9090" is not a listen address`},
 		{"metrics on the API's address", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_HTTP_ADDR": ":9999", "USERSD_METRICS_ADDR": ":9999"}, "is the address of the API"},
 		{"no mail configuration with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret}, "with ESDB_URL set, set SMTP_URL"},
+		// Outside the embedded default, the audit heads must be signed with
+		// a key the operator keeps.
+		{"no audit signing key with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"},
+			"USERSD_AUDIT_SIGNING_KEY is not set: it is required with DATABASE_URL"},
+		{"no audit signing key with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"},
+			"USERSD_AUDIT_SIGNING_KEY is not set: it is required with ESDB_URL"},
+		{"short audit signing key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey[:40]},
+			"USERSD_AUDIT_SIGNING_KEY is not an Ed25519 seed"},
+		{"bad previous key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_AUDIT_PREVIOUS_KEYS": "8BlUlsnZ3NXOTN6qMf6dFBDPQnq6f8Q1eHtzMXwdTLM, not-a-key"}, "USERSD_AUDIT_PREVIOUS_KEYS: item 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,8 +62,8 @@ func TestServeConfigErrors(t *testing.T) {
 			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
 			}
-			if strings.Contains(got.stderr, testJWTSecret) {
-				t.Errorf("the secret was printed: %s", got.stderr)
+			if strings.Contains(got.stderr, testJWTSecret) || strings.Contains(got.stderr, testAuditKey[:40]) {
+				t.Errorf("a secret was printed: %s", got.stderr)
 			}
 		})
 	}
@@ -90,6 +103,47 @@ func TestDevSecretIsKeptPerUser(t *testing.T) {
 	}
 }
 
+// TestDevAuditKeyIsKeptPerUser: the embedded default makes its audit
+// signing key once and keeps it like the JWT secret (mode 0600, refused
+// once others may read it); outside it the key must be configured.
+func TestDevAuditKeyIsKeptPerUser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	vars := map[string]string{"XDG_CONFIG_HOME": dir}
+	e := &env{Getenv: func(k string) string { return vars[k] }, Log: discardLogger()}
+	db := database{Source: "default", CreateIfMissing: true}
+	first, err := auditSigner(e, db)
+	if err != nil {
+		t.Fatalf("first key: %v", err)
+	}
+	second, err := auditSigner(e, db)
+	if err != nil || second.KeyID() != first.KeyID() {
+		t.Fatalf("second start: key %v (%v), want the first one's %s", second, err, first.KeyID())
+	}
+	path := filepath.Join(dir, "usersd", "dev-audit-signing-key")
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want mode 0600", info, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditSigner(e, db); err == nil || !strings.Contains(err.Error(), "may be read by others") {
+		t.Errorf("a key file others may read: got %v, want it refused", err)
+	}
+
+	vars[envAuditSigningKey] = testAuditKey
+	vars[envAuditPreviousKeys] = first.Keys()[0].PublicKey
+	configured, err := auditSigner(e, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := configured.Keys()
+	if len(keys) != 2 || keys[0].KeyID == first.KeyID() || !keys[0].Current || keys[1].KeyID != first.KeyID() || keys[1].Current {
+		t.Errorf("keys with %s and %s: got %+v, want the configured key current, then the previous one", envAuditSigningKey, envAuditPreviousKeys, keys)
+	}
+}
+
 // TestServeAnswersTheAPI starts usersd serve on a fresh database and asks
 // it for health, readiness, metrics and a workspace.
 // serving is `usersd serve` run in-process on a free port.
@@ -110,6 +164,9 @@ func startServing(t *testing.T, vars map[string]string) serving {
 	addr := l.Addr().String()
 	l.Close()
 	vars["USERSD_HTTP_ADDR"] = addr
+	if _, ok := vars[envAuditSigningKey]; !ok {
+		vars[envAuditSigningKey] = testAuditKey
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
