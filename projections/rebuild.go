@@ -33,6 +33,28 @@ const (
 // projection holds its lock.
 var ErrRebuildRunning = errors.New("another rebuild of this projection is running")
 
+// ErrDiverged is wrapped by the error of a Comparer whose rebuilt tables
+// differ from the live ones: Rebuild then refuses to swap, unless
+// RebuildOptions.AcceptDivergence accepts it.
+var ErrDiverged = errors.New("the rebuilt tables differ from the live ones")
+
+// Comparer is implemented by a projection whose rebuilt tables must agree
+// with the live ones: the audit history, whose entries are evidence. A
+// rebuild replays the events as they are stored today; should they have
+// been rewritten underneath (or the live entries edited), swapping would
+// silently replace the history the live tables hold with another. So the
+// swap of such a projection locks the live tables in SHARE mode first
+// (readers go on; the live runner waits), brings the rebuilt tables to the
+// live checkpoint, and asks Compare; only then does it take the live tables
+// from the readers (ACCESS EXCLUSIVE) and swap.
+type Comparer interface {
+	// Compare compares the tables in the schema rebuilt with those in the
+	// schema live, both at the same checkpoint: nil when they agree, an
+	// error wrapping ErrDiverged that names the differences when they do
+	// not, or another error when it could not compare.
+	Compare(ctx context.Context, tx pgx.Tx, rebuilt, live string) error
+}
+
 // errStop ends a subscription on purpose.
 var errStop = errors.New("stop")
 
@@ -55,6 +77,13 @@ type RebuildOptions struct {
 	// LockTimeout bounds each attempt of the swap to lock the live tables,
 	// so that readers queued behind it are not held up long. Default 5 s.
 	LockTimeout time.Duration
+	// AcceptDivergence, if set, is asked when a Comparer's rebuilt tables
+	// differ from the live ones (its error wraps ErrDiverged), before the
+	// swap, with the live tables locked: nil swaps anyway, an error fails
+	// the rebuild with it. It is asked again only if a retried swap finds
+	// other differences. Unset, a divergence fails the rebuild, and the
+	// live tables stay as they are.
+	AcceptDivergence func(ctx context.Context, diverged error) error
 }
 
 func (o RebuildOptions) withDefaults() RebuildOptions {
@@ -145,6 +174,9 @@ type rebuild struct {
 	opts   RebuildOptions
 	schema string
 	log    *slog.Logger
+	// accepted is the divergence AcceptDivergence accepted, so that a
+	// retried swap that finds the same one does not ask again.
+	accepted string
 }
 
 // startRebuild connects and takes the projection's rebuild lock.
@@ -368,7 +400,12 @@ func (rb *rebuild) swapOnce(ctx context.Context, pos domain.Position) (domain.Po
 	if err != nil {
 		return pos, 0, err
 	}
-	if err := lockTables(ctx, tx, live); err != nil {
+	comparer, compare := rb.p.(Comparer)
+	mode := accessExclusive
+	if compare {
+		mode = share // readers go on while the tables are compared
+	}
+	if err := lockTables(ctx, tx, live, mode); err != nil {
 		return pos, 0, err
 	}
 	liveCP, _, err := readCheckpoint(ctx, tx, rb.p.Name(), true)
@@ -381,6 +418,14 @@ func (rb *rebuild) swapOnce(ctx context.Context, pos domain.Position) (domain.Po
 			return pos, 0, err
 		}
 		pos = liveCP
+	}
+	if compare && len(live) == len(rb.p.Tables()) {
+		if err := rb.compare(ctx, tx, comparer); err != nil {
+			return pos, 0, err
+		}
+		if err := lockTables(ctx, tx, live, accessExclusive); err != nil {
+			return pos, 0, err
+		}
 	}
 	if err := rb.replaceTables(ctx, tx, live); err != nil {
 		return pos, 0, err
@@ -410,16 +455,46 @@ func liveTables(ctx context.Context, tx pgx.Tx, tables []string) ([]string, erro
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// lockTables takes the live tables from readers and from the runner until
-// the swap commits.
-func lockTables(ctx context.Context, tx pgx.Tx, tables []string) error {
+// Lock modes of lockTables.
+const (
+	// accessExclusive takes the tables from readers and the runner.
+	accessExclusive = "ACCESS EXCLUSIVE"
+	// share keeps the runner from writing, and lets readers read.
+	share = "SHARE"
+)
+
+// lockTables locks the live tables in mode until the swap commits.
+func lockTables(ctx context.Context, tx pgx.Tx, tables []string, mode string) error {
 	if len(tables) == 0 {
 		return nil
 	}
-	sql := "LOCK TABLE " + qualified(LiveSchema, tables) + " IN ACCESS EXCLUSIVE MODE"
+	sql := "LOCK TABLE " + qualified(LiveSchema, tables) + " IN " + mode + " MODE"
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("lock live tables: %w", err)
 	}
+	return nil
+}
+
+// compare asks the Comparer whether the rebuilt tables agree with the live
+// ones, and AcceptDivergence what to do when they do not.
+func (rb *rebuild) compare(ctx context.Context, tx pgx.Tx, c Comparer) error {
+	err := c.Compare(ctx, tx, rb.schema, LiveSchema)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, ErrDiverged):
+		return fmt.Errorf("compare the rebuilt tables with the live ones: %w", err)
+	case rb.opts.AcceptDivergence == nil:
+		return err
+	case rb.accepted == err.Error():
+		return nil
+	}
+	rb.log.Warn("rebuild: the rebuilt tables differ from the live ones; asking whether to swap anyway", "err", err)
+	if aerr := rb.opts.AcceptDivergence(ctx, err); aerr != nil {
+		return aerr
+	}
+	rb.accepted = err.Error()
+	rb.log.Warn("rebuild: swapping in tables that differ from the live ones, as accepted", "err", err)
 	return nil
 }
 
