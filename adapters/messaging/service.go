@@ -58,6 +58,7 @@ type Service struct {
 	log    *slog.Logger
 
 	recorder *Recorder
+	outbox   *projections.Runner
 }
 
 // New checks the options and returns the service.
@@ -85,8 +86,14 @@ func New(pool *pgxpool.Pool, deps commands.Deps, src projections.Source, sender 
 	return &Service{
 		pool: pool, deps: deps, src: src, sender: sender, opts: opts, log: log,
 		recorder: NewRecorder(pool, deps, log, 0),
+		outbox:   projections.NewRunner(pool, NewOutbox(deps.Clock), src, opts.Runner),
 	}, nil
 }
+
+// Health answers nil while the process manager's projection runner works
+// (projections.Runner.Health), else why not: readiness counts it among the
+// projections this replica holds.
+func (s *Service) Health(ctx context.Context) error { return s.outbox.Health(ctx) }
 
 // Run runs every part until ctx ends and returns when all have stopped.
 func (s *Service) Run(ctx context.Context) error {
@@ -123,8 +130,9 @@ func (s *Service) keepMailing(ctx context.Context) error {
 
 // RunOutbox runs the process manager: one replica at a time (the runner's
 // advisory lock) publishes the e-mails of new invitations and resends.
+// Call it once at a time (Run does).
 func (s *Service) RunOutbox(ctx context.Context) error {
-	return projections.NewRunner(s.pool, NewOutbox(s.deps.Clock), s.src, s.opts.Runner).Run(ctx)
+	return s.outbox.Run(ctx)
 }
 
 // RunExpiry runs the expiry scheduler.

@@ -70,7 +70,7 @@ func TestStartMailFillsTheDevelopmentMailbox(t *testing.T) {
 	}
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), linkSecrets(cfg.TokenKey))
 	ctx, cancel := context.WithCancel(context.Background())
-	mailbox, wait, err := startMail(ctx, pool, store, deps, cfg, discardLogger())
+	mailbox, wait, _, err := startMail(ctx, pool, store, deps, cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
