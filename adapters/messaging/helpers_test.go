@@ -47,6 +47,7 @@ type replicaOptions struct {
 	smtpAddr  string
 	retry     messaging.RetryPolicy
 	onlyParts string // "outbox": run only the process manager
+	logger    *slog.Logger // default: logOnFailure
 }
 
 func smtpSender(t testing.TB, addr string) *email.SMTP {
@@ -76,8 +77,11 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.retry == (messaging.RetryPolicy{}) {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
+	if o.logger == nil {
+		o.logger = logOnFailure(t)
+	}
 	svc, err := messaging.New(pool, deps, eventstore.Source{Store: store}, sender, messaging.Options{
-		PublicURL: publicURL, Logger: logOnFailure(t), Retry: o.retry, PollInterval: 20 * time.Millisecond,
+		PublicURL: publicURL, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
 	})

@@ -209,10 +209,18 @@ func (s *Service) mail(ctx context.Context) error {
 		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
 		Logger:      wlog,
 	}
-	router.AddMiddleware(poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	// The subscriber's queries and the handlers each get a context of
+	// their own, which stopRouter ends in order at a stop; the router's
+	// would end both at once.
+	subCtx, cancelSub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSub()
+	handlersCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	router.AddMiddleware(endWith(handlersCtx), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
 	for p := range Partitions {
-		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), sub, m.Handle)
+		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
 	}
+	stop := func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) }
 
 	var wg sync.WaitGroup
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
@@ -220,12 +228,11 @@ func (s *Service) mail(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	wg.Go(func() {
 		<-runCtx.Done()
-		_ = router.Close()
+		stop()
 	})
 	err = router.Run(runCtx)
 	cancel()
-	_ = router.Close()
-	_ = sub.Close()
+	stop()
 	// Record what the last messages logged before stopping.
 	// Bounded: with the database gone, a stop must not wait for TCP
 	// timeouts; what is not recorded now is recorded by the next replica.
@@ -240,6 +247,57 @@ func (s *Service) mail(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// subscriberCloseTimeout bounds the wait for the subscriber to acknowledge
+// what was handled at a stop (a database that does not answer).
+const subscriberCloseTimeout = 5 * time.Second
+
+// stopRouter stops the mailer cleanly. First the subscriber: it hands out
+// no more messages and acknowledges, on a context still alive, the ones
+// already handled. (With the router's context, ended by the stop, the
+// acknowledgement failed: an ERROR line, and those messages handed out
+// again after the restart.) Then the handlers' contexts end, and the router
+// waits for them. A message in hand at the stop stays unacknowledged and
+// comes back; the delivery log tells whether it left. Calling it again does
+// nothing more.
+func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(subscriberCloseTimeout):
+		s.log.Warn("mail: the subscriber did not stop in time; its last acknowledgements are dropped")
+		cancelSub()
+	}
+	cancelHandlers()
+	_ = router.Close()
+}
+
+// ownContext subscribes with its own context rather than the router's.
+type ownContext struct {
+	message.Subscriber
+	ctx context.Context
+}
+
+func (o ownContext) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
+	return o.Subscriber.Subscribe(o.ctx, topic)
+}
+
+// endWith ends each message's context when ctx ends too.
+func endWith(ctx context.Context) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			mctx, cancel := context.WithCancel(msg.Context())
+			defer cancel()
+			defer context.AfterFunc(ctx, cancel)()
+			msg.SetContext(mctx)
+			return h(msg)
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
