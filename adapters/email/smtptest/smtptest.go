@@ -34,6 +34,12 @@ type Options struct {
 	// many times this address was offered before (0 the first time).
 	// Return an *smtp.SMTPError such as Temporary or Permanent.
 	Reject func(to string, seen int) error
+	// NextCommand, if set, is called when the command that follows an
+	// accepted message on its connection (the next MAIL, or RSET)
+	// arrives, before it is answered: with the message. A client that
+	// waits for that answer before it records the delivery would wait
+	// on NextCommand.
+	NextCommand func(accepted Message)
 }
 
 // Temporary is a 451 answer, Permanent a 550 one.
@@ -103,6 +109,20 @@ type session struct {
 	authed bool
 	from   string
 	to     []string
+	// accepted is the message the last DATA accepted, until the next
+	// command; dataReset skips the reset go-smtp does itself after DATA.
+	accepted  *Message
+	dataReset bool
+}
+
+// next reports the command after an accepted message to NextCommand.
+func (x *session) next() {
+	if m := x.accepted; m != nil {
+		x.accepted = nil
+		if x.s.opts.NextCommand != nil {
+			x.s.opts.NextCommand(*m)
+		}
+	}
 }
 
 func (x *session) AuthMechanisms() []string {
@@ -123,6 +143,7 @@ func (x *session) Auth(string) (sasl.Server, error) {
 }
 
 func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.next()
 	if x.s.opts.Username != "" && !x.authed {
 		return smtp.ErrAuthRequired
 	}
@@ -150,13 +171,22 @@ func (x *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	m := Message{From: x.from, To: x.to, Data: b}
 	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b})
+	x.s.msgs = append(x.s.msgs, m)
 	x.s.mu.Unlock()
+	x.accepted, x.dataReset = &m, true
 	return nil
 }
 
-func (x *session) Reset()        { x.from, x.to = "", nil }
+func (x *session) Reset() {
+	if x.dataReset {
+		x.dataReset = false // go-smtp's own, after DATA
+	} else {
+		x.next() // an RSET
+	}
+	x.from, x.to = "", nil
+}
 func (x *session) Logout() error { return nil }
 
 // Parts answers the message's headers and its decoded text and HTML parts.
