@@ -189,10 +189,12 @@ func (s *Service) mail(ctx context.Context) error {
 		return err
 	}
 	defer logPool.Close()
-	log := deliveries{logPool}
+	// The delivery log's rows have that pool to themselves: a row written
+	// after the server took an e-mail (the crash window) never waits for a
+	// connection behind the composer's reads, which use the main pool.
 	m := &Mailer{
-		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps), log), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: log, recorder: s.recorder, logger: s.log,
+		compose: newComposer(commands.NewComposeInvitationEmailHandler(s.deps), deliveries{s.pool}), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
@@ -310,7 +312,9 @@ func ptr[T any](v T) *T { return &v }
 // messages, unacknowledged, are delivered again (docs/email.md).
 func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
 	cfg := pool.Config().Copy()
-	cfg.MaxConns, cfg.MinConns = 2*Partitions, 0
+	// One row at a time per partition, on connections made in advance: a
+	// connect is no part of the window either.
+	cfg.MaxConns, cfg.MinConns = Partitions, Partitions
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
