@@ -350,15 +350,19 @@ type createdWorkspace struct {
 
 func createWorkspace(t *testing.T, base string) createdWorkspace {
 	t.Helper()
-	sys, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(10 * time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
-	st, body, _ := call(t, "POST", base+"/v1/workspaces", sys, "", `{"name":"Outages","owner":{"email":"owner@outage.test","name":"O"}}`)
+	st, body, _ := call(t, "POST", base+"/v1/workspaces", systemToken(), "", `{"name":"Outages","owner":{"email":"owner@outage.test","name":"O"}}`)
 	var c createdWorkspace
 	if err := json.Unmarshal([]byte(body), &c); st != 201 || err != nil || c.Position == "" {
 		t.Fatalf("create workspace: %d %s (%v)", st, body, err)
 	}
 	return c
+}
+
+func systemToken() string {
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(10 * time.Minute).Unix(),
+	}).SignedString([]byte(testJWTSecret))
+	return tok
 }
 
 func userToken(sub string) string {
