@@ -200,6 +200,24 @@ func toProblem(err error, fs fields) *Problem {
 	return &Problem{Code: codeInternal, Detail: "internal error; quote the request id when reporting it", cause: err}
 }
 
+// waiterOutage answers the unavailable problem of a read that waited in
+// vain (err) because the waiter lost the database (its Health, when it has
+// one), and nil when the waiter is fine: then the read models only lag.
+func waiterOutage(w Waiter, err error) *Problem {
+	h, ok := w.(interface{ Health() error })
+	if !ok {
+		return nil
+	}
+	herr := h.Health()
+	if herr == nil {
+		return nil
+	}
+	return &Problem{
+		Code: codeUnavailable, Detail: "the read models cannot be followed now; try again shortly",
+		retryAt: time.Now().Add(unavailableRetryAfter), cause: errors.Join(err, herr),
+	}
+}
+
 // unavailable reports whether err says that a store did not answer, as
 // opposed to a bug: the one place where outages are told from faults, so
 // that clients and load balancers can tell them apart (503 against 500).

@@ -229,6 +229,11 @@ func TestADatabaseOutageAnswers503AndReadinessWaitsForTheRunners(t *testing.T) {
 			t.Errorf("/readyz during the outage: %d %s; want 503", st, body)
 		}
 	}
+	// A read waiting for a position in vain is unavailable too, not
+	// projection_lag: the read models cannot be followed.
+	if st, body, h := call(t, "GET", users, owner, "999999999999-0", ""); st != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"unavailable"`) || h.Get("Retry-After") == "" {
+		t.Errorf("a read waiting for its write during the outage: %d %s (Retry-After %q); want 503 unavailable", st, body, h.Get("Retry-After"))
+	}
 	restore()
 
 	// Ready again only with every projection's runner holding its lock:
