@@ -222,7 +222,7 @@ func (s *Service) mail(ctx context.Context) error {
 	for p := range Partitions {
 		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
 	}
-	stop := func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) }
+	stop := sync.OnceFunc(func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) })
 
 	var wg sync.WaitGroup
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
@@ -261,8 +261,7 @@ const subscriberCloseTimeout = 5 * time.Second
 // acknowledgement failed: an ERROR line, and those messages handed out
 // again after the restart.) Then the handlers' contexts end, and the router
 // waits for them. A message in hand at the stop stays unacknowledged and
-// comes back; the delivery log tells whether it left. Calling it again does
-// nothing more.
+// comes back; the delivery log tells whether it left.
 func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
 	closed := make(chan struct{})
 	go func() {
