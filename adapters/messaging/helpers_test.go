@@ -46,7 +46,7 @@ type replicaOptions struct {
 	sender    commands.EmailSender // default: SMTP to smtpAddr
 	smtpAddr  string
 	retry     messaging.RetryPolicy
-	onlyParts string // "outbox": run only the process manager
+	onlyParts string       // "outbox": run only the process manager
 	logger    *slog.Logger // default: logOnFailure
 }
 
