@@ -55,7 +55,12 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 	}
 	waitForLocks(t, dbURL, names)
 
-	s := startServingOn(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	// However long the other runners take on a busy machine, the read
+	// waits for them (the API's 5 s would make this test flaky, not
+	// stronger: without the fix the stop cuts the read after 10 s anyway).
+	s := startServingOn(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}, func(c *serveConfig) {
+		c.consistencyTimeout = 5 * time.Minute
+	})
 	created := createWorkspace(t, s.base)
 
 	// The read goes out and waits; once the replica shows it waiting (its
@@ -103,9 +108,10 @@ type servingOn struct {
 	log  *syncBuffer
 }
 
-// startServingOn runs serveOn with the environment vars on a free port and
-// waits until /readyz answers 200.
-func startServingOn(t *testing.T, vars map[string]string) *servingOn {
+// startServingOn runs serveOn with the environment vars (and the
+// configuration changed by opts) on a free port and waits until /readyz
+// answers 200.
+func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveConfig)) *servingOn {
 	t.Helper()
 	log := &syncBuffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
@@ -117,6 +123,9 @@ func startServingOn(t *testing.T, vars map[string]string) *servingOn {
 	cfg, err := readServeConfig(e, db, "", "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -118,6 +118,9 @@ type serveConfig struct {
 	// mail is where invitation e-mails go (SMTP_URL, else the development
 	// mailbox) and the key of their links.
 	mail mailConfig
+	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
+	// is the API's 5 s. Only tests change it.
+	consistencyTimeout time.Duration
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
@@ -249,7 +252,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		Deps: deps, Policy: policy, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: m.Handler(), Observer: m,
-		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
+		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")
