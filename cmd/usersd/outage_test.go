@@ -58,7 +58,7 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 	// However long the other runners take on a busy machine, the read
 	// waits for them (the API's 5 s would make this test flaky, not
 	// stronger: without the fix the stop cuts the read after 10 s anyway).
-	s := startServingOn(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}, func(c *serveConfig) {
+	s := startServingOn(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"}, func(c *serveConfig) {
 		c.consistencyTimeout = 5 * time.Minute
 	})
 	created := createWorkspace(t, s.base)
@@ -207,7 +207,7 @@ func (g gatedSource) Subscribe(ctx context.Context, from domain.Position, size i
 func TestADatabaseOutageAnswers503AndReadinessWaitsForTheRunners(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.New(t)
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret})
+	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	t.Cleanup(func() {
 		if res := s.stop(); t.Failed() {
 			t.Logf("serve log:\n%s", res.stderr)
