@@ -204,15 +204,6 @@ func (w *Workspace) NextAttempt(userID uuid.UUID) (uuid.UUID, int, error) {
 	return m.Invitation.ID, m.Invitation.Attempt + 1, nil
 }
 
-// PendingInvitationID answers the id of a person's pending invitation.
-func (w *Workspace) PendingInvitationID(userID uuid.UUID) (uuid.UUID, error) {
-	m, err := w.pendingInvitation(userID)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return m.Invitation.ID, nil
-}
-
 func (w *Workspace) pendingInvitation(userID uuid.UUID) (*Member, error) {
 	m, err := w.target(userID)
 	if err != nil {

@@ -164,12 +164,6 @@ func (w *Workspace) authorize(actor uuid.UUID, perm Permission) (*Member, error)
 	return m, nil
 }
 
-// Authorize checks that actor is an active member holding perm.
-func (w *Workspace) Authorize(actor uuid.UUID, perm Permission) error {
-	_, err := w.authorize(actor, perm)
-	return err
-}
-
 func (w *Workspace) target(userID uuid.UUID) (*Member, error) {
 	m, ok := w.members[userID]
 	if !ok {
