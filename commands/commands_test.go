@@ -166,7 +166,7 @@ func TestCreateWorkspaceMakesOwnerActiveAdmin(t *testing.T) {
 		t.Errorf("position is zero, want the position of the last event")
 	}
 	got := types(all(t, e.store))
-	want := []string{domain.TypeAccountRegistered, domain.TypeWorkspaceCreated}
+	want := []string{"AccountRegistered", "WorkspaceCreated"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("stored events = %v, want %v", got, want)
 	}
@@ -445,8 +445,8 @@ func TestEmailOutcomeRecordedOnlyForCurrentAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := all(t, e.store)
-	if last := events[len(events)-1]; last.Type != domain.TypeInvitationEmailFailed {
-		t.Errorf("last event %s, want %s", last.Type, domain.TypeInvitationEmailFailed)
+	if last := events[len(events)-1]; last.Type != "InvitationEmailFailed" {
+		t.Errorf("last event %s, want %s", last.Type, "InvitationEmailFailed")
 	}
 }
 
@@ -460,7 +460,7 @@ func TestLoginsGoToTheirOwnStream(t *testing.T) {
 		t.Fatalf("login = %v, %v; want a position", pos, err)
 	}
 	events, err := e.store.ReadStream(ctx, eventstore.LoginsStream(ws.WorkspaceID), eventstore.ReadOptions{})
-	if err != nil || len(events) != 1 || events[0].Type != domain.TypeUserLoggedIn {
+	if err != nil || len(events) != 1 || events[0].Type != "UserLoggedIn" {
 		t.Fatalf("logins stream = %v, %v; want one UserLoggedIn", types(events), err)
 	}
 	wsEvents, _ := e.store.ReadStream(ctx, eventstore.WorkspaceStream(ws.WorkspaceID), eventstore.ReadOptions{})
@@ -577,7 +577,7 @@ func TestFaultySecretsStoreNothing(t *testing.T) {
 	}
 	events := all(t, e.store)
 	for _, ev := range events[before:] {
-		if ev.Type != domain.TypeAccountRegistered {
+		if ev.Type != "AccountRegistered" {
 			t.Errorf("stored %s after the failure, want no workspace event", ev.Type)
 		}
 	}

@@ -21,7 +21,9 @@
 //   - expiry.go: invitations whose time ran out;
 //   - outcomes.go: the e-mail outcomes the mailer reports;
 //   - apply.go: the one place the state changes;
-//   - events.go: the events, their stored names and how they are encoded;
+//   - events.go: the events and registerEvents, where each is declared
+//     (stored name, schema version, workspace); registry.go: what the
+//     registry answers (EventName, WorkspaceOf, EncodeEvent, DecodeEvent);
 //   - role.go, errors.go, email.go, batch.go, token.go, ratelimit.go,
 //     position.go: roles and permissions, error codes, addresses, invitation
 //     batches, link tokens, the invitation limits, store positions.

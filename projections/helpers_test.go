@@ -145,7 +145,7 @@ func (p *testProjection) write(ctx context.Context, tx pgx.Tx, events []domain.R
 	prepares := make([]int64, len(events))
 	types := make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i] = e.Metadata.EventID, e.Event.EventType()
+		ids[i], types[i] = e.Metadata.EventID, domain.EventName(e.Event)
 		commits[i], prepares[i] = int64(e.Position.Commit), int64(e.Position.Prepare)
 	}
 	// Unqualified names: the runner's search_path picks the schema.

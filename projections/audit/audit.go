@@ -216,7 +216,7 @@ func fill(r *row, rec *domain.RecordedEvent, d description, targetEmail string) 
 		actorID:         pgUUID(m.Actor.UserID),
 		actorEmail:      pgText(m.Actor.Email),
 		actorSystem:     m.Actor.System,
-		action:          rec.Event.EventType(),
+		action:          domain.EventName(rec.Event),
 		targetID:        pgUUID(d.targetID),
 		targetEmail:     pgText(targetEmail),
 		details:         appendDetails(r.details[:0], d.details),

@@ -140,7 +140,7 @@ func describe(ev domain.Event) (d description, ok bool, err error) {
 	case nil:
 		return description{}, false, fmt.Errorf("no event")
 	}
-	return description{}, false, fmt.Errorf("event type %s (%T) is not known to the audit projection", ev.EventType(), ev)
+	return description{}, false, fmt.Errorf("event type %s (%T) is not known to the audit projection", domain.EventName(ev), ev)
 }
 
 func memberChange(ws, user uuid.UUID, email, role string) description {
