@@ -94,6 +94,15 @@ type testProjection struct {
 func (p *testProjection) Name() string         { return p.name }
 func (p *testProjection) Tables() []string     { return []string{"test_rows", "test_counts"} }
 func (p *testProjection) CreateTables() string { return "test_create" }
+
+// Handling: the test projection applies every event type.
+func (p *testProjection) Handling() projections.Handling {
+	var all []domain.Event
+	for _, t := range domain.EventTypes() {
+		all = append(all, t.Zero())
+	}
+	return projections.Handling{Applies: projections.EventsOf(all...)}
+}
 func (p *testProjection) withLabel(l string) *testProjection {
 	return &testProjection{name: p.name, label: l, applying: p.applying, overlaps: p.overlaps}
 }

@@ -1,12 +1,13 @@
 // Package projections builds PostgreSQL read models from the event history.
 // A Runner feeds one Projection: it subscribes from the projection's
 // checkpoint, applies events in batches, and writes the rows and the new
-// checkpoint in one transaction. Rebuild replays a projection into fresh
-// tables (building the secondary indexes of a DeferredIndexes projection
+// checkpoint in one transaction. Rebuild replays a ReadModel into fresh
+// tables (building the secondary indexes of a DeferredIndexes read model
 // only after the replay) and swaps them in; a Waiter lets a read wait until
 // the projections it uses have caught up with a write. Each read model lives
 // in its own package (userlist, memberships, audit) with its event handlers
-// and its SQL.
+// and its SQL; Positions makes their Apply idempotent, and Handling declares
+// what each does with every event type.
 package projections
 
 import (
@@ -17,7 +18,8 @@ import (
 	"github.com/usersd/usersd/domain"
 )
 
-// Projection turns events into the rows of one read model.
+// Projection is what a Runner feeds: anything that turns events into
+// PostgreSQL state (a read model, the e-mail outbox).
 //
 // Apply runs inside the transaction that also moves the checkpoint, so a
 // batch is applied whole or not at all; it must still be idempotent (keyed
@@ -29,6 +31,15 @@ type Projection interface {
 	// Name is the projection's stable name: its checkpoint key and the name
 	// of its advisory lock. Renaming it replays the whole history.
 	Name() string
+	// Apply applies a batch of events in global order.
+	Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error
+}
+
+// ReadModel is a projection that owns tables, which Rebuild can build
+// afresh from the whole history and swap in, and which declares what it
+// does with every event type.
+type ReadModel interface {
+	Projection
 	// Tables lists the tables the projection owns, which a rebuild swaps.
 	Tables() []string
 	// CreateTables is the SQL function (made by the projection's migration)
@@ -38,8 +49,9 @@ type Projection interface {
 	// and then drops the schema, refusing to if anything is left. A
 	// projection that implements DeferredIndexes gives it a second argument.
 	CreateTables() string
-	// Apply applies a batch of events in global order.
-	Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error
+	// Handling declares the event types the read model applies and those
+	// it ignores: every registered type, each once (Handling.Check).
+	Handling() Handling
 }
 
 // DeferredIndexes is implemented by a projection whose tables have

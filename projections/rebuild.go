@@ -121,7 +121,7 @@ func RebuildSchema(name string) string { return "rebuild_" + name }
 //
 // Only one rebuild of a projection runs at a time; another returns
 // ErrRebuildRunning. A failed rebuild leaves the live tables untouched.
-func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (RebuildResult, error) {
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, p ReadModel, src Source, opts RebuildOptions) (RebuildResult, error) {
 	start := time.Now()
 	rb, err := startRebuild(ctx, pool, p, src, opts.withDefaults())
 	if err != nil {
@@ -140,7 +140,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, 
 // rebuild is one run of Rebuild.
 type rebuild struct {
 	conn   *pgx.Conn // holds the rebuild lock; every write goes through it
-	p      Projection
+	p      ReadModel
 	src    Source
 	opts   RebuildOptions
 	schema string
@@ -148,7 +148,7 @@ type rebuild struct {
 }
 
 // startRebuild connects and takes the projection's rebuild lock.
-func startRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (*rebuild, error) {
+func startRebuild(ctx context.Context, pool *pgxpool.Pool, p ReadModel, src Source, opts RebuildOptions) (*rebuild, error) {
 	schema := RebuildSchema(p.Name())
 	if len(schema) > maxIdentifier {
 		return nil, fmt.Errorf("rebuild %s: schema name %q is longer than %d bytes", p.Name(), schema, maxIdentifier)

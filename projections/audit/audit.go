@@ -116,7 +116,11 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 	cands := make([]candidate, 0, len(events))
 	for i := range events {
 		rec := &events[i]
-		d, ok, err := describe(rec.Event)
+		ok, err := handling.Applied(rec.Event)
+		var d description
+		if ok {
+			d, err = describe(rec.Event)
+		}
 		if err != nil {
 			return fmt.Errorf("audit: event %s at %s: %w", rec.Metadata.EventID, rec.Position, err)
 		}

@@ -76,7 +76,7 @@ func seedWatermill(b *testing.B, ctx context.Context, pool *pgxpool.Pool, n int)
 // watermillReplay has watermill-sql's subscriber deliver the topic's n
 // messages to p's Apply, one transaction per message, into fresh tables of
 // a schema of their own, and answers how long it took.
-func watermillReplay(b *testing.B, ctx context.Context, pool *pgxpool.Pool, p projections.Projection, n int) time.Duration {
+func watermillReplay(b *testing.B, ctx context.Context, pool *pgxpool.Pool, p projections.ReadModel, n int) time.Duration {
 	target := "watermill_" + p.Name()
 	for _, sql := range []string{
 		"DROP SCHEMA IF EXISTS " + pgx.Identifier{target}.Sanitize() + " CASCADE",

@@ -33,7 +33,7 @@ func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 	for _, e := range events {
 		n := uint64(len(h.events) + 1)
 		stream := "other"
-		if ws := wsOf(e); ws != uuid.Nil {
+		if ws, ok := domain.WorkspaceOf(e); ok {
 			stream = "workspace-" + ws.String()
 		}
 		rev := h.revisions[stream]
@@ -53,40 +53,6 @@ func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 
 // at is the time of the event the history records next.
 func (h *history) at() time.Time { return t0.Add(time.Duration(len(h.events)+1) * time.Minute) }
-
-func wsOf(e domain.Event) uuid.UUID {
-	switch e := e.(type) {
-	case domain.WorkspaceCreated:
-		return e.WorkspaceID
-	case domain.UserInvited:
-		return e.WorkspaceID
-	case domain.InvitationResent:
-		return e.WorkspaceID
-	case domain.InvitationRevoked:
-		return e.WorkspaceID
-	case domain.InvitationExpired:
-		return e.WorkspaceID
-	case domain.InvitationAccepted:
-		return e.WorkspaceID
-	case domain.InvitationEmailSent:
-		return e.WorkspaceID
-	case domain.InvitationEmailFailed:
-		return e.WorkspaceID
-	case domain.RoleChanged:
-		return e.WorkspaceID
-	case domain.MemberRemoved:
-		return e.WorkspaceID
-	case domain.MemberSuspended:
-		return e.WorkspaceID
-	case domain.MemberReactivated:
-		return e.WorkspaceID
-	case domain.WorkspaceSettingsChanged:
-		return e.WorkspaceID
-	case domain.UserLoggedIn:
-		return e.WorkspaceID
-	}
-	return uuid.Nil
-}
 
 // world builds the events of a few people in workspaces.
 type world struct {
