@@ -2,8 +2,8 @@
 // A Runner feeds one Projection: it subscribes from the projection's
 // checkpoint, applies events in batches, and writes the rows and the new
 // checkpoint in one transaction. Rebuild replays a ReadModel into fresh
-// tables (building the secondary indexes of a DeferredIndexes read model
-// only after the replay) and swaps them in; a Waiter lets a read wait until
+// tables (building their secondary indexes only after the replay) and
+// swaps them in; a Waiter lets a read wait until
 // the projections it uses have caught up with a write. Each read model lives
 // in its own package (userlist, memberships, audit) with its event handlers
 // and its SQL; Positions makes their Apply idempotent, and Handling declares
@@ -42,52 +42,11 @@ type ReadModel interface {
 	Projection
 	// Tables lists the tables the projection owns, which a rebuild swaps.
 	Tables() []string
-	// CreateTables is the SQL function (made by the projection's migration)
-	// that creates those tables, with their indexes and triggers, in the
-	// schema named by its one text argument. It must create nothing else in
-	// that schema: a rebuild moves the tables (with what they own) to public
-	// and then drops the schema, refusing to if anything is left. A
-	// projection that implements DeferredIndexes gives it a second argument.
-	CreateTables() string
+	// Schema is the DDL of those tables, kept beside the read model's code.
+	Schema() Schema
 	// Handling declares the event types the read model applies and those
 	// it ignores: every registered type, each once (Handling.Check).
 	Handling() Handling
-}
-
-// DeferredIndexes is implemented by a projection whose tables have
-// secondary indexes: indexes its readers need but Apply does not. A rebuild
-// inserts the whole history, and keeping such indexes up to date row by row
-// is a large part of its cost, while building one over the full table is a
-// single sort (or, for GIN, a bulk build). So, for such a projection,
-// Rebuild
-//
-//  1. calls the CreateTables function with a second argument, false: with
-//     it, the function creates the tables with only what Apply needs, to
-//     be correct and to stay fast: primary keys, the unique keys its
-//     idempotency and ON CONFLICT rely on, every index its own queries read,
-//     and the constraints and triggers (an append-only table must never be
-//     without its triggers), but none of the secondary indexes;
-//  2. replays the history into them (phase RebuildReplay);
-//  3. calls the CreateIndexes function with the schema, then ANALYZEs the
-//     tables (RebuildIndexes, which the log and the usersd progress bar
-//     show as "building indexes");
-//  4. applies the events appended meanwhile (RebuildCatchUp), now with
-//     every index in place;
-//  5. swaps the tables in (RebuildSwap). The indexes are built before the
-//     swap takes any lock, so the swap is as short as without them, and the
-//     live tables arrive with fresh statistics.
-//
-// With one argument, or true as the second, the CreateTables function must
-// still create everything, secondary indexes included: that is what the
-// migration calls for the live tables. It does so by calling the
-// CreateIndexes function itself, so that each index is defined once and a
-// rebuild ends with exactly the live tables' indexes.
-type DeferredIndexes interface {
-	// CreateIndexes is the SQL function (made by the projection's
-	// migration) that creates the secondary indexes on the tables in the
-	// schema named by its one text argument. Like CreateTables, it must
-	// create nothing that the tables do not own.
-	CreateIndexes() string
 }
 
 // Batch is what a Source hands the runner at a time.

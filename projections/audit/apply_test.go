@@ -25,11 +25,8 @@ func TestProjectionIdentity(t *testing.T) {
 	if got, want := p.Tables(), []string{"audit_entries", "audit_user_emails"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tables: got %q, want %q", got, want)
 	}
-	if got, want := p.CreateTables(), "audit_create_tables"; got != want {
-		t.Errorf("CreateTables: got %q, want %q", got, want)
-	}
-	if got, want := p.CreateIndexes(), "audit_create_indexes"; got != want {
-		t.Errorf("CreateIndexes: got %q, want %q", got, want)
+	if s := p.Schema(); s.Tables == "" || s.Indexes == "" {
+		t.Errorf("Schema: got %+v, want the tables and, apart, the filter indexes (a rebuild builds them after its replay)", s)
 	}
 }
 

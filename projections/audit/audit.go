@@ -3,7 +3,7 @@
 // which belongs to no workspace), which compliance auditors read, verify and
 // export.
 //
-// Entries live in audit_entries (migration 00005_audit.sql), which the
+// Entries live in audit_entries (tables.sql, beside this file), which the
 // database keeps append-only: triggers refuse UPDATE, DELETE and TRUNCATE
 // to everyone. Each workspace has its own chain: seq counts 1, 2, 3... in
 // global event order, and
@@ -36,6 +36,7 @@ package audit
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"time"
@@ -51,10 +52,7 @@ import (
 // Projection builds the audit history. The zero value is ready to use.
 type Projection struct{}
 
-var (
-	_ projections.Projection      = (*Projection)(nil)
-	_ projections.DeferredIndexes = (*Projection)(nil)
-)
+var _ projections.ReadModel = (*Projection)(nil)
 
 // New returns the audit projection.
 func New() *Projection { return &Projection{} }
@@ -67,16 +65,20 @@ func (*Projection) Tables() []string {
 	return []string{"audit_entries", "audit_user_emails"}
 }
 
-// CreateTables names the SQL function that creates the tables, indexes and
-// append-only triggers in a given schema; with a second argument false, the
-// tables with their keys and triggers but without the filter indexes.
-func (*Projection) CreateTables() string { return "audit_create_tables" }
+var (
+	//go:embed tables.sql
+	tablesSQL string
+	//go:embed indexes.sql
+	indexesSQL string
+)
 
-// CreateIndexes names the SQL function that creates the filter indexes of
-// audit_entries (actor, target, action, time) in a given schema, which a
-// rebuild builds after its replay. Apply needs none of them: it reads
-// through the primary key and the event_id key, which come with the tables.
-func (*Projection) CreateIndexes() string { return "audit_create_indexes" }
+// Schema is the DDL of the tables, their keys and append-only triggers, and
+// of the filter indexes of audit_entries (actor, target, action, time),
+// which a rebuild builds after its replay. Apply needs none of those: it
+// reads through the primary key and the event_id key.
+func (*Projection) Schema() projections.Schema {
+	return projections.Schema{Tables: tablesSQL, Indexes: indexesSQL}
+}
 
 // candidate is an event of the batch that gets an entry unless it is
 // already stored.
@@ -141,7 +143,7 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 		return err
 	}
 	src := &entrySource{cands: cands, st: st, idx: -1}
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{src: src}, copyEntries)
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{next: src.nextRow}, copyEntries)
 	if err != nil {
 		return fmt.Errorf("audit: insert entries: %w", err)
 	}
@@ -185,6 +187,14 @@ func (s *entrySource) next() bool {
 		return true
 	}
 	return false
+}
+
+// nextRow makes the next new entry and answers it; nil at the end.
+func (s *entrySource) nextRow() *row {
+	if !s.next() {
+		return nil
+	}
+	return &s.r
 }
 
 // build makes the entry of c in s.r and moves its chain.

@@ -37,7 +37,7 @@ func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchS
 }
 
 // TestRebuild runs the runner package's rebuild on the audit projection:
-// tables created by audit_create_tables(schema, false) in a fresh schema,
+// tables created by the projection's SQL in a fresh schema,
 // with their keys and the append-only triggers but without the filter
 // indexes, the history replayed in big batches, the indexes built, the
 // tables swapped in. The chain comes out identical to the one built event

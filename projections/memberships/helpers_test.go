@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
 )
@@ -93,14 +94,11 @@ func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
 	return sb.String()
 }
 
-// createSchema makes fresh tables in a new schema with the migration's
-// function.
+// createSchema makes fresh tables in a new schema with the projection's
+// own SQL.
 func createSchema(t testing.TB, pool *pgxpool.Pool, schema string) {
 	t.Helper()
-	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT "+memberships.New().CreateTables()+"('"+schema+"')"); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
+	pgtest.CreateTables(t, pool, schema, memberships.New().Schema())
 }
 
 // queries runs f with queries that read schema.

@@ -9,12 +9,12 @@
 // answers "not found" until they accept. Listing invitations there would
 // offer workspaces that every other endpoint answers with 404.
 //
-// The tables are made by migrations/00004_memberships.sql (the SQL function
-// memberships_create_tables).
+// The tables are defined in tables.sql, beside this file.
 package memberships
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -28,7 +28,7 @@ import (
 // Projection builds the memberships. Its zero value is ready to use.
 type Projection struct{}
 
-var _ projections.Projection = (*Projection)(nil)
+var _ projections.ReadModel = (*Projection)(nil)
 
 // New returns the memberships projection.
 func New() *Projection { return &Projection{} }
@@ -39,8 +39,11 @@ func (*Projection) Name() string { return "memberships" }
 // Tables lists the tables the projection owns.
 func (*Projection) Tables() []string { return []string{"memberships", "memberships_workspaces"} }
 
-// CreateTables names the SQL function that creates the tables in a schema.
-func (*Projection) CreateTables() string { return "memberships_create_tables" }
+//go:embed tables.sql
+var tablesSQL string
+
+// Schema is the DDL of the tables (no secondary index).
+func (*Projection) Schema() projections.Schema { return projections.Schema{Tables: tablesSQL} }
 
 type key struct{ user, ws uuid.UUID }
 

@@ -266,7 +266,7 @@ func reportPercentiles(b *testing.B, took []time.Duration, unit string) {
 
 // BenchmarkApply measures Apply with every index in place, as the live
 // runner keeps them: b.N events of a synthetic history applied into fresh
-// tables made by userlist_create_tables(schema), each batch a transaction
+// tables made by the projection's SQL, each batch a transaction
 // set up as projections.Rebuild does (batches of 5000, synchronous_commit
 // off; USERSD_BENCH_BATCH sets another batch size). A rebuild itself builds
 // the list's indexes after its replay: see BenchmarkRebuild. It reports
@@ -294,9 +294,7 @@ func BenchmarkApply(b *testing.B) {
 			ctx := context.Background()
 			p := userlist.New()
 			schema := "bench_" + strconv.Itoa(b.N)
-			if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SELECT userlist_create_tables('"+schema+"')"); err != nil {
-				b.Fatal(err)
-			}
+			pgtest.CreateTables(b, pool, schema, p.Schema())
 			gen := newGenerator(b.N, mix.mix)
 			b.ResetTimer()
 			for applied := 0; applied < b.N; {

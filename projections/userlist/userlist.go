@@ -4,18 +4,17 @@
 // status of its e-mail. Queries pages through it by name with keyset
 // pagination, filtered by status, role and a text query.
 //
-// The tables are made by migrations/00003_userlist.sql (the SQL function
-// userlist_create_tables): userlist_users (the rows and the indexes the
-// list needs), userlist_logins (each person's last login, apart because
+// The tables are defined in tables.sql, beside this file: userlist_users
+// (the rows), userlist_logins (each person's last login, apart because
 // logins are by far the most frequent event and so touch only a narrow,
 // unindexed row) and userlist_workspaces. Apply reads and writes through
-// the primary keys only, so a rebuild builds the list's indexes
-// (userlist_create_indexes) after its replay: see
-// projections.DeferredIndexes.
+// the primary keys only, so the list's indexes are in indexes.sql, which a
+// rebuild builds after its replay (projections.Schema).
 package userlist
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"time"
@@ -38,10 +37,7 @@ const (
 // Projection builds the user list. Its zero value is ready to use.
 type Projection struct{}
 
-var (
-	_ projections.Projection      = (*Projection)(nil)
-	_ projections.DeferredIndexes = (*Projection)(nil)
-)
+var _ projections.ReadModel = (*Projection)(nil)
 
 // New returns the user list projection.
 func New() *Projection { return &Projection{} }
@@ -54,15 +50,17 @@ func (*Projection) Tables() []string {
 	return []string{"userlist_users", "userlist_logins", "userlist_workspaces"}
 }
 
-// CreateTables names the SQL function that creates the tables in a schema:
-// with every index, or (second argument false) with their primary keys
-// only.
-func (*Projection) CreateTables() string { return "userlist_create_tables" }
+var (
+	//go:embed tables.sql
+	tablesSQL string
+	//go:embed indexes.sql
+	indexesSQL string
+)
 
-// CreateIndexes names the SQL function that creates the list's indexes
-// (the sort orders and the trigram search) on the tables in a schema, which
-// a rebuild builds after its replay.
-func (*Projection) CreateIndexes() string { return "userlist_create_indexes" }
+// Schema is the DDL of the tables and of the list's indexes.
+func (*Projection) Schema() projections.Schema {
+	return projections.Schema{Tables: tablesSQL, Indexes: indexesSQL}
+}
 
 type key struct{ ws, user uuid.UUID }
 

@@ -236,16 +236,12 @@ var modes = []struct {
 }
 
 // newSchemas gives each mode but public its own fresh tables, made by the
-// migration's CreateTables function.
+// projection's own SQL.
 func newSchemas(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
 	for _, m := range modes {
-		if m.schema == "public" {
-			continue
-		}
-		s := pgx.Identifier{m.schema}.Sanitize()
-		if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT "+userlist.New().CreateTables()+"('"+m.schema+"')"); err != nil {
-			t.Fatalf("create schema %s: %v", m.schema, err)
+		if m.schema != "public" {
+			pgtest.CreateTables(t, pool, m.schema, userlist.New().Schema())
 		}
 	}
 }
@@ -405,10 +401,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 	// that is a duplicate of itself.
 	batchings["replays"] = [][]domain.RecordedEvent{ev[:len(ev)/2], ev[len(ev)/3:], ev[len(ev)/2:], append(append([]domain.RecordedEvent{}, ev[10:20]...), ev[10:20]...), ev[5:15]}
 	for name, b := range batchings {
-		s := pgx.Identifier{name}.Sanitize()
-		if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT userlist_create_tables('"+name+"')"); err != nil {
-			t.Fatal(err)
-		}
+		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
 		apply(t, pool, name, b...)
 		if got := dump(t, pool, name); got != want {
 			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
@@ -416,38 +409,13 @@ func TestApplyInAnyBatching(t *testing.T) {
 	}
 }
 
-// TestCreateTablesInFreshSchema: the migration's function makes working
-// tables in a new schema, and Apply with that search_path fills them only.
+// TestCreateTablesInFreshSchema: the projection's SQL makes working tables
+// in a new schema, and Apply with that search_path fills them only.
 func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	p := userlist.New()
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA rebuild_1`); err != nil {
-		t.Fatal(err)
-	}
-	// The runner may call it with the rebuild's schema first in the path.
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO rebuild_1, public`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT `+p.CreateTables()+`($1)`, "rebuild_1")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s('rebuild_1'): %v", p.CreateTables(), err)
-	}
-	for _, table := range p.Tables() {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'rebuild_1' AND tablename = $1`, table).Scan(&n); err != nil || n != 1 {
-			t.Errorf("table rebuild_1.%s: found %d (err %v), want 1", table, n, err)
-		}
-	}
-	var indexes int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'rebuild_1' AND tablename = 'userlist_users'`).Scan(&indexes); err != nil || indexes != 5 {
-		t.Errorf("indexes on rebuild_1.userlist_users: %d (err %v), want 5 (key, three sort orders, trigram)", indexes, err)
-	}
-
+	pgtest.CreateTables(t, pool, "rebuild_1", userlist.New().Schema())
 	h := newHistory()
 	w := world{h}
 	ws, owner := uuid.New(), uuid.New()
@@ -464,10 +432,6 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.userlist_users`).Scan(&live); err != nil || live != 0 {
 		t.Errorf("public.userlist_users has %d rows (err %v), want 0: Apply must follow search_path", live, err)
 	}
-	// Calling it again for the same schema fails rather than mixing tables.
-	if _, err := pool.Exec(ctx, `SELECT userlist_create_tables('rebuild_1')`); err == nil {
-		t.Error("userlist_create_tables for a schema that has the tables: no error, want one")
-	}
 }
 
 func TestProjectionIdentity(t *testing.T) {
@@ -479,10 +443,7 @@ func TestProjectionIdentity(t *testing.T) {
 	if got, want := p.Tables(), []string{"userlist_users", "userlist_logins", "userlist_workspaces"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tables() = %v, want %v", got, want)
 	}
-	if got := p.CreateTables(); got != "userlist_create_tables" {
-		t.Errorf("CreateTables() = %q, want userlist_create_tables", got)
-	}
-	if got := p.CreateIndexes(); got != "userlist_create_indexes" {
-		t.Errorf("CreateIndexes() = %q, want userlist_create_indexes", got)
+	if s := p.Schema(); s.Tables == "" || s.Indexes == "" {
+		t.Errorf("Schema() = %+v, want the tables and, apart, the list's indexes (a rebuild builds them after its replay)", s)
 	}
 }

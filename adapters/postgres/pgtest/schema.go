@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/projections"
 )
 
 // Indexes describes the indexes on the named tables of schema, sorted by
@@ -30,4 +32,79 @@ func Indexes(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) 
 		tb.Fatalf("pgtest: indexes of %s: %v", schema, err)
 	}
 	return defs
+}
+
+// Shape describes the named tables of schema, one line per fact, in a
+// fixed order: each column (its position among the live columns, name,
+// type, NOT NULL, default or generation expression, collation if not the
+// type's, statistics target if set), each constraint, each index (as
+// Indexes), each trigger (with its enabled state) and the storage options.
+// Names qualified with schema are written without it, so the same tables
+// in two schemas describe alike: a test compares the tables the migrations
+// made with those a read model's own SQL makes.
+func Shape(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) []string {
+	tb.Helper()
+	rows, err := pool.Query(context.Background(), `
+		WITH t AS (
+			SELECT c.oid, c.relname, c.reloptions
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = ANY($2) AND c.relkind IN ('r', 'p'))
+		SELECT 1, t.relname, format('%s column %s: %s %s%s%s%s%s', t.relname,
+				lpad((row_number() OVER (PARTITION BY t.relname ORDER BY a.attnum))::text, 4, '0'), a.attname,
+				format_type(a.atttypid, a.atttypmod),
+				CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+				CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid)
+					WHEN d.adbin IS NOT NULL THEN ' default ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END,
+				CASE WHEN a.attcollation <> ty.typcollation THEN ' collate ' || co.collname ELSE '' END,
+				CASE WHEN a.attstattarget >= 0 THEN ' statistics ' || a.attstattarget ELSE '' END)
+		FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+		JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+		LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum
+		LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+		UNION ALL
+		SELECT 2, t.relname, format('%s constraint %s: %s', t.relname, con.conname, pg_get_constraintdef(con.oid))
+		FROM t JOIN pg_catalog.pg_constraint con ON con.conrelid = t.oid
+		UNION ALL
+		SELECT 3, t.relname, format('%s index %s', t.relname,
+				replace(pg_get_indexdef(i.indexrelid), ' ON ' || quote_ident($1) || '.', ' ON '))
+		FROM t JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
+		UNION ALL
+		SELECT 4, t.relname, format('%s trigger %s (enabled %s)', t.relname,
+				replace(pg_get_triggerdef(tg.oid), ' ON ' || quote_ident($1) || '.', ' ON '), tg.tgenabled)
+		FROM t JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = t.oid AND NOT tg.tgisinternal
+		UNION ALL
+		SELECT 5, t.relname, format('%s options %s', t.relname, array_to_string(t.reloptions, ', '))
+		FROM t WHERE t.reloptions IS NOT NULL
+		ORDER BY 2, 1, 3`, schema, tables)
+	if err != nil {
+		tb.Fatalf("pgtest: shape of %s: %v", schema, err)
+	}
+	var out []string
+	var kind int
+	var table, line string
+	_, err = pgx.ForEachRow(rows, []any{&kind, &table, &line}, func() error {
+		out = append(out, line)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("pgtest: shape of %s: %v", schema, err)
+	}
+	return out
+}
+
+// CreateTables creates schema and, in it, the tables of a read model's
+// Schema with every index, as projections.CreateTables makes them for a
+// rebuild: tables of a test's own beside the live ones.
+func CreateTables(tb testing.TB, pool *pgxpool.Pool, schema string, s projections.Schema) {
+	tb.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return err
+		}
+		return projections.CreateTables(ctx, tx, schema, s, true)
+	})
+	if err != nil {
+		tb.Fatalf("pgtest: create tables in %s: %v", schema, err)
+	}
 }
