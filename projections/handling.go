@@ -37,6 +37,22 @@ type Handling struct {
 	Ignores Events
 }
 
+// ApplyAllBut declares a read model that applies every registered event
+// type but the ignored ones. A new event type is then applied: the read
+// model's test that its switch has a case for every type it applies
+// (Uncovered) names it, until it gets a case or joins the ignored.
+func ApplyAllBut(ignored ...domain.Event) Handling {
+	h := Handling{Ignores: EventsOf(ignored...)}
+	var applies []domain.Event
+	for _, t := range domain.EventTypes() {
+		if !h.Ignores.Has(t.Zero()) {
+			applies = append(applies, t.Zero())
+		}
+	}
+	h.Applies = EventsOf(applies...)
+	return h
+}
+
 // Check reports the registered event types that h neither applies nor
 // ignores, or declares both ways, by name; nil when every type is declared
 // once.

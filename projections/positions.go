@@ -21,9 +21,9 @@ import (
 // deletions too, which positions kept per row could not (a deleted row
 // forgets its position).
 //
-// Apply makes one with NewPositions from the batch, reads the workspaces'
-// rows with Load (the first statement of its transaction), applies the
-// events Live hands back, and writes the rows of the workspaces Moved lists.
+// Apply makes one with LoadPositions from the batch (the first statement of
+// its transaction reads the workspaces' rows), applies the events Live
+// hands back, and writes the rows of the workspaces Moved lists.
 type Positions struct {
 	ids    []uuid.UUID // the workspaces, first seen first
 	marks  map[uuid.UUID]*mark
@@ -69,8 +69,16 @@ func NewPositions(events []domain.RecordedEvent, h Handling) (*Positions, error)
 	return p, nil
 }
 
-// Workspaces lists the workspaces of the events to apply, first seen first.
-func (p *Positions) Workspaces() []uuid.UUID { return p.ids }
+// LoadPositions collects the batch's events that h applies (NewPositions)
+// and reads their workspaces' rows from table (Load).
+func LoadPositions(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent, h Handling,
+	table, extra string, dst []any, found func(ws uuid.UUID)) (*Positions, error) {
+	p, err := NewPositions(events, h)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.Load(ctx, tx, table, extra, dst, found)
+}
 
 // Load reads the rows of p's workspaces from table: workspace_id,
 // pos_commit, pos_prepare and the extra columns (a list for SELECT, "" for

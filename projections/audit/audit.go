@@ -38,7 +38,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -129,8 +128,8 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 		if !ok {
 			continue
 		}
-		if rec.Position.Commit > math.MaxInt64 || rec.Position.Prepare > math.MaxInt64 {
-			return fmt.Errorf("audit: event %s: position %s does not fit a bigint", rec.Metadata.EventID, rec.Position)
+		if _, _, err := projections.PositionColumns(rec.Position); err != nil {
+			return fmt.Errorf("audit: event %s: %w", rec.Metadata.EventID, err)
 		}
 		cands = append(cands, candidate{rec: rec, d: d})
 	}

@@ -27,16 +27,7 @@ type description struct {
 
 // handling: every workspace event gets an entry; AccountRegistered belongs
 // to no workspace.
-var handling = projections.Handling{
-	Applies: projections.EventsOf(
-		domain.WorkspaceCreated{}, domain.UserInvited{}, domain.InvitationResent{},
-		domain.InvitationRevoked{}, domain.InvitationExpired{}, domain.InvitationAccepted{},
-		domain.InvitationEmailSent{}, domain.InvitationEmailFailed{}, domain.RoleChanged{},
-		domain.MemberRemoved{}, domain.MemberSuspended{}, domain.MemberReactivated{},
-		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{},
-	),
-	Ignores: projections.EventsOf(domain.AccountRegistered{}),
-}
+var handling = projections.ApplyAllBut(domain.AccountRegistered{})
 
 // Handling declares the events the projection applies and ignores.
 func (*Projection) Handling() projections.Handling { return handling }

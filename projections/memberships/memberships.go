@@ -97,16 +97,11 @@ func (*Projection) Handling() projections.Handling { return handling }
 // table once, in one round trip after reading the workspaces' positions,
 // which make it idempotent (projections.Positions).
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	pos, err := projections.NewPositions(events, handling)
-	if err != nil {
-		return fmt.Errorf("memberships: %w", err)
-	}
-	if len(pos.Workspaces()) == 0 {
-		return nil
-	}
 	names := make(map[uuid.UUID]string)
 	var name string
-	if err := pos.Load(ctx, tx, "memberships_workspaces", "name", []any{&name}, func(ws uuid.UUID) { names[ws] = name }); err != nil {
+	pos, err := projections.LoadPositions(ctx, tx, events, handling,
+		"memberships_workspaces", "name", []any{&name}, func(ws uuid.UUID) { names[ws] = name })
+	if err != nil {
 		return fmt.Errorf("memberships: %w", err)
 	}
 	changes := make(map[key]*change)
@@ -159,16 +154,8 @@ const (
 	upsertMemberships = `INSERT INTO memberships (user_id, workspace_id, role, status)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
 		ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role, status = excluded.status`
-	// Deletes and patches find each row by its key with LATERAL ...
-	// LIMIT 1, an index probe per key: a join plan could scan the whole
-	// table (all memberships of all workspaces) for a handful of keys.
-	deleteMemberships = `DELETE FROM memberships WHERE ctid = ANY (ARRAY(
-		SELECT m.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(user_id, workspace_id)
-		CROSS JOIN LATERAL (
-			SELECT ctid FROM memberships m
-			WHERE m.user_id = k.user_id AND m.workspace_id = k.workspace_id
-			LIMIT 1
-		) m))`
+	// Patches find each row by its key with LATERAL ... LIMIT 1, an index
+	// probe per key, as deletes do (projections.DeleteByKeys).
 	// patchMemberships rewrites only rows that exist: a role change of a
 	// pending invitation finds none and makes none.
 	patchMemberships = `INSERT INTO memberships (user_id, workspace_id, role, status)
@@ -225,7 +212,7 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, names map
 		b.Queue(upsertMemberships, puts.user, puts.ws, puts.role, puts.status)
 	}
 	if len(delUser) > 0 {
-		b.Queue(deleteMemberships, delUser, delWS)
+		b.Queue(projections.DeleteByKeys("memberships", "user_id", "workspace_id"), delUser, delWS)
 	}
 	if len(patches.user) > 0 {
 		b.Queue(patchMemberships, patches.user, patches.ws, patches.role, patches.status)

@@ -111,6 +111,16 @@ type batch struct {
 	logins     map[key]*login
 }
 
+// workspace answers the row of workspace ws, new and empty if not known.
+func (b *batch) workspace(ws uuid.UUID) *workspace {
+	w := b.workspaces[ws]
+	if w == nil {
+		w = &workspace{}
+		b.workspaces[ws] = w
+	}
+	return w
+}
+
 func (b *batch) login(k key) *login {
 	l := b.logins[k]
 	if l == nil {
@@ -122,16 +132,7 @@ func (b *batch) login(k key) *login {
 
 // handling: every workspace event but the settings, which the list does
 // not show; not AccountRegistered, which belongs to no workspace.
-var handling = projections.Handling{
-	Applies: projections.EventsOf(
-		domain.WorkspaceCreated{}, domain.UserInvited{}, domain.InvitationResent{},
-		domain.InvitationRevoked{}, domain.InvitationExpired{}, domain.InvitationAccepted{},
-		domain.InvitationEmailSent{}, domain.InvitationEmailFailed{}, domain.RoleChanged{},
-		domain.MemberRemoved{}, domain.MemberSuspended{}, domain.MemberReactivated{},
-		domain.UserLoggedIn{},
-	),
-	Ignores: projections.EventsOf(domain.WorkspaceSettingsChanged{}, domain.AccountRegistered{}),
-}
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AccountRegistered{})
 
 // Handling declares the events the projection applies and ignores.
 func (*Projection) Handling() projections.Handling { return handling }
@@ -141,20 +142,10 @@ func (*Projection) Handling() projections.Handling { return handling }
 // write) whatever its size. Logins need no read. The workspaces' positions
 // make it idempotent (projections.Positions).
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	pos, err := projections.NewPositions(events, handling)
-	if err != nil {
-		return fmt.Errorf("userlist: %w", err)
-	}
-	if len(pos.Workspaces()) == 0 {
-		return nil
-	}
-	workspaces := make(map[uuid.UUID]*workspace, len(pos.Workspaces()))
-	for _, id := range pos.Workspaces() {
-		workspaces[id] = &workspace{}
-	}
+	b := &batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*member), logins: make(map[key]*login)}
 	var stored workspace
-	err = pos.Load(ctx, tx, "userlist_workspaces", "name, created_at", []any{&stored.name, &stored.createdAt},
-		func(ws uuid.UUID) { *workspaces[ws] = stored })
+	pos, err := projections.LoadPositions(ctx, tx, events, handling, "userlist_workspaces", "name, created_at",
+		[]any{&stored.name, &stored.createdAt}, func(ws uuid.UUID) { *b.workspace(ws) = stored })
 	if err != nil {
 		return fmt.Errorf("userlist: %w", err)
 	}
@@ -165,7 +156,6 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 
 	// The rows to read: those whose first event does not replace the
 	// whole row.
-	b := &batch{workspaces: workspaces, members: make(map[key]*member), logins: make(map[key]*login)}
 	var loadWS, loadUser []pgtype.UUID
 	for _, ev := range live {
 		k, replaces, ok := memberOf(ev.Event)
@@ -187,7 +177,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	}
 
 	for _, ev := range live {
-		if !b.apply(ev.RecordedEvent, workspaces[ev.Workspace]) {
+		if !b.apply(ev.RecordedEvent, b.workspace(ev.Workspace)) {
 			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
 		}
 	}
@@ -394,25 +384,6 @@ const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email,
 		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
 		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status`
 
-// deleteMembers and deleteLogins find each row by its key (LATERAL ...
-// LIMIT 1: a probe of the primary key per key, never a join plan that scans
-// the table) and delete the rows found by their physical address.
-const deleteMembers = `DELETE FROM userlist_users WHERE ctid = ANY (ARRAY(
-	SELECT u.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
-	CROSS JOIN LATERAL (
-		SELECT ctid FROM userlist_users u
-		WHERE u.workspace_id = k.workspace_id AND u.user_id = k.user_id
-		LIMIT 1
-	) u))`
-
-const deleteLogins = `DELETE FROM userlist_logins WHERE ctid = ANY (ARRAY(
-	SELECT l.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
-	CROSS JOIN LATERAL (
-		SELECT ctid FROM userlist_logins l
-		WHERE l.workspace_id = k.workspace_id AND l.user_id = k.user_id
-		LIMIT 1
-	) l))`
-
 // setLogins replaces the stored login (after a reset); raiseLogins keeps
 // the later of the stored and the new one.
 const (
@@ -493,7 +464,7 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 	}
 	wName, wCreated := make([]pgtype.Text, len(wID)), make([]pgtype.Timestamptz, len(wID))
 	for i, id := range wID {
-		w := b.workspaces[id.Bytes]
+		w := b.workspace(id.Bytes)
 		wName[i], wCreated[i] = w.name, w.createdAt
 	}
 
@@ -503,10 +474,10 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 			r.inv, r.invitedAt, r.by, r.expiresAt, r.expired, r.attempt, r.emailStatus)
 	}
 	if len(deletes.ws) > 0 {
-		q.Queue(deleteMembers, deletes.ws, deletes.user)
+		q.Queue(projections.DeleteByKeys("userlist_users", "workspace_id", "user_id"), deletes.ws, deletes.user)
 	}
 	if len(lost.ws) > 0 {
-		q.Queue(deleteLogins, lost.ws, lost.user)
+		q.Queue(projections.DeleteByKeys("userlist_logins", "workspace_id", "user_id"), lost.ws, lost.user)
 	}
 	if len(set.ws) > 0 {
 		q.Queue(setLogins, set.ws, set.user, set.at)
