@@ -49,6 +49,36 @@ type ReadModel interface {
 	Handling() Handling
 }
 
+// Declaration is what a read model declares about itself: the methods of
+// ReadModel but Apply. A read model embeds one (type Projection struct{
+// projections.Declaration }) made by Declare, so that its identity, its
+// tables, their DDL and its handling of the event types stand in one place.
+type Declaration struct {
+	name     string
+	tables   []string
+	schema   Schema
+	handling Handling
+}
+
+// Declare makes a read model's declaration. name is its checkpoint key and
+// the name of its locks: renaming it replays the whole history. tables
+// lists the tables it owns, in the order a rebuild's swap locks them.
+func Declare(name string, tables []string, schema Schema, handling Handling) Declaration {
+	return Declaration{name: name, tables: tables, schema: schema, handling: handling}
+}
+
+// Name is the read model's stable name (its checkpoint key).
+func (d Declaration) Name() string { return d.name }
+
+// Tables lists the tables the read model owns.
+func (d Declaration) Tables() []string { return append([]string(nil), d.tables...) }
+
+// Schema is the DDL of the tables.
+func (d Declaration) Schema() Schema { return d.schema }
+
+// Handling declares the event types the read model applies and ignores.
+func (d Declaration) Handling() Handling { return d.handling }
+
 // Batch is what a Source hands the runner at a time.
 type Batch struct {
 	Events []domain.RecordedEvent

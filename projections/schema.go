@@ -2,13 +2,16 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Schema is a read model's DDL, kept beside its Go code (each read model
-// embeds its tables.sql and indexes.sql). Names in it are unqualified:
+// Schema is a read model's DDL, kept beside its Go code: each read model
+// embeds its tables.sql and, if it has secondary indexes, indexes.sql
+// (SchemaFiles). Names in it are unqualified:
 // CreateTables runs it with the target schema first on the search_path, so
 // the same SQL makes the live tables and a rebuild's.
 type Schema struct {
@@ -29,6 +32,21 @@ type Schema struct {
 	// RebuildIndexes), applies the events appended meanwhile, and swaps the
 	// tables in with every index in place.
 	Indexes string
+}
+
+// SchemaFiles reads a read model's Schema from its embedded SQL files:
+// tables.sql, and indexes.sql if there is one. It panics if tables.sql is
+// missing, which the read model's embed directive would have to leave out.
+func SchemaFiles(files fs.FS) Schema {
+	tables, err := fs.ReadFile(files, "tables.sql")
+	if err != nil {
+		panic("projections: a read model's SQL: " + err.Error())
+	}
+	indexes, err := fs.ReadFile(files, "indexes.sql")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		panic("projections: a read model's SQL: " + err.Error())
+	}
+	return Schema{Tables: string(tables), Indexes: string(indexes)}
 }
 
 // CreateTables runs s.Tables, and s.Indexes too if withIndexes, in tx with

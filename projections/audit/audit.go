@@ -36,7 +36,7 @@ package audit
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"fmt"
 	"time"
 
@@ -48,35 +48,23 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// Projection builds the audit history. The zero value is ready to use.
-type Projection struct{}
+// Projection builds the audit history.
+type Projection struct{ projections.Declaration }
 
 var _ projections.ReadModel = (*Projection)(nil)
 
-// New returns the audit projection.
-func New() *Projection { return &Projection{} }
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
-// Name is the checkpoint key; never change it.
-func (*Projection) Name() string { return "audit" }
-
-// Tables lists the tables a rebuild swaps.
-func (*Projection) Tables() []string {
-	return []string{"audit_entries", "audit_user_emails"}
-}
-
-var (
-	//go:embed tables.sql
-	tablesSQL string
-	//go:embed indexes.sql
-	indexesSQL string
-)
-
-// Schema is the DDL of the tables, their keys and append-only triggers, and
-// of the filter indexes of audit_entries (actor, target, action, time),
-// which a rebuild builds after its replay. Apply needs none of those: it
-// reads through the primary key and the event_id key.
-func (*Projection) Schema() projections.Schema {
-	return projections.Schema{Tables: tablesSQL, Indexes: indexesSQL}
+// New returns the audit projection: its tables, their keys and append-only
+// triggers, and apart the filter indexes of audit_entries (actor, target,
+// action, time), which a rebuild builds after its replay. Apply needs none
+// of those: it reads through the primary key and the event_id key.
+func New() *Projection {
+	return &Projection{projections.Declare("audit", []string{"audit_entries", "audit_user_emails"},
+		projections.SchemaFiles(sqlFiles), handling)}
 }
 
 // candidate is an event of the batch that gets an entry unless it is

@@ -29,9 +29,6 @@ type description struct {
 // to no workspace.
 var handling = projections.ApplyAllBut(domain.AccountRegistered{})
 
-// Handling declares the events the projection applies and ignores.
-func (*Projection) Handling() projections.Handling { return handling }
-
 // describe maps an event the projection applies to its entry. A type
 // without a case is an error, not a silent gap in a compliance record
 // (TestEveryAppliedEventIsDescribed finds one before it runs).

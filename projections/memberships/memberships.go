@@ -14,7 +14,7 @@ package memberships
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -25,25 +25,22 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// Projection builds the memberships. Its zero value is ready to use.
-type Projection struct{}
+// Projection builds the memberships.
+type Projection struct{ projections.Declaration }
 
 var _ projections.ReadModel = (*Projection)(nil)
 
-// New returns the memberships projection.
-func New() *Projection { return &Projection{} }
-
-// Name is the checkpoint key: never rename it.
-func (*Projection) Name() string { return "memberships" }
-
-// Tables lists the tables the projection owns.
-func (*Projection) Tables() []string { return []string{"memberships", "memberships_workspaces"} }
-
+// sqlFiles are the tables' DDL (tables.sql).
+//
 //go:embed tables.sql
-var tablesSQL string
+var sqlFiles embed.FS
 
-// Schema is the DDL of the tables (no secondary index).
-func (*Projection) Schema() projections.Schema { return projections.Schema{Tables: tablesSQL} }
+// New returns the memberships projection (its tables have no secondary
+// index).
+func New() *Projection {
+	return &Projection{projections.Declare("memberships", []string{"memberships", "memberships_workspaces"},
+		projections.SchemaFiles(sqlFiles), handling)}
+}
 
 type key struct{ user, ws uuid.UUID }
 
@@ -89,9 +86,6 @@ var handling = projections.Handling{
 		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{}, domain.AccountRegistered{},
 	),
 }
-
-// Handling declares the events the projection applies and ignores.
-func (*Projection) Handling() projections.Handling { return handling }
 
 // Apply folds the batch into one change per membership and writes each
 // table once, in one round trip after reading the workspaces' positions,

@@ -14,7 +14,7 @@ package userlist
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"fmt"
 	"math"
 	"time"
@@ -34,32 +34,22 @@ const (
 	EmailFailed  = "failed"
 )
 
-// Projection builds the user list. Its zero value is ready to use.
-type Projection struct{}
+// Projection builds the user list.
+type Projection struct{ projections.Declaration }
 
 var _ projections.ReadModel = (*Projection)(nil)
 
-// New returns the user list projection.
-func New() *Projection { return &Projection{} }
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
-// Name is the checkpoint key: never rename it.
-func (*Projection) Name() string { return "userlist" }
-
-// Tables lists the tables the projection owns.
-func (*Projection) Tables() []string {
-	return []string{"userlist_users", "userlist_logins", "userlist_workspaces"}
-}
-
-var (
-	//go:embed tables.sql
-	tablesSQL string
-	//go:embed indexes.sql
-	indexesSQL string
-)
-
-// Schema is the DDL of the tables and of the list's indexes.
-func (*Projection) Schema() projections.Schema {
-	return projections.Schema{Tables: tablesSQL, Indexes: indexesSQL}
+// New returns the user list projection: its tables, with the list's
+// indexes apart (a rebuild builds them after its replay).
+func New() *Projection {
+	return &Projection{projections.Declare("userlist",
+		[]string{"userlist_users", "userlist_logins", "userlist_workspaces"},
+		projections.SchemaFiles(sqlFiles), handling)}
 }
 
 type key struct{ ws, user uuid.UUID }
@@ -133,9 +123,6 @@ func (b *batch) login(k key) *login {
 // handling: every workspace event but the settings, which the list does
 // not show; not AccountRegistered, which belongs to no workspace.
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AccountRegistered{})
-
-// Handling declares the events the projection applies and ignores.
-func (*Projection) Handling() projections.Handling { return handling }
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
 // table once: three round trips per batch (read positions, read rows,
