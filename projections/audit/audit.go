@@ -51,13 +51,6 @@ import (
 // Projection builds the audit history.
 type Projection struct{ projections.Declaration }
 
-var _ projections.ReadModel = (*Projection)(nil)
-
-// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
-//
-//go:embed *.sql
-var sqlFiles embed.FS
-
 // New returns the audit projection: its tables, their keys and append-only
 // triggers, and apart the filter indexes of audit_entries (actor, target,
 // action, time), which a rebuild builds after its replay. Apply needs none
@@ -66,6 +59,11 @@ func New() *Projection {
 	return &Projection{projections.Declare("audit", []string{"audit_entries", "audit_user_emails"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
+
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
 // candidate is an event of the batch that gets an entry unless it is
 // already stored.

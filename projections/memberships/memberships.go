@@ -28,19 +28,17 @@ import (
 // Projection builds the memberships.
 type Projection struct{ projections.Declaration }
 
-var _ projections.ReadModel = (*Projection)(nil)
-
-// sqlFiles are the tables' DDL (tables.sql).
-//
-//go:embed tables.sql
-var sqlFiles embed.FS
-
 // New returns the memberships projection (its tables have no secondary
 // index).
 func New() *Projection {
 	return &Projection{projections.Declare("memberships", []string{"memberships", "memberships_workspaces"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
+
+// sqlFiles are the tables' DDL (tables.sql).
+//
+//go:embed tables.sql
+var sqlFiles embed.FS
 
 type key struct{ user, ws uuid.UUID }
 

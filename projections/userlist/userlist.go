@@ -37,13 +37,6 @@ const (
 // Projection builds the user list.
 type Projection struct{ projections.Declaration }
 
-var _ projections.ReadModel = (*Projection)(nil)
-
-// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
-//
-//go:embed *.sql
-var sqlFiles embed.FS
-
 // New returns the user list projection: its tables, with the list's
 // indexes apart (a rebuild builds them after its replay).
 func New() *Projection {
@@ -51,6 +44,11 @@ func New() *Projection {
 		[]string{"userlist_users", "userlist_logins", "userlist_workspaces"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
+
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
 type key struct{ ws, user uuid.UUID }
 
