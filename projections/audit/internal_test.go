@@ -12,7 +12,21 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/domain"
 )
+
+// TestEveryAppliedEventIsDescribed: describe has a case for every event
+// type the projection declares it applies, so none stops the projection.
+func TestEveryAppliedEventIsDescribed(t *testing.T) {
+	t.Parallel()
+	missing := handling.Uncovered(func(e domain.Event) bool {
+		_, ok := describeEvent(e)
+		return ok
+	})
+	if len(missing) > 0 {
+		t.Errorf("describe has no case for %v, which the audit projection applies", missing)
+	}
+}
 
 // TestCopyMatchesTheTable pins the hand-written binary COPY (copy.go) to
 // audit_entries: columnNames are the table's columns in the table's order,
