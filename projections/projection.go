@@ -12,6 +12,7 @@ package projections
 
 import (
 	"context"
+	"sort"
 
 	"github.com/jackc/pgx/v5"
 
@@ -94,4 +95,30 @@ type Batch struct {
 // end a subscription by failing h. The event store adapters provide it.
 type Source interface {
 	Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b Batch) error) error
+}
+
+// SliceSource is a history held in memory, in global order: a Source for a
+// rebuild from events that are not in a store (tests, benchmarks). It
+// hands out the events after from in batches, and after the last one
+// waits for ctx to end, as a store's subscription waits for new events.
+type SliceSource []domain.RecordedEvent
+
+// Subscribe implements Source.
+func (s SliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, Batch) error) error {
+	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
+	for {
+		end := min(i+batchSize, len(s))
+		b := Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
+		if end > i {
+			b.Checkpoint = s[end-1].Position
+		}
+		if err := h(ctx, b); err != nil {
+			return err
+		}
+		if b.CaughtUp {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		i = end
+	}
 }

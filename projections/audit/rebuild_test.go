@@ -4,7 +4,6 @@ import (
 	"context"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -13,28 +12,6 @@ import (
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
-
-// sliceSource is a history held in memory, for projections.Rebuild.
-type sliceSource []domain.RecordedEvent
-
-func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
-	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
-	for {
-		end := min(i+batchSize, len(s))
-		b := projections.Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
-		if end > i {
-			b.Checkpoint = s[end-1].Position
-		}
-		if err := h(ctx, b); err != nil {
-			return err
-		}
-		if b.CaughtUp {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		i = end
-	}
-}
 
 // TestRebuild runs the runner package's rebuild on the audit projection:
 // tables created by the projection's SQL in a fresh schema,
@@ -69,7 +46,7 @@ func TestRebuild(t *testing.T) {
 	var phases []projections.RebuildPhase
 	var replaying [][]string
 	var atSwap []string
-	res, err := projections.Rebuild(ctx, pool, p, sliceSource(events), projections.RebuildOptions{
+	res, err := projections.Rebuild(ctx, pool, p, projections.SliceSource(events), projections.RebuildOptions{
 		BatchSize: 3,
 		Progress: func(int, domain.Position) {
 			if len(phases) == 1 {
@@ -128,7 +105,7 @@ func BenchmarkRebuild(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	events := benchEvents(b.N, 1000)
 	b.ResetTimer()
-	res, err := projections.Rebuild(context.Background(), pool, audit.New(), sliceSource(events), projections.RebuildOptions{})
+	res, err := projections.Rebuild(context.Background(), pool, audit.New(), projections.SliceSource(events), projections.RebuildOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,11 +3,9 @@ package memberships_test
 import (
 	"context"
 	"slices"
-	"sort"
 	"testing"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
-	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/memberships"
 )
@@ -32,7 +30,7 @@ func TestRebuild(t *testing.T) {
 	live := pgtest.Indexes(t, pool, "public", p.Tables())
 
 	var phases []projections.RebuildPhase
-	res, err := projections.Rebuild(ctx, pool, p, sliceSource(events), projections.RebuildOptions{
+	res, err := projections.Rebuild(ctx, pool, p, projections.SliceSource(events), projections.RebuildOptions{
 		BatchSize: 500,
 		Phase:     func(ph projections.RebuildPhase) { phases = append(phases, ph) },
 	})
@@ -50,27 +48,5 @@ func TestRebuild(t *testing.T) {
 	}
 	if got := pgtest.Indexes(t, pool, "public", p.Tables()); len(got) != 2 || !slices.Equal(got, live) {
 		t.Errorf("indexes after the swap: got %q, want the two primary keys %q", got, live)
-	}
-}
-
-// sliceSource is a history held in memory, for projections.Rebuild.
-type sliceSource []domain.RecordedEvent
-
-func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
-	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
-	for {
-		end := min(i+batchSize, len(s))
-		b := projections.Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
-		if end > i {
-			b.Checkpoint = s[end-1].Position
-		}
-		if err := h(ctx, b); err != nil {
-			return err
-		}
-		if b.CaughtUp {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		i = end
 	}
 }

@@ -334,7 +334,7 @@ func BenchmarkRebuild(b *testing.B) {
 	} {
 		b.Run(mix.name, func(b *testing.B) {
 			pool, _ := pgtest.New(b)
-			events := sliceSource(newGenerator(b.N, mix.mix).next(b.N))
+			events := projections.SliceSource(newGenerator(b.N, mix.mix).next(b.N))
 			b.ResetTimer()
 			res, err := projections.Rebuild(context.Background(), pool, userlist.New(), events, projections.RebuildOptions{})
 			if err != nil {
@@ -346,28 +346,6 @@ func BenchmarkRebuild(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
-	}
-}
-
-// sliceSource is a history held in memory, for projections.Rebuild.
-type sliceSource []domain.RecordedEvent
-
-func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
-	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
-	for {
-		end := min(i+batchSize, len(s))
-		b := projections.Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
-		if end > i {
-			b.Checkpoint = s[end-1].Position
-		}
-		if err := h(ctx, b); err != nil {
-			return err
-		}
-		if b.CaughtUp {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		i = end
 	}
 }
 

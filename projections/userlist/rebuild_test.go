@@ -43,7 +43,7 @@ func TestRebuild(t *testing.T) {
 	var replaying [][]string
 	var atSwap []string
 	var analyzed int
-	res, err := projections.Rebuild(ctx, pool, p, sliceSource(events), projections.RebuildOptions{
+	res, err := projections.Rebuild(ctx, pool, p, projections.SliceSource(events), projections.RebuildOptions{
 		BatchSize: 500,
 		Progress: func(int, domain.Position) {
 			if len(phases) == 1 {

@@ -2,11 +2,13 @@ package pgtest
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -107,4 +109,45 @@ func CreateTables(tb testing.TB, pool *pgxpool.Pool, schema string, s projection
 	if err != nil {
 		tb.Fatalf("pgtest: create tables in %s: %v", schema, err)
 	}
+}
+
+// Apply applies each batch to p in a transaction of its own with schema
+// first on the search_path, as a runner or a rebuild does, and fails the
+// test on an error.
+func Apply(tb testing.TB, pool *pgxpool.Pool, schema string, p projections.Projection, batches ...[]domain.RecordedEvent) {
+	tb.Helper()
+	ctx := context.Background()
+	for _, b := range batches {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			path := pgx.Identifier{schema}.Sanitize() + ", public"
+			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+path); err != nil {
+				return err
+			}
+			return p.Apply(ctx, tx, b)
+		})
+		if err != nil {
+			tb.Fatalf("pgtest: apply %d events to %s in %s: %v", len(b), p.Name(), schema, err)
+		}
+	}
+}
+
+// Dump renders the rows of the named tables of schema as JSON, a line per
+// row in a fixed order, so that two read models built differently (batch
+// sizes, replays, a rebuild) compare as text.
+func Dump(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) string {
+	tb.Helper()
+	var sb strings.Builder
+	for _, table := range tables {
+		rows, err := pool.Query(context.Background(),
+			`SELECT to_jsonb(t)::text FROM `+pgx.Identifier{schema, table}.Sanitize()+` t ORDER BY 1`)
+		if err != nil {
+			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
+		}
+		sb.WriteString(table + ":\n" + strings.Join(lines, "\n") + "\n")
+	}
+	return sb.String()
 }
