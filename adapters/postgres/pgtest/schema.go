@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,4 +151,106 @@ func Dump(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) str
 		sb.WriteString(table + ":\n" + strings.Join(lines, "\n") + "\n")
 	}
 	return sb.String()
+}
+
+// RebuildCheck tunes CheckRebuild. The zero value is usable.
+type RebuildCheck struct {
+	// LiveBatch is the batch size the live tables are built with before
+	// the rebuild (default 150); RebuildBatch the rebuild's (default 500).
+	LiveBatch, RebuildBatch int
+	// During, if set, runs on the rebuild's schema after each batch of the
+	// replay (phase RebuildReplay) and as the swap starts (RebuildSwap),
+	// for what a read model checks beyond this contract.
+	During func(phase projections.RebuildPhase, schema string)
+}
+
+// CheckRebuild is the contract every read model's rebuild keeps. It builds
+// p's live tables from events batch by batch, as the runner does, then has
+// projections.Rebuild replay the events into fresh tables and swap them in,
+// and checks that
+//   - the tables swapped in hold the same rows (Dump);
+//   - the rebuild went through an index phase exactly when p has secondary
+//     indexes (Schema.Indexes);
+//   - during the replay the fresh tables had only the indexes Schema.Tables
+//     makes, and before the swap every live index, as after it.
+//
+// It answers the rebuild's result.
+func CheckRebuild(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, c RebuildCheck) projections.RebuildResult {
+	tb.Helper()
+	if c.LiveBatch <= 0 {
+		c.LiveBatch = 150
+	}
+	if c.RebuildBatch <= 0 {
+		c.RebuildBatch = 500
+	}
+	for i := 0; i < len(events); i += c.LiveBatch {
+		Apply(tb, pool, "public", p, events[i:min(i+c.LiveBatch, len(events))])
+	}
+	want := Dump(tb, pool, "public", p.Tables())
+	live := Indexes(tb, pool, "public", p.Tables())
+	keysOnly := p.Schema()
+	keysOnly.Indexes = ""
+	CreateTables(tb, pool, "pgtest_keys_only", keysOnly)
+	keys := Indexes(tb, pool, "pgtest_keys_only", p.Tables())
+	deferred := p.Schema().Indexes != ""
+	if !deferred && !slices.Equal(keys, live) {
+		tb.Fatalf("pgtest: %s has no secondary indexes, yet its live indexes %q are not those of its tables %q", p.Name(), live, keys)
+	}
+
+	schema := projections.RebuildSchema(p.Name())
+	var phases []projections.RebuildPhase
+	var replaying [][]string
+	var atSwap []string
+	res, err := projections.Rebuild(context.Background(), pool, p, projections.SliceSource(events), projections.RebuildOptions{
+		BatchSize: c.RebuildBatch,
+		Progress: func(int, domain.Position) {
+			if len(phases) == 1 {
+				replaying = append(replaying, Indexes(tb, pool, schema, p.Tables()))
+				if c.During != nil {
+					c.During(projections.RebuildReplay, schema)
+				}
+			}
+		},
+		Phase: func(ph projections.RebuildPhase) {
+			phases = append(phases, ph)
+			if ph == projections.RebuildSwap {
+				atSwap = Indexes(tb, pool, schema, p.Tables())
+				if c.During != nil {
+					c.During(ph, schema)
+				}
+			}
+		},
+	})
+	if err != nil {
+		tb.Fatalf("pgtest: rebuild %s: %v", p.Name(), err)
+	}
+	if res.Applied != len(events) || (res.IndexDuration > 0) != deferred {
+		tb.Errorf("pgtest: rebuild %s: got %+v, want %d applied, an index build: %t", p.Name(), res, len(events), deferred)
+	}
+	if got := Dump(tb, pool, "public", p.Tables()); got != want {
+		tb.Errorf("pgtest: %s's tables after the rebuild differ from the live ones:\n%s\nwant\n%s", p.Name(), got, want)
+	}
+	wantPhases := []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildSwap}
+	if deferred {
+		wantPhases = []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildIndexes, projections.RebuildCatchUp, projections.RebuildSwap}
+	}
+	if !slices.Equal(phases, wantPhases) {
+		tb.Errorf("pgtest: rebuild %s: phases %q, want %q", p.Name(), phases, wantPhases)
+	}
+	if len(replaying) == 0 {
+		tb.Errorf("pgtest: rebuild %s: no progress during the replay", p.Name())
+	}
+	for i, got := range replaying {
+		if !slices.Equal(got, keys) {
+			tb.Errorf("pgtest: rebuild %s: indexes after batch %d of the replay: got %q, want only those of the tables %q", p.Name(), i+1, got, keys)
+			break
+		}
+	}
+	if !slices.Equal(atSwap, live) {
+		tb.Errorf("pgtest: rebuild %s: indexes before the swap: got %q, want the live ones %q", p.Name(), atSwap, live)
+	}
+	if got := Indexes(tb, pool, "public", p.Tables()); !slices.Equal(got, live) {
+		tb.Errorf("pgtest: rebuild %s: indexes after the swap: got %q, want %q", p.Name(), got, live)
+	}
+	return res
 }
