@@ -200,48 +200,13 @@ var lifecycle = []lifecycleCase{
 	}},
 }
 
-// modes apply one history in different batchings, each into its own schema.
-// All must end with the same tables.
-var modes = []struct {
-	schema  string
-	batches func(events []domain.RecordedEvent) [][]domain.RecordedEvent
-}{
-	{"public", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev} }},
-	{"one_per_batch", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		var out [][]domain.RecordedEvent
-		for i := range ev {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"twice", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev, ev} }},
-	{"replayed_backwards", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		// The whole history, then every event again alone, newest first:
-		// each is a replay of something older than the rows.
-		out := [][]domain.RecordedEvent{ev}
-		for i := len(ev) - 1; i >= 0; i-- {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"overlapping", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		// Batches of three, each replaying the last event of the one
-		// before, then the whole history once more.
-		var out [][]domain.RecordedEvent
-		for i := 0; i < len(ev); i += 2 {
-			out = append(out, ev[i:min(i+3, len(ev))])
-		}
-		return append(out, ev)
-	}},
-}
-
 // newSchemas gives each mode but public its own fresh tables, made by the
 // projection's own SQL.
 func newSchemas(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	for _, m := range modes {
-		if m.schema != "public" {
-			pgtest.CreateTables(t, pool, m.schema, userlist.New().Schema())
+	for _, m := range pgtest.Batchings {
+		if m.Name != "public" {
+			pgtest.CreateTables(t, pool, m.Name, userlist.New().Schema())
 		}
 	}
 }
@@ -282,48 +247,48 @@ func TestLifecycle(t *testing.T) {
 			want, now := tc.build(w, ws, owner, bob)
 
 			var dumps []string
-			for _, m := range modes {
-				apply(t, pool, m.schema, m.batches(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.schema))
-				queries(t, pool, m.schema, now, func(q *userlist.Queries) {
+			for _, m := range pgtest.Batchings {
+				apply(t, pool, m.Name, m.Split(h.events)...)
+				dumps = append(dumps, dump(t, pool, m.Name))
+				queries(t, pool, m.Name, now, func(q *userlist.Queries) {
 					for user, wantRow := range want {
 						got, found, err := q.Get(ctx, ws, user)
 						if err != nil {
-							t.Fatalf("%s: Get: %v", m.schema, err)
+							t.Fatalf("%s: Get: %v", m.Name, err)
 						}
 						switch {
 						case wantRow == nil && found:
-							t.Errorf("%s: Get(%s) found %s, want no row", m.schema, user, describe(got))
+							t.Errorf("%s: Get(%s) found %s, want no row", m.Name, user, describe(got))
 						case wantRow != nil && !found:
-							t.Errorf("%s: Get(%s) found no row, want %s", m.schema, user, describe(*wantRow))
+							t.Errorf("%s: Get(%s) found no row, want %s", m.Name, user, describe(*wantRow))
 						case wantRow != nil && !sameRow(got, *wantRow):
-							t.Errorf("%s: Get(%s)\n got %s\nwant %s", m.schema, user, describe(got), describe(*wantRow))
+							t.Errorf("%s: Get(%s)\n got %s\nwant %s", m.Name, user, describe(got), describe(*wantRow))
 						}
 					}
 					// The list shows the same rows as Get.
 					page, err := q.List(ctx, ws, userlist.Filter{Limit: 500})
 					if err != nil {
-						t.Fatalf("%s: List: %v", m.schema, err)
+						t.Fatalf("%s: List: %v", m.Name, err)
 					}
 					for _, r := range page.Items {
 						g, _, _ := q.Get(ctx, ws, r.UserID)
 						if !sameRow(r, g) {
-							t.Errorf("%s: List row %s differs from Get %s", m.schema, describe(r), describe(g))
+							t.Errorf("%s: List row %s differs from Get %s", m.Name, describe(r), describe(g))
 						}
 						if wantRow, ok := want[r.UserID]; ok && wantRow == nil {
-							t.Errorf("%s: List shows %s, want no row", m.schema, describe(r))
+							t.Errorf("%s: List shows %s, want no row", m.Name, describe(r))
 						}
 					}
 					// bob's row in the other workspace is untouched.
 					got, found, err := q.Get(ctx, other, bob)
 					if err != nil || !found || got.DisplayName != "Robert" || got.Status != domain.StatusActive {
-						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", m.schema, describe(got), found, err)
+						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", m.Name, describe(got), found, err)
 					}
 				})
 			}
 			for i := 1; i < len(dumps); i++ {
 				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", modes[i].schema, modes[0].schema, dumps[i], dumps[0])
+					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
 				}
 			}
 		})

@@ -254,3 +254,44 @@ func CheckRebuild(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, ev
 	}
 	return res
 }
+
+// Batching is one way a runner may hand a read model a history: Split cuts
+// the events into the batches Apply gets. Name is also a schema name.
+type Batching struct {
+	Name  string
+	Split func(events []domain.RecordedEvent) [][]domain.RecordedEvent
+}
+
+// Batchings are the ways a history may reach Apply: whole, one event at a
+// time, twice, replayed after the fact (every event again alone, newest
+// first), in overlapping batches. An idempotent read model ends with the
+// same rows from each. The first is "public": the live tables.
+var Batchings = []Batching{
+	{"public", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev} }},
+	{"one_per_batch", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		var out [][]domain.RecordedEvent
+		for i := range ev {
+			out = append(out, ev[i:i+1])
+		}
+		return out
+	}},
+	{"twice", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev, ev} }},
+	{"replayed_backwards", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		// Each event alone after the whole history is a replay of
+		// something older than the rows.
+		out := [][]domain.RecordedEvent{ev}
+		for i := len(ev) - 1; i >= 0; i-- {
+			out = append(out, ev[i:i+1])
+		}
+		return out
+	}},
+	{"overlapping", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
+		// Batches of three, each replaying the last event of the one
+		// before, then the whole history once more.
+		var out [][]domain.RecordedEvent
+		for i := 0; i < len(ev); i += 2 {
+			out = append(out, ev[i:min(i+3, len(ev))])
+		}
+		return append(out, ev)
+	}},
+}
