@@ -55,9 +55,9 @@ func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
 	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	// (Longer than eventually's 20 s: 400 e-mails on a busy machine.)
 	deadline := time.Now().Add(2 * time.Minute)
-	for eventCount(t, pool, domain.TypeInvitationEmailSent) != len(addrs) {
+	for eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) != len(addrs) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d InvitationEmailSent events after 2 minutes, want %d", eventCount(t, pool, domain.TypeInvitationEmailSent), len(addrs))
+			t.Fatalf("%d InvitationEmailSent events after 2 minutes, want %d", eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})), len(addrs))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -72,9 +72,9 @@ func TestEachDeliveryIsLoggedBeforeTheConnectionsNextCommand(t *testing.T) {
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, strings.Join(addrs, ","))
 	deadline := time.Now().Add(2 * time.Minute) // each late row holds its connection 10 s
-	for eventCount(t, pool, domain.TypeInvitationEmailSent) != len(addrs) {
+	for eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) != len(addrs) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d InvitationEmailSent events after 2 minutes, want %d", eventCount(t, pool, domain.TypeInvitationEmailSent), len(addrs))
+			t.Fatalf("%d InvitationEmailSent events after 2 minutes, want %d", eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})), len(addrs))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
