@@ -97,7 +97,7 @@ func TestRebuildComparesBeforeTheSwap(t *testing.T) {
 // rebuildWhenFree is Rebuild, tried again while the rebuild lock of a
 // rebuild that just failed is still held: the server releases it once it
 // has seen that rebuild's connection close.
-func rebuildWhenFree(ctx context.Context, e *env, p projections.Projection, opts projections.RebuildOptions) (projections.RebuildResult, error) {
+func rebuildWhenFree(ctx context.Context, e *env, p projections.ReadModel, opts projections.RebuildOptions) (projections.RebuildResult, error) {
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		res, err := projections.Rebuild(ctx, e.pool, p, e.src, opts)

@@ -61,6 +61,7 @@ type Service struct {
 	log    *slog.Logger
 
 	recorder *Recorder
+	outbox   *projections.Runner
 }
 
 // New checks the options and returns the service, which composes e-mails
@@ -91,8 +92,14 @@ func New(pool *pgxpool.Pool, app commands.Application, src projections.Source, s
 	return &Service{
 		pool: pool, app: app, src: src, sender: sender, opts: opts, log: log,
 		recorder: NewRecorder(pool, app.Commands.RecordEmailOutcomes, log, 0),
+		outbox:   projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
 	}, nil
 }
+
+// Health answers nil while the process manager's projection runner works
+// (projections.Runner.Health), else why not: readiness counts it among the
+// projections this replica holds.
+func (s *Service) Health(ctx context.Context) error { return s.outbox.Health(ctx) }
 
 // Run runs every part until ctx ends and returns when all have stopped.
 func (s *Service) Run(ctx context.Context) error {
@@ -129,8 +136,9 @@ func (s *Service) keepMailing(ctx context.Context) error {
 
 // RunOutbox runs the process manager: one replica at a time (the runner's
 // advisory lock) publishes the e-mails of new invitations and resends.
+// Call it once at a time (Run does).
 func (s *Service) RunOutbox(ctx context.Context) error {
-	return projections.NewRunner(s.pool, NewOutbox(s.opts.Clock), s.src, s.opts.Runner).Run(ctx)
+	return s.outbox.Run(ctx)
 }
 
 // RunExpiry runs the expiry scheduler.
@@ -187,10 +195,12 @@ func (s *Service) mail(ctx context.Context) error {
 		return err
 	}
 	defer logPool.Close()
-	log := deliveries{logPool}
+	// The delivery log's rows have that pool to themselves: a row written
+	// after the server took an e-mail (the crash window) never waits for a
+	// connection behind the composer's reads, which use the main pool.
 	m := &Mailer{
-		compose: newComposer(s.app.Queries.ComposeInvitationEmails, log), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: log, recorder: s.recorder, logger: s.log,
+		compose: newComposer(s.app.Queries.ComposeInvitationEmails, deliveries{s.pool}), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
@@ -207,10 +217,18 @@ func (s *Service) mail(ctx context.Context) error {
 		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
 		Logger:      wlog,
 	}
-	router.AddMiddleware(poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	// The subscriber's queries and the handlers each get a context of
+	// their own, which stopRouter ends in order at a stop; the router's
+	// would end both at once.
+	subCtx, cancelSub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSub()
+	handlersCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	router.AddMiddleware(endWith(handlersCtx), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
 	for p := range Partitions {
-		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), sub, m.Handle)
+		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
 	}
+	stop := sync.OnceFunc(func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) })
 
 	var wg sync.WaitGroup
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
@@ -218,12 +236,11 @@ func (s *Service) mail(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	wg.Go(func() {
 		<-runCtx.Done()
-		_ = router.Close()
+		stop()
 	})
 	err = router.Run(runCtx)
 	cancel()
-	_ = router.Close()
-	_ = sub.Close()
+	stop()
 	// Record what the last messages logged before stopping.
 	// Bounded: with the database gone, a stop must not wait for TCP
 	// timeouts; what is not recorded now is recorded by the next replica.
@@ -240,6 +257,56 @@ func (s *Service) mail(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// subscriberCloseTimeout bounds the wait for the subscriber to acknowledge
+// what was handled at a stop (a database that does not answer).
+const subscriberCloseTimeout = 5 * time.Second
+
+// stopRouter stops the mailer cleanly. First the subscriber: it hands out
+// no more messages and acknowledges, on a context still alive, the ones
+// already handled. (With the router's context, ended by the stop, the
+// acknowledgement failed: an ERROR line, and those messages handed out
+// again after the restart.) Then the handlers' contexts end, and the router
+// waits for them. A message in hand at the stop stays unacknowledged and
+// comes back; the delivery log tells whether it left.
+func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(subscriberCloseTimeout):
+		s.log.Warn("mail: the subscriber did not stop in time; its last acknowledgements are dropped")
+		cancelSub()
+	}
+	cancelHandlers()
+	_ = router.Close()
+}
+
+// ownContext subscribes with its own context rather than the router's.
+type ownContext struct {
+	message.Subscriber
+	ctx context.Context
+}
+
+func (o ownContext) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
+	return o.Subscriber.Subscribe(o.ctx, topic)
+}
+
+// endWith ends each message's context when ctx ends too.
+func endWith(ctx context.Context) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			mctx, cancel := context.WithCancel(msg.Context())
+			defer cancel()
+			defer context.AfterFunc(ctx, cancel)()
+			msg.SetContext(mctx)
+			return h(msg)
+		}
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // deliveryLogPool connects for the delivery log with asynchronous commit:
@@ -250,7 +317,9 @@ func ptr[T any](v T) *T { return &v }
 // messages, unacknowledged, are delivered again (docs/email.md).
 func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
 	cfg := pool.Config().Copy()
-	cfg.MaxConns, cfg.MinConns = 2*Partitions, 0
+	// One row at a time per partition, on connections made in advance: a
+	// connect is no part of the window either.
+	cfg.MaxConns, cfg.MinConns = Partitions, Partitions
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
 	p, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -77,7 +77,7 @@ func TestRebuildRefusesDivergentHistory(t *testing.T) {
 				replayed = c.change(replayed)
 			}
 
-			_, err := projections.Rebuild(ctx, pool, audit.New(), sliceSource(replayed), projections.RebuildOptions{BatchSize: 3})
+			_, err := projections.Rebuild(ctx, pool, audit.New(), projections.SliceSource(replayed), projections.RebuildOptions{BatchSize: 3})
 			var de *audit.DivergenceError
 			if !errors.Is(err, projections.ErrDiverged) || !errors.As(err, &de) || len(de.Divergences) != 1 {
 				t.Fatalf("Rebuild: got %v, want one workspace's divergence", err)
@@ -105,7 +105,7 @@ func TestRebuildRefusesDivergentHistory(t *testing.T) {
 			}
 
 			asked := 0
-			_, err = rebuildWhenFree(ctx, pool, sliceSource(replayed), projections.RebuildOptions{
+			_, err = rebuildWhenFree(ctx, pool, projections.SliceSource(replayed), projections.RebuildOptions{
 				BatchSize: 3,
 				AcceptDivergence: func(_ context.Context, diverged error) error {
 					asked++
@@ -138,7 +138,7 @@ func TestRebuildAcceptDivergenceMayRefuse(t *testing.T) {
 	apply(t, pool, events)
 	before := chain(t, pool, "public")
 	no := errors.New("not today")
-	_, err := projections.Rebuild(context.Background(), pool, audit.New(), sliceSource(events[:7]), projections.RebuildOptions{
+	_, err := projections.Rebuild(context.Background(), pool, audit.New(), projections.SliceSource(events[:7]), projections.RebuildOptions{
 		AcceptDivergence: func(context.Context, error) error { return no },
 	})
 	if !errors.Is(err, no) {
