@@ -75,8 +75,9 @@ func (w *Workspace) apply(e Event) {
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
 	case InvitationEmailFailed:
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
-	case UserLoggedIn, AccountRegistered:
-		// Logins change nothing a decision depends on.
+	case UserLoggedIn, AccountRegistered, AuditDivergenceAccepted:
+		// Logins and the audit's records change nothing a decision
+		// depends on.
 	}
 }
 

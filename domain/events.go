@@ -32,6 +32,7 @@ func registerEvents(r *registry) {
 	register(r, "MemberReactivated", 1, func(e MemberReactivated) uuid.UUID { return e.WorkspaceID })
 	register(r, "WorkspaceSettingsChanged", 1, func(e WorkspaceSettingsChanged) uuid.UUID { return e.WorkspaceID })
 	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
+	register(r, "AuditDivergenceAccepted", 1, func(e AuditDivergenceAccepted) uuid.UUID { return e.WorkspaceID })
 	register[AccountRegistered](r, "AccountRegistered", 1, nil)
 }
 
@@ -171,6 +172,20 @@ type UserLoggedIn struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	UserID      uuid.UUID `json:"userId"`
 	LoggedInAt  time.Time `json:"loggedInAt"`
+}
+
+// AuditDivergenceAccepted records that a rebuild of the audit history was
+// allowed to replace the workspace's live entries with a rebuilt chain that
+// differs from them from Seq on (usersd projections rebuild audit
+// --accept-divergence): the events were rewritten or removed underneath, or
+// the live entries changed. LiveHash and RebuiltHash are the entry's hash at
+// Seq in each chain ("" where a chain has no entry there). Recorded before
+// the swap, so that no such swap goes unrecorded.
+type AuditDivergenceAccepted struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	Seq         int64     `json:"seq"`
+	LiveHash    string    `json:"liveHash"`
+	RebuiltHash string    `json:"rebuiltHash"`
 }
 
 // AccountRegistered reserves an e-mail address for one user id, across all

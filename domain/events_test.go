@@ -29,6 +29,7 @@ func sampleEvents() []domain.Event {
 		reactivated(editor, domain.RoleEditor),
 		settingsChanged(true),
 		domain.UserLoggedIn{WorkspaceID: wsID, UserID: editor.id, LoggedInAt: t0.Add(3 * hour)},
+		domain.AuditDivergenceAccepted{WorkspaceID: wsID, Seq: 12, LiveHash: strings.Repeat("a", 64), RebuiltHash: strings.Repeat("b", 64)},
 		domain.AccountRegistered{UserID: nora.id, Email: string(nora.email)},
 	}
 }
@@ -47,7 +48,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	}
 	// The names are stored with every event: they never change.
 	stored := []string{
-		"AccountRegistered", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
+		"AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
 		"MemberRemoved", "MemberSuspended", "RoleChanged", "UserInvited", "UserLoggedIn",
 		"WorkspaceCreated", "WorkspaceSettingsChanged",

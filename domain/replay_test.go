@@ -211,6 +211,12 @@ func (s *stream) step(i int) {
 	case k < 19:
 		s.do(what("expire"), func() error { s.w.ExpireInvitations(s.now); return nil })
 	default:
+		if s.rng.IntN(10) == 0 {
+			s.do(what("accept an audit divergence"), func() error {
+				return s.w.AcceptAuditDivergence(int64(1+s.rng.IntN(100)), "live", "rebuilt")
+			})
+			return
+		}
 		if len(s.invs) == 0 {
 			return
 		}

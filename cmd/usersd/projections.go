@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/postgres"
+	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
@@ -45,14 +48,24 @@ answering from the old tables until the swap; its projection runners carry on
 from the rebuilt checkpoint. A progress bar shows the events applied, and a
 final line the count and the rate.
 
+The audit history is evidence: before its swap, the rebuilt chain is compared
+with the live one, entry by entry. If they differ (events rewritten or removed
+underneath, or live entries changed), the rebuild refuses to swap, names the
+first differing entry of each workspace (seq, live hash, rebuilt hash) and
+exits 1, leaving the live history as it is. With -accept-divergence it swaps
+anyway, after recording an AuditDivergenceAccepted event in each workspace
+that differs, which then appears in its audit history.
+
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
   ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
+			acceptDivergence := fs.Bool("accept-divergence", false,
+				"swap in a rebuilt audit history that differs from the live one, recording it in each workspace that differs")
 			return func(ctx context.Context, args []string) error {
 				if len(args) == 0 || args[0] != "rebuild" {
-					return usageErrorf("want: usersd projections rebuild [NAME ...]")
+					return usageErrorf("want: usersd projections rebuild [NAME ...] [-accept-divergence]")
 				}
 				chosen, err := chooseProjections(args[1:])
 				if err != nil {
@@ -80,8 +93,17 @@ Environment:
 					return err
 				}
 				defer closeStore()
+				var accept func(context.Context, error) error
+				if *acceptDivergence {
+					accept = recordDivergence(e, store)
+				}
 				for _, p := range chosen {
-					if err := rebuildOne(ctx, e, pool, p, eventstore.Source{Store: store}); err != nil {
+					err := rebuildOne(ctx, e, pool, p, eventstore.Source{Store: store}, accept)
+					if errors.Is(err, projections.ErrDiverged) {
+						return fmt.Errorf("rebuild %s refused, the live tables are as they were: %w "+
+							"(to swap anyway, recording it in each of these workspaces: usersd projections rebuild %s -accept-divergence)", p.Name(), err, p.Name())
+					}
+					if err != nil {
 						return fmt.Errorf("rebuild %s: %w", p.Name(), err)
 					}
 				}
@@ -111,13 +133,48 @@ func chooseProjections(names []string) ([]projections.ReadModel, error) {
 	return out, nil
 }
 
-func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.ReadModel, src projections.Source) error {
+// recordDivergence is -accept-divergence: for each workspace whose rebuilt
+// audit differs from the live one, an AuditDivergenceAccepted event in the
+// workspace's stream, before the swap; a divergence it cannot record (not
+// the audit's, a workspace without a stream) refuses the swap.
+func recordDivergence(e *env, store eventstore.Store) func(context.Context, error) error {
+	record := commands.NewAcceptAuditDivergenceHandler(eventstore.NewWorkspaces(store, 16), commands.SystemClock{}, commands.RandomIDs{})
+	correlation := "usersd-rebuild-" + uuid.NewString()
+	return func(ctx context.Context, diverged error) error {
+		var de *audit.DivergenceError
+		if !errors.As(diverged, &de) {
+			return fmt.Errorf("cannot record this divergence, so not swapping: %w", diverged)
+		}
+		for _, d := range de.Divergences {
+			_, err := record.Handle(ctx, commands.AcceptAuditDivergence{
+				WorkspaceID: d.WorkspaceID, Seq: d.Seq, LiveHash: d.LiveHash, RebuiltHash: d.RebuiltHash,
+				Meta: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: correlation},
+			})
+			if err != nil {
+				return fmt.Errorf("record the accepted divergence of workspace %s, so not swapping: %w", d.WorkspaceID, err)
+			}
+			fmt.Fprintf(e.Stdout, "workspace %s: accepted the rebuilt audit from seq %d (live hash %s, rebuilt hash %s); recorded as AuditDivergenceAccepted\n",
+				d.WorkspaceID, d.Seq, orNone(d.LiveHash), orNone(d.RebuiltHash))
+		}
+		return nil
+	}
+}
+
+func orNone(hash string) string {
+	if hash == "" {
+		return "none"
+	}
+	return hash
+}
+
+func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.ReadModel, src projections.Source, accept func(context.Context, error) error) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 		progressbar.OptionSetDescription("rebuilding "+p.Name()), progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond))
 	last := 0
 	res, err := projections.Rebuild(ctx, pool, p, src, projections.RebuildOptions{
-		Logger: e.Log,
+		Logger:           e.Log,
+		AcceptDivergence: accept,
 		Progress: func(applied int, _ domain.Position) {
 			_ = bar.Add(applied - last)
 			last = applied

@@ -19,9 +19,10 @@ var _ projections.Comparer = (*Projection)(nil)
 type Divergence struct {
 	WorkspaceID uuid.UUID
 	Seq         int64
-	// LiveHash and RebuiltHash are the entry's hash in each chain; "" when
-	// that chain has no entry at Seq. They are equal when only the live
-	// entry's content differs: it was edited without rehashing.
+	// LiveHash and RebuiltHash are the entry's hash in each chain;
+	// RebuiltHash is "" when the rebuilt chain has no entry at Seq. They
+	// are equal when only the live entry's content differs: it was edited
+	// without rehashing.
 	LiveHash, RebuiltHash string
 }
 
@@ -66,13 +67,14 @@ func (d Divergence) describe() string {
 
 func (e *DivergenceError) Unwrap() error { return projections.ErrDiverged }
 
-// Compare implements projections.Comparer: the rebuilt entries and the live
-// ones must be the same, column for column, seq for seq. Both are at the
-// same checkpoint, so they hold the same seqs unless the history changed:
-// an entry one chain has and the other lacks is a difference too (events
-// removed from the end leave a shorter rebuilt chain). One pass over both
-// tables (a hash join); the addresses table is state, not evidence, and is
-// not compared.
+// Compare implements projections.Comparer: every live entry must be in the
+// rebuilt chain, the same column for column at the same seq. The rebuilt
+// tables are at the live checkpoint or beyond it (when the live runner lags
+// or does not run), so they hold every event the live ones do, and maybe
+// more: an entry only the rebuilt chain has is no difference, one only the
+// live chain has is (events removed, even from the end, leave a shorter
+// rebuilt chain). One pass over both tables (a hash join); the addresses
+// table is state, not evidence, and is not compared.
 func (p *Projection) Compare(ctx context.Context, tx pgx.Tx, rebuilt, live string) error {
 	var differs strings.Builder
 	for i, c := range columnNames {
@@ -83,13 +85,12 @@ func (p *Projection) Compare(ctx context.Context, tx pgx.Tx, rebuilt, live strin
 	}
 	lcols := differs.String()
 	rcols := strings.ReplaceAll(lcols, "l.", "r.")
-	sql := `SELECT DISTINCT ON (coalesce(l.workspace_id, r.workspace_id))
-			coalesce(l.workspace_id, r.workspace_id), coalesce(l.seq, r.seq), l.hash, r.hash
+	sql := `SELECT DISTINCT ON (l.workspace_id) l.workspace_id, l.seq, l.hash, r.hash
 		FROM ` + pgx.Identifier{live, "audit_entries"}.Sanitize() + ` l
-		FULL JOIN ` + pgx.Identifier{rebuilt, "audit_entries"}.Sanitize() + ` r
+		LEFT JOIN ` + pgx.Identifier{rebuilt, "audit_entries"}.Sanitize() + ` r
 			ON r.workspace_id = l.workspace_id AND r.seq = l.seq
 		WHERE (` + lcols + `) IS DISTINCT FROM (` + rcols + `)
-		ORDER BY coalesce(l.workspace_id, r.workspace_id), coalesce(l.seq, r.seq)`
+		ORDER BY l.workspace_id, l.seq`
 	rows, err := tx.Query(ctx, sql)
 	if err != nil {
 		return fmt.Errorf("audit: compare %s with %s: %w", rebuilt, live, err)

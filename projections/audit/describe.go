@@ -77,6 +77,12 @@ func describeEvent(ev domain.Event) (description, bool) {
 		return about(e.UserID, e.Email, str("role", e.Role)), true
 	case domain.WorkspaceSettingsChanged:
 		return description{details: []field{flag("managersMayGrantAdmin", e.ManagersMayGrantAdmin)}}, true
+	case domain.AuditDivergenceAccepted:
+		// About the history itself, no user: from which seq the entries
+		// were replaced, and both hashes there.
+		return description{details: []field{
+			bigint("seq", e.Seq), str("liveHash", e.LiveHash), str("rebuiltHash", e.RebuiltHash),
+		}}, true
 	case domain.UserLoggedIn:
 		return aboutKnown(e.UserID, str("loggedInAt", formatTime(e.LoggedInAt))), true
 	}

@@ -31,9 +31,10 @@ const (
 	kindRaw    // any other JSON value read back (never written by Apply)
 )
 
-func str(key, v string) field         { return field{key: key, kind: kindString, s: clean(v)} }
-func integer(key string, v int) field { return field{key: key, kind: kindInt, n: int64(v)} }
-func flag(key string, v bool) field   { return field{key: key, kind: kindBool, b: v} }
+func str(key, v string) field          { return field{key: key, kind: kindString, s: clean(v)} }
+func integer(key string, v int) field  { return field{key: key, kind: kindInt, n: int64(v)} }
+func bigint(key string, v int64) field { return field{key: key, kind: kindInt, n: v} }
+func flag(key string, v bool) field    { return field{key: key, kind: kindBool, b: v} }
 
 // appendDetails appends fields as the canonical JSON object of details:
 // keys sorted by byte value, no spaces, strings escaped as appendJSONString

@@ -72,7 +72,8 @@ func (c *change) setStatus(s string) {
 }
 
 // handling: the events that make, change or end a membership. Invitations
-// (until accepted), settings, logins and accounts change none.
+// (until accepted), settings, logins, accounts and the audit's records
+// change none.
 var handling = projections.Handling{
 	Applies: projections.EventsOf(
 		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{},
@@ -82,6 +83,7 @@ var handling = projections.Handling{
 		domain.UserInvited{}, domain.InvitationResent{}, domain.InvitationRevoked{},
 		domain.InvitationExpired{}, domain.InvitationEmailSent{}, domain.InvitationEmailFailed{},
 		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{}, domain.AccountRegistered{},
+		domain.AuditDivergenceAccepted{},
 	),
 }
 

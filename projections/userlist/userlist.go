@@ -119,8 +119,9 @@ func (b *batch) login(k key) *login {
 }
 
 // handling: every workspace event but the settings, which the list does
-// not show; not AccountRegistered, which belongs to no workspace.
-var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AccountRegistered{})
+// not show, and the audit's own records; not AccountRegistered, which
+// belongs to no workspace.
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
 // table once: three round trips per batch (read positions, read rows,
