@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // deliveries is the delivery log (mail_deliveries): one row per attempt
@@ -125,7 +126,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			// reads for every e-mail. Recording a quarter of a second
 			// later costs nothing; an append per e-mail would halve the
 			// rate.
-			if err := sleepCtx(ctx, recordGap); err != nil {
+			if err := pause.For(ctx, recordGap); err != nil {
 				return err
 			}
 		}
