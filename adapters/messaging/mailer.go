@@ -1,49 +1,30 @@
 package messaging
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/commands"
 )
 
-// Mailer handles SendInvitationEmail messages: it composes the e-mail from
-// the workspace as it is now, sends it, and logs the outcome for the
-// Recorder.
+// mailer handles SendInvitationEmail messages: it composes the e-mail from
+// the workspace as it is now, sends it, and logs the outcome in the
+// delivery log, which records it as an event.
 //
 // Exactly one e-mail per attempt, except in one window: a crash after the
 // server accepted the message and before the delivery log has its row.
 // The message is then delivered again and the e-mail sent a second time.
-type Mailer struct {
+type mailer struct {
 	compose   *composer
 	sender    commands.EmailSender
 	publicURL string
-	log       deliveries
-	recorder  *Recorder
+	log       *deliveryLog
 	logger    *slog.Logger
-	// sent holds the attempts this process has handed to the server whose
-	// delivery-log row is not written yet, so that a retry of the handler
-	// (the row's write failed) does not send them again.
-	sent sync.Map // attempt -> struct{}
 }
-
-// attempt keys one e-mail.
-type attempt struct {
-	invitation uuid.UUID
-	n          int
-}
-
-// noteTimeout bounds how long the delivery log's row of an e-mail already
-// handed to the server is retried, past a stop or a database hiccup.
-const noteTimeout = 30 * time.Second
 
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ error }
@@ -68,26 +49,21 @@ func decode(msg *message.Message) (commands.SendInvitationEmail, error) {
 }
 
 // Handle is the router's handler.
-func (m *Mailer) Handle(msg *message.Message) error {
+func (m *mailer) Handle(msg *message.Message) error {
 	ctx := msg.Context()
 	c, err := decode(msg)
 	if err != nil {
 		return err
 	}
-	key := attempt{c.InvitationID, c.Attempt}
-	if _, ok := m.sent.Load(key); ok {
+	if m.log.wasSent(c) {
 		// Sent by this process; only the log's row is missing.
-		if err := m.noteSent(ctx, c); err != nil {
-			return err
-		}
-		m.sent.Delete(key)
-		m.recorder.Poke()
-		return nil
+		return m.log.sent(ctx, c)
 	}
 	done, mail, err := m.compose.compose(ctx, c)
 	if done {
-		// A redelivery: the e-mail left (or failed for good) already.
-		m.recorder.Poke()
+		// A redelivery: the e-mail left (or failed for good) already;
+		// its outcome may be unrecorded yet.
+		m.log.wake()
 		return nil
 	}
 	if errors.Is(err, commands.ErrEmailNotNeeded) {
@@ -105,7 +81,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	err = m.sender.Send(ctx, e)
 	var de *commands.DeliveryError
 	if errors.As(err, &de) && de.Permanent {
-		if err := m.fail(ctx, c, de.Reason); err != nil {
+		if err := m.log.failed(ctx, c, de.Reason); err != nil {
 			return err
 		}
 		return permanentError{err}
@@ -115,45 +91,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	}
 	// The window: a crash here sends this e-mail again after the restart.
 	// A stop is no crash: the row is written past the message's context.
-	m.sent.Store(key, struct{}{})
-	if err := m.noteSent(ctx, c); err != nil {
-		return err
-	}
-	m.sent.Delete(key)
-	m.recorder.Poke()
-	return nil
-}
-
-// noteSent writes the delivery-log row of a sent e-mail, retrying for up to
-// noteTimeout even after ctx ends: the router stopping (a deploy) while a
-// server answers its 250 must not leave the e-mail to be sent again.
-func (m *Mailer) noteSent(ctx context.Context, c commands.SendInvitationEmail) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	for {
-		err := m.log.note(ctx, c, "")
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// fail logs an attempt as failed for good, also when the stop came while
-// the server refused it.
-func (m *Mailer) fail(ctx context.Context, c commands.SendInvitationEmail, reason string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	if err := m.log.note(ctx, c, reason); err != nil {
-		return err
-	}
-	m.recorder.Poke()
-	m.logger.Warn("mail: invitation e-mail failed for good", "invitation", c.InvitationID, "attempt", c.Attempt, "reason", reason)
-	return nil
+	return m.log.sent(ctx, c)
 }
 
 // giveUp is the middleware between the poison queue and Retry: a message
@@ -161,7 +99,7 @@ func (m *Mailer) fail(ctx context.Context, c commands.SendInvitationEmail, reaso
 // list shows it, before the poison queue keeps it. A stop (the context
 // ended) is no failure: the message stays unacknowledged and comes back
 // after the restart.
-func (m *Mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
+func (m *mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		if err == nil || msg.Context().Err() != nil || isPermanent(err) {
@@ -176,7 +114,7 @@ func (m *Mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		if ferr := m.fail(msg.Context(), c, "gave up after retries: "+reason); ferr != nil {
+		if ferr := m.log.failed(msg.Context(), c, "gave up after retries: "+reason); ferr != nil {
 			return out, errors.Join(err, ferr)
 		}
 		return out, err

@@ -60,8 +60,7 @@ type Service struct {
 	opts   Options
 	log    *slog.Logger
 
-	recorder *Recorder
-	outbox   *projections.Runner
+	outbox *projections.Runner
 }
 
 // New checks the options and returns the service, which composes e-mails
@@ -91,8 +90,7 @@ func New(pool *pgxpool.Pool, app commands.Application, src projections.Source, s
 	log := opts.Logger.With("component", "mail")
 	return &Service{
 		pool: pool, app: app, src: src, sender: sender, opts: opts, log: log,
-		recorder: NewRecorder(pool, app.Commands.RecordEmailOutcomes, log, 0),
-		outbox:   projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
+		outbox: projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
 	}, nil
 }
 
@@ -190,17 +188,14 @@ func (s *Service) mail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logPool, err := deliveryLogPool(ctx, s.pool)
+	dlog, err := openDeliveryLog(ctx, s.pool, s.app.Commands.RecordEmailOutcomes, s.log)
 	if err != nil {
 		return err
 	}
-	defer logPool.Close()
-	// The delivery log's rows have that pool to themselves: a row written
-	// after the server took an e-mail (the crash window) never waits for a
-	// connection behind the composer's reads, which use the main pool.
-	m := &Mailer{
-		compose: newComposer(s.app.Queries.ComposeInvitationEmails, deliveries{s.pool}), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
+	defer dlog.close()
+	m := &mailer{
+		compose: newComposer(s.app.Queries.ComposeInvitationEmails, dlog), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: dlog, logger: s.log,
 	}
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
@@ -232,7 +227,7 @@ func (s *Service) mail(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { _ = s.recorder.Run(recCtx) })
+	wg.Go(func() { dlog.recordUntil(recCtx) })
 	runCtx, cancel := context.WithCancel(ctx)
 	wg.Go(func() {
 		<-runCtx.Done()
@@ -246,7 +241,7 @@ func (s *Service) mail(ctx context.Context) error {
 	// timeouts; what is not recorded now is recorded by the next replica.
 	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelFlush()
-	if _, ferr := s.recorder.Flush(flushCtx); ferr != nil {
+	if _, ferr := dlog.record1(flushCtx); ferr != nil {
 		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
 	}
 	stopRecorder()
@@ -308,23 +303,3 @@ func endWith(ctx context.Context) message.HandlerMiddleware {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// deliveryLogPool connects for the delivery log with asynchronous commit:
-// waiting for a WAL flush per e-mail would cost more than the e-mail. A
-// row is durable at the latest when the subscriber acknowledges the
-// message, a synchronous commit that flushes the WAL before it; only a
-// crash of PostgreSQL itself in between loses rows, and then their
-// messages, unacknowledged, are delivered again (docs/email.md).
-func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
-	cfg := pool.Config().Copy()
-	// One row at a time per partition, on connections made in advance: a
-	// connect is no part of the window either.
-	cfg.MaxConns, cfg.MinConns = Partitions, Partitions
-	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
-	p, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect for the delivery log: %w", err)
-	}
-	return p, nil
-}
