@@ -3,17 +3,14 @@ package messaging
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/pause"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -50,7 +47,7 @@ type Options struct {
 }
 
 // Service runs the invitation e-mail pipeline: the process manager (outbox),
-// the mailer's router, the recorder and the expiry scheduler. Each part can
+// the mailer (with its delivery log) and the expiry scheduler. Each part can
 // run alone (RunOutbox, RunMailer, RunExpiry) for scale-out; Run runs all.
 type Service struct {
 	pool   *pgxpool.Pool
@@ -60,8 +57,7 @@ type Service struct {
 	opts   Options
 	log    *slog.Logger
 
-	recorder *Recorder
-	outbox   *projections.Runner
+	outbox *projections.Runner
 }
 
 // New checks the options and returns the service, which composes e-mails
@@ -91,8 +87,7 @@ func New(pool *pgxpool.Pool, app commands.Application, src projections.Source, s
 	log := opts.Logger.With("component", "mail")
 	return &Service{
 		pool: pool, app: app, src: src, sender: sender, opts: opts, log: log,
-		recorder: NewRecorder(pool, app.Commands.RecordEmailOutcomes, log, 0),
-		outbox:   projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
+		outbox: projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
 	}, nil
 }
 
@@ -127,7 +122,7 @@ func (s *Service) keepMailing(ctx context.Context) error {
 			return ctx.Err()
 		}
 		s.log.Warn("mail: the mailer stopped; starting it again", "err", err, "retry_in", wait)
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return err
 		}
 		wait = min(2*wait, time.Minute)
@@ -163,168 +158,4 @@ func (s *Service) RunMailer(ctx context.Context) error {
 		return errors.New("lost the mailer lock's connection")
 	}
 	return err
-}
-
-// mail runs the router until ctx ends.
-func (s *Service) mail(ctx context.Context) error {
-	wlog := newLogAdapter(s.opts.Logger)
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
-		ConsumerGroup: ConsumerGroup,
-		PollInterval:  s.opts.PollInterval,
-		// The Retry middleware waits between tries inside one delivery:
-		// the deadline must outlast them.
-		AckDeadline:    ptr(30 * time.Minute),
-		ResendInterval: time.Second,
-		RetryInterval:  time.Second,
-		SchemaAdapter:  schema,
-		OffsetsAdapter: offsets,
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("mail subscriber: %w", err)
-	}
-	poisonPub, err := wsql.NewPublisher(wsql.BeginnerFromPgx(s.pool), wsql.PublisherConfig{SchemaAdapter: schema}, wlog)
-	if err != nil {
-		return fmt.Errorf("poison queue publisher: %w", err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
-	if err != nil {
-		return err
-	}
-	logPool, err := deliveryLogPool(ctx, s.pool)
-	if err != nil {
-		return err
-	}
-	defer logPool.Close()
-	// The delivery log's rows have that pool to themselves: a row written
-	// after the server took an e-mail (the crash window) never waits for a
-	// connection behind the composer's reads, which use the main pool.
-	m := &Mailer{
-		compose: newComposer(s.app.Queries.ComposeInvitationEmails, deliveries{s.pool}), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: deliveries{logPool}, recorder: s.recorder, logger: s.log,
-	}
-	// Outermost first: a message that fails for good is logged as failed
-	// (giveUp), then kept in the poison queue and acknowledged; a stop is
-	// neither.
-	poison, err := middleware.PoisonQueueWithFilter(poisonPub, TopicInvitationEmailsPoison, func(err error) bool {
-		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-	})
-	if err != nil {
-		return err
-	}
-	retry := middleware.Retry{
-		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
-		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
-		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
-		Logger:      wlog,
-	}
-	// The subscriber's queries and the handlers each get a context of
-	// their own, which stopRouter ends in order at a stop; the router's
-	// would end both at once.
-	subCtx, cancelSub := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelSub()
-	handlersCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-	router.AddMiddleware(endWith(handlersCtx), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
-	for p := range Partitions {
-		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
-	}
-	stop := sync.OnceFunc(func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) })
-
-	var wg sync.WaitGroup
-	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { _ = s.recorder.Run(recCtx) })
-	runCtx, cancel := context.WithCancel(ctx)
-	wg.Go(func() {
-		<-runCtx.Done()
-		stop()
-	})
-	err = router.Run(runCtx)
-	cancel()
-	stop()
-	// Record what the last messages logged before stopping.
-	// Bounded: with the database gone, a stop must not wait for TCP
-	// timeouts; what is not recorded now is recorded by the next replica.
-	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancelFlush()
-	if _, ferr := s.recorder.Flush(flushCtx); ferr != nil {
-		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
-	}
-	stopRecorder()
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// subscriberCloseTimeout bounds the wait for the subscriber to acknowledge
-// what was handled at a stop (a database that does not answer).
-const subscriberCloseTimeout = 5 * time.Second
-
-// stopRouter stops the mailer cleanly. First the subscriber: it hands out
-// no more messages and acknowledges, on a context still alive, the ones
-// already handled. (With the router's context, ended by the stop, the
-// acknowledgement failed: an ERROR line, and those messages handed out
-// again after the restart.) Then the handlers' contexts end, and the router
-// waits for them. A message in hand at the stop stays unacknowledged and
-// comes back; the delivery log tells whether it left.
-func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
-	closed := make(chan struct{})
-	go func() {
-		_ = sub.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(subscriberCloseTimeout):
-		s.log.Warn("mail: the subscriber did not stop in time; its last acknowledgements are dropped")
-		cancelSub()
-	}
-	cancelHandlers()
-	_ = router.Close()
-}
-
-// ownContext subscribes with its own context rather than the router's.
-type ownContext struct {
-	message.Subscriber
-	ctx context.Context
-}
-
-func (o ownContext) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
-	return o.Subscriber.Subscribe(o.ctx, topic)
-}
-
-// endWith ends each message's context when ctx ends too.
-func endWith(ctx context.Context) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			mctx, cancel := context.WithCancel(msg.Context())
-			defer cancel()
-			defer context.AfterFunc(ctx, cancel)()
-			msg.SetContext(mctx)
-			return h(msg)
-		}
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// deliveryLogPool connects for the delivery log with asynchronous commit:
-// waiting for a WAL flush per e-mail would cost more than the e-mail. A
-// row is durable at the latest when the subscriber acknowledges the
-// message, a synchronous commit that flushes the WAL before it; only a
-// crash of PostgreSQL itself in between loses rows, and then their
-// messages, unacknowledged, are delivered again (docs/email.md).
-func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
-	cfg := pool.Config().Copy()
-	// One row at a time per partition, on connections made in advance: a
-	// connect is no part of the window either.
-	cfg.MaxConns, cfg.MinConns = Partitions, Partitions
-	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
-	p, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect for the delivery log: %w", err)
-	}
-	return p, nil
 }

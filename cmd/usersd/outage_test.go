@@ -113,6 +113,9 @@ type servingOn struct {
 // answers 200.
 func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveConfig)) *servingOn {
 	t.Helper()
+	if _, ok := vars[envAuditSigningKey]; !ok {
+		vars[envAuditSigningKey] = testAuditKey
+	}
 	log := &syncBuffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -13,7 +13,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
@@ -75,30 +74,17 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
+				rt, err := open(ctx, e, db, needs{migrate: true, events: true})
 				if err != nil {
 					return err
 				}
-				defer release()
-				if err := migrate(ctx, e, db); err != nil {
-					return err
-				}
-				pool, err := postgres.Connect(ctx, db.URL)
-				if err != nil {
-					return err
-				}
-				defer pool.Close()
-				store, closeStore, err := openEventStore(ctx, e, pool)
-				if err != nil {
-					return err
-				}
-				defer closeStore()
+				defer rt.close()
 				var accept func(context.Context, error) error
 				if *acceptDivergence {
-					accept = recordDivergence(e, store)
+					accept = recordDivergence(e, rt.store)
 				}
 				for _, p := range chosen {
-					err := rebuildOne(ctx, e, pool, p, eventstore.Source{Store: store}, accept)
+					err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store}, accept)
 					if errors.Is(err, projections.ErrDiverged) {
 						return fmt.Errorf("rebuild %s refused, the live tables are as they were: %w "+
 							"(to swap anyway, recording it in each of these workspaces: usersd projections rebuild %s -accept-divergence)", p.Name(), err, p.Name())
