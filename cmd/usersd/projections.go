@@ -45,8 +45,14 @@ answering from the old tables until the swap; its projection runners carry on
 from the rebuilt checkpoint. A progress bar shows the events applied, and a
 final line the count and the rate.
 
+It runs as the tables' owner: USERSD_MIGRATE_DATABASE_URL when set (the
+rebuilt tables get the live ones' privileges, so the service's role goes
+on), else DATABASE_URL, which must then be the owner's.
+
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
+  USERSD_MIGRATE_DATABASE_URL
+                     the owner's URL of the same database
   ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
@@ -70,7 +76,9 @@ Environment:
 				if err := migrate(ctx, e, db); err != nil {
 					return err
 				}
-				pool, err := postgres.Connect(ctx, db.URL)
+				// A rebuild creates tables and swaps them in: the owner's
+				// work, never the service's role's.
+				pool, err := postgres.Connect(ctx, db.migrator().URL)
 				if err != nil {
 					return err
 				}

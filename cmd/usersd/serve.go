@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/httpapi"
@@ -51,8 +52,16 @@ Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
 USERSD_DATA_DIR; it creates a demo workspace with an Admin on first start and
 prints the link that opens the web UI signed in as that Admin.
 
+With USERSD_MIGRATE_DATABASE_URL (the owner's role), it migrates as the
+owner and serves as DATABASE_URL's role, which the migrations grant only
+what the service needs: it may read and append events and audit entries,
+never change them. The embedded default sets both roles up itself.
+
 Environment:
   DATABASE_URL            PostgreSQL connection URL (default: the local server)
+  USERSD_MIGRATE_DATABASE_URL
+                          the owner's URL of the same database: migrations
+                          run as it; DATABASE_URL is then the service's role
   ESDB_URL                EventStoreDB / KurrentDB connection string; when set,
                           the events live there and PostgreSQL keeps the read
                           models (see docs/esdb.md)
@@ -105,6 +114,7 @@ Environment:
 					return err
 				}
 				defer release()
+				useServiceRole(ctx, e, &db)
 				return serve(ctx, e, db, cfg)
 			}
 		},
@@ -185,7 +195,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	if err := migrate(ctx, e, db); err != nil {
 		return err
 	}
-	pool, err := postgres.Connect(ctx, db.URL)
+	pool, err := connectService(ctx, e, &db)
 	if err != nil {
 		return err
 	}
@@ -326,6 +336,32 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	}
 	halt()
 	return nil
+}
+
+// connectService connects as the service's role. On the embedded default,
+// a server that does not let that role in (its own authentication rules)
+// leaves serve on the owner's, as one role. A role that could rewrite the
+// history (a superuser, the owner) is warned about.
+func connectService(ctx context.Context, e *env, db *database) (*pgxpool.Pool, error) {
+	pool, err := postgres.Connect(ctx, db.URL)
+	if err != nil && db.Source == "default" && db.owner != nil {
+		e.Log.Warn("the embedded default runs as one database role: the service's cannot log in", "role", db.config.User, "err", err)
+		*db = db.migrator()
+		pool, err = postgres.Connect(ctx, db.URL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	why, err := postgres.Privileged(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if why != "" {
+		e.Log.Warn("the service's database role "+why+": it could change or remove events and audit entries; "+
+			"give usersd serve a role of its own (DATABASE_URL) and the owner's to "+envMigrateDatabaseURL, "role", db.config.User)
+	}
+	return pool, nil
 }
 
 // withUI sends the API's paths to api and everything else to the web UI,
