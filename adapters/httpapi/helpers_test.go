@@ -104,7 +104,9 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 // dependencies and the policy as app changes them.
 func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPolicy), configure func(*httpapi.Config)) *api {
 	t.Helper()
-	pool, _ := pgtest.New(t)
+	// The service's side as usersd serve runs it: as the role that owns
+	// nothing and may only read and append events and audit entries.
+	pool, _ := pgtest.NewService(t)
 	var store eventstore.Store
 	if open, ok := eventStores.Load(t); ok {
 		store = open.(func(testing.TB) eventstore.Store)(t)

@@ -113,6 +113,15 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// NewService is New as the service's role: a fresh database, with a pool
+// connected as ServiceRole, and its URL. Tests of what usersd serve does
+// use it, so that anything the service's role may not do fails them.
+func NewService(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	_, dbURL := New(t)
+	return Service(t, dbURL)
+}
+
 // Service connects to the database at dbURL (from New) as the service's
 // role, ServiceRole, as usersd serve does with two roles, and returns the
 // pool, closed when the test ends, and its URL.
