@@ -174,7 +174,7 @@ func TestCreateWorkspaceMakesOwnerActiveAdmin(t *testing.T) {
 		t.Errorf("position is zero, want the position of the last event")
 	}
 	got := types(all(t, e.store))
-	want := []string{domain.TypeAccountRegistered, domain.TypeWorkspaceCreated}
+	want := []string{"AccountRegistered", "WorkspaceCreated"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("stored events = %v, want %v", got, want)
 	}
@@ -454,8 +454,8 @@ func TestEmailOutcomeRecordedOnlyForCurrentAttempt(t *testing.T) {
 	}
 	record(commands.EmailOutcome{InvitationID: inv.InvitationID, Attempt: 1, Failure: "550 no such user"})
 	events := all(t, e.store)
-	if last := events[len(events)-1]; last.Type != domain.TypeInvitationEmailFailed {
-		t.Errorf("last event %s, want %s", last.Type, domain.TypeInvitationEmailFailed)
+	if last := events[len(events)-1]; last.Type != "InvitationEmailFailed" {
+		t.Errorf("last event %s, want %s", last.Type, "InvitationEmailFailed")
 	}
 }
 
@@ -469,7 +469,7 @@ func TestLoginsGoToTheirOwnStream(t *testing.T) {
 		t.Fatalf("login = %v, %v; want a position", pos, err)
 	}
 	events, err := e.store.ReadStream(ctx, eventstore.LoginsStream(ws.WorkspaceID), eventstore.ReadOptions{})
-	if err != nil || len(events) != 1 || events[0].Type != domain.TypeUserLoggedIn {
+	if err != nil || len(events) != 1 || events[0].Type != "UserLoggedIn" {
 		t.Fatalf("logins stream = %v, %v; want one UserLoggedIn", types(events), err)
 	}
 	wsEvents, _ := e.store.ReadStream(ctx, eventstore.WorkspaceStream(ws.WorkspaceID), eventstore.ReadOptions{})

@@ -115,9 +115,9 @@ func TestRecordEmailOutcomesIsIdempotent(t *testing.T) {
 	var sent, failed int
 	for _, ev := range all(t, e.store) {
 		switch ev.Type {
-		case domain.TypeInvitationEmailSent:
+		case "InvitationEmailSent":
 			sent++
-		case domain.TypeInvitationEmailFailed:
+		case "InvitationEmailFailed":
 			failed++
 		}
 	}

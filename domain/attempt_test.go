@@ -23,4 +23,7 @@ func TestNextAttempt(t *testing.T) {
 	if _, _, err := w.NextAttempt(owner.id); domain.ErrorCode(err) != domain.CodeNotInvited {
 		t.Errorf("NextAttempt of an active member: got %v, want code %q", err, domain.CodeNotInvited)
 	}
+	if _, _, err := w.NextAttempt(ned.id); domain.ErrorCode(err) != domain.CodeUserNotFound {
+		t.Errorf("NextAttempt of someone unknown: got %v, want code %q", err, domain.CodeUserNotFound)
+	}
 }

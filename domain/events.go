@@ -1,39 +1,39 @@
 package domain
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 )
 
-// Event is a fact the domain recorded. Each event is a plain struct of
-// primitive fields with a stable type name, so that an old event always
-// decodes; a breaking change adds a new schema version and an upcaster in
-// DecodeEvent instead of editing a struct.
-type Event interface {
-	EventType() string
-}
+// Event is a fact the domain recorded: a value of one of the plain structs
+// below, each registered in registerEvents with its stored name. A struct
+// holds primitive fields with JSON tags and no logic, so that an old event
+// always decodes; a breaking change registers a new schema version and an
+// upcaster (see register) instead of editing a struct.
+type Event any
 
-// Event type names. They are stored with every event: never rename one.
-const (
-	TypeWorkspaceCreated         = "WorkspaceCreated"
-	TypeUserInvited              = "UserInvited"
-	TypeInvitationResent         = "InvitationResent"
-	TypeInvitationRevoked        = "InvitationRevoked"
-	TypeInvitationExpired        = "InvitationExpired"
-	TypeInvitationAccepted       = "InvitationAccepted"
-	TypeInvitationEmailSent      = "InvitationEmailSent"
-	TypeInvitationEmailFailed    = "InvitationEmailFailed"
-	TypeRoleChanged              = "RoleChanged"
-	TypeMemberRemoved            = "MemberRemoved"
-	TypeMemberSuspended          = "MemberSuspended"
-	TypeMemberReactivated        = "MemberReactivated"
-	TypeWorkspaceSettingsChanged = "WorkspaceSettingsChanged"
-	TypeUserLoggedIn             = "UserLoggedIn"
-	TypeAccountRegistered        = "AccountRegistered"
-)
+// registerEvents declares every event type: its stored name (never
+// renamed: it is stored with every event), its schema version, and the
+// workspace it belongs to (nil for an event of no workspace). Adding an event
+// is its struct above and its line here.
+func registerEvents(r *registry) {
+	register(r, "WorkspaceCreated", 1, func(e WorkspaceCreated) uuid.UUID { return e.WorkspaceID })
+	register(r, "UserInvited", 1, func(e UserInvited) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationResent", 1, func(e InvitationResent) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationRevoked", 1, func(e InvitationRevoked) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationExpired", 1, func(e InvitationExpired) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationAccepted", 1, func(e InvitationAccepted) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationEmailSent", 1, func(e InvitationEmailSent) uuid.UUID { return e.WorkspaceID })
+	register(r, "InvitationEmailFailed", 1, func(e InvitationEmailFailed) uuid.UUID { return e.WorkspaceID })
+	register(r, "RoleChanged", 1, func(e RoleChanged) uuid.UUID { return e.WorkspaceID })
+	register(r, "MemberRemoved", 1, func(e MemberRemoved) uuid.UUID { return e.WorkspaceID })
+	register(r, "MemberSuspended", 1, func(e MemberSuspended) uuid.UUID { return e.WorkspaceID })
+	register(r, "MemberReactivated", 1, func(e MemberReactivated) uuid.UUID { return e.WorkspaceID })
+	register(r, "WorkspaceSettingsChanged", 1, func(e WorkspaceSettingsChanged) uuid.UUID { return e.WorkspaceID })
+	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
+	register[AccountRegistered](r, "AccountRegistered", 1, nil)
+}
 
 // WorkspaceCreated opens a workspace; its owner is an active Admin at once.
 type WorkspaceCreated struct {
@@ -178,124 +178,6 @@ type UserLoggedIn struct {
 type AccountRegistered struct {
 	UserID uuid.UUID `json:"userId"`
 	Email  string    `json:"email"`
-}
-
-func (WorkspaceCreated) EventType() string         { return TypeWorkspaceCreated }
-func (UserInvited) EventType() string              { return TypeUserInvited }
-func (InvitationResent) EventType() string         { return TypeInvitationResent }
-func (InvitationRevoked) EventType() string        { return TypeInvitationRevoked }
-func (InvitationExpired) EventType() string        { return TypeInvitationExpired }
-func (InvitationAccepted) EventType() string       { return TypeInvitationAccepted }
-func (InvitationEmailSent) EventType() string      { return TypeInvitationEmailSent }
-func (InvitationEmailFailed) EventType() string    { return TypeInvitationEmailFailed }
-func (RoleChanged) EventType() string              { return TypeRoleChanged }
-func (MemberRemoved) EventType() string            { return TypeMemberRemoved }
-func (MemberSuspended) EventType() string          { return TypeMemberSuspended }
-func (MemberReactivated) EventType() string        { return TypeMemberReactivated }
-func (WorkspaceSettingsChanged) EventType() string { return TypeWorkspaceSettingsChanged }
-func (UserLoggedIn) EventType() string             { return TypeUserLoggedIn }
-func (AccountRegistered) EventType() string        { return TypeAccountRegistered }
-
-// SchemaVersion is the version every event type is written with today.
-const SchemaVersion = 1
-
-// eventTypes is the one registry of stored event names: name to a new, empty
-// value of the current struct. Adding an event means adding a line here.
-func eventTypes() map[string]func() Event {
-	return map[string]func() Event{
-		TypeWorkspaceCreated:         func() Event { return &WorkspaceCreated{} },
-		TypeUserInvited:              func() Event { return &UserInvited{} },
-		TypeInvitationResent:         func() Event { return &InvitationResent{} },
-		TypeInvitationRevoked:        func() Event { return &InvitationRevoked{} },
-		TypeInvitationExpired:        func() Event { return &InvitationExpired{} },
-		TypeInvitationAccepted:       func() Event { return &InvitationAccepted{} },
-		TypeInvitationEmailSent:      func() Event { return &InvitationEmailSent{} },
-		TypeInvitationEmailFailed:    func() Event { return &InvitationEmailFailed{} },
-		TypeRoleChanged:              func() Event { return &RoleChanged{} },
-		TypeMemberRemoved:            func() Event { return &MemberRemoved{} },
-		TypeMemberSuspended:          func() Event { return &MemberSuspended{} },
-		TypeMemberReactivated:        func() Event { return &MemberReactivated{} },
-		TypeWorkspaceSettingsChanged: func() Event { return &WorkspaceSettingsChanged{} },
-		TypeUserLoggedIn:             func() Event { return &UserLoggedIn{} },
-		TypeAccountRegistered:        func() Event { return &AccountRegistered{} },
-	}
-}
-
-var registry = eventTypes()
-
-// EventTypeNames lists every registered event type name.
-func EventTypeNames() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	return names
-}
-
-// EncodeEvent serialises an event for storage.
-func EncodeEvent(e Event) ([]byte, error) {
-	if _, ok := registry[e.EventType()]; !ok {
-		return nil, fmt.Errorf("encode %s: event type not registered", e.EventType())
-	}
-	return json.Marshal(e)
-}
-
-// DecodeEvent turns stored data back into the current struct of its type.
-// Versions older than SchemaVersion go through their upcaster here.
-func DecodeEvent(name string, version int, data []byte) (Event, error) {
-	newEvent, ok := registry[name]
-	if !ok {
-		return nil, fmt.Errorf("decode %s: unknown event type", name)
-	}
-	if version < 1 {
-		return nil, fmt.Errorf("decode %s: schema version %d is not valid", name, version)
-	}
-	if version > SchemaVersion {
-		return nil, fmt.Errorf("decode %s: schema version %d is newer than this build knows (%d)", name, version, SchemaVersion)
-	}
-	p := newEvent()
-	if err := json.Unmarshal(data, p); err != nil {
-		return nil, fmt.Errorf("decode %s v%d: %w", name, version, err)
-	}
-	return deref(p), nil
-}
-
-// deref returns the struct value behind the pointer DecodeEvent filled, so
-// decoded events are the same values the aggregate recorded.
-func deref(p Event) Event {
-	switch e := p.(type) {
-	case *WorkspaceCreated:
-		return *e
-	case *UserInvited:
-		return *e
-	case *InvitationResent:
-		return *e
-	case *InvitationRevoked:
-		return *e
-	case *InvitationExpired:
-		return *e
-	case *InvitationAccepted:
-		return *e
-	case *InvitationEmailSent:
-		return *e
-	case *InvitationEmailFailed:
-		return *e
-	case *RoleChanged:
-		return *e
-	case *MemberRemoved:
-		return *e
-	case *MemberSuspended:
-		return *e
-	case *MemberReactivated:
-		return *e
-	case *WorkspaceSettingsChanged:
-		return *e
-	case *UserLoggedIn:
-		return *e
-	case *AccountRegistered:
-		return *e
-	}
-	return p
 }
 
 // Actor is who caused an event, as they were at that moment.

@@ -37,7 +37,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	t.Parallel()
 	var want []string
 	for _, e := range sampleEvents() {
-		want = append(want, e.EventType())
+		want = append(want, domain.EventName(e))
 	}
 	got := domain.EventTypeNames()
 	sort.Strings(got)
@@ -60,13 +60,13 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 func TestEventRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, e := range sampleEvents() {
-		t.Run(e.EventType(), func(t *testing.T) {
+		t.Run(domain.EventName(e), func(t *testing.T) {
 			t.Parallel()
 			// Every field is set, so a dropped field shows up below.
 			v := reflect.ValueOf(e)
 			for i := 0; i < v.NumField(); i++ {
 				if v.Field(i).IsZero() && v.Field(i).Kind() != reflect.Bool {
-					t.Fatalf("sample %s: field %s is zero, want every field set", e.EventType(), v.Type().Field(i).Name)
+					t.Fatalf("sample %s: field %s is zero, want every field set", domain.EventName(e), v.Type().Field(i).Name)
 				}
 			}
 			data, err := domain.EncodeEvent(e)
@@ -85,7 +85,7 @@ func TestEventRoundTrip(t *testing.T) {
 					t.Errorf("EncodeEvent: got JSON field %q, want lowerCamelCase names", k)
 				}
 			}
-			got, err := domain.DecodeEvent(e.EventType(), domain.SchemaVersion, data)
+			got, err := domain.DecodeEvent(domain.EventName(e), domain.SchemaVersion, data)
 			if err != nil {
 				t.Fatalf("DecodeEvent: got error %v, want the event back", err)
 			}
@@ -116,16 +116,52 @@ func TestDecodeStoredEvent(t *testing.T) {
 	}
 }
 
-// unregistered is an event type the domain does not know.
-type unregistered struct{}
-
-func (unregistered) EventType() string { return "NotAnEvent" }
+// unregistered is a struct the domain does not know as an event.
+type unregistered struct{ WorkspaceID string }
 
 func TestEncodeEventRefusesUnregisteredType(t *testing.T) {
 	t.Parallel()
 	data, err := domain.EncodeEvent(unregistered{})
 	if err == nil {
 		t.Fatalf("EncodeEvent(unregistered): got %s, want an error", data)
+	}
+	if name := domain.EventName(unregistered{}); name != "" {
+		t.Errorf("EventName(unregistered): got %q, want \"\"", name)
+	}
+	if ws, ok := domain.WorkspaceOf(unregistered{}); ok {
+		t.Errorf("WorkspaceOf(unregistered): got %s, true, want false", ws)
+	}
+	if _, ok := domain.TypeOf(&domain.RoleChanged{}); ok {
+		t.Errorf("TypeOf(*RoleChanged): got a type, want none (events are values, not pointers)")
+	}
+}
+
+// TestWorkspaceOf: every event names its workspace, but AccountRegistered,
+// which belongs to none; and every registered type has a sample above.
+func TestWorkspaceOf(t *testing.T) {
+	t.Parallel()
+	samples := make(map[string]domain.Event)
+	for _, e := range sampleEvents() {
+		samples[domain.EventName(e)] = e
+	}
+	for _, typ := range domain.EventTypes() {
+		e, ok := samples[typ.Name]
+		if !ok {
+			t.Errorf("sampleEvents has no %s, want one of every registered type", typ.Name)
+			continue
+		}
+		if typ.Version != domain.SchemaVersion {
+			t.Errorf("%s: version %d, want %d (no type has moved on yet)", typ.Name, typ.Version, domain.SchemaVersion)
+		}
+		ws, ok := domain.WorkspaceOf(e)
+		switch {
+		case typ.Name == "AccountRegistered":
+			if ok {
+				t.Errorf("WorkspaceOf(%s): got %s, true, want no workspace", typ.Name, ws)
+			}
+		case !ok || ws != wsID:
+			t.Errorf("WorkspaceOf(%s): got %s, %t, want %s, true", typ.Name, ws, ok, wsID)
+		}
 	}
 }
 
@@ -139,14 +175,14 @@ func TestDecodeEventErrors(t *testing.T) {
 	}{
 		{"unknown type", "UserTeleported", 1, `{}`, "unknown event type"},
 		{"empty type", "", 1, `{}`, "unknown event type"},
-		{"newer schema version", domain.TypeUserInvited, domain.SchemaVersion + 1, `{}`, "newer"},
-		{"schema version zero", domain.TypeUserInvited, 0, `{}`, "not valid"},
-		{"bad JSON", domain.TypeUserInvited, 1, `{"workspaceId":`, "UserInvited"},
-		{"not an object", domain.TypeRoleChanged, 1, `[1,2]`, "RoleChanged"},
-		{"wrong field type", domain.TypeInvitationResent, 1, `{"attempt":"two"}`, "InvitationResent"},
-		{"bad uuid", domain.TypeMemberRemoved, 1, `{"userId":"not-a-uuid"}`, "MemberRemoved"},
-		{"bad time", domain.TypeUserLoggedIn, 1, `{"loggedInAt":"yesterday"}`, "UserLoggedIn"},
-		{"empty data", domain.TypeMemberRemoved, 1, ``, "MemberRemoved"},
+		{"newer schema version", "UserInvited", domain.SchemaVersion + 1, `{}`, "newer"},
+		{"schema version zero", "UserInvited", 0, `{}`, "not valid"},
+		{"bad JSON", "UserInvited", 1, `{"workspaceId":`, "UserInvited"},
+		{"not an object", "RoleChanged", 1, `[1,2]`, "RoleChanged"},
+		{"wrong field type", "InvitationResent", 1, `{"attempt":"two"}`, "InvitationResent"},
+		{"bad uuid", "MemberRemoved", 1, `{"userId":"not-a-uuid"}`, "MemberRemoved"},
+		{"bad time", "UserLoggedIn", 1, `{"loggedInAt":"yesterday"}`, "UserLoggedIn"},
+		{"empty data", "MemberRemoved", 1, ``, "MemberRemoved"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

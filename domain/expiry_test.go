@@ -55,7 +55,7 @@ func TestRecordEmailOutcome(t *testing.T) {
 				if err != nil {
 					t.Fatalf("EncodeEvent: %v", err)
 				}
-				back, err := domain.DecodeEvent(e.EventType(), domain.SchemaVersion, data)
+				back, err := domain.DecodeEvent(domain.EventName(e), domain.SchemaVersion, data)
 				if err != nil || back != domain.Event(e) {
 					t.Fatalf("stored and decoded: got %+v, %v, want the recorded event %+v", back, err, e)
 				}

@@ -637,20 +637,6 @@ func TestResend(t *testing.T) {
 	})
 }
 
-func TestPendingInvitationID(t *testing.T) {
-	t.Parallel()
-	w := replayed(evs(team(), invited(20, nora, domain.RoleEditor)))
-	if id, err := w.PendingInvitationID(nora.id); err != nil || id != invID(20) {
-		t.Fatalf("PendingInvitationID(nora): got %s, %v, want %s", id, err, invID(20))
-	}
-	if _, err := w.PendingInvitationID(editor.id); domain.ErrorCode(err) != domain.CodeNotInvited {
-		t.Fatalf("PendingInvitationID(active member): got %v, want code %q", err, domain.CodeNotInvited)
-	}
-	if _, err := w.PendingInvitationID(ned.id); domain.ErrorCode(err) != domain.CodeUserNotFound {
-		t.Fatalf("PendingInvitationID(unknown): got %v, want code %q", err, domain.CodeUserNotFound)
-	}
-}
-
 func TestRevokeInvitation(t *testing.T) {
 	t.Parallel()
 	pending := evs(team(), invited(20, nora, domain.RoleEditor))

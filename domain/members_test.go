@@ -195,8 +195,8 @@ func TestSuspendAndReactivate(t *testing.T) {
 			then:  evs(suspended(editor, domain.RoleEditor)),
 			check: func(t *testing.T, w *domain.Workspace) {
 				wantStatus(t, w, editor, domain.RoleEditor, domain.StatusSuspended)
-				if err := w.Authorize(editor.id, domain.PermUseInbox); domain.ErrorCode(err) != domain.CodeMemberSuspended {
-					t.Fatalf("Authorize(suspended, inbox): got %v, want code %q", err, domain.CodeMemberSuspended)
+				if err := w.CheckPermission(editor.id, domain.PermUseInbox); domain.ErrorCode(err) != domain.CodeMemberSuspended {
+					t.Fatalf("CheckPermission(suspended, inbox): got %v, want code %q", err, domain.CodeMemberSuspended)
 				}
 			},
 		},
@@ -335,9 +335,9 @@ func TestAuthorize(t *testing.T) {
 	for _, c := range cases {
 		t.Run(string(c.who.email)+"/"+string(c.perm), func(t *testing.T) {
 			t.Parallel()
-			err := w.Authorize(c.who.id, c.perm)
+			err := w.CheckPermission(c.who.id, c.perm)
 			if code := domain.ErrorCode(err); code != c.want || (err == nil) != (c.want == "") {
-				t.Fatalf("Authorize(%s, %s): got %v (code %q), want code %q", c.who.email, c.perm, err, code, c.want)
+				t.Fatalf("CheckPermission(%s, %s): got %v (code %q), want code %q", c.who.email, c.perm, err, code, c.want)
 			}
 		})
 	}

@@ -201,14 +201,14 @@ func teamWithAdmin2() []domain.Event {
 func evs(parts ...any) []domain.Event {
 	var out []domain.Event
 	for _, p := range parts {
-		switch p := p.(type) {
-		case domain.Event:
-			out = append(out, p)
-		case []domain.Event:
-			out = append(out, p...)
-		default:
+		if list, ok := p.([]domain.Event); ok {
+			out = append(out, list...)
+			continue
+		}
+		if _, ok := domain.TypeOf(p); !ok {
 			panic(fmt.Sprintf("evs: %T is not an event", p))
 		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -373,7 +373,7 @@ func diffEvents(t reporter, got, want []domain.Event) bool {
 			fmt.Fprintf(&b, "  [%d] got %T%+v, want %T%+v\n", i, got[i], got[i], want[i], want[i])
 		default:
 			for _, d := range fieldDiff(got[i], want[i]) {
-				fmt.Fprintf(&b, "  [%d] %s.%s\n", i, got[i].EventType(), d)
+				fmt.Fprintf(&b, "  [%d] %s.%s\n", i, domain.EventName(got[i]), d)
 			}
 		}
 	}

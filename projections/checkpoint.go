@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,11 +51,11 @@ func readCheckpoint(ctx context.Context, q querier, name string, forUpdate bool)
 // runner read it: the batch must not commit, and its notification, sent
 // inside the transaction, goes nowhere with the rollback.
 func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain.Position) (bool, error) {
-	fc, fp, err := pgPosition(from)
+	fc, fp, err := PositionColumns(from)
 	if err != nil {
 		return false, err
 	}
-	tc, tp, err := pgPosition(to)
+	tc, tp, err := PositionColumns(to)
 	if err != nil {
 		return false, err
 	}
@@ -84,7 +83,7 @@ func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain
 // setCheckpoint sets the checkpoint whatever it holds; the caller has locked
 // the row.
 func setCheckpoint(ctx context.Context, tx pgx.Tx, name string, to domain.Position) error {
-	c, p, err := pgPosition(to)
+	c, p, err := PositionColumns(to)
 	if err != nil {
 		return err
 	}
@@ -179,15 +178,6 @@ func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	_ = conn.Close(ctx)
-}
-
-// pgPosition converts a Position to the bigint columns. Positions come from
-// bigint columns, so one that does not fit is a bug worth an error.
-func pgPosition(p domain.Position) (commit, prepare int64, err error) {
-	if p.Commit > math.MaxInt64 || p.Prepare > math.MaxInt64 {
-		return 0, 0, fmt.Errorf("position %s does not fit in bigint", p)
-	}
-	return int64(p.Commit), int64(p.Prepare), nil
 }
 
 // AppName is the application_name of the connections a runner, a waiter or

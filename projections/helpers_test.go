@@ -25,31 +25,20 @@ import (
 // server another test's open transaction can hold events back a while.
 const waitTimeout = 30 * time.Second
 
-// testTablesSQL is the test projection's migration: a CreateTables function
-// and the live tables it makes. Its secondary index comes from a function of
-// its own, for deferredProjection.
-const testTablesSQL = `
-CREATE FUNCTION test_create_indexes(schema text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format('CREATE INDEX test_rows_type ON %I.test_rows (type)', schema);
-END
-$$;
-CREATE FUNCTION test_create(schema text, with_secondary_indexes boolean DEFAULT true) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format('CREATE TABLE %I.test_rows (
-		event_id         uuid   PRIMARY KEY,
-		commit_position  bigint NOT NULL,
-		prepare_position bigint NOT NULL,
-		type             text   NOT NULL,
-		applied_by       text   NOT NULL,
-		times            int    NOT NULL DEFAULT 1)', schema);
-	EXECUTE format('CREATE TABLE %I.test_counts (type text PRIMARY KEY, n bigint NOT NULL)', schema);
-	IF with_secondary_indexes THEN
-		PERFORM public.test_create_indexes(schema);
-	END IF;
-END
-$$;
-SELECT test_create('public');`
+// The test projection's tables and its one secondary index (deferred by
+// deferredProjection).
+const (
+	testTablesSQL = `
+CREATE TABLE test_rows (
+	event_id         uuid   PRIMARY KEY,
+	commit_position  bigint NOT NULL,
+	prepare_position bigint NOT NULL,
+	type             text   NOT NULL,
+	applied_by       text   NOT NULL,
+	times            int    NOT NULL DEFAULT 1);
+CREATE TABLE test_counts (type text PRIMARY KEY, n bigint NOT NULL);`
+	testIndexesSQL = `CREATE INDEX test_rows_type ON test_rows (type);`
+)
 
 // env is one test's database with an event store and the test projection's
 // tables.
@@ -63,7 +52,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	pool, url := pgtest.New(t)
-	if _, err := pool.Exec(context.Background(), testTablesSQL); err != nil {
+	if _, err := pool.Exec(context.Background(), testTablesSQL+testIndexesSQL); err != nil {
 		t.Fatalf("create the test projection's tables: %v", err)
 	}
 	store := pgstore.New(pool, pgstore.WithLogger(testLogger(t)))
@@ -91,9 +80,20 @@ type testProjection struct {
 	calls              atomic.Int32
 }
 
-func (p *testProjection) Name() string         { return p.name }
-func (p *testProjection) Tables() []string     { return []string{"test_rows", "test_counts"} }
-func (p *testProjection) CreateTables() string { return "test_create" }
+func (p *testProjection) Name() string     { return p.name }
+func (p *testProjection) Tables() []string { return []string{"test_rows", "test_counts"} }
+func (p *testProjection) Schema() projections.Schema {
+	return projections.Schema{Tables: testTablesSQL + testIndexesSQL}
+}
+
+// Handling: the test projection applies every event type.
+func (p *testProjection) Handling() projections.Handling {
+	var all []domain.Event
+	for _, t := range domain.EventTypes() {
+		all = append(all, t.Zero())
+	}
+	return projections.Handling{Applies: projections.EventsOf(all...)}
+}
 func (p *testProjection) withLabel(l string) *testProjection {
 	return &testProjection{name: p.name, label: l, applying: p.applying, overlaps: p.overlaps}
 }
@@ -103,19 +103,18 @@ func newTestProjection(label string) *testProjection {
 }
 
 // deferredProjection is the test projection with its secondary index
-// deferred (projections.DeferredIndexes) to the SQL function named
-// createIndexes.
+// deferred: built by indexes after a rebuild's replay.
 type deferredProjection struct {
 	*testProjection
-	createIndexes string
+	indexes string
 }
 
-var _ projections.DeferredIndexes = deferredProjection{}
-
-func (p deferredProjection) CreateIndexes() string { return p.createIndexes }
+func (p deferredProjection) Schema() projections.Schema {
+	return projections.Schema{Tables: testTablesSQL, Indexes: p.indexes}
+}
 
 func newDeferredProjection(label string) deferredProjection {
-	return deferredProjection{testProjection: newTestProjection(label), createIndexes: "test_create_indexes"}
+	return deferredProjection{testProjection: newTestProjection(label), indexes: testIndexesSQL}
 }
 
 func (p *testProjection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
@@ -145,7 +144,7 @@ func (p *testProjection) write(ctx context.Context, tx pgx.Tx, events []domain.R
 	prepares := make([]int64, len(events))
 	types := make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i] = e.Metadata.EventID, e.Event.EventType()
+		ids[i], types[i] = e.Metadata.EventID, domain.EventName(e.Event)
 		commits[i], prepares[i] = int64(e.Position.Commit), int64(e.Position.Prepare)
 	}
 	// Unqualified names: the runner's search_path picks the schema.

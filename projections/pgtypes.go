@@ -22,6 +22,29 @@ func PGIDs(ids []uuid.UUID) []pgtype.UUID {
 	return out
 }
 
+// DB is what a read model's queries need: a *pgxpool.Pool, a *pgx.Conn or
+// a pgx.Tx.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// DeleteByKeys is the statement that deletes the rows of table whose
+// two-column key (first, second, both uuid) is among the pairs of the
+// arrays $1 and $2. It finds each row by its key with LATERAL ... LIMIT 1,
+// a probe of the primary key per key: a join plan could scan the whole
+// table for a handful of keys. It then deletes the rows found by their
+// physical address.
+func DeleteByKeys(table, first, second string) string {
+	return `DELETE FROM ` + table + ` WHERE ctid = ANY (ARRAY(
+		SELECT t.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(` + first + `, ` + second + `)
+		CROSS JOIN LATERAL (
+			SELECT ctid FROM ` + table + ` t
+			WHERE t.` + first + ` = k.` + first + ` AND t.` + second + ` = k.` + second + `
+			LIMIT 1
+		) t))`
+}
+
 // customPlans makes PostgreSQL plan each statement of the transaction for
 // its actual arguments and the tables' current size. A rebuild starts from
 // empty tables without statistics: a plan cached then (pgx prepares its

@@ -47,7 +47,7 @@ type RebuildOptions struct {
 	Progress func(applied int, pos domain.Position)
 	// Phase, if set, is called as the rebuild starts each of its phases,
 	// in order: RebuildReplay, then RebuildIndexes and RebuildCatchUp for a
-	// projection that implements DeferredIndexes, then RebuildSwap.
+	// read model with secondary indexes (Schema.Indexes), then RebuildSwap.
 	Phase func(RebuildPhase)
 	// Logger receives the phases (Info) and the retries of the swap (Warn).
 	// Default slog.Default().
@@ -82,8 +82,8 @@ type RebuildPhase string
 const (
 	// RebuildReplay applies the whole history to fresh tables.
 	RebuildReplay RebuildPhase = "replaying the history"
-	// RebuildIndexes builds the secondary indexes of a DeferredIndexes
-	// projection on the replayed tables, and analyzes them.
+	// RebuildIndexes builds the secondary indexes (Schema.Indexes) of a read
+	// model on the replayed tables, and analyzes them.
 	RebuildIndexes RebuildPhase = "building indexes"
 	// RebuildCatchUp applies the events appended while the indexes were
 	// built, so that the swap has few left to apply under its locks.
@@ -100,8 +100,8 @@ type RebuildResult struct {
 	// Position is the projection's checkpoint after the swap.
 	Position domain.Position
 	Duration time.Duration
-	// IndexDuration is the part of Duration spent building the deferred
-	// indexes and analyzing the tables (DeferredIndexes); zero otherwise.
+	// IndexDuration is the part of Duration spent building the secondary
+	// indexes and analyzing the tables (Schema.Indexes); zero without.
 	IndexDuration time.Duration
 }
 
@@ -110,9 +110,8 @@ type RebuildResult struct {
 func RebuildSchema(name string) string { return "rebuild_" + name }
 
 // Rebuild builds p from the start of the history into fresh tables and swaps
-// them in for the live ones. If p implements DeferredIndexes, the fresh
-// tables get their secondary indexes only once the history is in them,
-// before the swap (see DeferredIndexes). The service keeps answering from
+// them in for the live ones. The fresh tables get their secondary indexes
+// (Schema.Indexes) only once the history is in them, before the swap. The service keeps answering from
 // the live tables, and the live runner keeps running, until the swap: one
 // transaction that locks the live tables, brings the new ones up to the
 // live checkpoint if they are behind it, replaces the live tables with them
@@ -121,7 +120,7 @@ func RebuildSchema(name string) string { return "rebuild_" + name }
 //
 // Only one rebuild of a projection runs at a time; another returns
 // ErrRebuildRunning. A failed rebuild leaves the live tables untouched.
-func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (RebuildResult, error) {
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, p ReadModel, src Source, opts RebuildOptions) (RebuildResult, error) {
 	start := time.Now()
 	rb, err := startRebuild(ctx, pool, p, src, opts.withDefaults())
 	if err != nil {
@@ -140,7 +139,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, 
 // rebuild is one run of Rebuild.
 type rebuild struct {
 	conn   *pgx.Conn // holds the rebuild lock; every write goes through it
-	p      Projection
+	p      ReadModel
 	src    Source
 	opts   RebuildOptions
 	schema string
@@ -148,7 +147,7 @@ type rebuild struct {
 }
 
 // startRebuild connects and takes the projection's rebuild lock.
-func startRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Source, opts RebuildOptions) (*rebuild, error) {
+func startRebuild(ctx context.Context, pool *pgxpool.Pool, p ReadModel, src Source, opts RebuildOptions) (*rebuild, error) {
 	schema := RebuildSchema(p.Name())
 	if len(schema) > maxIdentifier {
 		return nil, fmt.Errorf("rebuild %s: schema name %q is longer than %d bytes", p.Name(), schema, maxIdentifier)
@@ -172,8 +171,9 @@ func startRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, src Sou
 }
 
 func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
-	deferred, _ := rb.p.(DeferredIndexes)
-	if err := rb.createTables(ctx, deferred != nil); err != nil {
+	schema := rb.p.Schema()
+	deferred := schema.Indexes != ""
+	if err := rb.createTables(ctx, schema); err != nil {
 		return RebuildResult{}, err
 	}
 	rb.phase(RebuildReplay)
@@ -183,10 +183,10 @@ func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
 		return RebuildResult{}, err
 	}
 	var indexing time.Duration
-	if deferred != nil {
+	if deferred {
 		rb.phase(RebuildIndexes, "events", applied, "replay", time.Since(start).Round(time.Millisecond))
 		start := time.Now()
-		if err := rb.createIndexes(ctx, deferred.CreateIndexes()); err != nil {
+		if err := rb.createIndexes(ctx, schema); err != nil {
 			return RebuildResult{}, err
 		}
 		indexing = time.Since(start)
@@ -210,42 +210,32 @@ func (rb *rebuild) phase(ph RebuildPhase, args ...any) {
 }
 
 // createTables makes the rebuild schema afresh (a failed rebuild may have
-// left one) and has the projection's function create its tables there,
-// without their secondary indexes if it defers them.
-func (rb *rebuild) createTables(ctx context.Context, withoutSecondaryIndexes bool) error {
-	schema := pgx.Identifier{rb.schema}.Sanitize()
-	fn := sqlFunction(rb.p.CreateTables())
-	for _, sql := range []string{
-		"DROP SCHEMA IF EXISTS " + schema + " CASCADE",
-		"CREATE SCHEMA " + schema,
-	} {
-		if _, err := rb.conn.Exec(ctx, sql); err != nil {
-			if isInsufficientPrivilege(err) {
-				// The service's role: it owns nothing and may create
-				// nothing, by design.
-				return fmt.Errorf("%s: %w (a rebuild creates tables and swaps them for the live ones: run it as their owner, the role that runs the migrations)", sql, err)
+// left one) and the read model's tables in it, without their secondary
+// indexes.
+func (rb *rebuild) createTables(ctx context.Context, schema Schema) error {
+	quoted := pgx.Identifier{rb.schema}.Sanitize()
+	return rb.inTx(ctx, func(tx pgx.Tx) error {
+		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + quoted + " CASCADE", "CREATE SCHEMA " + quoted} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				if isInsufficientPrivilege(err) {
+					// The service's role: it owns nothing and may create
+					// nothing, by design.
+					return fmt.Errorf("%s: %w (a rebuild creates tables and swaps them for the live ones: run it as their owner, the role that runs the migrations)", sql, err)
+				}
+				return fmt.Errorf("%s: %w", sql, err)
 			}
-			return fmt.Errorf("%s: %w", sql, err)
 		}
-	}
-	call := "SELECT " + fn + "($1)"
-	if withoutSecondaryIndexes {
-		call = "SELECT " + fn + "($1, false)"
-	}
-	if _, err := rb.conn.Exec(ctx, call, rb.schema); err != nil {
-		return fmt.Errorf("create tables with %s(%s): %w", fn, rb.schema, err)
-	}
-	return nil
+		return CreateTables(ctx, tx, rb.schema, schema, false)
+	})
 }
 
-// createIndexes has the projection's function build its secondary indexes
-// on the replayed tables, then analyzes the tables: the planner then knows
-// them as soon as they are live, and Apply's custom plans in the catch-up
-// and the swap see their real size.
-func (rb *rebuild) createIndexes(ctx context.Context, function string) error {
-	fn := sqlFunction(function)
-	if _, err := rb.conn.Exec(ctx, "SELECT "+fn+"($1)", rb.schema); err != nil {
-		return fmt.Errorf("create indexes with %s(%s): %w", fn, rb.schema, err)
+// createIndexes builds the secondary indexes on the replayed tables, then
+// analyzes the tables: the planner then knows them as soon as they are
+// live, and Apply's custom plans in the catch-up and the swap see their
+// real size.
+func (rb *rebuild) createIndexes(ctx context.Context, schema Schema) error {
+	if err := rb.inTx(ctx, func(tx pgx.Tx) error { return CreateIndexes(ctx, tx, rb.schema, schema) }); err != nil {
+		return err
 	}
 	if _, err := rb.conn.Exec(ctx, "ANALYZE "+qualified(rb.schema, rb.p.Tables())); err != nil {
 		return fmt.Errorf("analyze the rebuilt tables: %w", err)
@@ -253,9 +243,17 @@ func (rb *rebuild) createIndexes(ctx context.Context, function string) error {
 	return nil
 }
 
-// sqlFunction quotes a function name, which may be schema-qualified.
-func sqlFunction(name string) string {
-	return pgx.Identifier(strings.Split(name, ".")).Sanitize()
+// inTx runs f in a transaction on the rebuild's connection.
+func (rb *rebuild) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
+	tx, err := rb.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // replay applies the history after from into the rebuild's tables until the
@@ -483,8 +481,8 @@ func upTo(events []domain.RecordedEvent, pos domain.Position) []domain.RecordedE
 // The new tables first take the live ones' owner and privileges, so that
 // the service's role, which owns nothing and runs no DDL, reads and writes
 // them as before. The schema is dropped without CASCADE: anything else
-// CreateTables left there (a type a column uses, say) fails the swap rather
-// than silently breaking the new live tables.
+// Schema.Tables left there (a type a column uses, say) fails the swap
+// rather than silently breaking the new live tables.
 func (rb *rebuild) replaceTables(ctx context.Context, tx pgx.Tx, live []string) error {
 	if err := rb.copyPrivileges(ctx, tx, live); err != nil {
 		return err
@@ -501,7 +499,7 @@ func (rb *rebuild) replaceTables(ctx context.Context, tx pgx.Tx, live []string) 
 		}
 	}
 	if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{rb.schema}.Sanitize()); err != nil {
-		return fmt.Errorf("drop schema %s (CreateTables must create only tables, with what belongs to them): %w", rb.schema, err)
+		return fmt.Errorf("drop schema %s (Schema.Tables must create only tables, with what belongs to them): %w", rb.schema, err)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if res.Applied != 250 || res.AppliedInSwap != 0 || res.Position != last || res.Duration <= 0 || res.IndexDuration != 0 {
 		t.Errorf("Rebuild: got %+v, want 250 applied, none in the swap, position %s, a duration, no index build", res, last)
 	}
-	// No DeferredIndexes: no phase of its own.
+	// No secondary indexes (Schema.Indexes): no phase of their own.
 	if want := []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildSwap}; !slices.Equal(phases, want) {
 		t.Errorf("phases: got %q, want %q", phases, want)
 	}
@@ -355,8 +355,8 @@ func TestRebuildCreatesMissingLiveTables(t *testing.T) {
 	e.wantRows(t)
 }
 
-// A projection that implements DeferredIndexes has its tables made without
-// their secondary indexes for the replay; the indexes are built, and the
+// A read model with secondary indexes (Schema.Indexes) has its tables made
+// without them for the replay; the indexes are built, and the
 // tables analyzed, before the swap, so the tables swapped in have exactly
 // the live tables' indexes. The events appended while the indexes are
 // built are applied before the swap, not in it.
@@ -454,10 +454,10 @@ func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	cp := e.checkpoint(t, "test")
 
 	p := newDeferredProjection("rebuild")
-	p.createIndexes = "test_no_such_function"
+	p.indexes = "CREATE INDEX test_rows_nothing ON test_rows (no_such_column)"
 	_, err := projections.Rebuild(context.Background(), e.pool, p, e.src, projections.RebuildOptions{BatchSize: 5})
 	if err == nil || !strings.Contains(err.Error(), "create indexes") {
-		t.Fatalf("Rebuild with a missing index function: got %v, want an error creating the indexes", err)
+		t.Fatalf("Rebuild with a failing index: got %v, want an error creating the indexes", err)
 	}
 	e.wantRows(t)
 	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,7 @@ const (
 	defaultLockRetry  = 500 * time.Millisecond
 	defaultMinBackoff = 100 * time.Millisecond
 	defaultMaxBackoff = 10 * time.Second
+	defaultConnCheck  = 2 * time.Second
 	closeTimeout      = 5 * time.Second
 )
 
@@ -44,6 +46,11 @@ type RunnerOptions struct {
 	// again after a failure; it doubles from MinBackoff after each failure
 	// in a row. Defaults 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// ConnCheck is how often the lock's connection is pinged while no
+	// batch uses it, so that a connection lost while idle (a database
+	// restart) is noticed and the lock taken again before the next event
+	// needs it (Health pings it too). Default 2 s.
+	ConnCheck time.Duration
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
@@ -61,6 +68,9 @@ func (o RunnerOptions) withDefaults() RunnerOptions {
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(defaultMaxBackoff, o.MinBackoff)
+	}
+	if o.ConnCheck <= 0 {
+		o.ConnCheck = defaultConnCheck
 	}
 	return o
 }
@@ -93,7 +103,17 @@ type Runner struct {
 	log  *slog.Logger
 
 	lastEventAt time.Time // touched only by Run's goroutine
+
+	healthMu sync.Mutex
+	health   error                           // see Health
+	check    func(ctx context.Context) error // pings the lock's connection while following
 }
+
+// Why a runner is not working, as Health answers it.
+var (
+	errNotRunning  = errors.New("not running")
+	errNoRoundTrip = errors.New("took the lock; no batch applied or caught up since")
+)
 
 // NewRunner returns a runner feeding p from src into the database of pool.
 // It panics on nil arguments, which are programming errors.
@@ -104,8 +124,41 @@ func NewRunner(pool *pgxpool.Pool, p Projection, src Source, opts RunnerOptions)
 	opts = opts.withDefaults()
 	return &Runner{
 		pool: pool, p: p, src: src, opts: opts,
-		log: opts.Logger.With("projection", p.Name()),
+		log:    opts.Logger.With("projection", p.Name()),
+		health: errNotRunning,
 	}
+}
+
+// Health answers nil while the runner works, and otherwise why not. It
+// works when it stands by (its database answered that another replica holds
+// the projection's lock), or when it holds the lock and, since its last
+// failure or since it took the lock, has committed a batch or reached the
+// end of the history (a round trip through the source and the database
+// both), and its lock's connection answers a ping now, if no batch is
+// using it. A ping of the pool alone proves none of this: after an outage,
+// a runner is not healthy again until it has taken its lock anew and
+// followed the source (readiness, /readyz). A failed ping makes the runner
+// take the lock again at once.
+func (r *Runner) Health(ctx context.Context) error {
+	r.healthMu.Lock()
+	err, check := r.health, r.check
+	r.healthMu.Unlock()
+	if err != nil || check == nil {
+		return err
+	}
+	return check(ctx)
+}
+
+func (r *Runner) setHealth(err error) {
+	r.healthMu.Lock()
+	r.health = err
+	r.healthMu.Unlock()
+}
+
+func (r *Runner) setCheck(check func(context.Context) error) {
+	r.healthMu.Lock()
+	r.check = check
+	r.healthMu.Unlock()
 }
 
 // Run applies events until ctx ends, then returns ctx.Err(). Every other
@@ -118,6 +171,7 @@ func NewRunner(pool *pgxpool.Pool, p Projection, src Source, opts RunnerOptions)
 // runners can never both apply. The checkpoint fence in each batch covers
 // the rest (a rebuild's swap).
 func (r *Runner) Run(ctx context.Context) error {
+	defer r.setHealth(errNotRunning)
 	for {
 		conn, err := r.acquire(ctx)
 		if err != nil {
@@ -144,6 +198,7 @@ func (r *Runner) acquire(ctx context.Context) (*pgx.Conn, error) {
 		ok, err := r.tryLock(ctx, &conn)
 		switch {
 		case ok:
+			r.setHealth(errNoRoundTrip)
 			return conn, nil
 		case ctx.Err() != nil:
 			if conn != nil {
@@ -153,6 +208,7 @@ func (r *Runner) acquire(ctx context.Context) (*pgx.Conn, error) {
 		case err != nil:
 			// The database is unreachable: back off rather than retrying
 			// every LockRetry.
+			r.setHealth(err)
 			r.log.Warn("projection: take the lock", "err", err, "retry_in", b.next)
 			if err := b.wait(ctx); err != nil {
 				return nil, err
@@ -162,6 +218,7 @@ func (r *Runner) acquire(ctx context.Context) (*pgx.Conn, error) {
 			r.log.Info("projection: another replica holds the lock; standing by")
 			waiting = true
 		}
+		r.setHealth(nil) // standing by is working
 		b.reset()
 		if err := sleep(ctx, r.opts.LockRetry); err != nil {
 			closeConn(conn)
@@ -201,6 +258,7 @@ func (r *Runner) lead(ctx context.Context, conn *pgx.Conn) {
 		if progressed {
 			b.reset()
 		}
+		r.setHealth(err)
 		if !alive(ctx, conn) {
 			r.log.Warn("projection: stopped", "err", err)
 			return
@@ -228,15 +286,43 @@ func alive(ctx context.Context, conn *pgx.Conn) bool {
 }
 
 // follow reads the checkpoint and subscribes from it until the subscription
-// or a batch fails. progressed tells whether any batch committed.
+// or a batch fails, or the lock's connection is found dead while idle (see
+// checkConn). progressed tells whether any batch committed.
 func (r *Runner) follow(ctx context.Context, conn *pgx.Conn) (progressed bool, err error) {
 	from, _, err := readCheckpoint(ctx, conn, r.p.Name(), false)
 	if err != nil {
 		return false, err
 	}
-	err = r.src.Subscribe(ctx, from, r.opts.BatchSize, func(ctx context.Context, b Batch) error {
+	subCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var connMu sync.Mutex // batches and the idle checks take turns on conn
+	check := func(ctx context.Context) error {
+		if !connMu.TryLock() {
+			return nil // a batch is using it: that is check enough
+		}
+		defer connMu.Unlock()
+		// Never the caller's deadline: a ping cut short closes the
+		// connection, and the lock with it.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer pcancel()
+		if err := conn.Ping(pctx); err != nil {
+			err = fmt.Errorf("the lock's connection: %w", err)
+			r.setHealth(err)
+			cancel(err) // follow again, on a new connection
+			return err
+		}
+		return nil
+	}
+	r.setCheck(check)
+	defer r.setCheck(nil)
+	stopWatch := r.watch(subCtx, check)
+	defer stopWatch()
+	err = r.src.Subscribe(subCtx, from, r.opts.BatchSize, func(ctx context.Context, b Batch) error {
+		connMu.Lock()
+		defer connMu.Unlock()
 		if len(b.Events) == 0 {
 			if b.CaughtUp {
+				r.setHealth(nil)
 				r.report(from, true, 0)
 			}
 			return nil
@@ -245,14 +331,48 @@ func (r *Runner) follow(ctx context.Context, conn *pgx.Conn) (progressed bool, e
 			return err
 		}
 		from, progressed = b.Checkpoint, true
+		r.setHealth(nil)
 		r.lastEventAt = b.Events[len(b.Events)-1].Metadata.OccurredAt
 		r.report(from, b.CaughtUp, len(b.Events))
 		return nil
 	})
+	if ctx.Err() == nil && subCtx.Err() != nil {
+		err = context.Cause(subCtx) // check found the connection dead
+	}
 	if err == nil {
 		err = errors.New("subscription ended")
 	}
 	return progressed, err
+}
+
+// watch runs check every ConnCheck until ctx ends or check fails: an idle
+// runner would otherwise learn only at the next event that its lock went
+// with its connection. It answers a function that stops the watch and
+// waits for it.
+func (r *Runner) watch(ctx context.Context, check func(context.Context) error) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(r.opts.ConnCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if check(ctx) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
 
 // apply writes one batch and moves the checkpoint from from to the batch's,

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -39,6 +40,10 @@ type Waiter struct {
 
 	waiting atomic.Int64 // WaitFor calls in progress
 	wg      sync.WaitGroup
+
+	// listening is nil while the listener is connected, else why not
+	// (see Health).
+	listening atomic.Pointer[error]
 
 	mu          sync.Mutex
 	checkpoints map[string]domain.Position
@@ -93,17 +98,46 @@ func NewWaiter(pool *pgxpool.Pool, connConfig *pgx.ConnConfig, opts ...WaiterOpt
 	for _, o := range opts {
 		o(w)
 	}
+	w.setListening(errWaiterNotStarted)
 	return w
+}
+
+var errWaiterNotStarted = errors.New("not started")
+
+// Health answers nil while the waiter listens for checkpoint moves, and
+// otherwise why it does not (its connection was lost and it is
+// reconnecting, or it is not running). While it does not listen, reads
+// still see moves, through the re-reads every fallback interval, only
+// later.
+func (w *Waiter) Health() error {
+	if err := w.listening.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (w *Waiter) setListening(err error) {
+	if err == nil {
+		w.listening.Store(nil)
+		return
+	}
+	w.listening.Store(&err)
 }
 
 // Start listens and loads the checkpoints. It returns once both are done,
 // or with the error that prevented them, so a misconfigured service fails
 // at start. The waiter then runs until ctx ends; Wait waits for that.
+//
+// A service stops its waiter only after its HTTP server has drained: a read
+// accepted before the stop still waits for a position that this or another
+// replica's runners make visible, and the waiter must keep following their
+// notifications until the read has its answer.
 func (w *Waiter) Start(ctx context.Context) error {
 	conn, err := w.listen(ctx)
 	if err != nil {
 		return fmt.Errorf("projections waiter: %w", err)
 	}
+	w.setListening(nil)
 	w.wg.Add(2)
 	go w.listenLoop(ctx, conn)
 	go w.fallbackLoop(ctx)
@@ -120,10 +154,13 @@ func (w *Waiter) Wait() { w.wg.Wait() }
 func (w *Waiter) WaitFor(ctx context.Context, pos domain.Position, names ...string) error {
 	w.waiting.Add(1)
 	defer w.waiting.Add(-1)
-	for {
+	for logged := false; ; logged = true {
 		lagging, changed := w.check(pos, names)
 		if lagging == "" {
 			return nil
+		}
+		if !logged {
+			w.log.DebugContext(ctx, "projections waiter: a read waits for a projection", "projection", lagging, "position", pos.String())
 		}
 		select {
 		case <-ctx.Done():
@@ -195,12 +232,14 @@ func (w *Waiter) listen(ctx context.Context) (*pgx.Conn, error) {
 // the connection fails.
 func (w *Waiter) listenLoop(ctx context.Context, conn *pgx.Conn) {
 	defer w.wg.Done()
+	defer w.setListening(errors.New("stopped"))
 	for {
 		err := w.receive(ctx, conn)
 		closeConn(conn)
 		if ctx.Err() != nil {
 			return
 		}
+		w.setListening(fmt.Errorf("listener lost: %w", err))
 		w.log.Warn("projections waiter: listener lost; reconnecting", "err", err, "retry_in", w.reconnect)
 		if conn = w.reconnectLoop(ctx); conn == nil {
 			return
@@ -217,6 +256,7 @@ func (w *Waiter) reconnectLoop(ctx context.Context) *pgx.Conn {
 		}
 		conn, err := w.listen(ctx)
 		if err == nil {
+			w.setListening(nil)
 			w.log.Info("projections waiter: listening again")
 			return conn
 		}

@@ -85,6 +85,12 @@ func (s *SMTP) newClient() (*mail.Client, error) {
 		// The connection is checked by using it; a failure on a reused
 		// connection is retried once on a new one (Send).
 		mail.WithoutNoop(),
+		// No RSET after a message the server took: it ends the
+		// transaction itself (RFC 5321, 4.1.1.4), and Send would return
+		// only after that extra round trip, during which a crash sends
+		// the e-mail again (the delivery log's row comes after Send).
+		// Failed MAIL or RCPT commands are still reset.
+		mail.WithoutRset(),
 	}
 	switch s.cfg.TLS {
 	case ImplicitTLS:
@@ -162,9 +168,9 @@ func (s *SMTP) sendOn(ctx context.Context, c *conn, msg *mail.Msg, utf8 bool) (*
 	}
 	err := c.c.SendWithSMTPClient(c.sc, msg)
 	if err != nil && msg.IsDelivered() {
-		// The server took the message; what failed came after (the RSET
-		// that readies the connection): a success, on a connection we
-		// no longer trust. Sending again would be a copy.
+		// The server took the message; what failed came after it: a
+		// success, on a connection we no longer trust. Sending again
+		// would be a copy.
 		c.close()
 		return nil, nil
 	}

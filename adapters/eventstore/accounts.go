@@ -220,7 +220,7 @@ func (a *Accounts) lookup(ctx context.Context, stream string) (uuid.UUID, error)
 	}
 	reg, ok := rec.Event.(domain.AccountRegistered)
 	if !ok {
-		return uuid.Nil, fmt.Errorf("%s starts with %s, want %s", stream, events[0].Type, domain.TypeAccountRegistered)
+		return uuid.Nil, fmt.Errorf("%s starts with %s, want %s", stream, events[0].Type, domain.EventName(reg))
 	}
 	return reg.UserID, nil
 }

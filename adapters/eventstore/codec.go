@@ -7,17 +7,21 @@ import (
 	"github.com/usersd/usersd/domain"
 )
 
-// Encode turns a domain event and its metadata into what the store keeps.
+// Encode turns a domain event and its metadata into what the store keeps:
+// the type's registered name, and its registered schema version in the
+// metadata.
 func Encode(e domain.Event, meta domain.Metadata) (EventData, error) {
 	data, err := domain.EncodeEvent(e)
 	if err != nil {
 		return EventData{}, err
 	}
+	t, _ := domain.TypeOf(e) // EncodeEvent refuses a type that is not registered
+	meta.SchemaVersion = t.Version
 	md, err := json.Marshal(meta)
 	if err != nil {
-		return EventData{}, fmt.Errorf("encode metadata of %s: %w", e.EventType(), err)
+		return EventData{}, fmt.Errorf("encode metadata of %s: %w", t.Name, err)
 	}
-	return EventData{ID: meta.EventID, Type: e.EventType(), Data: data, Metadata: md}, nil
+	return EventData{ID: meta.EventID, Type: t.Name, Data: data, Metadata: md}, nil
 }
 
 // Decode turns a stored event back into a domain event with its metadata.

@@ -95,6 +95,9 @@ func (s *Server) waitFor(r *http.Request, names ...string) error {
 		if r.Context().Err() != nil {
 			return r.Context().Err()
 		}
+		if p := waiterOutage(s.cfg.Waiter, err); p != nil {
+			return p
+		}
 		s.log.WarnContext(r.Context(), "read models lag", "request_id", requestID(r.Context()), "err", err)
 		return newProblem(codeProjectionLag, "the read models have not caught up with "+pos.String()+" yet; try again")
 	}

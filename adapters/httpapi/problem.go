@@ -4,11 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/usersd/usersd/domain"
 )
@@ -31,7 +38,14 @@ const (
 	// codeRequestTimeout: the request's body did not arrive in time (the
 	// server's read timeout).
 	codeRequestTimeout domain.Code = "request_timeout"
+	// codeUnavailable: a store the request needs (PostgreSQL, EventStoreDB)
+	// does not answer: a restart, a failover. Not a bug: try again.
+	codeUnavailable domain.Code = "unavailable"
 )
+
+// unavailableRetryAfter is what an unavailable answer's Retry-After asks
+// for: a database restart or an EventStoreDB leader election takes seconds.
+const unavailableRetryAfter = 2 * time.Second
 
 // statusOf is the one table that maps error codes to HTTP statuses. A code
 // missing here is a bug: it answers 500 and the tests list every code.
@@ -85,6 +99,7 @@ var statusOf = map[domain.Code]int{
 	codeInternal:      http.StatusInternalServerError,
 	codeNotReady:      http.StatusServiceUnavailable,
 	codeProjectionLag: http.StatusGatewayTimeout,
+	codeUnavailable:   http.StatusServiceUnavailable,
 }
 
 // titles are the short, fixed summaries of each code (RFC 9457 "title").
@@ -122,6 +137,7 @@ var titles = map[domain.Code]string{
 	codeInternal:                   "Internal error",
 	codeNotReady:                   "Not ready",
 	codeProjectionLag:              "Read models lag behind",
+	codeUnavailable:                "Service unavailable",
 }
 
 // FieldError names one invalid field of a request.
@@ -168,7 +184,8 @@ func (p *Problem) withField(field, msg string) *Problem {
 type fields map[string]string
 
 // toProblem turns any error into a problem: a domain error keeps its code
-// and message; a problem stays as it is; anything else is internal.
+// and message; a problem stays as it is; a store that does not answer is
+// unavailable (503, see unavailable); anything else is internal.
 func toProblem(err error, fs fields) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
@@ -185,7 +202,83 @@ func toProblem(err error, fs fields) *Problem {
 		}
 		return p
 	}
+	if unavailable(err) {
+		return &Problem{
+			Code: codeUnavailable, Detail: "a database the service needs is not answering; try again shortly",
+			retryAt: time.Now().Add(unavailableRetryAfter), cause: err,
+		}
+	}
 	return &Problem{Code: codeInternal, Detail: "internal error; quote the request id when reporting it", cause: err}
+}
+
+// waiterOutage answers the unavailable problem of a read that waited in
+// vain (err) because the waiter lost the database (its Health, when it has
+// one), and nil when the waiter is fine: then the read models only lag.
+func waiterOutage(w Waiter, err error) *Problem {
+	h, ok := w.(interface{ Health() error })
+	if !ok {
+		return nil
+	}
+	herr := h.Health()
+	if herr == nil {
+		return nil
+	}
+	return &Problem{
+		Code: codeUnavailable, Detail: "the read models cannot be followed now; try again shortly",
+		retryAt: time.Now().Add(unavailableRetryAfter), cause: errors.Join(err, herr),
+	}
+}
+
+// unavailable reports whether err says that a store did not answer, as
+// opposed to a bug: the one place where outages are told from faults, so
+// that clients and load balancers can tell them apart (503 against 500).
+//
+//   - PostgreSQL (pgx): a failed connection attempt (refused, reset, a
+//     database not accepting connections, too many clients); an error
+//     pgx knows happened before anything was sent (pgconn.SafeToRetry); a
+//     connection closed under us or cut mid-answer; the server's own
+//     connection-exception class 08 and operator intervention 57P01 to
+//     57P03 (admin or crash shutdown, cannot connect now); 53300 too many
+//     connections; a closed pool.
+//   - EventStoreDB: the client's unavailable, deadline, not-leader, aborted
+//     and connection-closed errors (a node down, an election).
+//   - Any network error, and a deadline passed while waiting for a store
+//     (acquiring a pooled connection, say): the store was too slow.
+//
+// A request the client cancelled is none of these: it is answered (or not)
+// as the client leaving.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // whatever refused it, the server's FATAL included
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch code := pgErr.Code; {
+		case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03", code == "53300":
+			return true
+		}
+		return false // the server answered: whatever it said is no outage
+	}
+	var esErr *esdbclient.Error
+	var netErr net.Error
+	switch {
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, puddle.ErrClosedPool),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &esErr):
+		switch esErr.Code() {
+		case esdbclient.ErrorUnavailable, esdbclient.ErrorCodeDeadlineExceeded, esdbclient.ErrorCodeNotLeader,
+			esdbclient.ErrorAborted, esdbclient.ErrorCodeConnectionClosed:
+			return true
+		}
+	}
+	return false
 }
 
 // statusClientClosedRequest is the status the access log and the metrics
@@ -231,13 +324,17 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, p *P
 		info.code = string(p.Code)
 	}
 	if status >= 500 && p.cause != nil {
-		log.ErrorContext(r.Context(), "request failed", "request_id", p.RequestID, "code", p.Code, "err", p.cause)
+		level := slog.LevelError
+		if p.Code == codeUnavailable {
+			level = slog.LevelWarn // an outage, logged; not a bug to chase
+		}
+		log.Log(r.Context(), level, "request failed", "request_id", p.RequestID, "code", p.Code, "err", p.cause)
 	}
 	h := w.Header()
 	if p.Code == codeUnauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="usersd"`)
 	}
-	if !p.retryAt.IsZero() { // rate_limited, too_many_requests
+	if !p.retryAt.IsZero() { // rate_limited, too_many_requests, unavailable
 		secs := math.Ceil(time.Until(p.retryAt).Seconds())
 		h.Set("Retry-After", strconv.Itoa(max(1, int(secs))))
 	}

@@ -51,9 +51,9 @@ func endToEnd(b *testing.B, n int) float64 {
 		r.invite(b, ws, 0, strings.Join(batch, ","))
 	}
 	deadline := start.Add(5 * time.Minute)
-	for eventCount(b, pool, domain.TypeInvitationEmailSent) < n {
+	for eventCount(b, pool, domain.EventName(domain.InvitationEmailSent{})) < n {
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d e-mails recorded after 5 minutes", eventCount(b, pool, domain.TypeInvitationEmailSent), n)
+			b.Fatalf("only %d of %d e-mails recorded after 5 minutes", eventCount(b, pool, domain.EventName(domain.InvitationEmailSent{})), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

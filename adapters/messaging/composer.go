@@ -17,7 +17,7 @@ import (
 // all queued behind the aggregate's lock.
 type composer struct {
 	h      commands.Handler[commands.ComposeInvitationEmails, []commands.ComposedInvitationEmail]
-	log    deliveries
+	log    *deliveryLog
 	mu     sync.Mutex
 	queues map[uuid.UUID]*composeQueue
 }
@@ -40,7 +40,7 @@ type composed struct {
 	err  error
 }
 
-func newComposer(h commands.Handler[commands.ComposeInvitationEmails, []commands.ComposedInvitationEmail], log deliveries) *composer {
+func newComposer(h commands.Handler[commands.ComposeInvitationEmails, []commands.ComposedInvitationEmail], log *deliveryLog) *composer {
 	return &composer{h: h, log: log, queues: map[uuid.UUID]*composeQueue{}}
 }
 
@@ -83,7 +83,7 @@ func (c *composer) serve(ws uuid.UUID, batch []composeRequest) {
 		}
 		ch := make(chan logged, 1)
 		go func() {
-			done, err := c.log.doneOf(ctx, cmds)
+			done, err := c.log.done(ctx, cmds)
 			ch <- logged{done, err}
 		}()
 		mails := c.handleMany(ctx, ws, cmds)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,15 +16,86 @@ import (
 	"github.com/usersd/usersd/domain"
 )
 
-// deliveries is the delivery log (mail_deliveries): one row per attempt
-// whose e-mail left us or failed for good. The mailer reads it before
-// sending, so a redelivered message sends nothing, and the recorder turns
-// its rows into events.
-type deliveries struct{ pool *pgxpool.Pool }
+// deliveryLog owns what became of each attempt's e-mail, all of it: the
+// rows of mail_deliveries (one per attempt whose e-mail left us or failed
+// for good; read before sending, so that a redelivered message sends
+// nothing, written after), the attempts handed to the server whose row is
+// not written yet (in memory), and the recording of the rows as
+// InvitationEmailSent and InvitationEmailFailed events. The replica that
+// mails opens one for as long as it mails.
+//
+// The rows are its only input for recording, so outcomes logged before a
+// crash are recorded after the restart; recording twice records nothing
+// more (the workspace keeps an attempt's first outcome).
+type deliveryLog struct {
+	// pool reads the log and marks rows recorded; writes writes the rows,
+	// on connections of its own (deliveryLogPool).
+	pool, writes *pgxpool.Pool
+	record       commands.Handler[commands.RecordEmailOutcomes, domain.Position]
+	logger       *slog.Logger
+	poke         chan struct{}
+	// handed holds the attempts this process handed to the server whose
+	// row is not written yet, so that a retry of the handler (the row's
+	// write failed) does not send them again.
+	handed sync.Map // attempt -> struct{}
+}
 
-// doneOf answers, for each command, whether its attempt is in the log: one
-// query for a composer round.
-func (d deliveries) doneOf(ctx context.Context, cmds []commands.SendInvitationEmail) ([]bool, error) {
+// attempt keys one e-mail.
+type attempt struct {
+	invitation uuid.UUID
+	n          int
+}
+
+// noteTimeout bounds how long the row of an e-mail already handed to the
+// server is retried, past a stop or a database hiccup.
+const noteTimeout = 30 * time.Second
+
+// recordBatch bounds the outcomes taken at once; recordGap is the least
+// time between two flushes that recorded something; recordInterval is how
+// often the log is looked at when nothing pokes it.
+const (
+	recordBatch    = 2000
+	recordGap      = 250 * time.Millisecond
+	recordInterval = time.Second
+)
+
+// openDeliveryLog opens the log's write pool; close closes it.
+func openDeliveryLog(ctx context.Context, pool *pgxpool.Pool, record commands.Handler[commands.RecordEmailOutcomes, domain.Position], logger *slog.Logger) (*deliveryLog, error) {
+	writes, err := deliveryLogPool(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return &deliveryLog{pool: pool, writes: writes, record: record, logger: logger, poke: make(chan struct{}, 1)}, nil
+}
+
+func (d *deliveryLog) close() { d.writes.Close() }
+
+// deliveryLogPool connects for the delivery log's rows with asynchronous
+// commit: waiting for a WAL flush per e-mail would cost more than the
+// e-mail. A row is durable at the latest when the subscriber acknowledges
+// the message, a synchronous commit that flushes the WAL before it; only a
+// crash of PostgreSQL itself in between loses rows, and then their
+// messages, unacknowledged, are delivered again (docs/email.md). The rows
+// have the pool to themselves: a row written after the server took an
+// e-mail (the crash window) never waits for a connection behind a read.
+func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := pool.Config().Copy()
+	// One row at a time per partition, on connections made in advance: a
+	// connect is no part of the window either.
+	cfg.MaxConns, cfg.MinConns = Partitions, Partitions
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for the delivery log: %w", err)
+	}
+	return p, nil
+}
+
+// done answers, for each command, whether its attempt is in the log: one
+// query for a composer round. An attempt handed to the server whose row is
+// missing is not done: wasSent tells it.
+func (d *deliveryLog) done(ctx context.Context, cmds []commands.SendInvitationEmail) ([]bool, error) {
 	invs := make([]uuid.UUID, len(cmds))
 	attempts := make([]int32, len(cmds))
 	for i, c := range cmds {
@@ -46,14 +118,58 @@ func (d deliveries) doneOf(ctx context.Context, cmds []commands.SendInvitationEm
 	return out, nil
 }
 
-// note logs an attempt's outcome; failure is empty when it was sent. The
+// wasSent answers whether this process handed the attempt to the server
+// already and only its row is missing.
+func (d *deliveryLog) wasSent(c commands.SendInvitationEmail) bool {
+	_, ok := d.handed.Load(attempt{c.InvitationID, c.Attempt})
+	return ok
+}
+
+// sent logs an attempt as sent: it remembers the attempt as handed to the
+// server until its row is written, and retries the row for up to
+// noteTimeout even after ctx ends: the router stopping (a deploy) while a
+// server answers its 250 must not leave the e-mail to be sent again.
+func (d *deliveryLog) sent(ctx context.Context, c commands.SendInvitationEmail) error {
+	key := attempt{c.InvitationID, c.Attempt}
+	d.handed.Store(key, struct{}{})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	for {
+		err := d.note(ctx, c, "")
+		if err == nil {
+			d.handed.Delete(key)
+			d.wake()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// failed logs an attempt as failed for good, also when the stop came while
+// the server refused it.
+func (d *deliveryLog) failed(ctx context.Context, c commands.SendInvitationEmail, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	if err := d.note(ctx, c, reason); err != nil {
+		return err
+	}
+	d.wake()
+	d.logger.Warn("mail: invitation e-mail failed for good", "invitation", c.InvitationID, "attempt", c.Attempt, "reason", reason)
+	return nil
+}
+
+// note writes an attempt's row; failure is empty when it was sent. The
 // first outcome logged stands.
-func (d deliveries) note(ctx context.Context, c commands.SendInvitationEmail, failure string) error {
+func (d *deliveryLog) note(ctx context.Context, c commands.SendInvitationEmail, failure string) error {
 	var f *string
 	if failure != "" {
 		f = &failure
 	}
-	_, err := d.pool.Exec(ctx, `
+	_, err := d.writes.Exec(ctx, `
 		INSERT INTO mail_deliveries (invitation_id, attempt, workspace_id, failure) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (invitation_id, attempt) DO NOTHING`, c.InvitationID, c.Attempt, c.WorkspaceID, f)
 	if err != nil {
@@ -62,57 +178,25 @@ func (d deliveries) note(ctx context.Context, c commands.SendInvitationEmail, fa
 	return nil
 }
 
-// Recorder appends the delivery log's outcomes as InvitationEmailSent and
-// InvitationEmailFailed events, a workspace's outcomes in one append, and
-// marks them recorded. Rows are its only input, so outcomes logged before a
-// crash are recorded after the restart; recording twice records nothing
-// more (the workspace keeps an attempt's first outcome). The replica that
-// mails runs it.
-type Recorder struct {
-	pool     *pgxpool.Pool
-	record   commands.Handler[commands.RecordEmailOutcomes, domain.Position]
-	log      *slog.Logger
-	interval time.Duration
-	poke     chan struct{}
-}
-
-// recordBatch bounds the outcomes taken at once; recordGap is the least
-// time between two flushes that recorded something.
-const (
-	recordBatch = 2000
-	recordGap   = 250 * time.Millisecond
-)
-
-// NewRecorder returns a recorder that looks at the log when poked and at
-// least every interval (default 1 s).
-func NewRecorder(pool *pgxpool.Pool, record commands.Handler[commands.RecordEmailOutcomes, domain.Position], log *slog.Logger, interval time.Duration) *Recorder {
-	if interval <= 0 {
-		interval = time.Second
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Recorder{pool: pool, record: record, log: log, interval: interval, poke: make(chan struct{}, 1)}
-}
-
-// Poke asks for a look at the log soon.
-func (r *Recorder) Poke() {
+// wake asks the recording loop for a look at the log soon.
+func (d *deliveryLog) wake() {
 	select {
-	case r.poke <- struct{}{}:
+	case d.poke <- struct{}{}:
 	default:
 	}
 }
 
-// Run records until ctx ends.
-func (r *Recorder) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
+// recordUntil records the logged outcomes until ctx ends: when woken, and
+// at least every recordInterval.
+func (d *deliveryLog) recordUntil(ctx context.Context) {
+	t := time.NewTicker(recordInterval)
 	defer t.Stop()
 	for {
 		took := 0
 		for {
-			n, err := r.Flush(ctx)
+			n, err := d.record1(ctx)
 			if err != nil && ctx.Err() == nil {
-				r.log.Warn("mail: record delivery outcomes", "err", err)
+				d.logger.Warn("mail: record delivery outcomes", "err", err)
 			}
 			took += n
 			if err != nil || n < recordBatch {
@@ -120,19 +204,19 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		}
 		if took > 0 {
-			// Let outcomes gather: each flush appends to the workspaces
+			// Let outcomes gather: each round appends to the workspaces
 			// and holds their aggregates meanwhile, which the mailer
 			// reads for every e-mail. Recording a quarter of a second
 			// later costs nothing; an append per e-mail would halve the
 			// rate.
-			if err := sleepCtx(ctx, recordGap); err != nil {
-				return err
+			if sleepCtx(ctx, recordGap) != nil {
+				return
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.poke:
+			return
+		case <-d.poke:
 		case <-t.C:
 		}
 	}
@@ -144,13 +228,14 @@ type outcomeRow struct {
 	failure *string
 }
 
-// Flush records the outcomes not yet recorded and answers how many it took.
-func (r *Recorder) Flush(ctx context.Context) (int, error) {
+// record1 records up to recordBatch outcomes not yet recorded, one
+// RecordEmailOutcomes per workspace, and answers how many it took.
+func (d *deliveryLog) record1(ctx context.Context) (int, error) {
 	// No transaction around it all: one holding row locks (and so a
 	// transaction id) across the appends would hide the outcome events
-	// from every projection until it ends. Two recorders (a takeover)
+	// from every projection until it ends. Two replicas (a takeover)
 	// taking the same rows record nothing twice.
-	rows, err := r.pool.Query(ctx, `
+	rows, err := d.pool.Query(ctx, `
 		SELECT workspace_id, invitation_id, attempt, failure FROM mail_deliveries
 		WHERE recorded_at IS NULL ORDER BY delivered_at LIMIT $1`, recordBatch)
 	if err != nil {
@@ -179,7 +264,7 @@ func (r *Recorder) Flush(ctx context.Context) (int, error) {
 	var attempts []int32
 	var errs []error
 	for _, ws := range order {
-		_, err := r.record.Handle(ctx, commands.RecordEmailOutcomes{
+		_, err := d.record.Handle(ctx, commands.RecordEmailOutcomes{
 			WorkspaceID: ws, Outcomes: byWS[ws], Meta: commands.Meta{CorrelationID: "usersd-mailer"},
 		})
 		if err != nil {
@@ -191,7 +276,7 @@ func (r *Recorder) Flush(ctx context.Context) (int, error) {
 		}
 	}
 	if len(invs) > 0 {
-		_, err := r.pool.Exec(ctx, `
+		_, err := d.pool.Exec(ctx, `
 			UPDATE mail_deliveries d SET recorded_at = now()
 			FROM unnest($1::uuid[], $2::int[]) AS k(invitation_id, attempt)
 			WHERE d.invitation_id = k.invitation_id AND d.attempt = k.attempt`, invs, attempts)

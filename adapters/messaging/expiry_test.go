@@ -20,14 +20,14 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	const ttl = 3 * time.Second
 	invited := time.Now()
 	res := a.invite(t, ws, ttl, "ann@example.com")
-	eventually(t, "the first e-mail", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 1 })
+	eventually(t, "the first e-mail", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 1 })
 	a.stop()
 	if time.Since(invited) >= ttl {
 		t.Skip("the machine was too slow to stop the replica before the expiry")
 	}
 
 	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	eventually(t, "InvitationExpired", func() bool { return eventCount(t, pool, domain.TypeInvitationExpired) == 1 })
+	eventually(t, "InvitationExpired", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationExpired{})) == 1 })
 	if since := time.Since(invited); since < ttl {
 		t.Errorf("expired after %s, before its time (%s)", since, ttl)
 	}
@@ -42,7 +42,7 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the resend's e-mail", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 2 })
+	eventually(t, "the resend's e-mail", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 2 })
 	eventually(t, "the user list to show it revived", func() bool {
 		return count(t, pool, `SELECT count(*) FROM userlist_users WHERE email = 'ann@example.com' AND NOT expired`) == 1
 	})
@@ -56,7 +56,7 @@ func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	if _, err := b.app().Commands.AcceptInvitation.Handle(context.Background(), commands.AcceptInvitation{Token: link(t, msgs[1]), Name: "Ann"}); err != nil {
 		t.Errorf("accept the resent link: %v", err)
 	}
-	if n := eventCount(t, pool, domain.TypeInvitationExpired); n != 1 {
+	if n := eventCount(t, pool, domain.EventName(domain.InvitationExpired{})); n != 1 {
 		t.Errorf("%d InvitationExpired events, want 1", n)
 	}
 }

@@ -23,12 +23,12 @@ func TestTransientFailuresUntilTheLastRetryAreRecordedAsFailed(t *testing.T) {
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "busy@example.com")
 
-	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailFailed) == 1 })
+	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailFailed{})) == 1 })
 	if got := srv.Offers("busy@example.com"); got != 4 {
 		t.Errorf("the address was offered %d times, want 4 (a try and 3 retries)", got)
 	}
 	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.TypeInvitationEmailFailed).Scan(&reason); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(reason, "451") || !strings.Contains(reason, "retries") {
@@ -59,7 +59,7 @@ func TestAPanicIsRecoveredAndRetried(t *testing.T) {
 	r := startReplica(t, pool, replicaOptions{sender: &panicOnce{next: smtpSender(t, srv.Addr)}})
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "ann@example.com")
-	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 1 })
+	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 1 })
 	if got := len(srv.Messages()); got != 1 {
 		t.Errorf("server received %d messages, want 1", got)
 	}
@@ -78,14 +78,14 @@ func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 	}
 	a.invite(t, ws, 0, strings.Join(addrs[:15], ","))
 	b.invite(t, ws, 0, strings.Join(addrs[15:], ","))
-	eventually(t, "30 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 30 })
+	eventually(t, "30 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 30 })
 	got := byRecipient(srv.Messages())
 	for _, addr := range addrs {
 		if got[addr] != 1 {
 			t.Errorf("%s received %d e-mails, want 1", addr, got[addr])
 		}
 	}
-	if n := eventCount(t, pool, domain.TypeInvitationEmailSent); n != 30 {
+	if n := eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})); n != 30 {
 		t.Errorf("%d InvitationEmailSent events, want 30", n)
 	}
 }

@@ -46,7 +46,8 @@ type replicaOptions struct {
 	sender    commands.EmailSender // default: SMTP to smtpAddr
 	smtpAddr  string
 	retry     messaging.RetryPolicy
-	onlyParts string // "outbox": run only the process manager
+	onlyParts string       // "outbox": run only the process manager
+	logger    *slog.Logger // default: logOnFailure
 }
 
 func smtpSender(t testing.TB, addr string) *email.SMTP {
@@ -77,8 +78,11 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
 	r := &replica{deps: deps, store: store, done: make(chan struct{})}
+	if o.logger == nil {
+		o.logger = logOnFailure(t)
+	}
 	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store}, sender, messaging.Options{
-		PublicURL: publicURL, Logger: logOnFailure(t), Retry: o.retry, PollInterval: 20 * time.Millisecond,
+		PublicURL: publicURL, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
 	})

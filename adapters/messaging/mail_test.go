@@ -23,7 +23,7 @@ func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 	addrs := []string{"ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com", "eve@example.com"}
 	results := r.invite(t, ws, 0, strings.Join(addrs, ", "))
 
-	eventually(t, "5 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 5 })
+	eventually(t, "5 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 5 })
 	msgs := srv.Messages()
 	if got := byRecipient(msgs); len(msgs) != 5 || len(got) != 5 {
 		t.Fatalf("server received %d messages for %v, want one per address", len(msgs), got)
@@ -71,14 +71,14 @@ func TestTransientFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "ann@example.com")
 
-	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 1 })
+	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 1 })
 	if got := len(srv.Messages()); got != 1 {
 		t.Errorf("server received %d messages, want exactly 1", got)
 	}
 	if got := srv.Offers("ann@example.com"); got != 2 {
 		t.Errorf("the address was offered %d times, want 2 (451, then 250)", got)
 	}
-	if n := eventCount(t, pool, domain.TypeInvitationEmailFailed); n != 0 {
+	if n := eventCount(t, pool, domain.EventName(domain.InvitationEmailFailed{})); n != 0 {
 		t.Errorf("%d InvitationEmailFailed events, want 0", n)
 	}
 	eventually(t, "the user list to show the e-mail sent", func() bool {
@@ -94,12 +94,12 @@ func TestPermanentFailureIsRecordedAtOnce(t *testing.T) {
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "gone@example.com")
 
-	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailFailed) == 1 })
+	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailFailed{})) == 1 })
 	if got := srv.Offers("gone@example.com"); got != 1 {
 		t.Errorf("the address was offered %d times, want 1 (no retry after a 550)", got)
 	}
 	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.TypeInvitationEmailFailed).Scan(&reason); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(reason, "550") || strings.Contains(reason, "@") {
@@ -162,7 +162,7 @@ func TestRestartsLoseNoEmailAndDuplicateAtMostTheWindow(t *testing.T) {
 
 	// 3. A new replica finishes the work.
 	c := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	eventually(t, "20 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == 20 })
+	eventually(t, "20 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 20 })
 	got := byRecipient(srv.Messages())
 	dups := 0
 	for _, a := range addrs {
@@ -180,7 +180,7 @@ func TestRestartsLoseNoEmailAndDuplicateAtMostTheWindow(t *testing.T) {
 	if dups > messaging.Partitions {
 		t.Errorf("%d addresses received a copy, want at most %d (the crash's window)", dups, messaging.Partitions)
 	}
-	if n := eventCount(t, pool, domain.TypeInvitationEmailSent); n != 20 {
+	if n := eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})); n != 20 {
 		t.Errorf("%d InvitationEmailSent events, want 20", n)
 	}
 	c.stop()
@@ -222,7 +222,7 @@ func TestAStopWhileSendingSendsNoCopy(t *testing.T) {
 	a.invite(t, ws, 0, strings.Join(addrs, ","))
 	<-a.done
 	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	eventually(t, "8 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.TypeInvitationEmailSent) == len(addrs) })
+	eventually(t, "8 InvitationEmailSent events", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == len(addrs) })
 	got := byRecipient(srv.Messages())
 	for _, addr := range addrs {
 		if got[addr] != 1 {

@@ -9,41 +9,168 @@ import (
 	"sync"
 	"time"
 
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/usersd/usersd/commands"
 )
 
-// Mailer handles SendInvitationEmail messages: it composes the e-mail from
-// the workspace as it is now, sends it, and logs the outcome for the
-// Recorder.
+// mail runs the router until ctx ends.
+func (s *Service) mail(ctx context.Context) error {
+	wlog := newLogAdapter(s.opts.Logger)
+	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
+		ConsumerGroup: ConsumerGroup,
+		PollInterval:  s.opts.PollInterval,
+		// The Retry middleware waits between tries inside one delivery:
+		// the deadline must outlast them.
+		AckDeadline:    ptr(30 * time.Minute),
+		ResendInterval: time.Second,
+		RetryInterval:  time.Second,
+		SchemaAdapter:  schema,
+		OffsetsAdapter: offsets,
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("mail subscriber: %w", err)
+	}
+	poisonPub, err := wsql.NewPublisher(wsql.BeginnerFromPgx(s.pool), wsql.PublisherConfig{SchemaAdapter: schema}, wlog)
+	if err != nil {
+		return fmt.Errorf("poison queue publisher: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	if err != nil {
+		return err
+	}
+	dlog, err := openDeliveryLog(ctx, s.pool, s.app.Commands.RecordEmailOutcomes, s.log)
+	if err != nil {
+		return err
+	}
+	defer dlog.close()
+	m := &mailer{
+		compose: newComposer(s.app.Queries.ComposeInvitationEmails, dlog), sender: s.sender,
+		publicURL: s.opts.PublicURL, log: dlog, logger: s.log,
+	}
+	// Outermost first: a message that fails for good is logged as failed
+	// (giveUp), then kept in the poison queue and acknowledged; a stop is
+	// neither.
+	poison, err := middleware.PoisonQueueWithFilter(poisonPub, TopicInvitationEmailsPoison, func(err error) bool {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	})
+	if err != nil {
+		return err
+	}
+	retry := middleware.Retry{
+		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
+		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
+		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
+		Logger:      wlog,
+	}
+	// The subscriber's queries and the handlers each get a context of
+	// their own, which stopRouter ends in order at a stop; the router's
+	// would end both at once.
+	subCtx, cancelSub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSub()
+	handlersCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	router.AddMiddleware(endWith(handlersCtx), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	for p := range Partitions {
+		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
+	}
+	stop := sync.OnceFunc(func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) })
+
+	var wg sync.WaitGroup
+	recordCtx, stopRecording := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { dlog.recordUntil(recordCtx) })
+	runCtx, cancel := context.WithCancel(ctx)
+	wg.Go(func() {
+		<-runCtx.Done()
+		stop()
+	})
+	err = router.Run(runCtx)
+	cancel()
+	stop()
+	// Record what the last messages logged before stopping.
+	// Bounded: with the database gone, a stop must not wait for TCP
+	// timeouts; what is not recorded now is recorded by the next replica.
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelFlush()
+	if _, ferr := dlog.record1(flushCtx); ferr != nil {
+		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
+	}
+	stopRecording()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// subscriberCloseTimeout bounds the wait for the subscriber to acknowledge
+// what was handled at a stop (a database that does not answer).
+const subscriberCloseTimeout = 5 * time.Second
+
+// stopRouter stops the mailer cleanly. First the subscriber: it hands out
+// no more messages and acknowledges, on a context still alive, the ones
+// already handled. (With the router's context, ended by the stop, the
+// acknowledgement failed: an ERROR line, and those messages handed out
+// again after the restart.) Then the handlers' contexts end, and the router
+// waits for them. A message in hand at the stop stays unacknowledged and
+// comes back; the delivery log tells whether it left.
+func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(subscriberCloseTimeout):
+		s.log.Warn("mail: the subscriber did not stop in time; its last acknowledgements are dropped")
+		cancelSub()
+	}
+	cancelHandlers()
+	_ = router.Close()
+}
+
+// ownContext subscribes with its own context rather than the router's.
+type ownContext struct {
+	message.Subscriber
+	ctx context.Context
+}
+
+func (o ownContext) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
+	return o.Subscriber.Subscribe(o.ctx, topic)
+}
+
+// endWith ends each message's context when ctx ends too.
+func endWith(ctx context.Context) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			mctx, cancel := context.WithCancel(msg.Context())
+			defer cancel()
+			defer context.AfterFunc(ctx, cancel)()
+			msg.SetContext(mctx)
+			return h(msg)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// mailer handles SendInvitationEmail messages: it composes the e-mail from
+// the workspace as it is now, sends it, and logs the outcome in the
+// delivery log, which records it as an event.
 //
 // Exactly one e-mail per attempt, except in one window: a crash after the
 // server accepted the message and before the delivery log has its row.
 // The message is then delivered again and the e-mail sent a second time.
-type Mailer struct {
+type mailer struct {
 	compose   *composer
 	sender    commands.EmailSender
 	publicURL string
-	log       deliveries
-	recorder  *Recorder
+	log       *deliveryLog
 	logger    *slog.Logger
-	// sent holds the attempts this process has handed to the server whose
-	// delivery-log row is not written yet, so that a retry of the handler
-	// (the row's write failed) does not send them again.
-	sent sync.Map // attempt -> struct{}
 }
-
-// attempt keys one e-mail.
-type attempt struct {
-	invitation uuid.UUID
-	n          int
-}
-
-// noteTimeout bounds how long the delivery log's row of an e-mail already
-// handed to the server is retried, past a stop or a database hiccup.
-const noteTimeout = 30 * time.Second
 
 // permanentError marks a failure that retrying cannot mend.
 type permanentError struct{ error }
@@ -68,26 +195,21 @@ func decode(msg *message.Message) (commands.SendInvitationEmail, error) {
 }
 
 // Handle is the router's handler.
-func (m *Mailer) Handle(msg *message.Message) error {
+func (m *mailer) Handle(msg *message.Message) error {
 	ctx := msg.Context()
 	c, err := decode(msg)
 	if err != nil {
 		return err
 	}
-	key := attempt{c.InvitationID, c.Attempt}
-	if _, ok := m.sent.Load(key); ok {
+	if m.log.wasSent(c) {
 		// Sent by this process; only the log's row is missing.
-		if err := m.noteSent(ctx, c); err != nil {
-			return err
-		}
-		m.sent.Delete(key)
-		m.recorder.Poke()
-		return nil
+		return m.log.sent(ctx, c)
 	}
 	done, mail, err := m.compose.compose(ctx, c)
 	if done {
-		// A redelivery: the e-mail left (or failed for good) already.
-		m.recorder.Poke()
+		// A redelivery: the e-mail left (or failed for good) already;
+		// its outcome may be unrecorded yet.
+		m.log.wake()
 		return nil
 	}
 	if errors.Is(err, commands.ErrEmailNotNeeded) {
@@ -105,7 +227,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	err = m.sender.Send(ctx, e)
 	var de *commands.DeliveryError
 	if errors.As(err, &de) && de.Permanent {
-		if err := m.fail(ctx, c, de.Reason); err != nil {
+		if err := m.log.failed(ctx, c, de.Reason); err != nil {
 			return err
 		}
 		return permanentError{err}
@@ -115,45 +237,7 @@ func (m *Mailer) Handle(msg *message.Message) error {
 	}
 	// The window: a crash here sends this e-mail again after the restart.
 	// A stop is no crash: the row is written past the message's context.
-	m.sent.Store(key, struct{}{})
-	if err := m.noteSent(ctx, c); err != nil {
-		return err
-	}
-	m.sent.Delete(key)
-	m.recorder.Poke()
-	return nil
-}
-
-// noteSent writes the delivery-log row of a sent e-mail, retrying for up to
-// noteTimeout even after ctx ends: the router stopping (a deploy) while a
-// server answers its 250 must not leave the e-mail to be sent again.
-func (m *Mailer) noteSent(ctx context.Context, c commands.SendInvitationEmail) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	for {
-		err := m.log.note(ctx, c, "")
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// fail logs an attempt as failed for good, also when the stop came while
-// the server refused it.
-func (m *Mailer) fail(ctx context.Context, c commands.SendInvitationEmail, reason string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
-	defer cancel()
-	if err := m.log.note(ctx, c, reason); err != nil {
-		return err
-	}
-	m.recorder.Poke()
-	m.logger.Warn("mail: invitation e-mail failed for good", "invitation", c.InvitationID, "attempt", c.Attempt, "reason", reason)
-	return nil
+	return m.log.sent(ctx, c)
 }
 
 // giveUp is the middleware between the poison queue and Retry: a message
@@ -161,7 +245,7 @@ func (m *Mailer) fail(ctx context.Context, c commands.SendInvitationEmail, reaso
 // list shows it, before the poison queue keeps it. A stop (the context
 // ended) is no failure: the message stays unacknowledged and comes back
 // after the restart.
-func (m *Mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
+func (m *mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		if err == nil || msg.Context().Err() != nil || isPermanent(err) {
@@ -176,7 +260,7 @@ func (m *Mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		if ferr := m.fail(msg.Context(), c, "gave up after retries: "+reason); ferr != nil {
+		if ferr := m.log.failed(msg.Context(), c, "gave up after retries: "+reason); ferr != nil {
 			return out, errors.Join(err, ferr)
 		}
 		return out, err

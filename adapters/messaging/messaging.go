@@ -1,8 +1,10 @@
 // Package messaging carries side effects over watermill
 // (github.com/ThreeDotsLabs/watermill, with watermill-sql on PostgreSQL):
-// the invitation e-mail process manager's outbox, the router that consumes
-// it and mails through a commands.EmailSender, the recorder that turns
-// delivery outcomes into events, and the invitation expiry scheduler.
+// the invitation e-mail process manager's outbox (outbox.go), the mailer
+// that consumes it and mails through a commands.EmailSender (mailer.go,
+// composer.go, render.go), the delivery log that owns what became of each
+// e-mail and records it as events (deliveries.go), and the invitation
+// expiry scheduler (expiry.go).
 // docs/email.md tells how they fit and what survives a crash.
 package messaging
 

@@ -45,12 +45,6 @@ func NewOutbox(clock commands.Clock) *Outbox {
 
 func (*Outbox) Name() string { return OutboxName }
 
-// Tables is empty: the outbox rows belong to the queue, not to a read model.
-func (*Outbox) Tables() []string { return nil }
-
-// CreateTables names no function: the outbox is never rebuilt.
-func (*Outbox) CreateTables() string { return "" }
-
 // Apply publishes a message per e-mail the batch asks for, one INSERT per
 // partition, on tx.
 func (o *Outbox) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {

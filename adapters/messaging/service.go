@@ -3,14 +3,10 @@ package messaging
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
@@ -50,7 +46,7 @@ type Options struct {
 }
 
 // Service runs the invitation e-mail pipeline: the process manager (outbox),
-// the mailer's router, the recorder and the expiry scheduler. Each part can
+// the mailer (with its delivery log) and the expiry scheduler. Each part can
 // run alone (RunOutbox, RunMailer, RunExpiry) for scale-out; Run runs all.
 type Service struct {
 	pool   *pgxpool.Pool
@@ -60,7 +56,7 @@ type Service struct {
 	opts   Options
 	log    *slog.Logger
 
-	recorder *Recorder
+	outbox *projections.Runner
 }
 
 // New checks the options and returns the service, which composes e-mails
@@ -90,9 +86,14 @@ func New(pool *pgxpool.Pool, app commands.Application, src projections.Source, s
 	log := opts.Logger.With("component", "mail")
 	return &Service{
 		pool: pool, app: app, src: src, sender: sender, opts: opts, log: log,
-		recorder: NewRecorder(pool, app.Commands.RecordEmailOutcomes, log, 0),
+		outbox: projections.NewRunner(pool, NewOutbox(opts.Clock), src, opts.Runner),
 	}, nil
 }
+
+// Health answers nil while the process manager's projection runner works
+// (projections.Runner.Health), else why not: readiness counts it among the
+// projections this replica holds.
+func (s *Service) Health(ctx context.Context) error { return s.outbox.Health(ctx) }
 
 // Run runs every part until ctx ends and returns when all have stopped.
 func (s *Service) Run(ctx context.Context) error {
@@ -129,8 +130,9 @@ func (s *Service) keepMailing(ctx context.Context) error {
 
 // RunOutbox runs the process manager: one replica at a time (the runner's
 // advisory lock) publishes the e-mails of new invitations and resends.
+// Call it once at a time (Run does).
 func (s *Service) RunOutbox(ctx context.Context) error {
-	return projections.NewRunner(s.pool, NewOutbox(s.opts.Clock), s.src, s.opts.Runner).Run(ctx)
+	return s.outbox.Run(ctx)
 }
 
 // RunExpiry runs the expiry scheduler.
@@ -155,107 +157,4 @@ func (s *Service) RunMailer(ctx context.Context) error {
 		return errors.New("lost the mailer lock's connection")
 	}
 	return err
-}
-
-// mail runs the router until ctx ends.
-func (s *Service) mail(ctx context.Context) error {
-	wlog := newLogAdapter(s.opts.Logger)
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
-		ConsumerGroup: ConsumerGroup,
-		PollInterval:  s.opts.PollInterval,
-		// The Retry middleware waits between tries inside one delivery:
-		// the deadline must outlast them.
-		AckDeadline:    ptr(30 * time.Minute),
-		ResendInterval: time.Second,
-		RetryInterval:  time.Second,
-		SchemaAdapter:  schema,
-		OffsetsAdapter: offsets,
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("mail subscriber: %w", err)
-	}
-	poisonPub, err := wsql.NewPublisher(wsql.BeginnerFromPgx(s.pool), wsql.PublisherConfig{SchemaAdapter: schema}, wlog)
-	if err != nil {
-		return fmt.Errorf("poison queue publisher: %w", err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
-	if err != nil {
-		return err
-	}
-	logPool, err := deliveryLogPool(ctx, s.pool)
-	if err != nil {
-		return err
-	}
-	defer logPool.Close()
-	log := deliveries{logPool}
-	m := &Mailer{
-		compose: newComposer(s.app.Queries.ComposeInvitationEmails, log), sender: s.sender,
-		publicURL: s.opts.PublicURL, log: log, recorder: s.recorder, logger: s.log,
-	}
-	// Outermost first: a message that fails for good is logged as failed
-	// (giveUp), then kept in the poison queue and acknowledged; a stop is
-	// neither.
-	poison, err := middleware.PoisonQueueWithFilter(poisonPub, TopicInvitationEmailsPoison, func(err error) bool {
-		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-	})
-	if err != nil {
-		return err
-	}
-	retry := middleware.Retry{
-		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
-		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
-		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
-		Logger:      wlog,
-	}
-	router.AddMiddleware(poison, m.giveUp, retry.Middleware, middleware.Recoverer)
-	for p := range Partitions {
-		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), sub, m.Handle)
-	}
-
-	var wg sync.WaitGroup
-	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { _ = s.recorder.Run(recCtx) })
-	runCtx, cancel := context.WithCancel(ctx)
-	wg.Go(func() {
-		<-runCtx.Done()
-		_ = router.Close()
-	})
-	err = router.Run(runCtx)
-	cancel()
-	_ = router.Close()
-	_ = sub.Close()
-	// Record what the last messages logged before stopping.
-	// Bounded: with the database gone, a stop must not wait for TCP
-	// timeouts; what is not recorded now is recorded by the next replica.
-	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancelFlush()
-	if _, ferr := s.recorder.Flush(flushCtx); ferr != nil {
-		s.log.Warn("mail: record delivery outcomes at stop", "err", ferr)
-	}
-	stopRecorder()
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// deliveryLogPool connects for the delivery log with asynchronous commit:
-// waiting for a WAL flush per e-mail would cost more than the e-mail. A
-// row is durable at the latest when the subscriber acknowledges the
-// message, a synchronous commit that flushes the WAL before it; only a
-// crash of PostgreSQL itself in between loses rows, and then their
-// messages, unacknowledged, are delivered again (docs/email.md).
-func deliveryLogPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
-	cfg := pool.Config().Copy()
-	cfg.MaxConns, cfg.MinConns = 2*Partitions, 0
-	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd mail delivery log"
-	p, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect for the delivery log: %w", err)
-	}
-	return p, nil
 }

@@ -47,7 +47,7 @@ func TestExportEventsWritesEveryEventInWindowAsNDJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}
-	if first.Type != domain.TypeUserLoggedIn || first.StreamID != "logins-x" || first.Revision != 1 || !first.OccurredAt.Equal(base.Add(time.Hour)) {
+	if first.Type != "UserLoggedIn" || first.StreamID != "logins-x" || first.Revision != 1 || !first.OccurredAt.Equal(base.Add(time.Hour)) {
 		t.Errorf("first line = %+v, want the UserLoggedIn at revision 1, one hour in", first)
 	}
 	if !json.Valid(first.Data) || !bytes.Contains(first.Data, []byte(`"loggedInAt"`)) {

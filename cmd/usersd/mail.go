@@ -124,15 +124,15 @@ func linkSecrets(key []byte) commands.LinkSecrets {
 // startMail starts the invitation e-mail service (process manager, mailer,
 // outcome recorder, expiry) until ctx ends. app must derive link secrets
 // with linkSecrets(cfg.TokenKey). It answers the development mailbox for
-// the API (nil when mail goes to SMTP) and wait, which returns once the
-// service has stopped.
-func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, app commands.Application, cfg mailConfig, log *slog.Logger) (httpapi.Mailbox, func(), error) {
+// the API (nil when mail goes to SMTP), wait, which returns once the
+// service has stopped, and health, which tells readiness whether its
+// process manager's projection works (messaging.Service.Health).
+func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, app commands.Application, cfg mailConfig, log *slog.Logger) (mailbox httpapi.Mailbox, wait func(), health func(context.Context) error, err error) {
 	var sender commands.EmailSender
-	var mailbox httpapi.Mailbox
 	if cfg.SMTP != nil {
 		s, err := email.NewSMTP(*cfg.SMTP, email.SMTPOptions{})
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", envSMTPURL, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", envSMTPURL, err)
 		}
 		sender = s
 		log.Info("mail: invitation e-mails go out over SMTP", "server", cfg.SMTP.String(), "public_url", cfg.PublicURL)
@@ -148,7 +148,7 @@ func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, 
 	}
 	svc, err := messaging.New(pool, app, eventstore.Source{Store: store}, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	done := make(chan struct{})
 	go func() {
@@ -160,7 +160,7 @@ func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, 
 			_ = s.Close()
 		}
 	}()
-	return mailbox, func() { <-done }, nil
+	return mailbox, func() { <-done }, svc.Health, nil
 }
 
 // devMailbox shows the development mailbox to the API.

@@ -85,7 +85,7 @@ func TestStartMailFillsTheDevelopmentMailbox(t *testing.T) {
 	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), linkSecrets(cfg.TokenKey)),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx, cancel := context.WithCancel(context.Background())
-	mailbox, wait, err := startMail(ctx, pool, store, app, cfg, discardLogger())
+	mailbox, wait, _, err := startMail(ctx, pool, store, app, cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 )
 
 // allProjections lists every read model the service keeps.
-func allProjections() []projections.Projection {
-	return []projections.Projection{userlist.New(), memberships.New(), audit.New()}
+func allProjections() []projections.ReadModel {
+	return []projections.ReadModel{userlist.New(), memberships.New(), audit.New()}
 }
 
 func projectionNames() []string {
@@ -99,12 +99,12 @@ Environment:
 	}
 }
 
-func chooseProjections(names []string) ([]projections.Projection, error) {
+func chooseProjections(names []string) ([]projections.ReadModel, error) {
 	all := allProjections()
 	if len(names) == 0 {
 		return all, nil
 	}
-	var out []projections.Projection
+	var out []projections.ReadModel
 	for _, n := range names {
 		found := false
 		for _, p := range all {
@@ -119,7 +119,7 @@ func chooseProjections(names []string) ([]projections.Projection, error) {
 	return out, nil
 }
 
-func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.Projection, src projections.Source) error {
+func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.ReadModel, src projections.Source) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 		progressbar.OptionSetDescription("rebuilding "+p.Name()), progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond))

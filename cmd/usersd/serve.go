@@ -139,6 +139,9 @@ type serveConfig struct {
 	// metricsAddr, when set, is the only address serving /metrics
 	// (USERSD_METRICS_ADDR).
 	metricsAddr string
+	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
+	// is the API's 5 s. Only tests change it.
+	consistencyTimeout time.Duration
 }
 
 // readServeConfig reads serve's configuration: flags first, then the
@@ -222,35 +225,40 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 			return err
 		}
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	// The projection runners, the waiter and the e-mails outlive the
+	// signal: they stop only once the HTTP server has drained (below), so
+	// that a request accepted before the stop is answered as if none had
+	// come. A read waiting for its write (X-Consistent-With) keeps seeing
+	// checkpoints move, whether this replica's runners move them or, once
+	// they let go, another replica's.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
 	var wg sync.WaitGroup
 	all := allProjections()
-	var running atomic.Int32
-	for _, p := range all {
+	runners := make([]*projections.Runner, len(all))
+	for i, p := range all {
 		runner := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
 			Logger: e.Log,
 			OnProgress: func(pr projections.Progress) {
 				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
 			},
 		})
-		running.Add(1)
+		runners[i] = runner
 		wg.Go(func() {
-			defer running.Add(-1)
-			if err := runner.Run(runCtx); err != nil && runCtx.Err() == nil {
+			if err := runner.Run(bgCtx); err != nil && bgCtx.Err() == nil {
 				e.Log.Error("projection stopped", "projection", p.Name(), "err", err)
 			}
 		})
 	}
 	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(e.Log))
-	if err := waiter.Start(runCtx); err != nil {
-		stop()
+	if err := waiter.Start(bgCtx); err != nil {
+		stopBackground()
 		wg.Wait()
 		return err
 	}
 	// halt stops everything started so far and waits for it.
 	halt := func() {
-		stop()
+		stopBackground()
 		wg.Wait()
 		waiter.Wait()
 	}
@@ -259,7 +267,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		// been :0).
 		cfg.mail.PublicURL = linkBase("", l.Addr().String())
 	}
-	mailbox, mailDone, err := startMail(runCtx, pool, store, app, cfg.mail, e.Log)
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, pool, store, app, cfg.mail, e.Log)
 	if err != nil {
 		halt()
 		return err
@@ -275,12 +283,16 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		defer stopMetrics()
 		metricsHandler = nil // there only: 404 on the API's address
 	}
+	var stopping atomic.Bool
 	api, err := httpapi.New(httpapi.Config{
 		App: app, DB: pool, Waiter: waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
-		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox,
+		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
 		Ready: func(ctx context.Context) error {
+			if stopping.Load() {
+				return errors.New("stopping")
+			}
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
 			}
@@ -289,8 +301,20 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 			if _, err := store.ReadStream(ctx, eventstore.WorkspaceStream(uuid.Nil), eventstore.ReadOptions{Max: 1}); err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 				return fmt.Errorf("event store: %w", err)
 			}
-			if n := running.Load(); int(n) < len(all) {
-				return fmt.Errorf("%d of %d projection runners stopped", len(all)-int(n), len(all))
+			// A ping answers as soon as the database is back; the runners
+			// may still be backing off, or hold a lock on a connection that
+			// died. Each must have followed the source and the database
+			// again since its last failure (Runner.Health).
+			for i, r := range runners {
+				if err := r.Health(ctx); err != nil {
+					return fmt.Errorf("projection %s: %w", all[i].Name(), err)
+				}
+			}
+			if err := mailHealth(ctx); err != nil {
+				return fmt.Errorf("invitation e-mail process manager: %w", err)
+			}
+			if err := waiter.Health(); err != nil {
+				return fmt.Errorf("read-your-writes waiter: %w", err)
 			}
 			return nil
 		},
@@ -308,7 +332,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	if cfg.demo && demoAdmin != uuid.Nil {
 		// The link is printed once the read models show the demo
 		// workspace, so that the page it opens finds it.
-		waitCtx, cancel := context.WithTimeout(runCtx, 30*time.Second)
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := waiter.WaitFor(waitCtx, demoPos, projectionNames()...)
 		cancel()
 		if err != nil {
@@ -324,7 +348,11 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		halt()
 		return fmt.Errorf("serve on %s (%s): %w", l.Addr(), envHTTPAddr, err)
 	}
+	// The stop: no new connections, /readyz says 503, the requests
+	// accepted finish (their reads still wait for positions: the runners
+	// and the waiter run on), and only then does the background work stop.
 	e.Log.Info("stopping")
+	stopping.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -3,7 +3,7 @@
 // which belongs to no workspace), which compliance auditors read, verify and
 // export.
 //
-// Entries live in audit_entries (migration 00005_audit.sql), which the
+// Entries live in audit_entries (tables.sql, beside this file), which the
 // database keeps append-only: triggers refuse UPDATE, DELETE and TRUNCATE
 // to everyone. Each workspace has its own chain: seq counts 1, 2, 3... in
 // global event order, and
@@ -36,8 +36,8 @@ package audit
 
 import (
 	"context"
+	"embed"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,35 +48,22 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// Projection builds the audit history. The zero value is ready to use.
-type Projection struct{}
+// Projection builds the audit history.
+type Projection struct{ projections.Declaration }
 
-var (
-	_ projections.Projection      = (*Projection)(nil)
-	_ projections.DeferredIndexes = (*Projection)(nil)
-)
-
-// New returns the audit projection.
-func New() *Projection { return &Projection{} }
-
-// Name is the checkpoint key; never change it.
-func (*Projection) Name() string { return "audit" }
-
-// Tables lists the tables a rebuild swaps.
-func (*Projection) Tables() []string {
-	return []string{"audit_entries", "audit_user_emails"}
+// New returns the audit projection: its tables, their keys and append-only
+// triggers, and apart the filter indexes of audit_entries (actor, target,
+// action, time), which a rebuild builds after its replay. Apply needs none
+// of those: it reads through the primary key and the event_id key.
+func New() *Projection {
+	return &Projection{projections.Declare("audit", []string{"audit_entries", "audit_user_emails"},
+		projections.SchemaFiles(sqlFiles), handling)}
 }
 
-// CreateTables names the SQL function that creates the tables, indexes and
-// append-only triggers in a given schema; with a second argument false, the
-// tables with their keys and triggers but without the filter indexes.
-func (*Projection) CreateTables() string { return "audit_create_tables" }
-
-// CreateIndexes names the SQL function that creates the filter indexes of
-// audit_entries (actor, target, action, time) in a given schema, which a
-// rebuild builds after its replay. Apply needs none of them: it reads
-// through the primary key and the event_id key, which come with the tables.
-func (*Projection) CreateIndexes() string { return "audit_create_indexes" }
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
 // candidate is an event of the batch that gets an entry unless it is
 // already stored.
@@ -116,15 +103,19 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 	cands := make([]candidate, 0, len(events))
 	for i := range events {
 		rec := &events[i]
-		d, ok, err := describe(rec.Event)
+		ok, err := handling.Applied(rec.Event)
+		var d description
+		if ok {
+			d, err = describe(rec.Event)
+		}
 		if err != nil {
 			return fmt.Errorf("audit: event %s at %s: %w", rec.Metadata.EventID, rec.Position, err)
 		}
 		if !ok {
 			continue
 		}
-		if rec.Position.Commit > math.MaxInt64 || rec.Position.Prepare > math.MaxInt64 {
-			return fmt.Errorf("audit: event %s: position %s does not fit a bigint", rec.Metadata.EventID, rec.Position)
+		if _, _, err := projections.PositionColumns(rec.Position); err != nil {
+			return fmt.Errorf("audit: event %s: %w", rec.Metadata.EventID, err)
 		}
 		cands = append(cands, candidate{rec: rec, d: d})
 	}
@@ -137,7 +128,7 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 		return err
 	}
 	src := &entrySource{cands: cands, st: st, idx: -1}
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{src: src}, copyEntries)
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{next: src.nextRow}, copyEntries)
 	if err != nil {
 		return fmt.Errorf("audit: insert entries: %w", err)
 	}
@@ -183,6 +174,14 @@ func (s *entrySource) next() bool {
 	return false
 }
 
+// nextRow makes the next new entry and answers it; nil at the end.
+func (s *entrySource) nextRow() *row {
+	if !s.next() {
+		return nil
+	}
+	return &s.r
+}
+
 // build makes the entry of c in s.r and moves its chain.
 func (s *entrySource) build(c candidate) {
 	rec, d, st := c.rec, c.d, s.st
@@ -216,7 +215,7 @@ func fill(r *row, rec *domain.RecordedEvent, d description, targetEmail string) 
 		actorID:         pgUUID(m.Actor.UserID),
 		actorEmail:      pgText(m.Actor.Email),
 		actorSystem:     m.Actor.System,
-		action:          rec.Event.EventType(),
+		action:          domain.EventName(rec.Event),
 		targetID:        pgUUID(d.targetID),
 		targetEmail:     pgText(targetEmail),
 		details:         appendDetails(r.details[:0], d.details),

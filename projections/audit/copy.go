@@ -20,7 +20,7 @@ var copyEntries = "COPY audit_entries (" + strings.Join(columnNames, ", ") + ") 
 // a goroutine of its own and waits for it before CopyFrom returns (unless
 // the connection breaks, when Apply fails and drops the batch's state).
 type copyStream struct {
-	src     *entrySource
+	next    func() *row // the next row to send; nil at the end
 	pending []byte
 	buf     []byte
 	started bool
@@ -58,18 +58,21 @@ func (c *copyStream) fill(want int) {
 		b = append(b, copyHeader...)
 	}
 	for len(b) < want {
-		if !c.src.next() {
+		r := c.next()
+		if r == nil {
 			b = binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1 fields
 			c.done = true
 			break
 		}
-		b = appendCopyRow(b, &c.src.r)
+		b = appendCopyRow(b, r)
 	}
 	c.buf, c.pending = b, b
 }
 
 // appendCopyRow appends r as one tuple of binary COPY, in the order of
-// columnNames, with the binary wire format of each column's type.
+// columnNames, with the binary wire format of each column's type: the
+// order and the types of audit_entries (tables.sql), which
+// TestCopyMatchesTheTable checks.
 func appendCopyRow(b []byte, r *row) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(columnNames)))
 	b = copyUUID(b, r.workspaceID)

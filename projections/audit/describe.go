@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 )
 
 // description is what an event contributes to its audit entry beyond the
@@ -24,132 +25,73 @@ type description struct {
 	details     []field
 }
 
-// describe maps an event to its entry. ok is false for events that belong
-// to no workspace (AccountRegistered), which the audit history skips. An
-// event type this package does not know is an error, not a silent gap in a
-// compliance record: a new event type needs a line here.
-func describe(ev domain.Event) (d description, ok bool, err error) {
+// handling: every workspace event gets an entry; AccountRegistered belongs
+// to no workspace.
+var handling = projections.ApplyAllBut(domain.AccountRegistered{})
+
+// describe maps an event the projection applies to its entry. A type
+// without a case is an error, not a silent gap in a compliance record
+// (TestEveryAppliedEventIsDescribed finds one before it runs).
+func describe(ev domain.Event) (description, error) {
+	d, ok := describeEvent(ev)
+	if !ok {
+		return description{}, fmt.Errorf("event type %s (%T) has no audit description", domain.EventName(ev), ev)
+	}
+	d.workspaceID, _ = domain.WorkspaceOf(ev)
+	return d, nil
+}
+
+func describeEvent(ev domain.Event) (description, bool) {
 	switch e := ev.(type) {
 	case domain.WorkspaceCreated:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.OwnerUserID,
-			targetEmail: e.OwnerEmail,
-			details: []field{
-				str("name", e.Name),
-				str("ownerName", e.OwnerName),
-				str("role", string(domain.RoleAdmin)),
-			},
-		}, true, nil
+		return about(e.OwnerUserID, e.OwnerEmail,
+			str("name", e.Name), str("ownerName", e.OwnerName), str("role", string(domain.RoleAdmin))), true
 	case domain.UserInvited:
 		// TokenHash is deliberately left out: the audit history is readable
 		// by every Monitor and exported to auditors.
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details: []field{
-				str("invitationId", e.InvitationID.String()),
-				str("role", e.Role),
-				str("inviterRole", e.InviterRole),
-				flag("escalation", e.Escalation),
-				str("expiresAt", formatTime(e.ExpiresAt)),
-			},
-		}, true, nil
+		return about(e.UserID, e.Email,
+			str("invitationId", e.InvitationID.String()), str("role", e.Role), str("inviterRole", e.InviterRole),
+			flag("escalation", e.Escalation), str("expiresAt", formatTime(e.ExpiresAt))), true
 	case domain.InvitationResent:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details: []field{
-				str("invitationId", e.InvitationID.String()),
-				integer("attempt", e.Attempt),
-				str("expiresAt", formatTime(e.ExpiresAt)),
-			},
-		}, true, nil
+		return about(e.UserID, e.Email,
+			str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt), str("expiresAt", formatTime(e.ExpiresAt))), true
 	case domain.InvitationRevoked:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details:     []field{str("invitationId", e.InvitationID.String()), str("role", e.Role)},
-		}, true, nil
+		return about(e.UserID, e.Email, str("invitationId", e.InvitationID.String()), str("role", e.Role)), true
 	case domain.InvitationExpired:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details:     []field{str("invitationId", e.InvitationID.String()), str("expiredAt", formatTime(e.ExpiredAt))},
-		}, true, nil
+		return about(e.UserID, e.Email, str("invitationId", e.InvitationID.String()), str("expiredAt", formatTime(e.ExpiredAt))), true
 	case domain.InvitationAccepted:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details: []field{
-				str("invitationId", e.InvitationID.String()),
-				str("role", e.Role),
-				str("name", e.Name),
-			},
-		}, true, nil
+		return about(e.UserID, e.Email,
+			str("invitationId", e.InvitationID.String()), str("role", e.Role), str("name", e.Name)), true
 	case domain.InvitationEmailSent:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			lookup:      true,
-			details:     []field{str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt)},
-		}, true, nil
+		return aboutKnown(e.UserID, str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt)), true
 	case domain.InvitationEmailFailed:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			lookup:      true,
-			details: []field{
-				str("invitationId", e.InvitationID.String()),
-				integer("attempt", e.Attempt),
-				str("reason", e.Reason),
-			},
-		}, true, nil
+		return aboutKnown(e.UserID,
+			str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt), str("reason", e.Reason)), true
 	case domain.RoleChanged:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			targetEmail: e.Email,
-			details:     []field{str("fromRole", e.FromRole), str("toRole", e.ToRole)},
-		}, true, nil
+		return about(e.UserID, e.Email, str("fromRole", e.FromRole), str("toRole", e.ToRole)), true
 	case domain.MemberRemoved:
-		return memberChange(e.WorkspaceID, e.UserID, e.Email, e.Role), true, nil
+		return about(e.UserID, e.Email, str("role", e.Role)), true
 	case domain.MemberSuspended:
-		return memberChange(e.WorkspaceID, e.UserID, e.Email, e.Role), true, nil
+		return about(e.UserID, e.Email, str("role", e.Role)), true
 	case domain.MemberReactivated:
-		return memberChange(e.WorkspaceID, e.UserID, e.Email, e.Role), true, nil
+		return about(e.UserID, e.Email, str("role", e.Role)), true
 	case domain.WorkspaceSettingsChanged:
-		return description{
-			workspaceID: e.WorkspaceID,
-			details:     []field{flag("managersMayGrantAdmin", e.ManagersMayGrantAdmin)},
-		}, true, nil
+		return description{details: []field{flag("managersMayGrantAdmin", e.ManagersMayGrantAdmin)}}, true
 	case domain.UserLoggedIn:
-		return description{
-			workspaceID: e.WorkspaceID,
-			targetID:    e.UserID,
-			lookup:      true,
-			details:     []field{str("loggedInAt", formatTime(e.LoggedInAt))},
-		}, true, nil
-	case domain.AccountRegistered:
-		return description{}, false, nil
-	case nil:
-		return description{}, false, fmt.Errorf("no event")
+		return aboutKnown(e.UserID, str("loggedInAt", formatTime(e.LoggedInAt))), true
 	}
-	return description{}, false, fmt.Errorf("event type %s (%T) is not known to the audit projection", ev.EventType(), ev)
+	return description{}, false
 }
 
-func memberChange(ws, user uuid.UUID, email, role string) description {
-	return description{
-		workspaceID: ws,
-		targetID:    user,
-		targetEmail: email,
-		details:     []field{str("role", role)},
-	}
+// about describes an event about user, who has that address.
+func about(user uuid.UUID, email string, details ...field) description {
+	return description{targetID: user, targetEmail: email, details: details}
+}
+
+// aboutKnown describes an event about user that carries no address: the
+// entry gets the last one the projection saw.
+func aboutKnown(user uuid.UUID, details ...field) description {
+	return description{targetID: user, lookup: true, details: details}
 }
 
 // formatTime renders a time inside details: UTC, RFC 3339 with as many

@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -59,14 +58,10 @@ func (h *history) next(ev domain.Event, opts ...opt) domain.RecordedEvent {
 	return r
 }
 
-// wsOf digs the workspace id out of an event through its JSON form.
+// wsOf is the workspace of an event (uuid.Nil for none).
 func wsOf(ev domain.Event) uuid.UUID {
-	b, _ := json.Marshal(ev)
-	var v struct {
-		WorkspaceID uuid.UUID `json:"workspaceId"`
-	}
-	_ = json.Unmarshal(b, &v)
-	return v.WorkspaceID
+	ws, _ := domain.WorkspaceOf(ev)
+	return ws
 }
 
 // apply applies one batch in its own transaction on the live tables.

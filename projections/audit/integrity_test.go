@@ -301,13 +301,7 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 
 func createSchema(t *testing.T, pool *pgxpool.Pool, schema string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	if _, err := pool.Exec(ctx, `SELECT `+audit.New().CreateTables()+`($1)`, schema); err != nil {
-		t.Fatalf("%s(%q): %v", audit.New().CreateTables(), schema, err)
-	}
+	pgtest.CreateTables(t, pool, schema, audit.New().Schema())
 }
 
 // checkTriggers: the append-only triggers exist on schema's audit_entries,

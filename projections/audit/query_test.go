@@ -93,7 +93,7 @@ func TestListFilters(t *testing.T) {
 		{"from and to", audit.Filter{From: at(4), To: at(7)}, []int64{6, 5, 4}},
 		{"target, action and range", audit.Filter{Target: f.member.id, Action: "UserLoggedIn", From: at(5), To: at(9)}, []int64{8, 6}},
 		{"nothing matches", audit.Filter{Actor: uuid.New()}, []int64{}},
-		{"known action without entries", audit.Filter{Action: domain.TypeAccountRegistered}, []int64{}},
+		{"known action without entries", audit.Filter{Action: "AccountRegistered"}, []int64{}},
 	}
 	for _, c := range cases {
 		page, err := audit.List(context.Background(), f.pool, f.ws, c.filter)

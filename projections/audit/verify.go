@@ -5,15 +5,12 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
+
+	"github.com/usersd/usersd/projections"
 )
 
-// DB is what the read functions need; *pgxpool.Pool, *pgx.Conn and pgx.Tx
-// all have it.
-type DB interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// DB is what the queries need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+type DB = projections.DB
 
 // VerifyResult is the answer of GET /audit/verify.
 type VerifyResult struct {

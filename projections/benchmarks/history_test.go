@@ -206,7 +206,7 @@ func (h *history) emit(stream string, revision uint64, e domain.Event, meta doma
 		panic(err) // the generator's own events always encode
 	}
 	h.queue = append(h.queue, storedEvent{stream: stream, revision: revision, data: data})
-	h.emitted[e.EventType()]++
+	h.emitted[domain.EventName(e)]++
 	h.bytes += int64(len(data.Data) + len(data.Metadata))
 }
 

@@ -76,7 +76,7 @@ func BenchmarkRebuild(b *testing.B) {
 		float64(n)/raw.Seconds(), float64(n)/decoded.Seconds())
 	wm := min(n, envInt(b, envWatermillEvents, defaultWatermillEvents))
 	seedWatermill(b, ctx, pool, wm)
-	for i, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
+	for i, p := range []projections.ReadModel{userlist.New(), memberships.New(), audit.New()} {
 		b.Run(p.Name(), func(b *testing.B) {
 			if i == 0 { // a parent benchmark's own log is not shown
 				b.Log(seeded)
@@ -87,7 +87,7 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 }
 
-func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src projections.Source, p projections.Projection, n, wm int) {
+func benchRebuild(b *testing.B, ctx context.Context, pool *pgxpool.Pool, src projections.Source, p projections.ReadModel, n, wm int) {
 	var read, rebuild, copied, watermill time.Duration
 	var rows int64
 	b.StopTimer()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 )
@@ -76,21 +76,12 @@ func seedWatermill(b *testing.B, ctx context.Context, pool *pgxpool.Pool, n int)
 // watermillReplay has watermill-sql's subscriber deliver the topic's n
 // messages to p's Apply, one transaction per message, into fresh tables of
 // a schema of their own, and answers how long it took.
-func watermillReplay(b *testing.B, ctx context.Context, pool *pgxpool.Pool, p projections.Projection, n int) time.Duration {
+func watermillReplay(b *testing.B, ctx context.Context, pool *pgxpool.Pool, p projections.ReadModel, n int) time.Duration {
 	target := "watermill_" + p.Name()
-	for _, sql := range []string{
-		"DROP SCHEMA IF EXISTS " + pgx.Identifier{target}.Sanitize() + " CASCADE",
-		"CREATE SCHEMA " + pgx.Identifier{target}.Sanitize(),
-		"SELECT " + pgx.Identifier(strings.Split(p.CreateTables(), ".")).Sanitize() + "($1)",
-	} {
-		var args []any
-		if sql[0] == 'S' {
-			args = []any{target}
-		}
-		if _, err := pool.Exec(ctx, sql, args...); err != nil {
-			b.Fatalf("%s: %v", sql, err)
-		}
+	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{target}.Sanitize()+" CASCADE"); err != nil {
+		b.Fatal(err)
 	}
+	pgtest.CreateTables(b, pool, target, p.Schema())
 	defer func() {
 		_, _ = pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{target}.Sanitize()+" CASCADE")
 	}()

@@ -2,7 +2,6 @@ package memberships_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
 )
@@ -52,55 +52,24 @@ func (h *history) join(ws, user uuid.UUID, role domain.Role) {
 	h.accept(ws, h.invite(ws, user, role), user, role)
 }
 
-// apply applies each batch in a transaction of its own, with the search
-// path set to schema.
+// apply applies each batch in a transaction of its own, with schema first
+// on the search path.
 func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.RecordedEvent) {
 	t.Helper()
-	ctx := context.Background()
-	p := memberships.New()
-	for _, b := range batches {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
-				return err
-			}
-			return p.Apply(ctx, tx, b)
-		})
-		if err != nil {
-			t.Fatalf("apply: %v", err)
-		}
-	}
+	pgtest.Apply(t, pool, schema, memberships.New(), batches...)
 }
 
-// dump renders the projection's tables in schema.
+// dump renders the projection's tables in schema, to compare read models.
 func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
 	t.Helper()
-	var sb strings.Builder
-	s := pgx.Identifier{schema}.Sanitize()
-	for _, q := range []string{
-		`SELECT to_jsonb(m)::text FROM ` + s + `.memberships m ORDER BY user_id, workspace_id`,
-		`SELECT to_jsonb(w)::text FROM ` + s + `.memberships_workspaces w ORDER BY workspace_id`,
-	} {
-		rows, err := pool.Query(context.Background(), q)
-		if err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		sb.WriteString(strings.Join(lines, "\n") + "\n--\n")
-	}
-	return sb.String()
+	return pgtest.Dump(t, pool, schema, memberships.New().Tables())
 }
 
-// createSchema makes fresh tables in a new schema with the migration's
-// function.
+// createSchema makes fresh tables in a new schema with the projection's
+// own SQL.
 func createSchema(t testing.TB, pool *pgxpool.Pool, schema string) {
 	t.Helper()
-	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT "+memberships.New().CreateTables()+"('"+schema+"')"); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
+	pgtest.CreateTables(t, pool, schema, memberships.New().Schema())
 }
 
 // queries runs f with queries that read schema.

@@ -9,14 +9,13 @@
 // answers "not found" until they accept. Listing invitations there would
 // offer workspaces that every other endpoint answers with 404.
 //
-// The tables are made by migrations/00004_memberships.sql (the SQL function
-// memberships_create_tables).
+// The tables are defined in tables.sql, beside this file.
 package memberships
 
 import (
 	"context"
+	"embed"
 	"fmt"
-	"math"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -26,22 +25,20 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// Projection builds the memberships. Its zero value is ready to use.
-type Projection struct{}
+// Projection builds the memberships.
+type Projection struct{ projections.Declaration }
 
-var _ projections.Projection = (*Projection)(nil)
+// New returns the memberships projection (its tables have no secondary
+// index).
+func New() *Projection {
+	return &Projection{projections.Declare("memberships", []string{"memberships", "memberships_workspaces"},
+		projections.SchemaFiles(sqlFiles), handling)}
+}
 
-// New returns the memberships projection.
-func New() *Projection { return &Projection{} }
-
-// Name is the checkpoint key: never rename it.
-func (*Projection) Name() string { return "memberships" }
-
-// Tables lists the tables the projection owns.
-func (*Projection) Tables() []string { return []string{"memberships", "memberships_workspaces"} }
-
-// CreateTables names the SQL function that creates the tables in a schema.
-func (*Projection) CreateTables() string { return "memberships_create_tables" }
+// sqlFiles are the tables' DDL (tables.sql).
+//
+//go:embed tables.sql
+var sqlFiles embed.FS
 
 type key struct{ user, ws uuid.UUID }
 
@@ -74,38 +71,45 @@ func (c *change) setStatus(s string) {
 	}
 }
 
-type workspace struct {
-	name  string
-	seen  bool
-	pos   domain.Position
-	dirty bool
+// handling: the events that make, change or end a membership. Invitations
+// (until accepted), settings, logins and accounts change none.
+var handling = projections.Handling{
+	Applies: projections.EventsOf(
+		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{},
+		domain.MemberSuspended{}, domain.MemberReactivated{}, domain.MemberRemoved{},
+	),
+	Ignores: projections.EventsOf(
+		domain.UserInvited{}, domain.InvitationResent{}, domain.InvitationRevoked{},
+		domain.InvitationExpired{}, domain.InvitationEmailSent{}, domain.InvitationEmailFailed{},
+		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{}, domain.AccountRegistered{},
+	),
 }
 
 // Apply folds the batch into one change per membership and writes each
-// table once, in one round trip after reading the workspaces' positions.
-//
-// Idempotency: each workspace row keeps the position of the last event
-// applied to the workspace. Events reach the projection in global order, so
-// an event of a workspace at or before that position was applied already
-// and is skipped, deletions included.
+// table once, in one round trip after reading the workspaces' positions,
+// which make it idempotent (projections.Positions).
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	var ids []uuid.UUID
-	seen := make(map[uuid.UUID]bool)
-	for i := range events {
-		if ws, ok := workspaceOf(events[i].Event); ok && !seen[ws] {
-			seen[ws] = true
-			ids = append(ids, ws)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	workspaces, err := loadWorkspaces(ctx, tx, ids)
+	names := make(map[uuid.UUID]string)
+	var name string
+	pos, err := projections.LoadPositions(ctx, tx, events, handling,
+		"memberships_workspaces", "name", []any{&name}, func(ws uuid.UUID) { names[ws] = name })
 	if err != nil {
-		return err
+		return fmt.Errorf("memberships: %w", err)
 	}
 	changes := make(map[key]*change)
-	at := func(user, ws uuid.UUID) *change {
+	for _, ev := range pos.Live() {
+		if !applyEvent(changes, names, ev) {
+			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+	}
+	return write(ctx, tx, pos, names, changes)
+}
+
+// applyEvent folds one event into the changes (and a workspace's name into
+// names); false for a type it has no case for.
+func applyEvent(changes map[key]*change, names map[uuid.UUID]string, ev projections.WorkspaceEvent) bool {
+	ws := ev.Workspace
+	at := func(user uuid.UUID) *change {
 		k := key{user, ws}
 		c := changes[k]
 		if c == nil {
@@ -114,81 +118,24 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		}
 		return c
 	}
-	for i := range events {
-		ev := &events[i]
-		ws, ok := workspaceOf(ev.Event)
-		if !ok {
-			continue
-		}
-		w := workspaces[ws]
-		if w.seen && ev.Position.Compare(w.pos) <= 0 {
-			continue // a replay
-		}
-		w.pos, w.seen, w.dirty = ev.Position, true, true
-		switch e := ev.Event.(type) {
-		case domain.WorkspaceCreated:
-			w.name = e.Name
-			*at(e.OwnerUserID, ws) = change{kind: put, role: string(domain.RoleAdmin), status: string(domain.StatusActive)}
-		case domain.InvitationAccepted:
-			*at(e.UserID, ws) = change{kind: put, role: e.Role, status: string(domain.StatusActive)}
-		case domain.RoleChanged:
-			at(e.UserID, ws).setRole(e.ToRole)
-		case domain.MemberSuspended:
-			at(e.UserID, ws).setStatus(string(domain.StatusSuspended))
-		case domain.MemberReactivated:
-			at(e.UserID, ws).setStatus(string(domain.StatusActive))
-		case domain.MemberRemoved:
-			*at(e.UserID, ws) = change{kind: del}
-		}
-	}
-	return write(ctx, tx, workspaces, changes)
-}
-
-// workspaceOf answers the workspace of an event this projection uses.
-// Invitations (until accepted), settings, logins and accounts change no
-// membership.
-func workspaceOf(e domain.Event) (uuid.UUID, bool) {
-	switch e := e.(type) {
+	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
-		return e.WorkspaceID, true
+		names[ws] = e.Name
+		*at(e.OwnerUserID) = change{kind: put, role: string(domain.RoleAdmin), status: string(domain.StatusActive)}
 	case domain.InvitationAccepted:
-		return e.WorkspaceID, true
+		*at(e.UserID) = change{kind: put, role: e.Role, status: string(domain.StatusActive)}
 	case domain.RoleChanged:
-		return e.WorkspaceID, true
+		at(e.UserID).setRole(e.ToRole)
 	case domain.MemberSuspended:
-		return e.WorkspaceID, true
+		at(e.UserID).setStatus(string(domain.StatusSuspended))
 	case domain.MemberReactivated:
-		return e.WorkspaceID, true
+		at(e.UserID).setStatus(string(domain.StatusActive))
 	case domain.MemberRemoved:
-		return e.WorkspaceID, true
+		*at(e.UserID) = change{kind: del}
+	default:
+		return false
 	}
-	return uuid.Nil, false
-}
-
-// loadWorkspaces reads the workspaces' rows (their last applied position).
-// It is the first statement of Apply, so it also sets custom plans for the
-// rest of the batch (projections.QueryWithCustomPlans).
-func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*workspace, error) {
-	out := make(map[uuid.UUID]*workspace, len(ids))
-	for _, id := range ids {
-		out[id] = &workspace{}
-	}
-	err := projections.QueryWithCustomPlans(ctx, tx, `SELECT workspace_id, name, pos_commit, pos_prepare
-		FROM memberships_workspaces WHERE workspace_id = ANY($1)`,
-		[]any{projections.PGIDs(ids)}, func(rows pgx.Rows) error {
-			var id pgtype.UUID
-			var name string
-			var commit, prepare int64
-			if err := rows.Scan(&id, &name, &commit, &prepare); err != nil {
-				return err
-			}
-			*out[id.Bytes] = workspace{name: name, seen: true, pos: domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}}
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("memberships: read workspaces: %w", err)
-	}
-	return out, nil
+	return true
 }
 
 const (
@@ -199,16 +146,8 @@ const (
 	upsertMemberships = `INSERT INTO memberships (user_id, workspace_id, role, status)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
 		ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role, status = excluded.status`
-	// Deletes and patches find each row by its key with LATERAL ...
-	// LIMIT 1, an index probe per key: a join plan could scan the whole
-	// table (all memberships of all workspaces) for a handful of keys.
-	deleteMemberships = `DELETE FROM memberships WHERE ctid = ANY (ARRAY(
-		SELECT m.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(user_id, workspace_id)
-		CROSS JOIN LATERAL (
-			SELECT ctid FROM memberships m
-			WHERE m.user_id = k.user_id AND m.workspace_id = k.workspace_id
-			LIMIT 1
-		) m))`
+	// Patches find each row by its key with LATERAL ... LIMIT 1, an index
+	// probe per key, as deletes do (projections.DeleteByKeys).
 	// patchMemberships rewrites only rows that exist: a role change of a
 	// pending invitation finds none and makes none.
 	patchMemberships = `INSERT INTO memberships (user_id, workspace_id, role, status)
@@ -234,13 +173,10 @@ func (c *columns) add(k key, role, status string) {
 }
 
 // write sends every write of the batch in one round trip.
-func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, changes map[key]*change) error {
+func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, names map[uuid.UUID]string, changes map[key]*change) error {
 	var (
 		puts, patches  columns
 		delUser, delWS []pgtype.UUID
-		wID            []pgtype.UUID
-		wName          []string
-		wCommit, wPrep []int64
 	)
 	for k, c := range changes {
 		switch {
@@ -252,15 +188,13 @@ func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, 
 			patches.add(k, c.role, c.status)
 		}
 	}
-	for id, w := range workspaces {
-		if !w.dirty {
-			continue
-		}
-		if w.pos.Commit > math.MaxInt64 || w.pos.Prepare > math.MaxInt64 {
-			return fmt.Errorf("memberships: position %s does not fit a bigint", w.pos)
-		}
-		wID, wName = append(wID, projections.PGID(id)), append(wName, w.name)
-		wCommit, wPrep = append(wCommit, int64(w.pos.Commit)), append(wPrep, int64(w.pos.Prepare))
+	wID, wCommit, wPrep, err := pos.Moved()
+	if err != nil {
+		return fmt.Errorf("memberships: %w", err)
+	}
+	wName := make([]string, len(wID))
+	for i, id := range wID {
+		wName[i] = names[id.Bytes]
 	}
 	b := &pgx.Batch{}
 	if len(wID) > 0 {
@@ -270,7 +204,7 @@ func write(ctx context.Context, tx pgx.Tx, workspaces map[uuid.UUID]*workspace, 
 		b.Queue(upsertMemberships, puts.user, puts.ws, puts.role, puts.status)
 	}
 	if len(delUser) > 0 {
-		b.Queue(deleteMemberships, delUser, delWS)
+		b.Queue(projections.DeleteByKeys("memberships", "user_id", "workspace_id"), delUser, delWS)
 	}
 	if len(patches.user) > 0 {
 		b.Queue(patchMemberships, patches.user, patches.ws, patches.role, patches.status)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
@@ -102,43 +101,14 @@ var lifecycle = []struct {
 	}, active(domain.RoleEditor)},
 }
 
-var modes = []struct {
-	schema  string
-	batches func(ev []domain.RecordedEvent) [][]domain.RecordedEvent
-}{
-	{"public", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev} }},
-	{"one_per_batch", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		var out [][]domain.RecordedEvent
-		for i := range ev {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"twice", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev, ev} }},
-	{"replayed_backwards", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		out := [][]domain.RecordedEvent{ev}
-		for i := len(ev) - 1; i >= 0; i-- {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"overlapping", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		var out [][]domain.RecordedEvent
-		for i := 0; i < len(ev); i += 2 {
-			out = append(out, ev[i:min(i+3, len(ev))])
-		}
-		return append(out, ev)
-	}},
-}
-
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	for _, tc := range lifecycle {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pool, _ := pgtest.New(t)
-			for _, m := range modes[1:] {
-				createSchema(t, pool, m.schema)
+			for _, m := range pgtest.Batchings[1:] {
+				createSchema(t, pool, m.Name)
 			}
 			ctx := context.Background()
 			h := &history{}
@@ -151,13 +121,13 @@ func TestLifecycle(t *testing.T) {
 			tc.build(h, ws, owner, bob)
 
 			var dumps []string
-			for _, m := range modes {
-				apply(t, pool, m.schema, m.batches(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.schema))
-				queries(t, pool, m.schema, func(q *memberships.Queries) {
+			for _, m := range pgtest.Batchings {
+				apply(t, pool, m.Name, m.Split(h.events)...)
+				dumps = append(dumps, dump(t, pool, m.Name))
+				queries(t, pool, m.Name, func(q *memberships.Queries) {
 					role, status, perms, found, err := q.Permissions(ctx, ws, bob)
 					if err != nil {
-						t.Fatalf("%s: Permissions: %v", m.schema, err)
+						t.Fatalf("%s: Permissions: %v", m.Name, err)
 					}
 					var wantPerms []domain.Permission
 					switch {
@@ -169,12 +139,12 @@ func TestLifecycle(t *testing.T) {
 					}
 					if found != tc.want.found || role != tc.want.role || status != tc.want.status || !reflect.DeepEqual(perms, wantPerms) {
 						t.Errorf("%s: Permissions = %q %q %q found %v, want %q %q %q found %v",
-							m.schema, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
+							m.Name, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
 					}
 
 					got, err := q.ForUser(ctx, bob)
 					if err != nil {
-						t.Fatalf("%s: ForUser: %v", m.schema, err)
+						t.Fatalf("%s: ForUser: %v", m.Name, err)
 					}
 					wantList := []memberships.Membership{}
 					if tc.want.found {
@@ -182,18 +152,18 @@ func TestLifecycle(t *testing.T) {
 					}
 					wantList = append(wantList, memberships.Membership{WorkspaceID: other, Name: "beta", Role: domain.RoleMonitor, Status: domain.StatusActive})
 					if !reflect.DeepEqual(got, wantList) {
-						t.Errorf("%s: ForUser(bob) = %+v, want %+v", m.schema, got, wantList)
+						t.Errorf("%s: ForUser(bob) = %+v, want %+v", m.Name, got, wantList)
 					}
 
 					owners, err := q.ForUser(ctx, owner)
 					if want := []memberships.Membership{{WorkspaceID: ws, Name: "Acme", Role: domain.RoleAdmin, Status: domain.StatusActive}}; err != nil || !reflect.DeepEqual(owners, want) {
-						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", m.schema, owners, err, want)
+						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", m.Name, owners, err, want)
 					}
 				})
 			}
 			for i := 1; i < len(dumps); i++ {
 				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", modes[i].schema, modes[0].schema, dumps[i], dumps[0])
+					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
 				}
 			}
 		})
@@ -299,26 +269,7 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	p := memberships.New()
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA rebuild_1`); err != nil {
-		t.Fatal(err)
-	}
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO rebuild_1, public`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT `+p.CreateTables()+`($1)`, "rebuild_1")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s('rebuild_1'): %v", p.CreateTables(), err)
-	}
-	for _, table := range p.Tables() {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'rebuild_1' AND tablename = $1`, table).Scan(&n); err != nil || n != 1 {
-			t.Errorf("table rebuild_1.%s: found %d (err %v), want 1", table, n, err)
-		}
-	}
+	createSchema(t, pool, "rebuild_1")
 	h := &history{}
 	ws, owner := uuid.New(), uuid.New()
 	h.create(ws, owner, "Acme")
@@ -364,7 +315,7 @@ func TestProjectionIdentity(t *testing.T) {
 	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tables() = %v, want %v", got, want)
 	}
-	if got := p.CreateTables(); got != "memberships_create_tables" {
-		t.Errorf("CreateTables() = %q, want memberships_create_tables", got)
+	if s := p.Schema(); s.Tables == "" || s.Indexes != "" {
+		t.Errorf("Schema() = %+v, want the tables and no secondary index", s)
 	}
 }

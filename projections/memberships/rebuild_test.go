@@ -1,76 +1,17 @@
 package memberships_test
 
 import (
-	"context"
-	"slices"
-	"sort"
 	"testing"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
-	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/memberships"
 )
 
-// TestRebuild runs projections.Rebuild on the memberships over a history
-// the live tables were built from batch by batch: the tables swapped in
-// hold the same rows and have the live tables' indexes. The projection has
-// no secondary index, so nothing is deferred.
+// TestRebuild: a rebuild of the memberships keeps the read models' rebuild
+// contract (pgtest.CheckRebuild) over a generated history. The projection
+// has no secondary index, so nothing is deferred.
 func TestRebuild(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	pool, _ := pgtest.New(t)
-	p := memberships.New()
-	if _, ok := any(p).(projections.DeferredIndexes); ok {
-		t.Error("memberships implements DeferredIndexes: it has no secondary index to defer")
-	}
-	events := newGenerator(4000).next(4000)
-	for i := 0; i < len(events); i += 150 {
-		apply(t, pool, "public", events[i:min(i+150, len(events))])
-	}
-	want := dump(t, pool, "public")
-	live := pgtest.Indexes(t, pool, "public", p.Tables())
-
-	var phases []projections.RebuildPhase
-	res, err := projections.Rebuild(ctx, pool, p, sliceSource(events), projections.RebuildOptions{
-		BatchSize: 500,
-		Phase:     func(ph projections.RebuildPhase) { phases = append(phases, ph) },
-	})
-	if err != nil {
-		t.Fatalf("Rebuild: %v", err)
-	}
-	if res.Applied != len(events) || res.IndexDuration != 0 {
-		t.Errorf("Rebuild: got %+v, want %d applied, no index build", res, len(events))
-	}
-	if got := dump(t, pool, "public"); got != want {
-		t.Errorf("tables after the rebuild differ from the live ones:\n%s\nwant\n%s", got, want)
-	}
-	if want := []projections.RebuildPhase{projections.RebuildReplay, projections.RebuildSwap}; !slices.Equal(phases, want) {
-		t.Errorf("phases: got %q, want %q", phases, want)
-	}
-	if got := pgtest.Indexes(t, pool, "public", p.Tables()); len(got) != 2 || !slices.Equal(got, live) {
-		t.Errorf("indexes after the swap: got %q, want the two primary keys %q", got, live)
-	}
-}
-
-// sliceSource is a history held in memory, for projections.Rebuild.
-type sliceSource []domain.RecordedEvent
-
-func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
-	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
-	for {
-		end := min(i+batchSize, len(s))
-		b := projections.Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
-		if end > i {
-			b.Checkpoint = s[end-1].Position
-		}
-		if err := h(ctx, b); err != nil {
-			return err
-		}
-		if b.CaughtUp {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		i = end
-	}
+	pgtest.CheckRebuild(t, pool, memberships.New(), newGenerator(4000).next(4000), pgtest.RebuildCheck{})
 }

@@ -266,7 +266,7 @@ func reportPercentiles(b *testing.B, took []time.Duration, unit string) {
 
 // BenchmarkApply measures Apply with every index in place, as the live
 // runner keeps them: b.N events of a synthetic history applied into fresh
-// tables made by userlist_create_tables(schema), each batch a transaction
+// tables made by the projection's SQL, each batch a transaction
 // set up as projections.Rebuild does (batches of 5000, synchronous_commit
 // off; USERSD_BENCH_BATCH sets another batch size). A rebuild itself builds
 // the list's indexes after its replay: see BenchmarkRebuild. It reports
@@ -294,9 +294,7 @@ func BenchmarkApply(b *testing.B) {
 			ctx := context.Background()
 			p := userlist.New()
 			schema := "bench_" + strconv.Itoa(b.N)
-			if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SELECT userlist_create_tables('"+schema+"')"); err != nil {
-				b.Fatal(err)
-			}
+			pgtest.CreateTables(b, pool, schema, p.Schema())
 			gen := newGenerator(b.N, mix.mix)
 			b.ResetTimer()
 			for applied := 0; applied < b.N; {
@@ -336,7 +334,7 @@ func BenchmarkRebuild(b *testing.B) {
 	} {
 		b.Run(mix.name, func(b *testing.B) {
 			pool, _ := pgtest.New(b)
-			events := sliceSource(newGenerator(b.N, mix.mix).next(b.N))
+			events := projections.SliceSource(newGenerator(b.N, mix.mix).next(b.N))
 			b.ResetTimer()
 			res, err := projections.Rebuild(context.Background(), pool, userlist.New(), events, projections.RebuildOptions{})
 			if err != nil {
@@ -348,28 +346,6 @@ func BenchmarkRebuild(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
-	}
-}
-
-// sliceSource is a history held in memory, for projections.Rebuild.
-type sliceSource []domain.RecordedEvent
-
-func (s sliceSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
-	i := sort.Search(len(s), func(i int) bool { return from.Less(s[i].Position) })
-	for {
-		end := min(i+batchSize, len(s))
-		b := projections.Batch{Events: s[i:end], Checkpoint: from, CaughtUp: end == len(s)}
-		if end > i {
-			b.Checkpoint = s[end-1].Position
-		}
-		if err := h(ctx, b); err != nil {
-			return err
-		}
-		if b.CaughtUp {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		i = end
 	}
 }
 

@@ -1,16 +1,14 @@
 package userlist_test
 
 import (
-	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -33,7 +31,7 @@ func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 	for _, e := range events {
 		n := uint64(len(h.events) + 1)
 		stream := "other"
-		if ws := wsOf(e); ws != uuid.Nil {
+		if ws, ok := domain.WorkspaceOf(e); ok {
 			stream = "workspace-" + ws.String()
 		}
 		rev := h.revisions[stream]
@@ -53,40 +51,6 @@ func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 
 // at is the time of the event the history records next.
 func (h *history) at() time.Time { return t0.Add(time.Duration(len(h.events)+1) * time.Minute) }
-
-func wsOf(e domain.Event) uuid.UUID {
-	switch e := e.(type) {
-	case domain.WorkspaceCreated:
-		return e.WorkspaceID
-	case domain.UserInvited:
-		return e.WorkspaceID
-	case domain.InvitationResent:
-		return e.WorkspaceID
-	case domain.InvitationRevoked:
-		return e.WorkspaceID
-	case domain.InvitationExpired:
-		return e.WorkspaceID
-	case domain.InvitationAccepted:
-		return e.WorkspaceID
-	case domain.InvitationEmailSent:
-		return e.WorkspaceID
-	case domain.InvitationEmailFailed:
-		return e.WorkspaceID
-	case domain.RoleChanged:
-		return e.WorkspaceID
-	case domain.MemberRemoved:
-		return e.WorkspaceID
-	case domain.MemberSuspended:
-		return e.WorkspaceID
-	case domain.MemberReactivated:
-		return e.WorkspaceID
-	case domain.WorkspaceSettingsChanged:
-		return e.WorkspaceID
-	case domain.UserLoggedIn:
-		return e.WorkspaceID
-	}
-	return uuid.Nil
-}
 
 // world builds the events of a few people in workspaces.
 type world struct {
@@ -117,46 +81,17 @@ func (w world) join(ws, by, user uuid.UUID, email, name string, role domain.Role
 	w.accept(ws, w.invite(ws, by, user, email, role), user, email, name, role)
 }
 
-// apply applies batches in one transaction each, as the runner would, with
-// the search path set to schema.
+// apply applies each batch in a transaction of its own, with schema first
+// on the search path.
 func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.RecordedEvent) {
 	t.Helper()
-	ctx := context.Background()
-	p := userlist.New()
-	for _, b := range batches {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
-				return err
-			}
-			return p.Apply(ctx, tx, b)
-		})
-		if err != nil {
-			t.Fatalf("apply: %v", err)
-		}
-	}
+	pgtest.Apply(t, pool, schema, userlist.New(), batches...)
 }
 
 // dump renders the projection's tables in schema, to compare read models.
 func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
 	t.Helper()
-	var sb strings.Builder
-	s := pgx.Identifier{schema}.Sanitize()
-	for _, q := range []string{
-		`SELECT to_jsonb(u)::text FROM ` + s + `.userlist_users u ORDER BY workspace_id, user_id`,
-		`SELECT to_jsonb(l)::text FROM ` + s + `.userlist_logins l ORDER BY workspace_id, user_id`,
-		`SELECT to_jsonb(w)::text FROM ` + s + `.userlist_workspaces w ORDER BY workspace_id`,
-	} {
-		rows, err := pool.Query(context.Background(), q)
-		if err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		sb.WriteString(strings.Join(lines, "\n") + "\n--\n")
-	}
-	return sb.String()
+	return pgtest.Dump(t, pool, schema, userlist.New().Tables())
 }
 
 // fixedClock answers now for the queries.

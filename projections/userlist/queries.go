@@ -24,10 +24,7 @@ const (
 )
 
 // DB is what the queries need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
-type DB interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+type DB = projections.DB
 
 // Queries reads the user list.
 type Queries struct {

@@ -4,18 +4,17 @@
 // status of its e-mail. Queries pages through it by name with keyset
 // pagination, filtered by status, role and a text query.
 //
-// The tables are made by migrations/00003_userlist.sql (the SQL function
-// userlist_create_tables): userlist_users (the rows and the indexes the
-// list needs), userlist_logins (each person's last login, apart because
+// The tables are defined in tables.sql, beside this file: userlist_users
+// (the rows), userlist_logins (each person's last login, apart because
 // logins are by far the most frequent event and so touch only a narrow,
 // unindexed row) and userlist_workspaces. Apply reads and writes through
-// the primary keys only, so a rebuild builds the list's indexes
-// (userlist_create_indexes) after its replay: see
-// projections.DeferredIndexes.
+// the primary keys only, so the list's indexes are in indexes.sql, which a
+// rebuild builds after its replay (projections.Schema).
 package userlist
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"math"
 	"time"
@@ -35,34 +34,21 @@ const (
 	EmailFailed  = "failed"
 )
 
-// Projection builds the user list. Its zero value is ready to use.
-type Projection struct{}
+// Projection builds the user list.
+type Projection struct{ projections.Declaration }
 
-var (
-	_ projections.Projection      = (*Projection)(nil)
-	_ projections.DeferredIndexes = (*Projection)(nil)
-)
-
-// New returns the user list projection.
-func New() *Projection { return &Projection{} }
-
-// Name is the checkpoint key: never rename it.
-func (*Projection) Name() string { return "userlist" }
-
-// Tables lists the tables the projection owns.
-func (*Projection) Tables() []string {
-	return []string{"userlist_users", "userlist_logins", "userlist_workspaces"}
+// New returns the user list projection: its tables, with the list's
+// indexes apart (a rebuild builds them after its replay).
+func New() *Projection {
+	return &Projection{projections.Declare("userlist",
+		[]string{"userlist_users", "userlist_logins", "userlist_workspaces"},
+		projections.SchemaFiles(sqlFiles), handling)}
 }
 
-// CreateTables names the SQL function that creates the tables in a schema:
-// with every index, or (second argument false) with their primary keys
-// only.
-func (*Projection) CreateTables() string { return "userlist_create_tables" }
-
-// CreateIndexes names the SQL function that creates the list's indexes
-// (the sort orders and the trigram search) on the tables in a schema, which
-// a rebuild builds after its replay.
-func (*Projection) CreateIndexes() string { return "userlist_create_indexes" }
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
+//
+//go:embed *.sql
+var sqlFiles embed.FS
 
 type key struct{ ws, user uuid.UUID }
 
@@ -99,15 +85,11 @@ type login struct {
 	at    pgtype.Timestamptz
 }
 
-// workspace is a userlist_workspaces row as Apply folds events into it.
+// workspace is a userlist_workspaces row as Apply folds events into it
+// (its position is kept by projections.Positions).
 type workspace struct {
 	name      pgtype.Text
 	createdAt pgtype.Timestamptz
-	// seen: the row exists, so pos is the last event applied to the
-	// workspace; events at or before it are replays and are skipped.
-	seen  bool
-	pos   domain.Position
-	dirty bool
 }
 
 // batch is the state Apply folds one batch of events into.
@@ -115,6 +97,16 @@ type batch struct {
 	workspaces map[uuid.UUID]*workspace
 	members    map[key]*member
 	logins     map[key]*login
+}
+
+// workspace answers the row of workspace ws, new and empty if not known.
+func (b *batch) workspace(ws uuid.UUID) *workspace {
+	w := b.workspaces[ws]
+	if w == nil {
+		w = &workspace{}
+		b.workspaces[ws] = w
+	}
+	return w
 }
 
 func (b *batch) login(k key) *login {
@@ -126,51 +118,31 @@ func (b *batch) login(k key) *login {
 	return l
 }
 
+// handling: every workspace event but the settings, which the list does
+// not show; not AccountRegistered, which belongs to no workspace.
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AccountRegistered{})
+
 // Apply folds the batch into the rows it touches, in memory, and writes each
 // table once: three round trips per batch (read positions, read rows,
-// write) whatever its size. Logins need no read.
-//
-// Idempotency: each workspace row keeps the position of the last event
-// applied to the workspace. The projection sees events in global order, so
-// every event of a workspace at or before that position has been applied
-// and is skipped. That covers deletions too, which per-row positions could
-// not (a deleted row forgets its position).
+// write) whatever its size. Logins need no read. The workspaces' positions
+// make it idempotent (projections.Positions).
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	var wsIDs []uuid.UUID
-	wsSeen := make(map[uuid.UUID]bool)
-	for i := range events {
-		ws, ok := workspaceOf(events[i].Event)
-		if ok && !wsSeen[ws] {
-			wsSeen[ws] = true
-			wsIDs = append(wsIDs, ws)
-		}
+	b := &batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*member), logins: make(map[key]*login)}
+	var stored workspace
+	pos, err := projections.LoadPositions(ctx, tx, events, handling, "userlist_workspaces", "name, created_at",
+		[]any{&stored.name, &stored.createdAt}, func(ws uuid.UUID) { *b.workspace(ws) = stored })
+	if err != nil {
+		return fmt.Errorf("userlist: %w", err)
 	}
-	if len(wsIDs) == 0 {
+	live := pos.Live()
+	if len(live) == 0 {
 		return nil
 	}
-	workspaces, err := loadWorkspaces(ctx, tx, wsIDs)
-	if err != nil {
-		return err
-	}
-	b := &batch{workspaces: workspaces, members: make(map[key]*member), logins: make(map[key]*login)}
 
-	// The events that are not replays, and the rows to read: those whose
-	// first such event does not replace the whole row.
-	live := make([]*domain.RecordedEvent, 0, len(events))
+	// The rows to read: those whose first event does not replace the
+	// whole row.
 	var loadWS, loadUser []pgtype.UUID
-	high := make(map[uuid.UUID]domain.Position, len(workspaces))
-	for i := range events {
-		ev := &events[i]
-		ws, ok := workspaceOf(ev.Event)
-		if !ok {
-			continue
-		}
-		w := workspaces[ws]
-		if last, ok := high[ws]; (ok || w.seen) && ev.Position.Compare(maxPos(last, w.pos)) <= 0 {
-			continue
-		}
-		high[ws] = ev.Position
-		live = append(live, ev)
+	for _, ev := range live {
 		k, replaces, ok := memberOf(ev.Event)
 		if !ok {
 			continue
@@ -183,9 +155,6 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			loadWS, loadUser = append(loadWS, projections.PGID(k.ws)), append(loadUser, projections.PGID(k.user))
 		}
 	}
-	if len(live) == 0 {
-		return nil
-	}
 	if len(loadWS) > 0 {
 		if err := loadMembers(ctx, tx, loadWS, loadUser, b.members); err != nil {
 			return err
@@ -193,58 +162,11 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	}
 
 	for _, ev := range live {
-		w := workspaces[workspaceID(ev.Event)]
-		w.pos, w.seen, w.dirty = ev.Position, true, true
-		b.apply(ev, w)
+		if !b.apply(ev.RecordedEvent, b.workspace(ev.Workspace)) {
+			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
 	}
-	return b.write(ctx, tx)
-}
-
-func maxPos(a, b domain.Position) domain.Position {
-	if a.Less(b) {
-		return b
-	}
-	return a
-}
-
-// workspaceOf answers the workspace of an event the user list uses.
-func workspaceOf(e domain.Event) (uuid.UUID, bool) {
-	switch e := e.(type) {
-	case domain.WorkspaceCreated:
-		return e.WorkspaceID, true
-	case domain.UserInvited:
-		return e.WorkspaceID, true
-	case domain.InvitationResent:
-		return e.WorkspaceID, true
-	case domain.InvitationRevoked:
-		return e.WorkspaceID, true
-	case domain.InvitationExpired:
-		return e.WorkspaceID, true
-	case domain.InvitationAccepted:
-		return e.WorkspaceID, true
-	case domain.InvitationEmailSent:
-		return e.WorkspaceID, true
-	case domain.InvitationEmailFailed:
-		return e.WorkspaceID, true
-	case domain.RoleChanged:
-		return e.WorkspaceID, true
-	case domain.MemberRemoved:
-		return e.WorkspaceID, true
-	case domain.MemberSuspended:
-		return e.WorkspaceID, true
-	case domain.MemberReactivated:
-		return e.WorkspaceID, true
-	case domain.UserLoggedIn:
-		return e.WorkspaceID, true
-	}
-	// WorkspaceSettingsChanged, AccountRegistered and unknown types change
-	// nothing in the list.
-	return uuid.Nil, false
-}
-
-func workspaceID(e domain.Event) uuid.UUID {
-	ws, _ := workspaceOf(e)
-	return ws
+	return b.write(ctx, tx, pos)
 }
 
 // memberOf answers the userlist_users row an event may change, and whether
@@ -280,10 +202,10 @@ func memberOf(e domain.Event) (k key, replaces, ok bool) {
 	return key{}, false, false
 }
 
-// apply folds one event into the rows. Events about a row that does not
-// exist change nothing; so do delivery outcomes of an older attempt or of
-// another invitation.
-func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) {
+// apply folds one event into the rows, and answers false for a type it has
+// no case for. Events about a row that does not exist change nothing; so do
+// delivery outcomes of an older attempt or of another invitation.
+func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
 		w.name = pgtype.Text{String: e.Name, Valid: true}
@@ -363,7 +285,10 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) {
 		if l := b.login(key{e.WorkspaceID, e.UserID}); !l.at.Valid || e.LoggedInAt.After(l.at.Time) {
 			l.at = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
 		}
+	default:
+		return false
 	}
+	return true
 }
 
 func (b *batch) present(ws, user uuid.UUID) *member {
@@ -397,33 +322,6 @@ func clampInt32(n int) int32 {
 		return math.MinInt32
 	}
 	return int32(n)
-}
-
-// loadWorkspaces reads the workspaces' rows (their last applied position).
-// It is the first statement of Apply, so it also sets custom plans for the
-// rest of the batch (projections.QueryWithCustomPlans).
-func loadWorkspaces(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) (map[uuid.UUID]*workspace, error) {
-	out := make(map[uuid.UUID]*workspace, len(ids))
-	for _, id := range ids {
-		out[id] = &workspace{}
-	}
-	err := projections.QueryWithCustomPlans(ctx, tx, `SELECT workspace_id, name, created_at, pos_commit, pos_prepare
-		FROM userlist_workspaces WHERE workspace_id = ANY($1)`,
-		[]any{projections.PGIDs(ids)}, func(rows pgx.Rows) error {
-			var id pgtype.UUID
-			var w workspace
-			var commit, prepare int64
-			if err := rows.Scan(&id, &w.name, &w.createdAt, &commit, &prepare); err != nil {
-				return err
-			}
-			w.seen, w.pos = true, domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
-			*out[id.Bytes] = w
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("userlist: read workspaces: %w", err)
-	}
-	return out, nil
 }
 
 // loadMembers reads the stored rows of the keys. LATERAL ... LIMIT 1 makes
@@ -470,25 +368,6 @@ const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email,
 		invitation_id = excluded.invitation_id, invited_at = excluded.invited_at,
 		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
 		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status`
-
-// deleteMembers and deleteLogins find each row by its key (LATERAL ...
-// LIMIT 1: a probe of the primary key per key, never a join plan that scans
-// the table) and delete the rows found by their physical address.
-const deleteMembers = `DELETE FROM userlist_users WHERE ctid = ANY (ARRAY(
-	SELECT u.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
-	CROSS JOIN LATERAL (
-		SELECT ctid FROM userlist_users u
-		WHERE u.workspace_id = k.workspace_id AND u.user_id = k.user_id
-		LIMIT 1
-	) u))`
-
-const deleteLogins = `DELETE FROM userlist_logins WHERE ctid = ANY (ARRAY(
-	SELECT l.ctid FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
-	CROSS JOIN LATERAL (
-		SELECT ctid FROM userlist_logins l
-		WHERE l.workspace_id = k.workspace_id AND l.user_id = k.user_id
-		LIMIT 1
-	) l))`
 
 // setLogins replaces the stored login (after a reset); raiseLogins keeps
 // the later of the stored and the new one.
@@ -540,14 +419,10 @@ func (s *keySet) add(k key, at pgtype.Timestamptz) {
 // write sends the batch's writes in one round trip: one statement per kind
 // of change (INSERT ... ON CONFLICT for rows to write, whether or not they
 // were read; DELETE for rows that went).
-func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
+func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions) error {
 	var (
 		upserts                   rowSet
 		deletes, lost, set, raise keySet
-		wID                       []pgtype.UUID
-		wName                     []pgtype.Text
-		wCreated                  []pgtype.Timestamptz
-		wCommit, wPrepare         []int64
 	)
 	for k, m := range b.members {
 		switch {
@@ -568,15 +443,14 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
 			lost.add(k, l.at)
 		}
 	}
-	for id, w := range b.workspaces {
-		if !w.dirty {
-			continue
-		}
-		if w.pos.Commit > math.MaxInt64 || w.pos.Prepare > math.MaxInt64 {
-			return fmt.Errorf("userlist: position %s does not fit a bigint", w.pos)
-		}
-		wID, wName, wCreated = append(wID, projections.PGID(id)), append(wName, w.name), append(wCreated, w.createdAt)
-		wCommit, wPrepare = append(wCommit, int64(w.pos.Commit)), append(wPrepare, int64(w.pos.Prepare))
+	wID, wCommit, wPrepare, err := pos.Moved()
+	if err != nil {
+		return fmt.Errorf("userlist: %w", err)
+	}
+	wName, wCreated := make([]pgtype.Text, len(wID)), make([]pgtype.Timestamptz, len(wID))
+	for i, id := range wID {
+		w := b.workspace(id.Bytes)
+		wName[i], wCreated[i] = w.name, w.createdAt
 	}
 
 	q := &pgx.Batch{}
@@ -585,10 +459,10 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
 			r.inv, r.invitedAt, r.by, r.expiresAt, r.expired, r.attempt, r.emailStatus)
 	}
 	if len(deletes.ws) > 0 {
-		q.Queue(deleteMembers, deletes.ws, deletes.user)
+		q.Queue(projections.DeleteByKeys("userlist_users", "workspace_id", "user_id"), deletes.ws, deletes.user)
 	}
 	if len(lost.ws) > 0 {
-		q.Queue(deleteLogins, lost.ws, lost.user)
+		q.Queue(projections.DeleteByKeys("userlist_logins", "workspace_id", "user_id"), lost.ws, lost.user)
 	}
 	if len(set.ws) > 0 {
 		q.Queue(setLogins, set.ws, set.user, set.at)

@@ -200,52 +200,13 @@ var lifecycle = []lifecycleCase{
 	}},
 }
 
-// modes apply one history in different batchings, each into its own schema.
-// All must end with the same tables.
-var modes = []struct {
-	schema  string
-	batches func(events []domain.RecordedEvent) [][]domain.RecordedEvent
-}{
-	{"public", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev} }},
-	{"one_per_batch", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		var out [][]domain.RecordedEvent
-		for i := range ev {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"twice", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent { return [][]domain.RecordedEvent{ev, ev} }},
-	{"replayed_backwards", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		// The whole history, then every event again alone, newest first:
-		// each is a replay of something older than the rows.
-		out := [][]domain.RecordedEvent{ev}
-		for i := len(ev) - 1; i >= 0; i-- {
-			out = append(out, ev[i:i+1])
-		}
-		return out
-	}},
-	{"overlapping", func(ev []domain.RecordedEvent) [][]domain.RecordedEvent {
-		// Batches of three, each replaying the last event of the one
-		// before, then the whole history once more.
-		var out [][]domain.RecordedEvent
-		for i := 0; i < len(ev); i += 2 {
-			out = append(out, ev[i:min(i+3, len(ev))])
-		}
-		return append(out, ev)
-	}},
-}
-
 // newSchemas gives each mode but public its own fresh tables, made by the
-// migration's CreateTables function.
+// projection's own SQL.
 func newSchemas(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	for _, m := range modes {
-		if m.schema == "public" {
-			continue
-		}
-		s := pgx.Identifier{m.schema}.Sanitize()
-		if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT "+userlist.New().CreateTables()+"('"+m.schema+"')"); err != nil {
-			t.Fatalf("create schema %s: %v", m.schema, err)
+	for _, m := range pgtest.Batchings {
+		if m.Name != "public" {
+			pgtest.CreateTables(t, pool, m.Name, userlist.New().Schema())
 		}
 	}
 }
@@ -286,48 +247,48 @@ func TestLifecycle(t *testing.T) {
 			want, now := tc.build(w, ws, owner, bob)
 
 			var dumps []string
-			for _, m := range modes {
-				apply(t, pool, m.schema, m.batches(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.schema))
-				queries(t, pool, m.schema, now, func(q *userlist.Queries) {
+			for _, m := range pgtest.Batchings {
+				apply(t, pool, m.Name, m.Split(h.events)...)
+				dumps = append(dumps, dump(t, pool, m.Name))
+				queries(t, pool, m.Name, now, func(q *userlist.Queries) {
 					for user, wantRow := range want {
 						got, found, err := q.Get(ctx, ws, user)
 						if err != nil {
-							t.Fatalf("%s: Get: %v", m.schema, err)
+							t.Fatalf("%s: Get: %v", m.Name, err)
 						}
 						switch {
 						case wantRow == nil && found:
-							t.Errorf("%s: Get(%s) found %s, want no row", m.schema, user, describe(got))
+							t.Errorf("%s: Get(%s) found %s, want no row", m.Name, user, describe(got))
 						case wantRow != nil && !found:
-							t.Errorf("%s: Get(%s) found no row, want %s", m.schema, user, describe(*wantRow))
+							t.Errorf("%s: Get(%s) found no row, want %s", m.Name, user, describe(*wantRow))
 						case wantRow != nil && !sameRow(got, *wantRow):
-							t.Errorf("%s: Get(%s)\n got %s\nwant %s", m.schema, user, describe(got), describe(*wantRow))
+							t.Errorf("%s: Get(%s)\n got %s\nwant %s", m.Name, user, describe(got), describe(*wantRow))
 						}
 					}
 					// The list shows the same rows as Get.
 					page, err := q.List(ctx, ws, userlist.Filter{Limit: 500})
 					if err != nil {
-						t.Fatalf("%s: List: %v", m.schema, err)
+						t.Fatalf("%s: List: %v", m.Name, err)
 					}
 					for _, r := range page.Items {
 						g, _, _ := q.Get(ctx, ws, r.UserID)
 						if !sameRow(r, g) {
-							t.Errorf("%s: List row %s differs from Get %s", m.schema, describe(r), describe(g))
+							t.Errorf("%s: List row %s differs from Get %s", m.Name, describe(r), describe(g))
 						}
 						if wantRow, ok := want[r.UserID]; ok && wantRow == nil {
-							t.Errorf("%s: List shows %s, want no row", m.schema, describe(r))
+							t.Errorf("%s: List shows %s, want no row", m.Name, describe(r))
 						}
 					}
 					// bob's row in the other workspace is untouched.
 					got, found, err := q.Get(ctx, other, bob)
 					if err != nil || !found || got.DisplayName != "Robert" || got.Status != domain.StatusActive {
-						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", m.schema, describe(got), found, err)
+						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", m.Name, describe(got), found, err)
 					}
 				})
 			}
 			for i := 1; i < len(dumps); i++ {
 				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", modes[i].schema, modes[0].schema, dumps[i], dumps[0])
+					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
 				}
 			}
 		})
@@ -405,10 +366,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 	// that is a duplicate of itself.
 	batchings["replays"] = [][]domain.RecordedEvent{ev[:len(ev)/2], ev[len(ev)/3:], ev[len(ev)/2:], append(append([]domain.RecordedEvent{}, ev[10:20]...), ev[10:20]...), ev[5:15]}
 	for name, b := range batchings {
-		s := pgx.Identifier{name}.Sanitize()
-		if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+s+"; SELECT userlist_create_tables('"+name+"')"); err != nil {
-			t.Fatal(err)
-		}
+		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
 		apply(t, pool, name, b...)
 		if got := dump(t, pool, name); got != want {
 			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
@@ -416,38 +374,13 @@ func TestApplyInAnyBatching(t *testing.T) {
 	}
 }
 
-// TestCreateTablesInFreshSchema: the migration's function makes working
-// tables in a new schema, and Apply with that search_path fills them only.
+// TestCreateTablesInFreshSchema: the projection's SQL makes working tables
+// in a new schema, and Apply with that search_path fills them only.
 func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	p := userlist.New()
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA rebuild_1`); err != nil {
-		t.Fatal(err)
-	}
-	// The runner may call it with the rebuild's schema first in the path.
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO rebuild_1, public`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT `+p.CreateTables()+`($1)`, "rebuild_1")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s('rebuild_1'): %v", p.CreateTables(), err)
-	}
-	for _, table := range p.Tables() {
-		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'rebuild_1' AND tablename = $1`, table).Scan(&n); err != nil || n != 1 {
-			t.Errorf("table rebuild_1.%s: found %d (err %v), want 1", table, n, err)
-		}
-	}
-	var indexes int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'rebuild_1' AND tablename = 'userlist_users'`).Scan(&indexes); err != nil || indexes != 5 {
-		t.Errorf("indexes on rebuild_1.userlist_users: %d (err %v), want 5 (key, three sort orders, trigram)", indexes, err)
-	}
-
+	pgtest.CreateTables(t, pool, "rebuild_1", userlist.New().Schema())
 	h := newHistory()
 	w := world{h}
 	ws, owner := uuid.New(), uuid.New()
@@ -464,10 +397,6 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.userlist_users`).Scan(&live); err != nil || live != 0 {
 		t.Errorf("public.userlist_users has %d rows (err %v), want 0: Apply must follow search_path", live, err)
 	}
-	// Calling it again for the same schema fails rather than mixing tables.
-	if _, err := pool.Exec(ctx, `SELECT userlist_create_tables('rebuild_1')`); err == nil {
-		t.Error("userlist_create_tables for a schema that has the tables: no error, want one")
-	}
 }
 
 func TestProjectionIdentity(t *testing.T) {
@@ -479,10 +408,7 @@ func TestProjectionIdentity(t *testing.T) {
 	if got, want := p.Tables(), []string{"userlist_users", "userlist_logins", "userlist_workspaces"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tables() = %v, want %v", got, want)
 	}
-	if got := p.CreateTables(); got != "userlist_create_tables" {
-		t.Errorf("CreateTables() = %q, want userlist_create_tables", got)
-	}
-	if got := p.CreateIndexes(); got != "userlist_create_indexes" {
-		t.Errorf("CreateIndexes() = %q, want userlist_create_indexes", got)
+	if s := p.Schema(); s.Tables == "" || s.Indexes == "" {
+		t.Errorf("Schema() = %+v, want the tables and, apart, the list's indexes (a rebuild builds them after its replay)", s)
 	}
 }

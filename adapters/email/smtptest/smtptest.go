@@ -37,6 +37,12 @@ type Options struct {
 	// SMTPUTF8 offers the SMTPUTF8 extension (RFC 6531): addresses with
 	// UTF-8 before the @.
 	SMTPUTF8 bool
+	// NextCommand, if set, is called when the command that follows an
+	// accepted message on its connection (the next MAIL, or RSET)
+	// arrives, before it is answered: with the message. A client that
+	// waits for that answer before it records the delivery would wait
+	// on NextCommand.
+	NextCommand func(accepted Message)
 }
 
 // Temporary is a 451 answer, Permanent a 550 one.
@@ -110,6 +116,20 @@ type session struct {
 	from   string
 	to     []string
 	utf8   bool
+	// accepted is the message the last DATA accepted, until the next
+	// command; dataReset skips the reset go-smtp does itself after DATA.
+	accepted  *Message
+	dataReset bool
+}
+
+// next reports the command after an accepted message to NextCommand.
+func (x *session) next() {
+	if m := x.accepted; m != nil {
+		x.accepted = nil
+		if x.s.opts.NextCommand != nil {
+			x.s.opts.NextCommand(*m)
+		}
+	}
 }
 
 func (x *session) AuthMechanisms() []string {
@@ -130,6 +150,7 @@ func (x *session) Auth(string) (sasl.Server, error) {
 }
 
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
+	x.next()
 	if x.s.opts.Username != "" && !x.authed {
 		return smtp.ErrAuthRequired
 	}
@@ -158,13 +179,22 @@ func (x *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	m := Message{From: x.from, To: x.to, Data: b, UTF8: x.utf8}
 	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, Message{From: x.from, To: x.to, Data: b, UTF8: x.utf8})
+	x.s.msgs = append(x.s.msgs, m)
 	x.s.mu.Unlock()
+	x.accepted, x.dataReset = &m, true
 	return nil
 }
 
-func (x *session) Reset()        { x.from, x.to, x.utf8 = "", nil, false }
+func (x *session) Reset() {
+	if x.dataReset {
+		x.dataReset = false // go-smtp's own, after DATA
+	} else {
+		x.next() // an RSET
+	}
+	x.from, x.to, x.utf8 = "", nil, false
+}
 func (x *session) Logout() error { return nil }
 
 // Parts answers the message's headers and its decoded text and HTML parts.

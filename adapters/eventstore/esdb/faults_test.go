@@ -403,7 +403,7 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	foreign := func(stream string, meta string) {
 		id := uuid.New()
 		_, err := raw.AppendToStream(ctx, stream, esdbclient.AppendToStreamOptions{}, esdbclient.EventData{
-			EventID: id, EventType: domain.TypeAccountRegistered, ContentType: esdbclient.ContentTypeJson,
+			EventID: id, EventType: domain.EventName(domain.AccountRegistered{}), ContentType: esdbclient.ContentTypeJson,
 			Data: []byte(`{"other": "shape"}`), Metadata: []byte(strings.ReplaceAll(meta, "ID", id.String())),
 		})
 		if err != nil {

@@ -1,0 +1,71 @@
+package messaging_test
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/domain"
+)
+
+// TestACleanStopUnderLoadLogsNoError stops a replica while it mails a
+// batch (a deploy's SIGTERM): a clean stop is no error, so the log has no
+// ERROR line (watermill's own included), and the next replica mails the
+// rest, each address once.
+func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewService(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	var addrs []string
+	for i := range 400 {
+		addrs = append(addrs, fmt.Sprintf("load%03d@example.com", i))
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr, logger: logger})
+	ws := a.workspace(t)
+	a.invite(t, ws, 0, strings.Join(addrs[:200], ","))
+	a.invite(t, ws, 0, strings.Join(addrs[200:], ","))
+	// Stop in the middle of the batch: some mailed, not all.
+	eventually(t, "the first e-mails", func() bool { return len(srv.Messages()) >= 20 })
+	a.stop()
+	mu.Lock()
+	log := buf.String()
+	mu.Unlock()
+	if n := len(srv.Messages()); n >= len(addrs) {
+		t.Logf("the replica mailed all %d before the stop; the stop came too late to test much", n)
+	}
+	var errs []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) > 0 {
+		t.Errorf("a clean stop logged %d ERROR lines, want none:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+
+	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
+	// (Longer than eventually's 20 s: 400 e-mails on a busy machine.)
+	deadline := time.Now().Add(2 * time.Minute)
+	for eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) != len(addrs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d InvitationEmailSent events after 2 minutes, want %d", eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})), len(addrs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := byRecipient(srv.Messages())
+	for _, addr := range addrs {
+		if got[addr] != 1 {
+			t.Errorf("%s received %d e-mails, want exactly 1", addr, got[addr])
+		}
+	}
+	b.stop()
+}

@@ -1,0 +1,167 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// SchemaVersion is the schema version every event type is written with
+// today. A type whose stored form changes registers its own, higher one.
+const SchemaVersion = 1
+
+// EventType is what the registry knows of one event type.
+type EventType struct {
+	// Name is the type's stored name.
+	Name string
+	// Version is the schema version the type is written with.
+	Version int
+
+	goType    reflect.Type
+	zero      Event
+	decode    func(data []byte) (Event, error)
+	workspace func(Event) (uuid.UUID, bool)
+}
+
+// Zero returns the zero value of the type, as an example of it.
+func (t EventType) Zero() Event { return t.zero }
+
+// registry maps stored names to event types and back.
+type registry struct {
+	byName map[string]*EventType
+	byType map[reflect.Type]*EventType
+}
+
+// eventTypes is the one registry of event types, filled by registerEvents.
+var eventTypes = newRegistry()
+
+func newRegistry() *registry {
+	r := &registry{byName: make(map[string]*EventType), byType: make(map[reflect.Type]*EventType)}
+	registerEvents(r)
+	return r
+}
+
+// register declares the event type T: its stored name, its schema version,
+// and the workspace an event of it belongs to (nil: none). Decoding comes
+// with it: the stored JSON into a T. A schema version above 1 needs an
+// upcaster from the older versions in DecodeEvent's place: add the hook
+// here when the first type needs one. It panics on a name or type
+// registered twice, which registerEvents would have to be written wrong to
+// do.
+func register[T any](r *registry, name string, version int, workspace func(T) uuid.UUID) {
+	var zero T
+	t := &EventType{
+		Name:    name,
+		Version: version,
+		goType:  reflect.TypeOf(zero),
+		zero:    zero,
+		decode: func(data []byte) (Event, error) {
+			var e T
+			if err := json.Unmarshal(data, &e); err != nil {
+				return nil, err
+			}
+			return e, nil
+		},
+		workspace: func(Event) (uuid.UUID, bool) { return uuid.Nil, false },
+	}
+	if workspace != nil {
+		t.workspace = func(e Event) (uuid.UUID, bool) { return workspace(e.(T)), true }
+	}
+	if t.goType.Kind() != reflect.Struct || name == "" || version < 1 {
+		panic(fmt.Sprintf("domain: event type %q (%v, version %d) must be a named struct with a name and a version from 1", name, t.goType, version))
+	}
+	if _, dup := r.byName[name]; dup {
+		panic("domain: event name registered twice: " + name)
+	}
+	if _, dup := r.byType[t.goType]; dup {
+		panic(fmt.Sprintf("domain: event type %v registered twice", t.goType))
+	}
+	r.byName[name], r.byType[t.goType] = t, t
+}
+
+// TypeOf answers the registered type of an event; false for a value that is
+// not a registered event.
+func TypeOf(e Event) (EventType, bool) {
+	t, ok := eventTypes.byType[reflect.TypeOf(e)]
+	if !ok {
+		return EventType{}, false
+	}
+	return *t, true
+}
+
+// EventName answers the stored name of an event's type, or "" for a value
+// that is not a registered event.
+func EventName(e Event) string {
+	if t, ok := eventTypes.byType[reflect.TypeOf(e)]; ok {
+		return t.Name
+	}
+	return ""
+}
+
+// WorkspaceOf answers the workspace an event belongs to; false for an event
+// of no workspace (AccountRegistered) and for a value that is not an event.
+func WorkspaceOf(e Event) (uuid.UUID, bool) {
+	if t, ok := eventTypes.byType[reflect.TypeOf(e)]; ok {
+		return t.workspace(e)
+	}
+	return uuid.Nil, false
+}
+
+// EventTypes lists every registered event type, by name.
+func EventTypes() []EventType {
+	out := make([]EventType, 0, len(eventTypes.byName))
+	for _, t := range eventTypes.byName {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b EventType) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// EventTypeNames lists the stored name of every registered event type.
+func EventTypeNames() []string {
+	names := make([]string, 0, len(eventTypes.byName))
+	for n := range eventTypes.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// EncodeEvent serialises an event for storage.
+func EncodeEvent(e Event) ([]byte, error) {
+	t, ok := eventTypes.byType[reflect.TypeOf(e)]
+	if !ok {
+		return nil, fmt.Errorf("encode %T: not a registered event type", e)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t.Name, err)
+	}
+	return data, nil
+}
+
+// DecodeEvent turns stored data back into the current struct of its type.
+func DecodeEvent(name string, version int, data []byte) (Event, error) {
+	t, ok := eventTypes.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("decode %s: unknown event type", name)
+	}
+	if version < 1 {
+		return nil, fmt.Errorf("decode %s: schema version %d is not valid", name, version)
+	}
+	if version > t.Version {
+		return nil, fmt.Errorf("decode %s: schema version %d is newer than this build knows (%d)", name, version, t.Version)
+	}
+	if version < t.Version {
+		return nil, fmt.Errorf("decode %s: schema version %d has no upcaster to %d", name, version, t.Version)
+	}
+	e, err := t.decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s v%d: %w", name, version, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,10 @@
+-- The list's indexes (package userlist): the page queries, one index per
+-- filter that narrows the order (the other filters are checked on the rows
+-- the index yields), and the trigram search (the pg_trgm extension, made by
+-- migrations/00003_userlist.sql, must be on the search_path). Apply needs
+-- none of them, so a rebuild builds them once over the replayed tables.
+
+CREATE INDEX userlist_users_sort_idx ON userlist_users (workspace_id, sort_key, user_id);
+CREATE INDEX userlist_users_status_sort_idx ON userlist_users (workspace_id, status, sort_key, user_id);
+CREATE INDEX userlist_users_role_sort_idx ON userlist_users (workspace_id, role, sort_key, user_id);
+CREATE INDEX userlist_users_search_idx ON userlist_users USING gin (search gin_trgm_ops);
