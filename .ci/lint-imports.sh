@@ -16,6 +16,8 @@
 #                    ancestors, such as the port package adapters/eventstore
 #                    for adapters/eventstore/postgres, and its descendants)
 #   migrations       embed only
+#   internal/...     the standard library only: small leaf helpers (pause)
+#                    that every package above may import
 #   cmd/...          anything
 #
 # The check walks the import graph (go list -deps, non-test code) from each
@@ -92,26 +94,30 @@ check() {
 		[[ -n ${std[$imp]:-} ]] && return
 		under "$imp" github.com/google/uuid && return
 		text_rules "$imp" && return
-		[[ -n $i ]] && under "$i" domain && return
-		RULE="domain may import only the standard library, github.com/google/uuid, golang.org/x/net/idna and golang.org/x/text"
+		[[ -n $i ]] && { under "$i" domain || under "$i" internal; } && return
+		RULE="domain may import only the standard library, github.com/google/uuid, golang.org/x/net/idna , golang.org/x/text and internal"
 		;;
 	commands | commands/*)
 		[[ -n ${std[$imp]:-} ]] && return
 		under "$imp" github.com/google/uuid && return
 		text_rules "$imp" && return # through domain
-		[[ -n $i ]] && { under "$i" domain || under "$i" commands; } && return
-		RULE="commands may import only the standard library, github.com/google/uuid and domain"
+		[[ -n $i ]] && { under "$i" domain || under "$i" commands || under "$i" internal; } && return
+		RULE="commands may import only the standard library, github.com/google/uuid , domain and internal"
 		;;
 	projections | projections/*)
 		if [[ -n $i ]]; then
-			{ under "$i" domain || under "$i" projections; } && return
+			{ under "$i" domain || under "$i" projections || under "$i" internal; } && return
 		else
 			[[ -n ${std[$imp]:-} ]] && return
 			under "$imp" github.com/google/uuid && return
 			under "$imp" github.com/jackc/pgx/v5 && return
 			text_rules "$imp" && return # through domain
 		fi
-		RULE="projections may import only the standard library, github.com/google/uuid, github.com/jackc/pgx/v5, domain and projections"
+		RULE="projections may import only the standard library, github.com/google/uuid, github.com/jackc/pgx/v5, domain, projections and internal"
+		;;
+	internal | internal/*)
+		[[ -n ${std[$imp]:-} ]] && return
+		RULE="internal may import only the standard library"
 		;;
 	migrations | migrations/*)
 		[[ $imp == embed ]] && return
@@ -132,7 +138,7 @@ check() {
 # has_rule P: the module-relative package P has an import rule.
 has_rule() {
 	case $1 in
-	domain | domain/* | commands | commands/* | migrations | migrations/* | projections | projections/* | adapters/*) return 0 ;;
+	domain | domain/* | commands | commands/* | migrations | migrations/* | internal | internal/* | projections | projections/* | adapters/*) return 0 ;;
 	esac
 	return 1
 }
@@ -147,7 +153,7 @@ for pkg in $ours; do
 	p=$REL
 	has_rule "$p" || continue # cmd/... may import anything
 	case $p in
-	domain | domain/* | commands | commands/* | migrations | migrations/*) third_party_deps=1 ;;
+	domain | domain/* | commands | commands/* | migrations | migrations/* | internal | internal/*) third_party_deps=1 ;;
 	*) third_party_deps=0 ;; # projections, adapters: a third party's own dependencies are its business
 	esac
 	declare -A seen=([$pkg]=1)

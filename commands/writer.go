@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // writer appends decisions to workspaces: the repository and the sources of
@@ -83,14 +84,7 @@ func (w writer) updateAs(ctx context.Context, id uuid.UUID, m Meta, decide func(
 // 2, 4 … 64 ms): replicas that keep colliding on one workspace spread out
 // instead of one of them losing every race until it gives up.
 func conflictPause(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))))
 }
 
 // system is the metadata of the system's own commands (the mailer, the

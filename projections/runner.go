@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 const (
@@ -220,7 +221,7 @@ func (r *Runner) acquire(ctx context.Context) (*pgx.Conn, error) {
 		}
 		r.setHealth(nil) // standing by is working
 		b.reset()
-		if err := sleep(ctx, r.opts.LockRetry); err != nil {
+		if err := pause.For(ctx, r.opts.LockRetry); err != nil {
 			closeConn(conn)
 			return nil, err
 		}
@@ -425,17 +426,5 @@ func (b *backoff) reset() { b.next = b.min }
 func (b *backoff) wait(ctx context.Context) error {
 	d := b.next
 	b.next = min(2*d, b.max)
-	return sleep(ctx, d)
-}
-
-// sleep waits d or until ctx ends, then with ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, d)
 }

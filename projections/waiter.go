@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // WaiterAppName is the application_name of a Waiter's listening connection.
@@ -251,7 +252,7 @@ func (w *Waiter) listenLoop(ctx context.Context, conn *pgx.Conn) {
 // ended first.
 func (w *Waiter) reconnectLoop(ctx context.Context) *pgx.Conn {
 	for {
-		if sleep(ctx, w.reconnect) != nil {
+		if pause.For(ctx, w.reconnect) != nil {
 			return nil
 		}
 		conn, err := w.listen(ctx)

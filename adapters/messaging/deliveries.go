@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // deliveryLog owns what became of each attempt's e-mail, all of it: the
@@ -209,7 +210,7 @@ func (d *deliveryLog) recordUntil(ctx context.Context) {
 			// reads for every e-mail. Recording a quarter of a second
 			// later costs nothing; an append per e-mail would halve the
 			// rate.
-			if sleepCtx(ctx, recordGap) != nil {
+			if pause.For(ctx, recordGap) != nil {
 				return
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // Expiry marks invitations whose time is up as expired. One replica at a
@@ -58,7 +59,7 @@ func (x *Expiry) Run(ctx context.Context) error {
 		if err != nil {
 			x.log.Warn("expiry: stopped; trying again", "err", err)
 		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := pause.For(ctx, time.Second); err != nil {
 			return err
 		}
 	}
@@ -92,7 +93,7 @@ func (x *Expiry) lead(ctx context.Context) error {
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -129,15 +130,4 @@ func (x *Expiry) Sweep(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return *next, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -8,6 +8,8 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/internal/pause"
 )
 
 // offsetsAdapter is watermill-sql's PostgreSQL offsets adapter without its
@@ -68,7 +70,7 @@ func mailerLock(ctx context.Context, pool *pgxpool.Pool, standby func()) (contex
 				told = true
 			}
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 500*time.Millisecond); err != nil {
 			if conn != nil {
 				_ = conn.Close(context.WithoutCancel(ctx))
 			}
@@ -79,7 +81,7 @@ func mailerLock(ctx context.Context, pool *pgxpool.Pool, standby func()) (contex
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for sleepCtx(held, 2*time.Second) == nil {
+		for pause.For(held, 2*time.Second) == nil {
 			pctx, pcancel := context.WithTimeout(held, 5*time.Second)
 			err := conn.Ping(pctx)
 			pcancel()

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/pause"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -121,7 +122,7 @@ func (s *Service) keepMailing(ctx context.Context) error {
 			return ctx.Err()
 		}
 		s.log.Warn("mail: the mailer stopped; starting it again", "err", err, "retry_in", wait)
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := pause.For(ctx, wait); err != nil {
 			return err
 		}
 		wait = min(2*wait, time.Minute)

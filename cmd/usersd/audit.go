@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/projections/audit"
 )
 
@@ -42,28 +41,20 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
+				rt, err := open(ctx, e, db, needs{pool: true})
 				if err != nil {
 					return err
 				}
-				defer release()
-				if err := db.ping(ctx); err != nil {
-					return err
-				}
-				pool, err := postgres.Connect(ctx, db.URL)
-				if err != nil {
-					return err
-				}
-				defer pool.Close()
+				defer rt.close()
 				ids := []uuid.UUID{only}
 				if only == uuid.Nil {
-					if ids, err = auditedWorkspaces(ctx, pool); err != nil {
+					if ids, err = auditedWorkspaces(ctx, rt.pool); err != nil {
 						return err
 					}
 				}
 				broken := 0
 				for _, ws := range ids {
-					res, err := audit.Verify(ctx, pool, ws)
+					res, err := audit.Verify(ctx, rt.pool, ws)
 					if err != nil {
 						return fmt.Errorf("verify %s: %w", ws, err)
 					}

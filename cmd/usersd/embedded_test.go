@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usersd/usersd/adapters/postgres/embedded"
 )
 
 // unreachableDefault is the embedded default's database, on an address
@@ -23,9 +25,13 @@ func unreachableDefault(t *testing.T) database {
 	return database{URL: u, Source: "default", CreateIfMissing: true, config: cfg}
 }
 
-func TestPrivateClusterIsStartedAndReused(t *testing.T) {
+// TestDefaultFallsBackToPrivateCluster: with no server at the default
+// address, the embedded default runs on a private cluster, started for the
+// command and stopped after it (the cluster's own lifecycle is tested in
+// adapters/postgres/embedded).
+func TestDefaultFallsBackToPrivateCluster(t *testing.T) {
 	t.Parallel()
-	if _, err := findPostgresBin(); err != nil {
+	if _, err := embedded.FindBin(); err != nil {
 		t.Skipf("no PostgreSQL server binaries: %v", err)
 	}
 	dir := t.TempDir()
@@ -60,41 +66,9 @@ func TestPrivateClusterIsStartedAndReused(t *testing.T) {
 		t.Fatalf("migrate on the private cluster: %v", err)
 	}
 
-	// A second usersd finds it running, uses it, and leaves it running.
-	db2 := unreachableDefault(t)
-	release2, err := ensureServer(ctx, e, &db2)
-	if err != nil {
-		t.Fatalf("second start: %v", err)
-	}
-	if db2.URL != db.URL {
-		t.Errorf("second start uses %q, want the same cluster %q", db2.URL, db.URL)
-	}
-	release2()
-	if err := db.ping(ctx); err != nil {
-		t.Fatalf("the second usersd stopped a cluster it did not start: %v", err)
-	}
-
-	// The first one stops it on its way out.
 	release()
 	if err := db.ping(ctx); err == nil {
-		t.Fatalf("the cluster still answers after its starter released it")
-	}
-
-	// A later start keeps the data: the migrated database is still there.
-	db3 := unreachableDefault(t)
-	release3, err := ensureServer(ctx, e, &db3)
-	if err != nil {
-		t.Fatalf("restart: %v", err)
-	}
-	defer release3()
-	conn, err := db3.connect(ctx, "usersd")
-	if err != nil {
-		t.Fatalf("connect after restart: %v", err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
-		t.Fatalf("the events table is gone after a restart: %v", err)
+		t.Fatalf("the cluster still answers after serve released it")
 	}
 }
 

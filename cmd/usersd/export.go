@@ -13,7 +13,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
 )
 
@@ -48,28 +47,15 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
+				rt, err := open(ctx, e, db, needs{events: true})
 				if err != nil {
 					return err
 				}
-				defer release()
-				if err := db.ping(ctx); err != nil {
-					return err
-				}
-				pool, err := postgres.Connect(ctx, db.URL)
-				if err != nil {
-					return err
-				}
-				defer pool.Close()
-				store, closeStore, err := openEventStore(ctx, e, pool)
-				if err != nil {
-					return err
-				}
-				defer closeStore()
+				defer rt.close()
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 					progressbar.OptionSetDescription("exporting events"), progressbar.OptionShowCount(),
 					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"))
-				n, err := exportEvents(ctx, store, e.Stdout, window, func(k int) { _ = bar.Add(k) })
+				n, err := exportEvents(ctx, rt.store, e.Stdout, window, func(k int) { _ = bar.Add(k) })
 				_ = bar.Finish()
 				fmt.Fprintf(e.Stderr, "\nexported %d events\n", n)
 				return err

@@ -39,12 +39,12 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
+				rt, err := open(ctx, e, db, needs{migrate: true})
 				if err != nil {
 					return err
 				}
-				defer release()
-				return migrate(ctx, e, db)
+				rt.close()
+				return nil
 			}
 		},
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
@@ -62,26 +61,13 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
+				rt, err := open(ctx, e, db, needs{migrate: true, events: true})
 				if err != nil {
 					return err
 				}
-				defer release()
-				if err := migrate(ctx, e, db); err != nil {
-					return err
-				}
-				pool, err := postgres.Connect(ctx, db.URL)
-				if err != nil {
-					return err
-				}
-				defer pool.Close()
-				store, closeStore, err := openEventStore(ctx, e, pool)
-				if err != nil {
-					return err
-				}
-				defer closeStore()
+				defer rt.close()
 				for _, p := range chosen {
-					if err := rebuildOne(ctx, e, pool, p, eventstore.Source{Store: store}); err != nil {
+					if err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store}); err != nil {
 						return fmt.Errorf("rebuild %s: %w", p.Name(), err)
 					}
 				}

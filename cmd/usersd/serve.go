@@ -18,7 +18,6 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/metrics"
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/web"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
@@ -100,11 +99,6 @@ Environment:
 				if err != nil {
 					return err
 				}
-				release, err := ensureServer(ctx, e, &db)
-				if err != nil {
-					return err
-				}
-				defer release()
 				return serve(ctx, e, db, cfg)
 			}
 		},
@@ -185,89 +179,34 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 // the binary.
 func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
 	defer l.Close()
-	if err := migrate(ctx, e, db); err != nil {
-		return err
-	}
-	pool, err := postgres.Connect(ctx, db.URL)
+	rt, err := open(ctx, e, db, needs{migrate: true, events: true})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store, closeStore, err := openEventStore(ctx, e, pool)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
+	defer rt.close()
 	m := metrics.New()
-	policy := commands.DefaultInvitationPolicy()
-	policy.TTL = cfg.invitationTTL
-	workspaces := eventstore.NewWorkspaces(store, workspaceCacheSize)
-	app := commands.NewApplication(commands.ProductionDeps(
-		workspaces,
-		eventstore.NewAccounts(store, 100_000),
-		eventstore.NewLogins(store),
-		linkSecrets(cfg.mail.TokenKey),
-	), policy, commands.Instrumentation{Logger: e.Log, Observer: m})
-	var demoAdmin uuid.UUID
-	var demoPos domain.Position
+	workspaces := eventstore.NewWorkspaces(rt.store, workspaceCacheSize)
+	app := newApplication(e, rt.store, workspaces, cfg, m)
+	var demo demoAdmin
 	if cfg.demo {
-		if demoAdmin, demoPos, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
+		if demo, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
 			return err
 		}
-	}
-	// The projection runners, the waiter and the e-mails outlive the
-	// signal: they stop only once the HTTP server has drained (below), so
-	// that a request accepted before the stop is answered as if none had
-	// come. A read waiting for its write (X-Consistent-With) keeps seeing
-	// checkpoints move, whether this replica's runners move them or, once
-	// they let go, another replica's.
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBackground()
-	var wg sync.WaitGroup
-	all := allProjections()
-	runners := make([]*projections.Runner, len(all))
-	for i, p := range all {
-		runner := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
-			Logger: e.Log,
-			OnProgress: func(pr projections.Progress) {
-				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
-			},
-		})
-		runners[i] = runner
-		wg.Go(func() {
-			if err := runner.Run(bgCtx); err != nil && bgCtx.Err() == nil {
-				e.Log.Error("projection stopped", "projection", p.Name(), "err", err)
-			}
-		})
-	}
-	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(e.Log))
-	if err := waiter.Start(bgCtx); err != nil {
-		stopBackground()
-		wg.Wait()
-		return err
-	}
-	// halt stops everything started so far and waits for it.
-	halt := func() {
-		stopBackground()
-		wg.Wait()
-		waiter.Wait()
 	}
 	if cfg.publicURL == "" {
 		// Links lead to the port actually listened on (it may have
 		// been :0).
 		cfg.mail.PublicURL = linkBase("", l.Addr().String())
 	}
-	mailbox, mailDone, mailHealth, err := startMail(bgCtx, pool, store, app, cfg.mail, e.Log)
+	bg, err := startBackground(ctx, e, rt, app, cfg.mail, m)
 	if err != nil {
-		halt()
 		return err
 	}
-	wg.Go(mailDone)
+	defer bg.halt()
 	metricsHandler := m.Handler()
 	if cfg.metricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.metricsAddr, metricsHandler, e.Log)
 		if err != nil {
-			halt()
 			return err
 		}
 		defer stopMetrics()
@@ -275,42 +214,18 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	}
 	var stopping atomic.Bool
 	api, err := httpapi.New(httpapi.Config{
-		App: app, DB: pool, Waiter: waiter,
+		App: app, DB: rt.pool, Waiter: bg.waiter,
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
-		TrustedProxies: cfg.trustedProxies, Mailbox: mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
+		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")
 			}
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
-			}
-			// The event store too, which is another server with ESDB_URL:
-			// a stream that never exists answers "not found" when it is up.
-			if _, err := store.ReadStream(ctx, eventstore.WorkspaceStream(uuid.Nil), eventstore.ReadOptions{Max: 1}); err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-				return fmt.Errorf("event store: %w", err)
-			}
-			// A ping answers as soon as the database is back; the runners
-			// may still be backing off, or hold a lock on a connection that
-			// died. Each must have followed the source and the database
-			// again since its last failure (Runner.Health).
-			for i, r := range runners {
-				if err := r.Health(ctx); err != nil {
-					return fmt.Errorf("projection %s: %w", all[i].Name(), err)
-				}
-			}
-			if err := mailHealth(ctx); err != nil {
-				return fmt.Errorf("invitation e-mail process manager: %w", err)
-			}
-			if err := waiter.Health(); err != nil {
-				return fmt.Errorf("read-your-writes waiter: %w", err)
-			}
-			return nil
+			return ready(ctx, rt, bg)
 		},
 	})
 	if err != nil {
-		halt()
 		return err
 	}
 	srv := httpapi.NewHTTPServer(withUI(api, web.Handler()), httpapi.DefaultTimeouts)
@@ -318,24 +233,14 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.Serve(limited) }()
 	e.Log.Info("usersd is running: the HTTP API serves /v1, the web UI /; projections follow the event store",
-		"database", db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
-	if cfg.demo && demoAdmin != uuid.Nil {
-		// The link is printed once the read models show the demo
-		// workspace, so that the page it opens finds it.
-		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := waiter.WaitFor(waitCtx, demoPos, projectionNames()...)
-		cancel()
-		if err != nil {
-			e.Log.Warn("the read models do not show the demo workspace yet", "err", err)
-		}
-		if err := printAdminLink(e, cfg, l.Addr(), demoAdmin); err != nil {
-			e.Log.Warn("cannot print the demo Admin's link", "err", err)
-		}
+		"database", rt.db.String(), "addr", l.Addr().String(), "invitation_ttl", cfg.invitationTTL)
+	if cfg.demo && demo.userID != uuid.Nil {
+		printDemoLink(ctx, e, cfg, l.Addr(), bg.waiter, demo)
 	}
 	select {
 	case <-ctx.Done():
 	case err := <-listenErr:
-		halt()
+		bg.halt()
 		return fmt.Errorf("serve on %s (%s): %w", l.Addr(), envHTTPAddr, err)
 	}
 	// The stop: no new connections, /readyz says 503, the requests
@@ -352,8 +257,131 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		e.Log.Warn("requests still running after 10 s are cut", "err", err)
 		_ = srv.Close()
 	}
-	halt()
+	bg.halt()
 	return nil
+}
+
+// newApplication builds the commands and queries of the service, once, on
+// the event store: every adapter receives this one application.
+func newApplication(e *env, store eventstore.Store, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
+	policy := commands.DefaultInvitationPolicy()
+	policy.TTL = cfg.invitationTTL
+	return commands.NewApplication(commands.ProductionDeps(
+		workspaces,
+		eventstore.NewAccounts(store, 100_000),
+		eventstore.NewLogins(store),
+		linkSecrets(cfg.mail.TokenKey),
+	), policy, commands.Instrumentation{Logger: e.Log, Observer: m})
+}
+
+// background is the work that serve runs beside the HTTP server: the
+// projection runners, the read-your-writes waiter and the invitation
+// e-mails. It outlives the signal: it stops only once the HTTP server has
+// drained, so that a request accepted before the stop is answered as if
+// none had come. A read waiting for its write (X-Consistent-With) keeps
+// seeing checkpoints move, whether this replica's runners move them or,
+// once they let go, another replica's.
+type background struct {
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	models  []projections.ReadModel
+	runners []*projections.Runner
+	waiter  *projections.Waiter
+	mailbox httpapi.Mailbox // the development mailbox; nil with SMTP
+	mail    func(context.Context) error
+}
+
+// startBackground starts the runners, the waiter and the e-mails.
+func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, mail mailConfig, m *metrics.Metrics) (_ *background, err error) {
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	bg := &background{stop: stop, models: allProjections()}
+	defer func() {
+		if err != nil {
+			bg.halt()
+		}
+	}()
+	for _, p := range bg.models {
+		runner := projections.NewRunner(rt.pool, p, eventstore.Source{Store: rt.store}, projections.RunnerOptions{
+			Logger: e.Log,
+			OnProgress: func(pr projections.Progress) {
+				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
+			},
+		})
+		bg.runners = append(bg.runners, runner)
+		bg.wg.Go(func() {
+			if err := runner.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+				e.Log.Error("projection stopped", "projection", p.Name(), "err", err)
+			}
+		})
+	}
+	waiter := projections.NewWaiter(rt.pool, nil, projections.WithWaiterLogger(e.Log))
+	if err := waiter.Start(bgCtx); err != nil {
+		return nil, err
+	}
+	bg.waiter = waiter
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, rt.store, app, mail, e.Log)
+	if err != nil {
+		return nil, err
+	}
+	bg.wg.Go(mailDone)
+	bg.mailbox, bg.mail = mailbox, mailHealth
+	return bg, nil
+}
+
+// halt stops everything started and waits for it; it runs once.
+func (bg *background) halt() {
+	bg.once.Do(func() {
+		bg.stop()
+		bg.wg.Wait()
+		if bg.waiter != nil {
+			bg.waiter.Wait()
+		}
+	})
+}
+
+// ready is /readyz: the database and the event store answer, and the
+// background work has recovered from its last failure.
+func ready(ctx context.Context, rt *opened, bg *background) error {
+	if err := rt.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	// The event store too, which is another server with ESDB_URL: a
+	// stream that never exists answers "not found" when it is up.
+	if _, err := rt.store.ReadStream(ctx, eventstore.WorkspaceStream(uuid.Nil), eventstore.ReadOptions{Max: 1}); err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		return fmt.Errorf("event store: %w", err)
+	}
+	// A ping answers as soon as the database is back; the runners may
+	// still be backing off, or hold a lock on a connection that died.
+	// Each must have followed the source and the database again since its
+	// last failure (Runner.Health).
+	for i, r := range bg.runners {
+		if err := r.Health(ctx); err != nil {
+			return fmt.Errorf("projection %s: %w", bg.models[i].Name(), err)
+		}
+	}
+	if err := bg.mail(ctx); err != nil {
+		return fmt.Errorf("invitation e-mail process manager: %w", err)
+	}
+	if err := bg.waiter.Health(); err != nil {
+		return fmt.Errorf("read-your-writes waiter: %w", err)
+	}
+	return nil
+}
+
+// printDemoLink prints the link that opens the web UI as the demo Admin,
+// once the read models show the demo workspace, so that the page it opens
+// finds it.
+func printDemoLink(ctx context.Context, e *env, cfg serveConfig, addr net.Addr, waiter *projections.Waiter, demo demoAdmin) {
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := waiter.WaitFor(waitCtx, demo.pos, projectionNames()...)
+	cancel()
+	if err != nil {
+		e.Log.Warn("the read models do not show the demo workspace yet", "err", err)
+	}
+	if err := printAdminLink(e, cfg, addr, demo.userID); err != nil {
+		e.Log.Warn("cannot print the demo Admin's link", "err", err)
+	}
 }
 
 // withUI sends the API's paths to api and everything else to the web UI,
@@ -379,7 +407,14 @@ func isAPIPath(p string) bool {
 // ensureDemo creates the demo workspace unless an earlier start did, and
 // answers the user id of its Admin (uuid.Nil if that Admin has left) and
 // the position of the workspace's last event.
-func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceRepository, create commands.Handler[commands.CreateWorkspace, commands.CreateWorkspaceResult]) (uuid.UUID, domain.Position, error) {
+// demoAdmin is the demo workspace's Admin (uuid.Nil if that Admin has
+// left) and the position of the workspace's last event.
+type demoAdmin struct {
+	userID uuid.UUID
+	pos    domain.Position
+}
+
+func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceRepository, create commands.Handler[commands.CreateWorkspace, commands.CreateWorkspaceResult]) (demoAdmin, error) {
 	for attempt := 0; ; attempt++ {
 		var admin uuid.UUID
 		var members int
@@ -399,7 +434,7 @@ func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceReposi
 			e.Log.Info("demo workspace found", "workspace", demoWorkspaceID, "members", members)
 		}
 		if !errors.Is(err, domain.ErrWorkspaceNotFound) {
-			return admin, pos, err
+			return demoAdmin{admin, pos}, err
 		}
 		res, err := create.Handle(ctx, commands.CreateWorkspace{
 			WorkspaceID: demoWorkspaceID, Name: "Demo workspace", OwnerEmail: demoOwnerEmail, OwnerName: "Demo Admin",
@@ -409,9 +444,9 @@ func ensureDemo(ctx context.Context, e *env, workspaces commands.WorkspaceReposi
 			continue // another replica made it meanwhile: read it
 		}
 		if err != nil {
-			return uuid.Nil, domain.Position{}, fmt.Errorf("create the demo workspace: %w", err)
+			return demoAdmin{}, fmt.Errorf("create the demo workspace: %w", err)
 		}
 		e.Log.Info("created the demo workspace", "workspace", demoWorkspaceID, "admin", res.OwnerUserID)
-		return res.OwnerUserID, res.Position, nil
+		return demoAdmin{res.OwnerUserID, res.Position}, nil
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/httpapi"
-	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/domain"
 )
 
@@ -222,26 +221,14 @@ Environment:
 
 // findDemoAdmin reads the demo workspace's Admin from the event store.
 func findDemoAdmin(ctx context.Context, e *env, db database) (uuid.UUID, error) {
-	release, err := ensureServer(ctx, e, &db)
+	rt, err := open(ctx, e, db, needs{migrate: true, events: true})
 	if err != nil {
 		return uuid.Nil, err
 	}
-	defer release()
-	if err := migrate(ctx, e, db); err != nil {
-		return uuid.Nil, err
-	}
-	pool, err := postgres.Connect(ctx, db.URL)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	defer pool.Close()
-	store, closeStore, err := openEventStore(ctx, e, pool)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	defer closeStore()
+	defer rt.close()
+	db = rt.db
 	var admin uuid.UUID
-	err = eventstore.NewWorkspaces(store, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+	err = eventstore.NewWorkspaces(rt.store, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 			admin = m.UserID
 		}

@@ -146,7 +146,7 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 	workspaces := eventstore.NewWorkspaces(store, 4)
 	app := commands.NewApplication(commands.ProductionDeps(workspaces, eventstore.NewAccounts(store, 4),
 		eventstore.NewLogins(store), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
-	admin, _, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, workspaces, app.Commands.CreateWorkspace)
+	demo, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, workspaces, app.Commands.CreateWorkspace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 	if !ok {
 		t.Fatalf("printed %q, want the UI link", got.stdout)
 	}
-	if sub := parseToken(t, tok)["sub"]; sub != admin.String() {
-		t.Errorf("sub %v, want the demo Admin %s", sub, admin)
+	if sub := parseToken(t, tok)["sub"]; sub != demo.userID.String() {
+		t.Errorf("sub %v, want the demo Admin %s", sub, demo.userID)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pause"
 )
 
 const eventColumns = `event_id, stream_id, revision, tx_id, position, type, data, metadata, created_at`
@@ -134,7 +135,7 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 			// Committed events wait behind an older transaction still
 			// running. No notification says when it ends, so look again
 			// soon, less often the longer it takes.
-			if err := sleep(ctx, backoff); err != nil {
+			if err := pause.For(ctx, backoff); err != nil {
 				return err
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -213,17 +214,6 @@ func (s *Store) waitForAppend(ctx context.Context, woken <-chan struct{}) error 
 		return ctx.Err()
 	case <-woken:
 		return nil
-	case <-t.C:
-		return nil
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
 	case <-t.C:
 		return nil
 	}
