@@ -130,8 +130,10 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 	if catchUpDrops < 1 || liveDrops != 1 {
 		t.Errorf("drops: got %d during the catch-up and %d live, want at least 1 and exactly 1", catchUpDrops, liveDrops)
 	}
-	if n, drops := srv.Subscriptions(), catchUpDrops+liveDrops; n != drops+1 {
-		t.Errorf("subscriptions made: got %d, want %d (the first and one per drop)", n, drops+1)
+	// The first and one per drop; the last drop's may not have come yet
+	// when the events buffered before it completed the set.
+	if n, drops := srv.Subscriptions(), catchUpDrops+liveDrops; n < drops || n > drops+1 {
+		t.Errorf("subscriptions made: got %d, want %d or %d (the first and one per drop)", n, drops, drops+1)
 	}
 }
 
