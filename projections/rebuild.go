@@ -252,6 +252,11 @@ func (rb *rebuild) createTables(ctx context.Context, schema Schema) error {
 	return rb.inTx(ctx, func(tx pgx.Tx) error {
 		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + quoted + " CASCADE", "CREATE SCHEMA " + quoted} {
 			if _, err := tx.Exec(ctx, sql); err != nil {
+				if isInsufficientPrivilege(err) {
+					// The service's role: it owns nothing and may create
+					// nothing, by design.
+					return fmt.Errorf("%s: %w (a rebuild creates tables and swaps them for the live ones: run it as their owner, the role that runs the migrations)", sql, err)
+				}
 				return fmt.Errorf("%s: %w", sql, err)
 			}
 		}
@@ -375,6 +380,13 @@ func (rb *rebuild) swap(ctx context.Context, pos domain.Position) (final domain.
 		}
 		rb.log.Warn("rebuild: swap failed; trying again", "attempt", attempt, "err", err)
 	}
+}
+
+// isInsufficientPrivilege reports whether the server refused err's
+// statement to the role (SQLSTATE 42501).
+func isInsufficientPrivilege(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
 // retryableSwap reports whether err is a lock timeout or a deadlock, after
@@ -544,10 +556,15 @@ func upTo(events []domain.RecordedEvent, pos domain.Position) []domain.RecordedE
 
 // replaceTables drops the live tables and moves the rebuild's in, with their
 // indexes, constraints and owned sequences, then drops the emptied schema.
-// The schema is dropped without CASCADE: anything else Schema.Tables left
-// there (a type a column uses, say) fails the swap rather than silently
-// breaking the new live tables.
+// The new tables first take the live ones' owner and privileges, so that
+// the service's role, which owns nothing and runs no DDL, reads and writes
+// them as before. The schema is dropped without CASCADE: anything else
+// Schema.Tables left there (a type a column uses, say) fails the swap
+// rather than silently breaking the new live tables.
 func (rb *rebuild) replaceTables(ctx context.Context, tx pgx.Tx, live []string) error {
+	if err := rb.copyPrivileges(ctx, tx, live); err != nil {
+		return err
+	}
 	if len(live) > 0 {
 		if _, err := tx.Exec(ctx, "DROP TABLE "+qualified(LiveSchema, live)+" CASCADE"); err != nil {
 			return fmt.Errorf("drop live tables: %w", err)
@@ -561,6 +578,40 @@ func (rb *rebuild) replaceTables(ctx context.Context, tx pgx.Tx, live []string) 
 	}
 	if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{rb.schema}.Sanitize()); err != nil {
 		return fmt.Errorf("drop schema %s (Schema.Tables must create only tables, with what belongs to them): %w", rb.schema, err)
+	}
+	return nil
+}
+
+// copyPrivileges gives each rebuilt table the owner of its live
+// counterpart, when another role ran the rebuild, and grants on it what is
+// granted on the live one (to the service's role above all), with the
+// same grant options.
+func (rb *rebuild) copyPrivileges(ctx context.Context, tx pgx.Tx, live []string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT format('ALTER TABLE %I.%I OWNER TO %I', $2::text, t, pg_catalog.pg_get_userbyid(c.relowner))
+		FROM unnest($3::text[]) AS u(t)
+		JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(format('%I.%I', $1::text, t))
+		JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.to_regclass(format('%I.%I', $2::text, t))
+		WHERE r.relowner <> c.relowner
+		UNION ALL
+		SELECT format('GRANT %s ON TABLE %I.%I TO %s%s', a.privilege_type, $2::text, t,
+		              CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
+		              CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+		FROM unnest($3::text[]) AS u(t)
+		JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(format('%I.%I', $1::text, t))
+		CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+		WHERE a.grantee <> c.relowner`, LiveSchema, rb.schema, live)
+	if err != nil {
+		return fmt.Errorf("read the live tables' privileges: %w", err)
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the live tables' privileges: %w", err)
+	}
+	for _, sql := range stmts {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("give the rebuilt tables the live ones' owner and privileges: %s: %w", sql, err)
+		}
 	}
 	return nil
 }

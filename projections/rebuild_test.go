@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersd/usersd/adapters/eventstore"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
@@ -278,6 +281,62 @@ func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 		t.Errorf("rows: got %v, want the live runner's 20", got)
 	}
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
+}
+
+// The rebuilt tables come with the live ones' owner and privileges, so a
+// live runner of the service's role (which owns nothing and runs no DDL)
+// goes on after the swap. That role itself may not rebuild: it is told to
+// run the rebuild as the tables' owner.
+func TestRebuildKeepsPrivileges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	// As usersd migrate does after the migrations (the test tables are
+	// newer than the template's grants).
+	if err := postgres.GrantService(ctx, e.url, pgtest.ServiceRole); err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := pgtest.Service(t, e.url)
+	svcStore := pgstore.New(svc, pgstore.WithLogger(testLogger(t)))
+	t.Cleanup(svcStore.Close)
+	svcSrc := eventstore.Source{Store: svcStore}
+	var a appender
+	e.appendEvents(t, &a, 20)
+	start(t, projections.NewRunner(svc, newTestProjection("live"), svcSrc, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	before := e.privileges(t)
+	if !strings.Contains(before, pgtest.ServiceRole+"=arwd/") {
+		t.Fatalf("privileges of the live tables: %s; want the service's role to read and write them", before)
+	}
+
+	if _, err := projections.Rebuild(ctx, svc, newTestProjection("rebuild"), svcSrc, projections.RebuildOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "run it as their owner") {
+		t.Errorf("Rebuild as the service's role: got %v, want it refused, naming the owner", err)
+	}
+	if _, err := projections.Rebuild(ctx, e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{}); err != nil {
+		t.Fatalf("Rebuild as the owner: %v", err)
+	}
+	if got := e.privileges(t); got != before {
+		t.Errorf("privileges after the rebuild:\n got %s\nwant %s", got, before)
+	}
+	e.appendEvents(t, &a, 5)
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+	if got, want := e.appliedBy(t), map[string]int{"rebuild": 20, "live": 5}; !equalCounts(got, want) {
+		t.Errorf("rows by writer: got %v, want %v", got, want)
+	}
+}
+
+// privileges describes the owner and privileges of the live test tables.
+func (e *env) privileges(t *testing.T) string {
+	t.Helper()
+	var s string
+	if err := e.pool.QueryRow(context.Background(), `
+		SELECT string_agg(relname || ' ' || pg_get_userbyid(relowner) || ' ' || coalesce(relacl::text, '-'), '; ' ORDER BY relname)
+		FROM pg_class WHERE oid IN ('public.test_rows'::regclass, 'public.test_counts'::regclass)`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestRebuildCreatesMissingLiveTables(t *testing.T) {

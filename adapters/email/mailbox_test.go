@@ -13,7 +13,7 @@ import (
 
 func TestMailboxKeepsOneMessagePerAttemptNewestFirst(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	ctx := context.Background()
 	box := email.NewMailbox(pool)
 	wsA, wsB := uuid.New(), uuid.New()

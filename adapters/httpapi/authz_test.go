@@ -16,8 +16,7 @@ import (
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	ws, owner, _ := a.createWorkspace(t, "Matrix", "admin@matrix.test")
-	adm := userToken(owner)
+	ws, owner, adm := a.adminWorkspace(t, "Matrix", "admin@matrix.test")
 	ids := map[string]uuid.UUID{"Admin": owner}
 	var pos string
 	for _, role := range []string{"Manager", "Editor", "Monitor", "AgentUser"} {

@@ -16,12 +16,10 @@ import (
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	ws, owner, _ := a.createWorkspace(t, "Bad input", "admin@bad.test")
-	adm := userToken(owner)
+	ws, _, adm := a.adminWorkspace(t, "Bad input", "admin@bad.test")
 	member, _ := a.join(t, ws, adm, "member@bad.test", "Editor")
 	invited := "pending@bad.test"
-	a.invite(t, ws, adm, invited, "Editor")
-	pendingToken := a.links.latest(t, invited)
+	pendingToken := a.pending(t, ws, adm, invited, "Editor")
 	base := "/v1/workspaces/" + ws.String()
 	user := base + "/users/" + member.String()
 

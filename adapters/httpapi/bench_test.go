@@ -231,60 +231,54 @@ func (env *httpBenchEnv) post(path, token, body string, want int, out any) error
 // and answers the elapsed time and each request's latency.
 func (env *httpBenchEnv) invite(b *testing.B, n int) (time.Duration, []time.Duration) {
 	lat := make([]time.Duration, n)
-	var taken atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range httpClients {
+	d := fromClients(b, "client", n, func(c int, i int64) error {
+		var out struct{ Results []struct{ Outcome string } }
 		path := "/v1/workspaces/" + env.targets[c].String() + "/invitations"
-		wg.Go(func() {
-			var out struct{ Results []struct{ Outcome string } }
-			for {
-				i := taken.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				body := fmt.Sprintf(`{"emails":"invitee%d@bench.test","role":"Editor"}`, env.next.Add(1))
-				t0 := time.Now()
-				err := env.post(path, env.admins[c], body, http.StatusOK, &out)
-				lat[i] = time.Since(t0)
-				if err == nil && (len(out.Results) != 1 || out.Results[0].Outcome != "invited") {
-					err = fmt.Errorf("outcome %+v, want invited", out.Results)
-				}
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	d := time.Since(start)
-	if err := failed.Load(); err != nil {
-		b.Fatalf("client: %v", *err)
-	}
+		body := fmt.Sprintf(`{"emails":"invitee%d@bench.test","role":"Editor"}`, env.next.Add(1))
+		t0 := time.Now()
+		err := env.post(path, env.admins[c], body, http.StatusOK, &out)
+		lat[i] = time.Since(t0)
+		if err == nil && (len(out.Results) != 1 || out.Results[0].Outcome != "invited") {
+			err = fmt.Errorf("outcome %+v, want invited", out.Results)
+		}
+		return err
+	})
 	return d, lat
 }
 
 // direct sends n invitations like invite does, straight to the command
 // handler, and answers the elapsed time.
 func (env *httpBenchEnv) direct(b *testing.B, n int) time.Duration {
+	return fromClients(b, "command", n, func(c int, _ int64) error {
+		res, err := env.handler.Handle(context.Background(), commands.InviteUsers{
+			WorkspaceID: env.targets[c], Role: "Editor",
+			Emails: []string{fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))},
+			Meta:   commands.Meta{Actor: domain.Actor{UserID: env.owners[c]}},
+		})
+		if err == nil && (len(res.Results) != 1 || res.Results[0].Outcome != domain.OutcomeInvited) {
+			err = fmt.Errorf("outcome %+v, want invited", res.Results)
+		}
+		return err
+	})
+}
+
+// fromClients runs send n times (i from 0 to n-1) from the 16 clients
+// (c is the client), each client taking the next i until none is left or
+// a send fails, and answers the elapsed time; the first failure fails the
+// benchmark, named by what.
+func fromClients(b *testing.B, what string, n int, send func(c int, i int64) error) time.Duration {
 	var taken atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range httpClients {
 		wg.Go(func() {
-			for taken.Add(1) <= int64(n) {
-				res, err := env.handler.Handle(context.Background(), commands.InviteUsers{
-					WorkspaceID: env.targets[c], Role: "Editor",
-					Emails: []string{fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))},
-					Meta:   commands.Meta{Actor: domain.Actor{UserID: env.owners[c]}},
-				})
-				if err == nil && (len(res.Results) != 1 || res.Results[0].Outcome != domain.OutcomeInvited) {
-					err = fmt.Errorf("outcome %+v, want invited", res.Results)
+			for {
+				i := taken.Add(1) - 1
+				if i >= int64(n) {
+					return
 				}
-				if err != nil {
+				if err := send(c, i); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
@@ -294,7 +288,7 @@ func (env *httpBenchEnv) direct(b *testing.B, n int) time.Duration {
 	wg.Wait()
 	d := time.Since(start)
 	if err := failed.Load(); err != nil {
-		b.Fatalf("command: %v", *err)
+		b.Fatalf("%s: %v", what, *err)
 	}
 	return d
 }

@@ -17,8 +17,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	a := newAPIWithApp(t, func(_ *commands.Deps, p *commands.InvitationPolicy) {
 		p.Limits = domain.InviteLimits{PerWorkspace: 2, PerInviter: 2}
 	}, nil)
-	ws, owner, _ := a.createWorkspace(t, "Limited", "admin@limited.test")
-	adm := userToken(owner)
+	ws, _, adm := a.adminWorkspace(t, "Limited", "admin@limited.test")
 	a.invite(t, ws, adm, "a@limited.test, b@limited.test", "Editor")
 	// A refused batch records nothing in the workspace (nor reserves
 	// accounts: commands.InviteUsers checks the batch before it does).
@@ -65,8 +64,7 @@ func TestClientAddress(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a := newAPIWith(t, func(c *httpapi.Config) { c.TrustedProxies = tc.trusted })
-			ws, owner, _ := a.createWorkspace(t, "Proxies", "admin@proxies.test")
-			adm := userToken(owner)
+			ws, _, adm := a.adminWorkspace(t, "Proxies", "admin@proxies.test")
 			var p struct{ Position string }
 			a.must(t, 200, req{method: "PUT", path: "/v1/workspaces/" + ws.String() + "/settings", token: adm,
 				body:    map[string]bool{"managersMayGrantAdmin": false},

@@ -113,7 +113,9 @@ func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
 // dependencies and the policy as app changes them.
 func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPolicy), configure func(*httpapi.Config)) *api {
 	t.Helper()
-	pool, _ := pgtest.New(t)
+	// The service's side as usersd serve runs it: as the role that owns
+	// nothing and may only read and append events and audit entries.
+	pool, _ := pgtest.NewService(t)
 	var store eventstore.Store
 	if open, ok := eventStores.Load(t); ok {
 		store = open.(func(testing.TB) eventstore.Store)(t)
@@ -286,6 +288,14 @@ func (a *api) createWorkspace(t testing.TB, name, ownerEmail string) (ws, owner 
 	return out.WorkspaceID, out.OwnerUserID, out.Position
 }
 
+// adminWorkspace makes a workspace as the platform and answers it, its
+// owner and the owner's token.
+func (a *api) adminWorkspace(t testing.TB, name, ownerEmail string) (ws, owner uuid.UUID, adm string) {
+	t.Helper()
+	ws, owner, _ = a.createWorkspace(t, name, ownerEmail)
+	return ws, owner, userToken(owner)
+}
+
 type inviteResult struct {
 	Email        string     `json:"email"`
 	Outcome      string     `json:"outcome"`
@@ -318,26 +328,34 @@ func (a *api) accept(t testing.TB, tok, name string) (uuid.UUID, string) {
 // join invites email with role and accepts: an active member.
 func (a *api) join(t testing.TB, ws uuid.UUID, by, email, role string) (uuid.UUID, string) {
 	t.Helper()
+	return a.accept(t, a.pending(t, ws, by, email, role), strings.Split(email, "@")[0])
+}
+
+// pending invites email with role and answers the invitation's link token.
+func (a *api) pending(t testing.TB, ws uuid.UUID, by, email, role string) string {
+	t.Helper()
 	a.invite(t, ws, by, email, role)
-	return a.accept(t, a.links.latest(t, email), strings.Split(email, "@")[0])
+	return a.links.latest(t, email)
 }
 
 // eventCount counts the stored events.
 func (a *api) eventCount(t testing.TB) int {
 	t.Helper()
-	var n int
-	if err := a.pool.QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return a.count(t, "SELECT count(*) FROM events")
 }
 
 // workspaceEventCount counts the events of workspace and login streams,
 // leaving out account reservations.
 func (a *api) workspaceEventCount(t testing.TB) int {
 	t.Helper()
+	return a.count(t, "SELECT count(*) FROM events WHERE stream_id NOT LIKE 'account-%'")
+}
+
+// count answers a query's single count.
+func (a *api) count(t testing.TB, query string) int {
+	t.Helper()
 	var n int
-	if err := a.pool.QueryRow(context.Background(), "SELECT count(*) FROM events WHERE stream_id NOT LIKE 'account-%'").Scan(&n); err != nil {
+	if err := a.pool.QueryRow(context.Background(), query).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -307,8 +307,7 @@ func TestConsistencyHeaderAndOps(t *testing.T) {
 	t.Parallel()
 	// A short wait: this test waits for a position that never comes.
 	a := newAPIWith(t, func(c *httpapi.Config) { c.ConsistencyTimeout = time.Second })
-	ws, owner, _ := a.createWorkspace(t, "Ops", "owner@ops.test")
-	adm := userToken(owner)
+	ws, _, adm := a.adminWorkspace(t, "Ops", "owner@ops.test")
 	base := "/v1/workspaces/" + ws.String()
 	if r := a.do(t, req{method: "GET", path: base + "/users", token: adm, headers: consistent("not-a-position")}); r.status != 400 || r.code() != "invalid_input" {
 		t.Errorf("bad X-Consistent-With: %d %s", r.status, r.body)

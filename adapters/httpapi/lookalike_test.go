@@ -15,10 +15,8 @@ import (
 func TestLookAlikesAndHiddenCharactersAreRefused(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	ws, owner, _ := a.createWorkspace(t, "Look-alikes", "admin@lookalike.test")
-	adm := userToken(owner)
-	_, _ = a.invite(t, ws, adm, "pending@lookalike.test", "Editor")
-	pending := a.links.latest(t, "pending@lookalike.test")
+	ws, _, adm := a.adminWorkspace(t, "Look-alikes", "admin@lookalike.test")
+	pending := a.pending(t, ws, adm, "pending@lookalike.test", "Editor")
 
 	workspace := func(name, email, ownerName string) string {
 		b, _ := json.Marshal(map[string]any{"name": name, "owner": map[string]string{"email": email, "name": ownerName}})

@@ -15,10 +15,8 @@ import (
 func TestLenientJSONIsRefused(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	ws, owner, _ := a.createWorkspace(t, "Strict JSON", "admin@strict.test")
-	adm := userToken(owner)
-	_, _ = a.invite(t, ws, adm, "pending@strict.test", "Editor")
-	pending := a.links.latest(t, "pending@strict.test")
+	ws, _, adm := a.adminWorkspace(t, "Strict JSON", "admin@strict.test")
+	pending := a.pending(t, ws, adm, "pending@strict.test", "Editor")
 	invitations := "/v1/workspaces/" + ws.String() + "/invitations"
 	for _, c := range []struct {
 		name, path, token, body, field string

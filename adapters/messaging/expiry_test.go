@@ -13,7 +13,7 @@ import (
 
 func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	ws := a.workspace(t)

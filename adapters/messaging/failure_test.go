@@ -17,7 +17,7 @@ import (
 
 func TestTransientFailuresUntilTheLastRetryAreRecordedAsFailed(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Temporary }})
 	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr}) // 3 retries
 	ws := r.workspace(t)
@@ -54,7 +54,7 @@ func (p *panicOnce) Send(ctx context.Context, e commands.Email) error {
 
 func TestAPanicIsRecoveredAndRetried(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	r := startReplica(t, pool, replicaOptions{sender: &panicOnce{next: smtpSender(t, srv.Addr)}})
 	ws := r.workspace(t)
@@ -67,7 +67,7 @@ func TestAPanicIsRecoveredAndRetried(t *testing.T) {
 
 func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
@@ -96,7 +96,7 @@ func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 // every projection.
 func TestProjectionsGoOnWhileTheMailerWaitsToRetry(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{Reject: func(to string, _ int) error {
 		if to == "busy@example.com" {
 			return smtptest.Temporary

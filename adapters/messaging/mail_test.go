@@ -16,7 +16,7 @@ import (
 
 func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	ws := r.workspace(t)
@@ -60,7 +60,7 @@ func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 
 func TestTransientFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{Reject: func(_ string, seen int) error {
 		if seen == 0 {
 			return smtptest.Temporary // 451, then 250
@@ -88,7 +88,7 @@ func TestTransientFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 
 func TestPermanentFailureIsRecordedAtOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Permanent }})
 	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
 	ws := r.workspace(t)
@@ -134,7 +134,7 @@ func (s *crashingSender) Send(ctx context.Context, e commands.Email) error {
 
 func TestRestartsLoseNoEmailAndDuplicateAtMostTheWindow(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	var addrs []string
 	for i := range 20 {
@@ -208,7 +208,7 @@ func (s *stoppingSender) Send(ctx context.Context, e commands.Email) error {
 // was stopping is logged anyway, so the next replica sends no copy.
 func TestAStopWhileSendingSendsNoCopy(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	var addrs []string
 	for i := range 8 {

@@ -37,7 +37,7 @@ func (f *failAfterPublish) Apply(ctx context.Context, tx pgx.Tx, events []domain
 
 func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	store := pgstore.New(pool, pgstore.WithLogger(quiet))
 	defer store.Close()
 	secrets, _ := commands.NewHMACLinkSecrets(linkKey)

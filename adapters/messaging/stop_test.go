@@ -20,7 +20,7 @@ import (
 // rest, each address once.
 func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
 	var addrs []string
 	for i := range 400 {

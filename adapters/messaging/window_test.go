@@ -26,7 +26,7 @@ import (
 // after every message) widens the window by that round trip.
 func TestEachDeliveryIsLoggedBeforeTheConnectionsNextCommand(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	var mu sync.Mutex
 	var late []string
 	srv := smtptest.Start(t, smtptest.Options{NextCommand: func(m smtptest.Message) {

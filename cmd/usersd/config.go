@@ -39,6 +39,10 @@ const (
 	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/usersd?sslmode=disable"
 )
 
+// envMigrateDatabaseURL is the owner's URL: with it, migrations (and
+// rebuilds) run as the owner and DATABASE_URL is the service's role.
+const envMigrateDatabaseURL = "USERSD_MIGRATE_DATABASE_URL"
+
 // newLogger returns the text logger on w at the level of USERSD_LOG_LEVEL
 // (debug, info, warn or error; default info).
 func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
@@ -69,6 +73,33 @@ type database struct {
 	CreateIfMissing bool
 
 	config *pgx.ConnConfig
+
+	// owner, when set, is the same database as the role that owns its
+	// schema (USERSD_MIGRATE_DATABASE_URL; the embedded default's
+	// superuser): migrations and rebuilds run as it, and it grants URL's
+	// role, the service's, what usersd serve needs. Nil: URL's role does
+	// everything, as one role.
+	owner *database
+}
+
+// migrator is db as the role that migrates and rebuilds: its owner, when
+// it has two roles.
+func (db database) migrator() database {
+	if db.owner == nil {
+		return db
+	}
+	o := *db.owner
+	o.CreateIfMissing = db.CreateIfMissing
+	return o
+}
+
+// serviceRole is the role that the owner grants what usersd serve needs:
+// DATABASE_URL's, when the owner is another; "" with one role.
+func (db database) serviceRole() string {
+	if db.owner == nil || db.owner.config.User == db.config.User {
+		return ""
+	}
+	return db.config.User
 }
 
 // resolveDatabase picks the database URL: the -database-url flag if it was
@@ -100,7 +131,30 @@ func resolveDatabase(fs *flag.FlagSet, flagValue string, getenv func(string) str
 		return database{}, usageErrorf("%s names no database: want a PostgreSQL URL such as %s", db.Source, defaultDatabaseURL)
 	}
 	db.config = cfg
-	return db, nil
+	return db, resolveOwner(&db, getenv)
+}
+
+// resolveOwner reads USERSD_MIGRATE_DATABASE_URL, the owner's URL of the
+// same database, into db.owner.
+func resolveOwner(db *database, getenv func(string) string) error {
+	v := strings.TrimSpace(getenv(envMigrateDatabaseURL))
+	if v == "" {
+		return nil
+	}
+	if db.CreateIfMissing {
+		return usageErrorf("%s is set but %s is not: set %s to the service's role and %s to the owner's, on the same database",
+			envMigrateDatabaseURL, envDatabaseURL, envDatabaseURL, envMigrateDatabaseURL)
+	}
+	cfg, err := pgx.ParseConfig(v)
+	if err != nil {
+		return usageErrorf("%s is not a valid PostgreSQL connection URL (want e.g. %s): %v", envMigrateDatabaseURL, defaultDatabaseURL, err)
+	}
+	if cfg.Database != db.config.Database {
+		return usageErrorf("%s names database %q and %s %q: want the same database, as its owner and as the service's role",
+			envMigrateDatabaseURL, cfg.Database, db.Source, db.config.Database)
+	}
+	db.owner = &database{URL: v, Source: envMigrateDatabaseURL, config: cfg}
+	return nil
 }
 
 // configuredBy names what takes usersd off the embedded default: the

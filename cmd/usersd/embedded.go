@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/embedded"
 )
 
@@ -62,4 +64,46 @@ func ensureServer(ctx context.Context, e *env, db *database) (release func(), er
 	}
 	db.URL, db.config = u, cfg
 	return c.Stop, nil
+}
+
+// embeddedServiceRole is the role usersd serve connects as on the embedded
+// default.
+const embeddedServiceRole = "usersd_service"
+
+// useServiceRole gives the embedded default its two roles, as an operator
+// would (README, "Database roles"): the server's superuser, db's user, owns
+// the schema and migrates; usersd serve connects as usersd_service, a role
+// with LOGIN only, made here unless it exists, which the migrations grant
+// what the service needs. Both log in as the local server lets the
+// superuser in (trust: the default address or the private cluster's
+// socket). A configured database is left alone: its operator made its
+// roles. If the role cannot be made, serve runs as one role, with a
+// warning.
+func useServiceRole(ctx context.Context, e *env, db *database) {
+	if db.Source != "default" || db.owner != nil {
+		return
+	}
+	owner := *db
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		e.Log.Warn("the embedded default runs as one database role", "err", err)
+		return
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	created, err := postgres.CreateLoginRole(ctx, admin.String(), embeddedServiceRole, "")
+	if err != nil {
+		e.Log.Warn("the embedded default runs as one database role: cannot make the service's", "role", embeddedServiceRole, "err", err)
+		return
+	}
+	if created {
+		e.Log.Info("created the service's database role", "role", embeddedServiceRole)
+	}
+	u.User = url.User(embeddedServiceRole)
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		e.Log.Warn("the embedded default runs as one database role", "err", err)
+		return
+	}
+	db.URL, db.config, db.owner = u.String(), cfg, &owner
 }

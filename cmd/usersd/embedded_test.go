@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersd/usersd/adapters/postgres/embedded"
 )
@@ -62,8 +64,25 @@ func TestDefaultFallsBackToPrivateCluster(t *testing.T) {
 	if !strings.Contains(db.config.Host, data) {
 		t.Fatalf("database on %q, want the socket under %s", db.config.Host, data)
 	}
+	// Both roles, as serve sets them up: the cluster's superuser owns and
+	// migrates, serve connects as usersd_service, which may append events
+	// and never change one.
+	useServiceRole(ctx, e, &db)
+	if db.config.User != embeddedServiceRole || db.owner == nil || db.owner.config.User != "postgres" {
+		t.Fatalf("roles on the embedded default: serve as %q, owner %+v; want %s and postgres", db.config.User, db.owner, embeddedServiceRole)
+	}
 	if err := migrate(ctx, e, db); err != nil {
 		t.Fatalf("migrate on the private cluster: %v", err)
+	}
+	svc, err := db.connect(ctx, "usersd")
+	if err != nil {
+		t.Fatalf("connect as %s: %v", embeddedServiceRole, err)
+	}
+	_, err = svc.Exec(ctx, "UPDATE events SET type = type")
+	svc.Close(ctx)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("UPDATE events as %s: %v, want it refused (42501)", embeddedServiceRole, err)
 	}
 
 	release()

@@ -47,6 +47,10 @@ answering from the old tables until the swap; its projection runners carry on
 from the rebuilt checkpoint. A progress bar shows the events applied, and a
 final line the count and the rate.
 
+It runs as the tables' owner: USERSD_MIGRATE_DATABASE_URL when set (the
+rebuilt tables get the live ones' privileges, so the service's role goes
+on), else DATABASE_URL, which must then be the owner's.
+
 The audit history is evidence: before its swap, the rebuilt chain is compared
 with the live one, entry by entry. If they differ (events rewritten or removed
 underneath, or live entries changed), the rebuild refuses to swap, names the
@@ -57,6 +61,8 @@ that differs, which then appears in its audit history.
 
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
+  USERSD_MIGRATE_DATABASE_URL
+                     the owner's URL of the same database
   ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			databaseURL := databaseFlag(fs)
@@ -74,7 +80,9 @@ Environment:
 				if err != nil {
 					return err
 				}
-				rt, err := open(ctx, e, db, needs{migrate: true, events: true})
+				// A rebuild creates tables and swaps them in: the owner's
+				// work, never the service's role's.
+				rt, err := open(ctx, e, db, needs{migrate: true, events: true, owner: true})
 				if err != nil {
 					return err
 				}

@@ -51,8 +51,16 @@ Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
 USERSD_DATA_DIR; it creates a demo workspace with an Admin on first start and
 prints the link that opens the web UI signed in as that Admin.
 
+With USERSD_MIGRATE_DATABASE_URL (the owner's role), it migrates as the
+owner and serves as DATABASE_URL's role, which the migrations grant only
+what the service needs: it may read and append events and audit entries,
+never change them. The embedded default sets both roles up itself.
+
 Environment:
   DATABASE_URL            PostgreSQL connection URL (default: the local server)
+  USERSD_MIGRATE_DATABASE_URL
+                          the owner's URL of the same database: migrations
+                          run as it; DATABASE_URL is then the service's role
   ESDB_URL                EventStoreDB / KurrentDB connection string; when set,
                           the events live there and PostgreSQL keeps the read
                           models (see docs/esdb.md)
@@ -191,7 +199,7 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 // the binary.
 func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
 	defer l.Close()
-	rt, err := open(ctx, e, db, needs{migrate: true, events: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, events: true, service: true})
 	if err != nil {
 		return err
 	}

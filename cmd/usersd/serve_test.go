@@ -15,8 +15,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 )
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
@@ -144,8 +142,6 @@ func TestDevAuditKeyIsKeptPerUser(t *testing.T) {
 	}
 }
 
-// TestServeAnswersTheAPI starts usersd serve on a fresh database and asks
-// it for health, readiness, metrics and a workspace.
 // serving is `usersd serve` run in-process on a free port.
 type serving struct {
 	base string
@@ -205,10 +201,13 @@ func startServing(t *testing.T, vars map[string]string) serving {
 	}
 }
 
+// TestServeAnswersTheAPI starts usersd serve on a fresh database, with its
+// two roles, and asks it for health, readiness, metrics and a workspace.
 func TestServeAnswersTheAPI(t *testing.T) {
 	t.Parallel()
-	_, dbURL := pgtest.New(t)
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	vars := twoRoles(t)
+	vars["USERSD_JWT_SECRET"], vars["USERSD_DEV_MAILBOX"] = testJWTSecret, "true"
+	s := startServing(t, vars)
 	base := s.base
 	for _, p := range []string{"/healthz", "/metrics"} {
 		r, err := http.Get(base + p)
@@ -274,8 +273,9 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // operations endpoints, unknown paths and methods.
 func TestServeAnswersAreNosniff(t *testing.T) {
 	t.Parallel()
-	_, dbURL := pgtest.New(t)
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	vars := twoRoles(t)
+	vars["USERSD_JWT_SECRET"], vars["USERSD_DEV_MAILBOX"] = testJWTSecret, "true"
+	s := startServing(t, vars)
 	defer s.stop()
 	for _, rq := range []struct{ method, path string }{
 		{"GET", "/"}, {"GET", "/audit"}, {"GET", "/accept?token=x"}, {"GET", "/assets/app.js"}, {"GET", "/no-such-page"},
@@ -301,15 +301,15 @@ func TestServeAnswersAreNosniff(t *testing.T) {
 // API's address answers 404, so that it need not be public.
 func TestServeMetricsOnTheirOwnAddress(t *testing.T) {
 	t.Parallel()
-	_, dbURL := pgtest.New(t)
+	vars := twoRoles(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metricsAddr := l.Addr().String()
 	l.Close()
-	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true",
-		"USERSD_METRICS_ADDR": metricsAddr})
+	vars["USERSD_JWT_SECRET"], vars["USERSD_DEV_MAILBOX"], vars["USERSD_METRICS_ADDR"] = testJWTSecret, "true", metricsAddr
+	s := startServing(t, vars)
 	defer s.stop()
 	get := func(url string) (int, string, http.Header) {
 		t.Helper()

@@ -15,6 +15,13 @@ type needs struct {
 	migrate bool // apply pending migrations first
 	pool    bool // a connection pool to the database
 	events  bool // the event store (implies pool)
+	// service connects as the service's role (usersd serve): on the
+	// embedded default, usersd_service, made for it; a role that could
+	// rewrite the history is warned about.
+	service bool
+	// owner connects as the owner, the migrations' role
+	// (USERSD_MIGRATE_DATABASE_URL when set): a rebuild creates tables.
+	owner bool
 }
 
 // opened is what open started and opened for a command; close releases
@@ -43,6 +50,9 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 		return nil, err
 	}
 	rt.closers = append(rt.closers, release)
+	if n.service {
+		useServiceRole(ctx, e, &db)
+	}
 	rt.db = db
 	if n.migrate {
 		err = migrate(ctx, e, db)
@@ -55,7 +65,15 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	if !n.pool && !n.events {
 		return rt, nil
 	}
-	if rt.pool, err = postgres.Connect(ctx, db.URL); err != nil {
+	switch {
+	case n.owner:
+		rt.pool, err = postgres.Connect(ctx, db.migrator().URL)
+	case n.service:
+		rt.pool, err = connectService(ctx, e, &rt.db)
+	default:
+		rt.pool, err = postgres.Connect(ctx, db.URL)
+	}
+	if err != nil {
 		return nil, err
 	}
 	rt.closers = append(rt.closers, rt.pool.Close)
@@ -77,4 +95,30 @@ func (rt *opened) close() {
 		rt.closers[i]()
 	}
 	rt.closers = nil
+}
+
+// connectService connects as the service's role. On the embedded default,
+// a server that does not let that role in (its own authentication rules)
+// leaves serve on the owner's, as one role. A role that could rewrite the
+// history (a superuser, the owner) is warned about.
+func connectService(ctx context.Context, e *env, db *database) (*pgxpool.Pool, error) {
+	pool, err := postgres.Connect(ctx, db.URL)
+	if err != nil && db.Source == "default" && db.owner != nil {
+		e.Log.Warn("the embedded default runs as one database role: the service's cannot log in", "role", db.config.User, "err", err)
+		*db = db.migrator()
+		pool, err = postgres.Connect(ctx, db.URL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	why, err := postgres.Privileged(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if why != "" {
+		e.Log.Warn("the service's database role "+why+": it could change or remove events and audit entries; "+
+			"give usersd serve a role of its own (DATABASE_URL) and the owner's to "+envMigrateDatabaseURL, "role", db.config.User)
+	}
+	return pool, nil
 }

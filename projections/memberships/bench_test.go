@@ -3,18 +3,17 @@ package memberships_test
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // BenchmarkApply measures a rebuild: b.N events of a synthetic history
@@ -24,37 +23,9 @@ import (
 // USERSD_BENCH_BATCH sets another batch size.
 func BenchmarkApply(b *testing.B) {
 	pool, _ := pgtest.New(b)
-	ctx := context.Background()
-	batch := 5000
-	if s := os.Getenv("USERSD_BENCH_BATCH"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("USERSD_BENCH_BATCH=%q: want a positive number", s)
-		}
-		batch = n
-	}
 	schema := "bench_" + strconv.Itoa(b.N)
 	createSchema(b, pool, schema)
-	p := memberships.New()
-	gen := newGenerator(b.N)
-	b.ResetTimer()
-	for applied := 0; applied < b.N; {
-		b.StopTimer()
-		events := gen.next(min(batch, b.N-applied))
-		b.StartTimer()
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off; SET LOCAL search_path TO "+schema+", public"); err != nil {
-				return err
-			}
-			return p.Apply(ctx, tx, events)
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		applied += len(events)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	projectionstest.ApplyInBatches(b, pool, schema, memberships.New().Apply, newGenerator(b.N).next)
 }
 
 // BenchmarkPermissions reads one person's permissions among 200,000

@@ -11,6 +11,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // want is what the queries should answer for bob in the workspace "Acme".
@@ -246,17 +247,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 	ev := h.events
 	apply(t, pool, "public", ev)
 	want := dump(t, pool, "public")
-	batchings := map[string][][]domain.RecordedEvent{
-		"replays": {ev[:len(ev)/2], ev[len(ev)/3:], ev[len(ev)/2:], append(append([]domain.RecordedEvent{}, ev[10:20]...), ev[10:20]...), ev[5:15]},
-	}
-	for _, size := range []int{1, 2, 5, 17} {
-		var b [][]domain.RecordedEvent
-		for i := 0; i < len(ev); i += size {
-			b = append(b, ev[i:min(i+size, len(ev))])
-		}
-		batchings[fmt.Sprintf("size_%d", size)] = b
-	}
-	for name, b := range batchings {
+	for name, b := range projectionstest.Batchings(ev) {
 		createSchema(t, pool, name)
 		apply(t, pool, name, b...)
 		if got := dump(t, pool, name); got != want {

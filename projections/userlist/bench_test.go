@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -274,48 +274,25 @@ func reportPercentiles(b *testing.B, took []time.Duration, unit string) {
 // all the time (every index written twice per person), and "steady", where
 // logins dominate. Run with -benchtime=1000000x for the full size.
 func BenchmarkApply(b *testing.B) {
-	batch := 5000
-	if s := os.Getenv("USERSD_BENCH_BATCH"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("USERSD_BENCH_BATCH=%q: want a positive number", s)
-		}
-		batch = n
-	}
-	for _, mix := range []struct {
-		name string
-		mix  mix
-	}{
-		{"onboarding", mix{invite: 40, login: 50, role: 5, suspend: 3}},
-		{"steady", mix{invite: 5, login: 85, role: 5, suspend: 3}},
-	} {
+	for _, mix := range benchMixes {
 		b.Run(mix.name, func(b *testing.B) {
 			pool, _ := pgtest.New(b)
-			ctx := context.Background()
 			p := userlist.New()
 			schema := "bench_" + strconv.Itoa(b.N)
 			pgtest.CreateTables(b, pool, schema, p.Schema())
-			gen := newGenerator(b.N, mix.mix)
-			b.ResetTimer()
-			for applied := 0; applied < b.N; {
-				b.StopTimer()
-				events := gen.next(min(batch, b.N-applied))
-				b.StartTimer()
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off; SET LOCAL search_path TO "+schema+", public"); err != nil {
-						return err
-					}
-					return p.Apply(ctx, tx, events)
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				applied += len(events)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			projectionstest.ApplyInBatches(b, pool, schema, p.Apply, newGenerator(b.N, mix.mix).next)
 		})
 	}
+}
+
+// benchMixes are the histories BenchmarkApply and BenchmarkRebuild run
+// over.
+var benchMixes = []struct {
+	name string
+	mix  mix
+}{
+	{"onboarding", mix{invite: 40, login: 50, role: 5, suspend: 3}},
+	{"steady", mix{invite: 5, login: 85, role: 5, suspend: 3}},
 }
 
 // BenchmarkRebuild measures the whole rebuild of b.N events as
@@ -325,13 +302,7 @@ func BenchmarkApply(b *testing.B) {
 // part of the figure. Same mixes as BenchmarkApply. For the 1,000,000-event
 // figure: -bench Rebuild -benchtime 1000000x
 func BenchmarkRebuild(b *testing.B) {
-	for _, mix := range []struct {
-		name string
-		mix  mix
-	}{
-		{"onboarding", mix{invite: 40, login: 50, role: 5, suspend: 3}},
-		{"steady", mix{invite: 5, login: 85, role: 5, suspend: 3}},
-	} {
+	for _, mix := range benchMixes {
 		b.Run(mix.name, func(b *testing.B) {
 			pool, _ := pgtest.New(b)
 			events := projections.SliceSource(newGenerator(b.N, mix.mix).next(b.N))

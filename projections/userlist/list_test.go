@@ -32,6 +32,23 @@ var seedRoles = []domain.Role{domain.RoleAgentUser, domain.RoleEditor, domain.Ro
 
 // seedList records a workspace of n people besides its owner: every tenth
 // only invited (shown by e-mail), every tenth suspended, the rest active.
+// seededList applies to a fresh database a workspace seeded with n people
+// by seedList, then one more workspace for each of others (n people each),
+// and answers the list's queries at t0, the first workspace and its people.
+func seededList(t *testing.T, n int, others ...int) (*userlist.Queries, uuid.UUID, []person) {
+	t.Helper()
+	pool, _ := pgtest.New(t)
+	h := newHistory()
+	w := world{h}
+	ws := uuid.New()
+	people := seedList(w, ws, n)
+	for _, m := range others {
+		seedList(w, uuid.New(), m)
+	}
+	apply(t, pool, "public", h.events)
+	return userlist.NewQueries(pool, fixedClock(t0)), ws, people
+}
+
 func seedList(w world, ws uuid.UUID, n int) []person {
 	owner := uuid.New()
 	w.create(ws, owner, "owner@example.com", "Olivia Owner", "Big")
@@ -89,15 +106,8 @@ func expected(people []person, f userlist.Filter) []person {
 
 func TestListPagesFiltersAndOrder(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
-	ws := uuid.New()
-	people := seedList(w, ws, 230)
-	seedList(w, uuid.New(), 20) // another workspace, never listed here
-	apply(t, pool, "public", h.events)
-	q := userlist.NewQueries(pool, fixedClock(t0))
+	q, ws, people := seededList(t, 230, 20) // another workspace of 20, never listed here
 
 	filters := []userlist.Filter{
 		{},
@@ -210,14 +220,8 @@ func TestListEqualNamesAreOrderedByUserID(t *testing.T) {
 
 func TestListRejectsInvalidFilters(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
-	ws := uuid.New()
-	seedList(w, ws, 12)
-	apply(t, pool, "public", h.events)
-	q := userlist.NewQueries(pool, fixedClock(t0))
+	q, ws, _ := seededList(t, 12)
 
 	first, err := q.List(ctx, ws, userlist.Filter{Limit: 2})
 	if err != nil || first.NextCursor == "" {
@@ -281,14 +285,8 @@ func TestListRejectsInvalidFilters(t *testing.T) {
 
 func TestListLimits(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
-	ws := uuid.New()
-	people := seedList(w, ws, 120)
-	apply(t, pool, "public", h.events)
-	q := userlist.NewQueries(pool, fixedClock(t0))
+	q, ws, people := seededList(t, 120)
 
 	for _, tc := range []struct{ limit, want int }{
 		{0, userlist.DefaultLimit},

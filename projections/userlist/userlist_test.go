@@ -2,7 +2,6 @@ package userlist_test
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -354,18 +354,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 	apply(t, pool, "public", ev)
 	want := dump(t, pool, "public")
 
-	batchings := map[string][][]domain.RecordedEvent{}
-	for _, size := range []int{1, 2, 5, 17} {
-		var b [][]domain.RecordedEvent
-		for i := 0; i < len(ev); i += size {
-			b = append(b, ev[i:min(i+size, len(ev))])
-		}
-		batchings[fmt.Sprintf("size_%d", size)] = b
-	}
-	// A crash replay: the tail again after the whole history, and a batch
-	// that is a duplicate of itself.
-	batchings["replays"] = [][]domain.RecordedEvent{ev[:len(ev)/2], ev[len(ev)/3:], ev[len(ev)/2:], append(append([]domain.RecordedEvent{}, ev[10:20]...), ev[10:20]...), ev[5:15]}
-	for name, b := range batchings {
+	for name, b := range projectionstest.Batchings(ev) {
 		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
 		apply(t, pool, name, b...)
 		if got := dump(t, pool, name); got != want {

@@ -37,13 +37,7 @@ func newEvent(n int) eventstore.EventData {
 // prefixes) and quick resubscription.
 func openDefault(t *testing.T, srv *esdbtest.Server, opts ...esdb.Option) *esdb.Store {
 	t.Helper()
-	opts = append([]esdb.Option{esdb.WithResubscribeBackoff(time.Millisecond, 20*time.Millisecond)}, opts...)
-	s, err := esdb.Open(srv.URL(), opts...)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return openOn(t, srv.URL(), opts...)
 }
 
 // TestSubscriptionDroppedMidwayResumes drops the server's subscriptions
@@ -136,8 +130,10 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 	if catchUpDrops < 1 || liveDrops != 1 {
 		t.Errorf("drops: got %d during the catch-up and %d live, want at least 1 and exactly 1", catchUpDrops, liveDrops)
 	}
-	if n, drops := srv.Subscriptions(), catchUpDrops+liveDrops; n != drops+1 {
-		t.Errorf("subscriptions made: got %d, want %d (the first and one per drop)", n, drops+1)
+	// The first and one per drop; the last drop's may not have come yet
+	// when the events buffered before it completed the set.
+	if n, drops := srv.Subscriptions(), catchUpDrops+liveDrops; n < drops || n > drops+1 {
+		t.Errorf("subscriptions made: got %d, want %d or %d (the first and one per drop)", n, drops, drops+1)
 	}
 }
 
@@ -214,16 +210,7 @@ func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 	t.Parallel()
 	srv := esdbtest.Start(t)
 	s := openDefault(t, srv)
-	config, err := esdbclient.ParseConnectionString(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.Logger = esdbclient.NoopLogging()
-	raw, err := esdbclient.NewClient(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := esdbtest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 
@@ -250,7 +237,7 @@ func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 
 	var got []eventstore.RecordedEvent
 	var final eventstore.Batch
-	err = s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
+	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
 		got = append(got, b.Events...)
 		if b.CaughtUp {
 			final = b

@@ -387,16 +387,7 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	t.Parallel()
 	srv := esdbtest.Start(t)
 	s := openDefault(t, srv)
-	config, err := esdbclient.ParseConnectionString(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.Logger = esdbclient.NoopLogging()
-	raw, err := esdbclient.NewClient(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := esdbtest.Client(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 
@@ -430,7 +421,7 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	}
 
 	var got []uuid.UUID
-	err = eventstore.Source{Store: s}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
+	err := eventstore.Source{Store: s}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
 		for _, e := range b.Events {
 			got = append(got, e.Metadata.EventID)
 		}

@@ -24,7 +24,7 @@ func TestContract(t *testing.T) {
 }
 
 func newStore(t *testing.T, opts ...postgres.Option) *postgres.Store {
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	s := postgres.New(pool, opts...)
 	t.Cleanup(s.Close) // before the pool closes: cleanups run last-in first-out
 	return s
@@ -37,7 +37,7 @@ func newStore(t *testing.T, opts ...postgres.Option) *postgres.Store {
 func TestSubscriberWaitsForOlderTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	s := postgres.New(pool)
 	t.Cleanup(s.Close)
 
@@ -78,7 +78,7 @@ func TestSubscriberWaitsForOlderTransaction(t *testing.T) {
 func TestSubscriberDeliversEventWithLowerPositionCommittedLater(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	// Nothing notifies about transactions committed outside the store: the
 	// poll must find A.
 	s := postgres.New(pool, postgres.WithPollInterval(100*time.Millisecond))
@@ -120,7 +120,7 @@ func TestSubscriberDeliversEventWithLowerPositionCommittedLater(t *testing.T) {
 func TestSubscriberWokenByAnotherProcess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	writer := postgres.New(pool)
 	t.Cleanup(writer.Close)
 	reader := postgres.New(pool, postgres.WithPollInterval(time.Hour))
@@ -142,7 +142,7 @@ func TestSubscriberWokenByAnotherProcess(t *testing.T) {
 func TestAppendAfterAnotherProcessMovedTheStream(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	a, b := postgres.New(pool), postgres.New(pool)
 	t.Cleanup(a.Close)
 	t.Cleanup(b.Close)
@@ -194,7 +194,7 @@ func TestAppendContentPostgreSQLRefuses(t *testing.T) {
 // (and so the listener) runs, and the subscription still ends with its ctx.
 func TestCloseWithLiveSubscription(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := pgtest.NewService(t)
 	s := postgres.New(pool)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -164,8 +164,15 @@ func (c *Cluster) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// Another usersd that found the cluster running uses it too: leave it
-	// to them rather than cut their connections.
-	if n, err := c.otherClients(ctx); err == nil && n > 0 {
+	// to them rather than cut their connections. A connection closed a
+	// moment ago (this process's own) may still be listed while its server
+	// process exits: look again for up to a second before believing it.
+	n, err := c.otherClients(ctx)
+	for i := 0; err == nil && n > 0 && i < 10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		n, err = c.otherClients(ctx)
+	}
+	if err == nil && n > 0 {
 		c.log.Info("leaving the private PostgreSQL cluster running: other clients use it", "dir", c.data, "clients", n)
 		return
 	}

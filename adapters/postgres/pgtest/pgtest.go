@@ -4,6 +4,13 @@
 // The migrations run once into a template database named after a hash of
 // their content; each test then copies the template (CREATE DATABASE ...
 // TEMPLATE), which takes milliseconds, and drops its copy when it ends.
+//
+// Each database has usersd's two roles: New connects as the owner (the
+// admin role, which ran the migrations: tests that create tables, rebuild
+// or tamper use it), Service as the service's role, ServiceRole, which owns
+// nothing and has only what the migrations grant usersd serve. The service
+// role is one for the whole server, shared by every test database: its
+// grants are made once in the template and copied with it.
 package pgtest
 
 import (
@@ -34,6 +41,21 @@ import (
 const EnvAdminURL = "USERSD_TEST_DATABASE_URL"
 
 const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// ServiceRole is the service's role of every test database (see the
+// package comment). Roles belong to the whole server: the name is not
+// usersd's default service role, so a test server that also runs the
+// embedded default keeps the two apart.
+const ServiceRole = "usersd_test_service"
+
+// servicePassword lets the service role log in to a test server that asks
+// for passwords; it guards nothing but test databases.
+const servicePassword = "usersd-test-service"
+
+// templateVersion goes into the template's name with the migrations, so
+// that a change of what the template holds beyond them (the service
+// role's grants) makes a new one.
+const templateVersion = "service-role-1"
 
 // templateLockID serialises template creation across test processes: go test
 // runs packages in parallel, and each may be first to need the template.
@@ -89,6 +111,36 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	}
 	t.Cleanup(pool.Close) // runs before the drop: cleanups run last-in first-out
 	return pool, dbURL
+}
+
+// NewService is New as the service's role: a fresh database, with a pool
+// connected as ServiceRole, and its URL. Tests of what usersd serve does
+// use it, so that anything the service's role may not do fails them.
+func NewService(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	_, dbURL := New(t)
+	return Service(t, dbURL)
+}
+
+// Service connects to the database at dbURL (from New) as the service's
+// role, ServiceRole, as usersd serve does with two roles, and returns the
+// pool, closed when the test ends, and its URL.
+func Service(t testing.TB, dbURL string) (*pgxpool.Pool, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.User = url.UserPassword(ServiceRole, servicePassword)
+	svcURL := u.String()
+	pool, err := postgres.Connect(ctx, svcURL)
+	if err != nil {
+		t.Fatalf("pgtest: connect as %s: %v", ServiceRole, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, svcURL
 }
 
 var admin struct {
@@ -158,6 +210,11 @@ func ensureTemplate(ctx context.Context, name string) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLockID); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
+	// The role is the server's, made by whichever test process comes
+	// first (it then outlives the templates granting it).
+	if _, err := postgres.CreateLoginRole(ctx, AdminURL(), ServiceRole, servicePassword); err != nil {
+		return err
+	}
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return err
@@ -180,6 +237,9 @@ func ensureTemplate(ctx context.Context, name string) error {
 	if err := postgres.Migrate(ctx, buildURL); err != nil {
 		return err
 	}
+	if err := postgres.GrantService(ctx, buildURL, ServiceRole); err != nil {
+		return err
+	}
 	_, err = conn.Exec(ctx, "ALTER DATABASE "+ident(building)+" RENAME TO "+ident(name))
 	if isDuplicateDatabase(err) {
 		// Another server user built it without our lock (a different
@@ -198,6 +258,7 @@ func migrationsHash() (string, error) {
 	}
 	sort.Strings(names)
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", templateVersion)
 	for _, n := range names {
 		b, err := fs.ReadFile(migrations.FS, n)
 		if err != nil {

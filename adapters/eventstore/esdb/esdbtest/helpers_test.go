@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 )
 
 const waitTimeout = 30 * time.Second
@@ -20,17 +22,7 @@ const waitTimeout = 30 * time.Second
 // client connects the official client to a connection string.
 func client(t *testing.T, url string) *esdbclient.Client {
 	t.Helper()
-	config, err := esdbclient.ParseConnectionString(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.Logger = esdbclient.NoopLogging()
-	c, err := esdbclient.NewClient(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return esdbtest.Client(t, url)
 }
 
 func timeout(t *testing.T) context.Context {

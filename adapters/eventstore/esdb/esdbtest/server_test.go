@@ -20,17 +20,7 @@ import (
 func connect(t *testing.T) (*esdbtest.Server, *esdbclient.Client) {
 	t.Helper()
 	srv := esdbtest.Start(t)
-	config, err := esdbclient.ParseConnectionString(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.Logger = esdbclient.NoopLogging()
-	c, err := esdbclient.NewClient(config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return srv, c
+	return srv, esdbtest.Client(t, srv.URL())
 }
 
 func appendTo(t *testing.T, c *esdbclient.Client, stream, eventType string) (uuid.UUID, esdbclient.Position) {

@@ -1,0 +1,61 @@
+// Package projectionstest holds what the read models' benchmarks share:
+// applying a synthetic history in batches as projections.Rebuild does.
+package projectionstest
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/domain"
+)
+
+// BatchSize is the number of events a benchmark applies in one
+// transaction: 5000, as projections.Rebuild, or USERSD_BENCH_BATCH.
+func BatchSize(b *testing.B) int {
+	b.Helper()
+	s := os.Getenv("USERSD_BENCH_BATCH")
+	if s == "" {
+		return 5000
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("USERSD_BENCH_BATCH=%q: want a positive number", s)
+	}
+	return n
+}
+
+// ApplyInBatches applies b.N events taken from next, BatchSize(b) at a
+// time, each batch in a transaction set up as projections.Rebuild does
+// (synchronous_commit off) over the tables of schema; the timer runs only
+// while the transactions do. It reports events/s.
+func ApplyInBatches(b *testing.B, pool *pgxpool.Pool, schema string,
+	apply func(context.Context, pgx.Tx, []domain.RecordedEvent) error,
+	next func(n int) []domain.RecordedEvent,
+) {
+	b.Helper()
+	ctx := context.Background()
+	batch := BatchSize(b)
+	b.ResetTimer()
+	for applied := 0; applied < b.N; {
+		b.StopTimer()
+		events := next(min(batch, b.N-applied))
+		b.StartTimer()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off; SET LOCAL search_path TO "+schema+", public"); err != nil {
+				return err
+			}
+			return apply(ctx, tx, events)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		applied += len(events)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
