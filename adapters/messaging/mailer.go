@@ -76,7 +76,17 @@ func (s *Service) mail(ctx context.Context) error {
 	for p := range Partitions {
 		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
 	}
-	stop := sync.OnceFunc(func() { s.stopRouter(router, sub, cancelSub, cancelHandlers) })
+	// The subscriber is closed only once the router has subscribed every
+	// handler or given up: watermill-sql's Subscribe and Close race on the
+	// subscriber's state otherwise (a stop right after a start).
+	runReturned := make(chan struct{})
+	stop := sync.OnceFunc(func() {
+		select {
+		case <-router.Running():
+		case <-runReturned:
+		}
+		s.stopRouter(router, sub, cancelSub, cancelHandlers)
+	})
 
 	var wg sync.WaitGroup
 	recordCtx, stopRecording := context.WithCancel(context.WithoutCancel(ctx))
@@ -87,6 +97,7 @@ func (s *Service) mail(ctx context.Context) error {
 		stop()
 	})
 	err = router.Run(runCtx)
+	close(runReturned)
 	cancel()
 	stop()
 	// Record what the last messages logged before stopping.
