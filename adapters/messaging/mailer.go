@@ -62,7 +62,8 @@ func (s *Service) mail(ctx context.Context) error {
 	retry := middleware.Retry{
 		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
 		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
-		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
+		// A cancellation is a stop: nothing to try again.
+		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
 		Logger:      wlog,
 	}
 	// The subscriber's queries and the handlers each get a context of

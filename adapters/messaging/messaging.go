@@ -9,7 +9,9 @@
 package messaging
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -67,7 +69,14 @@ func newLogAdapter(l *slog.Logger) watermill.LoggerAdapter {
 	return logAdapter{l.With("component", "watermill")}
 }
 
+// Error logs watermill's errors, except a cancellation: that is a stop of
+// ours ending what was in hand (the message comes back after the restart),
+// not a failure, and a clean stop logs no error.
 func (a logAdapter) Error(msg string, err error, f watermill.LogFields) {
+	if errors.Is(err, context.Canceled) {
+		a.log.Info(msg, append(attrs(f), "err", err)...)
+		return
+	}
 	a.log.Error(msg, append(attrs(f), "err", err)...)
 }
 func (a logAdapter) Info(msg string, f watermill.LogFields)  { a.log.Info(msg, attrs(f)...) }
