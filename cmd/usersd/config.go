@@ -150,7 +150,7 @@ func configuredBy(db database, getenv func(string) string) string {
 	switch {
 	case !db.CreateIfMissing:
 		return db.Source
-	case strings.TrimSpace(getenv(envESDBURL)) != "":
+	case strings.TrimSpace(esdbURLSetting.get(getenv)) != "":
 		return envESDBURL
 	}
 	return ""
@@ -392,7 +392,7 @@ var devJWTSecret = devSecret{
 // unless usersd runs on the embedded default, which makes a random secret
 // once and keeps it (devJWTSecret).
 func jwtSecret(e *env, db database) ([]byte, error) {
-	if v := e.Getenv(envJWTSecret); v != "" {
+	if v := jwtSecretSetting.get(e.Getenv); v != "" {
 		if len(v) < httpapi.MinSecretLength {
 			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
 		}

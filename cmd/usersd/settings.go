@@ -18,9 +18,8 @@ type setting struct {
 	usage string // the flag's help text
 }
 
-// The settings that flags override, or that more than one command reads.
-// Settings read in one place only sit beside their parser: mail.go,
-// esdb.go, embedded.go, token.go, auditkeys.go.
+// Every setting of usersd. The parsers sit beside their use (config.go,
+// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, metrics.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
 		usage: "PostgreSQL connection `URL` (overrides $" + envDatabaseURL + "; with neither: " + defaultDatabaseURL + ", created if missing)"}
@@ -34,7 +33,27 @@ var (
 	invitationTTLSetting  = setting{env: envInvitationTTL, def: defaultInvitationTTL.String()}
 	trustedProxiesSetting = setting{env: envTrustedProxies}
 	migrateURLSetting     = setting{env: envMigrateDatabaseURL}
+	esdbURLSetting        = setting{env: envESDBURL}
+	dataDirSetting        = setting{env: envDataDir, def: defaultDataDir}
+
+	jwtSecretSetting   = setting{env: envJWTSecret}
+	jwtIssuerSetting   = setting{env: envJWTIssuer}
+	jwtAudienceSetting = setting{env: envJWTAudience}
+
+	smtpURLSetting    = setting{env: envSMTPURL}
+	tokenKeySetting   = setting{env: envTokenKey}
+	devMailboxSetting = setting{env: envDevMailbox}
+
+	auditSigningKeySetting   = setting{env: envAuditSigningKey}
+	auditPreviousKeysSetting = setting{env: envAuditPreviousKeys}
 )
+
+// get answers the value of s's variable, else s's default: the settings
+// without a flag.
+func (s setting) get(getenv func(string) string) string {
+	v, _ := s.lookup(nil, getenv)
+	return v
+}
 
 // register adds s's flag, if it has one, to fs; usage, when not empty,
 // replaces s's help text for this command.

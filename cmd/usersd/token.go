@@ -46,12 +46,12 @@ type jwtConfig struct {
 func readJWTConfig(e *env, db database) (jwtConfig, error) {
 	var c jwtConfig
 	for _, v := range []struct {
-		name string
-		dst  *string
-	}{{envJWTIssuer, &c.issuer}, {envJWTAudience, &c.audience}} {
-		val := strings.TrimSpace(e.Getenv(v.name))
+		setting
+		dst *string
+	}{{jwtIssuerSetting, &c.issuer}, {jwtAudienceSetting, &c.audience}} {
+		val, _ := v.trimmed(nil, e.Getenv)
 		if len(val) > maxClaimLength || strings.ContainsFunc(val, func(r rune) bool { return r < ' ' }) {
-			return c, usageErrorf("%s: want at most %d printable characters", v.name, maxClaimLength)
+			return c, usageErrorf("%s: want at most %d printable characters", v.env, maxClaimLength)
 		}
 		*v.dst = val
 	}
