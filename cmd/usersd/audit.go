@@ -40,7 +40,7 @@ not (naming the first broken entry), 2 on a usage error.
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
+			databaseFlag(fs)
 			workspace := fs.String("workspace", "", "verify only this workspace `ID`")
 			var off offlineFlags
 			fs.StringVar(&off.file, "file", "", "verify this NDJSON export `file` offline, without a database (- for stdin)")
@@ -53,7 +53,7 @@ Environment:
 					return usageErrorf("want: usersd audit verify [-workspace ID], or usersd audit verify -file F -public-key K")
 				}
 				if off.file != "" || off.publicKeys != "" || off.keysFile != "" || off.filtered || off.contains != "" {
-					if *workspace != "" || *databaseURL != "" {
+					if *workspace != "" || databaseURLSetting.given(fs) {
 						return usageErrorf("-file verifies an export offline: -workspace and -database-url do not go with it")
 					}
 					return verifyExportFile(e, off)
@@ -66,11 +66,7 @@ Environment:
 					}
 					only = id
 				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
-				if err != nil {
-					return err
-				}
-				rt, err := open(ctx, e, db, needs{pool: true})
+				rt, err := openFrom(ctx, fs, e, needs{pool: true})
 				if err != nil {
 					return err
 				}

@@ -45,7 +45,7 @@ var devAuditKey = devSecret{
 // default. The key never goes into the database.
 func auditSigner(e *env, db database) (*audit.Signer, error) {
 	var previous []ed25519.PublicKey
-	for i, part := range strings.Split(e.Getenv(envAuditPreviousKeys), ",") {
+	for i, part := range strings.Split(auditPreviousKeysSetting.get(e.Getenv), ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
 		}
@@ -56,7 +56,7 @@ func auditSigner(e *env, db database) (*audit.Signer, error) {
 		previous = append(previous, pub)
 	}
 	var seed []byte
-	switch v := e.Getenv(envAuditSigningKey); {
+	switch v := auditSigningKeySetting.get(e.Getenv); {
 	case v != "":
 		s, err := audit.DecodeSeed(v)
 		if err != nil {

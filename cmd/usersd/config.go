@@ -46,22 +46,16 @@ const envMigrateDatabaseURL = "USERSD_MIGRATE_DATABASE_URL"
 // newLogger returns the text logger on w at the level of USERSD_LOG_LEVEL
 // (debug, info, warn or error; default info).
 func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
-	level := slog.LevelInfo
-	if v := getenv(envLogLevel); v != "" {
-		if err := level.UnmarshalText([]byte(v)); err != nil {
-			return nil, fmt.Errorf("%s=%q: want debug, info, warn or error", envLogLevel, v)
-		}
+	var level slog.Level
+	if v, src := logLevelSetting.lookup(nil, getenv); level.UnmarshalText([]byte(v)) != nil {
+		return nil, fmt.Errorf("%s=%q: want debug, info, warn or error", src, v)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
 
 // databaseFlag registers -database-url on fs. Read the result with
 // resolveDatabase.
-func databaseFlag(fs *flag.FlagSet) *string {
-	return fs.String(flagDatabaseURL, "",
-		"PostgreSQL connection `URL` (overrides $"+envDatabaseURL+"; with neither: "+defaultDatabaseURL+
-			", created if missing)")
-}
+func databaseFlag(fs *flag.FlagSet) { databaseURLSetting.register(fs, "") }
 
 // database is where usersd keeps its data.
 type database struct {
@@ -105,19 +99,10 @@ func (db database) serviceRole() string {
 // resolveDatabase picks the database URL: the -database-url flag if it was
 // given, else DATABASE_URL if it is not empty, else the default. It checks
 // that the URL parses, naming its source if it does not.
-func resolveDatabase(fs *flag.FlagSet, flagValue string, getenv func(string) string) (database, error) {
-	flagSet := false
-	fs.Visit(func(f *flag.Flag) { flagSet = flagSet || f.Name == flagDatabaseURL })
-
+func resolveDatabase(fs *flag.FlagSet, getenv func(string) string) (database, error) {
 	var db database
-	switch {
-	case flagSet:
-		db = database{URL: flagValue, Source: "-" + flagDatabaseURL}
-	case getenv(envDatabaseURL) != "":
-		db = database{URL: getenv(envDatabaseURL), Source: envDatabaseURL}
-	default:
-		db = database{URL: defaultDatabaseURL, Source: "default", CreateIfMissing: true}
-	}
+	db.URL, db.Source = databaseURLSetting.lookup(fs, getenv)
+	db.CreateIfMissing = db.Source == "default"
 	if strings.TrimSpace(db.URL) == "" {
 		return database{}, usageErrorf("%s is empty: want a PostgreSQL URL such as %s", db.Source, defaultDatabaseURL)
 	}
@@ -137,7 +122,7 @@ func resolveDatabase(fs *flag.FlagSet, flagValue string, getenv func(string) str
 // resolveOwner reads USERSD_MIGRATE_DATABASE_URL, the owner's URL of the
 // same database, into db.owner.
 func resolveOwner(db *database, getenv func(string) string) error {
-	v := strings.TrimSpace(getenv(envMigrateDatabaseURL))
+	v, _ := migrateURLSetting.trimmed(nil, getenv)
 	if v == "" {
 		return nil
 	}
@@ -165,7 +150,7 @@ func configuredBy(db database, getenv func(string) string) string {
 	switch {
 	case !db.CreateIfMissing:
 		return db.Source
-	case strings.TrimSpace(getenv(envESDBURL)) != "":
+	case strings.TrimSpace(esdbURLSetting.get(getenv)) != "":
 		return envESDBURL
 	}
 	return ""
@@ -253,13 +238,13 @@ const (
 // invitationTTL reads USERSD_INVITATION_TTL: a positive Go duration,
 // default 168h.
 func invitationTTL(getenv func(string) string) (time.Duration, error) {
-	v := strings.TrimSpace(getenv(envInvitationTTL))
+	v, src := invitationTTLSetting.trimmed(nil, getenv)
 	if v == "" {
 		return defaultInvitationTTL, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, usageErrorf("%s=%q: want a positive Go duration such as 168h or 72h30m", envInvitationTTL, v)
+		return 0, usageErrorf("%s=%q: want a positive Go duration such as 168h or 72h30m", src, v)
 	}
 	return d, nil
 }
@@ -268,7 +253,8 @@ func invitationTTL(getenv func(string) string) (time.Duration, error) {
 // comma-separated. Default none: X-Forwarded-For is ignored.
 func trustedProxies(getenv func(string) string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, part := range strings.Split(getenv(envTrustedProxies), ",") {
+	v, src := trustedProxiesSetting.lookup(nil, getenv)
+	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
@@ -279,7 +265,7 @@ func trustedProxies(getenv func(string) string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(part)
 		if err != nil {
-			return nil, usageErrorf("%s: %q is neither an IP address nor a CIDR prefix", envTrustedProxies, part)
+			return nil, usageErrorf("%s: %q is neither an IP address nor a CIDR prefix", src, part)
 		}
 		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
@@ -406,7 +392,7 @@ var devJWTSecret = devSecret{
 // unless usersd runs on the embedded default, which makes a random secret
 // once and keeps it (devJWTSecret).
 func jwtSecret(e *env, db database) ([]byte, error) {
-	if v := e.Getenv(envJWTSecret); v != "" {
+	if v := jwtSecretSetting.get(e.Getenv); v != "" {
 		if len(v) < httpapi.MinSecretLength {
 			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
 		}

@@ -42,7 +42,7 @@ func ensureServer(ctx context.Context, e *env, db *database) (release func(), er
 		_ = conn.Close(ctx)
 		return noop, nil
 	}
-	dir := strings.TrimSpace(e.Getenv(envDataDir))
+	dir := strings.TrimSpace(dataDirSetting.get(e.Getenv))
 	if dir == "" {
 		dir = defaultDataDir
 	}

@@ -24,7 +24,7 @@ const envESDBURL = "ESDB_URL"
 // is set, else the events table of the PostgreSQL database in pool. The
 // returned func closes it.
 func openEventStore(ctx context.Context, e *env, pool *pgxpool.Pool) (eventstore.Store, func(), error) {
-	if conn := e.Getenv(envESDBURL); conn != "" {
+	if conn := esdbURLSetting.get(e.Getenv); conn != "" {
 		return openESDB(ctx, conn, e.Log)
 	}
 	store := pgstore.New(pool, pgstore.WithLogger(e.Log))

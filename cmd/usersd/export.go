@@ -32,7 +32,7 @@ Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
   ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
+			databaseFlag(fs)
 			from := fs.String("from", "", "keep events that occurred at or after this `time` (RFC 3339)")
 			to := fs.String("to", "", "keep events that occurred before this `time` (RFC 3339)")
 			return func(ctx context.Context, args []string) error {
@@ -43,11 +43,7 @@ Environment:
 				if err != nil {
 					return err
 				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
-				if err != nil {
-					return err
-				}
-				rt, err := open(ctx, e, db, needs{events: true})
+				rt, err := openFrom(ctx, fs, e, needs{events: true})
 				if err != nil {
 					return err
 				}

@@ -53,7 +53,7 @@ type mailConfig struct {
 // naming the variables.
 func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSecret []byte, configured string) (mailConfig, error) {
 	c := mailConfig{PublicURL: linkBase(public, httpAddr)}
-	if v := getenv(envTokenKey); v != "" {
+	if v := tokenKeySetting.get(getenv); v != "" {
 		if len(v) < commands.MinTokenKeySize {
 			return mailConfig{}, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envTokenKey, len(v), commands.MinTokenKeySize)
 		}
@@ -64,7 +64,7 @@ func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSec
 		}
 		c.TokenKey = commands.DeriveTokenKey(jwtSecret)
 	}
-	if raw := strings.TrimSpace(getenv(envSMTPURL)); raw != "" {
+	if raw := strings.TrimSpace(smtpURLSetting.get(getenv)); raw != "" {
 		s, err := email.ParseSMTPURL(raw)
 		if err != nil {
 			return mailConfig{}, usageErrorf("%s: %v", envSMTPURL, err)
@@ -75,7 +75,7 @@ func parseMailConfig(getenv func(string) string, public, httpAddr string, jwtSec
 		c.SMTP = &s
 	}
 	devMailbox, devSet := false, false
-	if v := strings.TrimSpace(getenv(envDevMailbox)); v != "" {
+	if v := strings.TrimSpace(devMailboxSetting.get(getenv)); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return mailConfig{}, usageErrorf("%s=%q: want true or false", envDevMailbox, v)

@@ -131,7 +131,7 @@ func TestResolveDatabase(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			value := databaseFlag(fs)
+			databaseFlag(fs)
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatalf("parse %q: %v", tt.args, err)
 			}
@@ -141,7 +141,7 @@ func TestResolveDatabase(t *testing.T) {
 				}
 				return ""
 			}
-			db, err := resolveDatabase(fs, *value, getenv)
+			db, err := resolveDatabase(fs, getenv)
 			if tt.wantErrPart != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErrPart) {
 					t.Fatalf("got error %v, want one containing %q", err, tt.wantErrPart)
@@ -165,11 +165,11 @@ func TestResolveDatabase(t *testing.T) {
 func TestDatabaseStringHidesPassword(t *testing.T) {
 	t.Parallel()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	value := databaseFlag(fs)
+	databaseFlag(fs)
 	if err := fs.Parse([]string{"-database-url", "postgres://alice:s3cret@db.example:6543/users"}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := resolveDatabase(fs, *value, func(string) string { return "" })
+	db, err := resolveDatabase(fs, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

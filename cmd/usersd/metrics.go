@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/usersd/usersd/adapters/httpapi"
@@ -17,13 +17,10 @@ import (
 // the monitoring network reaches), so that it need not be public.
 const envMetricsAddr = "USERSD_METRICS_ADDR"
 
-// metricsAddr reads -metrics-addr, else USERSD_METRICS_ADDR: a listen
+// metricsAddr reads -metrics-addr on fs, else USERSD_METRICS_ADDR: a listen
 // address other than httpAddr, or "" to serve /metrics on the main address.
-func metricsAddr(flagValue string, getenv func(string) string, httpAddr string) (string, error) {
-	name, v := "-metrics-addr", strings.TrimSpace(flagValue)
-	if v == "" {
-		name, v = envMetricsAddr, strings.TrimSpace(getenv(envMetricsAddr))
-	}
+func metricsAddr(fs *flag.FlagSet, getenv func(string) string, httpAddr string) (string, error) {
+	v, name := metricsAddrSetting.trimmed(fs, getenv)
 	if v == "" {
 		return "", nil
 	}

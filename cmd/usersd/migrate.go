@@ -40,16 +40,12 @@ Environment:
   USERSD_DATA_DIR    where the embedded default's private cluster lives
   USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
+			databaseFlag(fs)
 			return func(ctx context.Context, args []string) error {
-				if len(args) > 0 {
-					return usageErrorf("unexpected arguments %q: migrate takes only flags", args)
-				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
-				if err != nil {
+				if err := noArgs("migrate", args); err != nil {
 					return err
 				}
-				rt, err := open(ctx, e, db, needs{migrate: true})
+				rt, err := openFrom(ctx, fs, e, needs{migrate: true})
 				if err != nil {
 					return err
 				}

@@ -85,11 +85,11 @@ func TestMigrateCommandExitCodes(t *testing.T) {
 func resolved(t *testing.T, dbURL string) database {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	value := databaseFlag(fs)
+	databaseFlag(fs)
 	if err := fs.Parse([]string{"-database-url", dbURL}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := resolveDatabase(fs, *value, func(string) string { return "" })
+	db, err := resolveDatabase(fs, func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("resolve %s: %v", dbURL, err)
 	}

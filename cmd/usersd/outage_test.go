@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,11 +118,11 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 	log := &syncBuffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db, err := resolveDatabase(flag.NewFlagSet("serve", flag.ContinueOnError), "", e.Getenv)
+	db, err := resolveDatabase(nil, e.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := readServeConfig(e, db, "", "", "")
+	cfg, err := readServeConfig(e, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

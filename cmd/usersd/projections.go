@@ -65,7 +65,7 @@ Environment:
                      the owner's URL of the same database
   ESDB_URL           EventStoreDB connection string, when the events live there`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
+			databaseFlag(fs)
 			acceptDivergence := fs.Bool("accept-divergence", false,
 				"swap in a rebuilt audit history that differs from the live one, recording it in each workspace that differs")
 			return func(ctx context.Context, args []string) error {
@@ -76,13 +76,9 @@ Environment:
 				if err != nil {
 					return err
 				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
-				if err != nil {
-					return err
-				}
 				// A rebuild creates tables and swaps them in: the owner's
 				// work, never the service's role's.
-				rt, err := open(ctx, e, db, needs{migrate: true, events: true, owner: true})
+				rt, err := openFrom(ctx, fs, e, needs{migrate: true, events: true, owner: true})
 				if err != nil {
 					return err
 				}

@@ -98,19 +98,18 @@ Environment:
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
-			httpAddr := fs.String("http-addr", "", "listen `address` (overrides $"+envHTTPAddr+"; default :8080)")
-			publicURL := fs.String("public-url", "", "base `URL` of links to usersd, in e-mails and the printed admin link (overrides $"+envPublicURL+")")
-			metricsAddrFlag := fs.String("metrics-addr", "", "serve /metrics only on this `address` (overrides $"+envMetricsAddr+"; default: on the API's address)")
+			for _, s := range []setting{databaseURLSetting, httpAddrSetting, publicURLSetting, metricsAddrSetting} {
+				s.register(fs, "")
+			}
 			return func(ctx context.Context, args []string) error {
-				if len(args) > 0 {
-					return usageErrorf("unexpected arguments %q: serve takes only flags", args)
+				if err := noArgs("serve", args); err != nil {
+					return err
 				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
+				db, err := resolveDatabase(fs, e.Getenv)
 				if err != nil {
 					return err
 				}
-				cfg, err := readServeConfig(e, db, *httpAddr, *publicURL, *metricsAddrFlag)
+				cfg, err := readServeConfig(e, db, fs)
 				if err != nil {
 					return err
 				}
@@ -145,25 +144,20 @@ type serveConfig struct {
 	consistencyTimeout time.Duration
 }
 
-// readServeConfig reads serve's configuration: flags first, then the
-// environment, then the defaults.
-func readServeConfig(e *env, db database, httpAddrFlag, publicURLFlag, metricsAddrFlag string) (serveConfig, error) {
-	cfg := serveConfig{httpAddr: httpAddrFlag, publicURL: publicURLFlag, demo: db.CreateIfMissing}
-	addrSource := "-http-addr"
-	if cfg.httpAddr == "" {
-		cfg.httpAddr, addrSource = e.Getenv(envHTTPAddr), envHTTPAddr
-	}
-	if cfg.httpAddr == "" {
-		cfg.httpAddr = ":8080"
-	}
+// readServeConfig reads serve's configuration: the flags given on fs (nil:
+// none) first, then the environment, then the defaults (see setting).
+func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error) {
+	cfg := serveConfig{demo: db.CreateIfMissing}
+	var addrSource string
+	cfg.httpAddr, addrSource = httpAddrSetting.lookup(fs, e.Getenv)
 	if _, _, err := net.SplitHostPort(cfg.httpAddr); err != nil {
 		return cfg, usageErrorf("%s=%q is not a listen address such as :8080 or 127.0.0.1:8080", addrSource, cfg.httpAddr)
 	}
 	var err error
-	if cfg.metricsAddr, err = metricsAddr(metricsAddrFlag, e.Getenv, cfg.httpAddr); err != nil {
+	if cfg.metricsAddr, err = metricsAddr(fs, e.Getenv, cfg.httpAddr); err != nil {
 		return cfg, err
 	}
-	if cfg.publicURL, err = publicURL(publicURLFlag, e.Getenv); err != nil {
+	if cfg.publicURL, err = publicURL(fs, e.Getenv); err != nil {
 		return cfg, err
 	}
 	if cfg.invitationTTL, err = invitationTTL(e.Getenv); err != nil {

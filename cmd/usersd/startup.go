@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -87,6 +88,24 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	rt.store = store
 	rt.closers = append(rt.closers, closeStore)
 	return rt, nil
+}
+
+// openFrom is open on the database that fs's -database-url (registered
+// by databaseFlag), else DATABASE_URL, else the default names.
+func openFrom(ctx context.Context, fs *flag.FlagSet, e *env, n needs) (*opened, error) {
+	db, err := resolveDatabase(fs, e.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, e, db, n)
+}
+
+// noArgs refuses arguments to a command that takes only flags.
+func noArgs(command string, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unexpected arguments %q: %s takes only flags", args, command)
+	}
+	return nil
 }
 
 // close releases what open opened, the last first.

@@ -46,12 +46,12 @@ type jwtConfig struct {
 func readJWTConfig(e *env, db database) (jwtConfig, error) {
 	var c jwtConfig
 	for _, v := range []struct {
-		name string
-		dst  *string
-	}{{envJWTIssuer, &c.issuer}, {envJWTAudience, &c.audience}} {
-		val := strings.TrimSpace(e.Getenv(v.name))
+		setting
+		dst *string
+	}{{jwtIssuerSetting, &c.issuer}, {jwtAudienceSetting, &c.audience}} {
+		val, _ := v.trimmed(nil, e.Getenv)
 		if len(val) > maxClaimLength || strings.ContainsFunc(val, func(r rune) bool { return r < ' ' }) {
-			return c, usageErrorf("%s: want at most %d printable characters", v.name, maxClaimLength)
+			return c, usageErrorf("%s: want at most %d printable characters", v.env, maxClaimLength)
 		}
 		*v.dst = val
 	}
@@ -80,13 +80,10 @@ func (c jwtConfig) mint(sub uuid.UUID, system bool, ttl time.Duration, now time.
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(c.secret)
 }
 
-// publicURL reads the base of links to usersd: the -public-url flag, else
+// publicURL reads the base of links to usersd: the -public-url flag on fs, else
 // USERSD_PUBLIC_URL; "" when neither is set.
-func publicURL(flagValue string, getenv func(string) string) (string, error) {
-	name, v := "-public-url", strings.TrimSpace(flagValue)
-	if v == "" {
-		name, v = envPublicURL, strings.TrimSpace(getenv(envPublicURL))
-	}
+func publicURL(fs *flag.FlagSet, getenv func(string) string) (string, error) {
+	v, name := publicURLSetting.trimmed(fs, getenv)
 	if v == "" {
 		return "", nil
 	}
@@ -156,16 +153,16 @@ Environment:
                        on the port of USERSD_HTTP_ADDR, or 8080)
   DATABASE_URL         PostgreSQL, for -demo-admin (default: the local server)`,
 		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseURL := databaseFlag(fs)
+			databaseFlag(fs)
 			sub := fs.String("sub", "", "the user `id` (a UUID) the token is for")
 			system := fs.Bool("system", false, `a platform token: "scope":"system" (sub defaults to a fixed id)`)
 			demoAdmin := fs.Bool("demo-admin", false, "a token for the demo workspace's Admin")
 			ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 			link := fs.Bool("link", false, "print the web UI's address signed in with the token instead of the token")
-			public := fs.String("public-url", "", "base `URL` of -link (overrides $"+envPublicURL+")")
+			publicURLSetting.register(fs, "base `URL` of -link (overrides $"+envPublicURL+")")
 			return func(ctx context.Context, args []string) error {
-				if len(args) > 0 {
-					return usageErrorf("unexpected arguments %q: token takes only flags", args)
+				if err := noArgs("token", args); err != nil {
+					return err
 				}
 				if *ttl <= 0 {
 					return usageErrorf("-ttl %s: want a positive duration such as 1h or 30m", *ttl)
@@ -185,7 +182,7 @@ Environment:
 				case !*demoAdmin:
 					return usageErrorf("say whose token: -sub USER_ID, -system or -demo-admin")
 				}
-				db, err := resolveDatabase(fs, *databaseURL, e.Getenv)
+				db, err := resolveDatabase(fs, e.Getenv)
 				if err != nil {
 					return err
 				}
@@ -193,12 +190,13 @@ Environment:
 				if err != nil {
 					return err
 				}
-				base, err := publicURL(*public, e.Getenv)
+				base, err := publicURL(fs, e.Getenv)
 				if err != nil {
 					return err
 				}
 				if base == "" {
-					base = linkBase("", e.Getenv(envHTTPAddr))
+					addr, _ := httpAddrSetting.lookup(nil, e.Getenv)
+					base = linkBase("", addr)
 				}
 				if *demoAdmin {
 					if userID, err = findDemoAdmin(ctx, e, db); err != nil {
