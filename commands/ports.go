@@ -18,12 +18,20 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
 )
+
+// ErrUnavailable marks the error of a store that did not answer (a node
+// down, an election outlasting the retries): an outage, not a fault, which
+// the adapters that drive the application answer as such (HTTP 503). The
+// store adapters wrap it around what they give up on; callers test it with
+// errors.Is.
+var ErrUnavailable = errors.New("a store is unavailable")
 
 // Stamp makes the metadata of one event the workspace w recorded.
 type Stamp func(w *domain.Workspace, e domain.Event) domain.Metadata

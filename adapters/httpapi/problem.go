@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 
+	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 )
 
@@ -240,8 +240,10 @@ func waiterOutage(w Waiter, err error) *Problem {
 //     connection-exception class 08 and operator intervention 57P01 to
 //     57P03 (admin or crash shutdown, cannot connect now); 53300 too many
 //     connections; a closed pool.
-//   - EventStoreDB: the client's unavailable, deadline, not-leader, aborted
-//     and connection-closed errors (a node down, an election).
+//   - Any store adapter's commands.ErrUnavailable: EventStoreDB's adapter
+//     wraps it around what a cluster in motion answered once its retries
+//     were spent (a node down, an election, a closed connection); the
+//     adapter alone knows the client's codes.
 //   - Any network error, and a deadline passed while waiting for a store
 //     (acquiring a pooled connection, say): the store was too slow.
 //
@@ -250,6 +252,9 @@ func waiterOutage(w Waiter, err error) *Problem {
 func unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	if errors.Is(err, commands.ErrUnavailable) {
+		return true // a store adapter's verdict
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
@@ -263,7 +268,6 @@ func unavailable(err error) bool {
 		}
 		return false // the server answered: whatever it said is no outage
 	}
-	var esErr *esdbclient.Error
 	var netErr net.Error
 	switch {
 	case pgconn.SafeToRetry(err), pgconn.Timeout(err),
@@ -271,12 +275,6 @@ func unavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
 		return true
-	case errors.As(err, &esErr):
-		switch esErr.Code() {
-		case esdbclient.ErrorUnavailable, esdbclient.ErrorCodeDeadlineExceeded, esdbclient.ErrorCodeNotLeader,
-			esdbclient.ErrorAborted, esdbclient.ErrorCodeConnectionClosed:
-			return true
-		}
 	}
 	return false
 }

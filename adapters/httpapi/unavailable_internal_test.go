@@ -18,6 +18,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/esdb"
+	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 )
@@ -95,19 +98,25 @@ func TestOutagesAreUnavailableNotInternal(t *testing.T) {
 	outages["cannot connect now"] = &pgconn.PgError{Severity: "FATAL", Code: "57P03"}
 	outages["connection failure"] = &pgconn.PgError{Severity: "FATAL", Code: "08006"}
 
-	// An EventStoreDB that does not answer.
-	esCfg := must(esdbclient.ParseConnectionString("esdb://127.0.0.1:1?tls=false&maxDiscoverAttempts=1&discoveryInterval=10&gossipTimeout=1"))
-	esCfg.Logger = esdbclient.NoopLogging()
-	es, err := esdbclient.NewClient(esCfg)
+	// An EventStoreDB that does not answer, and one in an election that
+	// outlasts the adapter's retries: the adapter's errors, as the
+	// handlers get them.
+	es, err := esdb.Open("esdb://127.0.0.1:1?tls=false&maxDiscoverAttempts=1&discoveryInterval=10&gossipTimeout=1", esdb.WithAppendRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = es.ReadStream(ctx, "workspace-x", eventstore.ReadOptions{})
+	outages["eventstoredb unreachable"] = err
+	es.Close()
+	srv := esdbtest.Start(t)
+	srv.Inject(esdbtest.OpReadStream, esdbtest.NoLeaderInfo, -1)
+	es, err = esdb.Open(srv.URL(), esdb.WithAppendRetries(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer es.Close()
-	_, err = es.ReadStream(ctx, "workspace-x", esdbclient.ReadStreamOptions{}, 1)
-	outages["eventstoredb unreachable"] = err
-	_ = es.Close()
-	_, err = es.ReadStream(ctx, "workspace-x", esdbclient.ReadStreamOptions{}, 1)
-	outages["eventstoredb client closed"] = err
+	_, err = es.ReadStream(ctx, "workspace-x", eventstore.ReadOptions{})
+	outages["eventstoredb election"] = err
 
 	for what, err := range outages {
 		if err == nil {

@@ -63,10 +63,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return eventstore.AppendResult{}, wrongVersion(stream, expected, err)
 		}
 		if !transient(err) || attempt >= s.appendRetries || ctx.Err() != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d): %w", stream, attempt+1, explain(err))
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d): %w", stream, attempt+1, givenUp(err))
 		}
 		if !pause(ctx, wait) {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), err)
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), givenUp(err))
 		}
 		wait = min(wait*2, appendRetryMaxPause)
 	}

@@ -8,6 +8,8 @@ import (
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/usersd/usersd/commands"
 )
 
 // Errors the adapter gives up on: no retry or resubscription cures them.
@@ -108,6 +110,19 @@ func transient(err error) bool {
 		return true
 	}
 	return noLeaderInfo(err) || discoveryGaveUp(err)
+}
+
+// givenUp is the error of a call given up on: what a cluster in motion
+// answers (transient, once the retries are spent), a connection closed
+// under the call or a client that gave up on discovery comes wrapped in
+// commands.ErrUnavailable, so that callers tell an outage from a fault
+// without knowing the client's codes; anything else gets its sentinel
+// (explain).
+func givenUp(err error) error {
+	if transient(err) || codeOf(err) == esdbclient.ErrorCodeConnectionClosed || errors.Is(err, errGaveUp) {
+		return fmt.Errorf("%w: %w", commands.ErrUnavailable, err)
+	}
+	return explain(err)
 }
 
 // explain gives a permanent error its sentinel, so that callers (and

@@ -47,10 +47,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		}
 		// A read has no side effect: it is always safe to try again.
 		if !transient(err) || attempt >= s.appendRetries || ctx.Err() != nil {
-			return nil, fmt.Errorf("read %s (attempt %d): %w", stream, attempt+1, explain(err))
+			return nil, fmt.Errorf("read %s (attempt %d): %w", stream, attempt+1, givenUp(err))
 		}
 		if !pause(ctx, wait) {
-			return nil, fmt.Errorf("read %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), err)
+			return nil, fmt.Errorf("read %s (attempt %d, then %w): %w", stream, attempt+1, ctx.Err(), givenUp(err))
 		}
 		wait = min(wait*2, appendRetryMaxPause)
 	}
