@@ -29,7 +29,9 @@ const (
 
 // maxRateClients bounds the addresses a limiter remembers. Beyond it,
 // after dropping those whose bucket has refilled, new addresses share one
-// bucket: a flood from many addresses is then limited as one client.
+// bucket: a flood from many addresses is then limited as one client. The
+// map is swept at most once per refill interval (a token's time): a flood
+// of new addresses costs one sweep an interval, not one a request.
 const maxRateClients = 1 << 16
 
 // clientKey is what per-client limits count by: the address, or for IPv6
@@ -57,10 +59,13 @@ func addrKey(a netip.Addr) netip.Prefix {
 type clientLimiter struct {
 	limit rate.Limit
 	burst int
+	every time.Duration
 
-	mu       sync.Mutex
-	clients  map[netip.Prefix]*rate.Limiter
-	overflow *rate.Limiter
+	mu        sync.Mutex
+	clients   map[netip.Prefix]*rate.Limiter
+	overflow  *rate.Limiter
+	lastSweep time.Time
+	sweeps    int // how many sweeps ran (for tests)
 }
 
 func newClientLimiter(l RateLimit) *clientLimiter {
@@ -71,7 +76,7 @@ func newClientLimiter(l RateLimit) *clientLimiter {
 		l.Every = DefaultTokenEvery
 	}
 	lim := rate.Every(l.Every)
-	return &clientLimiter{limit: lim, burst: l.Burst, clients: make(map[netip.Prefix]*rate.Limiter), overflow: rate.NewLimiter(lim, l.Burst)}
+	return &clientLimiter{limit: lim, burst: l.Burst, every: l.Every, clients: make(map[netip.Prefix]*rate.Limiter), overflow: rate.NewLimiter(lim, l.Burst)}
 }
 
 // allow takes a token of key's bucket, or answers how long until one is
@@ -80,7 +85,7 @@ func (l *clientLimiter) allow(key netip.Prefix, now time.Time) (wait time.Durati
 	l.mu.Lock()
 	lim, found := l.clients[key]
 	if !found {
-		if len(l.clients) >= maxRateClients {
+		if len(l.clients) >= maxRateClients && now.Sub(l.lastSweep) >= l.every {
 			l.sweep(now)
 		}
 		if len(l.clients) < maxRateClients {
@@ -102,6 +107,8 @@ func (l *clientLimiter) allow(key netip.Prefix, now time.Time) (wait time.Durati
 // sweep forgets the clients whose bucket is full again: a new bucket is
 // the same.
 func (l *clientLimiter) sweep(now time.Time) {
+	l.lastSweep = now
+	l.sweeps++
 	for k, lim := range l.clients {
 		if lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.clients, k)
