@@ -34,6 +34,9 @@ type Commands struct {
 	RecordLogin         Handler[RecordLogin, domain.Position]
 	ExpireInvitations   Handler[ExpireInvitations, ExpireInvitationsResult]
 	RecordEmailOutcomes Handler[RecordEmailOutcomes, domain.Position]
+	// AcceptAuditDivergence is the operator's (usersd projections rebuild
+	// -accept-divergence), not the API's.
+	AcceptAuditDivergence Handler[AcceptAuditDivergence, domain.Position]
 }
 
 // Queries read the workspaces as the commands decide on them (the
@@ -78,18 +81,19 @@ func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application 
 	ws, clock, ids := d.Workspaces, d.Clock, d.IDs
 	return Application{
 		Commands: Commands{
-			CreateWorkspace:     instrument("create_workspace", NewCreateWorkspaceHandler(ws, d.Accounts, clock, ids, d.AccountIDs), in),
-			InviteUsers:         instrument("invite_users", NewInviteUsersHandler(ws, d.Accounts, clock, ids, d.AccountIDs, d.Secrets, p), in),
-			ResendInvitation:    instrument("resend_invitation", NewResendInvitationHandler(ws, clock, ids, d.Secrets, p), in),
-			AcceptInvitation:    instrument("accept_invitation", NewAcceptInvitationHandler(ws, clock, ids), in),
-			ChangeRole:          instrument("change_role", NewChangeRoleHandler(ws, clock, ids), in),
-			RemoveUser:          instrument("remove_user", NewRemoveUserHandler(ws, clock, ids), in),
-			SuspendUser:         instrument("suspend_user", NewSuspendUserHandler(ws, clock, ids), in),
-			ReactivateUser:      instrument("reactivate_user", NewReactivateUserHandler(ws, clock, ids), in),
-			UpdateSettings:      instrument("update_settings", NewUpdateSettingsHandler(ws, clock, ids), in),
-			RecordLogin:         instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
-			ExpireInvitations:   instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
-			RecordEmailOutcomes: instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
+			CreateWorkspace:       instrument("create_workspace", NewCreateWorkspaceHandler(ws, d.Accounts, clock, ids, d.AccountIDs), in),
+			InviteUsers:           instrument("invite_users", NewInviteUsersHandler(ws, d.Accounts, clock, ids, d.AccountIDs, d.Secrets, p), in),
+			ResendInvitation:      instrument("resend_invitation", NewResendInvitationHandler(ws, clock, ids, d.Secrets, p), in),
+			AcceptInvitation:      instrument("accept_invitation", NewAcceptInvitationHandler(ws, clock, ids), in),
+			ChangeRole:            instrument("change_role", NewChangeRoleHandler(ws, clock, ids), in),
+			RemoveUser:            instrument("remove_user", NewRemoveUserHandler(ws, clock, ids), in),
+			SuspendUser:           instrument("suspend_user", NewSuspendUserHandler(ws, clock, ids), in),
+			ReactivateUser:        instrument("reactivate_user", NewReactivateUserHandler(ws, clock, ids), in),
+			UpdateSettings:        instrument("update_settings", NewUpdateSettingsHandler(ws, clock, ids), in),
+			RecordLogin:           instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
+			ExpireInvitations:     instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
+			RecordEmailOutcomes:   instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
+			AcceptAuditDivergence: instrument("accept_audit_divergence", NewAcceptAuditDivergenceHandler(ws, clock, ids), in),
 		},
 		Queries: Queries{
 			LookupInvitation:        instrument("lookup_invitation", NewLookupInvitationHandler(ws, clock), in),

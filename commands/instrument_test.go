@@ -65,12 +65,13 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 	run(c.RecordLogin.Handle(ctx, commands.RecordLogin{WorkspaceID: id, UserID: admin, Meta: as(admin)}))
 	run(c.ExpireInvitations.Handle(ctx, commands.ExpireInvitations{WorkspaceID: id}))
 	run(c.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: id}))
+	run(c.AcceptAuditDivergence.Handle(ctx, commands.AcceptAuditDivergence{WorkspaceID: id, Seq: 1, LiveHash: "a", RebuiltHash: "b", Meta: e.system}))
 
 	want := []string{
 		"create_workspace=ok", "invite_users=ok", "lookup_invitation=invalid_token", "compose_invitation_emails=ok",
 		"resend_invitation=ok", "accept_invitation=invitation_revoked", "change_role=last_admin", "remove_user=user_not_found",
 		"suspend_user=last_admin", "reactivate_user=ok", "update_settings=ok", "record_login=ok",
-		"expire_invitations=ok", "record_email_outcomes=ok",
+		"expire_invitations=ok", "record_email_outcomes=ok", "accept_audit_divergence=ok",
 	}
 	if !slices.Equal(obs.seen, want) {
 		t.Errorf("observed\n%v\nwant\n%v", obs.seen, want)

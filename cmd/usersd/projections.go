@@ -128,7 +128,11 @@ func chooseProjections(names []string) ([]projections.ReadModel, error) {
 // workspace's stream, before the swap; a divergence it cannot record (not
 // the audit's, a workspace without a stream) refuses the swap.
 func recordDivergence(e *env, store eventstore.Store) func(context.Context, error) error {
-	record := commands.NewAcceptAuditDivergenceHandler(eventstore.NewWorkspaces(store, 16), commands.SystemClock{}, commands.RandomIDs{})
+	// The application's handler, observed as every command is. The
+	// rebuild makes no links: an ephemeral key serves.
+	record := commands.NewApplication(commands.ProductionDeps(
+		eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 16), eventstore.NewLogins(store), commands.EphemeralLinkSecrets(),
+	), commands.DefaultInvitationPolicy(), commands.Instrumentation{Logger: e.Log}).Commands.AcceptAuditDivergence
 	correlation := "usersd-rebuild-" + uuid.NewString()
 	return func(ctx context.Context, diverged error) error {
 		var de *audit.DivergenceError
