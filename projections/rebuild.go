@@ -177,8 +177,9 @@ type rebuild struct {
 	schema string
 	log    *slog.Logger
 	// accepted is the divergence AcceptDivergence accepted, so that a
-	// retried swap that finds the same one does not ask again.
-	accepted string
+	// retried swap that finds the same one (SameDivergence) does not ask
+	// again.
+	accepted error
 }
 
 // startRebuild connects and takes the projection's rebuild lock.
@@ -488,6 +489,21 @@ func lockTables(ctx context.Context, tx pgx.Tx, tables []string, mode string) er
 	return nil
 }
 
+// SameDivergence is what a Comparer's divergence error implements so
+// that a retried swap finding the very divergence already accepted does
+// not ask AcceptDivergence again: SameAs reports whether other names the
+// same differences (compared as values, never as text, which may be cut
+// short). A divergence error without it is asked about every time.
+type SameDivergence interface {
+	error
+	SameAs(other error) bool
+}
+
+func sameDivergence(err, accepted error) bool {
+	var d SameDivergence
+	return errors.As(err, &d) && d.SameAs(accepted)
+}
+
 // compare asks the Comparer whether the rebuilt tables agree with the live
 // ones, and AcceptDivergence what to do when they do not.
 func (rb *rebuild) compare(ctx context.Context, tx pgx.Tx, c Comparer) error {
@@ -499,14 +515,14 @@ func (rb *rebuild) compare(ctx context.Context, tx pgx.Tx, c Comparer) error {
 		return fmt.Errorf("compare the rebuilt tables with the live ones: %w", err)
 	case rb.opts.AcceptDivergence == nil:
 		return err
-	case rb.accepted == err.Error():
+	case rb.accepted != nil && sameDivergence(err, rb.accepted):
 		return nil
 	}
 	rb.log.Warn("rebuild: the rebuilt tables differ from the live ones; asking whether to swap anyway", "err", err)
 	if aerr := rb.opts.AcceptDivergence(ctx, err); aerr != nil {
 		return aerr
 	}
-	rb.accepted = err.Error()
+	rb.accepted = err
 	rb.log.Warn("rebuild: swapping in tables that differ from the live ones, as accepted", "err", err)
 	return nil
 }

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -66,6 +68,15 @@ func (d Divergence) describe() string {
 }
 
 func (e *DivergenceError) Unwrap() error { return projections.ErrDiverged }
+
+// SameAs implements projections.SameDivergence: other is a DivergenceError
+// with the same divergences, in the same order.
+func (e *DivergenceError) SameAs(other error) bool {
+	var o *DivergenceError
+	return errors.As(other, &o) && slices.Equal(e.Divergences, o.Divergences)
+}
+
+var _ projections.SameDivergence = (*DivergenceError)(nil)
 
 // Compare implements projections.Comparer: every live entry must be in the
 // rebuilt chain, the same column for column at the same seq. The rebuilt
