@@ -147,6 +147,7 @@ func TestReadHeadAndVerifyKept(t *testing.T) {
 	check("an earlier entry", audit.Kept{Seq: 2, Hash: entries[1].Hash}, true, false)
 	check("another hash", audit.Kept{Seq: 2, Hash: entries[2].Hash}, false, true)
 	check("beyond the head", audit.Kept{Seq: head.Seq + 1, Hash: head.Hash}, false, true)
+	check("the empty chain's head", audit.Kept{}, true, false)
 	if res := verify(t, pool, a); res.Missing != nil {
 		t.Errorf("Verify without a kept entry: got missing=%v, want it absent", *res.Missing)
 	}
@@ -164,7 +165,10 @@ func TestParseKept(t *testing.T) {
 	if got, err := audit.ParseKept("contains", "12:"+hash); err != nil || !reflect.DeepEqual(got, audit.Kept{Seq: 12, Hash: hash}) {
 		t.Errorf("ParseKept(12:hash): got %+v, %v", got, err)
 	}
-	for _, bad := range []string{"", "12", "12:", ":" + hash, "0:" + hash, "-1:" + hash, "012:" + hash, "+12:" + hash,
+	if got, err := audit.ParseKept("contains", "0:"); err != nil || got != (audit.Kept{}) {
+		t.Errorf("ParseKept(0:), the signed head of an empty chain: got %+v, %v; want seq 0, hash \"\"", got, err)
+	}
+	for _, bad := range []string{"", "12", "12:", ":" + hash, "0:" + hash, "0", "00:", "-0:", "-1:" + hash, "012:" + hash, "+12:" + hash,
 		"12:" + strings.ToUpper(hash), "12:" + hash[:62], "12:" + hash + "00", "12:" + hash + ":x", "99999999999999999999:" + hash} {
 		if _, err := audit.ParseKept("contains", bad); err == nil || !strings.Contains(err.Error(), "{seq}:{hash}") {
 			t.Errorf("ParseKept(%q): got %v, want a refusal naming the form", bad, err)

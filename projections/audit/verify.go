@@ -42,9 +42,13 @@ type Kept struct {
 
 // ParseKept reads "{seq}:{hash}" (GET .../audit/verify?contains=): seq a
 // positive decimal without leading zeros, hash 64 lower-case hex digits,
-// as the API writes them. Anything else is a *domain.Error with code
-// CodeInvalidInput whose Field is param.
+// as the API writes them; or exactly "0:", the signed head of an empty
+// chain (seq 0, hash ""), which every chain holds. Anything else is a
+// *domain.Error with code CodeInvalidInput whose Field is param.
 func ParseKept(param, s string) (Kept, error) {
+	if s == "0:" {
+		return Kept{}, nil
+	}
 	seqText, hash, ok := strings.Cut(s, ":")
 	seq, err := strconv.ParseInt(seqText, 10, 64)
 	if !ok || err != nil || seq < 1 || strconv.FormatInt(seq, 10) != seqText || !isHash(hash) {
@@ -112,7 +116,7 @@ func VerifyKept(ctx context.Context, db DB, ws uuid.UUID, kept *Kept) (VerifyRes
 			res.FirstBrokenSeq = &seq
 		}
 	}
-	found := false
+	found := kept != nil && kept.Seq == 0 && kept.Hash == "" // where every chain starts
 	var r row
 	targets := r.scanTargets()
 	var buf []byte
