@@ -208,6 +208,11 @@ func TestExportSlots(t *testing.T) {
 	}
 	refused("the Monitor's second export (3 per replica)", monitor)
 	a.must(t, http.StatusOK, req{method: "GET", path: "/v1/workspaces/" + ws.String() + "/audit?limit=1", token: monitor})
+	// A verify scans the whole chain on one connection: it needs a slot
+	// too, and there is none.
+	if r := a.do(t, req{method: "GET", path: "/v1/workspaces/" + ws.String() + "/audit/verify", token: monitor}); r.status != http.StatusTooManyRequests || r.code() != "too_many_requests" || r.header.Get("Retry-After") == "" {
+		t.Errorf("a verify while every slot is taken: got %d %s, want 429 too_many_requests with Retry-After", r.status, r.body)
+	}
 
 	// The Admin gives up an export: its slot is free once the server
 	// notices.

@@ -322,6 +322,13 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
 		return err
 	}
+	// A verify reads the whole chain on one connection: it takes a slot
+	// as an export does.
+	release, err := s.takeSlot(p.userID.String())
+	if err != nil {
+		return err
+	}
+	defer release()
 	res, err := audit.VerifyKept(r.Context(), s.cfg.DB, ws, kept)
 	if err != nil {
 		return err

@@ -117,16 +117,28 @@ type stream struct {
 	writeErr error
 }
 
+// takeSlot takes one of the slots of long reads (streams, and scans of a
+// whole history such as a verify) for caller, or answers 429: such reads
+// hold the database or a connection for long, and too many at once would
+// starve every other request.
+func (s *Server) takeSlot(caller string) (release func(), err error) {
+	release, ok := s.streams.acquire(caller)
+	if !ok {
+		p := newProblem(codeTooManyRequests, "too many exports or verifications are running, yours or this server's; try again when one has finished")
+		p.retryAt = time.Now().Add(streamRetryAfter)
+		return nil, p
+	}
+	return release, nil
+}
+
 // openStream takes a stream slot for caller, or answers why it cannot
 // (429). header sets
 // the answer's headers when the first byte goes out. The caller must
 // close the stream, and call finish once everything is written.
 func (s *Server) openStream(w http.ResponseWriter, r *http.Request, caller string, header func(http.Header)) (*stream, error) {
-	release, ok := s.streams.acquire(caller)
-	if !ok {
-		p := newProblem(codeTooManyRequests, "too many exports are running, yours or this server's; try again when one has finished")
-		p.retryAt = time.Now().Add(streamRetryAfter)
-		return nil, p
+	release, err := s.takeSlot(caller)
+	if err != nil {
+		return nil, err
 	}
 	rc := http.NewResponseController(w)
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
