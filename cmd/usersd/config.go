@@ -398,8 +398,8 @@ func jwtSecret(e *env, db database) ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
-	if !db.CreateIfMissing {
-		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, db.Source, httpapi.MinSecretLength)
+	if by := configuredBy(db, e.Getenv); by != "" {
+		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, by, httpapi.MinSecretLength)
 	}
 	return devJWTSecret.keep(e)
 }

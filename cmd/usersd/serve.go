@@ -147,7 +147,9 @@ type serveConfig struct {
 // readServeConfig reads serve's configuration: the flags given on fs (nil:
 // none) first, then the environment, then the defaults (see setting).
 func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error) {
-	cfg := serveConfig{demo: db.CreateIfMissing}
+	// The demo workspace, like every development convenience, only on the
+	// embedded default (not with ESDB_URL set either).
+	cfg := serveConfig{demo: configuredBy(db, e.Getenv) == ""}
 	var addrSource string
 	cfg.httpAddr, addrSource = httpAddrSetting.lookup(fs, e.Getenv)
 	if _, _, err := net.SplitHostPort(cfg.httpAddr); err != nil {

@@ -31,6 +31,7 @@ func TestServeConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"secret missing with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL}, "USERSD_JWT_SECRET is not set"},
+		{"secret missing with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false"}, "USERSD_JWT_SECRET is not set: it is required with ESDB_URL"},
 		{"short secret", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": "short"}, "USERSD_JWT_SECRET is 5 bytes long"},
 		{"bad TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "a week"}, "USERSD_INVITATION_TTL"},
 		{"negative TTL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_INVITATION_TTL": "-1h"}, "USERSD_INVITATION_TTL"},
