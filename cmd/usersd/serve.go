@@ -401,16 +401,16 @@ func printDemoLink(ctx context.Context, e *env, cfg serveConfig, addr net.Addr, 
 	}
 }
 
-// withUI sends the API's paths to api and everything else to the web UI,
-// every answer with the security headers (nosniff).
+// withUI sends the API's paths to api and everything else to the web UI.
+// Each sets the security headers (nosniff) on every answer it gives itself.
 func withUI(api, ui http.Handler) http.Handler {
-	return httpapi.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
 			api.ServeHTTP(w, r)
 			return
 		}
 		ui.ServeHTTP(w, r)
-	}))
+	})
 }
 
 func isAPIPath(p string) bool {
