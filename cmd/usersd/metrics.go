@@ -42,14 +42,8 @@ func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), e
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	srv := &http.Server{
-		Handler:           httpapi.SecurityHeaders(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
+	// A scrape has no body and a short answer: tighter than the API's.
+	srv := httpapi.NewHTTPServer(httpapi.SecurityHeaders(mux), httpapi.Timeouts{Read: 10 * time.Second, Write: 30 * time.Second})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
