@@ -75,7 +75,7 @@ func (w *Workspace) apply(e Event) {
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
 	case InvitationEmailFailed:
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
-	case UserLoggedIn, AccountRegistered, AuditDivergenceAccepted:
+	case UserLoggedIn, AccountRegistered, AccountDeleted, AuditDivergenceAccepted:
 		// Logins and the audit's records change nothing a decision
 		// depends on.
 	}
@@ -89,16 +89,23 @@ func (w *Workspace) noteOutcome(userID, invID uuid.UUID, attempt int) {
 	}
 }
 
+// addMember indexes m by address too, unless its address was erased (an
+// erased person's events read with empty personal values): erased people
+// share that "", and are never looked up by address.
 func (w *Workspace) addMember(m *Member) {
 	w.members[m.UserID] = m
-	w.byEmail[emailKey(m.Email)] = m.UserID
+	if m.Email != "" {
+		w.byEmail[emailKey(m.Email)] = m.UserID
+	}
 	w.countAdmin(m, +1)
 }
 
 func (w *Workspace) removeMember(m *Member) {
 	w.countAdmin(m, -1)
 	delete(w.members, m.UserID)
-	delete(w.byEmail, emailKey(m.Email))
+	if k := emailKey(m.Email); w.byEmail[k] == m.UserID {
+		delete(w.byEmail, k)
+	}
 }
 
 // countAdmin keeps the number of active Admins, which guards the last one.

@@ -34,6 +34,7 @@ func registerEvents(r *registry) {
 	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
 	register(r, "AuditDivergenceAccepted", 1, func(e AuditDivergenceAccepted) uuid.UUID { return e.WorkspaceID })
 	register[AccountRegistered](r, "AccountRegistered", 1, nil)
+	register[AccountDeleted](r, "AccountDeleted", 1, nil)
 }
 
 // WorkspaceCreated opens a workspace; its owner is an active Admin at once.
@@ -41,8 +42,8 @@ type WorkspaceCreated struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	Name        string    `json:"name"`
 	OwnerUserID uuid.UUID `json:"ownerUserId"`
-	OwnerEmail  string    `json:"ownerEmail"`
-	OwnerName   string    `json:"ownerName"`
+	OwnerEmail  string    `json:"ownerEmail" personal:"OwnerUserID"`
+	OwnerName   string    `json:"ownerName" personal:"OwnerUserID"`
 	CreatedAt   time.Time `json:"createdAt"`
 }
 
@@ -53,7 +54,7 @@ type UserInvited struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
-	Email        string    `json:"email"`
+	Email        string    `json:"email" personal:"UserID"`
 	Role         string    `json:"role"`
 	InvitedBy    uuid.UUID `json:"invitedBy"`
 	InviterRole  string    `json:"inviterRole"`
@@ -69,7 +70,7 @@ type InvitationResent struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
-	Email        string    `json:"email"`
+	Email        string    `json:"email" personal:"UserID"`
 	Attempt      int       `json:"attempt"`
 	ResentBy     uuid.UUID `json:"resentBy"`
 	TokenHash    string    `json:"tokenHash"`
@@ -77,13 +78,16 @@ type InvitationResent struct {
 	ExpiresAt    time.Time `json:"expiresAt"`
 }
 
-// InvitationRevoked withdraws a pending invitation.
+// InvitationRevoked withdraws a pending invitation. Reason is empty for an
+// ordinary revocation, ReasonAccountDeleted when the invitee's account was
+// deleted.
 type InvitationRevoked struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
-	Email        string    `json:"email"`
+	Email        string    `json:"email" personal:"UserID"`
 	Role         string    `json:"role"`
+	Reason       string    `json:"reason,omitempty"`
 }
 
 // InvitationExpired marks an invitation whose time ran out. A resend revives it.
@@ -91,7 +95,7 @@ type InvitationExpired struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
-	Email        string    `json:"email"`
+	Email        string    `json:"email" personal:"UserID"`
 	ExpiredAt    time.Time `json:"expiredAt"`
 }
 
@@ -100,8 +104,8 @@ type InvitationAccepted struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
-	Email        string    `json:"email"`
-	Name         string    `json:"name"`
+	Email        string    `json:"email" personal:"UserID"`
+	Name         string    `json:"name" personal:"UserID"`
 	Role         string    `json:"role"`
 	AcceptedAt   time.Time `json:"acceptedAt"`
 }
@@ -115,13 +119,14 @@ type InvitationEmailSent struct {
 }
 
 // InvitationEmailFailed records that the e-mail of one attempt could not be
-// delivered after the last retry, or was refused for good.
+// delivered after the last retry, or was refused for good. Reason is
+// personal: a mail server's answer often quotes the address.
 type InvitationEmailFailed struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`
 	InvitationID uuid.UUID `json:"invitationId"`
 	UserID       uuid.UUID `json:"userId"`
 	Attempt      int       `json:"attempt"`
-	Reason       string    `json:"reason"`
+	Reason       string    `json:"reason" personal:"UserID"`
 }
 
 // RoleChanged moves a member (or a pending invitation) to another role.
@@ -130,25 +135,32 @@ type InvitationEmailFailed struct {
 type RoleChanged struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	UserID      uuid.UUID `json:"userId"`
-	Email       string    `json:"email"`
+	Email       string    `json:"email" personal:"UserID"`
 	FromRole    string    `json:"fromRole"`
 	ToRole      string    `json:"toRole"`
 	ChangedBy   uuid.UUID `json:"changedBy"`
 }
 
-// MemberRemoved revokes a member's access to this workspace only.
+// MemberRemoved revokes a member's access to this workspace only. Reason is
+// empty for an ordinary removal, ReasonAccountDeleted when the member's
+// account was deleted.
 type MemberRemoved struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	UserID      uuid.UUID `json:"userId"`
-	Email       string    `json:"email"`
+	Email       string    `json:"email" personal:"UserID"`
 	Role        string    `json:"role"`
+	Reason      string    `json:"reason,omitempty"`
 }
+
+// ReasonAccountDeleted is the Reason of a removal or revocation that an
+// account's deletion caused.
+const ReasonAccountDeleted = "account_deleted"
 
 // MemberSuspended blocks a member's access but keeps the membership.
 type MemberSuspended struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	UserID      uuid.UUID `json:"userId"`
-	Email       string    `json:"email"`
+	Email       string    `json:"email" personal:"UserID"`
 	Role        string    `json:"role"`
 }
 
@@ -156,7 +168,7 @@ type MemberSuspended struct {
 type MemberReactivated struct {
 	WorkspaceID uuid.UUID `json:"workspaceId"`
 	UserID      uuid.UUID `json:"userId"`
-	Email       string    `json:"email"`
+	Email       string    `json:"email" personal:"UserID"`
 	Role        string    `json:"role"`
 }
 
@@ -192,10 +204,22 @@ type AuditDivergenceAccepted struct {
 // workspaces. It is the first event of the address's own stream.
 type AccountRegistered struct {
 	UserID uuid.UUID `json:"userId"`
-	Email  string    `json:"email"`
+	Email  string    `json:"email" personal:"UserID"`
 }
 
-// Actor is who caused an event, as they were at that moment.
+// AccountDeleted records that an account was deleted: the person has left
+// every workspace (a removal or revocation in each, recorded before this),
+// and their data key is destroyed right after, which erases every personal
+// value sealed for them. It is the last event of the address's stream; a
+// later invitation of the same address reserves a new account.
+type AccountDeleted struct {
+	UserID    uuid.UUID `json:"userId"`
+	DeletedAt time.Time `json:"deletedAt"`
+}
+
+// Actor is who caused an event, as they were at that moment. Email is
+// personal, sealed for UserID like the events' personal fields; so is the
+// request context of a person's request (eventstore's codec).
 type Actor struct {
 	UserID uuid.UUID `json:"userId,omitempty"`
 	Email  string    `json:"email,omitempty"`

@@ -18,20 +18,31 @@ func sampleEvents() []domain.Event {
 		created(),
 		invitedAt(20, nora, domain.RoleAdmin, manager, domain.RoleManager, t0),
 		resent(20, nora, 2, 30, manager, t0.Add(hour)),
-		revoked(20, nora, domain.RoleAdmin),
+		withRevokeReason(revoked(20, nora, domain.RoleAdmin), domain.ReasonAccountDeleted),
 		expired(20, nora, t0.Add(week)),
 		acceptedAt(20, nora, domain.RoleAdmin, t0.Add(2*hour)),
 		domain.InvitationEmailSent{WorkspaceID: wsID, InvitationID: invID(20), UserID: nora.id, Attempt: 2},
 		domain.InvitationEmailFailed{WorkspaceID: wsID, InvitationID: invID(20), UserID: nora.id, Attempt: 2, Reason: "550 no such user"},
 		roleChanged(editor, domain.RoleEditor, domain.RoleManager, owner),
-		removed(editor, domain.RoleEditor),
+		withRemoveReason(removed(editor, domain.RoleEditor), domain.ReasonAccountDeleted),
 		suspended(editor, domain.RoleEditor),
 		reactivated(editor, domain.RoleEditor),
 		settingsChanged(true),
 		domain.UserLoggedIn{WorkspaceID: wsID, UserID: editor.id, LoggedInAt: t0.Add(3 * hour)},
 		domain.AuditDivergenceAccepted{WorkspaceID: wsID, Seq: 12, LiveHash: strings.Repeat("a", 64), RebuiltHash: strings.Repeat("b", 64)},
 		domain.AccountRegistered{UserID: nora.id, Email: string(nora.email)},
+		domain.AccountDeleted{UserID: nora.id, DeletedAt: t0.Add(week)},
 	}
+}
+
+func withRevokeReason(e domain.InvitationRevoked, reason string) domain.InvitationRevoked {
+	e.Reason = reason
+	return e
+}
+
+func withRemoveReason(e domain.MemberRemoved, reason string) domain.MemberRemoved {
+	e.Reason = reason
+	return e
 }
 
 func TestEventTypeNamesMatchTheEvents(t *testing.T) {
@@ -48,7 +59,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	}
 	// The names are stored with every event: they never change.
 	stored := []string{
-		"AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
+		"AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
 		"MemberRemoved", "MemberSuspended", "RoleChanged", "UserInvited", "UserLoggedIn",
 		"WorkspaceCreated", "WorkspaceSettingsChanged",
@@ -156,7 +167,7 @@ func TestWorkspaceOf(t *testing.T) {
 		}
 		ws, ok := domain.WorkspaceOf(e)
 		switch {
-		case typ.Name == "AccountRegistered":
+		case typ.Name == "AccountRegistered", typ.Name == "AccountDeleted":
 			if ok {
 				t.Errorf("WorkspaceOf(%s): got %s, true, want no workspace", typ.Name, ws)
 			}

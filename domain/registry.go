@@ -25,6 +25,15 @@ type EventType struct {
 	zero      Event
 	decode    func(data []byte) (Event, error)
 	workspace func(Event) (uuid.UUID, bool)
+	personal  []personalField
+}
+
+// personalField is a string field of an event type that identifies a
+// person (tag `personal:"<field>"`), and the field holding that person's
+// user id: the subject whose key seals it.
+type personalField struct {
+	index, subject int
+	name           string // the JSON name
 }
 
 // Zero returns the zero value of the type, as an example of it.
@@ -74,6 +83,7 @@ func register[T any](r *registry, name string, version int, workspace func(T) uu
 	if t.goType.Kind() != reflect.Struct || name == "" || version < 1 {
 		panic(fmt.Sprintf("domain: event type %q (%v, version %d) must be a named struct with a name and a version from 1", name, t.goType, version))
 	}
+	t.personal = personalFields(t.goType)
 	if _, dup := r.byName[name]; dup {
 		panic("domain: event name registered twice: " + name)
 	}
@@ -81,6 +91,76 @@ func register[T any](r *registry, name string, version int, workspace func(T) uu
 		panic(fmt.Sprintf("domain: event type %v registered twice", t.goType))
 	}
 	r.byName[name], r.byType[t.goType] = t, t
+}
+
+// personalFields reads the personal tags of an event struct. A tag naming
+// no uuid.UUID field, or on a field that is not a string, is a mistake in
+// this package: it panics at start-up rather than leaving data unsealed.
+func personalFields(t reflect.Type) []personalField {
+	var out []personalField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		subject, ok := f.Tag.Lookup("personal")
+		if !ok {
+			continue
+		}
+		s, found := t.FieldByName(subject)
+		if !found || s.Type != reflect.TypeOf(uuid.UUID{}) || f.Type.Kind() != reflect.String || len(s.Index) != 1 {
+			panic(fmt.Sprintf("domain: %v.%s: personal tag must name a uuid.UUID field of the struct, on a string field", t, f.Name))
+		}
+		jsonName, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out = append(out, personalField{index: i, subject: s.Index[0], name: jsonName})
+	}
+	return out
+}
+
+// PersonalValue is one value of an event that identifies a person.
+type PersonalValue struct {
+	// Field is the value's JSON name in the event.
+	Field string
+	// Subject is the person it identifies, whose key seals it.
+	Subject uuid.UUID
+	Value   string
+}
+
+// Personal lists the personal values of an event (its fields tagged
+// personal), in field order; nil for a value that is not a registered event.
+func Personal(e Event) []PersonalValue {
+	t, ok := eventTypes.byType[reflect.TypeOf(e)]
+	if !ok || len(t.personal) == 0 {
+		return nil
+	}
+	v := reflect.ValueOf(e)
+	out := make([]PersonalValue, len(t.personal))
+	for i, p := range t.personal {
+		out[i] = PersonalValue{Field: p.name, Subject: v.Field(p.subject).Interface().(uuid.UUID), Value: v.Field(p.index).String()}
+	}
+	return out
+}
+
+// MapPersonal answers a copy of e with each personal value replaced by what
+// f answers for it (sealed on the way to the store, opened on the way
+// back). e itself is not changed. An event with no personal values is
+// answered as it is.
+func MapPersonal(e Event, f func(v PersonalValue) (string, error)) (Event, error) {
+	t, ok := eventTypes.byType[reflect.TypeOf(e)]
+	if !ok {
+		return nil, fmt.Errorf("%T: not a registered event type", e)
+	}
+	if len(t.personal) == 0 {
+		return e, nil
+	}
+	v := reflect.New(t.goType).Elem()
+	v.Set(reflect.ValueOf(e))
+	for _, p := range t.personal {
+		field := v.Field(p.index)
+		s, err := f(PersonalValue{Field: p.name, Subject: v.Field(p.subject).Interface().(uuid.UUID), Value: field.String()})
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", t.Name, p.name, err)
+		}
+		field.SetString(s)
+	}
+	return v.Interface(), nil
 }
 
 // TypeOf answers the registered type of an event; false for a value that is
