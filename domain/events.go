@@ -253,8 +253,17 @@ type Envelope struct {
 
 // RecordedEvent is an envelope as the store keeps it: in a stream, at a
 // revision, at a global position. Projections consume these.
+//
+// Envelope holds the event as the domain reads it: personal values opened,
+// or "" where the person was erased (their user ids are in Erased). Stored
+// holds it as the store keeps it, personal values sealed (values written
+// before sealing existed are plain in both): what the audit history copies,
+// so that its hashes cover exactly what the events hold and never need a
+// key to verify.
 type RecordedEvent struct {
 	Envelope
+	Stored   Envelope
+	Erased   []uuid.UUID
 	StreamID string
 	Revision uint64
 	Position Position
