@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
 )
 
@@ -47,7 +48,7 @@ func auditExport(t *testing.T, dir string) (string, *audit.Signer) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := audit.ExportSigned(ctx, pool, ws, audit.Filter{}, &buf, audit.FormatNDJSON, signer); err != nil {
+	if err := audit.ExportSigned(ctx, pool, pii.NewMemoryKeyring(), ws, audit.Filter{}, &buf, audit.FormatNDJSON, signer); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "export.ndjson")
