@@ -1,7 +1,7 @@
 // Package audit is the audit history read model: one immutable,
-// hash-chained entry per workspace event (every event but AccountRegistered,
-// which belongs to no workspace), which compliance auditors read, verify and
-// export.
+// hash-chained entry per workspace event (every event but AccountRegistered
+// and AccountDeleted, which belong to no workspace), which compliance
+// auditors read, verify and export.
 //
 // Entries live in audit_entries (tables.sql, beside this file), which the
 // database keeps append-only: triggers refuse UPDATE, DELETE and TRUNCATE
@@ -30,6 +30,13 @@
 //     address (InvitationEmailSent/Failed, UserLoggedIn), the last address
 //     the projection saw for that user in that workspace.
 //   - Details never hold secrets (no token hashes).
+//   - Entries hold the events as stored (RecordedEvent.Stored): personal
+//     values sealed for their person, and the hash covers the sealed
+//     strings, so verifying needs no key and destroying a person's key
+//     (their account's deletion) erases their values without changing a
+//     byte of the chain. Readers open values with a keyring (open.go).
+//     AccountDeleted has no entry; it purges the person's remembered
+//     addresses.
 //   - Text PostgreSQL cannot store (NUL characters, invalid UTF-8) is stored
 //     with U+FFFD in their place rather than stopping the projection.
 package audit
@@ -54,7 +61,8 @@ type Projection struct{ projections.Declaration }
 // New returns the audit projection: its tables, their keys and append-only
 // triggers, and apart the filter indexes of audit_entries (actor, target,
 // action, time), which a rebuild builds after its replay. Apply needs none
-// of those: it reads through the primary key and the event_id key.
+// of those: it reads through the primary key and the event_id key (and
+// audit_user_emails_user_idx, in tables.sql, to purge a deleted account).
 func New() *Projection {
 	return &Projection{projections.Declare("audit", []string{"audit_entries", "audit_user_emails"},
 		projections.SchemaFiles(sqlFiles), handling)}
@@ -405,7 +413,9 @@ func purgeEmails(ctx context.Context, tx pgx.Tx, users []uuid.UUID) error {
 }
 
 // storeEmails records the addresses the batch learnt. An address that did
-// not change writes nothing.
+// not change writes nothing; a sealed one is sealed anew by every event (a
+// fresh nonce), so it changes with each event that carries it: one row
+// write per (workspace, user) per batch, whichever value it holds.
 func storeEmails(ctx context.Context, tx pgx.Tx, learnt map[userKey]string) error {
 	if len(learnt) == 0 {
 		return nil
