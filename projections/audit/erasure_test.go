@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -356,4 +357,55 @@ func jsonHas(details json.RawMessage, key string, want any) bool {
 	}
 	v, ok := m[key]
 	return ok && v == want
+}
+
+// TestErasureInEveryBatching: the deletion purges the same addresses
+// however the history is cut into batches and replayed, and an address
+// learnt after it (the same address re-invited: a new account) stays; the
+// chains are those of one batch.
+func TestErasureInEveryBatching(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	e := newErasure(t)
+	var h history
+	h.pos = 1 << 20
+	again := person{id: uuid.New(), email: e.ivy.email}
+	after := []domain.RecordedEvent{
+		h.next(domain.UserInvited{WorkspaceID: e.a, InvitationID: uuid.New(), UserID: again.id, Email: again.email, Role: "Editor",
+			InvitedBy: e.olga.id, InviterRole: "Admin", ExpiresAt: t0.AddDate(0, 0, 7)}, by(e.olga.actor())),
+	}
+	after = append(after, logins(&h, e.b, e.olga, 8)...)
+	ev := append(e.events, projectionstest.SealAll(t, e.keys, after)...)
+	emails := func(schema string) map[uuid.UUID]int {
+		rows, err := pool.Query(context.Background(), `SELECT user_id, count(*) FROM `+
+			pgx.Identifier{schema, "audit_user_emails"}.Sanitize()+` GROUP BY user_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[uuid.UUID]int{}
+		var id uuid.UUID
+		var n int
+		if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	apply(t, pool, ev)
+	want := emails("public")
+	if w := map[uuid.UUID]int{e.olga.id: 2, again.id: 1}; !reflect.DeepEqual(want, w) {
+		t.Fatalf("remembered addresses after one batch: got %v, want %v (none of the deleted account)", want, w)
+	}
+	wantChain := chain(t, pool, "public")
+	for name, b := range projectionstest.Batchings(ev) {
+		pgtest.CreateTables(t, pool, name, audit.New().Schema())
+		for _, batch := range b {
+			applyIn(t, pool, name, batch)
+		}
+		if got := emails(name); !reflect.DeepEqual(got, want) {
+			t.Errorf("batching %s: remembered addresses %v, want %v", name, got, want)
+		}
+		if got := chain(t, pool, name); !reflect.DeepEqual(got, wantChain) {
+			t.Errorf("batching %s: the chains differ from one batch's", name)
+		}
+	}
 }
