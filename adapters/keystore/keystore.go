@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -218,7 +219,7 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 	if len(out)+len(erased) < len(ids) {
 		var again []uuid.UUID
 		for _, s := range ids {
-			if _, ok := out[s]; !ok && !slicesContains(erased, s) {
+			if _, ok := out[s]; !ok && !slices.Contains(erased, s) {
 				again = append(again, s)
 			}
 		}
@@ -267,15 +268,6 @@ func (k *Keyring) collect(rows pgx.Rows, fresh, out map[uuid.UUID]*pii.Key, eras
 		return fmt.Errorf("ensure account keys: %w", err)
 	}
 	return nil
-}
-
-func slicesContains(s []uuid.UUID, v uuid.UUID) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Destroy destroys userID's key for good (making a tombstone if the person

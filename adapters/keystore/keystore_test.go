@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -360,5 +361,62 @@ func TestLookupCacheIsBounded(t *testing.T) {
 	found, err := r.Lookup(ctx, people)
 	if err != nil || len(found) != len(people) {
 		t.Fatalf("Lookup of more people than the cache holds: %d keys, %v; want %d", len(found), err, len(people))
+	}
+}
+
+// TestEnsureFindsAKeyMadeMeanwhile: another replica makes a person's key
+// while Ensure's statement runs (its insert waits for the other's commit,
+// then does nothing, and its snapshot does not hold the row): Ensure still
+// answers that key, the one every replica uses, not a key of its own.
+func TestEnsureFindsAKeyMadeMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewService(t)
+	kek := newKEK(t)
+	jane, theirs := uuid.New(), pii.NewKey()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO account_keys (user_id, wrapped, kek_id, created_at) VALUES ($1, $2, $3, now())`,
+		jane, pii.WrapAccountKey(kek, jane, theirs), kek.ID()); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		keys map[uuid.UUID]*pii.Key
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		keys, err := keystore.New(pool, kek).Ensure(ctx, []uuid.UUID{jane})
+		done <- answer{keys, err}
+	}()
+	waitForALockWait(t, pool)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.keys[jane] == nil || *got.keys[jane] != *theirs {
+		t.Fatalf("Ensure: %v, %v; want the key the other replica made", got.keys, got.err)
+	}
+}
+
+// waitForALockWait waits until a session of the database waits for a lock.
+func waitForALockWait(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if i == 500 {
+			t.Fatal("no session waits for a lock after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
