@@ -146,7 +146,10 @@ Environment:
 				ring := keystore.New(rt.pool, k.current, k.previous...)
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 					progressbar.OptionSetDescription("re-wrapping keys"), progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(), progressbar.OptionSetItsString("keys"), progressbar.OptionThrottle(100*time.Millisecond))
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("keys"), progressbar.OptionThrottle(100*time.Millisecond),
+					// The spinner's own goroutine reads the bar unlocked
+					// (a data race in progressbar v3.19): it moves on Add.
+					progressbar.OptionSetSpinnerChangeInterval(0))
 				n, err := ring.Rewrap(ctx, func(k int) { _ = bar.Add(k) })
 				_ = bar.Finish()
 				fmt.Fprintf(e.Stderr, "\nre-wrapped %d keys under KEK %s\n", n, k.current.ID())
