@@ -74,7 +74,7 @@ func startService(t *testing.T) *service {
 	base := "http://" + l.Addr().String()
 	var stdout syncBuffer
 	s := &service{base: base, stderr: &syncBuffer{}}
-	vars := map[string]string{envJWTSecret: testJWTSecret, envDevMailbox: "true", envAuditSigningKey: testAuditKey,
+	vars := map[string]string{envJWTSecret: testJWTSecret, envDevMailbox: "true", envAuditSigningKey: testAuditKey, envKeyEncryptionKey: testKEK,
 		envHTTPAddr: l.Addr().String(), envPublicURL: base}
 	e := &env{Stdout: &stdout, Stderr: s.stderr, Getenv: func(k string) string { return vars[k] },
 		Log: slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}

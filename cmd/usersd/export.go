@@ -50,7 +50,8 @@ Environment:
 				defer rt.close()
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 					progressbar.OptionSetDescription("exporting events"), progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"))
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+					progressbar.OptionSetSpinnerChangeInterval(0)) // its goroutine races with Add (progressbar v3.19)
 				n, err := exportEvents(ctx, rt.store, e.Stdout, window, func(k int) { _ = bar.Add(k) })
 				_ = bar.Finish()
 				fmt.Fprintf(e.Stderr, "\nexported %d events\n", n)

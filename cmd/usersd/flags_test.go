@@ -33,6 +33,8 @@ func TestFlagsAfterTheSubcommand(t *testing.T) {
 		"projections": {args: []string{"projections", "rebuild", "audit", "-database-url", dbURL}, wantCode: exitOK},
 		"audit": {args: []string{"audit", "verify", "-workspace", ws.String(), "-database-url", dbURL},
 			wantCode: exitOK, wantStdout: ws.String() + " ok (0 entries)"},
+		"keys": {vars: map[string]string{envKeyEncryptionKey: testKEK},
+			args: []string{"keys", "rotate", "-database-url", dbURL}, wantCode: exitOK, wantStderr: "re-wrapped 0 keys"},
 		"token": {vars: map[string]string{envDatabaseURL: dbURL, envJWTSecret: testJWTSecret},
 			args: []string{"token", "-system", "-ttl", "1m"}, wantCode: exitOK, wantStdout: "eyJ"},
 		"version": {args: []string{"version", "-h"}, wantCode: exitOK, wantStdout: "Usage: usersd version"},

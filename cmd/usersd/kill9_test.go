@@ -64,6 +64,7 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 	base := "http://" + addr
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "SMTP_URL=smtp://"+srv.Addr,
+		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
 		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
 
 	start := func(run int) *exec.Cmd {

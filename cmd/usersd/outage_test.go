@@ -115,6 +115,9 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 	if _, ok := vars[envAuditSigningKey]; !ok {
 		vars[envAuditSigningKey] = testAuditKey
 	}
+	if _, ok := vars[envKeyEncryptionKey]; !ok {
+		vars[envKeyEncryptionKey] = testKEK
+	}
 	log := &syncBuffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -164,7 +164,8 @@ func orNone(hash string) string {
 func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.ReadModel, src projections.Source, accept func(context.Context, error) error) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 		progressbar.OptionSetDescription("rebuilding "+p.Name()), progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond))
+		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetSpinnerChangeInterval(0)) // its goroutine races with Add and Describe (progressbar v3.19)
 	last := 0
 	res, err := projections.Rebuild(ctx, pool, p, src, projections.RebuildOptions{
 		Logger:           e.Log,

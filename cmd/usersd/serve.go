@@ -80,6 +80,13 @@ Environment:
                           $XDG_CONFIG_HOME/usersd/dev-audit-signing-key
   USERSD_AUDIT_PREVIOUS_KEYS  public keys (base64url, comma-separated) of earlier
                           signing keys, published at /v1/audit/keys after a rotation
+  USERSD_KEY_ENCRYPTION_KEY  key-encryption key (32 bytes, base64url) that wraps
+                          each person's data key in the database; required unless
+                          on the embedded default, where a random one is kept in
+                          $XDG_CONFIG_HOME/usersd/dev-key-encryption-key; keep it
+                          out of the database's backups (docs/erasure.md)
+  USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS  former key-encryption keys (comma-separated),
+                          until usersd keys rotate has re-wrapped what they wrapped
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
@@ -139,6 +146,10 @@ type serveConfig struct {
 	metricsAddr string
 	// auditSigner signs the audit heads (USERSD_AUDIT_SIGNING_KEY).
 	auditSigner *audit.Signer
+	// keks wrap the personal data keys in the database
+	// (USERSD_KEY_ENCRYPTION_KEY, USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS):
+	// openKeys(ctx, pool, cfg.keks) is the key store.
+	keks keks
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
 	consistencyTimeout time.Duration
@@ -175,6 +186,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 		return cfg, err
 	}
 	if cfg.auditSigner, err = auditSigner(e, db); err != nil {
+		return cfg, err
+	}
+	if cfg.keks, err = readKEKs(e, db); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -22,6 +22,9 @@ const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
 // testAuditKey is a signing key's seed (32 bytes, base64url).
 const testAuditKey = "c2VydmUtdGVzdC1hdWRpdC1rZXktc2VydmUtdGVzdC0"
 
+// testKEK is a key-encryption key (32 bytes, base64url).
+const testKEK = "c2VydmUtdGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMDE"
+
 func TestServeConfigErrors(t *testing.T) {
 	t.Parallel()
 	dbURL := "postgres://postgres@127.0.0.1:5432/whatever?sslmode=disable"
@@ -53,6 +56,16 @@ func TestServeConfigErrors(t *testing.T) {
 			"USERSD_AUDIT_SIGNING_KEY is not an Ed25519 seed"},
 		{"bad previous key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_AUDIT_PREVIOUS_KEYS": "8BlUlsnZ3NXOTN6qMf6dFBDPQnq6f8Q1eHtzMXwdTLM, not-a-key"}, "USERSD_AUDIT_PREVIOUS_KEYS: item 2"},
+		// Outside the embedded default, the personal data keys are wrapped
+		// under a key the operator keeps.
+		{"no key-encryption key with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey},
+			"USERSD_KEY_ENCRYPTION_KEY is not set: it is required with DATABASE_URL"},
+		{"no key-encryption key with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey},
+			"USERSD_KEY_ENCRYPTION_KEY is not set: it is required with ESDB_URL"},
+		{"short key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK[:40]}, "USERSD_KEY_ENCRYPTION_KEY is 30 bytes, want 32"},
+		{"bad previous key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS": testAuditKey + ", nope"}, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS: item 2 is 3 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +74,7 @@ func TestServeConfigErrors(t *testing.T) {
 			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
 			}
-			if strings.Contains(got.stderr, testJWTSecret) || strings.Contains(got.stderr, testAuditKey[:40]) {
+			if strings.Contains(got.stderr, testJWTSecret) || strings.Contains(got.stderr, testAuditKey[:40]) || strings.Contains(got.stderr, testKEK[:40]) {
 				t.Errorf("a secret was printed: %s", got.stderr)
 			}
 		})
@@ -163,6 +176,9 @@ func startServing(t *testing.T, vars map[string]string) serving {
 	vars["USERSD_HTTP_ADDR"] = addr
 	if _, ok := vars[envAuditSigningKey]; !ok {
 		vars[envAuditSigningKey] = testAuditKey
+	}
+	if _, ok := vars[envKeyEncryptionKey]; !ok {
+		vars[envKeyEncryptionKey] = testKEK
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
