@@ -2,7 +2,6 @@ package messaging_test
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -22,10 +21,7 @@ func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	var addrs []string
-	for i := range 400 {
-		addrs = append(addrs, fmt.Sprintf("load%03d@example.com", i))
-	}
+	addrs := addresses("load%03d@example.com", 400)
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
