@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -176,4 +180,48 @@ func TestDatabaseStringHidesPassword(t *testing.T) {
 	if got, want := db.String(), "alice@db.example:6543/users"; got != want {
 		t.Errorf("String: got %q, want %q", got, want)
 	}
+}
+
+// waitReady asks base's /readyz every interval until it answers 200 (nil)
+// or timeout has passed (why it was not ready).
+func waitReady(base string, timeout, every time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := http.Get(base + "/readyz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("/readyz answers %d", r.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(every)
+	}
+}
+
+// apiRequest is a request to the API, with the bearer token, the
+// X-Consistent-With position and a JSON body, each when not empty.
+func apiRequest(t *testing.T, method, url, token, consistentWith, body string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	rq, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		rq.Header.Set("Authorization", "Bearer "+token)
+	}
+	if consistentWith != "" {
+		rq.Header.Set("X-Consistent-With", consistentWith)
+	}
+	if body != "" {
+		rq.Header.Set("Content-Type", "application/json")
+	}
+	return rq
 }

@@ -236,20 +236,7 @@ func (c *client) do(method, path, token, consistentWith, body string, status int
 
 func (c *client) try(method, path, token, consistentWith, body string, status int, out any, again bool) bool {
 	c.t.Helper()
-	rq, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if token != "" {
-		rq.Header.Set("Authorization", "Bearer "+token)
-	}
-	if consistentWith != "" {
-		rq.Header.Set("X-Consistent-With", consistentWith)
-	}
-	if body != "" {
-		rq.Header.Set("Content-Type", "application/json")
-	}
-	r, err := http.DefaultClient.Do(rq)
+	r, err := http.DefaultClient.Do(apiRequest(c.t, method, c.base+path, token, consistentWith, body))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -186,20 +186,10 @@ func startServing(t *testing.T, vars map[string]string) serving {
 		})
 		return stopped
 	}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitReady(s.base, 30*time.Second, 100*time.Millisecond); err != nil {
+		t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
 	}
+	return s
 }
 
 // TestServeAnswersTheAPI starts usersd serve on a fresh database, with its
