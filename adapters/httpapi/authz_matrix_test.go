@@ -86,6 +86,16 @@ type matrixRow struct {
 	want         cells
 }
 
+// The statuses of the rows that recur: a route anyone may use; a read for
+// members from Monitor up; a change for Managers and Admins; a change only
+// an Admin may make.
+var (
+	managers  = cells{200, 200, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}
+	anyone    = cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}
+	readers   = cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}
+	adminOnly = cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}
+)
+
 // rows are the expected statuses, written from shared/spec/api.md and
 // docs/decisions.md: 401 for a missing or bad token (and a scope usersd
 // does not know), 403 when authenticated but not allowed (the platform and
@@ -95,21 +105,21 @@ type matrixRow struct {
 var matrixRows = []matrixRow{
 	// Columns: Admin, Manager, Editor, Monitor, AgentUser, non-member, pending invitee, suspended Admin,
 	// system, events:read, unknown scope, no token, bad signature.
-	{"GET", "/healthz", "", plain("GET", "/healthz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"HEAD", "/healthz", "", plain("HEAD", "/healthz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"GET", "/readyz", "", plain("GET", "/readyz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"HEAD", "/readyz", "", plain("HEAD", "/readyz"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"GET", "/openapi.yaml", "", plain("GET", "/openapi.yaml"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"HEAD", "/openapi.yaml", "", plain("HEAD", "/openapi.yaml"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
-	{"GET", "/metrics", "", plain("GET", "/metrics"), cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"GET", "/healthz", "", plain("GET", "/healthz"), anyone},
+	{"HEAD", "/healthz", "", plain("HEAD", "/healthz"), anyone},
+	{"GET", "/readyz", "", plain("GET", "/readyz"), anyone},
+	{"HEAD", "/readyz", "", plain("HEAD", "/readyz"), anyone},
+	{"GET", "/openapi.yaml", "", plain("GET", "/openapi.yaml"), anyone},
+	{"HEAD", "/openapi.yaml", "", plain("HEAD", "/openapi.yaml"), anyone},
+	{"GET", "/metrics", "", plain("GET", "/metrics"), anyone},
 
 	{"POST", "/v1/invitations/lookup", "a live token", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "POST", path: "/v1/invitations/lookup", body: map[string]string{"token": m.lookupToken}}
-	}, cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	}, anyone},
 	{"POST", "/v1/invitations/accept", "a fresh invitation", func(t *testing.T, m *matrix, _ int) req {
 		_, tok := m.freshInvitation(t)
 		return req{method: "POST", path: "/v1/invitations/accept", body: map[string]string{"token": tok, "name": "New Person"}}
-	}, cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	}, anyone},
 
 	{"POST", "/v1/workspaces", "", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "POST", path: "/v1/workspaces", body: map[string]any{"name": "Matrix " + m.fresh("ws"), "owner": map[string]string{"email": m.fresh("owner"), "name": "Owner"}}}
@@ -121,29 +131,24 @@ var matrixRows = []matrixRow{
 
 	{"POST", "/v1/workspaces/{ws}/invitations", "", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/invitations", body: map[string]any{"emails": m.fresh("new"), "role": "AgentUser"}}
-	}, cells{200, 200, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/users", "", read("/v1/workspaces/{ws}/users"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/users/{userId}", "the Editor", read("/v1/workspaces/{ws}/users/{editor}"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	}, managers},
+	{"GET", "/v1/workspaces/{ws}/users", "", read("/v1/workspaces/{ws}/users"), readers},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}", "the Editor", read("/v1/workspaces/{ws}/users/{editor}"), readers},
 	{"PUT", "/v1/workspaces/{ws}/users/{userId}/role", "the Editor's, unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: m.expand("/v1/workspaces/{ws}/users/{editor}/role", 0), body: map[string]string{"role": "Editor"}}
-	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	}, adminOnly},
 	{"DELETE", "/v1/workspaces/{ws}/users/{userId}", "a member", func(t *testing.T, m *matrix, _ int) req {
 		return req{method: "DELETE", path: "/v1/workspaces/" + m.ws.String() + "/users/" + m.freshMember(t).String()}
-	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	}, adminOnly},
 	{"DELETE", "/v1/workspaces/{ws}/users/{userId}", "a pending invitation", func(t *testing.T, m *matrix, _ int) req {
 		id, _ := m.freshInvitation(t)
 		return req{method: "DELETE", path: "/v1/workspaces/" + m.ws.String() + "/users/" + id.String()}
-	}, cells{200, 200, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"POST", "/v1/workspaces/{ws}/users/{userId}/suspend", "an active member", post("/v1/workspaces/{ws}/users/{target}/suspend"),
-		cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"POST", "/v1/workspaces/{ws}/users/{userId}/reactivate", "a member", post("/v1/workspaces/{ws}/users/{target}/reactivate"),
-		cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	}, managers},
+	{"POST", "/v1/workspaces/{ws}/users/{userId}/suspend", "an active member", post("/v1/workspaces/{ws}/users/{target}/suspend"), adminOnly},
+	{"POST", "/v1/workspaces/{ws}/users/{userId}/reactivate", "a member", post("/v1/workspaces/{ws}/users/{target}/reactivate"), adminOnly},
 	{"POST", "/v1/workspaces/{ws}/users/{userId}/invitation/resend", "a pending invitation", post("/v1/workspaces/{ws}/users/{pending}/invitation/resend"),
 		cells{202, 202, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the Editor's", read("/v1/workspaces/{ws}/users/{editor}/permissions"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the Editor's", read("/v1/workspaces/{ws}/users/{editor}/permissions"), readers},
 	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the caller's own", read("/v1/workspaces/{ws}/users/{self}/permissions"),
 		cells{200, 200, 200, 200, 200, 404, 404, 200, 403, 403, 401, 401, 401}},
 	{"POST", "/v1/workspaces/{ws}/logins", "the caller's own", post("/v1/workspaces/{ws}/logins"),
@@ -151,17 +156,13 @@ var matrixRows = []matrixRow{
 	{"POST", "/v1/workspaces/{ws}/logins", "the Editor's", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/logins", body: map[string]string{"userId": m.editor.String()}}
 	}, cells{403, 403, 204, 403, 403, 403, 403, 403, 204, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/audit", "", read("/v1/workspaces/{ws}/audit"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/workspaces/{ws}/audit/head", "", read("/v1/workspaces/{ws}/audit/head"),
-		cells{200, 200, 200, 200, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
-	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"),
-		cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
+	{"GET", "/v1/workspaces/{ws}/audit", "", read("/v1/workspaces/{ws}/audit"), readers},
+	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"), readers},
+	{"GET", "/v1/workspaces/{ws}/audit/head", "", read("/v1/workspaces/{ws}/audit/head"), readers},
+	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"), anyone},
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
-	}, cells{200, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	}, adminOnly},
 }
 
 func plain(method, path string) func(*testing.T, *matrix, int) req {

@@ -116,7 +116,7 @@ func TestBadInput(t *testing.T) {
 		{base + "/audit?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z", "from"},
 	} {
 		r := a.do(t, req{method: "GET", path: q.path, token: adm})
-		if r.status != 400 || r.code() != "invalid_input" || !bytes.Contains(r.body, []byte(`"field":"`+q.field+`"`)) {
+		if r.status != 400 || r.code() != "invalid_input" || !fieldNamed(r, q.field) {
 			t.Errorf("GET %s: got %d %s, want 400 invalid_input naming %s", q.path, r.status, truncate(r.body), q.field)
 		}
 	}
@@ -254,7 +254,7 @@ func (a *api) refused(t testing.TB, name string, rq req, status int, code, field
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("%s: content type %q", name, ct)
 	}
-	if field != "" && !bytes.Contains(r.body, []byte(`"field":"`+field+`"`)) {
+	if field != "" && !fieldNamed(r, field) {
 		t.Errorf("%s: the problem does not name %s: %s", name, field, truncate(r.body))
 	}
 	if reason != "" && !bytes.Contains(r.body, []byte(reason)) {
