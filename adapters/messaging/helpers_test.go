@@ -64,7 +64,9 @@ func smtpSender(t testing.TB, addr string) *email.SMTP {
 	return s
 }
 
-func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+// newReplica is a replica's store and application over pool, with nothing
+// running yet.
+func newReplica(t testing.TB, pool *pgxpool.Pool) *replica {
 	t.Helper()
 	store := pgstore.New(pool, pgstore.WithLogger(quiet))
 	secrets, err := commands.NewHMACLinkSecrets(linkKey)
@@ -72,6 +74,14 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 		t.Fatal(err)
 	}
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	return &replica{deps: deps, store: store, done: make(chan struct{})}
+}
+
+// startReplica runs a replica's mailer and user list over pool.
+func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+	t.Helper()
+	r := newReplica(t, pool)
+	store := r.store
 	sender := o.sender
 	if sender == nil {
 		sender = smtpSender(t, o.smtpAddr)
@@ -79,7 +89,6 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.retry == (messaging.RetryPolicy{}) {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
-	r := &replica{deps: deps, store: store, done: make(chan struct{})}
 	if o.logger == nil {
 		o.logger = logOnFailure(t)
 	}
