@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -225,3 +228,22 @@ func apiRequest(t *testing.T, method, url, token, consistentWith, body string) *
 	}
 	return rq
 }
+
+// testToken is a bearer token with claims, signed with testJWTSecret and
+// valid for ten minutes.
+func testToken(claims jwt.MapClaims) string {
+	claims["exp"] = time.Now().Add(10 * time.Minute).Unix()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
+	if err != nil {
+		panic(err) // HS256 with a fixed key does not fail
+	}
+	return tok
+}
+
+// systemToken is the platform's token.
+func systemToken() string {
+	return testToken(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+}
+
+// userToken is the token of the user sub.
+func userToken(sub string) string { return testToken(jwt.MapClaims{"sub": sub}) }

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/eventstore"
@@ -362,20 +360,6 @@ func createWorkspace(t *testing.T, base string) createdWorkspace {
 		t.Fatalf("create workspace: %d %s (%v)", st, body, err)
 	}
 	return c
-}
-
-func systemToken() string {
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(10 * time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
-	return tok
-}
-
-func userToken(sub string) string {
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "exp": time.Now().Add(10 * time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
-	return tok
 }
 
 // readConsistent reads url as of pos, again while the answer is 504

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,7 +70,7 @@ func TestServeAsTheServiceRole(t *testing.T) {
 		}
 	}()
 	c := &client{t: t, base: s.base}
-	system := c.token(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+	system := systemToken()
 
 	var created struct {
 		WorkspaceID, OwnerUserID uuid.UUID
@@ -79,7 +78,7 @@ func TestServeAsTheServiceRole(t *testing.T) {
 	}
 	c.do("POST", "/v1/workspaces", system, "", `{"name":"Roles","owner":{"email":"o@roles.test","name":"O"}}`, 201, &created)
 	ws := "/v1/workspaces/" + created.WorkspaceID.String()
-	adminTok := c.token(jwt.MapClaims{"sub": created.OwnerUserID.String()})
+	adminTok := userToken(created.OwnerUserID.String())
 
 	invite := func(addr string) (position string) {
 		var res struct {
@@ -212,15 +211,6 @@ func TestMigrateAsTheServiceRoleSaysWhom(t *testing.T) {
 type client struct {
 	t    *testing.T
 	base string
-}
-
-func (c *client) token(claims jwt.MapClaims) string {
-	claims["exp"] = time.Now().Add(10 * time.Minute).Unix()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return tok
 }
 
 // do sends a request (with the bearer token and X-Consistent-With when not

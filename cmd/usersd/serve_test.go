@@ -12,9 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 )
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
@@ -231,9 +228,7 @@ func TestServeAnswersTheAPI(t *testing.T) {
 			t.Errorf("GET %s: no Content-Security-Policy on a page of the UI", tt.path)
 		}
 	}
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
+	tok := systemToken()
 	rq, _ := http.NewRequest("POST", base+"/v1/workspaces", strings.NewReader(`{"name":"Served","owner":{"email":"o@served.test","name":"O"}}`))
 	rq.Header.Set("Authorization", "Bearer "+tok)
 	rq.Header.Set("Content-Type", "application/json")
