@@ -225,6 +225,11 @@ func (r resp) code() string {
 	return p.Code
 }
 
+// fieldNamed tells whether a problem lists field in its errors.
+func fieldNamed(r resp, field string) bool {
+	return bytes.Contains(r.body, []byte(`"field":"`+field+`"`))
+}
+
 func (a *api) do(t testing.TB, rq req) resp {
 	t.Helper()
 	var body io.Reader

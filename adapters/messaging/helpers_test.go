@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/messaging"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
@@ -62,7 +64,9 @@ func smtpSender(t testing.TB, addr string) *email.SMTP {
 	return s
 }
 
-func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+// newReplica is a replica's store and application over pool, with nothing
+// running yet.
+func newReplica(t testing.TB, pool *pgxpool.Pool) *replica {
 	t.Helper()
 	store := pgstore.New(pool, pgstore.WithLogger(quiet))
 	secrets, err := commands.NewHMACLinkSecrets(linkKey)
@@ -70,6 +74,14 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 		t.Fatal(err)
 	}
 	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	return &replica{deps: deps, store: store, done: make(chan struct{})}
+}
+
+// startReplica runs a replica's mailer and user list over pool.
+func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+	t.Helper()
+	r := newReplica(t, pool)
+	store := r.store
 	sender := o.sender
 	if sender == nil {
 		sender = smtpSender(t, o.smtpAddr)
@@ -77,7 +89,6 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.retry == (messaging.RetryPolicy{}) {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
-	r := &replica{deps: deps, store: store, done: make(chan struct{})}
 	if o.logger == nil {
 		o.logger = logOnFailure(t)
 	}
@@ -153,6 +164,43 @@ func (r *replica) invite(t testing.TB, ws commands.CreateWorkspaceResult, ttl ti
 		t.Fatal(err)
 	}
 	return res.Results
+}
+
+// startMailing gives a test a fresh database, an SMTP server answering as
+// so says, and a replica mailing to it (o's smtpAddr is the server's), with
+// a workspace.
+func startMailing(t testing.TB, so smtptest.Options, o replicaOptions) (*pgxpool.Pool, *smtptest.Server, *replica, commands.CreateWorkspaceResult) {
+	t.Helper()
+	pool, _ := pgtest.NewService(t)
+	srv := smtptest.Start(t, so)
+	o.smtpAddr = srv.Addr
+	r := startReplica(t, pool, o)
+	return pool, srv, r, r.workspace(t)
+}
+
+// addresses makes n addresses from format and their index.
+func addresses(format string, n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf(format, i)
+	}
+	return addrs
+}
+
+// failureReason waits for the one InvitationEmailFailed event and for the
+// poison queue to keep the message, and returns the failure's reason.
+func failureReason(t testing.TB, pool *pgxpool.Pool) string {
+	t.Helper()
+	failed := domain.EventName(domain.InvitationEmailFailed{})
+	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, failed) == 1 })
+	var reason string
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, failed).Scan(&reason); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the poison queue to keep the message", func() bool {
+		return count(t, pool, `SELECT count(*) FROM watermill_invitation_emails_poison`) == 1
+	})
+	return reason
 }
 
 // eventually waits up to 20 s for cond.

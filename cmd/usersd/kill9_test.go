@@ -80,20 +80,10 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-		ready := time.Now().Add(2 * time.Minute)
-		for {
-			r, err := http.Get(base + "/readyz")
-			if err == nil {
-				r.Body.Close()
-				if r.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(ready) {
-				t.Fatalf("run %d: usersd never became ready (log in %s)", run, logf.Name())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := waitReady(base, 2*time.Minute, 50*time.Millisecond); err != nil {
+			t.Fatalf("run %d: usersd never became ready: %v (log in %s)", run, err, logf.Name())
 		}
+		return cmd
 	}
 
 	cmd := start(0)

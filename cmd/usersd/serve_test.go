@@ -12,9 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 )
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
@@ -202,20 +199,10 @@ func startServing(t *testing.T, vars map[string]string) serving {
 		})
 		return stopped
 	}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitReady(s.base, 30*time.Second, 100*time.Millisecond); err != nil {
+		t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
 	}
+	return s
 }
 
 // TestServeAnswersTheAPI starts usersd serve on a fresh database, with its
@@ -257,9 +244,7 @@ func TestServeAnswersTheAPI(t *testing.T) {
 			t.Errorf("GET %s: no Content-Security-Policy on a page of the UI", tt.path)
 		}
 	}
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
+	tok := systemToken()
 	rq, _ := http.NewRequest("POST", base+"/v1/workspaces", strings.NewReader(`{"name":"Served","owner":{"email":"o@served.test","name":"O"}}`))
 	rq.Header.Set("Authorization", "Bearer "+tok)
 	rq.Header.Set("Content-Type", "application/json")
