@@ -69,7 +69,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), secrets)
 	sender := o.sender
 	if sender == nil {
 		sender = smtpSender(t, o.smtpAddr)
@@ -81,7 +81,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.logger == nil {
 		o.logger = logOnFailure(t)
 	}
-	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store}, sender, messaging.Options{
+	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store, Codec: testCodec}, sender, messaging.Options{
 		PublicURL: publicURL, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
@@ -93,7 +93,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	r.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
+		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
 	})
 	wg.Go(func() {
 		if o.onlyParts == "outbox" {

@@ -41,7 +41,7 @@ func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	store := pgstore.New(pool, pgstore.WithLogger(quiet))
 	defer store.Close()
 	secrets, _ := commands.NewHMACLinkSecrets(linkKey)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 8), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), secrets)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 8), eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), secrets)
 	r := &replica{deps: deps}
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "ann@example.com, bob@example.com, cy@example.com")
@@ -51,7 +51,7 @@ func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
+		_ = projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
 	}()
 	eventually(t, "the outbox to hold the three e-mails", func() bool { return outbox(t, pool, "true") >= 3 })
 	time.Sleep(100 * time.Millisecond) // a second publish would land meanwhile
