@@ -283,3 +283,111 @@ func openRecorded(rec *domain.RecordedEvent, keys map[uuid.UUID]*pii.Key) error 
 	rec.Envelope = domain.Envelope{Event: e, Metadata: meta}
 	return nil
 }
+
+// Reseal answers, for each stored event holding a plain personal value (one
+// written before sealing existed), the event with every such value sealed,
+// in order: what a rewrite of the history stores in its place. A plain
+// value of a person whose key was destroyed becomes "": the rewrite erases
+// it. Events with nothing plain are left out, so that resealing twice
+// changes nothing.
+func (c *Codec) Reseal(ctx context.Context, raws ...RecordedEvent) ([]EventData, error) {
+	var subjects []uuid.UUID
+	seen := make(map[uuid.UUID]bool)
+	type todo struct {
+		rec    domain.RecordedEvent
+		plains []uuid.UUID
+	}
+	var todos []todo
+	for _, r := range raws {
+		rec, err := decodeStored(r)
+		if err != nil {
+			return nil, err
+		}
+		var plains []uuid.UUID
+		for _, p := range domain.Personal(rec.Event) {
+			if p.Value != "" && !pii.IsSealed(p.Value) {
+				plains = append(plains, p.Subject)
+			}
+		}
+		if s, ok := actorSubject(rec.Metadata); ok {
+			m := rec.Metadata
+			if plain := func(v string) bool { return v != "" && !pii.IsSealed(v) }; plain(m.Actor.Email) || (m.Request != nil && (plain(m.Request.IP) || plain(m.Request.UserAgent))) {
+				plains = append(plains, s)
+			}
+		}
+		if len(plains) == 0 {
+			continue
+		}
+		for _, s := range plains {
+			if !seen[s] {
+				seen[s] = true
+				subjects = append(subjects, s)
+			}
+		}
+		todos = append(todos, todo{rec, plains})
+	}
+	if len(todos) == 0 {
+		return nil, nil
+	}
+	keys, erased, err := c.ensureAlive(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EventData, len(todos))
+	for i, t := range todos {
+		reseal := func(subject uuid.UUID, v string) string {
+			switch {
+			case v == "" || pii.IsSealed(v):
+				return v
+			case erased[subject]:
+				return ""
+			default:
+				return pii.Seal(keys[subject], subject, v)
+			}
+		}
+		e, err := domain.MapPersonal(t.rec.Event, func(p domain.PersonalValue) (string, error) {
+			return reseal(p.Subject, p.Value), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		meta := t.rec.Metadata
+		if s, ok := actorSubject(meta); ok {
+			meta.Actor.Email = reseal(s, meta.Actor.Email)
+			if meta.Request != nil {
+				meta.Request = &domain.RequestContext{IP: reseal(s, meta.Request.IP), UserAgent: reseal(s, meta.Request.UserAgent)}
+			}
+		}
+		// Decoding upcast the event to its current version: it is
+		// stored back in that shape, with that version.
+		if out[i], err = encodeOne(e, meta); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ensureAlive answers the keys of the subjects that are not erased, making
+// the missing ones, and the erased subjects.
+func (c *Codec) ensureAlive(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, map[uuid.UUID]bool, error) {
+	erased := make(map[uuid.UUID]bool)
+	for {
+		var alive []uuid.UUID
+		for _, s := range subjects {
+			if !erased[s] {
+				alive = append(alive, s)
+			}
+		}
+		if len(alive) == 0 {
+			return nil, erased, nil
+		}
+		keys, err := c.keys.Ensure(ctx, alive)
+		var gone *pii.ErasedError
+		if !errors.As(err, &gone) || len(gone.Subjects) == 0 {
+			return keys, erased, err
+		}
+		for _, s := range gone.Subjects {
+			erased[s] = true
+		}
+	}
+}

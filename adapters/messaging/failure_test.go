@@ -27,10 +27,7 @@ func TestTransientFailuresUntilTheLastRetryAreRecordedAsFailed(t *testing.T) {
 	if got := srv.Offers("busy@example.com"); got != 4 {
 		t.Errorf("the address was offered %d times, want 4 (a try and 3 retries)", got)
 	}
-	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
-		t.Fatal(err)
-	}
+	reason := failureReason(t, pool)
 	if !strings.Contains(reason, "451") || !strings.Contains(reason, "retries") {
 		t.Errorf("failure reason %q: want the last 451 answer after the retries", reason)
 	}

@@ -98,10 +98,7 @@ func TestPermanentFailureIsRecordedAtOnce(t *testing.T) {
 	if got := srv.Offers("gone@example.com"); got != 1 {
 		t.Errorf("the address was offered %d times, want 1 (no retry after a 550)", got)
 	}
-	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
-		t.Fatal(err)
-	}
+	reason := failureReason(t, pool)
 	if !strings.Contains(reason, "550") || strings.Contains(reason, "@") {
 		t.Errorf("failure reason %q: want the 550 answer without the address", reason)
 	}

@@ -112,3 +112,11 @@ func testCodec(t testing.TB, pool *pgxpool.Pool) *eventstore.Codec {
 	}
 	return c
 }
+
+func TestEventsSealRefusesEventStoreDB(t *testing.T) {
+	t.Parallel()
+	got := runUsersd(t, map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false"}, "events", "seal")
+	if got.code != exitUsage || !strings.Contains(got.stderr, "PostgreSQL event store only") {
+		t.Errorf("events seal with ESDB_URL: exit %d, stderr %q; want a usage error naming the PostgreSQL store", got.code, got.stderr)
+	}
+}
