@@ -147,30 +147,54 @@ func (a *Accounts) legacyAccounts(ctx context.Context, emails []domain.Email) ([
 	if len(emails) == 0 {
 		return nil, nil, nil
 	}
-	ids := make([]uuid.UUID, len(emails))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(resolveParallel)
+	names := make([][]string, len(emails))
 	for i, e := range emails {
-		g.Go(func() error {
-			names := []string{LegacyAccountStream(e)}
-			if alt, _ := e.ASCII(); alt != string(e) {
-				names = append(names, LegacyAccountStream(domain.Email(alt)))
-			}
-			for _, stream := range names {
-				id, _, err := a.current(gctx, stream)
-				if err == nil {
-					ids[i] = id
-					return nil
-				}
-				if !errors.Is(err, ErrStreamNotFound) {
-					return err
-				}
-			}
-			return nil
-		})
+		names[i] = []string{LegacyAccountStream(e)}
+		if alt, _ := e.ASCII(); alt != string(e) {
+			names[i] = append(names[i], LegacyAccountStream(domain.Email(alt)))
+		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
+	ids := make([]uuid.UUID, len(emails))
+	if reader, ok := a.store.(LastEventsReader); ok {
+		var all []string
+		for _, n := range names {
+			all = append(all, n...)
+		}
+		last, err := reader.LastEvents(ctx, all)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, n := range names {
+			for _, stream := range n {
+				if ev, ok := last[stream]; ok {
+					if ids[i], _, err = registeredID(ev); err != nil {
+						return nil, nil, err
+					}
+					break
+				}
+			}
+		}
+	} else {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(resolveParallel)
+		for i := range emails {
+			g.Go(func() error {
+				for _, stream := range names[i] {
+					id, _, err := a.current(gctx, stream)
+					if err == nil {
+						ids[i] = id
+						return nil
+					}
+					if !errors.Is(err, ErrStreamNotFound) {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, nil, err
+		}
 	}
 	var rest []domain.Email
 	found := make(map[domain.Email]uuid.UUID)
@@ -288,7 +312,12 @@ func (a *Accounts) current(ctx context.Context, stream string) (uuid.UUID, uint6
 	if err != nil {
 		return uuid.Nil, 0, err
 	}
-	last := events[0]
+	return registeredID(events[0])
+}
+
+// registeredID reads the user id of an account stream's event.
+func registeredID(last RecordedEvent) (uuid.UUID, uint64, error) {
+	stream := last.StreamID
 	var reg struct {
 		UserID uuid.UUID `json:"userId"`
 	}
