@@ -67,9 +67,9 @@ func newEnv(t *testing.T) *env {
 func newEnvOn(t *testing.T, store eventstore.Store) *env {
 	c := &clock{now: t0}
 	deps := commands.Deps{
-		Workspaces: eventstore.NewWorkspaces(store, 16),
-		Accounts:   eventstore.NewAccounts(store, 1000),
-		Logins:     eventstore.NewLogins(store),
+		Workspaces: eventstore.NewWorkspaces(store, testCodec, 16),
+		Accounts:   eventstore.NewAccounts(store, testCodec, 1000),
+		Logins:     eventstore.NewLogins(store, testCodec),
 		Clock:      c,
 		IDs:        commands.RandomIDs{},
 		Secrets:    testSecrets(),
@@ -255,7 +255,7 @@ func TestInviteMetadataCarriesActorAndRequest(t *testing.T) {
 	e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "a@x.com")
 	events := all(t, e.store)
 	last := events[len(events)-1]
-	rec, err := eventstore.Decode(last)
+	rec, err := testCodec.DecodeOne(context.Background(), last)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +614,7 @@ func TestAStaleReplicaRefusesAnInviteWithoutReservingAccounts(t *testing.T) {
 	if err == nil {
 		t.Fatal("a suspended manager invited through the stale replica b")
 	}
-	if _, err := store.ReadStream(ctx, eventstore.AccountStream(domain.Email("fresh@x.com")), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+	if _, err := store.ReadStream(ctx, testCodec.AccountStream(domain.Email("fresh@x.com")), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
 		t.Errorf("fresh@x.com's account stream: got %v, want none (a refused invitation reserves nothing)", err)
 	}
 }

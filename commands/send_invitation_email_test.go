@@ -16,7 +16,7 @@ func decoded(t *testing.T, s eventstore.Store) []domain.RecordedEvent {
 	t.Helper()
 	var out []domain.RecordedEvent
 	for _, raw := range all(t, s) {
-		rec, err := eventstore.Decode(raw)
+		rec, err := testCodec.DecodeOne(context.Background(), raw)
 		if err != nil {
 			t.Fatal(err)
 		}

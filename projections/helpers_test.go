@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	}
 	store := pgstore.New(pool, pgstore.WithLogger(testLogger(t)))
 	t.Cleanup(store.Close)
-	return &env{pool: pool, url: url, store: store, src: eventstore.Source{Store: store}}
+	return &env{pool: pool, url: url, store: store, src: eventstore.Source{Store: store, Codec: testCodec}}
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -224,7 +224,7 @@ func (e *env) tryAppend(a *appender, count int, inOne bool) (domain.Position, er
 		for i := range evs {
 			a.n++
 			ev := eventTypes[a.n%len(eventTypes)](a.n)
-			d, err := eventstore.Encode(ev, domain.Metadata{
+			d, err := testCodec.EncodeOne(context.Background(), ev, domain.Metadata{
 				EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: testTime(a.n),
 				Actor: domain.Actor{System: true},
 			})

@@ -299,7 +299,7 @@ func TestRebuildKeepsPrivileges(t *testing.T) {
 	svc, _ := pgtest.Service(t, e.url)
 	svcStore := pgstore.New(svc, pgstore.WithLogger(testLogger(t)))
 	t.Cleanup(svcStore.Close)
-	svcSrc := eventstore.Source{Store: svcStore}
+	svcSrc := eventstore.Source{Store: svcStore, Codec: testCodec}
 	var a appender
 	e.appendEvents(t, &a, 20)
 	start(t, projections.NewRunner(svc, newTestProjection("live"), svcSrc, fastOptions(t)))

@@ -60,7 +60,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a second replica catches up from its cached revision", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, a)
 				// b caches the workspace at revision 0.
@@ -83,7 +83,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a replica decides on what another replica appended", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, a)
 				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
@@ -108,7 +108,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a refusal on a stale cache is decided again on the store's events", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, a)
 				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
@@ -135,7 +135,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a warm cache appends without reading the stream first", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, repo)
 				for i := range 4 {
@@ -152,7 +152,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a decision that records nothing answers the last position", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, repo)
 				events, _ := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
@@ -166,7 +166,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("an unknown workspace is not found and nothing is written", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id := uuid.New()
 				err := repo.View(ctx, id, func(*domain.Workspace) error { return nil })
@@ -184,7 +184,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("creating an existing workspace is workspace_exists", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				id, _ := created(t, a)
 				w := domain.NewWorkspace(id)
 				_ = w.Create("Again", uuid.New(), "x@example.com", "X", now)
@@ -196,7 +196,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("more workspaces than the cache holds still work", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 2)
+				repo := eventstore.NewWorkspaces(store, testCodec, 2)
 				ctx := context.Background()
 				type ws struct{ id, owner uuid.UUID }
 				var all []ws
@@ -215,7 +215,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("ids of no workspace evict nothing from the cache", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				repo := eventstore.NewWorkspaces(store, 2)
+				repo := eventstore.NewWorkspaces(store, testCodec, 2)
 				ctx := context.Background()
 				// A full cache: two workspaces in a cache of two.
 				id, owner := created(t, repo)
@@ -247,7 +247,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a new workspace is cached once it exists, also when loaded concurrently", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				writer, repo := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				writer, repo := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, writer)
 				var wg sync.WaitGroup
@@ -272,7 +272,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("accounts: one id per address, also across registries", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewAccounts(store, 10), eventstore.NewAccounts(store, 10)
+				a, b := eventstore.NewAccounts(store, testCodec, 10), eventstore.NewAccounts(store, testCodec, 10)
 				ctx := context.Background()
 				meta := func(domain.Event) domain.Metadata { return stamp(nil, nil) }
 				ga, err := a.Resolve(ctx, []domain.Email{"p@x.com", "q@x.com"}, uuid.New, meta)

@@ -136,12 +136,12 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 1024), eventstore.NewAccounts(store, 100_000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 1024), eventstore.NewAccounts(store, testCodec, 100_000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{Logger: quiet})
+		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{Logger: quiet})
 		wg.Go(func() { _ = r.Run(runCtx) })
 	}
 	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(quiet))

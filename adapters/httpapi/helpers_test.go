@@ -125,7 +125,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		t.Cleanup(pg.Close)
 		store = pg
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
 	policy := commands.DefaultInvitationPolicy()
 	if app != nil {
 		app(&deps, &policy)
@@ -134,7 +134,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
+		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{
 			Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		})
 		wg.Go(func() { _ = r.Run(ctx) })

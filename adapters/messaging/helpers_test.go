@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/email"
@@ -24,6 +25,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -73,7 +75,7 @@ func newReplica(t testing.TB, pool *pgxpool.Pool) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), secrets)
 	return &replica{deps: deps, store: store, done: make(chan struct{})}
 }
 
@@ -92,7 +94,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.logger == nil {
 		o.logger = logOnFailure(t)
 	}
-	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store}, sender, messaging.Options{
+	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store, Codec: testCodec}, sender, messaging.Options{
 		PublicURL: publicURL, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
@@ -104,7 +106,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	r.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
+		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
 	})
 	wg.Go(func() {
 		if o.onlyParts == "outbox" {
@@ -188,13 +190,27 @@ func addresses(format string, n int) []string {
 }
 
 // failureReason waits for the one InvitationEmailFailed event and for the
-// poison queue to keep the message, and returns the failure's reason.
+// poison queue to keep its message, and answers the event's reason, opened:
+// the events table holds it sealed (a mail server's answer may quote the
+// address).
 func failureReason(t testing.TB, pool *pgxpool.Pool) string {
 	t.Helper()
 	failed := domain.EventName(domain.InvitationEmailFailed{})
 	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, failed) == 1 })
-	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, failed).Scan(&reason); err != nil {
+	var sealed string
+	var user uuid.UUID
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason', (data->>'userId')::uuid FROM events WHERE type = $1`, failed).Scan(&sealed, &user); err != nil {
+		t.Fatal(err)
+	}
+	if !pii.IsSealed(sealed) {
+		t.Errorf("the stored reason %q is not sealed: a mail server's answer may quote the address", sealed)
+	}
+	keys, err := testKeys.Lookup(context.Background(), []uuid.UUID{user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason, err := pii.Open(keys[user], user, sealed)
+	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the poison queue to keep the message", func() bool {

@@ -40,7 +40,7 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 	// and apply nothing until unblocked, so the served replica's runners
 	// stand by and only these make the write visible.
 	unblock := make(chan struct{})
-	src := gatedSource{gate: unblock, src: eventstore.Source{Store: pgstore.New(pool, pgstore.WithLogger(discardLogger()))}}
+	src := gatedSource{gate: unblock, src: eventstore.Source{Store: pgstore.New(pool, pgstore.WithLogger(discardLogger())), Codec: testCodec(t, pool)}}
 	holdCtx, release := context.WithCancel(context.Background())
 	var holders sync.WaitGroup
 	t.Cleanup(func() { release(); holders.Wait() })

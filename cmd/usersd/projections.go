@@ -85,10 +85,10 @@ Environment:
 				defer rt.close()
 				var accept func(context.Context, error) error
 				if *acceptDivergence {
-					accept = recordDivergence(e, rt.store)
+					accept = recordDivergence(e, rt.store, rt.codec)
 				}
 				for _, p := range chosen {
-					err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store}, accept)
+					err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store, Codec: rt.codec}, accept)
 					if errors.Is(err, projections.ErrDiverged) {
 						return fmt.Errorf("rebuild %s refused, the live tables are as they were: %w "+
 							"(to swap anyway, recording it in each of these workspaces: usersd projections rebuild %s -accept-divergence)", p.Name(), err, p.Name())
@@ -127,11 +127,11 @@ func chooseProjections(names []string) ([]projections.ReadModel, error) {
 // audit differs from the live one, an AuditDivergenceAccepted event in the
 // workspace's stream, before the swap; a divergence it cannot record (not
 // the audit's, a workspace without a stream) refuses the swap.
-func recordDivergence(e *env, store eventstore.Store) func(context.Context, error) error {
+func recordDivergence(e *env, store eventstore.Store, codec *eventstore.Codec) func(context.Context, error) error {
 	// The application's handler, observed as every command is. The
 	// rebuild makes no links: an ephemeral key serves.
 	record := commands.NewApplication(commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 16), eventstore.NewLogins(store), commands.EphemeralLinkSecrets(),
+		eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 16), eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets(),
 	), commands.DefaultInvitationPolicy(), commands.Instrumentation{Logger: e.Log}).Commands.AcceptAuditDivergence
 	correlation := "usersd-rebuild-" + uuid.NewString()
 	return func(ctx context.Context, diverged error) error {

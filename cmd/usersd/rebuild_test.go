@@ -31,8 +31,9 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 	pool, dbURL := pgtest.New(t)
 	store := pgstore.New(pool)
 	t.Cleanup(store.Close)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100),
-		eventstore.NewLogins(store), commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	codec := testCodec(t, pool)
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 100),
+		eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	created, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		WorkspaceID: uuid.New(), Name: "Forged", OwnerEmail: "ada@forged.test", OwnerName: "Ada",
 		Meta: commands.Meta{Actor: domain.Actor{System: true}},

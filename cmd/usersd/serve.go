@@ -215,8 +215,8 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	}
 	defer rt.close()
 	m := metrics.New()
-	workspaces := eventstore.NewWorkspaces(rt.store, workspaceCacheSize)
-	app := newApplication(e, rt.store, workspaces, cfg, m)
+	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, workspaceCacheSize)
+	app := newApplication(e, rt.store, rt.codec, workspaces, cfg, m)
 	var demo demoAdmin
 	if cfg.demo {
 		if demo, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
@@ -294,13 +294,13 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 
 // newApplication builds the commands and queries of the service, once, on
 // the event store: every adapter receives this one application.
-func newApplication(e *env, store eventstore.Store, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
+func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
 	return commands.NewApplication(commands.ProductionDeps(
 		workspaces,
-		eventstore.NewAccounts(store, 100_000),
-		eventstore.NewLogins(store),
+		eventstore.NewAccounts(store, codec, 100_000),
+		eventstore.NewLogins(store, codec),
 		linkSecrets(cfg.mail.TokenKey),
 	), policy, commands.Instrumentation{Logger: e.Log, Observer: m})
 }
@@ -333,7 +333,7 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		}
 	}()
 	for _, p := range bg.models {
-		runner := projections.NewRunner(rt.pool, p, eventstore.Source{Store: rt.store}, projections.RunnerOptions{
+		runner := projections.NewRunner(rt.pool, p, eventstore.Source{Store: rt.store, Codec: rt.codec}, projections.RunnerOptions{
 			Logger: e.Log,
 			OnProgress: func(pr projections.Progress) {
 				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
@@ -351,7 +351,7 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.waiter = waiter
-	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, rt.store, app, mail, e.Log)
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, eventstore.Source{Store: rt.store, Codec: rt.codec}, app, mail, e.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -29,8 +29,9 @@ type needs struct {
 // it, in the reverse order.
 type opened struct {
 	db    database
-	pool  *pgxpool.Pool    // with needs.pool or needs.events
-	store eventstore.Store // with needs.events
+	pool  *pgxpool.Pool     // with needs.pool or needs.events
+	store eventstore.Store  // with needs.events
+	codec *eventstore.Codec // with needs.events: seals and opens store's events
 
 	closers []func()
 }
@@ -87,6 +88,9 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	}
 	rt.store = store
 	rt.closers = append(rt.closers, closeStore)
+	if rt.codec, err = codecFor(ctx, e, rt.pool); err != nil {
+		return nil, err
+	}
 	return rt, nil
 }
 

@@ -226,7 +226,7 @@ func findDemoAdmin(ctx context.Context, e *env, db database) (uuid.UUID, error) 
 	defer rt.close()
 	db = rt.db
 	var admin uuid.UUID
-	err = eventstore.NewWorkspaces(rt.store, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+	err = eventstore.NewWorkspaces(rt.store, rt.codec, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 			admin = m.UserID
 		}

@@ -64,11 +64,11 @@ func BenchmarkInviteBatch(b *testing.B) {
 	}
 	store := pgstore.New(pool, pgstore.WithLogger(quietLogger()))
 	b.Cleanup(store.Close)
-	accounts := &timedAccounts{inner: eventstore.NewAccounts(store, 100_000)}
+	accounts := &timedAccounts{inner: eventstore.NewAccounts(store, testCodec, 100_000)}
 	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 1024),
+		eventstore.NewWorkspaces(store, testCodec, 1024),
 		accounts,
-		eventstore.NewLogins(store),
+		eventstore.NewLogins(store, testCodec),
 		commands.EphemeralLinkSecrets(),
 	)
 	policy := commands.DefaultInvitationPolicy()

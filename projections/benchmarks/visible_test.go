@@ -91,14 +91,14 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 	log := quietLogger()
 	store := pgstore.New(pool, pgstore.WithLogger(log))
 	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 1024),
-		eventstore.NewAccounts(store, 100_000),
-		eventstore.NewLogins(store),
+		eventstore.NewWorkspaces(store, testCodec, 1024),
+		eventstore.NewAccounts(store, testCodec, 100_000),
+		eventstore.NewLogins(store, testCodec),
 		commands.EphemeralLinkSecrets(),
 	)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	src := eventstore.Source{Store: store}
+	src := eventstore.Source{Store: store, Codec: testCodec}
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
 		r := projections.NewRunner(pool, p, src, projections.RunnerOptions{Logger: log})
 		wg.Go(func() { _ = r.Run(runCtx) })

@@ -217,7 +217,7 @@ func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 	var want []uuid.UUID
 	ours := []string{
 		eventstore.WorkspaceStream(uuid.New()),
-		eventstore.AccountStream(domain.Email("a@example.com")),
+		testCodec.AccountStream(domain.Email("a@example.com")),
 		eventstore.LoginsStream(uuid.New()),
 	}
 	for i, stream := range ours {

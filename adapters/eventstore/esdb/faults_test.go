@@ -406,11 +406,11 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 		user := uuid.New()
 		ev := domain.AccountRegistered{UserID: user, Email: "p@example.com"}
 		meta := domain.Metadata{EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: time.Now().UTC()}
-		data, err := eventstore.Encode(ev, meta)
+		data, err := testCodec.EncodeOne(ctx, ev, meta)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(ctx, eventstore.AccountStream(domain.Email(user.String()+"@example.com")), eventstore.NoStream{}, data); err != nil {
+		if _, err := s.Append(ctx, testCodec.AccountStream(domain.Email(user.String()+"@example.com")), eventstore.NoStream{}, data); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, meta.EventID)
@@ -421,7 +421,7 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	}
 
 	var got []uuid.UUID
-	err := eventstore.Source{Store: s}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
+	err := eventstore.Source{Store: s, Codec: testCodec}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
 		for _, e := range b.Events {
 			got = append(got, e.Metadata.EventID)
 		}
