@@ -357,6 +357,25 @@ func (e *env) appliedBy(t *testing.T) map[string]int {
 	return out
 }
 
+// wantAppliedBy is wantRows, and checks how many rows each runner (or
+// rebuild) applied.
+func (e *env) wantAppliedBy(t *testing.T, want map[string]int) {
+	t.Helper()
+	e.wantRows(t)
+	if got := e.appliedBy(t); !equalCounts(got, want) {
+		t.Errorf("rows by writer: got %v, want %v", got, want)
+	}
+}
+
+// caughtUp starts a runner of the test projection that marks its rows
+// applied by by, and waits until it has applied every event stored so far.
+func (e *env) caughtUp(t *testing.T, by string) *running {
+	t.Helper()
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection(by), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	return rr
+}
+
 // lastPosition is the position of the last stored event.
 func (e *env) lastPosition(t *testing.T) domain.Position {
 	t.Helper()

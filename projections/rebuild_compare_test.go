@@ -34,8 +34,7 @@ func TestRebuildComparesBeforeTheSwap(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 50)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.caughtUp(t, "live")
 
 	count := func(q pgx.Row) (n int) {
 		if err := q.Scan(&n); err != nil {

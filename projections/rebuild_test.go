@@ -26,10 +26,8 @@ func TestRebuildEqualsLive(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 250)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e.caughtUp(t, "live").stop(t)
 	last := e.lastPosition(t)
-	e.waitCheckpoint(t, "test", last)
-	rr.stop(t)
 	live := e.collectRows(t, liveRowsSQL)
 
 	// Damage the live tables, so that only a swap can make them right.
@@ -82,12 +80,8 @@ func TestRebuildEqualsLive(t *testing.T) {
 
 	// The runner follows on from the rebuilt checkpoint.
 	e.appendEvents(t, &a, 10)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"rebuild": 250, "live": 10}; !equalCounts(got, want) {
-		t.Errorf("rows by writer: got %v, want %v", got, want)
-	}
+	e.caughtUp(t, "live")
+	e.wantAppliedBy(t, map[string]int{"rebuild": 250, "live": 10})
 }
 
 // While the rebuild replays, the live runner runs ahead of it: each
@@ -98,8 +92,7 @@ func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 100)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.caughtUp(t, "live")
 
 	var progressErr error
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
@@ -261,9 +254,7 @@ func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 20)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e.caughtUp(t, "live").stop(t)
 
 	failing := newTestProjection("rebuild")
 	failing.hook = func(_ context.Context, call int, _ []domain.RecordedEvent) error {
@@ -276,10 +267,7 @@ func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 	if err == nil {
 		t.Fatal("Rebuild with a failing Apply: got no error, want one")
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
-		t.Errorf("rows: got %v, want the live runner's 20", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"live": 20})
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
@@ -321,10 +309,7 @@ func TestRebuildKeepsPrivileges(t *testing.T) {
 	}
 	e.appendEvents(t, &a, 5)
 	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"rebuild": 20, "live": 5}; !equalCounts(got, want) {
-		t.Errorf("rows by writer: got %v, want %v", got, want)
-	}
+	e.wantAppliedBy(t, map[string]int{"rebuild": 20, "live": 5})
 }
 
 // privileges describes the owner and privileges of the live test tables.
@@ -365,9 +350,7 @@ func TestRebuildDefersIndexes(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 60)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e.caughtUp(t, "live").stop(t)
 	tables := newTestProjection("").Tables()
 	live := pgtest.Indexes(t, e.pool, "public", tables)
 	var keys []string // what the tables have without their secondary indexes
@@ -435,10 +418,7 @@ func TestRebuildDefersIndexes(t *testing.T) {
 	if got := pgtest.Indexes(t, e.pool, "public", tables); !slices.Equal(got, live) {
 		t.Errorf("indexes after the swap: got %q, want %q", got, live)
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"rebuild": 67}) {
-		t.Errorf("rows by writer: got %v, want all 67 by the rebuild", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"rebuild": 67})
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
@@ -448,9 +428,7 @@ func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 20)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e.caughtUp(t, "live").stop(t)
 	cp := e.checkpoint(t, "test")
 
 	p := newDeferredProjection("rebuild")
@@ -459,10 +437,7 @@ func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create indexes") {
 		t.Fatalf("Rebuild with a failing index: got %v, want an error creating the indexes", err)
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
-		t.Errorf("rows: got %v, want the live runner's 20", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"live": 20})
 	if got := e.checkpoint(t, "test"); got != cp {
 		t.Errorf("checkpoint: got %s, want %s", got, cp)
 	}

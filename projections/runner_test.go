@@ -62,12 +62,8 @@ func TestRunnerAppliesEventsAndReportsProgress(t *testing.T) {
 
 	// A restart follows on from the checkpoint: nothing is applied twice.
 	e.appendEvents(t, &a, 8)
-	start(t, projections.NewRunner(e.pool, newTestProjection("second"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"first": 37, "second": 8}; !equalCounts(got, want) {
-		t.Errorf("rows by runner: got %v, want %v", got, want)
-	}
+	e.caughtUp(t, "second")
+	e.wantAppliedBy(t, map[string]int{"first": 37, "second": 8})
 }
 
 func TestRunnerKilledMidBatchEndsWhereUninterruptedDoes(t *testing.T) {
@@ -114,10 +110,7 @@ func TestRunnerKilledMidBatchEndsWhereUninterruptedDoes(t *testing.T) {
 
 	start(t, projections.NewRunner(e.pool, newTestProjection("restarted"), e.src, opts))
 	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"crashing": before, "restarted": 40 - before}; !equalCounts(got, want) {
-		t.Errorf("rows by runner: got %v, want %v", got, want)
-	}
+	e.wantAppliedBy(t, map[string]int{"crashing": before, "restarted": 40 - before})
 }
 
 func TestRunnerRetriesBatchThatFailed(t *testing.T) {
