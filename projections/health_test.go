@@ -44,8 +44,7 @@ func TestRunnerHealthNeedsARoundTripSinceTheLastFailure(t *testing.T) {
 		t.Errorf("healthy again on the dead connection %d", pid)
 	}
 	e.appendEvents(t, &a, 2)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 }
 
 // TestWaiterHealthFollowsItsListener: the waiter is unhealthy while its

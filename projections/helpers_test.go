@@ -376,6 +376,14 @@ func (e *env) caughtUp(t *testing.T, by string) *running {
 	return rr
 }
 
+// wantCaughtUp waits until the test projection's checkpoint reaches the
+// last stored event, then checks its rows (wantRows).
+func (e *env) wantCaughtUp(t *testing.T) {
+	t.Helper()
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+}
+
 // lastPosition is the position of the last stored event.
 func (e *env) lastPosition(t *testing.T) domain.Position {
 	t.Helper()
@@ -434,6 +442,19 @@ func fastOptions(t *testing.T) projections.RunnerOptions {
 type gate struct {
 	armed            atomic.Bool
 	entered, release chan struct{}
+}
+
+// gatedRunner starts a runner of the test projection, labelled "A", whose
+// Apply the gate can hold, and waits until it has applied every event
+// stored so far.
+func (e *env) gatedRunner(t *testing.T) (*gate, *testProjection) {
+	t.Helper()
+	g := newGate()
+	p := newTestProjection("A")
+	p.hook = g.hook
+	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	return g, p
 }
 
 func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }

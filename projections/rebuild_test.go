@@ -112,8 +112,7 @@ func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 		t.Errorf("Rebuild: got %+v, want events applied in the swap (the live runner was ahead)", res)
 	}
 	e.appendEvents(t, &a, 5)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 }
 
 // The live runner is in the middle of a batch when the swap happens. Either
@@ -175,8 +174,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 				t.Errorf("Rebuild: got %+v, want 30 applied, up to %s", got.res, e.lastPosition(t))
 			}
 			e.appendEvents(t, &a, 5)
-			e.waitCheckpoint(t, "test", e.lastPosition(t))
-			e.wantRows(t)
+			e.wantCaughtUp(t)
 		})
 	}
 }
@@ -216,8 +214,7 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 	if res.Applied < 300 {
 		t.Errorf("Rebuild: got %d applied, want at least 300", res.Applied)
 	}
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 }
 
 func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {

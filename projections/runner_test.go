@@ -131,8 +131,7 @@ func TestRunnerRetriesBatchThatFailed(t *testing.T) {
 	opts := fastOptions(t)
 	opts.BatchSize = 10
 	start(t, projections.NewRunner(e.pool, p, e.src, opts))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if !failed.Load() {
 		t.Error("the third batch: got no failure, want one (the test did not test anything)")
 	}
@@ -166,8 +165,7 @@ func TestRunnersRaceForOneProjection(t *testing.T) {
 
 	runners[leader].stop(t)
 	e.appendEvents(t, &a, 20)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got, want := e.appliedBy(t), map[string]int{leader: 50, standby: 20}; !equalCounts(got, want) {
 		t.Errorf("rows by runner after %s stopped: got %v, want %v", leader, got, want)
 	}
@@ -181,19 +179,14 @@ func TestRunnerTakesLockAgainAfterConnectionLoss(t *testing.T) {
 	e := newEnv(t)
 	var a appender
 	e.appendEvents(t, &a, 10)
-	g := newGate()
-	p := newTestProjection("A")
-	p.hook = g.hook
-	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	g, p := e.gatedRunner(t)
 
 	// Lost while idle: the next batch notices.
 	if n := e.terminate(t, projections.AppName("projection", "test")); n != 1 {
 		t.Fatalf("terminated the runner's connections: got %d, want 1", n)
 	}
 	e.appendEvents(t, &a, 10)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 
 	// Lost in the middle of a batch: with the lock gone, that batch must
 	// not commit; it is applied again once the lock is taken again.
@@ -206,8 +199,7 @@ func TestRunnerTakesLockAgainAfterConnectionLoss(t *testing.T) {
 	}
 	e.waitSessions(t, projections.AppName("projection", "test"), 0)
 	close(g.release)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got := p.calls.Load(); got != calls+1 {
 		t.Errorf("Apply calls after the loss: got %d more, want 1 (the interrupted batch again)", got-calls)
 	}
@@ -219,11 +211,7 @@ func TestRunnerFollowsCheckpointMovedByAnotherWriter(t *testing.T) {
 	var a appender
 	e.appendEvents(t, &a, 5)
 
-	g := newGate()
-	p := newTestProjection("A")
-	p.hook = g.hook
-	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	g, _ := e.gatedRunner(t)
 
 	// Three events in one append reach the runner as one batch; while it
 	// applies them, someone moves the checkpoint past the second.
@@ -262,8 +250,7 @@ func TestRunnerFollowsAgainAfterSourceFails(t *testing.T) {
 	opts := fastOptions(t)
 	opts.BatchSize = 4
 	start(t, projections.NewRunner(e.pool, newTestProjection("A"), src, opts))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got, want := src.failures.Load(), int32(3); got != want {
 		t.Errorf("source failures: got %d, want %d", got, want)
 	}
