@@ -404,10 +404,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // from the documented encoding alone, without the package's code.
 func TestExportedChainChecksOut(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	var buf bytes.Buffer
 	if err := audit.Export(context.Background(), pool, a, audit.Filter{}, &buf, audit.FormatNDJSON); err != nil {
 		t.Fatal(err)
