@@ -22,6 +22,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // listFixture: workspace ws with 12 entries by two actors about two
@@ -510,16 +511,7 @@ func TestExportHoldsNoConnectionWhileWriting(t *testing.T) {
 	p := newPerson("p@example.test")
 	const n = 2*audit.ExportPage + 300 // three pages
 	apply(t, big, logins(&h, ws, p, n))
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := projectionstest.Pool(t, url, 1)
 
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		w := &poolWriter{pool: pool}

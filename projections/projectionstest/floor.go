@@ -11,8 +11,9 @@ import (
 )
 
 // Pool opens a pool of at most maxConns connections on the database at
-// url, for a benchmark that sizes its pool as the load it measures (the
-// pool pgtest hands out has pgx's default size). It is closed when tb ends.
+// url, for a test or benchmark that sizes its pool (as the load it
+// measures, or to one connection to see what holds it); the pool pgtest
+// hands out has pgx's default size. It is closed when tb ends.
 func Pool(tb testing.TB, url string, maxConns int32) *pgxpool.Pool {
 	tb.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
