@@ -190,6 +190,16 @@ type appender struct {
 	n  int
 }
 
+// newEnvWith is newEnv with count events appended (appendEvents), and the
+// appender to append more.
+func newEnvWith(t *testing.T, count int) (*env, *appender) {
+	t.Helper()
+	e := newEnv(t)
+	a := &appender{}
+	e.appendEvents(t, a, count)
+	return e, a
+}
+
 // appendEvents appends count events, in appends of one to four events to a
 // few streams, and returns the position of the last.
 func (e *env) appendEvents(t *testing.T, a *appender, count int) domain.Position {

@@ -23,9 +23,7 @@ const liveRowsSQL = `SELECT event_id, commit_position, prepare_position, type, t
 
 func TestRebuildEqualsLive(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 250)
+	e, a := newEnvWith(t, 250)
 	e.caughtUp(t, "live").stop(t)
 	last := e.lastPosition(t)
 	live := e.collectRows(t, liveRowsSQL)
@@ -79,7 +77,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	e.wantGone(t, "index on test_rows in public", `SELECT to_regclass('public.test_rows_type') IS NOT NULL`)
 
 	// The runner follows on from the rebuilt checkpoint.
-	e.appendEvents(t, &a, 10)
+	e.appendEvents(t, a, 10)
 	e.caughtUp(t, "live")
 	e.wantAppliedBy(t, map[string]int{"rebuild": 250, "live": 10})
 }
@@ -89,16 +87,14 @@ func TestRebuildEqualsLive(t *testing.T) {
 // them. The swap must bring the rebuild up to the live checkpoint.
 func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 100)
+	e, a := newEnvWith(t, 100)
 	e.caughtUp(t, "live")
 
 	var progressErr error
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
 		BatchSize: 32,
 		Progress: func(int, domain.Position) {
-			pos, err := e.tryAppend(&a, 3, false)
+			pos, err := e.tryAppend(a, 3, false)
 			if err == nil {
 				err = e.waitPosition(pos)
 			}
@@ -111,7 +107,7 @@ func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	if res.AppliedInSwap == 0 {
 		t.Errorf("Rebuild: got %+v, want events applied in the swap (the live runner was ahead)", res)
 	}
-	e.appendEvents(t, &a, 5)
+	e.appendEvents(t, a, 5)
 	e.wantCaughtUp(t)
 }
 
@@ -130,9 +126,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t)
-			var a appender
-			e.appendEvents(t, &a, 20)
+			e, a := newEnvWith(t, 20)
 
 			g := newGate()
 			live := newTestProjection("live")
@@ -147,7 +141,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 			// nothing newer than the oldest running transaction), which
 			// would keep the rebuild from ever catching up.
 			g.armed.Store(true)
-			e.appendInOne(t, &a, 10)
+			e.appendInOne(t, a, 10)
 			waitClosed(t, g.entered, "the live runner to start a batch")
 
 			done := make(chan outcome, 1)
@@ -173,7 +167,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 			if got.res.Applied != 30 || got.res.Position != e.lastPosition(t) {
 				t.Errorf("Rebuild: got %+v, want 30 applied, up to %s", got.res, e.lastPosition(t))
 			}
-			e.appendEvents(t, &a, 5)
+			e.appendEvents(t, a, 5)
 			e.wantCaughtUp(t)
 		})
 	}
@@ -181,9 +175,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 
 func TestRebuildWhileEventsAreAppended(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 300)
+	e, a := newEnvWith(t, 300)
 	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
 
 	stop := make(chan struct{})
@@ -198,7 +190,7 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := e.tryAppend(&a, 2, false); err != nil {
+			if _, err := e.tryAppend(a, 2, false); err != nil {
 				appendErr = err
 				return
 			}
@@ -219,9 +211,7 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 
 func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	// A rebuild that died left its schema behind.
 	e.exec(t, `CREATE SCHEMA rebuild_test; CREATE TABLE rebuild_test.test_rows (junk int)`)
 
@@ -248,9 +238,7 @@ func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
 
 func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	e.caughtUp(t, "live").stop(t)
 
 	failing := newTestProjection("rebuild")
@@ -344,9 +332,7 @@ func TestRebuildCreatesMissingLiveTables(t *testing.T) {
 // built are applied before the swap, not in it.
 func TestRebuildDefersIndexes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 60)
+	e, a := newEnvWith(t, 60)
 	e.caughtUp(t, "live").stop(t)
 	tables := newTestProjection("").Tables()
 	live := pgtest.Indexes(t, e.pool, "public", tables)
@@ -379,7 +365,7 @@ func TestRebuildDefersIndexes(t *testing.T) {
 			phases = append(phases, ph)
 			switch ph {
 			case projections.RebuildIndexes:
-				_, appendErr = e.tryAppend(&a, 7, false)
+				_, appendErr = e.tryAppend(a, 7, false)
 			case projections.RebuildSwap:
 				atSwap = pgtest.Indexes(t, e.pool, "rebuild_test", tables)
 				appendErr = errors.Join(appendErr, e.pool.QueryRow(context.Background(),
@@ -422,9 +408,7 @@ func TestRebuildDefersIndexes(t *testing.T) {
 // An index build that fails fails the rebuild before the swap.
 func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	e.caughtUp(t, "live").stop(t)
 	cp := e.checkpoint(t, "test")
 
@@ -538,9 +522,7 @@ func (s *countingSource) Subscribe(ctx context.Context, from domain.Position, ba
 // batch has been read, which never happens if the two take turns.
 func TestRebuildReadsWhileApplying(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	src := &countingSource{Source: e.src}
 	p := newTestProjection("rebuild")
 	p.hook = func(ctx context.Context, call int, _ []domain.RecordedEvent) error {
