@@ -215,11 +215,16 @@ func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
 	// A rebuild that died left its schema behind.
 	e.exec(t, `CREATE SCHEMA rebuild_test; CREATE TABLE rebuild_test.test_rows (junk int)`)
 
+	// The second rebuild starts at the first progress report, whatever the
+	// batch held: an open transaction elsewhere on the server can hold
+	// events back, so the count applied need not pass through 5.
 	var second error
+	asked := false
 	first, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
 		BatchSize: 5,
-		Progress: func(applied int, _ domain.Position) {
-			if applied == 5 {
+		Progress: func(int, domain.Position) {
+			if !asked {
+				asked = true
 				_, second = projections.Rebuild(context.Background(), e.pool, newTestProjection("second"), e.src, projections.RebuildOptions{})
 			}
 		},
