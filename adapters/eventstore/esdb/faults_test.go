@@ -40,12 +40,22 @@ func openOn(t *testing.T, url string, opts ...esdb.Option) *esdb.Store {
 // over until the subscription has caught up with at least n of them.
 func untilCaughtUp(t *testing.T, s *esdb.Store, n int) []eventstore.RecordedEvent {
 	t.Helper()
+	got, _ := caughtUpBatch(t, s, n)
+	return got
+}
+
+// caughtUpBatch is untilCaughtUp, with the caught-up batch that ended it
+// (its checkpoint).
+func caughtUpBatch(t *testing.T, s *esdb.Store, n int) ([]eventstore.RecordedEvent, eventstore.Batch) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	var got []eventstore.RecordedEvent
+	var final eventstore.Batch
 	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
 		got = append(got, b.Events...)
 		if b.CaughtUp && len(got) >= n {
+			final = b
 			return context.Canceled
 		}
 		return nil
@@ -53,7 +63,7 @@ func untilCaughtUp(t *testing.T, s *esdb.Store, n int) []eventstore.RecordedEven
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("SubscribeToAll: got %v after %d events, want %d and caught up", err, len(got), n)
 	}
-	return got
+	return got, final
 }
 
 // TestEveryCallRequiresTheLeader: appends, reads and subscriptions carry
