@@ -15,7 +15,6 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 )
 
 func eventsCommand() *command {
@@ -78,19 +77,14 @@ func sealEvents(ctx context.Context, fs *flag.FlagSet, e *env) error {
 	if esdbURLSetting.get(e.Getenv) != "" {
 		return usageErrorf("events seal rewrites the PostgreSQL event store only; %s is set (EventStoreDB events cannot be rewritten in place: see docs/erasure.md)", envESDBURL)
 	}
-	rt, err := openFrom(ctx, fs, e, needs{migrate: true, events: true, owner: true})
+	rt, err := openFrom(ctx, fs, e, needs{migrate: true, codec: true, owner: true})
 	if err != nil {
 		return err
 	}
 	defer rt.close()
-	if _, inMemory := rt.codec.Keys().(*pii.MemoryKeyring); inMemory {
-		// Keys that die with this process would seal the history for
-		// nobody: every value would read as erased afterwards.
-		return errors.New("events seal needs the database's key store; this build keeps keys in memory only")
-	}
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 		progressbar.OptionSetDescription("sealing events"), progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"))
+		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionSetSpinnerChangeInterval(0))
 	last := 0
 	read, rewritten, err := pgstore.Reseal(ctx, rt.pool, rt.codec, func(n, _ int) {
 		_ = bar.Add(n - last)

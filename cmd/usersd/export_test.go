@@ -106,7 +106,13 @@ func TestParseWindowRefusesBadTimes(t *testing.T) {
 // testCodec is the codec serve would use on pool's database.
 func testCodec(t testing.TB, pool *pgxpool.Pool) *eventstore.Codec {
 	t.Helper()
-	c, err := codecFor(context.Background(), &env{Log: discardLogger()}, pool)
+	e := &env{Log: discardLogger(), Getenv: func(k string) string {
+		if k == envKeyEncryptionKey {
+			return testKEK
+		}
+		return ""
+	}}
+	c, err := codecFor(context.Background(), e, database{}, pool)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ Environment:
 				}
 				// A rebuild creates tables and swaps them in: the owner's
 				// work, never the service's role's.
-				rt, err := openFrom(ctx, fs, e, needs{migrate: true, events: true, owner: true})
+				rt, err := openFrom(ctx, fs, e, needs{migrate: true, codec: true, owner: true})
 				if err != nil {
 					return err
 				}

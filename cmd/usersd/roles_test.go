@@ -111,12 +111,12 @@ func TestServeAsTheServiceRole(t *testing.T) {
 	c.verify(ws, adminTok)
 
 	// A rebuild needs the owner: the service's role alone is refused...
-	got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL}, "projections", "rebuild", "audit")
+	got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envKeyEncryptionKey: testKEK}, "projections", "rebuild", "audit")
 	if got.code != exitFailure || !strings.Contains(got.stderr, "run it as their owner") {
 		t.Errorf("projections rebuild as the service's role: exit %d, stderr:\n%s\nwant 1 and a message to run it as the owner", got.code, got.stderr)
 	}
 	// ...the owner rebuilds while serve goes on, and serve keeps its rights.
-	if got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envMigrateDatabaseURL: ownerURL}, "projections", "rebuild"); got.code != exitOK {
+	if got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envMigrateDatabaseURL: ownerURL, envKeyEncryptionKey: testKEK}, "projections", "rebuild"); got.code != exitOK {
 		t.Fatalf("projections rebuild with the owner's URL: exit %d, stderr:\n%s", got.code, got.stderr)
 	}
 	pos := invite("later@roles.test")

@@ -147,8 +147,9 @@ type serveConfig struct {
 	// auditSigner signs the audit heads (USERSD_AUDIT_SIGNING_KEY).
 	auditSigner *audit.Signer
 	// keks wrap the personal data keys in the database
-	// (USERSD_KEY_ENCRYPTION_KEY, USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS):
-	// openKeys(ctx, pool, cfg.keks) is the key store.
+	// (USERSD_KEY_ENCRYPTION_KEY, USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS),
+	// read here so that a bad one stops serve before it starts anything;
+	// open reads them again for the codec (codecFor).
 	keks keks
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
@@ -209,7 +210,7 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 // the binary.
 func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
 	defer l.Close()
-	rt, err := open(ctx, e, db, needs{migrate: true, events: true, service: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, codec: true, service: true})
 	if err != nil {
 		return err
 	}
@@ -248,7 +249,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
-		AuditSigner: cfg.auditSigner, Keys: auditDisplayKeysPlaceholder(),
+		AuditSigner: cfg.auditSigner, Keys: rt.codec.Keys(),
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")

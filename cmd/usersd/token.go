@@ -219,7 +219,7 @@ Environment:
 
 // findDemoAdmin reads the demo workspace's Admin from the event store.
 func findDemoAdmin(ctx context.Context, e *env, db database) (uuid.UUID, error) {
-	rt, err := open(ctx, e, db, needs{migrate: true, events: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, codec: true})
 	if err != nil {
 		return uuid.Nil, err
 	}

@@ -134,7 +134,7 @@ func TestTokenRefusesBadInput(t *testing.T) {
 func TestTokenForTheDemoAdmin(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.New(t)
-	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}
+	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, envKeyEncryptionKey: testKEK}
 
 	got := runUsersd(t, vars, "token", "-demo-admin")
 	if got.code != exitFailure || !strings.Contains(got.stderr, "no demo workspace") {
