@@ -47,7 +47,7 @@ func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = projections.NewRunner(pool, p, eventstore.Source{Store: r.store}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
+		_ = projections.NewRunner(pool, p, eventstore.Source{Store: r.store, Codec: testCodec}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
 	}()
 	eventually(t, "the outbox to hold the three e-mails", func() bool { return outbox(t, pool, "true") >= 3 })
 	time.Sleep(100 * time.Millisecond) // a second publish would land meanwhile
