@@ -22,7 +22,6 @@ import (
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
@@ -150,7 +149,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		JWTSecret: testSecret, AuditSigner: testSigner, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
 		// The keyring the store's codec seals with (the same one once the
 		// codec seals; until then every value is plain and any opens it).
-		Keys:    pii.NewMemoryKeyring(),
+		Keys:    testKeys,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
