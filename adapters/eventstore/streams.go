@@ -17,10 +17,12 @@ const (
 	WorkspacePrefix = "workspace-"
 	AccountPrefix   = "account-"
 	LoginsPrefix    = "logins-"
+	// PersonPrefix: one account's deletion (AccountDeleted).
+	PersonPrefix = "person-"
 )
 
 // StreamPrefixes lists the prefixes of our streams.
-var StreamPrefixes = []string{WorkspacePrefix, AccountPrefix, LoginsPrefix}
+var StreamPrefixes = []string{WorkspacePrefix, AccountPrefix, LoginsPrefix, PersonPrefix}
 
 // WorkspaceStream names the stream of one workspace's membership aggregate.
 func WorkspaceStream(id uuid.UUID) string { return WorkspacePrefix + id.String() }
@@ -63,7 +65,7 @@ func IsOurRecord(r RecordedEvent) bool {
 }
 
 func isOurStreamName(stream string) bool {
-	for _, p := range []string{WorkspacePrefix, LoginsPrefix} {
+	for _, p := range []string{WorkspacePrefix, LoginsPrefix, PersonPrefix} {
 		if rest, ok := strings.CutPrefix(stream, p); ok {
 			id, err := uuid.Parse(rest)
 			return err == nil && id.String() == rest
