@@ -121,6 +121,9 @@ type Config struct {
 	// /v1/audit/keys). Required: an audit export without its checkpoint
 	// could not be checked offline.
 	AuditSigner *audit.Signer
+	// PersonAudit fills the "auditEntries" of an account's export (GET
+	// /v1/accounts/{userId}/export); nil answers none.
+	PersonAudit PersonAudit
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -226,6 +229,9 @@ func (s *Server) routes() {
 	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
 	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)
 	v1.Handle("/me/workspaces", s.authed(s.myWorkspaces)).Methods(http.MethodGet)
+	v1.Handle("/accounts/lookup", s.authed(s.lookupAccount)).Methods(http.MethodGet)
+	v1.Handle("/accounts/{userId}", s.authed(s.deleteAccount)).Methods(http.MethodDelete)
+	v1.Handle("/accounts/{userId}/export", s.authed(s.exportAccount)).Methods(http.MethodGet)
 	if s.cfg.Mailbox != nil {
 		v1.Handle("/dev/mailbox", s.authed(s.devMailbox)).Methods(http.MethodGet)
 	}
