@@ -164,7 +164,9 @@ func (c *client) waitForMail(system string, ws uuid.UUID, n int) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var box struct{ Items []struct{ WorkspaceID uuid.UUID } }
+		var box struct {
+			Items []struct{ WorkspaceID uuid.UUID }
+		}
 		c.do("GET", "/v1/dev/mailbox", system, "", "", 200, &box)
 		got := 0
 		for _, m := range box.Items {
