@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -16,13 +15,6 @@ import (
 // codeAccountErased answers a deleted account's export: its data is gone
 // for good (410), which "not found" would not say.
 const codeAccountErased domain.Code = "account_erased"
-
-// PersonAudit answers the audit entries where a person is the actor or the
-// target, in every workspace, opened for display (an erased person shows as
-// such): the subject-access export's "auditEntries".
-type PersonAudit interface {
-	EntriesOf(ctx context.Context, userID uuid.UUID) ([]audit.Entry, error)
-}
 
 // systemOnly refuses every caller but the platform.
 func systemOnly(p principal) error {
@@ -117,7 +109,7 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projMemberships, projUserList); err != nil {
+	if err := s.waitFor(r, projMemberships, projUserList, projAudit); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -162,10 +154,11 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 		})
 	}
 	entries := []audit.Entry{}
-	if s.cfg.PersonAudit != nil {
-		if entries, err = s.cfg.PersonAudit.EntriesOf(ctx, user); err != nil {
-			return err
-		}
+	if err := audit.ForPerson(ctx, s.cfg.DB, s.cfg.Keys, user, func(e audit.Entry) error {
+		entries = append(entries, e)
+		return nil
+	}); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, struct {
 		UserID       uuid.UUID           `json:"userId"`

@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
@@ -154,7 +155,7 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	app := commands.NewApplication(deps, policy, commands.Instrumentation{})
 	server, err := httpapi.New(httpapi.Config{
 		App: app, DB: pool, Waiter: waiter, JWTSecret: testSecret, AuditSigner: testSigner, Logger: quiet,
-		Links: discardLinks{},
+		Links: discardLinks{}, Keys: pii.NewMemoryKeyring(),
 	})
 	if err != nil {
 		cancel()

@@ -155,6 +155,10 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	cfg := httpapi.Config{
 		App: commands.NewApplication(deps, policy, commands.Instrumentation{}), DB: pool, Waiter: waiter,
 		JWTSecret: testSecret, AuditSigner: testSigner, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
+		// The keyring the store's codec seals with (the same one once the
+		// codec seals; until then every value is plain and any opens it),
+		// whose keys an account's deletion destroys.
+		Keys:    keys,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },

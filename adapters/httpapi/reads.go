@@ -262,7 +262,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 	}
 	format := exportFormat(r.Header.Get("Accept"))
 	if format == "json" {
-		page, err := audit.List(r.Context(), s.cfg.DB, ws, f)
+		page, err := audit.List(r.Context(), s.cfg.DB, s.cfg.Keys, ws, f)
 		if err != nil {
 			return paramProblem(err)
 		}
@@ -284,7 +284,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	defer st.close()
-	if err := audit.ExportSigned(r.Context(), s.cfg.DB, ws, f, st, format, s.cfg.AuditSigner); err != nil {
+	if err := audit.ExportSigned(r.Context(), s.cfg.DB, s.cfg.Keys, ws, f, st, format, s.cfg.AuditSigner); err != nil {
 		if !st.started {
 			return paramProblem(err)
 		}

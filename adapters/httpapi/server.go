@@ -23,6 +23,7 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
@@ -121,9 +122,10 @@ type Config struct {
 	// /v1/audit/keys). Required: an audit export without its checkpoint
 	// could not be checked offline.
 	AuditSigner *audit.Signer
-	// PersonAudit fills the "auditEntries" of an account's export (GET
-	// /v1/accounts/{userId}/export); nil answers none.
-	PersonAudit PersonAudit
+	// Keys opens the personal values of what the API shows (audit entries
+	// and exports), which the history keeps sealed; only its Lookup is
+	// used. Required: the same keyring the event store's codec seals with.
+	Keys pii.Keyring
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -163,6 +165,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: the JWT secret is %d bytes; want at least %d", len(cfg.JWTSecret), MinSecretLength)
 	case cfg.AuditSigner == nil:
 		return nil, errors.New("httpapi: no audit signer")
+	case cfg.Keys == nil:
+		return nil, errors.New("httpapi: no keyring to open personal values with")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

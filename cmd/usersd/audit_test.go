@@ -15,11 +15,15 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // auditExport writes a signed NDJSON export of a small workspace's audit
-// history into dir and answers its path and the signer.
+// history into dir and answers its path and the signer. The history is
+// sealed, and Ivy's account erased before the export: what an auditor gets
+// after an account's deletion.
 func auditExport(t *testing.T, dir string) (string, *audit.Signer) {
 	t.Helper()
 	ctx := context.Background()
@@ -39,7 +43,12 @@ func auditExport(t *testing.T, dir string) (string, *audit.Signer) {
 			StreamID: "workspace-" + ws.String(), Revision: uint64(i), Position: domain.Position{Commit: uint64(10 + i), Prepare: uint64(10 + i)},
 		})
 	}
+	keys := pii.NewMemoryKeyring()
+	projectionstest.SealAll(t, keys, recs)
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return audit.New().Apply(ctx, tx, recs) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Destroy(ctx, ivy); err != nil {
 		t.Fatal(err)
 	}
 	signer, err := audit.NewSigner(bytes.Repeat([]byte{7}, audit.SeedSize))
@@ -47,8 +56,11 @@ func auditExport(t *testing.T, dir string) (string, *audit.Signer) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := audit.ExportSigned(ctx, pool, ws, audit.Filter{}, &buf, audit.FormatNDJSON, signer); err != nil {
+	if err := audit.ExportSigned(ctx, pool, keys, ws, audit.Filter{}, &buf, audit.FormatNDJSON, signer); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "ivy@offline.test") || !strings.Contains(buf.String(), "ada@offline.test") || !strings.Contains(buf.String(), `"erased":true`) {
+		t.Fatalf("export after Ivy's erasure: want Ada's address opened and Ivy erased, got:\n%s", buf.String())
 	}
 	path := filepath.Join(dir, "export.ndjson")
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
 )
 
@@ -106,7 +107,7 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 
 func auditEntries(t *testing.T, db audit.DB, ws uuid.UUID) []audit.Entry {
 	t.Helper()
-	page, err := audit.List(context.Background(), db, ws, audit.Filter{Limit: audit.MaxLimit})
+	page, err := audit.List(context.Background(), db, pii.NewMemoryKeyring(), ws, audit.Filter{Limit: audit.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

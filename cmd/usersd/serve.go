@@ -236,7 +236,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
-		AuditSigner: cfg.auditSigner,
+		AuditSigner: cfg.auditSigner, Keys: auditDisplayKeysPlaceholder(),
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")

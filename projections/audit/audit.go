@@ -1,7 +1,7 @@
 // Package audit is the audit history read model: one immutable,
-// hash-chained entry per workspace event (every event but AccountRegistered,
-// which belongs to no workspace), which compliance auditors read, verify and
-// export.
+// hash-chained entry per workspace event (every event but AccountRegistered
+// and AccountDeleted, which belong to no workspace), which compliance
+// auditors read, verify and export.
 //
 // Entries live in audit_entries (tables.sql, beside this file), which the
 // database keeps append-only: triggers refuse UPDATE, DELETE and TRUNCATE
@@ -30,6 +30,13 @@
 //     address (InvitationEmailSent/Failed, UserLoggedIn), the last address
 //     the projection saw for that user in that workspace.
 //   - Details never hold secrets (no token hashes).
+//   - Entries hold the events as stored (RecordedEvent.Stored): personal
+//     values sealed for their person, and the hash covers the sealed
+//     strings, so verifying needs no key and destroying a person's key
+//     (their account's deletion) erases their values without changing a
+//     byte of the chain. Readers open values with a keyring (open.go).
+//     AccountDeleted has no entry; it purges the person's remembered
+//     addresses.
 //   - Text PostgreSQL cannot store (NUL characters, invalid UTF-8) is stored
 //     with U+FFFD in their place rather than stopping the projection.
 package audit
@@ -54,7 +61,8 @@ type Projection struct{ projections.Declaration }
 // New returns the audit projection: its tables, their keys and append-only
 // triggers, and apart the filter indexes of audit_entries (actor, target,
 // action, time), which a rebuild builds after its replay. Apply needs none
-// of those: it reads through the primary key and the event_id key.
+// of those: it reads through the primary key and the event_id key (and
+// audit_user_emails_user_idx, in tables.sql, to purge a deleted account).
 func New() *Projection {
 	return &Projection{projections.Declare("audit", []string{"audit_entries", "audit_user_emails"},
 		projections.SchemaFiles(sqlFiles), handling)}
@@ -69,6 +77,8 @@ var sqlFiles embed.FS
 // already stored.
 type candidate struct {
 	rec *domain.RecordedEvent
+	// env is the event as stored (storedOf): what the entry holds.
+	env *domain.Envelope
 	d   description
 }
 
@@ -103,21 +113,22 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 	cands := make([]candidate, 0, len(events))
 	for i := range events {
 		rec := &events[i]
-		ok, err := handling.Applied(rec.Event)
+		env := storedOf(rec)
+		ok, err := handling.Applied(env.Event)
 		var d description
 		if ok {
-			d, err = describe(rec.Event)
+			d, err = describe(env.Event)
 		}
 		if err != nil {
-			return fmt.Errorf("audit: event %s at %s: %w", rec.Metadata.EventID, rec.Position, err)
+			return fmt.Errorf("audit: event %s at %s: %w", env.Metadata.EventID, rec.Position, err)
 		}
 		if !ok {
 			continue
 		}
 		if _, _, err := projections.PositionColumns(rec.Position); err != nil {
-			return fmt.Errorf("audit: event %s: %w", rec.Metadata.EventID, err)
+			return fmt.Errorf("audit: event %s: %w", env.Metadata.EventID, err)
 		}
-		cands = append(cands, candidate{rec: rec, d: d})
+		cands = append(cands, candidate{rec: rec, env: env, d: d})
 	}
 	if len(cands) == 0 {
 		return nil
@@ -135,7 +146,23 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 	if n := tag.RowsAffected(); n != int64(src.added) {
 		return fmt.Errorf("audit: inserted %d entries, want %d", n, src.added)
 	}
+	if err := purgeEmails(ctx, tx, st.purged); err != nil {
+		return err
+	}
 	return storeEmails(ctx, tx, st.learnt)
+}
+
+// storedOf answers the event as the store keeps it, personal values
+// sealed: what an entry copies and hashes, so that the history holds no
+// personal value in clear and its hashes never need a key to check. A zero
+// Stored is an event from a source that fills only Envelope (a store or a
+// test from before sealing, whose values are plain anyway): its Envelope is
+// then what was stored.
+func storedOf(rec *domain.RecordedEvent) *domain.Envelope {
+	if rec.Stored.Event == nil {
+		return &rec.Envelope
+	}
+	return &rec.Stored
 }
 
 // state is what Apply knows beyond the batch, and what it changes.
@@ -145,6 +172,9 @@ type state struct {
 	emails map[userKey]string
 	// learnt holds the addresses the batch set, the last one per key.
 	learnt map[userKey]string
+	// purged are the people whose accounts the batch deleted: their
+	// addresses go, in every workspace.
+	purged []uuid.UUID
 }
 
 // entrySource yields the batch's new entries one at a time, building and
@@ -162,7 +192,11 @@ type entrySource struct {
 func (s *entrySource) next() bool {
 	for s.idx++; s.idx < len(s.cands); s.idx++ {
 		c := s.cands[s.idx]
-		id := c.rec.Metadata.EventID
+		if c.d.purge != uuid.Nil {
+			s.st.purge(c.d.purge)
+			continue
+		}
+		id := c.env.Metadata.EventID
 		if _, dup := s.st.stored[id]; dup {
 			continue
 		}
@@ -172,6 +206,22 @@ func (s *entrySource) next() bool {
 		return true
 	}
 	return false
+}
+
+// purge forgets user's addresses: those loaded and those the batch learnt
+// so far (an address learnt later in the batch is a new one, and stays).
+func (st *state) purge(user uuid.UUID) {
+	for k := range st.emails {
+		if k.userID == user {
+			delete(st.emails, k)
+		}
+	}
+	for k := range st.learnt {
+		if k.userID == user {
+			delete(st.learnt, k)
+		}
+	}
+	st.purged = append(st.purged, user)
 }
 
 // nextRow makes the next new entry and answers it; nil at the end.
@@ -196,7 +246,7 @@ func (s *entrySource) build(c candidate) {
 			st.learnt[key] = e
 		}
 	}
-	fill(&s.r, rec, d, targetEmail)
+	fill(&s.r, c.env, rec.Position, d, targetEmail)
 	h := st.heads[d.workspaceID]
 	s.r.seq = h.seq + 1
 	s.r.prevHash = h.hash
@@ -204,9 +254,10 @@ func (s *entrySource) build(c candidate) {
 	st.heads[d.workspaceID] = chainHead{seq: s.r.seq, hash: s.r.hash, position: rec.Position}
 }
 
-// fill sets every column of r but seq and the hashes from the event.
-func fill(r *row, rec *domain.RecordedEvent, d description, targetEmail string) {
-	m := &rec.Metadata
+// fill sets every column of r but seq and the hashes from the event as
+// stored.
+func fill(r *row, env *domain.Envelope, pos domain.Position, d description, targetEmail string) {
+	m := &env.Metadata
 	*r = row{
 		workspaceID: pgUUID(d.workspaceID),
 		eventID:     pgUUID(m.EventID),
@@ -215,14 +266,14 @@ func fill(r *row, rec *domain.RecordedEvent, d description, targetEmail string) 
 		actorID:         pgUUID(m.Actor.UserID),
 		actorEmail:      pgText(m.Actor.Email),
 		actorSystem:     m.Actor.System,
-		action:          domain.EventName(rec.Event),
+		action:          domain.EventName(env.Event),
 		targetID:        pgUUID(d.targetID),
 		targetEmail:     pgText(targetEmail),
 		details:         appendDetails(r.details[:0], d.details),
 		correlationID:   pgText(m.CorrelationID),
 		causationID:     pgText(m.CausationID),
-		commitPosition:  int64(rec.Position.Commit),
-		preparePosition: int64(rec.Position.Prepare),
+		commitPosition:  int64(pos.Commit),
+		preparePosition: int64(pos.Prepare),
 	}
 	if m.Request != nil {
 		r.requestIP = pgText(m.Request.IP)
@@ -252,6 +303,9 @@ func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
 	seenWS := make(map[uuid.UUID]struct{})
 	seenLook := make(map[userKey]struct{})
 	for _, c := range cands {
+		if c.d.purge != uuid.Nil {
+			continue
+		}
 		if _, ok := seenWS[c.d.workspaceID]; !ok {
 			seenWS[c.d.workspaceID] = struct{}{}
 			wsIDs = append(wsIDs, pgUUID(c.d.workspaceID))
@@ -302,8 +356,8 @@ func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
 	// id then decides, whatever the positions say.
 	var maybe []pgtype.UUID
 	for _, c := range cands {
-		if h, ok := st.heads[c.d.workspaceID]; ok && c.rec.Position.Compare(h.position) <= 0 {
-			maybe = append(maybe, pgUUID(c.rec.Metadata.EventID))
+		if h, ok := st.heads[c.d.workspaceID]; ok && c.d.purge == uuid.Nil && c.rec.Position.Compare(h.position) <= 0 {
+			maybe = append(maybe, pgUUID(c.env.Metadata.EventID))
 		}
 	}
 	if len(maybe) == 0 {
@@ -340,8 +394,28 @@ func collect(br pgx.BatchResults, dst []any, each func()) error {
 	return rows.Err()
 }
 
+// purgeEmails deletes the addresses of people whose accounts were
+// deleted, in every workspace (through audit_user_emails_user_idx). Their
+// entries stay as they are: what they hold was sealed for them, and their
+// destroyed key has erased it.
+func purgeEmails(ctx context.Context, tx pgx.Tx, users []uuid.UUID) error {
+	if len(users) == 0 {
+		return nil
+	}
+	ids := make([]pgtype.UUID, len(users))
+	for i, u := range users {
+		ids[i] = pgUUID(u)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_user_emails WHERE user_id = ANY($1::uuid[])`, ids); err != nil {
+		return fmt.Errorf("audit: purge e-mail addresses of deleted accounts: %w", err)
+	}
+	return nil
+}
+
 // storeEmails records the addresses the batch learnt. An address that did
-// not change writes nothing.
+// not change writes nothing; a sealed one is sealed anew by every event (a
+// fresh nonce), so it changes with each event that carries it: one row
+// write per (workspace, user) per batch, whichever value it holds.
 func storeEmails(ctx context.Context, tx pgx.Tx, learnt map[userKey]string) error {
 	if len(learnt) == 0 {
 		return nil

@@ -94,7 +94,7 @@ func BenchmarkExport(b *testing.B) {
 			b.ReportAllocs()
 			exported := 0
 			for exported < b.N {
-				if err := audit.Export(context.Background(), pool, ws, audit.Filter{}, io.Discard, format); err != nil {
+				if err := audit.Export(context.Background(), pool, plainKeys, ws, audit.Filter{}, io.Discard, format); err != nil {
 					b.Fatal(err)
 				}
 				exported += n
@@ -127,7 +127,7 @@ func BenchmarkExportCheckpoint(b *testing.B) {
 	}
 	export := func(s *audit.Signer) time.Duration {
 		start := time.Now()
-		if err := audit.ExportSigned(context.Background(), pool, ws, audit.Filter{}, io.Discard, audit.FormatNDJSON, s); err != nil {
+		if err := audit.ExportSigned(context.Background(), pool, plainKeys, ws, audit.Filter{}, io.Discard, audit.FormatNDJSON, s); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)

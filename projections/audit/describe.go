@@ -23,10 +23,14 @@ type description struct {
 	targetEmail string
 	lookup      bool
 	details     []field
+	// purge, set, is the person whose account was deleted: no entry (the
+	// event belongs to no workspace), their remembered addresses go.
+	purge uuid.UUID
 }
 
 // handling: every workspace event gets an entry; AccountRegistered belongs
-// to no workspace.
+// to no workspace. AccountDeleted gets none either, but is applied: it
+// purges the person's remembered addresses.
 var handling = projections.ApplyAllBut(domain.AccountRegistered{})
 
 // describe maps an event the projection applies to its entry. A type
@@ -56,7 +60,10 @@ func describeEvent(ev domain.Event) (description, bool) {
 		return about(e.UserID, e.Email,
 			str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt), str("expiresAt", formatTime(e.ExpiresAt))), true
 	case domain.InvitationRevoked:
-		return about(e.UserID, e.Email, str("invitationId", e.InvitationID.String()), str("role", e.Role)), true
+		// reason only when set, so that entries from before it existed
+		// keep their content and hashes.
+		return about(e.UserID, e.Email,
+			withReason(e.Reason, str("invitationId", e.InvitationID.String()), str("role", e.Role))...), true
 	case domain.InvitationExpired:
 		return about(e.UserID, e.Email, str("invitationId", e.InvitationID.String()), str("expiredAt", formatTime(e.ExpiredAt))), true
 	case domain.InvitationAccepted:
@@ -70,7 +77,7 @@ func describeEvent(ev domain.Event) (description, bool) {
 	case domain.RoleChanged:
 		return about(e.UserID, e.Email, str("fromRole", e.FromRole), str("toRole", e.ToRole)), true
 	case domain.MemberRemoved:
-		return about(e.UserID, e.Email, str("role", e.Role)), true
+		return about(e.UserID, e.Email, withReason(e.Reason, str("role", e.Role))...), true
 	case domain.MemberSuspended:
 		return about(e.UserID, e.Email, str("role", e.Role)), true
 	case domain.MemberReactivated:
@@ -85,8 +92,29 @@ func describeEvent(ev domain.Event) (description, bool) {
 		}}, true
 	case domain.UserLoggedIn:
 		return aboutKnown(e.UserID, str("loggedInAt", formatTime(e.LoggedInAt))), true
+	case domain.AccountDeleted:
+		return description{purge: e.UserID}, true
 	}
 	return description{}, false
+}
+
+// withReason appends a "reason" detail to details when reason is set.
+func withReason(reason string, details ...field) []field {
+	if reason != "" {
+		details = append(details, str("reason", reason))
+	}
+	return details
+}
+
+// personalDetails names, per action, the details that hold a personal
+// value of the entry's target (sealed for them, as in the event):
+// what display opens, and shows as null once they are erased.
+// TestPersonalDetailsAreTheEventsPersonalValues keeps it true to the
+// events' personal fields.
+var personalDetails = map[string][]string{
+	"WorkspaceCreated":      {"ownerName"},
+	"InvitationAccepted":    {"name"},
+	"InvitationEmailFailed": {"reason"},
 }
 
 // about describes an event about user, who has that address.

@@ -70,6 +70,15 @@ func appendDetails(b []byte, fields []field) []byte {
 // jsonb. Anything Apply could not have written (not an object, nested
 // values) still gets a deterministic form, which then fails verification.
 func canonicalJSON(raw []byte) ([]byte, error) {
+	fields, err := readFields(raw)
+	if err != nil {
+		return nil, err
+	}
+	return appendDetails(make([]byte, 0, len(raw)), fields), nil
+}
+
+// readFields reads the fields of a details object.
+func readFields(raw []byte) ([]field, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -95,7 +104,7 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, fmt.Errorf("details: %w", err)
 	}
-	return appendDetails(make([]byte, 0, len(raw)), fields), nil
+	return fields, nil
 }
 
 func readField(key string, v json.RawMessage) (field, error) {

@@ -8,9 +8,14 @@
 -- closely, and a BRIN index costs next to nothing to keep. autosummarize has
 -- autovacuum summarize each block range as it fills; ranges not summarized
 -- yet (the newest) are always read.
+--
+-- Actor and target lead with the user id, then the workspace: the same
+-- index serves a workspace's filter (both equal, then seq) and a person's
+-- entries across every workspace (audit.ForPerson, for an account's
+-- export), without a second pair of indexes to keep on every insert.
 
-CREATE INDEX audit_entries_actor_idx ON audit_entries (workspace_id, actor_id, seq);
-CREATE INDEX audit_entries_target_idx ON audit_entries (workspace_id, target_id, seq);
+CREATE INDEX audit_entries_actor_idx ON audit_entries (actor_id, workspace_id, seq);
+CREATE INDEX audit_entries_target_idx ON audit_entries (target_id, workspace_id, seq);
 CREATE INDEX audit_entries_action_idx ON audit_entries (workspace_id, action, seq)
     WHERE action <> 'UserLoggedIn';
 CREATE INDEX audit_entries_occurred_at_idx ON audit_entries USING brin (occurred_at)

@@ -95,3 +95,47 @@ func TestCopyMatchesTheTable(t *testing.T) {
 		t.Fatalf("rows read back:\n got  %+v\n want %+v", got, sent)
 	}
 }
+
+// TestPersonalDetailsAreTheEventsPersonalValues: the details display opens
+// (personalDetails) are exactly those that copy a personal value of the
+// event, for every event type, and that value is the target's. A personal
+// field added to an event and copied into details without a line there
+// would be shown sealed.
+func TestPersonalDetailsAreTheEventsPersonalValues(t *testing.T) {
+	t.Parallel()
+	target := uuid.New()
+	data := []byte(`{"userId":"` + target.String() + `","ownerUserId":"` + target.String() + `"}`)
+	for _, name := range domain.EventTypeNames() {
+		ev, err := domain.DecodeEvent(name, domain.SchemaVersion, data)
+		if err != nil {
+			t.Fatalf("DecodeEvent(%s): %v", name, err)
+		}
+		ev, err = domain.MapPersonal(ev, func(v domain.PersonalValue) (string, error) {
+			if v.Subject != target {
+				t.Errorf("%s.%s: personal for %s, not the entry's target", name, v.Field, v.Subject)
+			}
+			return "personal:" + v.Field, nil
+		})
+		if err != nil {
+			t.Fatalf("MapPersonal(%s): %v", name, err)
+		}
+		d, ok := describeEvent(ev)
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, f := range d.details {
+			if f.kind == kindString && len(f.s) > len("personal:") && f.s[:len("personal:")] == "personal:" {
+				got = append(got, f.key)
+			}
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(personalDetails[name]))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: details holding personal values: got %v, personalDetails says %v", name, got, want)
+		}
+		if d.targetEmail != "" && d.targetID != target {
+			t.Errorf("%s: target address of %s, want the target %s", name, d.targetID, target)
+		}
+	}
+}

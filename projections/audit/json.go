@@ -14,13 +14,18 @@ import (
 // MarshalJSON renders e as GET /audit shows it:
 //
 //	{"seq":1,"eventId":"…","workspaceId":"…","occurredAt":"RFC 3339","action":"RoleChanged",
-//	 "actor":{"id":"…"|null,"email":"…"|null,"system":false},
-//	 "target":{"id":"…","email":"…"|null}|null,"details":{…},
+//	 "actor":{"id":"…"|null,"email":"…"|null,"system":false,"erased":false},
+//	 "target":{"id":"…","email":"…"|null,"erased":false}|null,"details":{…},
 //	 "correlationId":"…"|null,"causationId":"…"|null,
 //	 "request":{"ip":"…"|null,"userAgent":"…"|null}|null,
-//	 "position":"<commit>-<prepare>","prevHash":"…","hash":"…"}
+//	 "position":"<commit>-<prepare>","prevHash":"…","hash":"…",
+//	 "sealed":{"actorEmail":"…"|null,"targetEmail":"…"|null,"requestIp":"…"|null,
+//	           "requestUserAgent":"…"|null,"details":{…}}}
 //
-// Unknown values are null, so every entry has the same keys.
+// Unknown values are null, so every entry has the same keys. Personal
+// values are shown opened, null once erased; "sealed" holds them as stored
+// and hashed (see StoredValues), absent only from an entry not read for
+// display.
 func (e Entry) MarshalJSON() ([]byte, error) { return e.appendJSON(nil), nil }
 
 // appendJSON appends e's JSON form to b without reflection, so that an
@@ -42,6 +47,8 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = appendJSONStringOrNull(b, e.Actor.Email)
 	b = append(b, `,"system":`...)
 	b = strconv.AppendBool(b, e.Actor.System)
+	b = append(b, `,"erased":`...)
+	b = strconv.AppendBool(b, e.Actor.Erased)
 	b = append(b, `},"target":`...)
 	if e.Target == nil {
 		b = append(b, "null"...)
@@ -50,6 +57,8 @@ func (e *Entry) appendJSON(b []byte) []byte {
 		b = appendJSONUUID(b, e.Target.ID)
 		b = append(b, `,"email":`...)
 		b = appendJSONStringOrNull(b, e.Target.Email)
+		b = append(b, `,"erased":`...)
+		b = strconv.AppendBool(b, e.Target.Erased)
 		b = append(b, '}')
 	}
 	b = append(b, `,"details":`...)
@@ -76,6 +85,19 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, e.PrevHash)
 	b = append(b, `,"hash":`...)
 	b = appendJSONString(b, e.Hash)
+	if v := e.Sealed; v != nil {
+		b = append(b, `,"sealed":{"actorEmail":`...)
+		b = appendJSONStringOrNull(b, v.ActorEmail)
+		b = append(b, `,"targetEmail":`...)
+		b = appendJSONStringOrNull(b, v.TargetEmail)
+		b = append(b, `,"requestIp":`...)
+		b = appendJSONStringOrNull(b, v.RequestIP)
+		b = append(b, `,"requestUserAgent":`...)
+		b = appendJSONStringOrNull(b, v.RequestUserAgent)
+		b = append(b, `,"details":`...)
+		b = appendRawJSON(b, v.Details)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 
@@ -185,7 +207,7 @@ var csvHeader = []string{
 	"seq", "eventId", "workspaceId", "occurredAt", "action",
 	"actorId", "actorEmail", "actorSystem", "targetId", "targetEmail",
 	"details", "correlationId", "causationId", "requestIp", "requestUserAgent",
-	"position", "prevHash", "hash",
+	"position", "prevHash", "hash", "actorErased", "targetErased",
 }
 
 // spreadsheetSafe defuses text a spreadsheet would run as a formula: a
@@ -235,5 +257,7 @@ func (e *Entry) csvRecord(rec []string, scratch []byte) ([]string, []byte) {
 	rec[15] = e.Position.String()
 	rec[16] = e.PrevHash
 	rec[17] = e.Hash
+	rec[18] = strconv.FormatBool(e.Actor.Erased)
+	rec[19] = strconv.FormatBool(e.Target != nil && e.Target.Erased)
 	return rec, scratch
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/internal/pii"
 )
 
 // Offline verification of an NDJSON export: what an auditor runs on their
@@ -172,7 +174,8 @@ func (v *exportVerifier) add(line []byte) {
 
 func (v *exportVerifier) entry(line []byte) {
 	var r row
-	if err := decodeEntryLine(line, &r); err != nil {
+	shown, err := decodeEntryLine(line, &r)
+	if err != nil {
 		v.broken(0, "line %d: not an audit entry: %v", v.line, err)
 		return
 	}
@@ -205,6 +208,9 @@ func (v *exportVerifier) entry(line []byte) {
 	v.buf = buf
 	if r.hash != want {
 		v.broken(r.seq, "seq %d (line %d): its content does not match its hash %q (recomputed %q)", r.seq, v.line, r.hash, want)
+	}
+	if shown != nil {
+		v.broken(r.seq, "seq %d (line %d): %v", r.seq, v.line, shown)
 	}
 	v.prev = chainHead{seq: r.seq, hash: r.hash}
 	v.entries = true
@@ -329,10 +335,12 @@ type entryLine struct {
 		ID     *uuid.UUID `json:"id"`
 		Email  *string    `json:"email"`
 		System bool       `json:"system"`
+		Erased bool       `json:"erased"`
 	} `json:"actor"`
 	Target *struct {
-		ID    *uuid.UUID `json:"id"`
-		Email *string    `json:"email"`
+		ID     *uuid.UUID `json:"id"`
+		Email  *string    `json:"email"`
+		Erased bool       `json:"erased"`
 	} `json:"target"`
 	Details       json.RawMessage `json:"details"`
 	CorrelationID *string         `json:"correlationId"`
@@ -344,34 +352,45 @@ type entryLine struct {
 	Position string  `json:"position"`
 	PrevHash *string `json:"prevHash"`
 	Hash     *string `json:"hash"`
+	// Sealed is absent from exports made before sealing, whose shown
+	// values are the stored ones.
+	Sealed *struct {
+		ActorEmail       *string         `json:"actorEmail"`
+		TargetEmail      *string         `json:"targetEmail"`
+		RequestIP        *string         `json:"requestIp"`
+		RequestUserAgent *string         `json:"requestUserAgent"`
+		Details          json.RawMessage `json:"details"`
+	} `json:"sealed"`
 }
 
 // decodeEntryLine turns an entry line back into the row it was exported
 // from (see row.entry and Entry.appendJSON): null is NULL, details in
-// their canonical form.
-func decodeEntryLine(line []byte, r *row) error {
+// their canonical form, personal values as stored ("sealed"). shown says
+// how the values shown disagree with those stored, where that needs no
+// key to tell.
+func decodeEntryLine(line []byte, r *row) (shown, err error) {
 	var e entryLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
-		return err
+		return nil, err
 	}
 	if e.PrevHash == nil || e.Hash == nil || e.Seq < 1 || e.Action == "" || e.WorkspaceID == uuid.Nil {
-		return errors.New("seq, workspaceId, action, prevHash or hash missing")
+		return nil, errors.New("seq, workspaceId, action, prevHash or hash missing")
 	}
 	at, err := time.Parse(time.RFC3339Nano, e.OccurredAt)
 	if err != nil {
-		return fmt.Errorf("occurredAt: %w", err)
+		return nil, fmt.Errorf("occurredAt: %w", err)
 	}
 	commit, prepare, ok := strings.Cut(e.Position, "-")
 	c, err1 := strconv.ParseInt(commit, 10, 64)
 	p, err2 := strconv.ParseInt(prepare, 10, 64)
 	if !ok || err1 != nil || err2 != nil {
-		return fmt.Errorf("position %q: want <commit>-<prepare>", e.Position)
+		return nil, fmt.Errorf("position %q: want <commit>-<prepare>", e.Position)
 	}
 	details, err := canonicalJSON(e.Details)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	*r = row{
 		workspaceID:     pgUUID(e.WorkspaceID),
@@ -397,6 +416,52 @@ func decodeEntryLine(line []byte, r *row) error {
 	if e.Request != nil {
 		r.requestIP = nullText(e.Request.IP)
 		r.requestUserAgent = nullText(e.Request.UserAgent)
+	}
+	if v := e.Sealed; v != nil {
+		// The hash covers the stored forms. The shown values are their
+		// opened forms, which no key is needed to check where the stored
+		// value is plain: there they must be the same.
+		opened := *r
+		r.actorEmail, r.targetEmail = nullText(v.ActorEmail), nullText(v.TargetEmail)
+		r.requestIP, r.requestUserAgent = nullText(v.RequestIP), nullText(v.RequestUserAgent)
+		if r.details, err = canonicalJSON(v.Details); err != nil {
+			return nil, fmt.Errorf("sealed: %w", err)
+		}
+		return shownMatchesStored(&opened, r), nil
+	}
+	return nil, nil
+}
+
+// shownMatchesStored checks the opened values of an entry line against
+// its stored ones where that needs no key: a plain stored value must be
+// shown as it is, a sealed one as a string or null (erased); details must
+// have the same keys, and the same values but for sealed strings.
+func shownMatchesStored(shown, stored *row) error {
+	texts := []struct {
+		name          string
+		shown, stored pgtype.Text
+	}{
+		{"actor.email", shown.actorEmail, stored.actorEmail},
+		{"target.email", shown.targetEmail, stored.targetEmail},
+		{"request.ip", shown.requestIP, stored.requestIP},
+		{"request.userAgent", shown.requestUserAgent, stored.requestUserAgent},
+	}
+	for _, t := range texts {
+		if !isSealedText(t.stored) && t.shown != t.stored {
+			return fmt.Errorf("its %s is shown as %q, but stored (plain) as %q", t.name, t.shown.String, t.stored.String)
+		}
+	}
+	sf, err1 := readFields(shown.details)
+	tf, err2 := readFields(stored.details)
+	if err1 != nil || err2 != nil || len(sf) != len(tf) {
+		return errors.New("its details shown do not match its details stored (sealed.details)")
+	}
+	for i := range tf { // both sorted by key (canonicalJSON)
+		s, t := sf[i], tf[i]
+		sealed := t.kind == kindString && pii.IsSealed(t.s)
+		if s.key != t.key || (!sealed && s != t) || (sealed && s.kind != kindString && s.kind != kindNull) {
+			return fmt.Errorf("its details %q shown do not match the value stored (sealed.details)", t.key)
+		}
 	}
 	return nil
 }

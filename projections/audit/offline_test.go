@@ -20,7 +20,7 @@ import (
 func export(t *testing.T, pool *pgxpool.Pool, ws uuid.UUID, f audit.Filter, s *audit.Signer) []string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := audit.ExportSigned(context.Background(), pool, ws, f, &buf, audit.FormatNDJSON, s); err != nil {
+	if err := audit.ExportSigned(context.Background(), pool, plainKeys, ws, f, &buf, audit.FormatNDJSON, s); err != nil {
 		t.Fatalf("ExportSigned: %v", err)
 	}
 	return strings.SplitAfter(strings.TrimSuffix(buf.String(), "\n"), "\n")
@@ -62,7 +62,7 @@ func TestExportEndsWithCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint line: got %v, want type checkpoint over seq %v hash %s, signed by %s", cp, last.Seq, last.Hash, s.KeyID())
 	}
 	var csv bytes.Buffer
-	if err := audit.ExportSigned(context.Background(), pool, a, audit.Filter{}, &csv, audit.FormatCSV, s); err != nil {
+	if err := audit.ExportSigned(context.Background(), pool, plainKeys, a, audit.Filter{}, &csv, audit.FormatCSV, s); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(csv.String(), "checkpoint") {
@@ -110,8 +110,12 @@ func TestVerifyExport(t *testing.T) {
 		wantSeq  int64
 		wantText string
 	}{
-		{"actor changed", with(1, strings.Replace(lines[1], entries[1].Actor.Email, "mallory@example.test", 1)), s.Keys(), 2, "does not match its hash"},
-		{"details changed", with(4, strings.Replace(lines[4], `"toRole":"Admin"`, `"toRole":"Monitor"`, 1)), s.Keys(), 5, "does not match its hash"},
+		{"actor changed", with(1, strings.ReplaceAll(lines[1], entries[1].Actor.Email, "mallory@example.test")), s.Keys(), 2, "does not match its hash"},
+		{"details changed", with(4, strings.ReplaceAll(lines[4], `"toRole":"Admin"`, `"toRole":"Monitor"`)), s.Keys(), 5, "does not match its hash"},
+		// The values shown, not hashed, must agree with those stored where
+		// they are plain.
+		{"shown actor changed", with(1, strings.Replace(lines[1], entries[1].Actor.Email, "mallory@example.test", 1)), s.Keys(), 2, "is shown as"},
+		{"shown details changed", with(4, strings.Replace(lines[4], `"toRole":"Admin"`, `"toRole":"Monitor"`, 1)), s.Keys(), 5, `details "toRole" shown`},
 		{"null made empty", with(0, strings.Replace(lines[0], `"causationId":null`, `"causationId":""`, 1)), s.Keys(), 1, "does not match its hash"},
 		{"middle entry removed", without(2), s.Keys(), 4, "entries 3 to 3 are not in the export"},
 		{"last entry removed", without(5), s.Keys(), 5, "cut from the end"},
@@ -124,6 +128,18 @@ func TestVerifyExport(t *testing.T) {
 		{"a line after the checkpoint", append(append([]string(nil), lines...), "\n"+lines[5]), s.Keys(), 0, "after the checkpoint"},
 		{"a name twice", with(1, strings.Replace(lines[1], `{"seq":2,`, `{"seq":2,"seq":2,`, 1)), s.Keys(), 0, "given twice"},
 		{"not JSON", with(1, "hello\n"), s.Keys(), 0, "not JSON"},
+	}
+	// An export made before sealing has no "sealed" values: its values
+	// shown are those stored, and it still verifies.
+	old := make([]string, len(lines))
+	for i, l := range lines {
+		if at := strings.Index(l, `,"sealed":`); at >= 0 {
+			l = l[:at] + "}\n"
+		}
+		old[i] = strings.NewReplacer(`,"erased":false`, "").Replace(l)
+	}
+	if rep := verifyLines(t, old, s.Keys(), audit.ExportCheck{}); !rep.OK || rep.Entries != 6 {
+		t.Errorf("export in the format from before sealing: got %+v, want ok", rep)
 	}
 	for _, c := range cases {
 		rep := verifyLines(t, c.lines, c.keys, audit.ExportCheck{})

@@ -75,26 +75,37 @@ type Entry struct {
 	Position domain.Position
 	PrevHash string
 	Hash     string
+	// Sealed holds the values above that may be personal (addresses,
+	// request, details) as stored and hashed, which are shown opened;
+	// nil in an entry not read for display.
+	Sealed *StoredValues
 }
 
 // Actor is who caused an entry's event, as they were at the time.
 type Actor struct {
 	ID     uuid.UUID // uuid.Nil: none (the platform or our own background work)
-	Email  string    // "": not known
+	Email  string    // "": not known, or erased
 	System bool
+	// Erased is true when the actor's personal values were erased (their
+	// account deleted): Email and the request are then unknown.
+	Erased bool
 }
 
 // Target is who an entry's event is about, as they were at the time.
 type Target struct {
 	ID    uuid.UUID
-	Email string // "": not known
+	Email string // "": not known, or erased
+	// Erased is true when the target's personal values were erased: Email
+	// and the personal details (names, a mail server's answer) are unknown.
+	Erased bool
 }
 
 // List returns a page of a workspace's entries matching f, newest first
 // (keyset pagination on seq: pages stay stable while entries are added).
 // Bad filter values are *domain.Error with code CodeInvalidInput whose
-// Field names the parameter.
-func List(ctx context.Context, db DB, ws uuid.UUID, f Filter) (Page, error) {
+// Field names the parameter. Personal values are opened with keys (see
+// Keys).
+func List(ctx context.Context, db DB, keys Keys, ws uuid.UUID, f Filter) (Page, error) {
 	where, args, err := f.where(ws)
 	if err != nil {
 		return Page{}, err
@@ -115,29 +126,44 @@ func List(ctx context.Context, db DB, ws uuid.UUID, f Filter) (Page, error) {
 	sql := `SELECT ` + columns + ` FROM audit_entries WHERE ` + where +
 		` ORDER BY seq DESC LIMIT $` + strconv.Itoa(len(args))
 
-	rows, err := db.Query(ctx, sql, args...)
+	if keys == nil {
+		return Page{}, errNoKeys
+	}
+	stored, err := readRows(ctx, db, sql, args)
 	if err != nil {
 		return Page{}, fmt.Errorf("audit list %s: %w", ws, err)
 	}
+	var page Page
+	if len(stored) > limit {
+		stored = stored[:limit]
+		page.NextCursor = formatCursor(stored[limit-1].seq)
+	}
+	if page.Items, err = openRows(ctx, keys, stored); err != nil {
+		return Page{}, fmt.Errorf("audit list %s: %w", ws, err)
+	}
+	return page, nil
+}
+
+// readRows runs a query over audit_entries' columns and answers its rows,
+// the connection released.
+func readRows(ctx context.Context, db DB, sql string, args []any) ([]row, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	page := Page{Items: make([]Entry, 0, min(limit, 64))}
+	var out []row
 	var r row
 	targets := r.scanTargets()
 	for rows.Next() {
 		if err := rows.Scan(targets...); err != nil {
-			return Page{}, fmt.Errorf("audit list %s: %w", ws, err)
+			return nil, err
 		}
-		if len(page.Items) == limit {
-			page.NextCursor = formatCursor(page.Items[limit-1].Seq)
-			break
-		}
-		page.Items = append(page.Items, r.entry())
+		r.details = slices.Clone(r.details) // the next Scan may reuse it
+		out = append(out, r)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("audit list %s: %w", ws, err)
-	}
-	return page, nil
+	return out, rows.Err()
 }
 
 // ExportPage is how many entries Export reads per query.
@@ -158,8 +184,8 @@ const exportChunk = 32 << 10
 // stalls (a client that stops reading an HTTP answer) therefore holds
 // memory for one page and no connection, however long it stalls. An error
 // after the first bytes leaves w truncated.
-func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, format string) error {
-	return ExportSigned(ctx, db, ws, f, w, format, nil)
+func Export(ctx context.Context, db DB, keys Keys, ws uuid.UUID, f Filter, w io.Writer, format string) error {
+	return ExportSigned(ctx, db, keys, ws, f, w, format, nil)
 }
 
 // ExportSigned is Export, and with a signer an NDJSON export ends with a
@@ -174,9 +200,17 @@ func Export(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, for
 // a gap (see VerifyExport). An export of no entries signs seq 0, hash "",
 // which every chain holds. One signature per export, whatever its length.
 // CSV exports have no checkpoint: verify NDJSON ones.
-func ExportSigned(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Writer, format string, signer *Signer) error {
+//
+// Personal values are opened with keys for display, erased ones null; each
+// NDJSON entry also carries them as stored ("sealed"), which is what its
+// hash covers, so the chain checks out offline without any key, before and
+// after an erasure.
+func ExportSigned(ctx context.Context, db DB, keys Keys, ws uuid.UUID, f Filter, w io.Writer, format string, signer *Signer) error {
 	if format != FormatNDJSON && format != FormatCSV {
 		return invalid("format", "must be %q or %q, got %q", FormatNDJSON, FormatCSV, format)
+	}
+	if keys == nil {
+		return errNoKeys
 	}
 	where, args, err := f.where(ws)
 	if err != nil {
@@ -205,7 +239,7 @@ func ExportSigned(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Write
 	head := Head{WorkspaceID: ws}
 	for after := int64(0); after < last; {
 		args[len(args)-1] = after
-		n, err := exportPage(ctx, db, sql, args, func(e Entry) error {
+		n, err := exportPage(ctx, db, keys, sql, args, func(e Entry) error {
 			after = e.Seq
 			head.Seq, head.Hash = e.Seq, e.Hash
 			if cw != nil {
@@ -245,28 +279,23 @@ func ExportSigned(ctx context.Context, db DB, ws uuid.UUID, f Filter, w io.Write
 	return nil
 }
 
-// exportPage runs one page's query and hands each entry to add; it returns
-// once the rows are closed, so that the connection is released.
-func exportPage(ctx context.Context, db DB, sql string, args []any, add func(Entry) error) (int, error) {
-	rows, err := db.Query(ctx, sql, args...)
+// exportPage runs one page's query, releases the connection, opens the
+// entries and hands each to add.
+func exportPage(ctx context.Context, db DB, keys Keys, sql string, args []any, add func(Entry) error) (int, error) {
+	stored, err := readRows(ctx, db, sql, args)
 	if err != nil {
 		return 0, err
 	}
-	defer rows.Close()
-	var r row
-	targets := r.scanTargets()
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(targets...); err != nil {
-			return n, err
-		}
-		if err := add(r.entry()); err != nil {
-			return n, err
-		}
-		n++
+	entries, err := openRows(ctx, keys, stored)
+	if err != nil {
+		return 0, err
 	}
-	rows.Close()
-	return n, rows.Err()
+	for _, e := range entries {
+		if err := add(e); err != nil {
+			return 0, err
+		}
+	}
+	return len(entries), nil
 }
 
 // writeChunked writes b to w in writes of at most exportChunk bytes.
@@ -394,4 +423,42 @@ func uuidOrNil(b [16]byte, valid bool) uuid.UUID {
 		return uuid.Nil
 	}
 	return b
+}
+
+// ForPerson hands each to each, opened for display (List's form), the
+// entries of every workspace whose actor or target is user: what the
+// history holds about a person (GET /v1/accounts/{id}/export). Entries come
+// ordered by workspace, then seq; they are read ExportPage at a time, in
+// keyset pages, through the actor and target indexes, which lead with the
+// user id; no connection is held while each runs. A deleted person's
+// entries are still found (by id), their personal values erased.
+func ForPerson(ctx context.Context, db DB, keys Keys, user uuid.UUID, each func(Entry) error) error {
+	if keys == nil {
+		return errNoKeys
+	}
+	const sql = `SELECT ` + columns + ` FROM audit_entries
+		WHERE (actor_id = $1 OR target_id = $1) AND (workspace_id, seq) > ($2, $3)
+		ORDER BY workspace_id, seq LIMIT $4`
+	var ws uuid.UUID
+	var seq int64
+	for {
+		stored, err := readRows(ctx, db, sql, []any{user, ws, seq, ExportPage})
+		if err != nil {
+			return fmt.Errorf("audit entries of %s: %w", user, err)
+		}
+		entries, err := openRows(ctx, keys, stored)
+		if err != nil {
+			return fmt.Errorf("audit entries of %s: %w", user, err)
+		}
+		for _, e := range entries {
+			if err := each(e); err != nil {
+				return err
+			}
+		}
+		if len(stored) < ExportPage {
+			return nil
+		}
+		last := stored[len(stored)-1]
+		ws, seq = last.workspaceID.Bytes, last.seq
+	}
 }

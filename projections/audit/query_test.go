@@ -96,7 +96,7 @@ func TestListFilters(t *testing.T) {
 		{"known action without entries", audit.Filter{Action: "AccountRegistered"}, []int64{}},
 	}
 	for _, c := range cases {
-		page, err := audit.List(context.Background(), f.pool, f.ws, c.filter)
+		page, err := audit.List(context.Background(), f.pool, plainKeys, f.ws, c.filter)
 		if err != nil {
 			t.Errorf("%s: List: got %v, want no error", c.name, err)
 			continue
@@ -117,7 +117,7 @@ func TestListPages(t *testing.T) {
 	filter := audit.Filter{Actor: f.member.id, Limit: 2}
 	var pages [][]int64
 	for range 10 {
-		page, err := audit.List(ctx, f.pool, f.ws, filter)
+		page, err := audit.List(ctx, f.pool, plainKeys, f.ws, filter)
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
@@ -132,7 +132,7 @@ func TestListPages(t *testing.T) {
 	}
 
 	// A page that ends exactly at the last entry has no next cursor.
-	page, err := audit.List(ctx, f.pool, f.ws, audit.Filter{Action: "RoleChanged", Limit: 4})
+	page, err := audit.List(ctx, f.pool, plainKeys, f.ws, audit.Filter{Action: "RoleChanged", Limit: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +141,14 @@ func TestListPages(t *testing.T) {
 	}
 
 	// Entries added after the first page do not shift the next ones.
-	first, err := audit.List(ctx, f.pool, f.ws, audit.Filter{Limit: 5})
+	first, err := audit.List(ctx, f.pool, plainKeys, f.ws, audit.Filter{Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var h history
 	h.pos = 1 << 20
 	apply(t, f.pool, logins(&h, f.ws, f.member, 3))
-	second, err := audit.List(ctx, f.pool, f.ws, audit.Filter{Limit: 5, Cursor: first.NextCursor})
+	second, err := audit.List(ctx, f.pool, plainKeys, f.ws, audit.Filter{Limit: 5, Cursor: first.NextCursor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestListLimits(t *testing.T) {
 	for _, c := range []struct {
 		limit, want int
 	}{{0, audit.DefaultLimit}, {1, 1}, {audit.MaxLimit, audit.MaxLimit}, {audit.MaxLimit + 1, audit.MaxLimit}, {1 << 30, audit.MaxLimit}} {
-		page, err := audit.List(context.Background(), pool, ws, audit.Filter{Limit: c.limit})
+		page, err := audit.List(context.Background(), pool, plainKeys, ws, audit.Filter{Limit: c.limit})
 		if err != nil {
 			t.Fatalf("limit %d: %v", c.limit, err)
 		}
@@ -194,17 +194,17 @@ func TestListRefusesBadInput(t *testing.T) {
 		{"empty range", audit.Filter{From: t1, To: t1}, "from"},
 	}
 	for _, c := range cases {
-		_, err := audit.List(context.Background(), pool, uuid.New(), c.filter)
+		_, err := audit.List(context.Background(), pool, plainKeys, uuid.New(), c.filter)
 		var de *domain.Error
 		if !errors.As(err, &de) || de.Code != domain.CodeInvalidInput || de.Field != c.param {
 			t.Errorf("%s: got %v, want a %s error naming %q", c.name, err, domain.CodeInvalidInput, c.param)
 		}
-		if err := audit.Export(context.Background(), pool, uuid.New(), audit.Filter{Action: c.filter.Action, From: c.filter.From, To: c.filter.To},
+		if err := audit.Export(context.Background(), pool, plainKeys, uuid.New(), audit.Filter{Action: c.filter.Action, From: c.filter.From, To: c.filter.To},
 			&bytes.Buffer{}, audit.FormatNDJSON); (err == nil) != (c.param == "cursor" || c.param == "limit") {
 			t.Errorf("%s: Export: got %v, want an error unless the parameter is List's alone", c.name, err)
 		}
 	}
-	err := audit.Export(context.Background(), pool, uuid.New(), audit.Filter{}, &bytes.Buffer{}, "xml")
+	err := audit.Export(context.Background(), pool, plainKeys, uuid.New(), audit.Filter{}, &bytes.Buffer{}, "xml")
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.CodeInvalidInput || de.Field != "format" {
 		t.Errorf("Export as xml: got %v, want a %s error naming \"format\"", err, domain.CodeInvalidInput)
@@ -239,8 +239,8 @@ func TestEntryJSON(t *testing.T) {
 		"workspaceId":   ws.String(),
 		"occurredAt":    "2025-03-01T10:01:00.123456Z",
 		"action":        "RoleChanged",
-		"actor":         map[string]any{"id": owner.id.String(), "email": owner.email, "system": false},
-		"target":        map[string]any{"id": owner.id.String(), "email": owner.email},
+		"actor":         map[string]any{"id": owner.id.String(), "email": owner.email, "system": false, "erased": false},
+		"target":        map[string]any{"id": owner.id.String(), "email": owner.email, "erased": false},
 		"details":       map[string]any{"fromRole": "Editor", "toRole": "Admin"},
 		"correlationId": "corr-1",
 		"causationId":   "cause-1",
@@ -248,6 +248,11 @@ func TestEntryJSON(t *testing.T) {
 		"position":      ev.Position.String(),
 		"prevHash":      "",
 		"hash":          es[0].Hash,
+		// A plain history: stored as shown.
+		"sealed": map[string]any{
+			"actorEmail": owner.email, "targetEmail": owner.email, "requestIp": "203.0.113.9", "requestUserAgent": "Firefox <1>",
+			"details": map[string]any{"fromRole": "Editor", "toRole": "Admin"},
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("entry JSON:\n got %v\nwant %v", got, want)
@@ -259,7 +264,7 @@ func TestEntryJSON(t *testing.T) {
 		t.Fatalf("entry JSON %s: %v", b, err)
 	}
 	for k, w := range map[string]any{
-		"actor": map[string]any{"id": nil, "email": nil, "system": true}, "target": nil,
+		"actor": map[string]any{"id": nil, "email": nil, "system": true, "erased": false}, "target": nil,
 		"correlationId": nil, "causationId": nil, "request": nil, "prevHash": es[0].Hash,
 	} {
 		if !reflect.DeepEqual(got[k], w) {
@@ -272,7 +277,7 @@ func TestExportNDJSON(t *testing.T) {
 	t.Parallel()
 	f := newListFixture(t)
 	var buf bytes.Buffer
-	if err := audit.Export(context.Background(), f.pool, f.ws, audit.Filter{Actor: f.member.id, Limit: 1, Cursor: "ignored"}, &buf, audit.FormatNDJSON); err != nil {
+	if err := audit.Export(context.Background(), f.pool, plainKeys, f.ws, audit.Filter{Actor: f.member.id, Limit: 1, Cursor: "ignored"}, &buf, audit.FormatNDJSON); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
 	entries := all(t, f.pool, f.ws)
@@ -302,7 +307,7 @@ func TestExportCSV(t *testing.T) {
 	t.Parallel()
 	f := newListFixture(t)
 	var buf bytes.Buffer
-	if err := audit.Export(context.Background(), f.pool, f.ws, audit.Filter{Action: "RoleChanged"}, &buf, audit.FormatCSV); err != nil {
+	if err := audit.Export(context.Background(), f.pool, plainKeys, f.ws, audit.Filter{Action: "RoleChanged"}, &buf, audit.FormatCSV); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
 	records, err := csv.NewReader(&buf).ReadAll()
@@ -310,7 +315,7 @@ func TestExportCSV(t *testing.T) {
 		t.Fatalf("read CSV: %v", err)
 	}
 	wantHeader := []string{"seq", "eventId", "workspaceId", "occurredAt", "action", "actorId", "actorEmail", "actorSystem",
-		"targetId", "targetEmail", "details", "correlationId", "causationId", "requestIp", "requestUserAgent", "position", "prevHash", "hash"}
+		"targetId", "targetEmail", "details", "correlationId", "causationId", "requestIp", "requestUserAgent", "position", "prevHash", "hash", "actorErased", "targetErased"}
 	if len(records) == 0 || !reflect.DeepEqual(records[0], wantHeader) {
 		t.Fatalf("header: got %q, want %q", records[:min(1, len(records))], wantHeader)
 	}
@@ -324,7 +329,7 @@ func TestExportCSV(t *testing.T) {
 			itoa(e.Seq), ev.Metadata.EventID.String(), f.ws.String(), ev.Metadata.OccurredAt.Truncate(time.Microsecond).Format(time.RFC3339Nano),
 			"RoleChanged", f.owner.id.String(), f.owner.email, "false", f.member.id.String(), f.member.email,
 			`{"fromRole":"Editor","toRole":"` + ev.Event.(domain.RoleChanged).ToRole + `"}`, "", "", "", "",
-			ev.Position.String(), e.PrevHash, e.Hash,
+			ev.Position.String(), e.PrevHash, e.Hash, "false", "false",
 		})
 	}
 	if got := records[1:]; !reflect.DeepEqual(got, want) {
@@ -366,7 +371,7 @@ func TestExportStreams(t *testing.T) {
 	}
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		var out countingWriter
-		if err := audit.Export(context.Background(), pool, ws, audit.Filter{}, &out, format); err != nil {
+		if err := audit.Export(context.Background(), pool, plainKeys, ws, audit.Filter{}, &out, format); err != nil {
 			t.Fatalf("%s: Export: %v", format, err)
 		}
 		if want := n + map[string]int{audit.FormatNDJSON: 0, audit.FormatCSV: 1}[format]; out.lines != want {
@@ -377,7 +382,7 @@ func TestExportStreams(t *testing.T) {
 		}
 
 		w := &firstWrite{}
-		err := audit.Export(context.Background(), pool, ws, audit.Filter{}, w, format)
+		err := audit.Export(context.Background(), pool, plainKeys, ws, audit.Filter{}, w, format)
 		if !errors.Is(err, errGone) {
 			t.Errorf("%s: Export to a failing writer: got %v, want %v", format, err, errGone)
 		}
@@ -409,7 +414,7 @@ func TestExportedChainChecksOut(t *testing.T) {
 	a, _, events := scenario(&h)
 	apply(t, pool, events)
 	var buf bytes.Buffer
-	if err := audit.Export(context.Background(), pool, a, audit.Filter{}, &buf, audit.FormatNDJSON); err != nil {
+	if err := audit.Export(context.Background(), pool, plainKeys, a, audit.Filter{}, &buf, audit.FormatNDJSON); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(&buf)
@@ -527,7 +532,7 @@ func TestExportHoldsNoConnectionWhileWriting(t *testing.T) {
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		w := &poolWriter{pool: pool}
 		added := false
-		err := audit.Export(context.Background(), pool, ws, audit.Filter{}, writerFunc(func(b []byte) (int, error) {
+		err := audit.Export(context.Background(), pool, plainKeys, ws, audit.Filter{}, writerFunc(func(b []byte) (int, error) {
 			if !added { // while the export runs, more entries come
 				added = true
 				apply(t, big, logins(&h, ws, p, 10))

@@ -4,8 +4,8 @@
 -- are in indexes.sql, which a rebuild builds after its replay
 -- (projections.Schema). Names are unqualified: the tables go to the schema
 -- first on the search_path (projections.CreateTables). The live tables were
--- made by migrations/00005_audit.sql, which also made the trigger function
--- audit_refuse_change; a change here needs a migration that makes the live
+-- made by migrations/00005_audit.sql (changed by 00011), which also made the
+-- trigger function audit_refuse_change; a change here needs a migration that makes the live
 -- tables the same (TestSchemasMatchMigrations).
 --
 -- audit_entries is append-only: row and statement triggers refuse UPDATE,
@@ -66,3 +66,5 @@ CREATE TABLE audit_user_emails (
     email        text NOT NULL,
     CONSTRAINT audit_user_emails_pkey PRIMARY KEY (workspace_id, user_id)
 );
+-- An account's deletion purges its addresses in every workspace (Apply).
+CREATE INDEX audit_user_emails_user_idx ON audit_user_emails (user_id);

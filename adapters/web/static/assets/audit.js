@@ -25,7 +25,9 @@ function filterQuery(withPaging) {
   return q.toString();
 }
 
-const who = (p) => (p ? p.email || p.id || (p.system ? "the platform" : "—") : "—");
+// An erased person (account deleted) is shown by id: their address is gone.
+const who = (p) =>
+  p ? (p.erased ? `erased person ${p.id}` : p.email || p.id || (p.system ? "the platform" : "—")) : "—";
 
 function details(d) {
   if (!d || typeof d !== "object") return "";
