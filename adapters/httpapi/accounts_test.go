@@ -26,7 +26,10 @@ type accountExport struct {
 		WorkspaceID uuid.UUID `json:"workspaceId"`
 		Role        string    `json:"role"`
 	} `json:"invitations"`
-	AuditEntries []any `json:"auditEntries"`
+	AuditEntries []struct {
+		WorkspaceID uuid.UUID `json:"workspaceId"`
+		Action      string    `json:"action"`
+	} `json:"auditEntries"`
 }
 
 func TestAccountLifecycle(t *testing.T) {
@@ -66,6 +69,13 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 	if len(ex.Invitations) != 1 || ex.Invitations[0].WorkspaceID != wsB || ex.Invitations[0].Role != "Monitor" {
 		t.Errorf("export invitations: %+v, want Monitor of Beta", ex.Invitations)
+	}
+	var actions []string
+	for _, e := range ex.AuditEntries {
+		actions = append(actions, e.WorkspaceID.String()[:4]+":"+e.Action)
+	}
+	if len(ex.AuditEntries) != 3 {
+		t.Errorf("export audit entries: %v, want ann's invitation and acceptance in Alpha and her invitation to Beta", actions)
 	}
 
 	// Olga is Alpha's last Admin: refused, naming Alpha, nothing changed.
