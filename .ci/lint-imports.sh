@@ -16,8 +16,8 @@
 #                    ancestors, such as the port package adapters/eventstore
 #                    for adapters/eventstore/postgres, and its descendants)
 #   migrations       embed only
-#   internal/...     the standard library and google/uuid: small leaf helpers (pause, pii)
-#                    that every package above may import
+#   internal/...     the standard library and google/uuid only: small leaf
+#                    helpers (pause, pii) that every package above may import
 #   cmd/...          anything
 #
 # The check walks the import graph (go list -deps, non-test code) from each
@@ -116,7 +116,6 @@ check() {
 		RULE="projections may import only the standard library, github.com/google/uuid, github.com/jackc/pgx/v5, domain, projections and internal"
 		;;
 	internal | internal/*)
-		# uuid: internal/pii keys what it seals by user id, as every layer does.
 		[[ -n ${std[$imp]:-} || $imp == github.com/google/uuid ]] && return
 		RULE="internal may import only the standard library and github.com/google/uuid"
 		;;

@@ -18,7 +18,7 @@ import (
 func TestAccountIDsAreRandomAndTellNoTime(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), testSecrets()),
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 16), eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), testSecrets()),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "corr-ids"}
@@ -57,7 +57,7 @@ func TestAccountIDsAreRandomAndTellNoTime(t *testing.T) {
 	events := all(t, store)
 	registered := 0
 	for _, ev := range events {
-		rec, err := eventstore.Decode(ev)
+		rec, err := testCodec.DecodeOne(context.Background(), ev)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,9 +67,9 @@ func newEnv(t *testing.T) *env {
 func newEnvOn(t *testing.T, store eventstore.Store) *env {
 	c := &clock{now: t0}
 	deps := commands.Deps{
-		Workspaces: eventstore.NewWorkspaces(store, 16),
-		Accounts:   eventstore.NewAccounts(store, 1000),
-		Logins:     eventstore.NewLogins(store),
+		Workspaces: eventstore.NewWorkspaces(store, testCodec, 16),
+		Accounts:   eventstore.NewAccounts(store, testCodec, 1000),
+		Logins:     eventstore.NewLogins(store, testCodec),
 		Clock:      c,
 		IDs:        commands.RandomIDs{},
 		Secrets:    testSecrets(),
@@ -106,6 +106,14 @@ func (e *env) invite(ws, actor uuid.UUID, role string, emails ...string) command
 		e.t.Fatalf("invite %v: %v", emails, err)
 	}
 	return res
+}
+
+// ownerInvites creates a workspace of owner@example.com, whose owner then
+// invites emails (one string, as typed) as role.
+func (e *env) ownerInvites(role, emails string) (commands.CreateWorkspaceResult, []domain.InviteResult) {
+	e.t.Helper()
+	ws := e.createWorkspace("owner@example.com")
+	return ws, e.invite(ws.WorkspaceID, ws.OwnerUserID, role, emails).Results
 }
 
 // tryInvite is invite for goroutines, which must not stop the test.
@@ -251,11 +259,10 @@ func TestInviteBatchStoresOnlyTokenHashes(t *testing.T) {
 func TestInviteMetadataCarriesActorAndRequest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ws := e.createWorkspace("owner@example.com")
-	e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "a@x.com")
+	ws, _ := e.ownerInvites("Editor", "a@x.com")
 	events := all(t, e.store)
 	last := events[len(events)-1]
-	rec, err := eventstore.Decode(last)
+	rec, err := testCodec.DecodeOne(context.Background(), last)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,8 +362,8 @@ func TestLifecycleAcceptRoleRemoveReinvite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	inv := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Monitor", "pat@x.com").Results[0]
+	ws, invited := e.ownerInvites("Monitor", "pat@x.com")
+	inv := invited[0]
 
 	view, err := e.app.Queries.LookupInvitation.Handle(ctx, commands.LookupInvitation{Token: inv.Token})
 	if err != nil || view.WorkspaceName != "Acme" || view.Email != "pat@x.com" || view.Role != domain.RoleMonitor {
@@ -398,8 +405,8 @@ func TestResendKillsOldLinkAndRevokeKillsNew(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	inv := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "a@x.com").Results[0]
+	ws, invited := e.ownerInvites("Editor", "a@x.com")
+	inv := invited[0]
 	res, err := e.app.Commands.ResendInvitation.Handle(ctx, commands.ResendInvitation{WorkspaceID: ws.WorkspaceID, UserID: inv.UserID, Meta: as(ws.OwnerUserID)})
 	if err != nil || res.InvitationID != inv.InvitationID || res.Token == "" || res.Token == inv.Token {
 		t.Fatalf("resend = %+v, %v; want same invitation, new token", res, err)
@@ -417,8 +424,8 @@ func TestExpiredInvitationIsRefusedThenExpiredAndResendRevives(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	inv := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "a@x.com").Results[0]
+	ws, invited := e.ownerInvites("Editor", "a@x.com")
+	inv := invited[0]
 	e.clock.Add(7*24*time.Hour + time.Second)
 	_, err := e.app.Commands.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Token: inv.Token, Name: "A"})
 	wantCode(t, err, domain.CodeInvitationExpired)
@@ -439,8 +446,8 @@ func TestEmailOutcomeRecordedOnlyForCurrentAttempt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	inv := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "a@x.com").Results[0]
+	ws, invited := e.ownerInvites("Editor", "a@x.com")
+	inv := invited[0]
 	record := func(o commands.EmailOutcome) {
 		t.Helper()
 		if _, err := e.app.Commands.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: ws.WorkspaceID, Outcomes: []commands.EmailOutcome{o}}); err != nil {
@@ -614,7 +621,7 @@ func TestAStaleReplicaRefusesAnInviteWithoutReservingAccounts(t *testing.T) {
 	if err == nil {
 		t.Fatal("a suspended manager invited through the stale replica b")
 	}
-	if _, err := store.ReadStream(ctx, eventstore.AccountStream(domain.Email("fresh@x.com")), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+	if _, err := store.ReadStream(ctx, testCodec.AccountStream(domain.Email("fresh@x.com")), eventstore.ReadOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
 		t.Errorf("fresh@x.com's account stream: got %v, want none (a refused invitation reserves nothing)", err)
 	}
 }

@@ -29,7 +29,7 @@ func (d storeDirectory) Person(ctx context.Context, user uuid.UUID) (commands.Pe
 	done := errors.New("caught up")
 	err := d.store.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
 		for _, r := range b.Events {
-			rec, err := eventstore.Decode(r)
+			rec, err := testCodec.DecodeOne(ctx, r)
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ func (s shredder) Destroy(ctx context.Context, user uuid.UUID) (time.Time, error
 
 func newDeletionEnv(t *testing.T) (*env, *pii.MemoryKeyring) {
 	e := newEnv(t)
-	keys := pii.NewMemoryKeyring()
+	keys := testKeys // the codec's: a destroyed key erases what it sealed
 	e.deps.People = storeDirectory{e.store}
 	e.deps.Deleter = e.deps.Accounts.(*eventstore.Accounts)
 	e.deps.Keys = shredder{keys: keys}
@@ -105,7 +105,7 @@ func streamEvents(t *testing.T, s eventstore.Store, stream string) []domain.Reco
 	}
 	var out []domain.RecordedEvent
 	for _, r := range raw {
-		rec, err := eventstore.Decode(r)
+		rec, err := testCodec.DecodeOne(context.Background(), r)
 		if err != nil {
 			t.Fatal(err)
 		}

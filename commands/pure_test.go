@@ -13,7 +13,6 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore/memory"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 )
 
 // purity is a repository that decides every command three times on the
@@ -69,7 +68,7 @@ func TestDecisionsArePure(t *testing.T) {
 	e.deps.Workspaces = purity{e.deps.Workspaces, t, deciding}
 	e.deps.People = storeDirectory{e.store}
 	e.deps.Deleter = e.deps.Accounts.(*eventstore.Accounts)
-	e.deps.Keys = shredder{keys: pii.NewMemoryKeyring()}
+	e.deps.Keys = shredder{keys: testKeys}
 	e.deps.Accounts = noIOAccounts{e.deps.Accounts, t, deciding}
 	e.build()
 	ctx := context.Background()

@@ -16,7 +16,7 @@ func decoded(t *testing.T, s eventstore.Store) []domain.RecordedEvent {
 	t.Helper()
 	var out []domain.RecordedEvent
 	for _, raw := range all(t, s) {
-		rec, err := eventstore.Decode(raw)
+		rec, err := testCodec.DecodeOne(context.Background(), raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,8 +29,7 @@ func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	res := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "ann@x.com, bob@x.com").Results
+	ws, res := e.ownerInvites("Editor", "ann@x.com, bob@x.com")
 	resend, err := e.app.Commands.ResendInvitation.Handle(ctx, commands.ResendInvitation{
 		WorkspaceID: ws.WorkspaceID, UserID: res[1].UserID, Meta: as(ws.OwnerUserID),
 	})
@@ -85,8 +84,7 @@ func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {
 func TestInvitationEmailsSkipExpiredInvitations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ws := e.createWorkspace("owner@example.com")
-	e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "ann@x.com")
+	e.ownerInvites("Editor", "ann@x.com")
 	events := decoded(t, e.store)
 	if got := len(commands.InvitationEmailsFor(events, e.clock.Now())); got != 1 {
 		t.Errorf("before expiry: %d commands, want 1", got)
@@ -100,8 +98,7 @@ func TestRecordEmailOutcomesIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	res := e.invite(ws.WorkspaceID, ws.OwnerUserID, "Editor", "ann@x.com, bob@x.com").Results
+	ws, res := e.ownerInvites("Editor", "ann@x.com, bob@x.com")
 	h := e.app.Commands.RecordEmailOutcomes
 	batch := commands.RecordEmailOutcomes{WorkspaceID: ws.WorkspaceID, Outcomes: []commands.EmailOutcome{
 		{InvitationID: res[0].InvitationID, Attempt: 1},

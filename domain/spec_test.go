@@ -552,6 +552,16 @@ func wantMessage(substr string) func(*testing.T, error) {
 	}
 }
 
+// wantAll runs every check on the error.
+func wantAll(checks ...func(*testing.T, error)) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		for _, check := range checks {
+			check(t, err)
+		}
+	}
+}
+
 // TestHarnessCatchesMistakes shows that the harness's own comparisons can fail.
 func TestHarnessCatchesMistakes(t *testing.T) {
 	t.Parallel()

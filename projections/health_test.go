@@ -15,9 +15,7 @@ import (
 // A runner standing by for another is healthy.
 func TestRunnerHealthNeedsARoundTripSinceTheLastFailure(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 3)
+	e, a := newEnvWith(t, 3)
 	ctx := context.Background()
 	opts := fastOptions(t)
 	opts.ConnCheck = time.Hour // only Health looks at the idle connection
@@ -43,9 +41,8 @@ func TestRunnerHealthNeedsARoundTripSinceTheLastFailure(t *testing.T) {
 	if got := e.backendOf(t, projections.AppName("projection", "test"), true); got == pid {
 		t.Errorf("healthy again on the dead connection %d", pid)
 	}
-	e.appendEvents(t, &a, 2)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.appendEvents(t, a, 2)
+	e.wantCaughtUp(t)
 }
 
 // TestWaiterHealthFollowsItsListener: the waiter is unhealthy while its

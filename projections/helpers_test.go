@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	}
 	store := pgstore.New(pool, pgstore.WithLogger(testLogger(t)))
 	t.Cleanup(store.Close)
-	return &env{pool: pool, url: url, store: store, src: eventstore.Source{Store: store}}
+	return &env{pool: pool, url: url, store: store, src: eventstore.Source{Store: store, Codec: testCodec}}
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -190,6 +190,16 @@ type appender struct {
 	n  int
 }
 
+// newEnvWith is newEnv with count events appended (appendEvents), and the
+// appender to append more.
+func newEnvWith(t *testing.T, count int) (*env, *appender) {
+	t.Helper()
+	e := newEnv(t)
+	a := &appender{}
+	e.appendEvents(t, a, count)
+	return e, a
+}
+
 // appendEvents appends count events, in appends of one to four events to a
 // few streams, and returns the position of the last.
 func (e *env) appendEvents(t *testing.T, a *appender, count int) domain.Position {
@@ -224,7 +234,7 @@ func (e *env) tryAppend(a *appender, count int, inOne bool) (domain.Position, er
 		for i := range evs {
 			a.n++
 			ev := eventTypes[a.n%len(eventTypes)](a.n)
-			d, err := eventstore.Encode(ev, domain.Metadata{
+			d, err := testCodec.EncodeOne(context.Background(), ev, domain.Metadata{
 				EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: testTime(a.n),
 				Actor: domain.Actor{System: true},
 			})
@@ -357,6 +367,33 @@ func (e *env) appliedBy(t *testing.T) map[string]int {
 	return out
 }
 
+// wantAppliedBy is wantRows, and checks how many rows each runner (or
+// rebuild) applied.
+func (e *env) wantAppliedBy(t *testing.T, want map[string]int) {
+	t.Helper()
+	e.wantRows(t)
+	if got := e.appliedBy(t); !equalCounts(got, want) {
+		t.Errorf("rows by writer: got %v, want %v", got, want)
+	}
+}
+
+// caughtUp starts a runner of the test projection that marks its rows
+// applied by by, and waits until it has applied every event stored so far.
+func (e *env) caughtUp(t *testing.T, by string) *running {
+	t.Helper()
+	rr := start(t, projections.NewRunner(e.pool, newTestProjection(by), e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	return rr
+}
+
+// wantCaughtUp waits until the test projection's checkpoint reaches the
+// last stored event, then checks its rows (wantRows).
+func (e *env) wantCaughtUp(t *testing.T) {
+	t.Helper()
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e.wantRows(t)
+}
+
 // lastPosition is the position of the last stored event.
 func (e *env) lastPosition(t *testing.T) domain.Position {
 	t.Helper()
@@ -415,6 +452,19 @@ func fastOptions(t *testing.T) projections.RunnerOptions {
 type gate struct {
 	armed            atomic.Bool
 	entered, release chan struct{}
+}
+
+// gatedRunner starts a runner of the test projection, labelled "A", whose
+// Apply the gate can hold, and waits until it has applied every event
+// stored so far.
+func (e *env) gatedRunner(t *testing.T) (*gate, *testProjection) {
+	t.Helper()
+	g := newGate()
+	p := newTestProjection("A")
+	p.hook = g.hook
+	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
+	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	return g, p
 }
 
 func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }

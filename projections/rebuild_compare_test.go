@@ -31,11 +31,8 @@ var _ projections.Comparer = comparerProjection{}
 func TestRebuildComparesBeforeTheSwap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 50)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e, a := newEnvWith(t, 50)
+	e.caughtUp(t, "live")
 
 	count := func(q pgx.Row) (n int) {
 		if err := q.Scan(&n); err != nil {
@@ -72,7 +69,7 @@ func TestRebuildComparesBeforeTheSwap(t *testing.T) {
 	e.wantRows(t)
 
 	diverged = fmt.Errorf("row 7 differs: %w", projections.ErrDiverged)
-	e.appendEvents(t, &a, 5)
+	e.appendEvents(t, a, 5)
 	e.waitCheckpoint(t, "test", e.lastPosition(t))
 	if _, err := projections.Rebuild(ctx, e.pool, comparerProjection{p.withLabel("refused"), p.compare}, e.src, projections.RebuildOptions{}); !errors.Is(err, projections.ErrDiverged) {
 		t.Fatalf("Rebuild of diverging tables: got %v, want ErrDiverged", err)

@@ -23,13 +23,9 @@ const liveRowsSQL = `SELECT event_id, commit_position, prepare_position, type, t
 
 func TestRebuildEqualsLive(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 250)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
+	e, a := newEnvWith(t, 250)
+	e.caughtUp(t, "live").stop(t)
 	last := e.lastPosition(t)
-	e.waitCheckpoint(t, "test", last)
-	rr.stop(t)
 	live := e.collectRows(t, liveRowsSQL)
 
 	// Damage the live tables, so that only a swap can make them right.
@@ -81,13 +77,9 @@ func TestRebuildEqualsLive(t *testing.T) {
 	e.wantGone(t, "index on test_rows in public", `SELECT to_regclass('public.test_rows_type') IS NOT NULL`)
 
 	// The runner follows on from the rebuilt checkpoint.
-	e.appendEvents(t, &a, 10)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"rebuild": 250, "live": 10}; !equalCounts(got, want) {
-		t.Errorf("rows by writer: got %v, want %v", got, want)
-	}
+	e.appendEvents(t, a, 10)
+	e.caughtUp(t, "live")
+	e.wantAppliedBy(t, map[string]int{"rebuild": 250, "live": 10})
 }
 
 // While the rebuild replays, the live runner runs ahead of it: each
@@ -95,17 +87,14 @@ func TestRebuildEqualsLive(t *testing.T) {
 // them. The swap must bring the rebuild up to the live checkpoint.
 func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 100)
-	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e, a := newEnvWith(t, 100)
+	e.caughtUp(t, "live")
 
 	var progressErr error
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
 		BatchSize: 32,
 		Progress: func(int, domain.Position) {
-			pos, err := e.tryAppend(&a, 3, false)
+			pos, err := e.tryAppend(a, 3, false)
 			if err == nil {
 				err = e.waitPosition(pos)
 			}
@@ -118,9 +107,8 @@ func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	if res.AppliedInSwap == 0 {
 		t.Errorf("Rebuild: got %+v, want events applied in the swap (the live runner was ahead)", res)
 	}
-	e.appendEvents(t, &a, 5)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.appendEvents(t, a, 5)
+	e.wantCaughtUp(t)
 }
 
 // The live runner is in the middle of a batch when the swap happens. Either
@@ -138,9 +126,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t)
-			var a appender
-			e.appendEvents(t, &a, 20)
+			e, a := newEnvWith(t, 20)
 
 			g := newGate()
 			live := newTestProjection("live")
@@ -155,7 +141,7 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 			// nothing newer than the oldest running transaction), which
 			// would keep the rebuild from ever catching up.
 			g.armed.Store(true)
-			e.appendInOne(t, &a, 10)
+			e.appendInOne(t, a, 10)
 			waitClosed(t, g.entered, "the live runner to start a batch")
 
 			done := make(chan outcome, 1)
@@ -181,18 +167,15 @@ func TestRebuildWhileLiveRunnerIsInBatch(t *testing.T) {
 			if got.res.Applied != 30 || got.res.Position != e.lastPosition(t) {
 				t.Errorf("Rebuild: got %+v, want 30 applied, up to %s", got.res, e.lastPosition(t))
 			}
-			e.appendEvents(t, &a, 5)
-			e.waitCheckpoint(t, "test", e.lastPosition(t))
-			e.wantRows(t)
+			e.appendEvents(t, a, 5)
+			e.wantCaughtUp(t)
 		})
 	}
 }
 
 func TestRebuildWhileEventsAreAppended(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 300)
+	e, a := newEnvWith(t, 300)
 	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
 
 	stop := make(chan struct{})
@@ -207,7 +190,7 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := e.tryAppend(&a, 2, false); err != nil {
+			if _, err := e.tryAppend(a, 2, false); err != nil {
 				appendErr = err
 				return
 			}
@@ -223,23 +206,25 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 	if res.Applied < 300 {
 		t.Errorf("Rebuild: got %d applied, want at least 300", res.Applied)
 	}
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 }
 
 func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	// A rebuild that died left its schema behind.
 	e.exec(t, `CREATE SCHEMA rebuild_test; CREATE TABLE rebuild_test.test_rows (junk int)`)
 
+	// The second rebuild starts at the first progress report, whatever the
+	// batch held: an open transaction elsewhere on the server can hold
+	// events back, so the count applied need not pass through 5.
 	var second error
+	asked := false
 	first, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
 		BatchSize: 5,
-		Progress: func(applied int, _ domain.Position) {
-			if applied == 5 {
+		Progress: func(int, domain.Position) {
+			if !asked {
+				asked = true
 				_, second = projections.Rebuild(context.Background(), e.pool, newTestProjection("second"), e.src, projections.RebuildOptions{})
 			}
 		},
@@ -258,12 +243,8 @@ func TestRebuildReplacesLeftoversAndRunsAlone(t *testing.T) {
 
 func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e, _ := newEnvWith(t, 20)
+	e.caughtUp(t, "live").stop(t)
 
 	failing := newTestProjection("rebuild")
 	failing.hook = func(_ context.Context, call int, _ []domain.RecordedEvent) error {
@@ -276,10 +257,7 @@ func TestRebuildFailureLeavesLiveTablesAlone(t *testing.T) {
 	if err == nil {
 		t.Fatal("Rebuild with a failing Apply: got no error, want one")
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
-		t.Errorf("rows: got %v, want the live runner's 20", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"live": 20})
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
@@ -299,7 +277,7 @@ func TestRebuildKeepsPrivileges(t *testing.T) {
 	svc, _ := pgtest.Service(t, e.url)
 	svcStore := pgstore.New(svc, pgstore.WithLogger(testLogger(t)))
 	t.Cleanup(svcStore.Close)
-	svcSrc := eventstore.Source{Store: svcStore}
+	svcSrc := eventstore.Source{Store: svcStore, Codec: testCodec}
 	var a appender
 	e.appendEvents(t, &a, 20)
 	start(t, projections.NewRunner(svc, newTestProjection("live"), svcSrc, fastOptions(t)))
@@ -321,10 +299,7 @@ func TestRebuildKeepsPrivileges(t *testing.T) {
 	}
 	e.appendEvents(t, &a, 5)
 	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"rebuild": 20, "live": 5}; !equalCounts(got, want) {
-		t.Errorf("rows by writer: got %v, want %v", got, want)
-	}
+	e.wantAppliedBy(t, map[string]int{"rebuild": 20, "live": 5})
 }
 
 // privileges describes the owner and privileges of the live test tables.
@@ -362,12 +337,8 @@ func TestRebuildCreatesMissingLiveTables(t *testing.T) {
 // built are applied before the swap, not in it.
 func TestRebuildDefersIndexes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 60)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e, a := newEnvWith(t, 60)
+	e.caughtUp(t, "live").stop(t)
 	tables := newTestProjection("").Tables()
 	live := pgtest.Indexes(t, e.pool, "public", tables)
 	var keys []string // what the tables have without their secondary indexes
@@ -399,7 +370,7 @@ func TestRebuildDefersIndexes(t *testing.T) {
 			phases = append(phases, ph)
 			switch ph {
 			case projections.RebuildIndexes:
-				_, appendErr = e.tryAppend(&a, 7, false)
+				_, appendErr = e.tryAppend(a, 7, false)
 			case projections.RebuildSwap:
 				atSwap = pgtest.Indexes(t, e.pool, "rebuild_test", tables)
 				appendErr = errors.Join(appendErr, e.pool.QueryRow(context.Background(),
@@ -435,22 +406,15 @@ func TestRebuildDefersIndexes(t *testing.T) {
 	if got := pgtest.Indexes(t, e.pool, "public", tables); !slices.Equal(got, live) {
 		t.Errorf("indexes after the swap: got %q, want %q", got, live)
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"rebuild": 67}) {
-		t.Errorf("rows by writer: got %v, want all 67 by the rebuild", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"rebuild": 67})
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
 // An index build that fails fails the rebuild before the swap.
 func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
-	rr := start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	rr.stop(t)
+	e, _ := newEnvWith(t, 20)
+	e.caughtUp(t, "live").stop(t)
 	cp := e.checkpoint(t, "test")
 
 	p := newDeferredProjection("rebuild")
@@ -459,10 +423,7 @@ func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create indexes") {
 		t.Fatalf("Rebuild with a failing index: got %v, want an error creating the indexes", err)
 	}
-	e.wantRows(t)
-	if got := e.appliedBy(t); !equalCounts(got, map[string]int{"live": 20}) {
-		t.Errorf("rows: got %v, want the live runner's 20", got)
-	}
+	e.wantAppliedBy(t, map[string]int{"live": 20})
 	if got := e.checkpoint(t, "test"); got != cp {
 		t.Errorf("checkpoint: got %s, want %s", got, cp)
 	}
@@ -566,9 +527,7 @@ func (s *countingSource) Subscribe(ctx context.Context, from domain.Position, ba
 // batch has been read, which never happens if the two take turns.
 func TestRebuildReadsWhileApplying(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 20)
+	e, _ := newEnvWith(t, 20)
 	src := &countingSource{Source: e.src}
 	p := newTestProjection("rebuild")
 	p.hook = func(ctx context.Context, call int, _ []domain.RecordedEvent) error {

@@ -14,9 +14,7 @@ import (
 
 func TestRunnerAppliesEventsAndReportsProgress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 37)
+	e, a := newEnvWith(t, 37)
 
 	last := e.lastPosition(t)
 	var (
@@ -61,20 +59,14 @@ func TestRunnerAppliesEventsAndReportsProgress(t *testing.T) {
 	}
 
 	// A restart follows on from the checkpoint: nothing is applied twice.
-	e.appendEvents(t, &a, 8)
-	start(t, projections.NewRunner(e.pool, newTestProjection("second"), e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"first": 37, "second": 8}; !equalCounts(got, want) {
-		t.Errorf("rows by runner: got %v, want %v", got, want)
-	}
+	e.appendEvents(t, a, 8)
+	e.caughtUp(t, "second")
+	e.wantAppliedBy(t, map[string]int{"first": 37, "second": 8})
 }
 
 func TestRunnerKilledMidBatchEndsWhereUninterruptedDoes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 40)
+	e, _ := newEnvWith(t, 40)
 
 	// The process dies in the middle of the third batch, half of it
 	// written. (Batches hold at most ten events, fewer when another
@@ -114,17 +106,12 @@ func TestRunnerKilledMidBatchEndsWhereUninterruptedDoes(t *testing.T) {
 
 	start(t, projections.NewRunner(e.pool, newTestProjection("restarted"), e.src, opts))
 	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
-	if got, want := e.appliedBy(t), map[string]int{"crashing": before, "restarted": 40 - before}; !equalCounts(got, want) {
-		t.Errorf("rows by runner: got %v, want %v", got, want)
-	}
+	e.wantAppliedBy(t, map[string]int{"crashing": before, "restarted": 40 - before})
 }
 
 func TestRunnerRetriesBatchThatFailed(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 40)
+	e, _ := newEnvWith(t, 40)
 
 	var failed atomic.Bool
 	p := newTestProjection("flaky")
@@ -138,8 +125,7 @@ func TestRunnerRetriesBatchThatFailed(t *testing.T) {
 	opts := fastOptions(t)
 	opts.BatchSize = 10
 	start(t, projections.NewRunner(e.pool, p, e.src, opts))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if !failed.Load() {
 		t.Error("the third batch: got no failure, want one (the test did not test anything)")
 	}
@@ -173,8 +159,7 @@ func TestRunnersRaceForOneProjection(t *testing.T) {
 
 	runners[leader].stop(t)
 	e.appendEvents(t, &a, 20)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got, want := e.appliedBy(t), map[string]int{leader: 50, standby: 20}; !equalCounts(got, want) {
 		t.Errorf("rows by runner after %s stopped: got %v, want %v", leader, got, want)
 	}
@@ -185,27 +170,20 @@ func TestRunnersRaceForOneProjection(t *testing.T) {
 
 func TestRunnerTakesLockAgainAfterConnectionLoss(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 10)
-	g := newGate()
-	p := newTestProjection("A")
-	p.hook = g.hook
-	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	e, a := newEnvWith(t, 10)
+	g, p := e.gatedRunner(t)
 
 	// Lost while idle: the next batch notices.
 	if n := e.terminate(t, projections.AppName("projection", "test")); n != 1 {
 		t.Fatalf("terminated the runner's connections: got %d, want 1", n)
 	}
-	e.appendEvents(t, &a, 10)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.appendEvents(t, a, 10)
+	e.wantCaughtUp(t)
 
 	// Lost in the middle of a batch: with the lock gone, that batch must
 	// not commit; it is applied again once the lock is taken again.
 	g.armed.Store(true)
-	e.appendInOne(t, &a, 4)
+	e.appendInOne(t, a, 4)
 	waitClosed(t, g.entered, "the runner to start a batch")
 	calls := p.calls.Load()
 	if n := e.terminate(t, projections.AppName("projection", "test")); n != 1 {
@@ -213,8 +191,7 @@ func TestRunnerTakesLockAgainAfterConnectionLoss(t *testing.T) {
 	}
 	e.waitSessions(t, projections.AppName("projection", "test"), 0)
 	close(g.release)
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got := p.calls.Load(); got != calls+1 {
 		t.Errorf("Apply calls after the loss: got %d more, want 1 (the interrupted batch again)", got-calls)
 	}
@@ -222,20 +199,14 @@ func TestRunnerTakesLockAgainAfterConnectionLoss(t *testing.T) {
 
 func TestRunnerFollowsCheckpointMovedByAnotherWriter(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 5)
+	e, a := newEnvWith(t, 5)
 
-	g := newGate()
-	p := newTestProjection("A")
-	p.hook = g.hook
-	start(t, projections.NewRunner(e.pool, p, e.src, fastOptions(t)))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
+	g, _ := e.gatedRunner(t)
 
 	// Three events in one append reach the runner as one batch; while it
 	// applies them, someone moves the checkpoint past the second.
 	g.armed.Store(true)
-	e.appendInOne(t, &a, 3)
+	e.appendInOne(t, a, 3)
 	waitClosed(t, g.entered, "the runner to apply the three events")
 	three := e.collectRows(t, `SELECT event_id, tx_id, position, type, 1 FROM events ORDER BY tx_id DESC, position DESC LIMIT 3`)
 	moved := domain.Position{Commit: uint64(three[1].Commit), Prepare: uint64(three[1].Prepare)}
@@ -262,15 +233,12 @@ func TestRunnerFollowsCheckpointMovedByAnotherWriter(t *testing.T) {
 
 func TestRunnerFollowsAgainAfterSourceFails(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var a appender
-	e.appendEvents(t, &a, 30)
+	e, _ := newEnvWith(t, 30)
 	src := &flakySource{Source: e.src, every: 7, maxFailures: 3}
 	opts := fastOptions(t)
 	opts.BatchSize = 4
 	start(t, projections.NewRunner(e.pool, newTestProjection("A"), src, opts))
-	e.waitCheckpoint(t, "test", e.lastPosition(t))
-	e.wantRows(t)
+	e.wantCaughtUp(t)
 	if got, want := src.failures.Load(), int32(3); got != want {
 		t.Errorf("source failures: got %d, want %d", got, want)
 	}

@@ -24,11 +24,8 @@ func TestAccountsKeepAnEarlierSpelling(t *testing.T) {
 			store := newStore(t)
 			old := uuid.New()
 			reg := domain.AccountRegistered{UserID: old, Email: "jane@xn--mnchen-3ya.de"}
-			data, err := eventstore.Encode(reg, stamp(nil, reg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := store.Append(ctx, eventstore.AccountStream("jane@xn--mnchen-3ya.de"), eventstore.NoStream{}, data); err != nil {
+			data := legacyData(t, reg, stamp(nil, reg))
+			if _, err := store.Append(ctx, eventstore.LegacyAccountStream("jane@xn--mnchen-3ya.de"), eventstore.NoStream{}, data); err != nil {
 				t.Fatal(err)
 			}
 			jane, _ := domain.NormalizeEmail("Jane@xn--MNCHEN-3ya.de")
@@ -36,7 +33,7 @@ func TestAccountsKeepAnEarlierSpelling(t *testing.T) {
 			newID := func() uuid.UUID { return uuid.New() }
 			meta := func(e domain.Event) domain.Metadata { return stamp(nil, e) }
 			for range 2 { // a second replica has not seen the address either
-				ids, err := eventstore.NewAccounts(store, 10).Resolve(ctx, []domain.Email{jane, ann}, newID, meta)
+				ids, err := eventstore.NewAccounts(store, testCodec, 10).Resolve(ctx, []domain.Email{jane, ann}, newID, meta)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -47,8 +44,10 @@ func TestAccountsKeepAnEarlierSpelling(t *testing.T) {
 					t.Errorf("%s: got %s, want an account of its own", ann, ids[ann])
 				}
 			}
-			if _, err := store.ReadStream(ctx, eventstore.AccountStream(jane), eventstore.ReadOptions{Max: 1}); err == nil {
-				t.Errorf("%s got a reservation of its own beside the earlier spelling's", jane)
+			for _, stream := range []string{testCodec.AccountStream(jane), eventstore.LegacyAccountStream(jane)} {
+				if _, err := store.ReadStream(ctx, stream, eventstore.ReadOptions{Max: 1}); err == nil {
+					t.Errorf("%s got a reservation of its own beside the earlier spelling's", jane)
+				}
 			}
 		})
 	}

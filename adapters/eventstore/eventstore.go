@@ -181,6 +181,16 @@ type StreamStarter interface {
 	StartStreams(ctx context.Context, starts []StreamStart) (started []bool, err error)
 }
 
+// LastEventsReader is a Store that reads the last event of many streams in
+// one round trip: what looking up a batch of addresses' legacy account
+// streams needs, where a read per address would cost a round trip each. It
+// is optional; without it the account registry reads stream by stream.
+type LastEventsReader interface {
+	// LastEvents answers the last event of each stream that has one;
+	// streams without events are missing from the map.
+	LastEvents(ctx context.Context, streams []string) (map[string]RecordedEvent, error)
+}
+
 // Store keeps streams of events and a global order across them.
 type Store interface {
 	// Append adds events to the end of a stream if expected holds, all or

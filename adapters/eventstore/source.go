@@ -7,8 +7,12 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// Source lets projections follow a store: it decodes every event on the way.
-type Source struct{ Store Store }
+// Source lets projections follow a store: it decodes every event on the
+// way, a batch at a time (one round trip to the keyring per batch).
+type Source struct {
+	Store Store
+	Codec *Codec
+}
 
 var _ projections.Source = Source{}
 
@@ -17,14 +21,10 @@ var _ projections.Source = Source{}
 // subscription with an error rather than being skipped.
 func (s Source) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b projections.Batch) error) error {
 	return s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b Batch) error {
-		out := projections.Batch{Events: make([]domain.RecordedEvent, 0, len(b.Events)), Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp}
-		for _, raw := range b.Events {
-			rec, err := Decode(raw)
-			if err != nil {
-				return err
-			}
-			out.Events = append(out.Events, rec)
+		events, err := s.Codec.Decode(ctx, b.Events...)
+		if err != nil {
+			return err
 		}
-		return h(ctx, out)
+		return h(ctx, projections.Batch{Events: events, Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp})
 	})
 }

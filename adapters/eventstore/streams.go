@@ -17,8 +17,7 @@ const (
 	WorkspacePrefix = "workspace-"
 	AccountPrefix   = "account-"
 	LoginsPrefix    = "logins-"
-	// PersonPrefix: one account's deletion (AccountDeleted).
-	PersonPrefix = "person-"
+	PersonPrefix    = "person-"
 )
 
 // StreamPrefixes lists the prefixes of our streams.
@@ -27,13 +26,17 @@ var StreamPrefixes = []string{WorkspacePrefix, AccountPrefix, LoginsPrefix, Pers
 // WorkspaceStream names the stream of one workspace's membership aggregate.
 func WorkspaceStream(id uuid.UUID) string { return WorkspacePrefix + id.String() }
 
-// AccountStream names the stream that reserves an e-mail address. It holds a
-// hash of the address, so stream names, which end up in logs and metrics,
-// carry no personal data.
-func AccountStream(e domain.Email) string {
+// LegacyAccountStream names the stream that reserved an e-mail address
+// before stream names were keyed (Codec.AccountStream): a plain SHA-256 of
+// the address. Accounts still reads it, so that an account reserved then
+// keeps its id; nothing new is written to it.
+func LegacyAccountStream(e domain.Email) string {
 	sum := sha256.Sum256([]byte(e))
 	return AccountPrefix + hex.EncodeToString(sum[:])
 }
+
+// PersonStream names the stream of one person's account: its deletion.
+func PersonStream(id uuid.UUID) string { return PersonPrefix + id.String() }
 
 // LoginsStream names the stream of one workspace's logins.
 func LoginsStream(workspace uuid.UUID) string { return LoginsPrefix + workspace.String() }
@@ -50,7 +53,7 @@ func IsOurs(stream string) bool {
 
 // IsOurRecord reports whether a stored record is one usersd wrote: its
 // stream is named exactly as ours are (a prefix and then a workspace id or
-// an address hash, not only the prefix), and its metadata carries its own
+// an address hash or a person id, not only the prefix), and its metadata carries its own
 // event id, as Encode writes it. On an EventStoreDB cluster other
 // applications share, their records in streams whose names happen to start
 // like ours fail this and are skipped rather than stopping a projection.

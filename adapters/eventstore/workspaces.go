@@ -24,6 +24,7 @@ const readPage = 1000
 // decision loses at the append's expected-revision check.
 type Workspaces struct {
 	store    Store
+	codec    *Codec
 	capacity int
 
 	mu      sync.Mutex
@@ -47,14 +48,14 @@ type cached struct {
 }
 
 // NewWorkspaces returns a repository caching up to capacity workspaces.
-func NewWorkspaces(store Store, capacity int) *Workspaces {
-	if store == nil {
-		panic("eventstore: nil store")
+func NewWorkspaces(store Store, codec *Codec, capacity int) *Workspaces {
+	if store == nil || codec == nil {
+		panic("eventstore: nil store or codec")
 	}
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Workspaces{store: store, capacity: capacity, entries: make(map[uuid.UUID]*list.Element), lru: list.New()}
+	return &Workspaces{store: store, codec: codec, capacity: capacity, entries: make(map[uuid.UUID]*list.Element), lru: list.New()}
 }
 
 var _ commands.WorkspaceRepository = (*Workspaces)(nil)
@@ -123,13 +124,13 @@ func (r *Workspaces) catchUp(ctx context.Context, c *cached) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", stream, err)
 		}
-		for _, raw := range events {
-			rec, err := Decode(raw)
-			if err != nil {
-				return err
-			}
+		recs, err := r.codec.Decode(ctx, events...)
+		if err != nil {
+			return err
+		}
+		for i, rec := range recs {
 			c.w.Replay(rec.Event)
-			c.revision, c.last = int64(raw.Revision), raw.Position
+			c.revision, c.last = int64(events[i].Revision), events[i].Position
 		}
 		if len(events) < readPage {
 			return nil
@@ -196,14 +197,14 @@ func (r *Workspaces) appendPending(ctx context.Context, c *cached, stamp command
 	if len(pending) == 0 {
 		return c.last, nil
 	}
-	data := make([]EventData, len(pending))
+	envs := make([]domain.Envelope, len(pending))
 	for i, e := range pending {
-		d, err := Encode(e, stamp(c.w, e))
-		if err != nil {
-			c.w.Discard()
-			return domain.Position{}, err
-		}
-		data[i] = d
+		envs[i] = domain.Envelope{Event: e, Metadata: stamp(c.w, e)}
+	}
+	data, err := r.codec.Encode(ctx, envs...)
+	if err != nil {
+		c.w.Discard()
+		return domain.Position{}, err
 	}
 	var expected ExpectedRevision = NoStream{}
 	if c.revision >= 0 {

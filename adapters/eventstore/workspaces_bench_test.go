@@ -37,7 +37,7 @@ func seedMembers(b *testing.B, store eventstore.Store, ws uuid.UUID, admin uuid.
 		return domain.Metadata{EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: at, Actor: domain.Actor{UserID: admin}}
 	}
 	add := func(e domain.Event) {
-		d, err := eventstore.Encode(e, meta())
+		d, err := testCodec.EncodeOne(ctx, e, meta())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func BenchmarkCommandLatency(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets()),
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 16), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets()),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	type target struct {

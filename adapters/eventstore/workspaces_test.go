@@ -52,6 +52,30 @@ func created(t *testing.T, repo *eventstore.Workspaces) (uuid.UUID, uuid.UUID) {
 	return id, owner
 }
 
+// grantAdmin sets ManagersMayGrantAdmin through repo, as its owner.
+func grantAdmin(ctx context.Context, repo *eventstore.Workspaces, id, owner uuid.UUID, may bool) (domain.Position, error) {
+	return repo.Update(ctx, id, func(w *domain.Workspace) error {
+		return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: may})
+	}, stamp)
+}
+
+// staleReplica gives a repository b on store and a workspace created
+// through another replica a that b cached at revision 0, before a turned
+// ManagersMayGrantAdmin off: b's cache is one event behind the store.
+func staleReplica(t *testing.T, store eventstore.Store) (b *eventstore.Workspaces, id, owner uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
+	id, owner = created(t, a)
+	if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grantAdmin(ctx, a, id, owner, false); err != nil {
+		t.Fatal(err)
+	}
+	return b, id, owner
+}
+
 func TestWorkspaces(t *testing.T) {
 	t.Parallel()
 	for name, newStore := range stores(t) {
@@ -59,19 +83,8 @@ func TestWorkspaces(t *testing.T) {
 			t.Parallel()
 			t.Run("a second replica catches up from its cached revision", func(t *testing.T) {
 				t.Parallel()
-				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				b, id, _ := staleReplica(t, newStore(t))
 				ctx := context.Background()
-				id, owner := created(t, a)
-				// b caches the workspace at revision 0.
-				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
-					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
-				}, stamp); err != nil {
-					t.Fatal(err)
-				}
 				var got domain.Settings
 				if err := b.View(ctx, id, func(w *domain.Workspace) error { got = w.Settings(); return nil }); err != nil {
 					t.Fatal(err)
@@ -83,21 +96,10 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a replica decides on what another replica appended", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				b, id, owner := staleReplica(t, store)
 				ctx := context.Background()
-				id, owner := created(t, a)
-				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
-					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
-				}, stamp); err != nil {
-					t.Fatal(err)
-				}
 				// b decides inside Update, after catching up: no conflict.
-				if _, err := b.Update(ctx, id, func(w *domain.Workspace) error {
-					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: true})
-				}, stamp); err != nil {
+				if _, err := grantAdmin(ctx, b, id, owner, true); err != nil {
 					t.Fatalf("update after catch-up: %v", err)
 				}
 				events, err := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
@@ -107,18 +109,8 @@ func TestWorkspaces(t *testing.T) {
 			})
 			t.Run("a refusal on a stale cache is decided again on the store's events", func(t *testing.T) {
 				t.Parallel()
-				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				b, id, owner := staleReplica(t, newStore(t))
 				ctx := context.Background()
-				id, owner := created(t, a)
-				if err := b.View(ctx, id, func(*domain.Workspace) error { return nil }); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := a.Update(ctx, id, func(w *domain.Workspace) error {
-					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
-				}, stamp); err != nil {
-					t.Fatal(err)
-				}
 				// b's cache still says true; only a's event makes this decision
 				// possible.
 				refused := errors.New("managers may already grant Admin")
@@ -135,13 +127,11 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a warm cache appends without reading the stream first", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, repo)
 				for i := range 4 {
-					if _, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
-						return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: i%2 == 1})
-					}, stamp); err != nil {
+					if _, err := grantAdmin(ctx, repo, id, owner, i%2 == 1); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -152,7 +142,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a decision that records nothing answers the last position", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, repo)
 				events, _ := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
@@ -166,7 +156,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("an unknown workspace is not found and nothing is written", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 4)
+				repo := eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id := uuid.New()
 				err := repo.View(ctx, id, func(*domain.Workspace) error { return nil })
@@ -184,7 +174,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("creating an existing workspace is workspace_exists", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				id, _ := created(t, a)
 				w := domain.NewWorkspace(id)
 				_ = w.Create("Again", uuid.New(), "x@example.com", "X", now)
@@ -196,7 +186,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("more workspaces than the cache holds still work", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				repo := eventstore.NewWorkspaces(store, 2)
+				repo := eventstore.NewWorkspaces(store, testCodec, 2)
 				ctx := context.Background()
 				type ws struct{ id, owner uuid.UUID }
 				var all []ws
@@ -205,9 +195,7 @@ func TestWorkspaces(t *testing.T) {
 					all = append(all, ws{id, owner})
 				}
 				for _, w := range all {
-					if _, err := repo.Update(ctx, w.id, func(x *domain.Workspace) error {
-						return x.UpdateSettings(w.owner, domain.Settings{})
-					}, stamp); err != nil {
+					if _, err := grantAdmin(ctx, repo, w.id, w.owner, false); err != nil {
 						t.Fatalf("update %s after eviction: %v", w.id, err)
 					}
 				}
@@ -215,7 +203,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("ids of no workspace evict nothing from the cache", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				repo := eventstore.NewWorkspaces(store, 2)
+				repo := eventstore.NewWorkspaces(store, testCodec, 2)
 				ctx := context.Background()
 				// A full cache: two workspaces in a cache of two.
 				id, owner := created(t, repo)
@@ -226,17 +214,13 @@ func TestWorkspaces(t *testing.T) {
 					if err := repo.View(ctx, uuid.New(), func(*domain.Workspace) error { return nil }); !errors.Is(err, domain.ErrWorkspaceNotFound) {
 						t.Fatalf("view of a random id = %v, want workspace_not_found", err)
 					}
-					if _, err := repo.Update(ctx, uuid.New(), func(w *domain.Workspace) error {
-						return w.UpdateSettings(owner, domain.Settings{})
-					}, stamp); err == nil {
+					if _, err := grantAdmin(ctx, repo, uuid.New(), owner, false); err == nil {
 						t.Fatal("update of a random id succeeded, want an error")
 					}
 				}
 				before := store.reads.Load()
 				for _, w := range []struct{ id, owner uuid.UUID }{{id, owner}, {id2, owner2}} {
-					if _, err := repo.Update(ctx, w.id, func(x *domain.Workspace) error {
-						return x.UpdateSettings(w.owner, domain.Settings{ManagersMayGrantAdmin: false})
-					}, stamp); err != nil {
+					if _, err := grantAdmin(ctx, repo, w.id, w.owner, false); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -247,7 +231,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("a new workspace is cached once it exists, also when loaded concurrently", func(t *testing.T) {
 				t.Parallel()
 				store := &countingStore{Store: newStore(t)}
-				writer, repo := eventstore.NewWorkspaces(store, 4), eventstore.NewWorkspaces(store, 4)
+				writer, repo := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				ctx := context.Background()
 				id, owner := created(t, writer)
 				var wg sync.WaitGroup
@@ -260,9 +244,7 @@ func TestWorkspaces(t *testing.T) {
 				}
 				wg.Wait()
 				before := store.reads.Load()
-				if _, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
-					return w.UpdateSettings(owner, domain.Settings{ManagersMayGrantAdmin: false})
-				}, stamp); err != nil {
+				if _, err := grantAdmin(ctx, repo, id, owner, false); err != nil {
 					t.Fatal(err)
 				}
 				if got := store.reads.Load() - before; got != 0 {
@@ -272,7 +254,7 @@ func TestWorkspaces(t *testing.T) {
 			t.Run("accounts: one id per address, also across registries", func(t *testing.T) {
 				t.Parallel()
 				store := newStore(t)
-				a, b := eventstore.NewAccounts(store, 10), eventstore.NewAccounts(store, 10)
+				a, b := eventstore.NewAccounts(store, testCodec, 10), eventstore.NewAccounts(store, testCodec, 10)
 				ctx := context.Background()
 				meta := func(domain.Event) domain.Metadata { return stamp(nil, nil) }
 				ga, err := a.Resolve(ctx, []domain.Email{"p@x.com", "q@x.com"}, uuid.New, meta)

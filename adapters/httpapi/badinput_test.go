@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,17 +70,7 @@ func TestBadInput(t *testing.T) {
 			cases = append(cases, broken{"invalid UUID in " + p, p, ep.valid, "application/json", 400, "invalid_input"})
 		}
 		for _, c := range cases {
-			before := a.eventCount(t)
-			r := a.do(t, req{method: ep.method, path: c.path, token: ep.token, body: []byte(c.body), contentType: c.contentType})
-			if r.status != c.status || r.code() != c.code {
-				t.Errorf("%s, %s: got %d %s, want %d %s", ep.name, c.name, r.status, truncate(r.body), c.status, c.code)
-			}
-			if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-				t.Errorf("%s, %s: content type %q", ep.name, c.name, ct)
-			}
-			if after := a.eventCount(t); after != before {
-				t.Errorf("%s, %s: %d events were written", ep.name, c.name, after-before)
-			}
+			a.refused(t, ep.name+", "+c.name, req{method: ep.method, path: c.path, token: ep.token, body: []byte(c.body), contentType: c.contentType}, c.status, c.code, "", "")
 		}
 	}
 
@@ -105,17 +96,7 @@ func TestBadInput(t *testing.T) {
 		{"accept without a name", "POST", "/v1/invitations/accept", "", `{"token":"` + pendingToken + `","name":""}`, 400, "invalid_name", "name"},
 		{"empty body", "PUT", user + "/role", adm, ``, 400, "invalid_json", ""},
 	} {
-		before := a.eventCount(t)
-		r := a.do(t, req{method: c.method, path: c.path, token: c.token, body: []byte(c.body), contentType: "application/json"})
-		if r.status != c.status || r.code() != c.code {
-			t.Errorf("%s: got %d %s, want %d %s", c.name, r.status, truncate(r.body), c.status, c.code)
-		}
-		if c.field != "" && !bytes.Contains(r.body, []byte(`"field":"`+c.field+`"`)) {
-			t.Errorf("%s: the problem does not name %s: %s", c.name, c.field, truncate(r.body))
-		}
-		if after := a.eventCount(t); after != before {
-			t.Errorf("%s: %d events were written", c.name, after-before)
-		}
+		a.refused(t, c.name, req{method: c.method, path: c.path, token: c.token, body: []byte(c.body), contentType: "application/json"}, c.status, c.code, c.field, "")
 	}
 
 	// Query parameters of the reads (once the read models know the Admin).
@@ -135,9 +116,152 @@ func TestBadInput(t *testing.T) {
 		{base + "/audit?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z", "from"},
 	} {
 		r := a.do(t, req{method: "GET", path: q.path, token: adm})
-		if r.status != 400 || r.code() != "invalid_input" || !bytes.Contains(r.body, []byte(`"field":"`+q.field+`"`)) {
+		if r.status != 400 || r.code() != "invalid_input" || !fieldNamed(r, q.field) {
 			t.Errorf("GET %s: got %d %s, want 400 invalid_input naming %s", q.path, r.status, truncate(r.body), q.field)
 		}
+	}
+}
+
+// TestLenientJSONIsRefused: a body that a lenient decoder would read one
+// way and a person another (a key given twice, a key in other capitals than
+// the field's, bytes that are not UTF-8) is 400 invalid_json, naming the
+// field, and writes nothing. Before, the last duplicate or the capitalised
+// key won, so both role examples invited as Admin.
+func TestLenientJSONIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	ws, _, adm := a.adminWorkspace(t, "Strict JSON", "admin@strict.test")
+	pending := a.pending(t, ws, adm, "pending@strict.test", "Editor")
+	invitations := "/v1/workspaces/" + ws.String() + "/invitations"
+	for _, c := range []struct {
+		name, path, token, body, field string
+	}{
+		{"role given twice", invitations, adm, `{"emails":["dup@strict.test"],"role":"Editor","role":"Admin"}`, "role"},
+		{"role given again in capitals", invitations, adm, `{"emails":["case@strict.test"],"role":"Editor","ROLE":"Admin"}`, "ROLE"},
+		{"role only in capitals", invitations, adm, `{"emails":["caps@strict.test"],"Role":"Admin"}`, "Role"},
+		{"nested key given twice", "/v1/workspaces", systemToken, `{"name":"W","owner":{"email":"a@w.test","email":"b@w.test","name":"O"}}`, "owner.email"},
+		{"nested key in capitals", "/v1/workspaces", systemToken, `{"name":"W","owner":{"EMAIL":"a@w.test","name":"O"}}`, "owner.EMAIL"},
+		{"invalid UTF-8 in an address", invitations, adm, "{\"emails\":[\"x\xff@strict.test\"],\"role\":\"Editor\"}", ""},
+		{"invalid UTF-8 in a name", "/v1/invitations/accept", "", "{\"token\":\"" + pending + "\",\"name\":\"P\xc3\x28\"}", ""},
+		{"lone surrogate escape", "/v1/invitations/accept", "", `{"token":"` + pending + `","name":"P\ud800"}`, ""},
+	} {
+		a.refused(t, c.name, req{method: "POST", path: c.path, token: c.token, body: []byte(c.body), contentType: "application/json"}, 400, "invalid_json", c.field, "")
+	}
+}
+
+// TestDecodeRefusesAmbiguousBodies runs the decoders alone on the bodies a
+// lenient decoder reads another way than a person does.
+func TestDecodeRefusesAmbiguousBodies(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ kind, body string }{
+		{"invite", `{"emails":"a@b.test","role":"Editor","role":"Admin"}`},
+		{"invite", `{"emails":"a@b.test","role":"Editor","ROLE":"Admin"}`},
+		{"invite", `{"emails":"a@b.test","emails":"c@d.test","role":"Editor"}`},
+		{"role", `{"role":"Editor","role":"Admin"}`},
+		{"role", `{"Role":"Admin"}`},
+		{"settings", `{"managersMayGrantAdmin":false,"managersmaygrantadmin":true}`},
+		{"settings", `{"managersMayGrantAdmin":false,"managersMayGrantAdmin":true}`},
+		{"workspace", `{"name":"W","owner":{"email":"o@w.test","name":"O","name":"P"}}`},
+		{"accept", "{\"token\":\"t\",\"name\":\"\xff\"}"},
+		{"token", "{\"token\":\"\xed\xa0\x80\"}"}, // an encoded surrogate
+		{"login", `{"userId":"x","USERID":"y"}`},
+		{"empty", "{\"\xff\":1}"},
+	} {
+		status, code := httpapi.DecodeForTest(c.kind, "application/json", []byte(c.body))
+		if status != 400 || code != "invalid_json" {
+			t.Errorf("%s %q: got %d %q, want 400 invalid_json", c.kind, c.body, status, code)
+		}
+	}
+}
+
+// TestLookAlikesAndHiddenCharactersAreRefused: addresses and names with
+// invisible, text-direction or control characters, addresses mixing
+// scripts and IP addresses are refused, 400 naming the field (or, in an
+// invitation batch, the address's outcome is invalid with its reason), and
+// nothing is written. Spellings of one address are one account.
+func TestLookAlikesAndHiddenCharactersAreRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	ws, _, adm := a.adminWorkspace(t, "Look-alikes", "admin@lookalike.test")
+	pending := a.pending(t, ws, adm, "pending@lookalike.test", "Editor")
+
+	workspace := func(name, email, ownerName string) string {
+		b, _ := json.Marshal(map[string]any{"name": name, "owner": map[string]string{"email": email, "name": ownerName}})
+		return string(b)
+	}
+	accept := func(name string) string {
+		b, _ := json.Marshal(map[string]string{"token": pending, "name": name})
+		return string(b)
+	}
+	for _, c := range []struct {
+		name, path, token, body, code, field, reason string
+	}{
+		{"zero-width space in the owner's address", "/v1/workspaces", systemToken, workspace("W", "ow\u200bner@w.test", "O"), "invalid_email", "owner.email", "invisible character (U+200B)"},
+		{"right-to-left override in the owner's address", "/v1/workspaces", systemToken, workspace("W", "owner@\u202etset.w", "O"), "invalid_email", "owner.email", "text-direction control character (U+202E)"},
+		{"Cyrillic look-alike in the owner's domain", "/v1/workspaces", systemToken, workspace("W", "owner@lookalik\u0435.test", "O"), "invalid_email", "owner.email", "mixes Cyrillic and Latin"},
+		{"IP address as the owner's domain", "/v1/workspaces", systemToken, workspace("W", "x@127.0.0.1", "O"), "invalid_email", "owner.email", "IP address"},
+		{"numeric owner's domain", "/v1/workspaces", systemToken, workspace("W", "x@10.1", "O"), "invalid_email", "owner.email", "ends in a number"},
+		{"right-to-left override in the workspace name", "/v1/workspaces", systemToken, workspace("Acme\u202eevil", "o@w.test", "O"), "invalid_name", "name", "text-direction control character"},
+		{"zero-width space in the workspace name", "/v1/workspaces", systemToken, workspace("Ac\u200bme", "o@w.test", "O"), "invalid_name", "name", "invisible character"},
+		{"control character in the workspace name", "/v1/workspaces", systemToken, workspace("Acme\u0085Corp", "o@w.test", "O"), "invalid_name", "name", "control character"},
+		{"bidi isolate in the owner's name", "/v1/workspaces", systemToken, workspace("W", "o@w.test", "\u2067Olga"), "invalid_name", "owner.name", "text-direction control character"},
+		{"byte order mark in the owner's name", "/v1/workspaces", systemToken, workspace("W", "o@w.test", "Ol\ufeffga"), "invalid_name", "owner.name", "invisible character"},
+		{"right-to-left override in the invitee's name", "/v1/invitations/accept", "", accept("Nora\u202eadmin"), "invalid_name", "name", "text-direction control character"},
+		{"zero-width joiner out of place in the invitee's name", "/v1/invitations/accept", "", accept("No\u200dra"), "invalid_name", "name", "cannot have"},
+		{"escape in the invitee's name", "/v1/invitations/accept", "", accept("Nora\x1b[2J"), "invalid_name", "name", "control character"},
+		{"invitee's name of 201 characters once composed", "/v1/invitations/accept", "", accept(strings.Repeat("e\u0301", 201)), "invalid_name", "name", "longer than 200"},
+	} {
+		a.refused(t, c.name, req{method: "POST", path: c.path, token: c.token, body: []byte(c.body), contentType: "application/json"}, 400, c.code, c.field, c.reason)
+	}
+
+	// In a batch each such address is invalid, with its reason.
+	before := a.eventCount(t)
+	bad := []string{"ja\u200bne@lookalike.test", "jane@\u202etset.ekilakool", "j\u0430ne@lookalike.test", "jane@p\u0430ypal.com", "x@127.0.0.1", "x@[10.0.0.1]", "x@0x7f.0x1"}
+	results, _ := a.invite(t, ws, adm, bad, "Editor")
+	if len(results) != len(bad) {
+		t.Fatalf("got %d results, want %d", len(results), len(bad))
+	}
+	for i, r := range results {
+		if r.Outcome != "invalid" || r.Detail == "" || r.UserID != nil {
+			t.Errorf("%q: got %+v, want invalid with a reason", bad[i], r)
+		}
+	}
+	if after := a.eventCount(t); after != before {
+		t.Errorf("the batch of invalid addresses wrote %d events", after-before)
+	}
+
+	// Every spelling of one address is one person.
+	first, _ := a.invite(t, ws, adm, "jane@xn--mnchen-3ya.de", "Editor")
+	again, _ := a.invite(t, ws, adm, []string{"Jane@MÜNCHEN.de", "jane@mu\u0308nchen.de", "ｊａｎｅ@münchen.de"}, "Editor")
+	if first[0].Outcome != "invited" || first[0].Email != "jane@münchen.de" || first[0].UserID == nil {
+		t.Fatalf("first spelling: got %+v, want jane@münchen.de invited", first[0])
+	}
+	if len(again) != 1 || again[0].Outcome != "already_invited" || *again[0].UserID != *first[0].UserID {
+		t.Errorf("other spellings: got %+v, want one already_invited %s", again, *first[0].UserID)
+	}
+}
+
+// refused sends rq, which the API must refuse: it answers status with code
+// in a problem that names field and says reason (each when given), and
+// nothing is written.
+func (a *api) refused(t testing.TB, name string, rq req, status int, code, field, reason string) {
+	t.Helper()
+	before := a.eventCount(t)
+	r := a.do(t, rq)
+	if r.status != status || r.code() != code {
+		t.Errorf("%s: got %d %s, want %d %s", name, r.status, truncate(r.body), status, code)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("%s: content type %q", name, ct)
+	}
+	if field != "" && !fieldNamed(r, field) {
+		t.Errorf("%s: the problem does not name %s: %s", name, field, truncate(r.body))
+	}
+	if reason != "" && !bytes.Contains(r.body, []byte(reason)) {
+		t.Errorf("%s: the problem does not say %q: %s", name, reason, truncate(r.body))
+	}
+	if after := a.eventCount(t); after != before {
+		t.Errorf("%s: %d events were written", name, after-before)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +29,7 @@ import (
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -87,8 +87,8 @@ func BenchmarkHTTPInvitations(b *testing.B) {
 			b.ReportMetric(rawRate, "raw-invitations/s")
 			b.ReportMetric(float64(b.N)/cmd.Seconds(), "command-invitations/s")
 			b.ReportMetric(apiRate/rawRate, "ratio")
-			b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
-			b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
+			b.ReportMetric(ms(projectionstest.Latencies(lat).Percentile(50)), "p50-ms")
+			b.ReportMetric(ms(projectionstest.Latencies(lat).Percentile(99)), "p99-ms")
 		})
 	}
 }
@@ -111,37 +111,17 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	b.Helper()
 	ctx := context.Background()
 	_, url := pgtest.New(b)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = postgres.DefaultMaxConns // as usersd serve runs
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, `CREATE TABLE raw_events (
-		position   bigserial PRIMARY KEY,
-		tx_id      bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
-		event_id   uuid NOT NULL,
-		stream_id  text NOT NULL,
-		revision   bigint NOT NULL,
-		type       text NOT NULL,
-		data       jsonb NOT NULL,
-		metadata   jsonb,
-		created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		b.Fatal(err)
-	}
+	pool := projectionstest.Pool(b, url, postgres.DefaultMaxConns) // as usersd serve runs
+	projectionstest.CreateFloorTable(b, pool, "raw_events")
 
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 1024), eventstore.NewAccounts(store, 100_000), eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 1024), eventstore.NewAccounts(store, testCodec, 100_000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{Logger: quiet})
+		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{Logger: quiet})
 		wg.Go(func() { _ = r.Run(runCtx) })
 	}
 	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(quiet))
@@ -357,18 +337,6 @@ func (env *httpBenchEnv) raw(b *testing.B) time.Duration {
 		b.Fatalf("raw insert: %v", *err)
 	}
 	return d
-}
-
-// percentile answers the p-th percentile (0 < p ≤ 100) by the
-// nearest-rank method; zero without samples.
-func percentile(l []time.Duration, p float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	s := slices.Clone(l)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -129,9 +129,11 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		t.Cleanup(pg.Close)
 		store = pg
 	}
-	accounts := eventstore.NewAccounts(store, 1000)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), accounts, eventstore.NewLogins(store), commands.EphemeralLinkSecrets())
-	keys := pii.NewMemoryKeyring()
+	accounts := eventstore.NewAccounts(store, testCodec, 1000)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), accounts, eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	// testKeys: the keyring the codec seals with, whose keys an account's
+	// deletion destroys.
+	keys := testKeys
 	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, shredder{keys}
 	policy := commands.DefaultInvitationPolicy()
 	if app != nil {
@@ -141,7 +143,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{
+		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{
 			Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		})
 		wg.Go(func() { _ = r.Run(ctx) })
@@ -231,6 +233,11 @@ func (r resp) code() string {
 	}
 	_ = json.Unmarshal(r.body, &p)
 	return p.Code
+}
+
+// fieldNamed tells whether a problem lists field in its errors.
+func fieldNamed(r resp, field string) bool {
+	return bytes.Contains(r.body, []byte(`"field":"`+field+`"`))
 }
 
 func (a *api) do(t testing.TB, rq req) resp {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -67,7 +68,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	want := map[string]string{"bob@acme.test": "invited", "not-an-address": "invalid", "carol@acme.test": "invited"}
-	if len(results) != 3 || !mapsEqual(outcomes, want) {
+	if len(results) != 3 || !maps.Equal(outcomes, want) {
 		t.Fatalf("outcomes %v, want %v", outcomes, want)
 	}
 	// The array form; already invited and already a member.
@@ -289,18 +290,6 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(logs, `"route":"/v1/workspaces/{ws}/users/{userId}/role"`) {
 		t.Errorf("the access log does not name route templates:\n%s", logs[:min(len(logs), 2000)])
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestConsistencyHeaderAndOps(t *testing.T) {

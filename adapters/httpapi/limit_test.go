@@ -1,14 +1,6 @@
 package httpapi_test
 
-import (
-	"bytes"
-	"testing"
-)
-
-// fieldNamed tells whether a problem lists field in its errors.
-func fieldNamed(r resp, field string) bool {
-	return bytes.Contains(r.body, []byte(`"field":"`+field+`"`))
-}
+import "testing"
 
 // TestListLimitsAgree checks that the user list and the audit history take
 // and refuse the same limits, and name the parameter alike.

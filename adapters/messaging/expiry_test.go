@@ -6,17 +6,13 @@ import (
 	"time"
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 )
 
 func TestExpiryFiresAfterARestartAndResendRevives(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{})
-	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	ws := a.workspace(t)
+	pool, srv, a, ws := startMailing(t, smtptest.Options{}, replicaOptions{})
 	const ttl = 3 * time.Second
 	invited := time.Now()
 	res := a.invite(t, ws, ttl, "ann@example.com")

@@ -17,26 +17,16 @@ import (
 
 func TestTransientFailuresUntilTheLastRetryAreRecordedAsFailed(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Temporary }})
-	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr}) // 3 retries
-	ws := r.workspace(t)
+	pool, srv, r, ws := startMailing(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Temporary }}, replicaOptions{}) // 3 retries
 	r.invite(t, ws, 0, "busy@example.com")
 
-	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailFailed{})) == 1 })
+	reason := failureReason(t, pool)
 	if got := srv.Offers("busy@example.com"); got != 4 {
 		t.Errorf("the address was offered %d times, want 4 (a try and 3 retries)", got)
-	}
-	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
-		t.Fatal(err)
 	}
 	if !strings.Contains(reason, "451") || !strings.Contains(reason, "retries") {
 		t.Errorf("failure reason %q: want the last 451 answer after the retries", reason)
 	}
-	eventually(t, "the poison queue to keep the message", func() bool {
-		return count(t, pool, `SELECT count(*) FROM watermill_invitation_emails_poison`) == 1
-	})
 }
 
 // panicOnce panics on its first send, then delivers through next.
@@ -67,11 +57,8 @@ func TestAPanicIsRecoveredAndRetried(t *testing.T) {
 
 func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{})
-	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
+	pool, srv, a, ws := startMailing(t, smtptest.Options{}, replicaOptions{})
 	b := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	ws := a.workspace(t)
 	var addrs []string
 	for i := range 30 {
 		addrs = append(addrs, fmt.Sprintf("user%02d@example.com", i))
@@ -96,15 +83,12 @@ func TestReplicasSideBySideMailEachInvitationOnce(t *testing.T) {
 // every projection.
 func TestProjectionsGoOnWhileTheMailerWaitsToRetry(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{Reject: func(to string, _ int) error {
+	pool, srv, r, ws := startMailing(t, smtptest.Options{Reject: func(to string, _ int) error {
 		if to == "busy@example.com" {
 			return smtptest.Temporary
 		}
 		return nil
-	}})
-	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr, retry: messaging.RetryPolicy{MaxRetries: 2, InitialInterval: time.Minute, MaxInterval: time.Minute}})
-	ws := r.workspace(t)
+	}}, replicaOptions{retry: messaging.RetryPolicy{MaxRetries: 2, InitialInterval: time.Minute, MaxInterval: time.Minute}})
 	r.invite(t, ws, 0, "busy@example.com")
 	eventually(t, "the first, refused offer", func() bool { return srv.Offers("busy@example.com") == 1 })
 	r.invite(t, ws, 0, "next@example.com")

@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/email"
@@ -20,8 +22,10 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/messaging"
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -62,14 +66,24 @@ func smtpSender(t testing.TB, addr string) *email.SMTP {
 	return s
 }
 
-func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+// newReplica is a replica's store and application over pool, with nothing
+// running yet.
+func newReplica(t testing.TB, pool *pgxpool.Pool) *replica {
 	t.Helper()
 	store := pgstore.New(pool, pgstore.WithLogger(quiet))
 	secrets, err := commands.NewHMACLinkSecrets(linkKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 64), eventstore.NewAccounts(store, 1000), eventstore.NewLogins(store), secrets)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), secrets)
+	return &replica{deps: deps, store: store, done: make(chan struct{})}
+}
+
+// startReplica runs a replica's mailer and user list over pool.
+func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
+	t.Helper()
+	r := newReplica(t, pool)
+	store := r.store
 	sender := o.sender
 	if sender == nil {
 		sender = smtpSender(t, o.smtpAddr)
@@ -77,11 +91,10 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	if o.retry == (messaging.RetryPolicy{}) {
 		o.retry = messaging.RetryPolicy{MaxRetries: 3, InitialInterval: 20 * time.Millisecond, MaxInterval: 100 * time.Millisecond}
 	}
-	r := &replica{deps: deps, store: store, done: make(chan struct{})}
 	if o.logger == nil {
 		o.logger = logOnFailure(t)
 	}
-	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store}, sender, messaging.Options{
+	svc, err := messaging.New(pool, r.app(), eventstore.Source{Store: store, Codec: testCodec}, sender, messaging.Options{
 		PublicURL: publicURL, Logger: o.logger, Retry: o.retry, PollInterval: 20 * time.Millisecond,
 		ExpiryMaxSleep: 200 * time.Millisecond,
 		Runner:         projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet},
@@ -93,7 +106,7 @@ func startReplica(t testing.TB, pool *pgxpool.Pool, o replicaOptions) *replica {
 	r.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
+		_ = projections.NewRunner(pool, userlist.New(), eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{LockRetry: 50 * time.Millisecond, Logger: quiet}).Run(ctx)
 	})
 	wg.Go(func() {
 		if o.onlyParts == "outbox" {
@@ -153,6 +166,57 @@ func (r *replica) invite(t testing.TB, ws commands.CreateWorkspaceResult, ttl ti
 		t.Fatal(err)
 	}
 	return res.Results
+}
+
+// startMailing gives a test a fresh database, an SMTP server answering as
+// so says, and a replica mailing to it (o's smtpAddr is the server's), with
+// a workspace.
+func startMailing(t testing.TB, so smtptest.Options, o replicaOptions) (*pgxpool.Pool, *smtptest.Server, *replica, commands.CreateWorkspaceResult) {
+	t.Helper()
+	pool, _ := pgtest.NewService(t)
+	srv := smtptest.Start(t, so)
+	o.smtpAddr = srv.Addr
+	r := startReplica(t, pool, o)
+	return pool, srv, r, r.workspace(t)
+}
+
+// addresses makes n addresses from format and their index.
+func addresses(format string, n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf(format, i)
+	}
+	return addrs
+}
+
+// failureReason waits for the one InvitationEmailFailed event and for the
+// poison queue to keep its message, and answers the event's reason, opened:
+// the events table holds it sealed (a mail server's answer may quote the
+// address).
+func failureReason(t testing.TB, pool *pgxpool.Pool) string {
+	t.Helper()
+	failed := domain.EventName(domain.InvitationEmailFailed{})
+	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, failed) == 1 })
+	var sealed string
+	var user uuid.UUID
+	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason', (data->>'userId')::uuid FROM events WHERE type = $1`, failed).Scan(&sealed, &user); err != nil {
+		t.Fatal(err)
+	}
+	if !pii.IsSealed(sealed) {
+		t.Errorf("the stored reason %q is not sealed: a mail server's answer may quote the address", sealed)
+	}
+	keys, err := testKeys.Lookup(context.Background(), []uuid.UUID{user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason, err := pii.Open(keys[user], user, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the poison queue to keep the message", func() bool {
+		return count(t, pool, `SELECT count(*) FROM watermill_invitation_emails_poison`) == 1
+	})
+	return reason
 }
 
 // eventually waits up to 20 s for cond.

@@ -2,7 +2,6 @@ package messaging_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,10 +15,7 @@ import (
 
 func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{})
-	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	ws := r.workspace(t)
+	pool, srv, r, ws := startMailing(t, smtptest.Options{}, replicaOptions{})
 	addrs := []string{"ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com", "eve@example.com"}
 	results := r.invite(t, ws, 0, strings.Join(addrs, ", "))
 
@@ -60,15 +56,12 @@ func TestOneWorkingEmailPerAddressOfABatch(t *testing.T) {
 
 func TestTransientFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{Reject: func(_ string, seen int) error {
+	pool, srv, r, ws := startMailing(t, smtptest.Options{Reject: func(_ string, seen int) error {
 		if seen == 0 {
 			return smtptest.Temporary // 451, then 250
 		}
 		return nil
-	}})
-	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	ws := r.workspace(t)
+	}}, replicaOptions{})
 	r.invite(t, ws, 0, "ann@example.com")
 
 	eventually(t, "InvitationEmailSent", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailSent{})) == 1 })
@@ -88,26 +81,16 @@ func TestTransientFailureIsRetriedAndDeliveredOnce(t *testing.T) {
 
 func TestPermanentFailureIsRecordedAtOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Permanent }})
-	r := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr})
-	ws := r.workspace(t)
+	pool, srv, r, ws := startMailing(t, smtptest.Options{Reject: func(string, int) error { return smtptest.Permanent }}, replicaOptions{})
 	r.invite(t, ws, 0, "gone@example.com")
 
-	eventually(t, "InvitationEmailFailed", func() bool { return eventCount(t, pool, domain.EventName(domain.InvitationEmailFailed{})) == 1 })
+	reason := failureReason(t, pool)
 	if got := srv.Offers("gone@example.com"); got != 1 {
 		t.Errorf("the address was offered %d times, want 1 (no retry after a 550)", got)
-	}
-	var reason string
-	if err := pool.QueryRow(context.Background(), `SELECT data->>'reason' FROM events WHERE type = $1`, domain.EventName(domain.InvitationEmailFailed{})).Scan(&reason); err != nil {
-		t.Fatal(err)
 	}
 	if !strings.Contains(reason, "550") || strings.Contains(reason, "@") {
 		t.Errorf("failure reason %q: want the 550 answer without the address", reason)
 	}
-	eventually(t, "the poison queue to keep the message", func() bool {
-		return count(t, pool, `SELECT count(*) FROM watermill_invitation_emails_poison`) == 1
-	})
 	eventually(t, "the user list to show the e-mail failed", func() bool {
 		return count(t, pool, `SELECT count(*) FROM userlist_users WHERE email_status = 'failed'`) == 1
 	})
@@ -136,10 +119,7 @@ func TestRestartsLoseNoEmailAndDuplicateAtMostTheWindow(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	var addrs []string
-	for i := range 20 {
-		addrs = append(addrs, fmt.Sprintf("user%02d@example.com", i))
-	}
+	addrs := addresses("user%02d@example.com", 20)
 
 	// 1. Killed between the outbox and the send: only the process manager
 	// ran, so every e-mail is in the outbox and none is sent.
@@ -210,10 +190,7 @@ func TestAStopWhileSendingSendsNoCopy(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewService(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	var addrs []string
-	for i := range 8 {
-		addrs = append(addrs, fmt.Sprintf("stop%02d@example.com", i))
-	}
+	addrs := addresses("stop%02d@example.com", 8)
 	var a *replica
 	stopping := &stoppingSender{next: smtpSender(t, srv.Addr), n: 3}
 	stopping.stop = func() { a.cancel() }

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -38,11 +37,8 @@ func (f *failAfterPublish) Apply(ctx context.Context, tx pgx.Tx, events []domain
 func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewService(t)
-	store := pgstore.New(pool, pgstore.WithLogger(quiet))
-	defer store.Close()
-	secrets, _ := commands.NewHMACLinkSecrets(linkKey)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 8), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), secrets)
-	r := &replica{deps: deps}
+	r := newReplica(t, pool)
+	defer r.store.Close()
 	ws := r.workspace(t)
 	r.invite(t, ws, 0, "ann@example.com, bob@example.com, cy@example.com")
 
@@ -51,7 +47,7 @@ func TestOutboxPublishesWithTheCheckpointOrNotAtAll(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = projections.NewRunner(pool, p, eventstore.Source{Store: store}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
+		_ = projections.NewRunner(pool, p, eventstore.Source{Store: r.store, Codec: testCodec}, projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(ctx)
 	}()
 	eventually(t, "the outbox to hold the three e-mails", func() bool { return outbox(t, pool, "true") >= 3 })
 	time.Sleep(100 * time.Millisecond) // a second publish would land meanwhile

@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
-	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -23,12 +22,9 @@ func TestOutboxPurgesADeletedAccountsMail(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewService(t)
 	ctx := context.Background()
-	store := pgstore.New(pool, pgstore.WithLogger(quiet))
-	defer store.Close()
-	secrets, _ := commands.NewHMACLinkSecrets(linkKey)
-	accounts := eventstore.NewAccounts(store, 100)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, 8), accounts, eventstore.NewLogins(store), secrets)
-	r := &replica{deps: deps}
+	r := newReplica(t, pool)
+	defer r.store.Close()
+	accounts := r.deps.Accounts.(*eventstore.Accounts)
 	ws := r.workspace(t)
 	res := r.invite(t, ws, 0, "ann@example.com, bob@example.com")
 	ann, bob := res[0], res[1]
@@ -37,7 +33,7 @@ func TestOutboxPurgesADeletedAccountsMail(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = projections.NewRunner(pool, messaging.NewOutbox(commands.SystemClock{}), eventstore.Source{Store: store},
+		_ = projections.NewRunner(pool, messaging.NewOutbox(commands.SystemClock{}), eventstore.Source{Store: r.store, Codec: testCodec},
 			projections.RunnerOptions{Logger: quiet, MinBackoff: 10 * time.Millisecond}).Run(runCtx)
 	}()
 	defer func() { cancel(); <-done }()

@@ -2,7 +2,6 @@ package messaging_test
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 )
 
@@ -20,17 +18,11 @@ import (
 // rest, each address once.
 func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewService(t)
-	srv := smtptest.Start(t, smtptest.Options{})
-	var addrs []string
-	for i := range 400 {
-		addrs = append(addrs, fmt.Sprintf("load%03d@example.com", i))
-	}
+	addrs := addresses("load%03d@example.com", 400)
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := startReplica(t, pool, replicaOptions{smtpAddr: srv.Addr, logger: logger})
-	ws := a.workspace(t)
+	pool, srv, a, ws := startMailing(t, smtptest.Options{}, replicaOptions{logger: logger})
 	a.invite(t, ws, 0, strings.Join(addrs[:200], ","))
 	a.invite(t, ws, 0, strings.Join(addrs[200:], ","))
 	// Stop in the middle of the batch: some mailed, not all.

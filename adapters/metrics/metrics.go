@@ -28,32 +28,17 @@ type Metrics struct {
 // New registers the collectors, with the Go runtime and process ones.
 func New() *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
-		projectionEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usersd_projection_events_applied_total",
-			Help: "Events applied by each projection.",
-		}, []string{"projection"}),
-		projectionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usersd_projection_lag_seconds",
-			Help: "How far behind the history each projection is: the age of the last event it applied while catching up, 0 once caught up.",
-		}, []string{"projection"}),
-		projectionCaughtUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usersd_projection_caught_up",
-			Help: "1 when the projection has applied everything stored, else 0.",
-		}, []string{"projection"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usersd_http_requests_total",
-			Help: "HTTP requests answered, by method, route template and status.",
-		}, []string{"method", "route", "status"}),
+		Registry:           prometheus.NewRegistry(),
+		projectionEvents:   counterVec("usersd_projection_events_applied_total", "Events applied by each projection.", "projection"),
+		projectionLag:      gaugeVec("usersd_projection_lag_seconds", "How far behind the history each projection is: the age of the last event it applied while catching up, 0 once caught up.", "projection"),
+		projectionCaughtUp: gaugeVec("usersd_projection_caught_up", "1 when the projection has applied everything stored, else 0.", "projection"),
+		requests:           counterVec("usersd_http_requests_total", "HTTP requests answered, by method, route template and status.", "method", "route", "status"),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "usersd_http_request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by method and route template.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route"}),
-		commandOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usersd_command_outcomes_total",
-			Help: "Use cases the application handled (every command, from the API, the mailer or the expiry, and the two queries) by name (invite_users, ...) and outcome: ok, the domain error's code (last_admin, rate_limited, ...), cancelled or internal.",
-		}, []string{"command", "outcome"}),
+		commandOutcomes: counterVec("usersd_command_outcomes_total", "Use cases the application handled (every command, from the API, the mailer or the expiry, and the two queries) by name (invite_users, ...) and outcome: ok, the domain error's code (last_admin, rate_limited, ...), cancelled or internal.", "command", "outcome"),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -62,6 +47,16 @@ func New() *Metrics {
 		m.requests, m.requestDuration, m.commandOutcomes,
 	)
 	return m
+}
+
+// counterVec and gaugeVec make a collector of the metric name, with help
+// and the label names.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 }
 
 // ObserveProjection records a projection's progress after a batch.

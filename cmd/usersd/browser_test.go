@@ -74,7 +74,7 @@ func startService(t *testing.T) *service {
 	base := "http://" + l.Addr().String()
 	var stdout syncBuffer
 	s := &service{base: base, stderr: &syncBuffer{}}
-	vars := map[string]string{envJWTSecret: testJWTSecret, envDevMailbox: "true", envAuditSigningKey: testAuditKey,
+	vars := map[string]string{envJWTSecret: testJWTSecret, envDevMailbox: "true", envAuditSigningKey: testAuditKey, envKeyEncryptionKey: testKEK,
 		envHTTPAddr: l.Addr().String(), envPublicURL: base}
 	e := &env{Stdout: &stdout, Stderr: s.stderr, Getenv: func(k string) string { return vars[k] },
 		Log: slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
@@ -286,6 +286,15 @@ func (b *browser) signIn(s *service) {
 	}
 }
 
+// signedIn is a browser signed in to a fresh service as its demo Admin.
+func signedIn(t *testing.T) (*browser, *service) {
+	t.Helper()
+	b := newBrowser(t)
+	s := startService(t)
+	b.signIn(s)
+	return b, s
+}
+
 // invite sends the invitation form and waits for each address's result.
 func (b *browser) invite(role string, emails ...string) {
 	b.t.Helper()
@@ -302,9 +311,7 @@ func (b *browser) invite(role string, emails ...string) {
 
 func TestBrowserInviteChangeRoleAndAudit(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	s := startService(t)
-	b.signIn(s)
+	b, s := signedIn(t)
 	b.screenshot("signed-in")
 
 	// Invite two addresses; both are listed as invited at once (the page
@@ -435,9 +442,7 @@ func TestBrowserInviteChangeRoleAndAudit(t *testing.T) {
 
 func TestBrowserAcceptFromMailbox(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	s := startService(t)
-	b.signIn(s)
+	b, s := signedIn(t)
 	b.invite("Editor", "linus@example.com")
 
 	// The e-mail goes out asynchronously: refresh the mailbox until it is
@@ -465,9 +470,7 @@ func TestBrowserAcceptFromMailbox(t *testing.T) {
 // carry it (the token derived as the mailer derives it) and accepts it.
 func TestBrowserAcceptPage(t *testing.T) {
 	t.Parallel()
-	b := newBrowser(t)
-	s := startService(t)
-	b.signIn(s)
+	b, s := signedIn(t)
 	b.invite("Manager", "margaret@example.com")
 	// Read as of the page's last write, as the page itself does.
 	inv := s.invitationID(t, "margaret@example.com", b.evalString(`sessionStorage.getItem("usersd.position") || ""`))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/usersd/usersd/adapters/postgres/embedded"
+	"github.com/usersd/usersd/adapters/postgres/embedded/embeddedtest"
 )
 
 // unreachableDefault is the embedded default's database, on an address
@@ -33,20 +32,7 @@ func unreachableDefault(t *testing.T) database {
 // adapters/postgres/embedded).
 func TestDefaultFallsBackToPrivateCluster(t *testing.T) {
 	t.Parallel()
-	if _, err := embedded.FindBin(); err != nil {
-		t.Skipf("no PostgreSQL server binaries: %v", err)
-	}
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		// As root the cluster runs as postgres, which must reach the
-		// directory; t.TempDir makes it private.
-		for _, d := range []string{dir, filepath.Dir(dir)} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(embeddedtest.Dir(t), "data")
 	e := &env{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, Log: discardLogger(), Getenv: func(k string) string {
 		if k == envDataDir {
 			return data

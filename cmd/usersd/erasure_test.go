@@ -12,14 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// erasureMerged turns TestDeletionErasesThePersonEverywhere on once the
-// pieces of issue 16 are merged together: the codec that seals personal
-// values (without it, events keep the address in clear), the audit that
-// stores sealed values, and the key store wired as DeleteAccount's
-// KeyShredder (keyShredderFor; without it a deletion answers 500).
-// PLACEHOLDER (helper "delete"): the lead sets it to true at the merge.
-const erasureMerged = false
-
 // The person whose data a deletion must erase: an address and a name that
 // appear nowhere else.
 const (
@@ -35,9 +27,6 @@ const (
 // case), and every workspace's audit chain still verifies.
 func TestDeletionErasesThePersonEverywhere(t *testing.T) {
 	t.Parallel()
-	if !erasureMerged {
-		t.Skip("needs the sealing codec, the sealed audit and the key store (issue 16's other pieces): see erasureMerged")
-	}
 	ctx := context.Background()
 	vars := twoRoles(t)
 	vars["USERSD_JWT_SECRET"], vars["USERSD_DEV_MAILBOX"] = testJWTSecret, "true"
@@ -51,7 +40,7 @@ func TestDeletionErasesThePersonEverywhere(t *testing.T) {
 		}
 	}()
 	c := &client{t: t, base: s.base}
-	system := c.token(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+	system := systemToken()
 
 	type workspace struct {
 		path, owner string // the owner's token
@@ -63,7 +52,7 @@ func TestDeletionErasesThePersonEverywhere(t *testing.T) {
 			WorkspaceID, OwnerUserID uuid.UUID
 		}
 		c.do("POST", "/v1/workspaces", system, "", fmt.Sprintf(`{"name":"Scan %d","owner":{"email":"owner%d@scan.test","name":"Owner %d"}}`, i, i, i), 201, &created)
-		wss = append(wss, workspace{"/v1/workspaces/" + created.WorkspaceID.String(), c.token(jwt.MapClaims{"sub": created.OwnerUserID.String()}), created.WorkspaceID})
+		wss = append(wss, workspace{"/v1/workspaces/" + created.WorkspaceID.String(), testToken(jwt.MapClaims{"sub": created.OwnerUserID.String()}), created.WorkspaceID})
 	}
 	var erin uuid.UUID
 	for _, ws := range wss {
@@ -90,7 +79,7 @@ func TestDeletionErasesThePersonEverywhere(t *testing.T) {
 	c.do("POST", wss[2].path+"/users/"+erin.String()+"/invitation/resend", wss[2].owner, "", "", 202, nil)
 	var changed struct{ Position string }
 	c.do("PUT", wss[0].path+"/users/"+erin.String()+"/role", wss[0].owner, pos, `{"role":"Manager"}`, 200, &changed)
-	erinTok := c.token(jwt.MapClaims{"sub": erin.String()})
+	erinTok := testToken(jwt.MapClaims{"sub": erin.String()})
 	c.do("POST", wss[0].path+"/logins", erinTok, changed.Position, "", 204, nil)
 	c.waitForMail(system, wss[2].id, 2)
 

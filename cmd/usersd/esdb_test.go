@@ -13,7 +13,6 @@ import (
 	"time"
 
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -82,12 +81,7 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := startServing(t, map[string]string{"DATABASE_URL": dbURL, "ESDB_URL": srv.URL(), "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
 	base := s.base
-	sign := func(claims jwt.MapClaims) string {
-		claims["exp"] = time.Now().Add(time.Minute).Unix()
-		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
-		return tok
-	}
-	tok := sign(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+	tok := systemToken()
 	call := func(method, path, body string, header ...string) (int, map[string]any) {
 		rq, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		rq.Header.Set("Authorization", "Bearer "+tok)
@@ -113,7 +107,7 @@ func TestServeKeepsEventsInESDB(t *testing.T) {
 	ws, _ := created["workspaceId"].(string)
 	pos, _ := created["position"].(string)
 	owner, _ := created["ownerUserId"].(string)
-	tok = sign(jwt.MapClaims{"sub": owner})
+	tok = userToken(owner)
 	code, list := call("GET", "/v1/workspaces/"+ws+"/users", "", "X-Consistent-With", pos)
 	if items, _ := list["items"].([]any); code != 200 || len(items) != 1 {
 		t.Errorf("user list read after the write: %d %v, want the owner", code, list)

@@ -13,20 +13,28 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/domain"
 )
 
 func eventsCommand() *command {
 	return &command{
 		Name:     "events",
-		Synopsis: "export [flags]",
-		Summary:  "export the event history as NDJSON (for analytics)",
+		Synopsis: "export [flags] | seal",
+		Summary:  "export the event history as NDJSON (for analytics); seal events written in clear",
 		Help: `
 events export streams every stored event, in global order, to standard output
 as NDJSON: one JSON object per line with position, streamId, revision, eventId,
 type, occurredAt, data and metadata (both exactly as stored). Progress goes to
 standard error. -from and -to (RFC 3339) keep only events that occurred in
-[from, to).
+[from, to). Personal values are exported sealed, as stored.
+
+events seal rewrites, in place, every event written before personal values
+were sealed, sealing them (a value of a person erased since is removed). It
+runs on the PostgreSQL event store only, as the events' owner
+(USERSD_MIGRATE_DATABASE_URL, else DATABASE_URL), in the maintenance
+procedure; run "usersd projections rebuild audit -accept-divergence" after
+it (docs/erasure.md, "Events written before sealing").
 
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
@@ -36,8 +44,11 @@ Environment:
 			from := fs.String("from", "", "keep events that occurred at or after this `time` (RFC 3339)")
 			to := fs.String("to", "", "keep events that occurred before this `time` (RFC 3339)")
 			return func(ctx context.Context, args []string) error {
+				if len(args) == 1 && args[0] == "seal" {
+					return sealEvents(ctx, fs, e)
+				}
 				if len(args) != 1 || args[0] != "export" {
-					return usageErrorf("want: usersd events export [flags]")
+					return usageErrorf("want: usersd events export [flags], or usersd events seal")
 				}
 				window, err := parseWindow(*from, *to)
 				if err != nil {
@@ -50,7 +61,8 @@ Environment:
 				defer rt.close()
 				bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 					progressbar.OptionSetDescription("exporting events"), progressbar.OptionShowCount(),
-					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"))
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+					progressbar.OptionSetSpinnerChangeInterval(0)) // its goroutine races with Add (progressbar v3.19)
 				n, err := exportEvents(ctx, rt.store, e.Stdout, window, func(k int) { _ = bar.Add(k) })
 				_ = bar.Finish()
 				fmt.Fprintf(e.Stderr, "\nexported %d events\n", n)
@@ -58,6 +70,32 @@ Environment:
 			}
 		},
 	}
+}
+
+// sealEvents is usersd events seal.
+func sealEvents(ctx context.Context, fs *flag.FlagSet, e *env) error {
+	if esdbURLSetting.get(e.Getenv) != "" {
+		return usageErrorf("events seal rewrites the PostgreSQL event store only; %s is set (EventStoreDB events cannot be rewritten in place: see docs/erasure.md)", envESDBURL)
+	}
+	rt, err := openFrom(ctx, fs, e, needs{migrate: true, codec: true, owner: true})
+	if err != nil {
+		return err
+	}
+	defer rt.close()
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
+		progressbar.OptionSetDescription("sealing events"), progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionSetSpinnerChangeInterval(0))
+	last := 0
+	read, rewritten, err := pgstore.Reseal(ctx, rt.pool, rt.codec, func(n, _ int) {
+		_ = bar.Add(n - last)
+		last = n
+	})
+	_ = bar.Finish()
+	fmt.Fprintf(e.Stdout, "\nread %d events, sealed %d written in clear\n", read, rewritten)
+	if err == nil && rewritten > 0 {
+		fmt.Fprintln(e.Stdout, "the audit history no longer matches these events: run usersd projections rebuild audit -accept-divergence")
+	}
+	return err
 }
 
 // window is a half-open time range; zero ends are open.

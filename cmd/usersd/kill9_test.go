@@ -64,6 +64,7 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 	base := "http://" + addr
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "SMTP_URL=smtp://"+srv.Addr,
+		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
 		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
 
 	start := func(run int) *exec.Cmd {
@@ -79,20 +80,10 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-		ready := time.Now().Add(2 * time.Minute)
-		for {
-			r, err := http.Get(base + "/readyz")
-			if err == nil {
-				r.Body.Close()
-				if r.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(ready) {
-				t.Fatalf("run %d: usersd never became ready (log in %s)", run, logf.Name())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := waitReady(base, 2*time.Minute, 50*time.Millisecond); err != nil {
+			t.Fatalf("run %d: usersd never became ready: %v (log in %s)", run, err, logf.Name())
 		}
+		return cmd
 	}
 
 	cmd := start(0)

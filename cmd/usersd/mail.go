@@ -127,7 +127,7 @@ func linkSecrets(key []byte) commands.LinkSecrets {
 // the API (nil when mail goes to SMTP), wait, which returns once the
 // service has stopped, and health, which tells readiness whether its
 // process manager's projection works (messaging.Service.Health).
-func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, app commands.Application, cfg mailConfig, log *slog.Logger) (mailbox httpapi.Mailbox, wait func(), health func(context.Context) error, err error) {
+func startMail(ctx context.Context, pool *pgxpool.Pool, src eventstore.Source, app commands.Application, cfg mailConfig, log *slog.Logger) (mailbox httpapi.Mailbox, wait func(), health func(context.Context) error, err error) {
 	var sender commands.EmailSender
 	if cfg.SMTP != nil {
 		s, err := email.NewSMTP(*cfg.SMTP, email.SMTPOptions{})
@@ -146,7 +146,7 @@ func startMail(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, 
 			log.Info("mail: SMTP_URL is unset; invitation e-mails go to the development mailbox", "public_url", cfg.PublicURL)
 		}
 	}
-	svc, err := messaging.New(pool, app, eventstore.Source{Store: store}, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
+	svc, err := messaging.New(pool, app, src, sender, messaging.Options{PublicURL: cfg.PublicURL, Logger: log})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -82,10 +82,11 @@ func TestStartMailFillsTheDevelopmentMailbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100), eventstore.NewLogins(store), linkSecrets(cfg.TokenKey)),
+	codec := testCodec(t, pool)
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 100), eventstore.NewLogins(store, codec), linkSecrets(cfg.TokenKey)),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx, cancel := context.WithCancel(context.Background())
-	mailbox, wait, _, err := startMail(ctx, pool, store, app, cfg, discardLogger())
+	mailbox, wait, _, err := startMail(ctx, pool, eventstore.Source{Store: store, Codec: codec}, app, cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@
 //	usersd events export         the history as NDJSON
 //	usersd projections rebuild   rebuild read models from the history
 //	usersd audit verify          check the audit hash chains
+//	usersd keys rotate           re-wrap the data keys under a new KEK
 //	usersd token                 mint a development bearer token
 //	usersd version               print the version
 //	usersd help [command]
@@ -39,6 +40,7 @@ func subcommands() []*command {
 		eventsCommand(),
 		projectionsCommand(),
 		auditCommand(),
+		keysCommand(),
 		tokenCommand(),
 		versionCommand(),
 	}

@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -177,3 +184,66 @@ func TestDatabaseStringHidesPassword(t *testing.T) {
 		t.Errorf("String: got %q, want %q", got, want)
 	}
 }
+
+// waitReady asks base's /readyz every interval until it answers 200 (nil)
+// or timeout has passed (why it was not ready).
+func waitReady(base string, timeout, every time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := http.Get(base + "/readyz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("/readyz answers %d", r.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(every)
+	}
+}
+
+// apiRequest is a request to the API, with the bearer token, the
+// X-Consistent-With position and a JSON body, each when not empty.
+func apiRequest(t *testing.T, method, url, token, consistentWith, body string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	rq, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		rq.Header.Set("Authorization", "Bearer "+token)
+	}
+	if consistentWith != "" {
+		rq.Header.Set("X-Consistent-With", consistentWith)
+	}
+	if body != "" {
+		rq.Header.Set("Content-Type", "application/json")
+	}
+	return rq
+}
+
+// testToken is a bearer token with claims, signed with testJWTSecret and
+// valid for ten minutes.
+func testToken(claims jwt.MapClaims) string {
+	claims["exp"] = time.Now().Add(10 * time.Minute).Unix()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
+	if err != nil {
+		panic(err) // HS256 with a fixed key does not fail
+	}
+	return tok
+}
+
+// systemToken is the platform's token.
+func systemToken() string {
+	return testToken(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+}
+
+// userToken is the token of the user sub.
+func userToken(sub string) string { return testToken(jwt.MapClaims{"sub": sub}) }

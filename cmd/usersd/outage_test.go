@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/eventstore"
@@ -42,7 +40,7 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 	// and apply nothing until unblocked, so the served replica's runners
 	// stand by and only these make the write visible.
 	unblock := make(chan struct{})
-	src := gatedSource{gate: unblock, src: eventstore.Source{Store: pgstore.New(pool, pgstore.WithLogger(discardLogger()))}}
+	src := gatedSource{gate: unblock, src: eventstore.Source{Store: pgstore.New(pool, pgstore.WithLogger(discardLogger())), Codec: testCodec(t, pool)}}
 	holdCtx, release := context.WithCancel(context.Background())
 	var holders sync.WaitGroup
 	t.Cleanup(func() { release(); holders.Wait() })
@@ -115,6 +113,9 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 	if _, ok := vars[envAuditSigningKey]; !ok {
 		vars[envAuditSigningKey] = testAuditKey
 	}
+	if _, ok := vars[envKeyEncryptionKey]; !ok {
+		vars[envKeyEncryptionKey] = testKEK
+	}
 	log := &syncBuffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -156,20 +157,10 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 			t.Logf("serve log:\n%s", log.String())
 		}
 	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitReady(s.base, time.Minute, 50*time.Millisecond); err != nil {
+		t.Fatalf("serve never became ready: %v", err)
 	}
+	return s
 }
 
 // waitForLog waits until the service's log holds text.
@@ -374,20 +365,6 @@ func createWorkspace(t *testing.T, base string) createdWorkspace {
 	return c
 }
 
-func systemToken() string {
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(10 * time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
-	return tok
-}
-
-func userToken(sub string) string {
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "exp": time.Now().Add(10 * time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
-	return tok
-}
-
 // readConsistent reads url as of pos, again while the answer is 504
 // projection_lag (a busy machine), for up to two minutes.
 func readConsistent(t *testing.T, url, token, pos string) (int, string) {
@@ -404,24 +381,7 @@ func readConsistent(t *testing.T, url, token, pos string) (int, string) {
 // call makes one request and fails the test on a 500 or no answer.
 func call(t *testing.T, method, url, token, consistentWith, body string) (int, string, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	rq, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		rq.Header.Set("Authorization", "Bearer "+token)
-	}
-	if consistentWith != "" {
-		rq.Header.Set("X-Consistent-With", consistentWith)
-	}
-	if body != "" {
-		rq.Header.Set("Content-Type", "application/json")
-	}
-	r, err := http.DefaultClient.Do(rq)
+	r, err := http.DefaultClient.Do(apiRequest(t, method, url, token, consistentWith, body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -78,17 +78,17 @@ Environment:
 				}
 				// A rebuild creates tables and swaps them in: the owner's
 				// work, never the service's role's.
-				rt, err := openFrom(ctx, fs, e, needs{migrate: true, events: true, owner: true})
+				rt, err := openFrom(ctx, fs, e, needs{migrate: true, codec: true, owner: true})
 				if err != nil {
 					return err
 				}
 				defer rt.close()
 				var accept func(context.Context, error) error
 				if *acceptDivergence {
-					accept = recordDivergence(e, rt.store)
+					accept = recordDivergence(e, rt.store, rt.codec)
 				}
 				for _, p := range chosen {
-					err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store}, accept)
+					err := rebuildOne(ctx, e, rt.pool, p, eventstore.Source{Store: rt.store, Codec: rt.codec}, accept)
 					if errors.Is(err, projections.ErrDiverged) {
 						return fmt.Errorf("rebuild %s refused, the live tables are as they were: %w "+
 							"(to swap anyway, recording it in each of these workspaces: usersd projections rebuild %s -accept-divergence)", p.Name(), err, p.Name())
@@ -127,11 +127,11 @@ func chooseProjections(names []string) ([]projections.ReadModel, error) {
 // audit differs from the live one, an AuditDivergenceAccepted event in the
 // workspace's stream, before the swap; a divergence it cannot record (not
 // the audit's, a workspace without a stream) refuses the swap.
-func recordDivergence(e *env, store eventstore.Store) func(context.Context, error) error {
+func recordDivergence(e *env, store eventstore.Store, codec *eventstore.Codec) func(context.Context, error) error {
 	// The application's handler, observed as every command is. The
 	// rebuild makes no links: an ephemeral key serves.
 	record := commands.NewApplication(commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 16), eventstore.NewLogins(store), commands.EphemeralLinkSecrets(),
+		eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 16), eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets(),
 	), commands.DefaultInvitationPolicy(), commands.Instrumentation{Logger: e.Log}).Commands.AcceptAuditDivergence
 	correlation := "usersd-rebuild-" + uuid.NewString()
 	return func(ctx context.Context, diverged error) error {
@@ -164,7 +164,8 @@ func orNone(hash string) string {
 func rebuildOne(ctx context.Context, e *env, pool *pgxpool.Pool, p projections.ReadModel, src projections.Source, accept func(context.Context, error) error) error {
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(e.Stderr),
 		progressbar.OptionSetDescription("rebuilding "+p.Name()), progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond))
+		progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetSpinnerChangeInterval(0)) // its goroutine races with Add and Describe (progressbar v3.19)
 	last := 0
 	res, err := projections.Rebuild(ctx, pool, p, src, projections.RebuildOptions{
 		Logger:           e.Log,

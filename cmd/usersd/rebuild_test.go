@@ -8,13 +8,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
 )
 
@@ -31,8 +31,9 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 	pool, dbURL := pgtest.New(t)
 	store := pgstore.New(pool)
 	t.Cleanup(store.Close)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, 16), eventstore.NewAccounts(store, 100),
-		eventstore.NewLogins(store), commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	codec := testCodec(t, pool)
+	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 100),
+		eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	created, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		WorkspaceID: uuid.New(), Name: "Forged", OwnerEmail: "ada@forged.test", OwnerName: "Ada",
 		Meta: commands.Meta{Actor: domain.Actor{System: true}},
@@ -49,7 +50,7 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 	if _, err := app.Commands.RemoveUser.Handle(ctx, commands.RemoveUser{WorkspaceID: ws, UserID: invited.Results[0].UserID, Meta: as}); err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{envDatabaseURL: dbURL}
+	vars := map[string]string{envDatabaseURL: dbURL, envKeyEncryptionKey: testKEK}
 	if got := runUsersd(t, vars, "projections", "rebuild", "audit"); got.code != exitOK {
 		t.Fatalf("first rebuild (fills the live audit): exit %d, %s", got.code, got.stderr)
 	}
@@ -105,9 +106,11 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 	}
 }
 
-func auditEntries(t *testing.T, db audit.DB, ws uuid.UUID) []audit.Entry {
+// auditEntries lists ws's audit entries, oldest first, opened with the key
+// store of pool's database.
+func auditEntries(t *testing.T, pool *pgxpool.Pool, ws uuid.UUID) []audit.Entry {
 	t.Helper()
-	page, err := audit.List(context.Background(), db, pii.NewMemoryKeyring(), ws, audit.Filter{Limit: audit.MaxLimit})
+	page, err := audit.List(context.Background(), pool, testCodec(t, pool).Keys(), ws, audit.Filter{Limit: audit.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

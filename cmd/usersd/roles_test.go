@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -71,7 +70,7 @@ func TestServeAsTheServiceRole(t *testing.T) {
 		}
 	}()
 	c := &client{t: t, base: s.base}
-	system := c.token(jwt.MapClaims{"sub": uuid.NewString(), "scope": "system"})
+	system := systemToken()
 
 	var created struct {
 		WorkspaceID, OwnerUserID uuid.UUID
@@ -79,7 +78,7 @@ func TestServeAsTheServiceRole(t *testing.T) {
 	}
 	c.do("POST", "/v1/workspaces", system, "", `{"name":"Roles","owner":{"email":"o@roles.test","name":"O"}}`, 201, &created)
 	ws := "/v1/workspaces/" + created.WorkspaceID.String()
-	adminTok := c.token(jwt.MapClaims{"sub": created.OwnerUserID.String()})
+	adminTok := userToken(created.OwnerUserID.String())
 
 	invite := func(addr string) (position string) {
 		var res struct {
@@ -112,12 +111,12 @@ func TestServeAsTheServiceRole(t *testing.T) {
 	c.verify(ws, adminTok)
 
 	// A rebuild needs the owner: the service's role alone is refused...
-	got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL}, "projections", "rebuild", "audit")
+	got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envKeyEncryptionKey: testKEK}, "projections", "rebuild", "audit")
 	if got.code != exitFailure || !strings.Contains(got.stderr, "run it as their owner") {
 		t.Errorf("projections rebuild as the service's role: exit %d, stderr:\n%s\nwant 1 and a message to run it as the owner", got.code, got.stderr)
 	}
 	// ...the owner rebuilds while serve goes on, and serve keeps its rights.
-	if got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envMigrateDatabaseURL: ownerURL}, "projections", "rebuild"); got.code != exitOK {
+	if got := runUsersd(t, map[string]string{"DATABASE_URL": svcURL, envMigrateDatabaseURL: ownerURL, envKeyEncryptionKey: testKEK}, "projections", "rebuild"); got.code != exitOK {
 		t.Fatalf("projections rebuild with the owner's URL: exit %d, stderr:\n%s", got.code, got.stderr)
 	}
 	pos := invite("later@roles.test")
@@ -214,15 +213,6 @@ type client struct {
 	base string
 }
 
-func (c *client) token(claims jwt.MapClaims) string {
-	claims["exp"] = time.Now().Add(10 * time.Minute).Unix()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testJWTSecret))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return tok
-}
-
 // do sends a request (with the bearer token and X-Consistent-With when not
 // empty) and decodes the answer into out, failing unless it is status. A
 // read that the read models are too slow for (504, on a loaded machine) is
@@ -236,20 +226,7 @@ func (c *client) do(method, path, token, consistentWith, body string, status int
 
 func (c *client) try(method, path, token, consistentWith, body string, status int, out any, again bool) bool {
 	c.t.Helper()
-	rq, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if token != "" {
-		rq.Header.Set("Authorization", "Bearer "+token)
-	}
-	if consistentWith != "" {
-		rq.Header.Set("X-Consistent-With", consistentWith)
-	}
-	if body != "" {
-		rq.Header.Set("Content-Type", "application/json")
-	}
-	r, err := http.DefaultClient.Do(rq)
+	r, err := http.DefaultClient.Do(apiRequest(c.t, method, c.base+path, token, consistentWith, body))
 	if err != nil {
 		c.t.Fatal(err)
 	}

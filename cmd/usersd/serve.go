@@ -23,6 +23,7 @@ import (
 	"github.com/usersd/usersd/adapters/web"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -82,6 +83,13 @@ Environment:
                           $XDG_CONFIG_HOME/usersd/dev-audit-signing-key
   USERSD_AUDIT_PREVIOUS_KEYS  public keys (base64url, comma-separated) of earlier
                           signing keys, published at /v1/audit/keys after a rotation
+  USERSD_KEY_ENCRYPTION_KEY  key-encryption key (32 bytes, base64url) that wraps
+                          each person's data key in the database; required unless
+                          on the embedded default, where a random one is kept in
+                          $XDG_CONFIG_HOME/usersd/dev-key-encryption-key; keep it
+                          out of the database's backups (docs/erasure.md)
+  USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS  former key-encryption keys (comma-separated),
+                          until usersd keys rotate has re-wrapped what they wrapped
   USERSD_INVITATION_TTL   how long invitation links stay valid (Go duration,
                           default 168h)
   SMTP_URL                smtp://[user:pass@]host:port or smtps://...; unset,
@@ -141,6 +149,11 @@ type serveConfig struct {
 	metricsAddr string
 	// auditSigner signs the audit heads (USERSD_AUDIT_SIGNING_KEY).
 	auditSigner *audit.Signer
+	// keks wrap the personal data keys in the database
+	// (USERSD_KEY_ENCRYPTION_KEY, USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS),
+	// read here so that a bad one stops serve before it starts anything;
+	// open reads them again for the codec (codecFor).
+	keks keks
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
 	consistencyTimeout time.Duration
@@ -179,6 +192,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 	if cfg.auditSigner, err = auditSigner(e, db); err != nil {
 		return cfg, err
 	}
+	if cfg.keks, err = readKEKs(e, db); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -197,14 +213,14 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 // the binary.
 func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
 	defer l.Close()
-	rt, err := open(ctx, e, db, needs{migrate: true, events: true, service: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, codec: true, service: true})
 	if err != nil {
 		return err
 	}
 	defer rt.close()
 	m := metrics.New()
-	workspaces := eventstore.NewWorkspaces(rt.store, workspaceCacheSize)
-	app := newApplication(e, rt.store, rt.pool, workspaces, cfg, m)
+	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, workspaceCacheSize)
+	app := newApplication(e, rt.store, rt.codec, rt.pool, workspaces, cfg, m)
 	var demo demoAdmin
 	if cfg.demo {
 		if demo, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
@@ -236,7 +252,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		JWTSecret: cfg.jwt.secret, JWTIssuer: cfg.jwt.issuer, JWTAudience: cfg.jwt.audience,
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
-		AuditSigner: cfg.auditSigner, Keys: auditDisplayKeysPlaceholder(),
+		AuditSigner: cfg.auditSigner, Keys: rt.codec.Keys(),
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")
@@ -282,19 +298,24 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 
 // newApplication builds the commands and queries of the service, once, on
 // the event store: every adapter receives this one application.
-func newApplication(e *env, store eventstore.Store, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
+func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
-	accounts := eventstore.NewAccounts(store, 100_000)
-	deps := commands.ProductionDeps(workspaces, accounts, eventstore.NewLogins(store), linkSecrets(cfg.mail.TokenKey))
-	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, keyShredderFor(pool)
+	accounts := eventstore.NewAccounts(store, codec, 100_000)
+	deps := commands.ProductionDeps(workspaces, accounts, eventstore.NewLogins(store, codec), linkSecrets(cfg.mail.TokenKey))
+	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, keyShredderOf(codec.Keys())
 	return commands.NewApplication(deps, policy, commands.Instrumentation{Logger: e.Log, Observer: m})
 }
 
-// keyShredderFor is the key store's Destroy for DeleteAccount.
-// PLACEHOLDER (helper "delete"): the keys helper's keystore replaces it at
-// the merge; until then account deletion answers "not configured" (500).
-func keyShredderFor(*pgxpool.Pool) commands.KeyShredder { return nil }
+// keyShredderOf is the codec's key store seen as DeleteAccount's
+// KeyShredder: the keys it destroys are the ones events are sealed with. A
+// keyring that cannot destroy (none in serve) leaves deletion unconfigured.
+func keyShredderOf(keys pii.Keyring) commands.KeyShredder {
+	if s, ok := keys.(commands.KeyShredder); ok {
+		return s
+	}
+	return nil
+}
 
 // background is the work that serve runs beside the HTTP server: the
 // projection runners, the read-your-writes waiter and the invitation
@@ -324,7 +345,7 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		}
 	}()
 	for _, p := range bg.models {
-		runner := projections.NewRunner(rt.pool, p, eventstore.Source{Store: rt.store}, projections.RunnerOptions{
+		runner := projections.NewRunner(rt.pool, p, eventstore.Source{Store: rt.store, Codec: rt.codec}, projections.RunnerOptions{
 			Logger: e.Log,
 			OnProgress: func(pr projections.Progress) {
 				m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
@@ -342,7 +363,7 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.waiter = waiter
-	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, rt.store, app, mail, e.Log)
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, eventstore.Source{Store: rt.store, Codec: rt.codec}, app, mail, e.Log)
 	if err != nil {
 		return nil, err
 	}

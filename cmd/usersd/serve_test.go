@@ -12,15 +12,15 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 )
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
 
 // testAuditKey is a signing key's seed (32 bytes, base64url).
 const testAuditKey = "c2VydmUtdGVzdC1hdWRpdC1rZXktc2VydmUtdGVzdC0"
+
+// testKEK is a key-encryption key (32 bytes, base64url).
+const testKEK = "c2VydmUtdGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMDE"
 
 func TestServeConfigErrors(t *testing.T) {
 	t.Parallel()
@@ -53,6 +53,16 @@ func TestServeConfigErrors(t *testing.T) {
 			"USERSD_AUDIT_SIGNING_KEY is not an Ed25519 seed"},
 		{"bad previous key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_AUDIT_PREVIOUS_KEYS": "8BlUlsnZ3NXOTN6qMf6dFBDPQnq6f8Q1eHtzMXwdTLM, not-a-key"}, "USERSD_AUDIT_PREVIOUS_KEYS: item 2"},
+		// Outside the embedded default, the personal data keys are wrapped
+		// under a key the operator keeps.
+		{"no key-encryption key with DATABASE_URL", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey},
+			"USERSD_KEY_ENCRYPTION_KEY is not set: it is required with DATABASE_URL"},
+		{"no key-encryption key with ESDB_URL", map[string]string{"ESDB_URL": "esdb://127.0.0.1:1?tls=false", "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey},
+			"USERSD_KEY_ENCRYPTION_KEY is not set: it is required with ESDB_URL"},
+		{"short key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK[:40]}, "USERSD_KEY_ENCRYPTION_KEY is 30 bytes, want 32"},
+		{"bad previous key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS": testAuditKey + ", nope"}, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS: item 2 is 3 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +71,7 @@ func TestServeConfigErrors(t *testing.T) {
 			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
 			}
-			if strings.Contains(got.stderr, testJWTSecret) || strings.Contains(got.stderr, testAuditKey[:40]) {
+			if strings.Contains(got.stderr, testJWTSecret) || strings.Contains(got.stderr, testAuditKey[:40]) || strings.Contains(got.stderr, testKEK[:40]) {
 				t.Errorf("a secret was printed: %s", got.stderr)
 			}
 		})
@@ -164,6 +174,9 @@ func startServing(t *testing.T, vars map[string]string) serving {
 	if _, ok := vars[envAuditSigningKey]; !ok {
 		vars[envAuditSigningKey] = testAuditKey
 	}
+	if _, ok := vars[envKeyEncryptionKey]; !ok {
+		vars[envKeyEncryptionKey] = testKEK
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
@@ -186,20 +199,10 @@ func startServing(t *testing.T, vars map[string]string) serving {
 		})
 		return stopped
 	}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitReady(s.base, 30*time.Second, 100*time.Millisecond); err != nil {
+		t.Fatalf("serve never became ready: %v\n%s", err, s.stop().stderr)
 	}
+	return s
 }
 
 // TestServeAnswersTheAPI starts usersd serve on a fresh database, with its
@@ -241,9 +244,7 @@ func TestServeAnswersTheAPI(t *testing.T) {
 			t.Errorf("GET %s: no Content-Security-Policy on a page of the UI", tt.path)
 		}
 	}
-	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": uuid.NewString(), "scope": "system", "exp": time.Now().Add(time.Minute).Unix(),
-	}).SignedString([]byte(testJWTSecret))
+	tok := systemToken()
 	rq, _ := http.NewRequest("POST", base+"/v1/workspaces", strings.NewReader(`{"name":"Served","owner":{"email":"o@served.test","name":"O"}}`))
 	rq.Header.Set("Authorization", "Bearer "+tok)
 	rq.Header.Set("Content-Type", "application/json")

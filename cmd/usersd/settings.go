@@ -19,7 +19,7 @@ type setting struct {
 }
 
 // Every setting of usersd. The parsers sit beside their use (config.go,
-// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, metrics.go).
+// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
 		usage: "PostgreSQL connection `URL` (overrides $" + envDatabaseURL + "; with neither: " + defaultDatabaseURL + ", created if missing)"}
@@ -46,6 +46,9 @@ var (
 
 	auditSigningKeySetting   = setting{env: envAuditSigningKey}
 	auditPreviousKeysSetting = setting{env: envAuditPreviousKeys}
+
+	kekSetting         = setting{env: envKeyEncryptionKey}
+	kekPreviousSetting = setting{env: envKeyEncryptionPreviousKeys}
 )
 
 // get answers the value of s's variable, else s's default: the settings

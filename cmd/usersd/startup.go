@@ -16,6 +16,11 @@ type needs struct {
 	migrate bool // apply pending migrations first
 	pool    bool // a connection pool to the database
 	events  bool // the event store (implies pool)
+	// codec opens the key store under the configured key-encryption keys
+	// and makes the codec that seals and opens events (implies events).
+	// A command that copies events as stored (events export) needs
+	// neither the keys nor the KEK.
+	codec bool
 	// service connects as the service's role (usersd serve): on the
 	// embedded default, usersd_service, made for it; a role that could
 	// rewrite the history is warned about.
@@ -29,8 +34,9 @@ type needs struct {
 // it, in the reverse order.
 type opened struct {
 	db    database
-	pool  *pgxpool.Pool    // with needs.pool or needs.events
-	store eventstore.Store // with needs.events
+	pool  *pgxpool.Pool     // with needs.pool or needs.events
+	store eventstore.Store  // with needs.events
+	codec *eventstore.Codec // with needs.codec: seals and opens store's events
 
 	closers []func()
 }
@@ -63,6 +69,7 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	if err != nil {
 		return nil, err
 	}
+	n.events = n.events || n.codec
 	if !n.pool && !n.events {
 		return rt, nil
 	}
@@ -87,6 +94,12 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	}
 	rt.store = store
 	rt.closers = append(rt.closers, closeStore)
+	if !n.codec {
+		return rt, nil
+	}
+	if rt.codec, err = codecFor(ctx, e, rt.db, rt.pool); err != nil {
+		return nil, err
+	}
 	return rt, nil
 }
 

@@ -219,14 +219,14 @@ Environment:
 
 // findDemoAdmin reads the demo workspace's Admin from the event store.
 func findDemoAdmin(ctx context.Context, e *env, db database) (uuid.UUID, error) {
-	rt, err := open(ctx, e, db, needs{migrate: true, events: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, codec: true})
 	if err != nil {
 		return uuid.Nil, err
 	}
 	defer rt.close()
 	db = rt.db
 	var admin uuid.UUID
-	err = eventstore.NewWorkspaces(rt.store, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
+	err = eventstore.NewWorkspaces(rt.store, rt.codec, 1).View(ctx, demoWorkspaceID, func(w *domain.Workspace) error {
 		if m, ok := w.MemberByEmail(demoOwnerEmail); ok && m.Role == domain.RoleAdmin && m.Status == domain.StatusActive {
 			admin = m.UserID
 		}

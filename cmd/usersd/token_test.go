@@ -134,7 +134,7 @@ func TestTokenRefusesBadInput(t *testing.T) {
 func TestTokenForTheDemoAdmin(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.New(t)
-	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret}
+	vars := map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, envKeyEncryptionKey: testKEK}
 
 	got := runUsersd(t, vars, "token", "-demo-admin")
 	if got.code != exitFailure || !strings.Contains(got.stderr, "no demo workspace") {
@@ -143,9 +143,10 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 
 	store := pgstore.New(pool)
 	defer store.Close()
-	workspaces := eventstore.NewWorkspaces(store, 4)
-	app := commands.NewApplication(commands.ProductionDeps(workspaces, eventstore.NewAccounts(store, 4),
-		eventstore.NewLogins(store), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	codec := testCodec(t, pool)
+	workspaces := eventstore.NewWorkspaces(store, codec, 4)
+	app := commands.NewApplication(commands.ProductionDeps(workspaces, eventstore.NewAccounts(store, codec, 4),
+		eventstore.NewLogins(store, codec), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	demo, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, workspaces, app.Commands.CreateWorkspace)
 	if err != nil {
 		t.Fatal(err)

@@ -165,9 +165,7 @@ func TestApplyEntryPerEventType(t *testing.T) {
 			t.Errorf("entry %d (%s): got %s, want no token hash in the entry", i, w.action, b)
 		}
 	}
-	if res := verify(t, pool, ws); !res.OK || res.Entries != len(want) {
-		t.Errorf("Verify: got ok=%v entries=%d broken=%v, want ok with %d entries", res.OK, res.Entries, seqOrNil(res.FirstBrokenSeq), len(want))
-	}
+	wantIntact(t, pool, ws, len(want), "after the scenario")
 }
 
 // TestEveryEventTypeIsHandled applies an event of every registered type:
@@ -272,9 +270,7 @@ func TestSeqPerWorkspace(t *testing.T) {
 		if got[0].PrevHash != "" {
 			t.Errorf("workspace %s: first prevHash: got %q, want empty", c.ws, got[0].PrevHash)
 		}
-		if res := verify(t, pool, c.ws); !res.OK || res.Entries != len(c.want) {
-			t.Errorf("workspace %s: Verify: got %+v, want ok with %d entries", c.ws, res, len(c.want))
-		}
+		wantIntact(t, pool, c.ws, len(c.want), "of workspace "+c.ws.String())
 	}
 }
 
@@ -308,9 +304,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if got := chain(t, pool, "public"); !reflect.DeepEqual(got, want) {
 		t.Errorf("entries after replays:\n got %+v\nwant %+v", got, want)
 	}
-	if res := verify(t, pool, ws); !res.OK || res.Entries != len(events) {
-		t.Errorf("Verify after replays: got ok=%v entries=%d broken=%v, want ok with %d entries", res.OK, res.Entries, seqOrNil(res.FirstBrokenSeq), len(events))
-	}
+	wantIntact(t, pool, ws, len(events), "after replays")
 }
 
 // TestTargetEmailFromKnowledge: events without an address show the last
@@ -440,7 +434,5 @@ func TestApplyKeepsTimes(t *testing.T) {
 			t.Errorf("entry %d: occurredAt: got %s, want %s", i, e.OccurredAt, want)
 		}
 	}
-	if res := verify(t, pool, ws); !res.OK || res.Entries != len(times) {
-		t.Errorf("Verify: got %+v, want ok with %d entries", res, len(times))
-	}
+	wantIntact(t, pool, ws, len(times), "after the batches")
 }

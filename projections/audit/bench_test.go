@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
@@ -77,18 +78,25 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// BenchmarkExport reports the cost of one exported entry (allocs/op is per
-// entry), NDJSON and CSV.
-func BenchmarkExport(b *testing.B) {
+// oneChain gives a fresh database holding one workspace's chain of n
+// entries, applied batch events at a time (n a multiple of batch).
+func oneChain(b *testing.B, n, batch int) (*pgxpool.Pool, uuid.UUID) {
+	b.Helper()
 	pool, _ := pgtest.New(b)
-	const n = 20_000
 	events := benchEvents(n, 1)
-	for i := 0; i < n; i += 1000 {
-		if err := tryApply(pool, "", events[i:i+1000]); err != nil {
+	for i := 0; i < n; i += batch {
+		if err := tryApply(pool, "", events[i:i+batch]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	ws := wsOf(events[0].Event)
+	return pool, wsOf(events[0].Event)
+}
+
+// BenchmarkExport reports the cost of one exported entry (allocs/op is per
+// entry), NDJSON and CSV.
+func BenchmarkExport(b *testing.B) {
+	const n = 20_000
+	pool, ws := oneChain(b, n, 1000)
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		b.Run(format, func(b *testing.B) {
 			b.ReportAllocs()
@@ -112,15 +120,8 @@ func BenchmarkExport(b *testing.B) {
 // and their ratio. The checkpoint costs one signature per export, whatever
 // its length.
 func BenchmarkExportCheckpoint(b *testing.B) {
-	pool, _ := pgtest.New(b)
 	const n = 100_000
-	events := benchEvents(n, 1)
-	for i := 0; i < n; i += 5000 {
-		if err := tryApply(pool, "", events[i:i+5000]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ws := wsOf(events[0].Event)
+	pool, ws := oneChain(b, n, 5000)
 	signer, err := audit.NewSigner(make([]byte, audit.SeedSize))
 	if err != nil {
 		b.Fatal(err)
@@ -164,15 +165,8 @@ func BenchmarkSignHead(b *testing.B) {
 
 // BenchmarkVerify reports the cost of verifying one entry.
 func BenchmarkVerify(b *testing.B) {
-	pool, _ := pgtest.New(b)
 	const n = 20_000
-	events := benchEvents(n, 1)
-	for i := 0; i < n; i += 1000 {
-		if err := tryApply(pool, "", events[i:i+1000]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ws := wsOf(events[0].Event)
+	pool, ws := oneChain(b, n, 1000)
 	b.ReportAllocs()
 	b.ResetTimer()
 	verified := 0

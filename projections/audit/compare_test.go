@@ -63,10 +63,7 @@ func TestRebuildRefusesDivergentHistory(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			pool, _ := pgtest.New(t)
-			var h history
-			a, b, events := scenario(&h)
-			apply(t, pool, events)
+			pool, a, b, events := appliedScenario(t)
 			if c.tamper != "" {
 				tamper(t, pool, c.tamper, a)
 			}
@@ -100,9 +97,7 @@ func TestRebuildRefusesDivergentHistory(t *testing.T) {
 			if after := chain(t, pool, "public"); !reflect.DeepEqual(after, before) {
 				t.Errorf("live entries after a refused swap:\n got %+v\nwant %+v", after, before)
 			}
-			if other := verify(t, pool, b); !other.OK || other.Entries != 2 {
-				t.Errorf("the other workspace: got %+v", other)
-			}
+			wantIntact(t, pool, b, 2, "of the other workspace")
 
 			asked := 0
 			_, err = rebuildWhenFree(ctx, pool, projections.SliceSource(replayed), projections.RebuildOptions{
@@ -132,10 +127,7 @@ func TestRebuildRefusesDivergentHistory(t *testing.T) {
 // the rebuild with it, and nothing is swapped.
 func TestRebuildAcceptDivergenceMayRefuse(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	_, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, _, _, events := appliedScenario(t)
 	before := chain(t, pool, "public")
 	no := errors.New("not today")
 	_, err := projections.Rebuild(context.Background(), pool, audit.New(), projections.SliceSource(events[:7]), projections.RebuildOptions{
@@ -176,7 +168,5 @@ func TestRebuildAheadOfTheLiveChainSwaps(t *testing.T) {
 	if _, err := projections.Rebuild(ctx, pool, audit.New(), projections.SliceSource(events), projections.RebuildOptions{}); err != nil {
 		t.Fatalf("Rebuild ahead of the live chain: got %v, want a swap", err)
 	}
-	if res := verify(t, pool, a); !res.OK || res.Entries != 6 {
-		t.Errorf("Verify after the swap: got %+v, want ok with 6 entries", res)
-	}
+	wantIntact(t, pool, a, 6, "after the swap")
 }

@@ -154,6 +154,15 @@ func verify(t testing.TB, pool *pgxpool.Pool, ws uuid.UUID) audit.VerifyResult {
 	return res
 }
 
+// wantIntact checks that ws's chain verifies with n entries; when says at
+// which point of the test.
+func wantIntact(t testing.TB, pool *pgxpool.Pool, ws uuid.UUID, n int, when string) {
+	t.Helper()
+	if res := verify(t, pool, ws); !res.OK || res.Entries != n {
+		t.Errorf("Verify %s: got ok=%v entries=%d broken=%v, want ok with %d entries", when, res.OK, res.Entries, seqOrNil(res.FirstBrokenSeq), n)
+	}
+}
+
 func seqOrNil(p *int64) any {
 	if p == nil {
 		return nil

@@ -39,6 +39,16 @@ func scenario(h *history) (a, b uuid.UUID, events []domain.RecordedEvent) {
 	return a, b, events
 }
 
+// appliedScenario gives a fresh database with the scenario applied.
+func appliedScenario(t *testing.T) (pool *pgxpool.Pool, a, b uuid.UUID, events []domain.RecordedEvent) {
+	t.Helper()
+	pool, _ = pgtest.New(t)
+	var h history
+	a, b, events = scenario(&h)
+	apply(t, pool, events)
+	return pool, a, b, events
+}
+
 // TestHashesAreDeterministic applies the same events into two fresh
 // schemas of one database, in different batch sizes, and into the live
 // tables of another database: every hash is the same.
@@ -116,10 +126,7 @@ func TestHashEncodingIsStable(t *testing.T) {
 // with session_replication_role = replica.
 func TestEntriesAreAppendOnly(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	before := chain(t, pool, "public")
 	checkRefusals(t, pool, "public", a)
 	if after := chain(t, pool, "public"); !reflect.DeepEqual(after, before) {
@@ -214,10 +221,7 @@ func TestVerify(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			pool, _ := pgtest.New(t)
-			var h history
-			a, b, events := scenario(&h)
-			apply(t, pool, events)
+			pool, a, b, _ := appliedScenario(t)
 			if c.tamper != "" {
 				tamper(t, pool, c.tamper, a)
 			}
@@ -226,10 +230,7 @@ func TestVerify(t *testing.T) {
 				t.Errorf("Verify: got ok=%v entries=%d broken=%v, want ok=%v entries=%d broken=%v",
 					got.OK, got.Entries, seqOrNil(got.FirstBrokenSeq), c.want.OK, c.want.Entries, seqOrNil(c.want.FirstBrokenSeq))
 			}
-			if other := verify(t, pool, b); !other.OK || other.Entries != 2 {
-				t.Errorf("Verify of the untouched workspace: got ok=%v entries=%d broken=%v, want ok with 2 entries",
-					other.OK, other.Entries, seqOrNil(other.FirstBrokenSeq))
-			}
+			wantIntact(t, pool, b, 2, "of the untouched workspace")
 		})
 	}
 }
@@ -288,15 +289,11 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	}
 	checkTriggers(t, pool, "public")
 	checkRefusals(t, pool, "public", a)
-	if res := verify(t, pool, a); !res.OK || res.Entries != 6 {
-		t.Errorf("Verify after the swap: got %+v, want ok with 6 entries", res)
-	}
+	wantIntact(t, pool, a, 6, "after the swap")
 	var h2 history
 	h2.pos = h.pos
 	apply(t, pool, logins(&h2, a, newPerson("z@example.test"), 2))
-	if res := verify(t, pool, a); !res.OK || res.Entries != 8 {
-		t.Errorf("Verify after applying to the swapped tables: got %+v, want ok with 8 entries", res)
-	}
+	wantIntact(t, pool, a, 8, "after applying to the swapped tables")
 }
 
 func createSchema(t *testing.T, pool *pgxpool.Pool, schema string) {

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -39,10 +38,7 @@ func verifyLines(t *testing.T, lines []string, keys []audit.Key, opts audit.Expo
 // of its last entry, and a CSV export has none.
 func TestExportEndsWithCheckpoint(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	s := newSigner(t, seed(3))
 	lines := export(t, pool, a, audit.Filter{}, s)
 	if len(lines) != 7 {
@@ -77,10 +73,7 @@ func TestExportEndsWithCheckpoint(t *testing.T) {
 // changing the file is caught and named.
 func TestVerifyExport(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, b, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, b, _ := appliedScenario(t)
 	s := newSigner(t, seed(3))
 	lines := export(t, pool, a, audit.Filter{}, s)
 	entries := all(t, pool, a)
@@ -154,10 +147,7 @@ func TestVerifyExport(t *testing.T) {
 // the checkpoint are vouched for; without, a gap is a break.
 func TestVerifyFilteredExport(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	s := newSigner(t, seed(3))
 	// Entries of a: 1 WorkspaceCreated (the owner), 2 UserInvited, 3 sent,
 	// 4 accepted, 5 RoleChanged, 6 UserLoggedIn (by the invitee).
@@ -193,10 +183,7 @@ func TestVerifyFilteredExport(t *testing.T) {
 func TestForgedAuditRowIsDetected(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, events := appliedScenario(t)
 	s := newSigner(t, seed(5))
 	before := export(t, pool, a, audit.Filter{}, s)
 	rep := verifyLines(t, before, s.Keys(), audit.ExportCheck{})

@@ -22,6 +22,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // listFixture: workspace ws with 12 entries by two actors about two
@@ -409,10 +410,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // from the documented encoding alone, without the package's code.
 func TestExportedChainChecksOut(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	var buf bytes.Buffer
 	if err := audit.Export(context.Background(), pool, plainKeys, a, audit.Filter{}, &buf, audit.FormatNDJSON); err != nil {
 		t.Fatal(err)
@@ -518,16 +516,7 @@ func TestExportHoldsNoConnectionWhileWriting(t *testing.T) {
 	p := newPerson("p@example.test")
 	const n = 2*audit.ExportPage + 300 // three pages
 	apply(t, big, logins(&h, ws, p, n))
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := projectionstest.Pool(t, url, 1)
 
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		w := &poolWriter{pool: pool}

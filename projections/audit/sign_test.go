@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/projections/audit"
 )
 
@@ -116,10 +115,7 @@ func TestRotationKeepsOldSignaturesCheckable(t *testing.T) {
 func TestReadHeadAndVerifyKept(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
-	apply(t, pool, events)
+	pool, a, _, _ := appliedScenario(t)
 	head, err := audit.ReadHead(ctx, pool, a)
 	if err != nil {
 		t.Fatal(err)

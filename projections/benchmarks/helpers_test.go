@@ -3,12 +3,12 @@ package benchmarks_test
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // quietLogger keeps the runners' and the store's routine messages out of
@@ -30,20 +30,7 @@ func envInt(tb testing.TB, name string, def int) int {
 	return n
 }
 
-// latencies collects samples and answers percentiles.
-type latencies []time.Duration
-
-// percentile answers the p-th percentile (0 < p ≤ 100) by the
-// nearest-rank method; zero without samples.
-func (l latencies) percentile(p float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	s := slices.Clone(l)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
-}
+type latencies = projectionstest.Latencies
 
 // ms and us render durations as float milliseconds and microseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -201,7 +201,7 @@ func (h *history) withRequest(m domain.Metadata) domain.Metadata {
 func (h *history) correlation() string { return fmt.Sprintf("c-%08x", h.r.Uint32()) }
 
 func (h *history) emit(stream string, revision uint64, e domain.Event, meta domain.Metadata) {
-	data, err := eventstore.Encode(e, meta)
+	data, err := testCodec.EncodeOne(context.Background(), e, meta)
 	if err != nil {
 		panic(err) // the generator's own events always encode
 	}
@@ -224,7 +224,7 @@ func (h *history) newPerson(correlation string, actor *person) *person {
 		email: fmt.Sprintf("%s.%s.%d@%s.example.com", strings.ToLower(first), strings.ToLower(last), h.seq, strings.ToLower(last)),
 		name:  first + " " + last,
 	}
-	h.emit(eventstore.AccountStream(domain.Email(p.email)), 0,
+	h.emit(testCodec.AccountStream(domain.Email(p.email)), 0,
 		domain.AccountRegistered{UserID: p.user, Email: p.email}, h.meta(actor, correlation))
 	h.registered[p.user] = true
 	h.accounts = append(h.accounts, p)

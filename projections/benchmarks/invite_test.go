@@ -16,6 +16,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 const inviteGoalRatio = 0.5 // invite rate / COPY rate, at 1,000 addresses
@@ -40,35 +41,15 @@ const inviteGoalRatio = 0.5 // invite rate / COPY rate, at 1,000 addresses
 func BenchmarkInviteBatch(b *testing.B) {
 	ctx := context.Background()
 	_, url := pgtest.New(b)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = postgres.DefaultMaxConns // as usersd serve runs
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, `CREATE TABLE floor_events (
-		position   bigserial PRIMARY KEY,
-		tx_id      bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
-		event_id   uuid NOT NULL,
-		stream_id  text NOT NULL,
-		revision   bigint NOT NULL,
-		type       text NOT NULL,
-		data       jsonb NOT NULL,
-		metadata   jsonb,
-		created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		b.Fatal(err)
-	}
+	pool := projectionstest.Pool(b, url, postgres.DefaultMaxConns) // as usersd serve runs
+	projectionstest.CreateFloorTable(b, pool, "floor_events")
 	store := pgstore.New(pool, pgstore.WithLogger(quietLogger()))
 	b.Cleanup(store.Close)
-	accounts := &timedAccounts{inner: eventstore.NewAccounts(store, 100_000)}
+	accounts := &timedAccounts{inner: eventstore.NewAccounts(store, testCodec, 100_000)}
 	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 1024),
+		eventstore.NewWorkspaces(store, testCodec, 1024),
 		accounts,
-		eventstore.NewLogins(store),
+		eventstore.NewLogins(store, testCodec),
 		commands.EphemeralLinkSecrets(),
 	)
 	policy := commands.DefaultInvitationPolicy()

@@ -68,7 +68,7 @@ func BenchmarkRebuild(b *testing.B) {
 
 	store := pgstore.New(pool, pgstore.WithLogger(quietLogger()))
 	b.Cleanup(store.Close)
-	src := eventstore.Source{Store: store}
+	src := eventstore.Source{Store: store, Codec: testCodec}
 	// For the record, not for a goal: what reading costs before decoding.
 	raw := readRaw(b, ctx, store, n)
 	decoded := readHistory(b, ctx, src, n)

@@ -101,8 +101,8 @@ func BenchmarkUserListVsPgbench(b *testing.B) {
 		b.Fatalf("writer: %v", writeErr)
 	}
 
-	g50, g99 := goLat.percentile(50), goLat.percentile(99)
-	p50, p99 := pgbLat.percentile(50), pgbLat.percentile(99)
+	g50, g99 := goLat.Percentile(50), goLat.Percentile(99)
+	p50, p99 := pgbLat.Percentile(50), pgbLat.Percentile(99)
 	ratio := g99.Seconds() / p99.Seconds()
 	writeRate := float64(written) / writer.elapsed.Seconds()
 	b.ReportMetric(us(g50), "p50-us")

@@ -91,14 +91,14 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 	log := quietLogger()
 	store := pgstore.New(pool, pgstore.WithLogger(log))
 	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, 1024),
-		eventstore.NewAccounts(store, 100_000),
-		eventstore.NewLogins(store),
+		eventstore.NewWorkspaces(store, testCodec, 1024),
+		eventstore.NewAccounts(store, testCodec, 100_000),
+		eventstore.NewLogins(store, testCodec),
 		commands.EphemeralLinkSecrets(),
 	)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	src := eventstore.Source{Store: store}
+	src := eventstore.Source{Store: store, Codec: testCodec}
 	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
 		r := projections.NewRunner(pool, p, src, projections.RunnerOptions{Logger: log})
 		wg.Go(func() { _ = r.Run(runCtx) })
@@ -456,22 +456,22 @@ func benchVisible(b *testing.B, rate int) {
 	}
 	achieved := float64(len(lag)) / end.Sub(start).Seconds()
 
-	p50, p99 := lag.percentile(50), lag.percentile(99)
-	f50, f99 := idle.percentile(50), idle.percentile(99)
-	l50, l99 := loaded.percentile(50), loaded.percentile(99)
+	p50, p99 := lag.Percentile(50), lag.Percentile(99)
+	f50, f99 := idle.Percentile(50), idle.Percentile(99)
+	l50, l99 := loaded.Percentile(50), loaded.Percentile(99)
 	ratio := p99.Seconds() / l99.Seconds()
 	ratioIdle := p99.Seconds() / f99.Seconds()
 	b.ReportMetric(ms(p50), "p50-ms")
 	b.ReportMetric(ms(p99), "p99-ms")
-	b.ReportMetric(ms(handled.percentile(50)), "cmd-p50-ms")
-	b.ReportMetric(ms(handled.percentile(99)), "cmd-p99-ms")
-	b.ReportMetric(ms(visible.percentile(50)), "vis-p50-ms")
-	b.ReportMetric(ms(visible.percentile(99)), "vis-p99-ms")
+	b.ReportMetric(ms(handled.Percentile(50)), "cmd-p50-ms")
+	b.ReportMetric(ms(handled.Percentile(99)), "cmd-p99-ms")
+	b.ReportMetric(ms(visible.Percentile(50)), "vis-p50-ms")
+	b.ReportMetric(ms(visible.Percentile(99)), "vis-p99-ms")
 	if p.trace != nil {
-		b.ReportMetric(ms(delivered.percentile(50)), "store-p50-ms")
-		b.ReportMetric(ms(delivered.percentile(99)), "store-p99-ms")
+		b.ReportMetric(ms(delivered.Percentile(50)), "store-p50-ms")
+		b.ReportMetric(ms(delivered.Percentile(99)), "store-p99-ms")
 		b.Logf("trace: after the command returned, the store delivered its events to a plain subscriber after p50 %.2f ms, p99 %.2f ms; the user list showed them after p50 %.2f ms, p99 %.2f ms",
-			ms(delivered.percentile(50)), ms(delivered.percentile(99)), ms(visible.percentile(50)), ms(visible.percentile(99)))
+			ms(delivered.Percentile(50)), ms(delivered.Percentile(99)), ms(visible.Percentile(50)), ms(visible.Percentile(99)))
 	}
 	b.ReportMetric(achieved, "achieved-cmd/s")
 	b.ReportMetric(float64(missing), "missing")
@@ -494,8 +494,8 @@ func benchVisible(b *testing.B, rate int) {
 		goal = fmt.Sprintf("p99 < %d ms: %s", visibleGoalP99.Milliseconds(), verdict(p99 < visibleGoalP99))
 	}
 	summary(b, "%d commands/s offered, %.0f/s achieved (max %d in flight): append-to-visible p50 %.2f ms, p99 %.2f ms (due to handled p50 %.2f, p99 %.2f ms; handled to visible p50 %.2f, p99 %.2f ms); missing %d (goal 0: %s), late %d, failed %d; %s; floor NOTIFY round trip under the same load p50 %.2f ms, p99 %.2f ms, idle p50 %.3f ms, p99 %.3f ms; p99/floor p99 = %.1f under load (goal ≤ %.0f: %s), %.0f idle (%s)",
-		rate, achieved, maxInFlight, ms(p50), ms(p99), ms(handled.percentile(50)), ms(handled.percentile(99)),
-		ms(visible.percentile(50)), ms(visible.percentile(99)),
+		rate, achieved, maxInFlight, ms(p50), ms(p99), ms(handled.Percentile(50)), ms(handled.Percentile(99)),
+		ms(visible.Percentile(50)), ms(visible.Percentile(99)),
 		missing, verdict(missing == 0), notVisible, failed, goal, ms(l50), ms(l99), ms(f50), ms(f99),
 		ratio, visibleGoalFloorMult, verdict(ratio <= visibleGoalFloorMult), ratioIdle, verdict(ratioIdle <= visibleGoalFloorMult))
 }

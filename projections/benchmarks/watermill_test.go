@@ -164,5 +164,5 @@ func watermillEvent(msg *message.Message) (domain.RecordedEvent, error) {
 		Position: domain.Position{Commit: nums[1], Prepare: nums[2]},
 		Data:     msg.Payload, Metadata: []byte(md.Get("metadata")), CreatedAt: created,
 	}
-	return eventstore.Decode(raw)
+	return testCodec.DecodeOne(context.Background(), raw)
 }

@@ -1,5 +1,8 @@
-// Package projectionstest holds what the read models' benchmarks share:
-// applying a synthetic history in batches as projections.Rebuild does.
+// Package projectionstest holds what the read models' tests and the
+// benchmarks share: applying a synthetic history in batches as
+// projections.Rebuild does, the ways a runner may batch it, and (for the
+// event store's and the API's benchmarks too) a sized pool, the floor
+// table beside the events and latency percentiles.
 package projectionstest
 
 import (

@@ -217,7 +217,7 @@ func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 	var want []uuid.UUID
 	ours := []string{
 		eventstore.WorkspaceStream(uuid.New()),
-		eventstore.AccountStream(domain.Email("a@example.com")),
+		testCodec.AccountStream(domain.Email("a@example.com")),
 		eventstore.LoginsStream(uuid.New()),
 	}
 	for i, stream := range ours {
@@ -235,19 +235,7 @@ func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 		}
 	}
 
-	var got []eventstore.RecordedEvent
-	var final eventstore.Batch
-	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
-		got = append(got, b.Events...)
-		if b.CaughtUp {
-			final = b
-			return context.Canceled
-		}
-		return nil
-	})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("SubscribeToAll: %v", err)
-	}
+	got, final := caughtUpBatch(t, s, 0)
 	if len(got) != len(want) {
 		t.Fatalf("got %d events, want only ours: %d", len(got), len(want))
 	}
@@ -278,17 +266,7 @@ func TestNamespaceIsolatesStores(t *testing.T) {
 	if _, err := b.Append(ctx, stream, eventstore.NoStream{}, eb); err != nil {
 		t.Fatalf("same stream name in another namespace: got %v, want a stream of its own", err)
 	}
-	var got []eventstore.RecordedEvent
-	err := b.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, bt eventstore.Batch) error {
-		got = append(got, bt.Events...)
-		if bt.CaughtUp {
-			return context.Canceled
-		}
-		return nil
-	})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("SubscribeToAll: %v", err)
-	}
+	got := untilCaughtUp(t, b, 0)
 	if len(got) != 1 || got[0].ID != eb.ID || got[0].StreamID != stream {
 		t.Errorf("namespace b: got %+v, want only its event %s in %s", got, eb.ID, stream)
 	}

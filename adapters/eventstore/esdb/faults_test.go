@@ -40,12 +40,22 @@ func openOn(t *testing.T, url string, opts ...esdb.Option) *esdb.Store {
 // over until the subscription has caught up with at least n of them.
 func untilCaughtUp(t *testing.T, s *esdb.Store, n int) []eventstore.RecordedEvent {
 	t.Helper()
+	got, _ := caughtUpBatch(t, s, n)
+	return got
+}
+
+// caughtUpBatch is untilCaughtUp, with the caught-up batch that ended it
+// (its checkpoint).
+func caughtUpBatch(t *testing.T, s *esdb.Store, n int) ([]eventstore.RecordedEvent, eventstore.Batch) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	var got []eventstore.RecordedEvent
+	var final eventstore.Batch
 	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
 		got = append(got, b.Events...)
 		if b.CaughtUp && len(got) >= n {
+			final = b
 			return context.Canceled
 		}
 		return nil
@@ -53,7 +63,7 @@ func untilCaughtUp(t *testing.T, s *esdb.Store, n int) []eventstore.RecordedEven
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("SubscribeToAll: got %v after %d events, want %d and caught up", err, len(got), n)
 	}
-	return got
+	return got, final
 }
 
 // TestEveryCallRequiresTheLeader: appends, reads and subscriptions carry
@@ -406,11 +416,11 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 		user := uuid.New()
 		ev := domain.AccountRegistered{UserID: user, Email: "p@example.com"}
 		meta := domain.Metadata{EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: time.Now().UTC()}
-		data, err := eventstore.Encode(ev, meta)
+		data, err := testCodec.EncodeOne(ctx, ev, meta)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(ctx, eventstore.AccountStream(domain.Email(user.String()+"@example.com")), eventstore.NoStream{}, data); err != nil {
+		if _, err := s.Append(ctx, testCodec.AccountStream(domain.Email(user.String()+"@example.com")), eventstore.NoStream{}, data); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, meta.EventID)
@@ -421,7 +431,7 @@ func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	}
 
 	var got []uuid.UUID
-	err := eventstore.Source{Store: s}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
+	err := eventstore.Source{Store: s, Codec: testCodec}.Subscribe(ctx, domain.Position{}, 100, func(_ context.Context, b projections.Batch) error {
 		for _, e := range b.Events {
 			got = append(got, e.Metadata.EventID)
 		}

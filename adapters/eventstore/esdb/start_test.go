@@ -16,12 +16,13 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore/esdb"
 	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 )
 
 func starts(n int) []eventstore.StreamStart {
 	out := make([]eventstore.StreamStart, n)
 	for i := range out {
-		out[i] = eventstore.StreamStart{Stream: eventstore.AccountStream(domain.Email(fmt.Sprintf("p%d-%s@example.com", i, uuid.NewString()))), Event: newEvent(i)}
+		out[i] = eventstore.StreamStart{Stream: testCodec.AccountStream(domain.Email(fmt.Sprintf("p%d-%s@example.com", i, uuid.NewString()))), Event: newEvent(i)}
 	}
 	return out
 }
@@ -109,7 +110,7 @@ func TestAccountsOnESDB(t *testing.T) {
 	)
 	for i := range got {
 		wg.Go(func() {
-			got[i], err[i] = eventstore.NewAccounts(s, 10).Resolve(context.Background(), emails, uuid.New, meta)
+			got[i], err[i] = eventstore.NewAccounts(s, testCodec, 10).Resolve(context.Background(), emails, uuid.New, meta)
 		})
 	}
 	wg.Wait()
@@ -157,7 +158,7 @@ func BenchmarkReserve500(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.Cleanup(s.Close)
-				accounts := eventstore.NewAccounts(c.wrap(s), 0)
+				accounts := eventstore.NewAccounts(c.wrap(s), testCodec, 0)
 				meta := func(domain.Event) domain.Metadata {
 					return domain.Metadata{EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: time.Now().UTC()}
 				}
@@ -235,3 +236,6 @@ func relay(src io.Reader, dst io.WriteCloser, d time.Duration) {
 		}
 	}
 }
+
+// testCodec seals the tests' events, as one keyring shared by replicas.
+var testCodec = eventstore.NewCodec(pii.NewMemoryKeyring(), []byte("the esdb tests' stream-name key."))

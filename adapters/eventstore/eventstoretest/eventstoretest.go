@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"ConcurrentOneWinnerPerRevision", concurrentOneWinnerPerRevision},
 		{"ConcurrentAnyAllSucceed", concurrentAnyAllSucceed},
 		{"ConcurrentWritersSubscriberSeesAllOnce", concurrentWritersSubscriberSeesAllOnce},
+		{"SealedValuesStayOpaque", sealedValuesStayOpaque},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

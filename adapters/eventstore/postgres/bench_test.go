@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // BenchmarkAppend compares Store.Append of one event per call with, in the
@@ -67,7 +67,7 @@ func BenchmarkAppend(b *testing.B) {
 				store := sides[0]
 				for _, s := range sides {
 					b.ReportMetric(s.rate(), s.name+"-events/s")
-					b.ReportMetric(us(s.lat.percentile(99)), s.name+"-p99-us")
+					b.ReportMetric(us(s.lat.Percentile(99)), s.name+"-p99-us")
 					if s != store {
 						b.ReportMetric(store.rate()/s.rate(), "ratio-"+s.name)
 					}
@@ -99,31 +99,8 @@ func newBenchEnv(b *testing.B, writers int) *benchEnv {
 		mdbSkipped = err.Error()
 		b.Logf("Message DB sides skipped: %v", err)
 	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.MaxConns = int32(writers + 2) // every writer has a connection; one for the notifier
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	// The same columns as events, but only the primary key: no revision
-	// or event id uniqueness, no global-order index, no function.
-	_, err = pool.Exec(ctx, `CREATE TABLE raw_events (
-		position   bigserial PRIMARY KEY,
-		tx_id      bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
-		event_id   uuid NOT NULL,
-		stream_id  text NOT NULL,
-		revision   bigint NOT NULL,
-		type       text NOT NULL,
-		data       jsonb NOT NULL,
-		metadata   jsonb,
-		created_at timestamptz NOT NULL DEFAULT now())`)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pool := projectionstest.Pool(b, url, int32(writers+2)) // every writer has a connection; one for the notifier
+	projectionstest.CreateFloorTable(b, pool, "raw_events")
 	store := postgres.New(pool)
 	b.Cleanup(store.Close)
 	env := &benchEnv{
@@ -264,20 +241,7 @@ func (env *benchEnv) parallel(b *testing.B, n int, newWriter func(w int) func(i 
 	return d, slices.Concat(lats...)
 }
 
-// latencies collects samples and answers percentiles.
-type latencies []time.Duration
-
-// percentile answers the p-th percentile (0 < p ≤ 100) by the
-// nearest-rank method; zero without samples.
-func (l latencies) percentile(p float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	s := slices.Clone(l)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
-}
+type latencies = projectionstest.Latencies
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 

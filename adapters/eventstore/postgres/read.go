@@ -218,3 +218,27 @@ func (s *Store) waitForAppend(ctx context.Context, woken <-chan struct{}) error 
 		return nil
 	}
 }
+
+var _ eventstore.LastEventsReader = (*Store)(nil)
+
+// LastEvents implements eventstore.LastEventsReader in one query.
+func (s *Store) LastEvents(ctx context.Context, streams []string) (map[string]eventstore.RecordedEvent, error) {
+	out := make(map[string]eventstore.RecordedEvent)
+	if len(streams) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM unnest($1::text[]) AS w(stream)
+		CROSS JOIN LATERAL (SELECT `+eventColumns+` FROM events
+			WHERE stream_id = w.stream ORDER BY revision DESC LIMIT 1) e`, streams)
+	if err != nil {
+		return nil, fmt.Errorf("read the last events of %d streams: %w", len(streams), err)
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read the last events of %d streams: %w", len(streams), err)
+	}
+	for _, e := range events {
+		out[e.StreamID] = e
+	}
+	return out, nil
+}

@@ -10,24 +10,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/embedded"
+	"github.com/usersd/usersd/adapters/postgres/embedded/embeddedtest"
 )
 
-// root is a directory for a cluster; as root the cluster runs as postgres,
-// which must reach it (t.TempDir makes it private).
+// root is a directory for a cluster, not made yet.
 func root(t *testing.T) string {
 	t.Helper()
-	if _, err := embedded.FindBin(); err != nil {
-		t.Skipf("no PostgreSQL server binaries: %v", err)
-	}
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		for _, d := range []string{dir, filepath.Dir(dir)} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return filepath.Join(dir, "data", "postgres")
+	return filepath.Join(embeddedtest.Dir(t), "data", "postgres")
 }
 
 func answers(ctx context.Context, url string) error {

@@ -22,23 +22,7 @@ import (
 // two such runs at once miss the deadline. Without -race it runs here too.
 func TestContractOverCluster(t *testing.T) {
 	t.Parallel()
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		// As in the adapter's TestContract: EventStoreDB checks ids only
-		// within the target stream, where a repeat would land.
-		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
-			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
-		}
-		if raceEnabled && strings.HasSuffix(t.Name(), "/ConcurrentWritersSubscriberSeesAllOnce") {
-			t.Skip("the load case runs over the cluster without -race, and over a single node with it")
-		}
-		cl := esdbtest.StartCluster(t)
-		s, err := esdb.Open(cl.URL(), esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(s.Close)
-		return s
-	})
+	runOverCluster(t, func(cl *esdbtest.Cluster) string { return cl.URL() })
 }
 
 // TestContractOverLaggingFollower runs the contract with the adapter
@@ -49,18 +33,28 @@ func TestContractOverCluster(t *testing.T) {
 // leader's last events).
 func TestContractOverLaggingFollower(t *testing.T) {
 	t.Parallel()
+	runOverCluster(t, func(cl *esdbtest.Cluster) string {
+		for i := 1; i < esdbtest.ClusterSize; i++ {
+			cl.SetReplicationLag(i, 50*time.Millisecond)
+		}
+		return cl.URL() + "&nodePreference=follower"
+	})
+}
+
+// runOverCluster runs the contract over the adapter connected to a fresh
+// three-node cluster, at the URL that connect gives after setting the
+// cluster up.
+func runOverCluster(t *testing.T, connect func(*esdbtest.Cluster) string) {
 	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		// As in the adapter's TestContract: EventStoreDB checks ids only
+		// within the target stream, where a repeat would land.
 		if strings.HasSuffix(t.Name(), "/AppendPartialReuseOfIDsFails") {
 			t.Skip("EventStoreDB checks event ids per stream, where a repeat would land; see docs/esdb.md")
 		}
 		if raceEnabled && strings.HasSuffix(t.Name(), "/ConcurrentWritersSubscriberSeesAllOnce") {
 			t.Skip("the load case runs over the cluster without -race, and over a single node with it")
 		}
-		cl := esdbtest.StartCluster(t)
-		for i := 1; i < esdbtest.ClusterSize; i++ {
-			cl.SetReplicationLag(i, 50*time.Millisecond)
-		}
-		s, err := esdb.Open(cl.URL()+"&nodePreference=follower", esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
+		s, err := esdb.Open(connect(esdbtest.StartCluster(t)), esdb.WithNamespace("contract-"), esdb.WithStreamPrefixes(""))
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
