@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 
 	"github.com/usersd/usersd/domain"
 )
@@ -34,6 +35,8 @@ type Commands struct {
 	RecordLogin         Handler[RecordLogin, domain.Position]
 	ExpireInvitations   Handler[ExpireInvitations, ExpireInvitationsResult]
 	RecordEmailOutcomes Handler[RecordEmailOutcomes, domain.Position]
+	// DeleteAccount is the platform's (a system token), across workspaces.
+	DeleteAccount Handler[DeleteAccount, DeleteAccountResult]
 	// AcceptAuditDivergence is the operator's (usersd projections rebuild
 	// -accept-divergence), not the API's.
 	AcceptAuditDivergence Handler[AcceptAuditDivergence, domain.Position]
@@ -59,6 +62,11 @@ type Deps struct {
 	// AccountIDs makes user ids; nil is RandomAccountIDs. It is a source
 	// of its own so that user ids never come from the time-ordered IDs.
 	AccountIDs IDs
+	// People, Deleter and Keys serve DeleteAccount: the read models'
+	// view of an account, the record of its deletion, and the key store.
+	People  PersonDirectory
+	Deleter AccountDeleter
+	Keys    KeyShredder
 	// Secrets derives link secrets: an HMACLinkSecrets under the
 	// configured key, the same in every replica.
 	Secrets LinkSecrets
@@ -93,6 +101,7 @@ func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application 
 			RecordLogin:           instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
 			ExpireInvitations:     instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
 			RecordEmailOutcomes:   instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
+			DeleteAccount:         instrument("delete_account", newDeleteAccount(d), in),
 			AcceptAuditDivergence: instrument("accept_audit_divergence", NewAcceptAuditDivergenceHandler(ws, clock, ids), in),
 		},
 		Queries: Queries{
@@ -100,4 +109,24 @@ func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application 
 			ComposeInvitationEmails: instrument("compose_invitation_emails", NewComposeInvitationEmailsHandler(ws, clock, d.Secrets), in),
 		},
 	}
+}
+
+// newDeleteAccount builds DeleteAccount, or, for an application built
+// without its ports (tools and tests that never delete), a handler that
+// refuses every deletion with errDeletionUnavailable.
+func newDeleteAccount(d Deps) Handler[DeleteAccount, DeleteAccountResult] {
+	if d.People == nil || d.Deleter == nil || d.Keys == nil {
+		return unavailableDeletion{}
+	}
+	return NewDeleteAccountHandler(d.Workspaces, d.People, d.Deleter, d.Keys, d.Clock, d.IDs)
+}
+
+// errDeletionUnavailable is the error of an application built without the
+// ports of DeleteAccount.
+var errDeletionUnavailable = errors.New("account deletion is not configured in this process")
+
+type unavailableDeletion struct{}
+
+func (unavailableDeletion) Handle(context.Context, DeleteAccount) (DeleteAccountResult, error) {
+	return DeleteAccountResult{}, errDeletionUnavailable
 }

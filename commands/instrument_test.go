@@ -34,7 +34,7 @@ func (o *observed) ObserveCommand(name, outcome string, _ time.Duration) {
 // holds no address, name or token.
 func TestEveryUseCaseIsObserved(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, _ := newDeletionEnv(t)
 	obs := &observed{}
 	var logs bytes.Buffer
 	app := commands.NewApplication(e.deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{
@@ -66,12 +66,14 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 	run(c.ExpireInvitations.Handle(ctx, commands.ExpireInvitations{WorkspaceID: id}))
 	run(c.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: id}))
 	run(c.AcceptAuditDivergence.Handle(ctx, commands.AcceptAuditDivergence{WorkspaceID: id, Seq: 1, LiveHash: "a", RebuiltHash: "b", Meta: e.system}))
+	run(c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: admin, Meta: e.system}))
 
 	want := []string{
 		"create_workspace=ok", "invite_users=ok", "lookup_invitation=invalid_token", "compose_invitation_emails=ok",
 		"resend_invitation=ok", "accept_invitation=invitation_revoked", "change_role=last_admin", "remove_user=user_not_found",
 		"suspend_user=last_admin", "reactivate_user=ok", "update_settings=ok", "record_login=ok",
 		"expire_invitations=ok", "record_email_outcomes=ok", "accept_audit_divergence=ok",
+		"delete_account=last_admin",
 	}
 	if !slices.Equal(obs.seen, want) {
 		t.Errorf("observed\n%v\nwant\n%v", obs.seen, want)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/memory"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
@@ -65,6 +66,9 @@ func TestDecisionsArePure(t *testing.T) {
 	e := newEnvOn(t, memory.New())
 	deciding := &atomic.Bool{}
 	e.deps.Workspaces = purity{e.deps.Workspaces, t, deciding}
+	e.deps.People = storeDirectory{e.store}
+	e.deps.Deleter = e.deps.Accounts.(*eventstore.Accounts)
+	e.deps.Keys = shredder{keys: testKeys}
 	e.deps.Accounts = noIOAccounts{e.deps.Accounts, t, deciding}
 	e.build()
 	ctx := context.Background()
@@ -107,11 +111,15 @@ func TestDecisionsArePure(t *testing.T) {
 	if exp.Expired != 2 {
 		t.Errorf("expired %d invitations, want 2", exp.Expired)
 	}
+	del, err := c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: ann, Meta: e.system})
+	must("delete account", del, err)
 	// Refusals are decided purely too.
 	_, err = c.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: id, UserID: admin, Role: "Editor", Meta: as(admin)})
 	wantCode(t, err, domain.CodeLastAdmin)
 	_, err = c.InviteUsers.Handle(ctx, commands.InviteUsers{WorkspaceID: id, Emails: []string{"new@x.com"}, Role: "Editor", Meta: as(bob)})
 	wantCode(t, err, domain.CodeWorkspaceNotFound)
+	_, err = c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: admin, Meta: e.system})
+	wantCode(t, err, domain.CodeLastAdmin)
 }
 
 // An address that became free between the preparation and the decision

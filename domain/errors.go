@@ -33,6 +33,7 @@ const (
 	CodeInviterCannotGrant  Code = "inviter_cannot_grant"
 	CodeRateLimited         Code = "rate_limited"
 	CodeConcurrencyConflict Code = "concurrency_conflict"
+	CodeAccountNotFound     Code = "account_not_found"
 )
 
 // Error is a domain error: a stable code and a message a person can act on.

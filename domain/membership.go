@@ -106,3 +106,37 @@ func (w *Workspace) Login(userID uuid.UUID, at time.Time) (UserLoggedIn, error) 
 	}
 	return UserLoggedIn{WorkspaceID: w.id, UserID: userID, LoggedInAt: at}, nil
 }
+
+// RemoveForDeletion takes a person whose account is being deleted out of
+// this workspace: a member is removed, a pending invitation revoked, both
+// with ReasonAccountDeleted. No member acts (the platform does), so no
+// permission applies; the last-Admin rule does, as for any removal. Someone
+// who is not here records nothing, which makes a repeated deletion a no-op.
+func (w *Workspace) RemoveForDeletion(userID uuid.UUID) error {
+	if err := w.CheckRemovalForDeletion(userID); err != nil {
+		return err
+	}
+	m, ok := w.members[userID]
+	if !w.exists || !ok {
+		return nil
+	}
+	if m.Status == StatusInvited {
+		w.record(InvitationRevoked{
+			WorkspaceID: w.id, InvitationID: m.Invitation.ID, UserID: m.UserID,
+			Email: string(m.Email), Role: string(m.Role), Reason: ReasonAccountDeleted,
+		})
+		return nil
+	}
+	w.record(MemberRemoved{WorkspaceID: w.id, UserID: m.UserID, Email: string(m.Email), Role: string(m.Role), Reason: ReasonAccountDeleted})
+	return nil
+}
+
+// CheckRemovalForDeletion answers the error RemoveForDeletion would answer,
+// recording nothing: a deletion checks every workspace before it changes
+// any, so that a refusal leaves the person everywhere as they were.
+func (w *Workspace) CheckRemovalForDeletion(userID uuid.UUID) error {
+	if m, ok := w.members[userID]; w.exists && ok && w.lastActiveAdmin(m) {
+		return newError(CodeLastAdmin, "this person is the workspace's last active Admin; make someone else Admin first")
+	}
+	return nil
+}

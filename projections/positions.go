@@ -28,6 +28,10 @@ type Positions struct {
 	ids    []uuid.UUID // the workspaces, first seen first
 	marks  map[uuid.UUID]*mark
 	events []WorkspaceEvent
+	// accounts are the applied events of no workspace (AccountRegistered,
+	// AccountDeleted), in order: no workspace position guards them, so
+	// their writes must be idempotent by themselves.
+	accounts []*domain.RecordedEvent
 }
 
 // mark is where one workspace stands.
@@ -44,7 +48,8 @@ type WorkspaceEvent struct {
 }
 
 // NewPositions collects the events of the batch that h applies, with their
-// workspaces. It fails on an event type h does not declare.
+// workspaces, and apart those of no workspace (Accounts). It fails on an
+// event type h does not declare.
 func NewPositions(events []domain.RecordedEvent, h Handling) (*Positions, error) {
 	p := &Positions{marks: make(map[uuid.UUID]*mark)}
 	for i := range events {
@@ -58,7 +63,8 @@ func NewPositions(events []domain.RecordedEvent, h Handling) (*Positions, error)
 		}
 		ws, ok := domain.WorkspaceOf(ev.Event)
 		if !ok {
-			return nil, fmt.Errorf("event %s at %s: %s belongs to no workspace", ev.Metadata.EventID, ev.Position, domain.EventName(ev.Event))
+			p.accounts = append(p.accounts, ev)
+			continue
 		}
 		if _, seen := p.marks[ws]; !seen {
 			p.marks[ws] = &mark{}
@@ -112,6 +118,10 @@ func (p *Positions) Load(ctx context.Context, tx pgx.Tx, table, extra string, ds
 	}
 	return nil
 }
+
+// Accounts returns the applied events that belong to no workspace, in
+// order. Every batch hands them over, replayed ones included.
+func (p *Positions) Accounts() []*domain.RecordedEvent { return p.accounts }
 
 // Live returns the events to apply, in order: those after their
 // workspace's position, which each moves on. Call it once, after Load.

@@ -229,6 +229,18 @@ var matrixRows = []matrixRow{
 		cells{200, 200, 200, 200, 200, 200, 200, 200, 403, 403, 401, 401, 401}},
 	{"GET", "/v1/dev/mailbox", "", read("/v1/dev/mailbox"),
 		cells{200, 200, 200, 200, 200, 200, 200, 200, 200, 403, 401, 401, 401}},
+	{"DELETE", "/v1/accounts/{userId}", "a fresh member's account", func(t *testing.T, m *matrix, _ int) req {
+		email := m.fresh("deleted")
+		id, pos := m.a.join(t, m.ws, m.admin, email, "Editor")
+		return req{method: "DELETE", path: "/v1/accounts/" + id.String(), headers: consistent(pos)}
+	}, cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401, 401, 401}},
+	{"GET", "/v1/accounts/{userId}/export", "the Editor's", read("/v1/accounts/{editor}/export"),
+		cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401, 401, 401}},
+	{"GET", "/v1/accounts/lookup", "a member's address", func(t *testing.T, m *matrix, _ int) req {
+		email := m.fresh("looked-up")
+		_, pos := m.a.join(t, m.ws, m.admin, email, "Editor")
+		return req{method: "GET", path: "/v1/accounts/lookup?email=" + email, headers: consistent(pos)}
+	}, cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 403, 401, 401, 401}},
 
 	{"POST", "/v1/workspaces/{ws}/invitations", "", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/invitations", body: map[string]any{"emails": m.fresh("new"), "role": "AgentUser"}}

@@ -20,8 +20,10 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
@@ -95,8 +97,11 @@ type api struct {
 	// client checks every exchange against openapi.yaml (openapi_test.go).
 	client *http.Client
 	pool   *pgxpool.Pool
-	links  *linkBox
-	logs   *syncBuffer
+	// keys are the people's data keys, which an account's deletion
+	// destroys.
+	keys  *pii.MemoryKeyring
+	links *linkBox
+	logs  *syncBuffer
 	// handler is the API, for tests that serve it on a server of their own.
 	handler http.Handler
 }
@@ -124,7 +129,12 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		t.Cleanup(pg.Close)
 		store = pg
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	accounts := eventstore.NewAccounts(store, testCodec, 1000)
+	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), accounts, eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	// testKeys: the keyring the codec seals with, whose keys an account's
+	// deletion destroys.
+	keys := testKeys
+	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, shredder{keys}
 	policy := commands.DefaultInvitationPolicy()
 	if app != nil {
 		app(&deps, &policy)
@@ -143,13 +153,13 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		cancel()
 		t.Fatalf("start waiter: %v", err)
 	}
-	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
+	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, keys: keys, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
 	cfg := httpapi.Config{
 		App: commands.NewApplication(deps, policy, commands.Instrumentation{}), DB: pool, Waiter: waiter,
 		JWTSecret: testSecret, AuditSigner: testSigner, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),
-		// The keyring the store's codec seals with (the same one once the
-		// codec seals; until then every value is plain and any opens it).
-		Keys:    testKeys,
+		// The keyring the store's codec seals with, whose keys an
+		// account's deletion destroys.
+		Keys:    keys,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },
@@ -370,3 +380,12 @@ func (a *api) count(t testing.TB, query string) int {
 }
 
 func consistent(pos string) map[string]string { return map[string]string{"X-Consistent-With": pos} }
+
+// shredder is the MemoryKeyring seen through DeleteAccount's KeyShredder
+// port (the PostgreSQL key store answers the first destruction's time;
+// DeleteAccount answers the recorded deletion's).
+type shredder struct{ keys *pii.MemoryKeyring }
+
+func (s shredder) Destroy(ctx context.Context, user uuid.UUID) (time.Time, error) {
+	return time.Now(), s.keys.Destroy(ctx, user)
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 
@@ -71,6 +72,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeWorkspaceNotFound:  http.StatusNotFound,
 	domain.CodeUserNotFound:       http.StatusNotFound,
 	domain.CodeInvitationNotFound: http.StatusNotFound,
+	domain.CodeAccountNotFound:    http.StatusNotFound,
 	codeRouteNotFound:             http.StatusNotFound,
 
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
@@ -88,6 +90,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInvitationExpired: http.StatusGone,
 	domain.CodeInvitationRevoked: http.StatusGone,
 	domain.CodeInvitationUsed:    http.StatusGone,
+	codeAccountErased:            http.StatusGone,
 
 	codeRequestTimeout:       http.StatusRequestTimeout,
 	codeBodyTooLarge:         http.StatusRequestEntityTooLarge,
@@ -118,6 +121,8 @@ var titles = map[domain.Code]string{
 	domain.CodeWorkspaceNotFound:   "Workspace not found",
 	domain.CodeUserNotFound:        "User not found",
 	domain.CodeInvitationNotFound:  "Invitation not found",
+	domain.CodeAccountNotFound:     "Account not found",
+	codeAccountErased:              "Account erased",
 	codeRouteNotFound:              "Not found",
 	codeMethodNotAllowed:           "Method not allowed",
 	domain.CodeLastAdmin:           "Last active Admin",
@@ -154,6 +159,9 @@ type Problem struct {
 	Detail string       `json:"detail,omitempty"`
 	Code   domain.Code  `json:"code"`
 	Errors []FieldError `json:"errors,omitempty"`
+	// Workspaces, of last_admin refusing an account's deletion, are where
+	// the person is the last active Admin.
+	Workspaces []uuid.UUID `json:"workspaces,omitempty"`
 	// RequestID lets a caller quote the request in a support ticket.
 	RequestID string `json:"requestId,omitempty"`
 
@@ -190,6 +198,10 @@ func toProblem(err error, fs fields) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
+	}
+	var last *commands.LastAdminError
+	if errors.As(err, &last) {
+		return &Problem{Code: domain.CodeLastAdmin, Detail: last.Error(), Workspaces: last.Workspaces}
 	}
 	var de *domain.Error
 	if errors.As(err, &de) {

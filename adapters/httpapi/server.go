@@ -233,6 +233,9 @@ func (s *Server) routes() {
 	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
 	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)
 	v1.Handle("/me/workspaces", s.authed(s.myWorkspaces)).Methods(http.MethodGet)
+	v1.Handle("/accounts/lookup", s.authed(s.lookupAccount)).Methods(http.MethodGet)
+	v1.Handle("/accounts/{userId}", s.authed(s.deleteAccount)).Methods(http.MethodDelete)
+	v1.Handle("/accounts/{userId}/export", s.authed(s.exportAccount)).Methods(http.MethodGet)
 	if s.cfg.Mailbox != nil {
 		v1.Handle("/dev/mailbox", s.authed(s.devMailbox)).Methods(http.MethodGet)
 	}

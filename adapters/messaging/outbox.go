@@ -46,8 +46,16 @@ func NewOutbox(clock commands.Clock) *Outbox {
 func (*Outbox) Name() string { return OutboxName }
 
 // Apply publishes a message per e-mail the batch asks for, one INSERT per
-// partition, on tx.
+// partition, on tx, and then erases the mail of the people whose account
+// the batch deletes (purgeDeleted), its own messages included.
 func (o *Outbox) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
+	if err := o.publish(ctx, tx, events); err != nil {
+		return err
+	}
+	return purgeDeleted(ctx, tx, events)
+}
+
+func (o *Outbox) publish(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
 	cmds := commands.InvitationEmailsFor(events, o.clock.Now())
 	if len(cmds) == 0 {
 		return nil

@@ -14,13 +14,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/metrics"
+	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/web"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -217,7 +220,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	defer rt.close()
 	m := metrics.New()
 	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, workspaceCacheSize)
-	app := newApplication(e, rt.store, rt.codec, workspaces, cfg, m)
+	app := newApplication(e, rt.store, rt.codec, rt.pool, workspaces, cfg, m)
 	var demo demoAdmin
 	if cfg.demo {
 		if demo, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
@@ -295,15 +298,23 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 
 // newApplication builds the commands and queries of the service, once, on
 // the event store: every adapter receives this one application.
-func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
+func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
-	return commands.NewApplication(commands.ProductionDeps(
-		workspaces,
-		eventstore.NewAccounts(store, codec, 100_000),
-		eventstore.NewLogins(store, codec),
-		linkSecrets(cfg.mail.TokenKey),
-	), policy, commands.Instrumentation{Logger: e.Log, Observer: m})
+	accounts := eventstore.NewAccounts(store, codec, 100_000)
+	deps := commands.ProductionDeps(workspaces, accounts, eventstore.NewLogins(store, codec), linkSecrets(cfg.mail.TokenKey))
+	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, keyShredderOf(codec.Keys())
+	return commands.NewApplication(deps, policy, commands.Instrumentation{Logger: e.Log, Observer: m})
+}
+
+// keyShredderOf is the codec's key store seen as DeleteAccount's
+// KeyShredder: the keys it destroys are the ones events are sealed with. A
+// keyring that cannot destroy (none in serve) leaves deletion unconfigured.
+func keyShredderOf(keys pii.Keyring) commands.KeyShredder {
+	if s, ok := keys.(commands.KeyShredder); ok {
+		return s
+	}
+	return nil
 }
 
 // background is the work that serve runs beside the HTTP server: the

@@ -28,16 +28,15 @@ import (
 // Projection builds the memberships.
 type Projection struct{ projections.Declaration }
 
-// New returns the memberships projection (its tables have no secondary
-// index).
+// New returns the memberships projection.
 func New() *Projection {
-	return &Projection{projections.Declare("memberships", []string{"memberships", "memberships_workspaces"},
+	return &Projection{projections.Declare("memberships", []string{"memberships", "memberships_workspaces", "memberships_accounts"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
 
-// sqlFiles are the tables' DDL (tables.sql).
+// sqlFiles are the tables' DDL (tables.sql, indexes.sql).
 //
-//go:embed tables.sql
+//go:embed *.sql
 var sqlFiles embed.FS
 
 type key struct{ user, ws uuid.UUID }
@@ -71,20 +70,27 @@ func (c *change) setStatus(s string) {
 	}
 }
 
-// handling: the events that make, change or end a membership. Invitations
-// (until accepted), settings, logins, accounts and the audit's records
-// change none.
+// handling: the events that make, change or end a membership, and those
+// that make or delete an account. Invitations (until accepted), settings,
+// logins and the audit's records change none.
 var handling = projections.Handling{
 	Applies: projections.EventsOf(
 		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{},
 		domain.MemberSuspended{}, domain.MemberReactivated{}, domain.MemberRemoved{},
+		domain.AccountRegistered{}, domain.AccountDeleted{},
 	),
 	Ignores: projections.EventsOf(
 		domain.UserInvited{}, domain.InvitationResent{}, domain.InvitationRevoked{},
 		domain.InvitationExpired{}, domain.InvitationEmailSent{}, domain.InvitationEmailFailed{},
-		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{}, domain.AccountRegistered{},
+		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{},
 		domain.AuditDivergenceAccepted{},
 	),
+}
+
+// account is what a batch does to one account's row.
+type account struct {
+	email   string
+	deleted pgtype.Timestamptz
 }
 
 // Apply folds the batch into one change per membership and writes each
@@ -104,7 +110,70 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
 		}
 	}
-	return write(ctx, tx, pos, names, changes)
+	accounts := make(map[uuid.UUID]*account)
+	var order []uuid.UUID
+	for _, ev := range pos.Accounts() {
+		if !applyAccount(accounts, &order, ev) {
+			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+	}
+	if err := write(ctx, tx, pos, names, changes); err != nil {
+		return err
+	}
+	return writeAccounts(ctx, tx, accounts, order)
+}
+
+// applyAccount folds one event of no workspace into the accounts; false
+// for a type it has no case for.
+func applyAccount(accounts map[uuid.UUID]*account, order *[]uuid.UUID, ev *domain.RecordedEvent) bool {
+	at := func(user uuid.UUID) *account {
+		a := accounts[user]
+		if a == nil {
+			a = &account{}
+			accounts[user] = a
+			*order = append(*order, user)
+		}
+		return a
+	}
+	switch e := ev.Event.(type) {
+	case domain.AccountRegistered:
+		// An erased person's address reads as "" (rec.Erased): kept as
+		// none, like a deleted account's.
+		if a := at(e.UserID); !a.deleted.Valid {
+			a.email = e.Email
+		}
+	case domain.AccountDeleted:
+		a := at(e.UserID)
+		a.email, a.deleted = "", pgtype.Timestamptz{Time: e.DeletedAt, Valid: true}
+	default:
+		return false
+	}
+	return true
+}
+
+// upsertAccounts is idempotent without positions: a registration again
+// changes nothing (an account's address never changes), a deletion keeps
+// the first deletion's time and clears the address for good.
+const upsertAccounts = `INSERT INTO memberships_accounts (user_id, email, deleted_at)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
+	ON CONFLICT (user_id) DO UPDATE SET
+		email = CASE WHEN excluded.deleted_at IS NULL AND memberships_accounts.deleted_at IS NULL
+			THEN memberships_accounts.email END,
+		deleted_at = coalesce(memberships_accounts.deleted_at, excluded.deleted_at)`
+
+func writeAccounts(ctx context.Context, tx pgx.Tx, accounts map[uuid.UUID]*account, order []uuid.UUID) error {
+	if len(order) == 0 {
+		return nil
+	}
+	ids, emails, deleted := make([]pgtype.UUID, len(order)), make([]pgtype.Text, len(order)), make([]pgtype.Timestamptz, len(order))
+	for i, id := range order {
+		a := accounts[id]
+		ids[i], emails[i], deleted[i] = projections.PGID(id), pgtype.Text{String: a.email, Valid: a.email != ""}, a.deleted
+	}
+	if _, err := tx.Exec(ctx, upsertAccounts, ids, emails, deleted); err != nil {
+		return fmt.Errorf("memberships: write accounts: %w", err)
+	}
+	return nil
 }
 
 // applyEvent folds one event into the changes (and a workspace's name into

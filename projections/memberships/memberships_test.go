@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -303,10 +304,10 @@ func TestProjectionIdentity(t *testing.T) {
 	if p.Name() != "memberships" {
 		t.Errorf("Name() = %q, want memberships (the checkpoint key must not change)", p.Name())
 	}
-	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces"}; !reflect.DeepEqual(got, want) {
+	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces", "memberships_accounts"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Tables() = %v, want %v", got, want)
 	}
-	if s := p.Schema(); s.Tables == "" || s.Indexes != "" {
-		t.Errorf("Schema() = %+v, want the tables and no secondary index", s)
+	if s := p.Schema(); s.Tables == "" || !strings.Contains(s.Indexes, "memberships_accounts_email_idx") {
+		t.Errorf("Schema() = %+v, want the tables and the accounts' address index", s)
 	}
 }

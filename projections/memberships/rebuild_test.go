@@ -8,8 +8,7 @@ import (
 )
 
 // TestRebuild: a rebuild of the memberships keeps the read models' rebuild
-// contract (pgtest.CheckRebuild) over a generated history. The projection
-// has no secondary index, so nothing is deferred.
+// contract (pgtest.CheckRebuild) over a generated history.
 func TestRebuild(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)

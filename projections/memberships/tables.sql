@@ -8,9 +8,8 @@
 -- suspended. Pending invitations have no row: an invited person is not a
 -- member yet (the API answers 404 for the workspace until they accept).
 -- The primary key (user_id, workspace_id) serves both queries: the
--- permission check (one key) and a person's workspaces (a key prefix). With
--- no secondary index, there is nothing for a rebuild to build after its
--- replay: keep it so, or add an indexes.sql as the user list does.
+-- permission check (one key) and a person's workspaces (a key prefix). The
+-- only secondary index (indexes.sql) is the accounts' address, for lookups.
 -- memberships_workspaces: each workspace's name, and the position of the
 -- last event the projection applied to it (projections.Positions).
 
@@ -29,3 +28,15 @@ CREATE TABLE memberships (
     PRIMARY KEY (user_id, workspace_id),
     CONSTRAINT memberships_status_check CHECK (status IN ('active', 'suspended'))
 ) WITH (fillfactor = 90);
+
+-- memberships_accounts: one row per account (AccountRegistered), for the
+-- platform's account endpoints: whether an id is an account, and its
+-- address for a lookup and a person's export. The address is kept in clear,
+-- as the user list keeps it; a deletion (AccountDeleted) clears it and
+-- keeps the row, so that a deleted id answers "erased", not "unknown".
+CREATE TABLE memberships_accounts (
+    user_id    uuid        PRIMARY KEY,
+    email      text,
+    deleted_at timestamptz,
+    CONSTRAINT memberships_accounts_erased_check CHECK (deleted_at IS NULL OR email IS NULL)
+);

@@ -317,3 +317,40 @@ func scanRow(rows pgx.Rows, now time.Time) (Row, string, error) {
 	}
 	return r, sortKey, nil
 }
+
+// PersonRow is one person's row in one workspace.
+type PersonRow struct {
+	WorkspaceID uuid.UUID
+	Row
+}
+
+// Person answers a person's rows in every workspace (memberships and
+// pending invitations), by workspace id. No index leads with user_id: the
+// platform asks this rarely (an account's export or deletion), so it scans
+// rather than make every write keep one more index; the rows then come one
+// primary-key lookup each (a person has few).
+func (q *Queries) Person(ctx context.Context, user uuid.UUID) ([]PersonRow, error) {
+	rows, err := q.db.Query(ctx, `SELECT workspace_id FROM userlist_users WHERE user_id = $1 ORDER BY workspace_id`, projections.PGID(user))
+	if err != nil {
+		return nil, fmt.Errorf("userlist: person: %w", err)
+	}
+	wss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (uuid.UUID, error) {
+		var ws pgtype.UUID
+		err := r.Scan(&ws)
+		return ws.Bytes, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("userlist: person: %w", err)
+	}
+	out := []PersonRow{}
+	for _, ws := range wss {
+		r, ok, err := q.Get(ctx, ws, user)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, PersonRow{WorkspaceID: ws, Row: r})
+		}
+	}
+	return out, nil
+}

@@ -97,6 +97,9 @@ type batch struct {
 	workspaces map[uuid.UUID]*workspace
 	members    map[key]*member
 	logins     map[key]*login
+	// deleted are the people whose account was deleted: their rows go in
+	// every workspace, after the batch's other writes.
+	deleted []pgtype.UUID
 }
 
 // workspace answers the row of workspace ws, new and empty if not known.
@@ -120,7 +123,8 @@ func (b *batch) login(k key) *login {
 
 // handling: every workspace event but the settings, which the list does
 // not show, and the audit's own records; not AccountRegistered, which
-// belongs to no workspace.
+// shows nothing. AccountDeleted, of no workspace, drops the person's rows
+// everywhere.
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
@@ -135,9 +139,14 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	if err != nil {
 		return fmt.Errorf("userlist: %w", err)
 	}
+	for _, ev := range pos.Accounts() {
+		if !b.apply(ev, nil) {
+			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+	}
 	live := pos.Live()
 	if len(live) == 0 {
-		return nil
+		return b.write(ctx, tx, pos)
 	}
 
 	// The rows to read: those whose first event does not replace the
@@ -279,6 +288,11 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
 			m.status, m.dirty = string(domain.StatusActive), true
 		}
+	case domain.AccountDeleted:
+		// The removals before it dropped the person's rows already; this
+		// drops what a removal missed (a row the read model got from an
+		// event the command did not see), keyed by person alone.
+		b.deleted = append(b.deleted, projections.PGID(e.UserID))
 	case domain.UserLoggedIn:
 		// The stored row is not read for a login: a login is recorded only
 		// for a member (the aggregate refuses others), and a login row
@@ -473,6 +487,13 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 	}
 	if len(wID) > 0 {
 		q.Queue(upsertWorkspaces, wID, wName, wCreated, wCommit, wPrepare)
+	}
+	if len(b.deleted) > 0 {
+		// Last, after the upserts of the batch's earlier events. No index
+		// leads with user_id: a deletion scans the tables, which is rare
+		// enough not to make every write keep one more index.
+		q.Queue(`DELETE FROM userlist_users WHERE user_id = ANY($1)`, b.deleted)
+		q.Queue(`DELETE FROM userlist_logins WHERE user_id = ANY($1)`, b.deleted)
 	}
 	if q.Len() == 0 {
 		return nil
