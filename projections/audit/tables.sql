@@ -4,7 +4,7 @@
 -- are in indexes.sql, which a rebuild builds after its replay
 -- (projections.Schema). Names are unqualified: the tables go to the schema
 -- first on the search_path (projections.CreateTables). The live tables were
--- made by migrations/00005_audit.sql (changed by 00011), which also made the
+-- made by migrations/00005_audit.sql (changed by 00010), which also made the
 -- trigger function audit_refuse_change; a change here needs a migration that makes the live
 -- tables the same (TestSchemasMatchMigrations).
 --
