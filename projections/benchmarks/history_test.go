@@ -97,12 +97,18 @@ func (w *simWorkspace) pick(r *rand.Rand, ok func(*person) bool) *person {
 	return nil
 }
 
-// storedEvent is one row of the events table.
+// storedEvent is one row of the events table: env until it is encoded
+// (seedHistory encodes them in batches), data after.
 type storedEvent struct {
 	stream   string
 	revision uint64
+	env      domain.Envelope
 	data     eventstore.EventData
 }
+
+// encoder turns a batch of events into what the store keeps, as
+// eventstore.Codec.Encode does.
+type encoder func(context.Context, ...domain.Envelope) ([]eventstore.EventData, error)
 
 // history generates the events, in global order.
 type history struct {
@@ -114,7 +120,8 @@ type history struct {
 	registered map[uuid.UUID]bool
 	queue      []storedEvent
 	seq        int
-	// emitted counts events by type; bytes sums data and metadata sizes.
+	// emitted counts the seeded events by type; bytes sums their data and
+	// metadata sizes.
 	emitted map[string]int
 	bytes   int64
 }
@@ -201,13 +208,7 @@ func (h *history) withRequest(m domain.Metadata) domain.Metadata {
 func (h *history) correlation() string { return fmt.Sprintf("c-%08x", h.r.Uint32()) }
 
 func (h *history) emit(stream string, revision uint64, e domain.Event, meta domain.Metadata) {
-	data, err := testCodec.EncodeOne(context.Background(), e, meta)
-	if err != nil {
-		panic(err) // the generator's own events always encode
-	}
-	h.queue = append(h.queue, storedEvent{stream: stream, revision: revision, data: data})
-	h.emitted[domain.EventName(e)]++
-	h.bytes += int64(len(data.Data) + len(data.Metadata))
+	h.queue = append(h.queue, storedEvent{stream: stream, revision: revision, env: domain.Envelope{Event: e, Metadata: meta}})
 }
 
 func (h *history) emitWS(w *simWorkspace, e domain.Event, meta domain.Metadata) {
@@ -429,11 +430,48 @@ func (h *history) expire(w *simWorkspace, p *person) {
 // seedHistory writes n events of a fresh history straight into the events
 // table: binary COPY in transactions of perTx events, each generated while
 // the previous ones stream to the server. tx_id and position take their
-// defaults, so the global order is the order of generation. It answers the
-// generator, for its statistics.
+// defaults, so the global order is the order of generation. Events are
+// encoded with testCodec. It answers the generator, for its statistics.
 func seedHistory(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, n, workspaces, perTx int) *history {
 	tb.Helper()
+	return seedHistoryWith(tb, ctx, pool, n, workspaces, perTx, testCodec.Encode)
+}
+
+// encodeBatch is how many events seedHistoryWith encodes at a time: one
+// round trip to a keyring in the database per batch.
+const encodeBatch = 1000
+
+// seedHistoryWith is seedHistory with the events encoded by encode, a
+// batch at a time. The same arguments give the same events whatever
+// encode does.
+func seedHistoryWith(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, n, workspaces, perTx int, encode encoder) *history {
+	tb.Helper()
 	h := newHistory(1, workspaces)
+	var encoded []storedEvent
+	next := func() (storedEvent, error) {
+		if len(encoded) == 0 {
+			encoded = make([]storedEvent, 0, encodeBatch)
+			envs := make([]domain.Envelope, 0, encodeBatch)
+			for range encodeBatch {
+				e := h.next()
+				encoded = append(encoded, e)
+				envs = append(envs, e.env)
+			}
+			data, err := encode(ctx, envs...)
+			if err != nil {
+				return storedEvent{}, err
+			}
+			for i := range encoded {
+				encoded[i].data = data[i]
+			}
+		}
+		// Counted as seeded: the last batch may be encoded beyond n.
+		e := encoded[0]
+		encoded = encoded[1:]
+		h.emitted[domain.EventName(e.env.Event)]++
+		h.bytes += int64(len(e.data.Data) + len(e.data.Metadata))
+		return e, nil
+	}
 	cols := []string{"event_id", "stream_id", "revision", "type", "data", "metadata"}
 	for done := 0; done < n; {
 		chunk := min(perTx, n-done)
@@ -448,7 +486,10 @@ func seedHistory(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, n, work
 					return nil, nil
 				}
 				i++
-				e := h.next()
+				e, err := next()
+				if err != nil {
+					return nil, err
+				}
 				row[0] = pgtype.UUID{Bytes: e.data.ID, Valid: true}
 				row[1], row[2], row[3] = e.stream, int64(e.revision), e.data.Type
 				row[4], row[5] = e.data.Data, e.data.Metadata
