@@ -116,13 +116,15 @@ func (a *Accounts) Resolve(ctx context.Context, emails []domain.Email, newID fun
 	return out, nil
 }
 
-// erased answers which of the ids' keys are destroyed. It makes the
-// missing keys: every id it is asked about is about to be sealed for.
+// erased answers which of the ids' keys are destroyed, asking the key
+// store itself (EnsureFresh): an address erased a moment ago on another
+// replica must get a new account. It makes the missing keys: every id it
+// is asked about is about to be sealed for.
 func (a *Accounts) erased(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	_, err := a.codec.keys.Ensure(ctx, ids)
+	_, err := a.codec.keys.EnsureFresh(ctx, ids)
 	var gone *pii.ErasedError
 	if errors.As(err, &gone) {
 		out := make(map[uuid.UUID]bool, len(gone.Subjects))

@@ -37,7 +37,7 @@ func BenchmarkSealingAppend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := keystore.New(pool, kek)
+	keys := keystore.New(pool, kek).EventsInThisDatabase() // as serve runs on the PostgreSQL store
 	streamKey, err := keys.ServerKey(ctx, "stream-names")
 	if err != nil {
 		b.Fatal(err)

@@ -26,12 +26,18 @@ import (
 	"github.com/usersd/usersd/internal/pii"
 )
 
-// Cache bounds of Lookup. A key destroyed on another replica may still
-// open values here for up to CacheTTL: the reads of one replica are not
-// worth a round trip per batch for that; Ensure (what seals new values)
-// never uses the cache.
+// Cache bounds. A key destroyed on another replica may still open values
+// here for up to CacheTTL: the reads of one replica are not worth a round
+// trip per batch for that. Ensure (what seals new values) trusts only
+// entries younger than EnsureTTL: one command asks for the same people two
+// or three times within milliseconds (the account reservation, then the
+// events), and the round trip was most of what sealing cost an invitation.
+// A value sealed meanwhile under a key destroyed on another replica is
+// erased all the same, and what decides on an erasure (an account's
+// reservation) uses EnsureFresh, which never answers from the cache.
 const (
 	CacheTTL     = 30 * time.Second
+	EnsureTTL    = 2 * time.Second
 	CacheEntries = 10000
 )
 
@@ -46,6 +52,10 @@ type Keyring struct {
 	pool    *pgxpool.Pool
 	current pii.KEK
 	byID    map[string]pii.KEK // current and previous KEKs, by id
+
+	// deferFlush: the events live in this database too (see
+	// EventsInThisDatabase).
+	deferFlush bool
 
 	mu      sync.Mutex
 	cache   map[uuid.UUID]cached
@@ -72,6 +82,18 @@ func New(pool *pgxpool.Pool, current pii.KEK, previous ...pii.KEK) *Keyring {
 	}
 	return &Keyring{pool: pool, current: current, byID: byID,
 		cache: make(map[uuid.UUID]cached), servers: make(map[string][]byte)}
+}
+
+// EventsInThisDatabase tells the keyring that the events it seals are
+// appended to the same PostgreSQL database. A new key's commit then need
+// not wait for its own flush to disk: the append of the first event sealed
+// under it commits later, synchronously, and PostgreSQL's log is flushed in
+// order, so the key is on disk before any event that needs it. With the
+// events elsewhere (EventStoreDB) a crash could keep an event and lose its
+// key, which would erase it: keys are then flushed on their own commit.
+func (k *Keyring) EventsInThisDatabase() *Keyring {
+	k.deferFlush = true
+	return k
 }
 
 // UnknownKEKError says that keys are wrapped under a KEK this keyring was
@@ -173,14 +195,38 @@ func (k *Keyring) remember(epoch uint64, keys map[uuid.UUID]*pii.Key) {
 
 // Ensure answers a key for every subject, making the missing ones, in one
 // round trip (two when another replica made one of them at the same
-// moment). It never answers from the cache: another replica may have
-// destroyed a key since. A subject whose key was destroyed makes it answer
-// a *pii.ErasedError naming every such subject, and no keys.
+// moment), or none when this keyring saw every key less than EnsureTTL ago
+// (see EnsureTTL). A subject whose key was destroyed makes it answer a
+// *pii.ErasedError naming every such subject, and no keys.
 func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
 	out := make(map[uuid.UUID]*pii.Key, len(subjects))
-	if len(subjects) == 0 {
+	var missing []uuid.UUID
+	now := time.Now()
+	k.mu.Lock()
+	for _, s := range subjects {
+		if c, ok := k.cache[s]; ok && now.Sub(c.at) < EnsureTTL {
+			out[s] = c.key
+		} else {
+			missing = append(missing, s)
+		}
+	}
+	k.mu.Unlock()
+	if len(missing) == 0 {
 		return out, nil
 	}
+	got, err := k.EnsureFresh(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for s, key := range got {
+		out[s] = key
+	}
+	return out, nil
+}
+
+// EnsureFresh is Ensure without the cache: one round trip for every
+// subject (two when another replica made one of them at the same moment).
+func (k *Keyring) EnsureFresh(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
 	ids := make([]uuid.UUID, 0, len(subjects))
 	seen := make(map[uuid.UUID]bool, len(subjects))
 	for _, s := range subjects {
@@ -189,6 +235,23 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 			ids = append(ids, s)
 		}
 	}
+	if len(ids) == 0 {
+		return map[uuid.UUID]*pii.Key{}, nil
+	}
+	k.mu.Lock()
+	epoch := k.epoch
+	k.mu.Unlock()
+	got, err := k.ensure(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	k.remember(epoch, got)
+	return got, nil
+}
+
+// ensure is the round trip of Ensure and EnsureFresh for ids (distinct).
+func (k *Keyring) ensure(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
+	out := make(map[uuid.UUID]*pii.Key, len(ids))
 	fresh := make(map[uuid.UUID]*pii.Key, len(ids))
 	wrapped := make([][]byte, len(ids))
 	for i, s := range ids {
@@ -198,7 +261,7 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 	// The SELECT reads the statement's snapshot, which misses a row
 	// another transaction inserted after it began (the INSERT then did
 	// nothing): those come back missing and are read again.
-	rows, err := k.pool.Query(ctx, `
+	const ensureSQL = `
 		WITH made AS (
 			INSERT INTO account_keys (user_id, wrapped, kek_id, created_at)
 			SELECT u, w, $3, now() FROM unnest($1::uuid[], $2::bytea[]) AS n(u, w)
@@ -207,14 +270,12 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 		SELECT user_id, NULL::bytea, NULL::text, true FROM made
 		UNION ALL
 		SELECT user_id, wrapped, kek_id, false FROM account_keys
-		WHERE user_id = ANY($1) AND user_id NOT IN (SELECT user_id FROM made)`,
-		ids, wrapped, k.current.ID())
-	if err != nil {
-		return nil, fmt.Errorf("ensure account keys: %w", err)
-	}
+		WHERE user_id = ANY($1) AND user_id NOT IN (SELECT user_id FROM made)`
 	var erased []uuid.UUID
-	if err := k.collect(rows, fresh, out, &erased); err != nil {
-		return nil, err
+	if err := k.insertKeys(ctx, ensureSQL, []any{ids, wrapped, k.current.ID()}, func(rows pgx.Rows) error {
+		return k.collect(rows, fresh, out, &erased)
+	}); err != nil {
+		return nil, fmt.Errorf("ensure account keys: %w", err)
 	}
 	if len(out)+len(erased) < len(ids) {
 		var again []uuid.UUID
@@ -228,7 +289,7 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 			return nil, fmt.Errorf("ensure account keys: %w", err)
 		}
 		if err := k.collect(rows, fresh, out, &erased); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ensure account keys: %w", err)
 		}
 		if len(out)+len(erased) < len(ids) {
 			return nil, errors.New("ensure account keys: a key was neither made nor found") // rows are never removed
@@ -238,6 +299,46 @@ func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 		return nil, &pii.ErasedError{Subjects: erased}
 	}
 	return out, nil
+}
+
+// insertKeys runs the statement that makes keys and reads its rows with
+// read, in one round trip: as it is, or, with deferFlush, in a transaction
+// whose commit does not wait for the disk (EventsInThisDatabase says why
+// that is safe).
+func (k *Keyring) insertKeys(ctx context.Context, sql string, args []any, read func(pgx.Rows) error) error {
+	if !k.deferFlush {
+		rows, err := k.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		return read(rows)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue(sql, args...)
+	b.Queue("COMMIT")
+	br := k.pool.SendBatch(ctx, b)
+	err := func() error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if err := read(rows); err != nil {
+			return err
+		}
+		_, err = br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // collect reads Ensure's rows (user, wrapped key or NULL, KEK id, made
@@ -264,10 +365,7 @@ func (k *Keyring) collect(rows pgx.Rows, fresh, out map[uuid.UUID]*pii.Key, eras
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("ensure account keys: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Destroy destroys userID's key for good (making a tombstone if the person

@@ -17,6 +17,34 @@ import (
 	"github.com/usersd/usersd/internal/pii"
 )
 
+// TestEnsureTrustsOnlyRecentKeys: Ensure answers a key this replica saw
+// less than EnsureTTL ago without asking (the window in which a key
+// destroyed on another replica still seals), EnsureFresh always asks.
+func TestEnsureTrustsOnlyRecentKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewService(t)
+	kek := newKEK(t)
+	a, b := keystore.New(pool, kek), keystore.New(pool, kek)
+	jane := uuid.New()
+	if _, err := a.Ensure(ctx, []uuid.UUID{jane}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Destroy(ctx, jane); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := a.Ensure(ctx, []uuid.UUID{jane}); err != nil || keys[jane] == nil {
+		t.Errorf("Ensure within EnsureTTL of a key seen: %v, %v; want the key, from memory", keys, err)
+	}
+	if _, err := a.EnsureFresh(ctx, []uuid.UUID{jane}); !errors.Is(err, pii.ErrErased) {
+		t.Errorf("EnsureFresh after another replica's Destroy: %v, want ErrErased", err)
+	}
+	time.Sleep(keystore.EnsureTTL)
+	if _, err := a.Ensure(ctx, []uuid.UUID{jane}); !errors.Is(err, pii.ErrErased) {
+		t.Errorf("Ensure EnsureTTL after another replica's Destroy: %v, want ErrErased", err)
+	}
+}
+
 func newKEK(t *testing.T) pii.KEK {
 	t.Helper()
 	k, err := pii.ParseKEK(pii.GenerateKEK())
@@ -33,7 +61,9 @@ func TestEnsureAndLookup(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := pgtest.NewService(t)
 	kek := newKEK(t)
-	a, b := keystore.New(pool, kek), keystore.New(pool, kek) // two replicas
+	// Two replicas; a commits new keys as serve does on the PostgreSQL
+	// store (EventsInThisDatabase: no flush of their own).
+	a, b := keystore.New(pool, kek).EventsInThisDatabase(), keystore.New(pool, kek)
 	jane, john, nobody := uuid.New(), uuid.New(), uuid.New()
 
 	if got, err := a.Lookup(ctx, []uuid.UUID{jane}); err != nil || len(got) != 0 {
@@ -161,13 +191,20 @@ func TestEnsureRacesDestroy(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for j := 0; j < 5; j++ {
+					// EnsureFresh never answers a destroyed key, on any
+					// replica; Ensure may answer one seen less than
+					// EnsureTTL ago on a replica that did not destroy it.
+					ensure, strict := r.Ensure, r == destroyer
+					if j%2 == 1 {
+						ensure, strict = r.EnsureFresh, true
+					}
 					after := destroyed.Load()
-					keys, err := r.Ensure(ctx, []uuid.UUID{person, uuid.New()})
+					keys, err := ensure(ctx, []uuid.UUID{person, uuid.New()})
 					switch {
 					case err != nil && !errors.Is(err, pii.ErrErased):
 						errs <- err
-					case after && err == nil:
-						errs <- errors.New("an Ensure that started after Destroy returned answered a key")
+					case after && err == nil && strict:
+						errs <- errors.New("an EnsureFresh, or the destroying replica's Ensure, that started after Destroy returned answered a key")
 					case err == nil && keys[person] == nil:
 						errs <- errors.New("Ensure answered no error and no key")
 					}
@@ -226,8 +263,18 @@ func checkAllErased(t *testing.T, pool *pgxpool.Pool, replicas, fresh []*keystor
 	}
 	for _, r := range append(replicas, fresh...) {
 		for _, id := range ids {
+			if _, err := r.EnsureFresh(ctx, []uuid.UUID{id}); !errors.Is(err, pii.ErrErased) {
+				t.Errorf("EnsureFresh of an erased person: %v, want ErrErased", err)
+			}
+		}
+	}
+	// Ensure may still answer a key a replica saw less than EnsureTTL
+	// ago; after that, never.
+	time.Sleep(keystore.EnsureTTL)
+	for _, r := range append(replicas, fresh...) {
+		for _, id := range ids {
 			if _, err := r.Ensure(ctx, []uuid.UUID{id}); !errors.Is(err, pii.ErrErased) {
-				t.Errorf("Ensure of an erased person: %v, want ErrErased", err)
+				t.Errorf("Ensure of an erased person, EnsureTTL after: %v, want ErrErased", err)
 			}
 		}
 	}

@@ -26,6 +26,9 @@ func codecFor(ctx context.Context, e *env, db database, pool *pgxpool.Pool) (*ev
 	if err != nil {
 		return nil, err
 	}
+	if esdbURLSetting.get(e.Getenv) == "" {
+		ring.EventsInThisDatabase()
+	}
 	streamKey, err := ring.ServerKey(ctx, streamNamesKey)
 	if err != nil {
 		return nil, fmt.Errorf("the stream-name key: %w", err)

@@ -56,6 +56,11 @@ func (m *MemoryKeyring) Ensure(_ context.Context, subjects []uuid.UUID) (map[uui
 	return out, nil
 }
 
+// EnsureFresh is Ensure: the memory keyring has no cache.
+func (m *MemoryKeyring) EnsureFresh(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*Key, error) {
+	return m.Ensure(ctx, subjects)
+}
+
 // Destroy destroys subject's key for good.
 func (m *MemoryKeyring) Destroy(_ context.Context, subject uuid.UUID) error {
 	m.mu.Lock()

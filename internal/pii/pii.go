@@ -61,8 +61,14 @@ type Keyring interface {
 	Lookup(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*Key, error)
 	// Ensure answers a key for every subject, making the missing ones. A
 	// subject whose key was destroyed gets none: the answer is an
-	// *ErasedError naming them all.
+	// *ErasedError naming them all. It may answer a key seen a moment ago
+	// (seconds) without asking the store: what it seals is erased all the
+	// same if the key was destroyed meanwhile.
 	Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*Key, error)
+	// EnsureFresh is Ensure asking the store for every subject: for what
+	// decides on whether a person was erased (an account's reservation:
+	// an erased address gets a new account).
+	EnsureFresh(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*Key, error)
 }
 
 // IsSealed reports whether s is a sealed value.
