@@ -205,4 +205,20 @@ var workloads = []workload{
 					"shows how much of the gap is the write path rather than HTTP, JSON and JWT. Into one workspace, the 16 clients' commands are also serialised."},
 		},
 	},
+	{
+		title: "9. Erasure",
+		intro: "`BenchmarkDeleteAccount` (projections/benchmarks): `commands.DeleteAccount` end to end as `usersd serve` wires it (the PostgreSQL event store, " +
+			"the PostgreSQL key store sealing every event, the person directory over the read models, the projection runners running) of a fresh person present " +
+			"in every workspace: a member in half of them, a pending invitation in the other half. The read models show the person before the timer starts; " +
+			"the timed part is the directory's look-up, the last-Admin check of every workspace, a removal or revocation appended to each, `AccountDeleted` " +
+			"and the key's destruction. Each deletion is then checked: key erased, the person deleted and in no workspace once the read models catch up.",
+		pattern: regexp.MustCompile(`^BenchmarkDeleteAccount/workspaces=(\d+)$`),
+		label:   "workspaces",
+		cols:    []col{{"s per deletion", "s/deletion", 3}, {"p99 s", "p99-s", 3}},
+		goals: []goal{
+			{text: "< 1 s per deletion at 100 workspaces", applies: at("100"), unit: "s/deletion", target: 1,
+				why: "the command checks every workspace, then appends to each in turn (a View, then a decision and an append with its own transaction per workspace); " +
+					"see the profile of the run for where the time goes."},
+		},
+	},
 }
