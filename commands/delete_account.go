@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,16 +114,8 @@ func (h DeleteAccountHandler) Handle(ctx context.Context, cmd DeleteAccount) (De
 	if len(blocked) > 0 {
 		return DeleteAccountResult{}, &LastAdminError{Workspaces: blocked, err: refusal}
 	}
-	for _, ws := range p.Workspaces {
-		_, err := h.w.updateAs(ctx, ws, cmd.Meta, func(w *domain.Workspace) error { return w.RemoveForDeletion(cmd.UserID) })
-		var de *domain.Error
-		if errors.As(err, &de) && de.Code == domain.CodeLastAdmin {
-			// Someone made the person the last Admin after the check.
-			return DeleteAccountResult{}, &LastAdminError{Workspaces: []uuid.UUID{ws}, err: err}
-		}
-		if err != nil {
-			return DeleteAccountResult{}, fmt.Errorf("remove from workspace %s: %w", ws, err)
-		}
+	if err := h.removeEverywhere(ctx, p.Workspaces, cmd); err != nil {
+		return DeleteAccountResult{}, err
 	}
 	now := h.w.clock.Now()
 	deletedAt, pos, err := h.accounts.Delete(ctx, cmd.UserID, h.w.plainStamp(cmd.Meta)(domain.AccountDeleted{UserID: cmd.UserID, DeletedAt: now}), now)
@@ -135,4 +128,69 @@ func (h DeleteAccountHandler) Handle(ctx context.Context, cmd DeleteAccount) (De
 		return DeleteAccountResult{}, fmt.Errorf("destroy the data key: %w", err)
 	}
 	return DeleteAccountResult{UserID: cmd.UserID, ErasedAt: deletedAt, Position: pos}, nil
+}
+
+// removalWorkers bounds the workspaces one deletion changes at once. Each
+// removal is its own append (a transaction and its commit's flush), so a
+// person in 100 workspaces removed one by one waits out 100 commits in a
+// row; a few at a time overlap them, while taking no more than a few of the
+// pool's connections from the requests served meanwhile.
+const removalWorkers = 8
+
+// removeEverywhere removes the person from every workspace, a few at once:
+// each workspace is its own stream, so the order between them means
+// nothing. The first failure stops the removals not yet started and is the
+// answer; the ones done stay done, which a repeat of the deletion finishes.
+func (h DeleteAccountHandler) removeEverywhere(ctx context.Context, workspaces []uuid.UUID, cmd DeleteAccount) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	next := make(chan uuid.UUID)
+	for range min(removalWorkers, len(workspaces)) {
+		wg.Go(func() {
+			for ws := range next {
+				if err := h.removeFrom(ctx, ws, cmd); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	fed := 0
+feed:
+	for _, ws := range workspaces {
+		select {
+		case next <- ws:
+			fed++
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil && fed < len(workspaces) {
+		return ctx.Err() // the caller's context ended before every removal
+	}
+	return first
+}
+
+func (h DeleteAccountHandler) removeFrom(ctx context.Context, ws uuid.UUID, cmd DeleteAccount) error {
+	_, err := h.w.updateAs(ctx, ws, cmd.Meta, func(w *domain.Workspace) error { return w.RemoveForDeletion(cmd.UserID) })
+	var de *domain.Error
+	if errors.As(err, &de) && de.Code == domain.CodeLastAdmin {
+		// Someone made the person the last Admin after the check.
+		return &LastAdminError{Workspaces: []uuid.UUID{ws}, err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("remove from workspace %s: %w", ws, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -169,6 +170,47 @@ func TestDeleteAccountLeavesEveryWorkspaceAndErasesTheKey(t *testing.T) {
 	}
 	if n := len(streamEvents(t, e.store, eventstore.PersonPrefix+ann.String())); n != 1 {
 		t.Errorf("person stream holds %d events after a repeat, want 1", n)
+	}
+}
+
+// A person in more workspaces than one deletion changes at once leaves
+// every one of them, each exactly once.
+func TestDeleteAccountLeavesManyWorkspaces(t *testing.T) {
+	t.Parallel()
+	e, _ := newDeletionEnv(t)
+	ctx := context.Background()
+	const n = 21
+	var wss []uuid.UUID
+	var ann uuid.UUID
+	for i := range n {
+		w := e.createWorkspace(fmt.Sprintf("owner%d@example.com", i))
+		wss = append(wss, w.WorkspaceID)
+		if i%2 == 0 {
+			ann = e.join(w.WorkspaceID, w.OwnerUserID, "ann@example.com", "Editor")
+		} else {
+			ann = e.invite(w.WorkspaceID, w.OwnerUserID, "Editor", "ann@example.com").Results[0].UserID
+		}
+	}
+	if _, err := e.app.Commands.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: ann, Meta: e.system}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	for i, ws := range wss {
+		removals := 0
+		for _, r := range streamEvents(t, e.store, eventstore.WorkspaceStream(ws)) {
+			switch ev := r.Event.(type) {
+			case domain.MemberRemoved:
+				if ev.UserID == ann && ev.Reason == domain.ReasonAccountDeleted && i%2 == 0 {
+					removals++
+				}
+			case domain.InvitationRevoked:
+				if ev.UserID == ann && ev.Reason == domain.ReasonAccountDeleted && i%2 == 1 {
+					removals++
+				}
+			}
+		}
+		if removals != 1 {
+			t.Errorf("workspace %d holds %d removals of ann for account_deleted, want 1", i, removals)
+		}
 	}
 }
 

@@ -13,6 +13,9 @@
 //     LISTEN/NOTIFY round trip;
 //   - BenchmarkUserListVsPgbench: user list pages under a concurrent writer,
 //     against pgbench running the very same SQL.
+//   - BenchmarkDeleteAccount: commands.DeleteAccount of a person present in
+//     10 and 100 workspaces, on the PostgreSQL store and key store with the
+//     read models caught up (goal: < 1 s per deletion at 100).
 //
 // The package holds only tests. Run it with
 //
