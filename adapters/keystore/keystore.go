@@ -117,19 +117,7 @@ func (k *Keyring) unwrap(subject uuid.UUID, wrapped []byte, kekID string) (*pii.
 // Lookup answers the keys of the subjects that have one, in one round trip
 // for those the cache does not hold.
 func (k *Keyring) Lookup(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
-	out := make(map[uuid.UUID]*pii.Key, len(subjects))
-	now := time.Now()
-	var missing []uuid.UUID
-	k.mu.Lock()
-	epoch := k.epoch
-	for _, s := range subjects {
-		if c, ok := k.cache[s]; ok && now.Sub(c.at) < CacheTTL {
-			out[s] = c.key
-		} else {
-			missing = append(missing, s)
-		}
-	}
-	k.mu.Unlock()
+	out, missing, epoch := k.cached(subjects, CacheTTL)
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -159,6 +147,24 @@ func (k *Keyring) Lookup(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 		out[s] = key
 	}
 	return out, nil
+}
+
+// cached answers the keys of subjects cached less than ttl ago, the
+// subjects it lacks, and the epoch to remember what is read for those with.
+func (k *Keyring) cached(subjects []uuid.UUID, ttl time.Duration) (map[uuid.UUID]*pii.Key, []uuid.UUID, uint64) {
+	out := make(map[uuid.UUID]*pii.Key, len(subjects))
+	var missing []uuid.UUID
+	now := time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, s := range subjects {
+		if c, ok := k.cache[s]; ok && now.Sub(c.at) < ttl {
+			out[s] = c.key
+		} else {
+			missing = append(missing, s)
+		}
+	}
+	return out, missing, k.epoch
 }
 
 // remember caches keys read while k.epoch was epoch, unless a Destroy ran
@@ -199,18 +205,7 @@ func (k *Keyring) remember(epoch uint64, keys map[uuid.UUID]*pii.Key) {
 // (see EnsureTTL). A subject whose key was destroyed makes it answer a
 // *pii.ErasedError naming every such subject, and no keys.
 func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
-	out := make(map[uuid.UUID]*pii.Key, len(subjects))
-	var missing []uuid.UUID
-	now := time.Now()
-	k.mu.Lock()
-	for _, s := range subjects {
-		if c, ok := k.cache[s]; ok && now.Sub(c.at) < EnsureTTL {
-			out[s] = c.key
-		} else {
-			missing = append(missing, s)
-		}
-	}
-	k.mu.Unlock()
+	out, missing, _ := k.cached(subjects, EnsureTTL)
 	if len(missing) == 0 {
 		return out, nil
 	}
