@@ -156,92 +156,82 @@ func TestAccountStreamsAreKeyed(t *testing.T) {
 // address's stream then names the new one.
 func TestAccountsRegisterAnErasedAddressAnew(t *testing.T) {
 	t.Parallel()
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			store := newStore(t)
-			meta := func(e domain.Event) domain.Metadata { return stamp(nil, e) }
-			const jane, legacy = domain.Email("jane@example.com"), domain.Email("old@example.com")
-			oldLegacy := uuid.New()
-			reg := domain.AccountRegistered{UserID: oldLegacy, Email: string(legacy)}
-			if _, err := store.Append(ctx, eventstore.LegacyAccountStream(legacy), eventstore.NoStream{}, legacyData(t, reg, stamp(nil, reg))); err != nil {
+	onEachStore(t, func(t *testing.T, ctx context.Context, store eventstore.Store) {
+		meta := func(e domain.Event) domain.Metadata { return stamp(nil, e) }
+		const jane, legacy = domain.Email("jane@example.com"), domain.Email("old@example.com")
+		oldLegacy := uuid.New()
+		reg := domain.AccountRegistered{UserID: oldLegacy, Email: string(legacy)}
+		if _, err := store.Append(ctx, eventstore.LegacyAccountStream(legacy), eventstore.NoStream{}, legacyData(t, reg, stamp(nil, reg))); err != nil {
+			t.Fatal(err)
+		}
+		cached := eventstore.NewAccounts(store, testCodec, 10)
+		first, err := cached.Resolve(ctx, []domain.Email{jane, legacy}, uuid.New, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first[legacy] != oldLegacy {
+			t.Fatalf("legacy stream: got %s, want %s", first[legacy], oldLegacy)
+		}
+		for _, id := range first {
+			if _, _, err := cached.Delete(ctx, id, stamp(nil, nil), now); err != nil {
 				t.Fatal(err)
-			}
-			cached := eventstore.NewAccounts(store, testCodec, 10)
-			first, err := cached.Resolve(ctx, []domain.Email{jane, legacy}, uuid.New, meta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if first[legacy] != oldLegacy {
-				t.Fatalf("legacy stream: got %s, want %s", first[legacy], oldLegacy)
-			}
-			for _, id := range first {
-				if _, _, err := cached.Delete(ctx, id, stamp(nil, nil), now); err != nil {
-					t.Fatal(err)
-				}
-				if err := testKeys.Destroy(ctx, id); err != nil {
-					t.Fatal(err)
-				}
-			}
-			again, err := cached.Resolve(ctx, []domain.Email{jane, legacy}, uuid.New, meta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fresh, err := eventstore.NewAccounts(store, testCodec, 10).Resolve(ctx, []domain.Email{legacy, jane}, uuid.New, meta)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range []domain.Email{jane, legacy} {
-				if again[e] == first[e] || again[e] == uuid.Nil {
-					t.Errorf("%s after erasure: got %s again, want a new id", e, again[e])
-				}
-				if fresh[e] != again[e] {
-					t.Errorf("%s: a registry that never saw it answers %s, want the new account %s", e, fresh[e], again[e])
-				}
-			}
-			evs, err := store.ReadStream(ctx, testCodec.AccountStream(jane), eventstore.ReadOptions{})
-			if err != nil || len(evs) != 2 {
-				t.Fatalf("jane's stream: %d events, %v; want the first registration and the new one", len(evs), err)
-			}
-		})
-	}
-}
-
-func TestAccountsDeleteIsIdempotent(t *testing.T) {
-	t.Parallel()
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			store := newStore(t)
-			accounts := eventstore.NewAccounts(store, testCodec, 10)
-			ids, err := accounts.Resolve(ctx, []domain.Email{"gone@example.com"}, uuid.New, func(e domain.Event) domain.Metadata { return stamp(nil, e) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := ids["gone@example.com"]
-			at, pos, err := accounts.Delete(ctx, id, stamp(nil, nil), now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !at.Equal(now) || pos == (domain.Position{}) {
-				t.Errorf("Delete: got %v at %v, want %v and a position", at, pos, now)
 			}
 			if err := testKeys.Destroy(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			at2, pos2, err := eventstore.NewAccounts(store, testCodec, 10).Delete(ctx, id, stamp(nil, nil), now.Add(time.Hour))
-			if err != nil || !at2.Equal(at) || pos2 != pos {
-				t.Errorf("Delete again: got %v at %v, %v; want the first deletion's %v at %v", at2, pos2, err, at, pos)
+		}
+		again, err := cached.Resolve(ctx, []domain.Email{jane, legacy}, uuid.New, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := eventstore.NewAccounts(store, testCodec, 10).Resolve(ctx, []domain.Email{legacy, jane}, uuid.New, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []domain.Email{jane, legacy} {
+			if again[e] == first[e] || again[e] == uuid.Nil {
+				t.Errorf("%s after erasure: got %s again, want a new id", e, again[e])
 			}
-			evs, err := store.ReadStream(ctx, eventstore.PersonStream(id), eventstore.ReadOptions{})
-			if err != nil || len(evs) != 1 || evs[0].Type != "AccountDeleted" {
-				t.Fatalf("person stream: %v, %v; want one AccountDeleted", evs, err)
+			if fresh[e] != again[e] {
+				t.Errorf("%s: a registry that never saw it answers %s, want the new account %s", e, fresh[e], again[e])
 			}
-			if !eventstore.IsOurRecord(evs[0]) {
-				t.Error("the person stream is not recognised as ours")
-			}
-		})
-	}
+		}
+		evs, err := store.ReadStream(ctx, testCodec.AccountStream(jane), eventstore.ReadOptions{})
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("jane's stream: %d events, %v; want the first registration and the new one", len(evs), err)
+		}
+	})
+}
+
+func TestAccountsDeleteIsIdempotent(t *testing.T) {
+	t.Parallel()
+	onEachStore(t, func(t *testing.T, ctx context.Context, store eventstore.Store) {
+		accounts := eventstore.NewAccounts(store, testCodec, 10)
+		ids, err := accounts.Resolve(ctx, []domain.Email{"gone@example.com"}, uuid.New, func(e domain.Event) domain.Metadata { return stamp(nil, e) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := ids["gone@example.com"]
+		at, pos, err := accounts.Delete(ctx, id, stamp(nil, nil), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !at.Equal(now) || pos == (domain.Position{}) {
+			t.Errorf("Delete: got %v at %v, want %v and a position", at, pos, now)
+		}
+		if err := testKeys.Destroy(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		at2, pos2, err := eventstore.NewAccounts(store, testCodec, 10).Delete(ctx, id, stamp(nil, nil), now.Add(time.Hour))
+		if err != nil || !at2.Equal(at) || pos2 != pos {
+			t.Errorf("Delete again: got %v at %v, %v; want the first deletion's %v at %v", at2, pos2, err, at, pos)
+		}
+		evs, err := store.ReadStream(ctx, eventstore.PersonStream(id), eventstore.ReadOptions{})
+		if err != nil || len(evs) != 1 || evs[0].Type != "AccountDeleted" {
+			t.Fatalf("person stream: %v, %v; want one AccountDeleted", evs, err)
+		}
+		if !eventstore.IsOurRecord(evs[0]) {
+			t.Error("the person stream is not recognised as ours")
+		}
+	})
 }

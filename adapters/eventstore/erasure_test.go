@@ -16,54 +16,49 @@ import (
 // new person.
 func TestAWorkspaceOfAnErasedPersonStillWorks(t *testing.T) {
 	t.Parallel()
-	for name, newStore := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			store := newStore(t)
-			app := func() commands.Application {
-				return commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 8),
-					eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets()),
-					commands.DefaultInvitationPolicy(), commands.Instrumentation{})
-			}
-			warm := app()
-			system := commands.Meta{Actor: domain.Actor{System: true}}
-			ws, err := warm.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{Name: "Acme", OwnerEmail: "owner@acme.test", OwnerName: "Owner", Meta: system})
+	onEachStore(t, func(t *testing.T, ctx context.Context, store eventstore.Store) {
+		app := func() commands.Application {
+			return commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 8),
+				eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets()),
+				commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+		}
+		warm := app()
+		system := commands.Meta{Actor: domain.Actor{System: true}}
+		ws, err := warm.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{Name: "Acme", OwnerEmail: "owner@acme.test", OwnerName: "Owner", Meta: system})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID, Email: "owner@acme.test"}}
+		invite := func(a commands.Application) domain.InviteResult {
+			t.Helper()
+			res, err := a.Commands.InviteUsers.Handle(ctx, commands.InviteUsers{WorkspaceID: ws.WorkspaceID, Emails: []string{"leaver@acme.test"}, Role: "Editor", Meta: admin})
 			if err != nil {
 				t.Fatal(err)
 			}
-			admin := commands.Meta{Actor: domain.Actor{UserID: ws.OwnerUserID, Email: "owner@acme.test"}}
-			invite := func(a commands.Application) domain.InviteResult {
-				t.Helper()
-				res, err := a.Commands.InviteUsers.Handle(ctx, commands.InviteUsers{WorkspaceID: ws.WorkspaceID, Emails: []string{"leaver@acme.test"}, Role: "Editor", Meta: admin})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res.Results[0]
-			}
-			first := invite(warm)
-			joined, err := warm.Commands.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Token: first.Token, Name: "Lee Leaver",
-				Meta: commands.Meta{Actor: domain.Actor{UserID: first.UserID, Email: "leaver@acme.test"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := warm.Commands.RemoveUser.Handle(ctx, commands.RemoveUser{WorkspaceID: ws.WorkspaceID, UserID: joined.UserID, Meta: admin}); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := eventstore.NewAccounts(store, testCodec, 1).Delete(ctx, first.UserID, stamp(nil, nil), now); err != nil {
-				t.Fatal(err)
-			}
-			if err := testKeys.Destroy(ctx, first.UserID); err != nil {
-				t.Fatal(err)
-			}
-			fresh := invite(app())
-			if fresh.Outcome != domain.OutcomeInvited || fresh.UserID == first.UserID {
-				t.Errorf("a replica that never saw the workspace: re-invitation gave %s for %s, want invited as a new person (not %s)", fresh.Outcome, fresh.UserID, first.UserID)
-			}
-			cached := invite(warm)
-			if cached.Outcome != domain.OutcomeAlreadyInvited || cached.UserID != fresh.UserID {
-				t.Errorf("the replica that cached the old account: got %s for %s, want already_invited for the new person %s", cached.Outcome, cached.UserID, fresh.UserID)
-			}
-		})
-	}
+			return res.Results[0]
+		}
+		first := invite(warm)
+		joined, err := warm.Commands.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Token: first.Token, Name: "Lee Leaver",
+			Meta: commands.Meta{Actor: domain.Actor{UserID: first.UserID, Email: "leaver@acme.test"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := warm.Commands.RemoveUser.Handle(ctx, commands.RemoveUser{WorkspaceID: ws.WorkspaceID, UserID: joined.UserID, Meta: admin}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := eventstore.NewAccounts(store, testCodec, 1).Delete(ctx, first.UserID, stamp(nil, nil), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := testKeys.Destroy(ctx, first.UserID); err != nil {
+			t.Fatal(err)
+		}
+		fresh := invite(app())
+		if fresh.Outcome != domain.OutcomeInvited || fresh.UserID == first.UserID {
+			t.Errorf("a replica that never saw the workspace: re-invitation gave %s for %s, want invited as a new person (not %s)", fresh.Outcome, fresh.UserID, first.UserID)
+		}
+		cached := invite(warm)
+		if cached.Outcome != domain.OutcomeAlreadyInvited || cached.UserID != fresh.UserID {
+			t.Errorf("the replica that cached the old account: got %s for %s, want already_invited for the new person %s", cached.Outcome, cached.UserID, fresh.UserID)
+		}
+	})
 }

@@ -33,6 +33,16 @@ func stores(t *testing.T) map[string]func(t *testing.T) eventstore.Store {
 	}
 }
 
+// onEachStore runs test, in parallel, on a new store of each kind.
+func onEachStore(t *testing.T, test func(t *testing.T, ctx context.Context, store eventstore.Store)) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, context.Background(), newStore(t))
+		})
+	}
+}
+
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func stamp(_ *domain.Workspace, _ domain.Event) domain.Metadata {
