@@ -72,9 +72,13 @@ func seedRows(tb testing.TB, pool *pgxpool.Pool, ws uuid.UUID, n int, seed uint6
 			status = string(domain.StatusSuspended)
 		}
 		user := uuid.New()
-		if status != string(domain.StatusInvited) {
-			logins = append(logins, []any{ws, user, now.Add(-time.Duration(r.IntN(10000)) * time.Minute)})
+		// Every row has its login row (tables.sql); NULL: never logged in,
+		// every invited person and one member in ten.
+		var lastLogin pgtype.Timestamptz
+		if status != string(domain.StatusInvited) && r.IntN(10) != 0 {
+			lastLogin = pgtype.Timestamptz{Time: now.Add(-time.Duration(r.IntN(200_000)) * time.Minute), Valid: true}
 		}
+		logins = append(logins, []any{ws, user, lastLogin})
 		rows = append(rows, []any{ws, user, email, name, role, status, invID, invitedAt, invitedBy, expiresAt, false, attempt, emailStatus})
 	}
 	_, err := pool.CopyFrom(ctx, pgx.Identifier{"userlist_users"},
