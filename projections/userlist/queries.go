@@ -240,12 +240,19 @@ func loginKey(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) 
 
 const neverKey = "never"
 
+var (
+	minLoginMicros = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxLoginMicros = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+)
+
 func parseLoginKey(s string) (pgtype.Timestamptz, error) {
 	if s == neverKey {
 		return pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
 	}
 	us, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
+	// Bounded to the years RFC 3339 spells, which the database holds: a
+	// forged cursor with a correct check is refused, not a database error.
+	if err != nil || us < minLoginMicros || us > maxLoginMicros {
 		return pgtype.Timestamptz{}, errors.New("not a last-login cursor")
 	}
 	return pgtype.Timestamptz{Time: time.UnixMicro(us).UTC(), Valid: true}, nil
