@@ -67,6 +67,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{"list users", func(string) req { return req{method: "GET", path: base + "/users"} },
 			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
+		{"dormant users", func(string) req {
+			return req{method: "GET", path: base + "/users?inactiveSince=2030-01-01T00:00:00Z&sort=-lastLoginAt"}
+		},
+			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
 		{"get user", func(string) req { return req{method: "GET", path: base + "/users/" + editor} },
 			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
 		{"permissions of the Editor", func(string) req { return req{method: "GET", path: base + "/users/" + editor + "/permissions"} },

@@ -97,7 +97,8 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
-	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor")}
+	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor"),
+		InactiveSince: q.Get("inactiveSince"), Sort: q.Get("sort")}
 	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}

@@ -72,9 +72,13 @@ func seedRows(tb testing.TB, pool *pgxpool.Pool, ws uuid.UUID, n int, seed uint6
 			status = string(domain.StatusSuspended)
 		}
 		user := uuid.New()
-		if status != string(domain.StatusInvited) {
-			logins = append(logins, []any{ws, user, now.Add(-time.Duration(r.IntN(10000)) * time.Minute)})
+		// Every row has its login row (tables.sql); NULL: never logged in,
+		// every invited person and one member in ten.
+		var lastLogin pgtype.Timestamptz
+		if status != string(domain.StatusInvited) && r.IntN(10) != 0 {
+			lastLogin = pgtype.Timestamptz{Time: now.Add(-time.Duration(r.IntN(200_000)) * time.Minute), Valid: true}
 		}
+		logins = append(logins, []any{ws, user, lastLogin})
 		rows = append(rows, []any{ws, user, email, name, role, status, invID, invitedAt, invitedBy, expiresAt, false, attempt, emailStatus})
 	}
 	_, err := pool.CopyFrom(ctx, pgx.Identifier{"userlist_users"},
@@ -134,6 +138,11 @@ func TestListPlansUseIndexes(t *testing.T) {
 	deep := cursorAt(t, q, ws, userlist.Filter{}, 50_000)
 	deepActive := cursorAt(t, q, ws, userlist.Filter{Status: "active"}, 40_000)
 	deepEditor := cursorAt(t, q, ws, userlist.Filter{Role: "Editor"}, 5_000)
+	byLogin := userlist.Filter{Sort: userlist.SortLastLogin}
+	byLoginDesc := userlist.Filter{Sort: userlist.SortLastLoginDesc}
+	dormant := userlist.Filter{Sort: userlist.SortLastLogin, InactiveSince: "2029-12-01T00:00:00Z"}
+	deepLogin := cursorAt(t, q, ws, byLogin, 50_000)
+	deepLoginDesc := cursorAt(t, q, ws, byLoginDesc, 50_000)
 	cases := []struct {
 		f     userlist.Filter
 		index string // "" when any index will do
@@ -149,6 +158,15 @@ func TestListPlansUseIndexes(t *testing.T) {
 		{userlist.Filter{Q: "a"}, "", true},
 		{userlist.Filter{Q: "ada.abe"}, "", true},
 		{userlist.Filter{Q: "zzzqqq"}, "", true},
+		// Sorted by last login (issue 17): the logins' index in order, both
+		// ways, the users' rows by key.
+		{byLogin, "userlist_logins_sort_idx", false},
+		{userlist.Filter{Sort: byLogin.Sort, Cursor: deepLogin}, "userlist_logins_sort_idx", false},
+		{byLoginDesc, "userlist_logins_sort_idx", false},
+		{userlist.Filter{Sort: byLoginDesc.Sort, Cursor: deepLoginDesc}, "userlist_logins_sort_idx", false},
+		{dormant, "userlist_logins_sort_idx", false},
+		{userlist.Filter{Sort: byLogin.Sort, Status: "active"}, "userlist_logins_sort_idx", false},
+		{userlist.Filter{Sort: byLoginDesc.Sort, Role: "Editor"}, "userlist_logins_sort_idx", false},
 	}
 	for _, tc := range cases {
 		sql, args, err := userlist.ListSQL(ws, tc.f)
@@ -164,7 +182,7 @@ func TestListPlansUseIndexes(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodes := plan[0].Plan.walk(nil)
-		name := fmt.Sprintf("status=%q role=%q q=%q cursor=%v", tc.f.Status, tc.f.Role, tc.f.Q, tc.f.Cursor != "")
+		name := fmt.Sprintf("status=%q role=%q q=%q sort=%q inactiveSince=%q cursor=%v", tc.f.Status, tc.f.Role, tc.f.Q, tc.f.Sort, tc.f.InactiveSince, tc.f.Cursor != "")
 		for _, n := range nodes {
 			if n.NodeType == "Seq Scan" {
 				t.Errorf("%s: plan has a sequential scan:\n%s", name, raw)

@@ -8,13 +8,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // cursor is the sort key of the last row of a page: the next page starts
 // after it.
 type cursor struct {
+	// sortKey is the display name's key, or sorted by last login its
+	// loginKey ("never" for none), which validate parses into login.
 	sortKey string
 	userID  uuid.UUID
+	login   pgtype.Timestamptz
 }
 
 const (
@@ -72,6 +76,11 @@ func cursorSum(ws uuid.UUID, f filter, c cursor) []byte {
 	for _, s := range []string{f.status, f.role, f.q, c.sortKey} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	// Only when set, so the cursors of the list by name stay valid: a
+	// cursor of one sort or inactiveSince is refused by another.
+	if f.sort != "" || f.sinceKey != "" {
+		h.Write([]byte("sort=" + f.sort + "\x00since=" + f.sinceKey + "\x00"))
 	}
 	h.Write(c.userID[:])
 	return h.Sum(nil)[:cursorSumLen]

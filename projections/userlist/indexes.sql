@@ -8,3 +8,8 @@ CREATE INDEX userlist_users_sort_idx ON userlist_users (workspace_id, sort_key, 
 CREATE INDEX userlist_users_status_sort_idx ON userlist_users (workspace_id, status, sort_key, user_id);
 CREATE INDEX userlist_users_role_sort_idx ON userlist_users (workspace_id, role, sort_key, user_id);
 CREATE INDEX userlist_users_search_idx ON userlist_users USING gin (search gin_trgm_ops);
+-- The list by last login (sort=lastLoginAt, -lastLoginAt, and inactiveSince
+-- as a range of it): never logged in sorts first as -infinity, so the key
+-- is never NULL and a keyset row comparison works; read backwards for
+-- newest first, never logged in last.
+CREATE INDEX userlist_logins_sort_idx ON userlist_logins (workspace_id, (coalesce(last_login_at, '-infinity'::timestamptz)), user_id);

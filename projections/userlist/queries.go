@@ -2,6 +2,7 @@ package userlist
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,9 +57,27 @@ type Filter struct {
 	// Limit is the page size: 0 means DefaultLimit, at most MaxLimit.
 	Limit int
 	// Cursor is a page's NextCursor, to read the page after it. A cursor
-	// is valid only for the workspace and filter that made it.
+	// is valid only for the workspace, filter and sort that made it.
 	Cursor string
+	// InactiveSince is "" or an RFC 3339 instant: only members (active or
+	// suspended, not invited) with no login since then, those who never
+	// logged in included.
+	InactiveSince string
+	// Sort is SortDisplayName (also ""), SortLastLogin or SortLastLoginDesc.
+	Sort string
 }
+
+// Sort orders of the list.
+const (
+	// SortDisplayName: by display name (lower case), then user id.
+	SortDisplayName = "displayName"
+	// SortLastLogin: oldest login first, those who never logged in before
+	// everyone, then user id.
+	SortLastLogin = "lastLoginAt"
+	// SortLastLoginDesc: newest login first, those who never logged in
+	// after everyone, then user id descending (the exact reverse).
+	SortLastLoginDesc = "-lastLoginAt"
+)
 
 // Row is one person of the user list. The JSON form is the API's.
 type Row struct {
@@ -99,9 +118,16 @@ type Page struct {
 // filter is a validated Filter.
 type filter struct {
 	status, role, q string
-	limit           int
-	after           *cursor
+	// sort is "" (display name), SortLastLogin or SortLastLoginDesc.
+	sort string
+	// since is InactiveSince, sinceKey its canonical spelling ("" if none).
+	since    time.Time
+	sinceKey string
+	limit    int
+	after    *cursor
 }
+
+func (f filter) byLogin() bool { return f.sort != "" }
 
 func invalid(param, format string, args ...any) *domain.Error {
 	return &domain.Error{Code: domain.CodeInvalidInput, Field: param, Message: fmt.Sprintf(format, args...)}
@@ -135,6 +161,21 @@ func validate(ws uuid.UUID, f Filter) (filter, error) {
 	case strings.ContainsFunc(out.q, isControl):
 		return filter{}, invalid("q", "the text query contains control characters")
 	}
+	switch st := strings.TrimSpace(f.Sort); st {
+	case "", SortDisplayName:
+	case SortLastLogin, SortLastLoginDesc:
+		out.sort = st
+	default:
+		return filter{}, invalid("sort", "unknown sort %q: want displayName, lastLoginAt or -lastLoginAt", shorten(st, 40))
+	}
+	if v := strings.TrimSpace(f.InactiveSince); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return filter{}, invalid("inactiveSince", "%q is not an RFC 3339 instant (e.g. 2026-01-31T00:00:00Z)", shorten(v, 40))
+		}
+		out.since = t.Truncate(time.Microsecond)
+		out.sinceKey = loginKey(out.since)
+	}
 	switch {
 	case f.Limit == 0:
 		out.limit = DefaultLimit
@@ -145,6 +186,9 @@ func validate(ws uuid.UUID, f Filter) (filter, error) {
 	}
 	if f.Cursor != "" {
 		c, err := decodeCursor(f.Cursor, ws, out)
+		if err == nil && out.byLogin() {
+			c.login, err = parseLoginKey(c.sortKey)
+		}
 		if err != nil {
 			return filter{}, invalid("cursor", "not a cursor of this list (%v); start again from the first page", err)
 		}
@@ -174,9 +218,51 @@ const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_l
 		LIMIT 1
 	) l ON true`
 
+// loginSelect reads the same columns in last-login order: the logins'
+// sort index yields the page's keys in order, and each row is one probe of
+// the users' primary key.
+const loginSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
+		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
+		u.email_status, u.sort_key
+	FROM userlist_logins l
+	CROSS JOIN LATERAL (
+		SELECT * FROM userlist_users u
+		WHERE u.workspace_id = l.workspace_id AND u.user_id = l.user_id
+		LIMIT 1
+	) u`
+
+// loginOrder is the sort key of userlist_logins_sort_idx (indexes.sql).
+const loginOrder = `coalesce(l.last_login_at, '-infinity'::timestamptz)`
+
+// loginKey is the spelling of a last login in a cursor: microseconds since
+// 1970, or "never" (the database keeps microseconds, so it is exact).
+func loginKey(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+const neverKey = "never"
+
+var (
+	minLoginMicros = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxLoginMicros = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+)
+
+func parseLoginKey(s string) (pgtype.Timestamptz, error) {
+	if s == neverKey {
+		return pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
+	}
+	us, err := strconv.ParseInt(s, 10, 64)
+	// Bounded to the years RFC 3339 spells, which the database holds: a
+	// forged cursor with a correct check is refused, not a database error.
+	if err != nil || us < minLoginMicros || us > maxLoginMicros {
+		return pgtype.Timestamptz{}, errors.New("not a last-login cursor")
+	}
+	return pgtype.Timestamptz{Time: time.UnixMicro(us).UTC(), Valid: true}, nil
+}
+
 // listSQL builds the page query of a validated filter and its arguments.
 // The conditions on status or role pick the matching index; the keyset
-// condition is a row comparison the index can start from.
+// condition is a row comparison the index can start from. Sorted by last
+// login, the logins' index gives the order and the other filters are
+// checked on the rows it yields.
 func listSQL(ws uuid.UUID, f filter) (string, []any) {
 	var sb strings.Builder
 	args := []any{projections.PGID(ws)}
@@ -184,7 +270,14 @@ func listSQL(ws uuid.UUID, f filter) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	sb.WriteString(rowSelect + "\n\tWHERE u.workspace_id = $1")
+	if f.byLogin() {
+		sb.WriteString(loginSelect + "\n\tWHERE l.workspace_id = $1")
+	} else {
+		sb.WriteString(rowSelect + "\n\tWHERE u.workspace_id = $1")
+	}
+	if f.sinceKey != "" {
+		sb.WriteString(" AND u.status <> 'invited' AND " + loginOrder + " < " + arg(pgtype.Timestamptz{Time: f.since, Valid: true}))
+	}
 	if f.status != "" {
 		sb.WriteString(" AND u.status = " + arg(f.status))
 	}
@@ -194,10 +287,24 @@ func listSQL(ws uuid.UUID, f filter) (string, []any) {
 	if f.q != "" {
 		sb.WriteString(" AND u.search LIKE '%' || lower(" + arg(escapeLike(f.q)) + ") || '%'")
 	}
-	if f.after != nil {
-		sb.WriteString(" AND (u.sort_key, u.user_id) > (" + arg(f.after.sortKey) + ", " + arg(projections.PGID(f.after.userID)) + ")")
+	switch {
+	case f.sort == "":
+		if f.after != nil {
+			sb.WriteString(" AND (u.sort_key, u.user_id) > (" + arg(f.after.sortKey) + ", " + arg(projections.PGID(f.after.userID)) + ")")
+		}
+		sb.WriteString(" ORDER BY u.sort_key, u.user_id")
+	case f.sort == SortLastLogin:
+		if f.after != nil {
+			sb.WriteString(" AND (" + loginOrder + ", l.user_id) > (" + arg(f.after.login) + ", " + arg(projections.PGID(f.after.userID)) + ")")
+		}
+		sb.WriteString(" ORDER BY " + loginOrder + ", l.user_id")
+	default:
+		if f.after != nil {
+			sb.WriteString(" AND (" + loginOrder + ", l.user_id) < (" + arg(f.after.login) + ", " + arg(projections.PGID(f.after.userID)) + ")")
+		}
+		sb.WriteString(" ORDER BY " + loginOrder + " DESC, l.user_id DESC")
 	}
-	sb.WriteString(" ORDER BY u.sort_key, u.user_id LIMIT " + arg(f.limit+1))
+	sb.WriteString(" LIMIT " + arg(f.limit+1))
 	return sb.String(), args
 }
 
@@ -208,7 +315,7 @@ func escapeLike(s string) string {
 }
 
 // List answers one page of a workspace's user list, sorted by display name
-// (lower case) then user id. An invalid filter is a *domain.Error with the
+// (lower case) then user id, or by last login (Filter.Sort). An invalid filter is a *domain.Error with the
 // code invalid_input.
 func (q *Queries) List(ctx context.Context, ws uuid.UUID, f Filter) (Page, error) {
 	vf, err := validate(ws, f)
@@ -249,6 +356,12 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, f Filter) (Page, error
 	}
 	if more {
 		last := page.Items[len(page.Items)-1]
+		if vf.byLogin() {
+			lastKey = neverKey
+			if last.LastLoginAt != nil {
+				lastKey = loginKey(*last.LastLoginAt)
+			}
+		}
 		page.NextCursor = encodeCursor(ws, vf, cursor{sortKey: lastKey, userID: last.UserID})
 	}
 	return page, nil

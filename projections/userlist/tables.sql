@@ -15,10 +15,12 @@
 --             (trigram GIN index). A newline separates the two, which a query
 --             cannot contain, so no match spans the name and the e-mail.
 --   invitation_* columns are set exactly while the status is 'invited'.
--- userlist_logins: each member's last login. Logins are the most frequent
--- event by far; kept apart, a login rewrites a narrow row with no index but
--- its key, instead of a wide row with five indexes. The list joins it by key
--- for the rows of a page.
+-- userlist_logins: each person's last login, one row per userlist_users
+-- row (NULL: never logged in). Logins are the most frequent event by far;
+-- kept apart, a login rewrites a narrow row with two indexes (its key and
+-- the last-login order), instead of a wide row with five. The list joins it
+-- by key for the rows of a page, and reads it first when sorted by last
+-- login (indexes.sql).
 -- userlist_workspaces: one row per workspace, with the position of the last
 -- event the projection applied to that workspace (projections.Positions).
 
@@ -55,7 +57,7 @@ CREATE TABLE userlist_users (
 CREATE TABLE userlist_logins (
     workspace_id  uuid        NOT NULL,
     user_id       uuid        NOT NULL,
-    last_login_at timestamptz NOT NULL,
+    last_login_at timestamptz,
     PRIMARY KEY (workspace_id, user_id)
 ) WITH (fillfactor = 70);
 

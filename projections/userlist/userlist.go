@@ -78,11 +78,13 @@ func (m *member) replace(n member) {
 }
 
 // login is what the batch does to a userlist_logins row: reset forgets the
-// stored login (the membership ended or starts anew), then at is the
-// latest login since.
+// stored login (a row starts anew, with none yet), gone drops the row (the
+// person left the list), then at is the latest login since. Every row of
+// userlist_users has its login row, NULL until a first login, so that the
+// list sorted by last login reads one index that holds everyone.
 type login struct {
-	reset bool
-	at    pgtype.Timestamptz
+	reset, gone bool
+	at          pgtype.Timestamptz
 }
 
 // workspace is a userlist_workspaces row as Apply folds events into it
@@ -224,6 +226,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
 			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
 		})
+		*b.login(key{e.WorkspaceID, e.OwnerUserID}) = login{reset: true}
 	case domain.UserInvited:
 		// A new invitation replaces the row, and the person's last login
 		// with it: after a removal there is none, and an expired invitation
@@ -250,7 +253,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	case domain.InvitationRevoked:
 		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
 			m.present, m.dirty = false, true
-			*b.login(key{e.WorkspaceID, e.UserID}) = login{reset: true}
+			*b.login(key{e.WorkspaceID, e.UserID}) = login{gone: true}
 		}
 	case domain.InvitationExpired:
 		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
@@ -278,7 +281,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	case domain.MemberRemoved:
 		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
 			m.present, m.dirty = false, true
-			*b.login(key{e.WorkspaceID, e.UserID}) = login{reset: true}
+			*b.login(key{e.WorkspaceID, e.UserID}) = login{gone: true}
 		}
 	case domain.MemberSuspended:
 		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
@@ -384,8 +387,9 @@ const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email,
 		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
 		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status`
 
-// setLogins replaces the stored login (after a reset); raiseLogins keeps
-// the later of the stored and the new one.
+// setLogins replaces the stored login (after a reset; NULL: none yet);
+// raiseLogins keeps the later of the stored and the new one (greatest
+// ignores a NULL).
 const (
 	setLogins = `INSERT INTO userlist_logins (workspace_id, user_id, last_login_at)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
@@ -450,12 +454,12 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 	}
 	for k, l := range b.logins {
 		switch {
-		case l.at.Valid && l.reset:
+		case l.gone:
+			lost.add(k, l.at)
+		case l.reset:
 			set.add(k, l.at)
 		case l.at.Valid:
 			raise.add(k, l.at)
-		case l.reset:
-			lost.add(k, l.at)
 		}
 	}
 	wID, wCommit, wPrepare, err := pos.Moved()

@@ -63,6 +63,10 @@ function filterQuery(cursor) {
   if ($("filter-status").value) q.set("status", $("filter-status").value);
   if ($("filter-role").value) q.set("role", $("filter-role").value);
   if ($("filter-q").value.trim()) q.set("q", $("filter-q").value.trim());
+  // The day starts at local midnight; the API wants an RFC 3339 instant.
+  const since = $("filter-inactive").value;
+  if (since) q.set("inactiveSince", new Date(`${since}T00:00`).toISOString());
+  if ($("filter-sort").value !== "displayName") q.set("sort", $("filter-sort").value);
   if (cursor) q.set("cursor", cursor);
   return q.toString();
 }
