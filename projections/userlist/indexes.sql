@@ -8,3 +8,5 @@ CREATE INDEX userlist_users_sort_idx ON userlist_users (workspace_id, sort_key, 
 CREATE INDEX userlist_users_status_sort_idx ON userlist_users (workspace_id, status, sort_key, user_id);
 CREATE INDEX userlist_users_role_sort_idx ON userlist_users (workspace_id, role, sort_key, user_id);
 CREATE INDEX userlist_users_search_idx ON userlist_users USING gin (search gin_trgm_ops);
+-- The expiry scheduler's search for due temporary roles: few rows have one.
+CREATE INDEX userlist_users_role_until_idx ON userlist_users (role_until) WHERE role_until IS NOT NULL;
