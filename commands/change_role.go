@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,7 +15,9 @@ type ChangeRole struct {
 	WorkspaceID uuid.UUID
 	UserID      uuid.UUID
 	Role        string
-	Meta        Meta
+	// Until, unless zero, ends the role: the one held now comes back then.
+	Until time.Time
+	Meta  Meta
 }
 
 type ChangeRoleHandler struct{ w writer }
@@ -28,7 +31,8 @@ func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (domain.P
 	if err != nil {
 		return domain.Position{}, err
 	}
+	now := h.w.clock.Now()
 	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
-		return w.ChangeRole(cmd.Meta.Actor.UserID, cmd.UserID, role)
+		return w.ChangeRoleUntil(cmd.Meta.Actor.UserID, cmd.UserID, role, cmd.Until, now)
 	})
 }

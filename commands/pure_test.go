@@ -89,7 +89,7 @@ func TestDecisionsArePure(t *testing.T) {
 		}
 	}
 	c := e.app.Commands
-	pos, err := c.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: id, UserID: ann, Role: "Manager", Meta: as(admin)})
+	pos, err := c.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: id, UserID: ann, Role: "Manager", Until: e.clock.Now().Add(24 * time.Hour), Meta: as(admin)})
 	must("change role", pos, err)
 	pos, err = c.SuspendUser.Handle(ctx, commands.SuspendUser{WorkspaceID: id, UserID: ann, Meta: as(admin)})
 	must("suspend", pos, err)
@@ -108,8 +108,8 @@ func TestDecisionsArePure(t *testing.T) {
 	e.clock.Add(8 * 24 * time.Hour)
 	exp, err := c.ExpireInvitations.Handle(ctx, commands.ExpireInvitations{WorkspaceID: id})
 	must("expire", exp, err)
-	if exp.Expired != 2 {
-		t.Errorf("expired %d invitations, want 2", exp.Expired)
+	if exp.Expired != 2 || exp.RoleGrants != 1 {
+		t.Errorf("expired %d invitations and %d temporary roles, want 2 and 1", exp.Expired, exp.RoleGrants)
 	}
 	del, err := c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: ann, Meta: e.system})
 	must("delete account", del, err)

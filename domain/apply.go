@@ -1,6 +1,10 @@
 package domain
 
-import "github.com/google/uuid"
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
 
 // apply is the one place where the workspace's state changes.
 func (w *Workspace) apply(e Event) {
@@ -54,6 +58,22 @@ func (w *Workspace) apply(e Event) {
 			if m.Invitation != nil {
 				m.Invitation.GrantedBy = e.ChangedBy
 			}
+			// A later change replaces any pending end, or cancels it.
+			m.RoleUntil, m.RoleBefore = time.Time{}, ""
+			if e.Until != nil {
+				m.RoleUntil, m.RoleBefore = *e.Until, Role(e.FromRole)
+			}
+		}
+	case RoleGrantExpired:
+		if m := w.members[e.UserID]; m != nil {
+			w.countAdmin(m, -1)
+			m.Role = Role(e.ToRole)
+			w.countAdmin(m, +1)
+			m.RoleUntil, m.RoleBefore = time.Time{}, ""
+		}
+	case RoleGrantExpiryRefused:
+		if m := w.members[e.UserID]; m != nil {
+			m.RoleUntil, m.RoleBefore = time.Time{}, ""
 		}
 	case MemberRemoved:
 		if m := w.members[e.UserID]; m != nil {

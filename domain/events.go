@@ -27,6 +27,8 @@ func registerEvents(r *registry) {
 	register(r, "InvitationEmailSent", 1, func(e InvitationEmailSent) uuid.UUID { return e.WorkspaceID })
 	register(r, "InvitationEmailFailed", 1, func(e InvitationEmailFailed) uuid.UUID { return e.WorkspaceID })
 	register(r, "RoleChanged", 1, func(e RoleChanged) uuid.UUID { return e.WorkspaceID })
+	register(r, "RoleGrantExpired", 1, func(e RoleGrantExpired) uuid.UUID { return e.WorkspaceID })
+	register(r, "RoleGrantExpiryRefused", 1, func(e RoleGrantExpiryRefused) uuid.UUID { return e.WorkspaceID })
 	register(r, "MemberRemoved", 1, func(e MemberRemoved) uuid.UUID { return e.WorkspaceID })
 	register(r, "MemberSuspended", 1, func(e MemberSuspended) uuid.UUID { return e.WorkspaceID })
 	register(r, "MemberReactivated", 1, func(e MemberReactivated) uuid.UUID { return e.WorkspaceID })
@@ -139,6 +141,33 @@ type RoleChanged struct {
 	FromRole    string    `json:"fromRole"`
 	ToRole      string    `json:"toRole"`
 	ChangedBy   uuid.UUID `json:"changedBy"`
+	// Until, when set, ends the grant: at that instant FromRole comes back
+	// (RoleGrantExpired). Absent from older events, whose bytes it keeps.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// RoleGrantExpired ends a temporary role (RoleChanged with Until): the
+// member is back to ToRole, the role held before the grant. The system acts.
+type RoleGrantExpired struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	UserID      uuid.UUID `json:"userId"`
+	Email       string    `json:"email" personal:"UserID"`
+	FromRole    string    `json:"fromRole"`
+	ToRole      string    `json:"toRole"`
+	Until       time.Time `json:"until"`
+}
+
+// RoleGrantExpiryRefused records a temporary role that could not end: going
+// back to PreviousRole would have left the workspace without an active
+// Admin (Reason "last_admin"). The member keeps Role, now without an end.
+type RoleGrantExpiryRefused struct {
+	WorkspaceID  uuid.UUID `json:"workspaceId"`
+	UserID       uuid.UUID `json:"userId"`
+	Email        string    `json:"email" personal:"UserID"`
+	Role         string    `json:"role"`
+	PreviousRole string    `json:"previousRole"`
+	Until        time.Time `json:"until"`
+	Reason       string    `json:"reason"`
 }
 
 // MemberRemoved revokes a member's access to this workspace only. Reason is

@@ -23,7 +23,9 @@ func sampleEvents() []domain.Event {
 		acceptedAt(20, nora, domain.RoleAdmin, t0.Add(2*hour)),
 		domain.InvitationEmailSent{WorkspaceID: wsID, InvitationID: invID(20), UserID: nora.id, Attempt: 2},
 		domain.InvitationEmailFailed{WorkspaceID: wsID, InvitationID: invID(20), UserID: nora.id, Attempt: 2, Reason: "550 no such user"},
-		roleChanged(editor, domain.RoleEditor, domain.RoleManager, owner),
+		roleChangedUntil(editor, domain.RoleEditor, domain.RoleAdmin, owner, t0.Add(day)),
+		grantExpired(editor, domain.RoleAdmin, domain.RoleEditor, t0.Add(day)),
+		grantKept(editor, domain.RoleAdmin, domain.RoleEditor, t0.Add(day)),
 		withRemoveReason(removed(editor, domain.RoleEditor), domain.ReasonAccountDeleted),
 		suspended(editor, domain.RoleEditor),
 		reactivated(editor, domain.RoleEditor),
@@ -61,7 +63,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	stored := []string{
 		"AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
-		"MemberRemoved", "MemberSuspended", "RoleChanged", "UserInvited", "UserLoggedIn",
+		"MemberRemoved", "MemberSuspended", "RoleChanged", "RoleGrantExpired", "RoleGrantExpiryRefused", "UserInvited", "UserLoggedIn",
 		"WorkspaceCreated", "WorkspaceSettingsChanged",
 	}
 	if !reflect.DeepEqual(got, stored) {

@@ -29,11 +29,22 @@ func (w *Workspace) Remove(actor, userID uuid.UUID) error {
 // ChangeRole gives a member, or a pending invitation, another role. The
 // same role again changes nothing.
 func (w *Workspace) ChangeRole(actor, userID uuid.UUID, role Role) error {
+	return w.ChangeRoleUntil(actor, userID, role, time.Time{}, time.Time{})
+}
+
+// ChangeRoleUntil is ChangeRole with an end: unless until is zero, the role
+// held now comes back at until (ExpireRoleGrants), which must be after now.
+// Any role change replaces or cancels a pending end; the same role again
+// changes nothing, its end included.
+func (w *Workspace) ChangeRoleUntil(actor, userID uuid.UUID, role Role, until, now time.Time) error {
 	if _, err := w.authorize(actor, PermManageUsers); err != nil {
 		return err
 	}
 	if !role.Valid() {
 		return fieldError("role", CodeInvalidRole, "unknown role %q", role)
+	}
+	if !until.IsZero() && !until.After(now) {
+		return fieldError("until", CodeInvalidInput, "until must be in the future")
 	}
 	m, err := w.target(userID)
 	if err != nil {
@@ -45,10 +56,15 @@ func (w *Workspace) ChangeRole(actor, userID uuid.UUID, role Role) error {
 	if role != RoleAdmin && w.lastActiveAdmin(m) {
 		return newError(CodeLastAdmin, "%s is the workspace's last active Admin; make someone else Admin first", m.Email)
 	}
-	w.record(RoleChanged{
+	e := RoleChanged{
 		WorkspaceID: w.id, UserID: m.UserID, Email: string(m.Email),
 		FromRole: string(m.Role), ToRole: string(role), ChangedBy: actor,
-	})
+	}
+	if !until.IsZero() {
+		u := until.UTC()
+		e.Until = &u
+	}
+	w.record(e)
 	return nil
 }
 

@@ -17,18 +17,20 @@ import (
 func TestPersonalValuesAreDeclared(t *testing.T) {
 	t.Parallel()
 	want := map[string][]string{
-		"WorkspaceCreated":      {"ownerEmail", "ownerName"},
-		"UserInvited":           {"email"},
-		"InvitationResent":      {"email"},
-		"InvitationRevoked":     {"email"},
-		"InvitationExpired":     {"email"},
-		"InvitationAccepted":    {"email", "name"},
-		"InvitationEmailFailed": {"reason"},
-		"RoleChanged":           {"email"},
-		"MemberRemoved":         {"email"},
-		"MemberSuspended":       {"email"},
-		"MemberReactivated":     {"email"},
-		"AccountRegistered":     {"email"},
+		"WorkspaceCreated":       {"ownerEmail", "ownerName"},
+		"UserInvited":            {"email"},
+		"InvitationResent":       {"email"},
+		"InvitationRevoked":      {"email"},
+		"InvitationExpired":      {"email"},
+		"InvitationAccepted":     {"email", "name"},
+		"InvitationEmailFailed":  {"reason"},
+		"RoleChanged":            {"email"},
+		"RoleGrantExpired":       {"email"},
+		"RoleGrantExpiryRefused": {"email"},
+		"MemberRemoved":          {"email"},
+		"MemberSuspended":        {"email"},
+		"MemberReactivated":      {"email"},
+		"AccountRegistered":      {"email"},
 	}
 	for _, e := range sampleEvents() {
 		name := domain.EventName(e)

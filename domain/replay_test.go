@@ -198,6 +198,24 @@ func (s *stream) step(i int) {
 	case k < 13:
 		s.do(what("remove"), func() error { return s.w.Remove(s.actor().id, s.pick().id) })
 	case k < 15:
+		if s.rng.IntN(4) == 0 {
+			// An Admin hands the workspace to someone for a while and steps
+			// down: when the grant ends, it may be the last active Admin's.
+			a, heir := s.actor(), s.pick()
+			until := s.now.Add(time.Duration(1+s.rng.IntN(6*60)) * time.Minute)
+			s.do(what("hand over until"), func() error {
+				return s.w.ChangeRoleUntil(a.id, heir.id, domain.RoleAdmin, until, s.now)
+			})
+			s.do(what("step down"), func() error { return s.w.ChangeRole(a.id, a.id, domain.RoleEditor) })
+			return
+		}
+		if s.rng.IntN(2) == 0 {
+			until := s.now.Add(time.Duration(s.rng.IntN(12*60)-60) * time.Minute)
+			s.do(what("change role until"), func() error {
+				return s.w.ChangeRoleUntil(s.actor().id, s.pick().id, s.role(), until, s.now)
+			})
+			return
+		}
 		s.do(what("change role"), func() error { return s.w.ChangeRole(s.actor().id, s.pick().id, s.role()) })
 	case k < 16:
 		s.do(what("suspend"), func() error { return s.w.Suspend(s.actor().id, s.pick().id) })
@@ -209,7 +227,7 @@ func (s *stream) step(i int) {
 			return s.w.UpdateSettings(s.actor().id, domain.Settings{ManagersMayGrantAdmin: may})
 		})
 	case k < 19:
-		s.do(what("expire"), func() error { s.w.ExpireInvitations(s.now); return nil })
+		s.do(what("expire"), func() error { s.w.ExpireInvitations(s.now); s.w.ExpireRoleGrants(s.now); return nil })
 	default:
 		if s.rng.IntN(10) == 0 {
 			s.do(what("accept an audit divergence"), func() error {
@@ -299,6 +317,12 @@ func sameDecisions(t *testing.T, name string, s *stream, fresh *domain.Workspace
 		n1, n2 := s.w.ExpireInvitations(at), fresh.ExpireInvitations(at)
 		if n1 != n2 || !diffEvents(t, fresh.Pending(), s.w.Pending()) {
 			t.Fatalf("%s: ExpireInvitations(%v): committed %d, replayed %d", name, at, n1, n2)
+		}
+		s.w.Discard()
+		fresh.Discard()
+		g1, g2 := s.w.ExpireRoleGrants(at), fresh.ExpireRoleGrants(at)
+		if g1 != g2 || !diffEvents(t, fresh.Pending(), s.w.Pending()) {
+			t.Fatalf("%s: ExpireRoleGrants(%v): committed %d, replayed %d", name, at, g1, g2)
 		}
 		s.w.Discard()
 		fresh.Discard()

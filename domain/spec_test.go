@@ -164,6 +164,24 @@ func roleChanged(p person, from, to domain.Role, by person) domain.RoleChanged {
 	return domain.RoleChanged{WorkspaceID: wsID, UserID: p.id, Email: string(p.email), FromRole: string(from), ToRole: string(to), ChangedBy: by.id}
 }
 
+func roleChangedUntil(p person, from, to domain.Role, by person, until time.Time) domain.RoleChanged {
+	e := roleChanged(p, from, to, by)
+	u := until.UTC()
+	e.Until = &u
+	return e
+}
+
+func grantExpired(p person, from, to domain.Role, until time.Time) domain.RoleGrantExpired {
+	return domain.RoleGrantExpired{WorkspaceID: wsID, UserID: p.id, Email: string(p.email), FromRole: string(from), ToRole: string(to), Until: until}
+}
+
+func grantKept(p person, role, previous domain.Role, until time.Time) domain.RoleGrantExpiryRefused {
+	return domain.RoleGrantExpiryRefused{
+		WorkspaceID: wsID, UserID: p.id, Email: string(p.email), Role: string(role),
+		PreviousRole: string(previous), Until: until, Reason: string(domain.CodeLastAdmin),
+	}
+}
+
 func removed(p person, role domain.Role) domain.MemberRemoved {
 	return domain.MemberRemoved{WorkspaceID: wsID, UserID: p.id, Email: string(p.email), Role: string(role)}
 }
@@ -459,6 +477,14 @@ func accept(t domain.InvitationToken, name string, now time.Time) func(*domain.W
 
 func changeRole(actor, target person, role domain.Role) func(*domain.Workspace) error {
 	return func(w *domain.Workspace) error { return w.ChangeRole(actor.id, target.id, role) }
+}
+
+func changeRoleUntil(actor, target person, role domain.Role, until, now time.Time) func(*domain.Workspace) error {
+	return func(w *domain.Workspace) error { return w.ChangeRoleUntil(actor.id, target.id, role, until, now) }
+}
+
+func expireGrants(now time.Time) func(*domain.Workspace) error {
+	return func(w *domain.Workspace) error { w.ExpireRoleGrants(now); return nil }
 }
 
 func remove(actor, target person) func(*domain.Workspace) error {

@@ -35,6 +35,10 @@ type Member struct {
 	Role       Role
 	Status     Status
 	Invitation *Invitation // set while Status is invited
+	// RoleUntil is when a temporary role ends (zero: it does not), and
+	// RoleBefore the role that then comes back.
+	RoleUntil  time.Time
+	RoleBefore Role
 }
 
 // Workspace is the membership aggregate: members, roles, statuses,

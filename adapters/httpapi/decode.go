@@ -231,7 +231,8 @@ type inviteRequest struct {
 }
 
 type changeRoleRequest struct {
-	Role *string `json:"role"`
+	Role  *string `json:"role"`
+	Until *string `json:"until"`
 }
 
 type tokenRequest struct {

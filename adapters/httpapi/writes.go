@@ -160,9 +160,19 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return withFields(err, fields{"role": "role"})
 	}
-	pos, err := s.commands.ChangeRole.Handle(r.Context(), commands.ChangeRole{WorkspaceID: ws, UserID: user, Role: string(role), Meta: s.meta(r, p)})
+	var until time.Time
+	if req.Until != nil {
+		until, err = time.Parse(time.RFC3339Nano, *req.Until)
+		if err != nil {
+			return newProblem(domain.CodeInvalidInput, "until must be an RFC 3339 time such as 2024-05-01T00:00:00Z").
+				withField("until", "want an RFC 3339 time")
+		}
+	}
+	pos, err := s.commands.ChangeRole.Handle(r.Context(), commands.ChangeRole{
+		WorkspaceID: ws, UserID: user, Role: string(role), Until: until, Meta: s.meta(r, p),
+	})
 	if err != nil {
-		return err
+		return withFields(err, fields{"until": "until"})
 	}
 	return wrote(w, http.StatusOK, pos, struct {
 		UserID   uuid.UUID   `json:"userId"`

@@ -15,12 +15,13 @@ import (
 	"github.com/usersd/usersd/internal/pause"
 )
 
-// Expiry marks invitations whose time is up as expired. One replica at a
-// time runs it (a PostgreSQL advisory lock held on a connection of its
-// own); it keeps nothing of its own, so a restart loses nothing: the due
-// invitations are found again in the user list (expires_at), and the
-// workspace aggregate decides, so a stale read model costs at most a
-// command that records nothing.
+// Expiry marks invitations whose time is up as expired, and ends temporary
+// roles whose time is up. One replica at a time runs it (a PostgreSQL
+// advisory lock held on a connection of its own); it keeps nothing of its
+// own, so a restart loses nothing: the due invitations and roles are found
+// again in the user list (expires_at, role_until), and the workspace
+// aggregate decides, so a stale read model costs at most a command that
+// records nothing, and a role ends exactly once.
 type Expiry struct {
 	pool     *pgxpool.Pool
 	expire   commands.Handler[commands.ExpireInvitations, commands.ExpireInvitationsResult]
@@ -99,13 +100,15 @@ func (x *Expiry) lead(ctx context.Context) error {
 	}
 }
 
-// Sweep expires what is due now and answers the next expiry the user list
-// knows of (zero if none).
+// Sweep expires what is due now (invitations and temporary roles) and
+// answers the next expiry the user list knows of (zero if none).
 func (x *Expiry) Sweep(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
 	now := x.clock.Now()
 	rows, err := conn.Query(ctx, `
-		SELECT DISTINCT workspace_id FROM userlist_users
-		WHERE status = 'invited' AND NOT expired AND expires_at <= $1`, now)
+		SELECT workspace_id FROM userlist_users
+		WHERE status = 'invited' AND NOT expired AND expires_at <= $1
+		UNION
+		SELECT workspace_id FROM userlist_users WHERE role_until <= $1`, now)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("find due invitations: %w", err)
 	}
@@ -121,11 +124,16 @@ func (x *Expiry) Sweep(ctx context.Context, conn *pgx.Conn) (time.Time, error) {
 		if res.Expired > 0 {
 			x.log.Info("expiry: invitations expired", "workspace", ws, "count", res.Expired)
 		}
+		if res.RoleGrants > 0 {
+			x.log.Info("expiry: temporary roles ended", "workspace", ws, "count", res.RoleGrants)
+		}
 	}
 	var next *time.Time
 	err = conn.QueryRow(ctx, `
-		SELECT min(expires_at) FROM userlist_users
-		WHERE status = 'invited' AND NOT expired AND expires_at > $1`, now).Scan(&next)
+		SELECT least(
+			(SELECT min(expires_at) FROM userlist_users
+			 WHERE status = 'invited' AND NOT expired AND expires_at > $1),
+			(SELECT min(role_until) FROM userlist_users WHERE role_until > $1))`, now).Scan(&next)
 	if err != nil || next == nil {
 		return time.Time{}, err
 	}

@@ -75,7 +75,21 @@ func describeEvent(ev domain.Event) (description, bool) {
 		return aboutKnown(e.UserID,
 			str("invitationId", e.InvitationID.String()), integer("attempt", e.Attempt), str("reason", e.Reason)), true
 	case domain.RoleChanged:
-		return about(e.UserID, e.Email, str("fromRole", e.FromRole), str("toRole", e.ToRole)), true
+		// until only when set, so that entries of older events keep their
+		// content and hashes.
+		details := []field{str("fromRole", e.FromRole), str("toRole", e.ToRole)}
+		if e.Until != nil {
+			details = append(details, str("until", formatTime(*e.Until)))
+		}
+		return about(e.UserID, e.Email, details...), true
+	case domain.RoleGrantExpired:
+		return about(e.UserID, e.Email,
+			str("fromRole", e.FromRole), str("toRole", e.ToRole), str("until", formatTime(e.Until))), true
+	case domain.RoleGrantExpiryRefused:
+		// The role stays; reason says why the previous one did not come back.
+		return about(e.UserID, e.Email,
+			str("role", e.Role), str("previousRole", e.PreviousRole), str("until", formatTime(e.Until)),
+			str("reason", e.Reason)), true
 	case domain.MemberRemoved:
 		return about(e.UserID, e.Email, withReason(e.Reason, str("role", e.Role))...), true
 	case domain.MemberSuspended:

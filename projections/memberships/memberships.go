@@ -75,7 +75,7 @@ func (c *change) setStatus(s string) {
 // logins and the audit's records change none.
 var handling = projections.Handling{
 	Applies: projections.EventsOf(
-		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{},
+		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{}, domain.RoleGrantExpired{},
 		domain.MemberSuspended{}, domain.MemberReactivated{}, domain.MemberRemoved{},
 		domain.AccountRegistered{}, domain.AccountDeleted{},
 	),
@@ -83,7 +83,7 @@ var handling = projections.Handling{
 		domain.UserInvited{}, domain.InvitationResent{}, domain.InvitationRevoked{},
 		domain.InvitationExpired{}, domain.InvitationEmailSent{}, domain.InvitationEmailFailed{},
 		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{},
-		domain.AuditDivergenceAccepted{},
+		domain.AuditDivergenceAccepted{}, domain.RoleGrantExpiryRefused{},
 	),
 }
 
@@ -196,6 +196,8 @@ func applyEvent(changes map[key]*change, names map[uuid.UUID]string, ev projecti
 	case domain.InvitationAccepted:
 		*at(e.UserID) = change{kind: put, role: e.Role, status: string(domain.StatusActive)}
 	case domain.RoleChanged:
+		at(e.UserID).setRole(e.ToRole)
+	case domain.RoleGrantExpired:
 		at(e.UserID).setRole(e.ToRole)
 	case domain.MemberSuspended:
 		at(e.UserID).setStatus(string(domain.StatusSuspended))

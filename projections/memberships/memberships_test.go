@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -53,6 +54,18 @@ var lifecycle = []struct {
 		h.join(ws, bob, domain.RoleEditor)
 		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Manager", ChangedBy: owner})
 	}, active(domain.RoleManager)},
+	{"temporary role ended: the previous role is back", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		until := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		h.add(domain.RoleGrantExpired{WorkspaceID: ws, UserID: bob, FromRole: "Admin", ToRole: "Editor", Until: until})
+	}, active(domain.RoleEditor)},
+	{"temporary role kept by the last-Admin rule", func(h *history, ws, owner, bob uuid.UUID) {
+		h.join(ws, bob, domain.RoleEditor)
+		until := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		h.add(domain.RoleGrantExpiryRefused{WorkspaceID: ws, UserID: bob, Role: "Admin", PreviousRole: "Editor", Until: until, Reason: "last_admin"})
+	}, active(domain.RoleAdmin)},
 	{"suspended: no permissions", func(h *history, ws, owner, bob uuid.UUID) {
 		h.join(ws, bob, domain.RoleAdmin)
 		h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: bob, Role: "Admin"})

@@ -102,6 +102,7 @@ func ptr[T any](v T) *T { return &v }
 // describe renders a row for failure messages.
 func describe(r userlist.Row) string {
 	s := fmt.Sprintf("{user %s name %v display %q email %q role %s status %s lastLogin %v", r.UserID, deref(r.Name), r.DisplayName, r.Email, r.Role, r.Status, derefTime(r.LastLoginAt))
+	s += fmt.Sprintf(" roleUntil %v", derefTime(r.RoleUntil))
 	if inv := r.Invitation; inv != nil {
 		s += fmt.Sprintf(" invitation{id %s invitedAt %v by %s expiresAt %v expired %v attempt %d email %s}",
 			inv.ID, inv.InvitedAt.UTC(), inv.InvitedBy, inv.ExpiresAt.UTC(), inv.Expired, inv.Attempt, inv.EmailStatus)

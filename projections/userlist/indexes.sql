@@ -13,3 +13,5 @@ CREATE INDEX userlist_users_search_idx ON userlist_users USING gin (search gin_t
 -- is never NULL and a keyset row comparison works; read backwards for
 -- newest first, never logged in last.
 CREATE INDEX userlist_logins_sort_idx ON userlist_logins (workspace_id, (coalesce(last_login_at, '-infinity'::timestamptz)), user_id);
+-- The expiry scheduler's search for due temporary roles: few rows have one.
+CREATE INDEX userlist_users_role_until_idx ON userlist_users (role_until) WHERE role_until IS NOT NULL;

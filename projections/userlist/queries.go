@@ -89,6 +89,9 @@ type Row struct {
 	Role        domain.Role   `json:"role"`
 	Status      domain.Status `json:"status"`
 	LastLoginAt *time.Time    `json:"lastLoginAt"`
+	// RoleUntil is when a temporary role ends (the previous one comes
+	// back), nil when it does not.
+	RoleUntil *time.Time `json:"roleUntil"`
 	// Invitation is set while Status is invited.
 	Invitation *Invitation `json:"invitation,omitempty"`
 }
@@ -210,7 +213,7 @@ func shorten(s string, n int) string {
 // (LATERAL ... LIMIT 1: one probe per row the query returns).
 const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
 		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
-		u.email_status, u.sort_key
+		u.email_status, u.sort_key, u.role_until
 	FROM userlist_users u
 	LEFT JOIN LATERAL (
 		SELECT last_login_at FROM userlist_logins l
@@ -403,13 +406,14 @@ func scanRow(rows pgx.Rows, now time.Time) (Row, string, error) {
 		r                               Row
 		name, emailStatus               pgtype.Text
 		lastLogin, invitedAt, expiresAt pgtype.Timestamptz
+		roleUntil                       pgtype.Timestamptz
 		userID, invID, invitedBy        pgtype.UUID
 		expired                         bool
 		attempt                         int32
 		role, status, sortKey           string
 	)
 	if err := rows.Scan(&userID, &name, &r.Email, &role, &status, &lastLogin, &invID,
-		&invitedAt, &invitedBy, &expiresAt, &expired, &attempt, &emailStatus, &sortKey); err != nil {
+		&invitedAt, &invitedBy, &expiresAt, &expired, &attempt, &emailStatus, &sortKey, &roleUntil); err != nil {
 		return Row{}, "", err
 	}
 	r.UserID, r.Role, r.Status = userID.Bytes, domain.Role(role), domain.Status(status)
@@ -420,6 +424,10 @@ func scanRow(rows pgx.Rows, now time.Time) (Row, string, error) {
 	if lastLogin.Valid {
 		t := lastLogin.Time
 		r.LastLoginAt = &t
+	}
+	if roleUntil.Valid {
+		t := roleUntil.Time
+		r.RoleUntil = &t
 	}
 	if invID.Valid {
 		r.Invitation = &Invitation{

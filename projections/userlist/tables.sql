@@ -15,6 +15,9 @@
 --             (trigram GIN index). A newline separates the two, which a query
 --             cannot contain, so no match spans the name and the e-mail.
 --   invitation_* columns are set exactly while the status is 'invited'.
+--   role_until  when a temporary role ends (RoleChanged.until), NULL when it
+--               does not; the expiry scheduler finds due grants by it.
+--               Last because 00014 added it to the live table.
 -- userlist_logins: each person's last login, one row per userlist_users
 -- row (NULL: never logged in). Logins are the most frequent event by far;
 -- kept apart, a login rewrites a narrow row with two indexes (its key and
@@ -48,6 +51,7 @@ CREATE TABLE userlist_users (
     email_status  text,
     sort_key      text COLLATE "C" GENERATED ALWAYS AS (lower(coalesce(name, email))) STORED,
     search        text GENERATED ALWAYS AS (lower(coalesce(name, '') || E'\n' || email)) STORED,
+    role_until    timestamptz,
     PRIMARY KEY (workspace_id, user_id),
     CONSTRAINT userlist_users_status_check CHECK (status IN ('invited', 'active', 'suspended')),
     CONSTRAINT userlist_users_email_status_check CHECK (email_status IN ('pending', 'sent', 'failed')),

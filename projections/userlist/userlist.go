@@ -65,6 +65,7 @@ type member struct {
 	expired     bool
 	attempt     int32
 	emailStatus pgtype.Text
+	roleUntil   pgtype.Timestamptz
 
 	// present: the row exists after the events folded so far. dirty: it
 	// must be written (upserted if present, deleted if not).
@@ -204,6 +205,10 @@ func memberOf(e domain.Event) (k key, replaces, ok bool) {
 		return key{e.WorkspaceID, e.UserID}, false, true
 	case domain.RoleChanged:
 		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.RoleGrantExpired:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.RoleGrantExpiryRefused:
+		return key{e.WorkspaceID, e.UserID}, false, true
 	case domain.MemberRemoved:
 		return key{e.WorkspaceID, e.UserID}, false, true
 	case domain.MemberSuspended:
@@ -261,9 +266,10 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 		}
 	case domain.InvitationAccepted:
 		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
+			// A temporary role given to the invitation goes on after it.
 			m.replace(member{
 				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
-				role: e.Role, status: string(domain.StatusActive),
+				role: e.Role, status: string(domain.StatusActive), roleUntil: m.roleUntil,
 			})
 		}
 	case domain.InvitationEmailSent:
@@ -277,6 +283,18 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	case domain.RoleChanged:
 		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
 			m.role, m.dirty = e.ToRole, true
+			m.roleUntil = pgtype.Timestamptz{}
+			if e.Until != nil {
+				m.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
+			}
+		}
+	case domain.RoleGrantExpired:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
+			m.role, m.roleUntil, m.dirty = e.ToRole, pgtype.Timestamptz{}, true
+		}
+	case domain.RoleGrantExpiryRefused:
+		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
+			m.roleUntil, m.dirty = pgtype.Timestamptz{}, true
 		}
 	case domain.MemberRemoved:
 		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
@@ -348,7 +366,7 @@ func clampInt32(n int) int32 {
 func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*member) error {
 	rows, err := tx.Query(ctx, `SELECT u.workspace_id, u.user_id, u.email, u.name, u.role, u.status,
 			u.invitation_id, u.invited_at, u.invited_by, u.expires_at,
-			u.expired, u.attempt, u.email_status
+			u.expired, u.attempt, u.email_status, u.role_until
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
 		CROSS JOIN LATERAL (
 			SELECT * FROM userlist_users u
@@ -364,7 +382,7 @@ func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into 
 		var m member
 		if err := rows.Scan(&ws, &user, &m.email, &m.name, &m.role, &m.status,
 			&m.invID, &m.invitedAt, &m.invitedBy, &m.expiresAt,
-			&m.expired, &m.attempt, &m.emailStatus); err != nil {
+			&m.expired, &m.attempt, &m.emailStatus, &m.roleUntil); err != nil {
 			return fmt.Errorf("userlist: read rows: %w", err)
 		}
 		m.present = true
@@ -377,15 +395,16 @@ func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into 
 }
 
 const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email, name, role, status,
-		invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status)
+		invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status, role_until)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
 		$7::uuid[], $8::timestamptz[], $9::uuid[], $10::timestamptz[],
-		$11::boolean[], $12::integer[], $13::text[])
+		$11::boolean[], $12::integer[], $13::text[], $14::timestamptz[])
 	ON CONFLICT (workspace_id, user_id) DO UPDATE SET
 		email = excluded.email, name = excluded.name, role = excluded.role, status = excluded.status,
 		invitation_id = excluded.invitation_id, invited_at = excluded.invited_at,
 		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
-		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status`
+		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status,
+		role_until = excluded.role_until`
 
 // setLogins replaces the stored login (after a reset; NULL: none yet);
 // raiseLogins keeps the later of the stored and the new one (greatest
@@ -413,6 +432,7 @@ type rowSet struct {
 	email, role, status  []string
 	name, emailStatus    []pgtype.Text
 	invitedAt, expiresAt []pgtype.Timestamptz
+	roleUntil            []pgtype.Timestamptz
 	expired              []bool
 	attempt              []int32
 }
@@ -423,6 +443,7 @@ func (r *rowSet) add(k key, m *member) {
 	r.inv, r.invitedAt, r.by = append(r.inv, m.invID), append(r.invitedAt, m.invitedAt), append(r.by, m.invitedBy)
 	r.expiresAt, r.expired = append(r.expiresAt, m.expiresAt), append(r.expired, m.expired)
 	r.attempt, r.emailStatus = append(r.attempt, m.attempt), append(r.emailStatus, m.emailStatus)
+	r.roleUntil = append(r.roleUntil, m.roleUntil)
 }
 
 // keySet holds keys, and a time per key for logins.
@@ -475,7 +496,7 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 	q := &pgx.Batch{}
 	if r := &upserts; len(r.ws) > 0 {
 		q.Queue(upsertMembers, r.ws, r.user, r.email, r.name, r.role, r.status,
-			r.inv, r.invitedAt, r.by, r.expiresAt, r.expired, r.attempt, r.emailStatus)
+			r.inv, r.invitedAt, r.by, r.expiresAt, r.expired, r.attempt, r.emailStatus, r.roleUntil)
 	}
 	if len(deletes.ws) > 0 {
 		q.Queue(projections.DeleteByKeys("userlist_users", "workspace_id", "user_id"), deletes.ws, deletes.user)

@@ -137,6 +137,44 @@ var lifecycle = []lifecycleCase{
 		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Monitor", ChangedBy: owner})
 		return map[uuid.UUID]*userlist.Row{bob: invitedRow(bob, owner, inv, domain.RoleMonitor, at)}, t0
 	}},
+	{"temporary role: the row shows its end", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
+		w.join(ws, owner, bob, bobEmail, "Bob Builder", domain.RoleEditor)
+		until := t0.Add(week)
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		want := activeRow(bob, "Bob Builder", domain.RoleAdmin)
+		want.RoleUntil = &until
+		return map[uuid.UUID]*userlist.Row{bob: want}, t0
+	}},
+	{"temporary role ended: the previous role, no end", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
+		w.join(ws, owner, bob, bobEmail, "Bob Builder", domain.RoleEditor)
+		until := t0.Add(week)
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		w.h.add(domain.RoleGrantExpired{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Admin", ToRole: "Editor", Until: until})
+		return map[uuid.UUID]*userlist.Row{bob: activeRow(bob, "Bob Builder", domain.RoleEditor)}, t0
+	}},
+	{"temporary role kept by the last-Admin rule: the role, no end", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
+		w.join(ws, owner, bob, bobEmail, "Bob Builder", domain.RoleEditor)
+		until := t0.Add(week)
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		w.h.add(domain.RoleGrantExpiryRefused{WorkspaceID: ws, UserID: bob, Email: bobEmail, Role: "Admin", PreviousRole: "Editor", Until: until, Reason: "last_admin"})
+		return map[uuid.UUID]*userlist.Row{bob: activeRow(bob, "Bob Builder", domain.RoleAdmin)}, t0
+	}},
+	{"a later role change clears the end", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
+		w.join(ws, owner, bob, bobEmail, "Bob Builder", domain.RoleEditor)
+		until := t0.Add(week)
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Admin", ChangedBy: owner, Until: &until})
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Admin", ToRole: "Manager", ChangedBy: owner})
+		return map[uuid.UUID]*userlist.Row{bob: activeRow(bob, "Bob Builder", domain.RoleManager)}, t0
+	}},
+	{"an invitation's temporary role goes on after acceptance", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
+		inv := w.invite(ws, owner, bob, bobEmail, domain.RoleEditor)
+		until := t0.Add(week)
+		w.h.add(domain.RoleChanged{WorkspaceID: ws, UserID: bob, Email: bobEmail, FromRole: "Editor", ToRole: "Manager", ChangedBy: owner, Until: &until})
+		w.accept(ws, inv, bob, bobEmail, "Bob Builder", domain.RoleManager)
+		want := activeRow(bob, "Bob Builder", domain.RoleManager)
+		want.RoleUntil = &until
+		return map[uuid.UUID]*userlist.Row{bob: want}, t0
+	}},
 	{"removed: the row is gone, others stay", func(w world, ws, owner, bob uuid.UUID) (map[uuid.UUID]*userlist.Row, time.Time) {
 		w.join(ws, owner, bob, bobEmail, "Bob Builder", domain.RoleEditor)
 		w.h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: bob, Email: bobEmail, Role: "Editor"})
@@ -301,6 +339,9 @@ func sameRow(a, b userlist.Row) bool {
 		if r.LastLoginAt != nil {
 			r.LastLoginAt = ptr(r.LastLoginAt.UTC())
 		}
+		if r.RoleUntil != nil {
+			r.RoleUntil = ptr(r.RoleUntil.UTC())
+		}
 		if r.Invitation != nil {
 			inv := *r.Invitation
 			inv.InvitedAt, inv.ExpiresAt = inv.InvitedAt.UTC(), inv.ExpiresAt.UTC()
@@ -345,8 +386,12 @@ func TestApplyInAnyBatching(t *testing.T) {
 				h.add(domain.InvitationResent{WorkspaceID: ws, InvitationID: inv, UserID: user, Attempt: 2, ExpiresAt: h.at().Add(week)})
 				h.add(domain.InvitationEmailFailed{WorkspaceID: ws, InvitationID: inv, UserID: user, Attempt: 2})
 			case 4:
-				h.add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: "Admin"})
+				until := h.at().Add(week)
+				h.add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: "Admin", Until: &until})
 				w.accept(ws, inv, user, email, "Person", domain.RoleAdmin)
+				if j%12 == 4 {
+					h.add(domain.RoleGrantExpired{WorkspaceID: ws, UserID: user, FromRole: "Admin", ToRole: "Editor", Until: until})
+				}
 			}
 		}
 	}

@@ -100,10 +100,10 @@ function deliveryCell(u) {
 }
 
 function userRow(u) {
-  const tr = h("tr", { "data-user-id": u.userId, "data-email": u.email, "data-status": u.status, "data-role": u.role },
+  const tr = h("tr", { "data-user-id": u.userId, "data-email": u.email, "data-status": u.status, "data-role": u.role, "data-role-until": u.roleUntil || "" },
     h("td", { class: "name" }, u.name ? u.displayName : h("span", { class: "muted" }, u.displayName)),
     h("td", { class: "email" }, u.email),
-    h("td", { class: "role" }, u.role),
+    h("td", { class: "role" }, u.role, u.roleUntil ? h("div", { class: "hint" }, `until ${fmtTime(u.roleUntil)}`) : null),
     h("td", { class: "login" }, u.lastLoginAt ? fmtTime(u.lastLoginAt) : "never"),
     h("td", { class: "status" }, h("span", { class: `badge status-${u.status}` }, u.status)),
     h("td", { class: "delivery" }, deliveryCell(u)),
@@ -225,9 +225,21 @@ async function act(u, fn, okMessage) {
   if (again) again.focus();
 }
 
+// changeRole sends the role, with the end set above the list if any (the
+// input's local time, sent as an instant).
 function changeRole(u, role) {
-  return act(u, () => api("PUT", `${base()}/users/${encodeURIComponent(u.userId)}/role`, { body: { role } }),
-    `${u.email} is now ${role}.`);
+  const local = $("role-until").value;
+  const body = { role };
+  let until = "";
+  if (local) {
+    const d = new Date(local);
+    if (!isNaN(d)) {
+      body.until = d.toISOString();
+      until = ` until ${fmtTime(body.until)}`;
+    }
+  }
+  return act(u, () => api("PUT", `${base()}/users/${encodeURIComponent(u.userId)}/role`, { body }),
+    `${u.email} is now ${role}${until}.`);
 }
 
 function resend(u) {
