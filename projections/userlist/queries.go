@@ -209,11 +209,14 @@ func shorten(s string, n int) string {
 	return s
 }
 
+// rowColumns are what scanRow reads, in its order.
+const rowColumns = `u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
+		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
+		u.email_status, u.sort_key, u.role_until`
+
 // rowSelect reads rows of the list with their last login, joined by key
 // (LATERAL ... LIMIT 1: one probe per row the query returns).
-const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
-		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
-		u.email_status, u.sort_key, u.role_until
+const rowSelect = `SELECT ` + rowColumns + `
 	FROM userlist_users u
 	LEFT JOIN LATERAL (
 		SELECT last_login_at FROM userlist_logins l
@@ -224,9 +227,7 @@ const rowSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_l
 // loginSelect reads the same columns in last-login order: the logins'
 // sort index yields the page's keys in order, and each row is one probe of
 // the users' primary key.
-const loginSelect = `SELECT u.user_id, u.name, u.email, u.role, u.status, l.last_login_at,
-		u.invitation_id, u.invited_at, u.invited_by, u.expires_at, u.expired, u.attempt,
-		u.email_status, u.sort_key
+const loginSelect = `SELECT ` + rowColumns + `
 	FROM userlist_logins l
 	CROSS JOIN LATERAL (
 		SELECT * FROM userlist_users u
