@@ -84,14 +84,15 @@ type row struct {
 // make it idempotent (projections.Positions). An account's deletion is
 // idempotent alone: it closes what is open and blanks what is kept.
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	pos, err := projections.LoadPositions(ctx, tx, events, handling, "history_workspaces", "", nil, nil)
+	pos, err := projections.LoadPositions(ctx, tx, events, handling, "history_workspaces", "", nil, func(uuid.UUID) {})
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
 	rows := make(map[key]*row)
 	var order []key
 	var loadWS, loadUser []pgtype.UUID
-	for _, ev := range pos.Live() {
+	live := pos.Live()
+	for _, ev := range live {
 		k, replaces, ok := subjectOf(ev.Event)
 		if !ok {
 			continue
@@ -110,7 +111,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			return err
 		}
 	}
-	for _, ev := range pos.Live() {
+	for _, ev := range live {
 		if !applyEvent(rows, ev.RecordedEvent) {
 			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
 		}

@@ -9,7 +9,3 @@ CREATE INDEX membership_intervals_asof_idx ON membership_intervals
     (workspace_id, sort_key, user_id, valid_from_commit, valid_from_prepare)
     INCLUDE (valid_to_commit, valid_to_prepare, valid_from_at, valid_to_at, status, role);
 
--- The instant of a position (the time of the workspace's last change at or
--- before it), which decides whether an invitation's time was up.
-CREATE INDEX membership_intervals_from_idx ON membership_intervals
-    (workspace_id, valid_from_commit, valid_from_prepare) INCLUDE (valid_from_at);

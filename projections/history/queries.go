@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/usersd/usersd/domain"
@@ -81,9 +80,8 @@ func asOfCondition(a AsOf, arg func(any) string) (string, error) {
 
 // List answers one page of the workspace's user list as it was at a: the
 // same rows, order, filters and paging as userlist.Queries.List. An
-// invitation counts as expired if it was marked so by then or its time was
-// up at a (for a position, at the time of the workspace's last change at or
-// before it).
+// invitation counts as expired if its expiry was recorded by then or, as of
+// an instant, if its time was up at that instant.
 func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Filter) (userlist.Page, error) {
 	v, err := userlist.Check(f)
 	if err != nil {
@@ -97,12 +95,9 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 		}
 		v.After = &place
 	}
+	// As of a position, only a recorded expiry counts (the zero time is
+	// before every expiry time): a position names an event, not an instant.
 	now := a.Time
-	if !a.Position.IsZero() {
-		if now, err = q.instantOf(ctx, ws, a.Position); err != nil {
-			return userlist.Page{}, err
-		}
-	}
 	args := []any{projections.PGID(ws)}
 	arg := func(x any) string {
 		args = append(args, x)
@@ -159,23 +154,6 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 		page.NextCursor = encodeCursor(ws, a, v, userlist.Place{SortKey: lastKey, UserID: last.UserID})
 	}
 	return page, nil
-}
-
-// instantOf answers the time of the workspace's last change at or before
-// p (the zero time if none).
-func (q *Queries) instantOf(ctx context.Context, ws uuid.UUID, p domain.Position) (time.Time, error) {
-	c, pr, err := projections.PositionColumns(p)
-	if err != nil {
-		return time.Time{}, &domain.Error{Code: domain.CodeInvalidInput, Field: "asOf", Message: "asOf is not a position of this store"}
-	}
-	var at pgtype.Timestamptz
-	err = q.db.QueryRow(ctx, `SELECT valid_from_at FROM membership_intervals
-		WHERE workspace_id = $1 AND (valid_from_commit, valid_from_prepare) <= ($2, $3)
-		ORDER BY valid_from_commit DESC, valid_from_prepare DESC LIMIT 1`, projections.PGID(ws), c, pr).Scan(&at)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, fmt.Errorf("history: instant of %s: %w", p, err)
-	}
-	return at.Time, nil
 }
 
 // Item is one interval of a member's history: their role and status from
