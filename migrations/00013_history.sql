@@ -46,6 +46,10 @@ CREATE INDEX membership_intervals_asof_idx ON membership_intervals
     (workspace_id, sort_key, user_id, valid_from_commit, valid_from_prepare)
     INCLUDE (valid_to_commit, valid_to_prepare, valid_from_at, valid_to_at, status, role);
 
+CREATE INDEX membership_intervals_admins_idx ON membership_intervals
+    (workspace_id, valid_from_commit, valid_from_prepare)
+    INCLUDE (valid_to_commit, valid_to_prepare, valid_from_at, valid_to_at)
+    WHERE role = 'Admin' AND status = 'active';
 
 -- +goose Down
 DROP TABLE membership_intervals;

@@ -156,6 +156,26 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	return page, nil
 }
 
+// AdminSummary answers how many active Admins the workspace had at a, as
+// userlist.Queries.AdminSummary does for now.
+func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID, a AsOf) (int, error) {
+	args := []any{projections.PGID(ws)}
+	arg := func(x any) string {
+		args = append(args, x)
+		return "$" + strconv.Itoa(len(args))
+	}
+	cond, err := asOfCondition(a, arg)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := q.db.QueryRow(ctx, `SELECT count(*) FROM membership_intervals i
+		WHERE i.workspace_id = $1 AND i.role = 'Admin' AND i.status = 'active' AND `+cond, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("history: admin summary: %w", err)
+	}
+	return n, nil
+}
+
 // Item is one interval of a member's history: their role and status from
 // one change to the next, with who made the change (nil for the system),
 // the event's type name and id.
