@@ -205,4 +205,20 @@ var workloads = []workload{
 					"shows how much of the gap is the write path rather than HTTP, JSON and JWT. Into one workspace, the 16 clients' commands are also serialised."},
 		},
 	},
+	{
+		title: "8. User list as of a past position",
+		intro: "`BenchmarkUserListAsOf` (projections/benchmarks): pages of 50 of a 100,000-member workspace with 1,000,000 events of history, " +
+			"as of the middle of that history (membership intervals, projections/history) beside the current list's pages, in the same run, interleaved " +
+			"(half first pages, half deep pages).",
+		pattern: regexp.MustCompile(`^(BenchmarkUserListAsOf)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"as of p50 µs", "asof-p50-us", 0}, {"as of p99 µs", "asof-p99-us", 0},
+			{"current p50 µs", "current-p50-us", 0}, {"current p99 µs", "current-p99-us", 0}, {"as of/current p99", "ratio", 2},
+		},
+		goals: []goal{
+			{text: "as of p99 ≤ 2× the current list's", unit: "ratio", target: 2,
+				why: "an as-of page reads the workspace's intervals in the list's order and skips those of other times inside the index, about ten per row shown here."},
+		},
+	},
 }
