@@ -9,13 +9,14 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
 // readModels are the read models usersd keeps (cmd/usersd allProjections).
 func readModels() []projections.ReadModel {
-	return []projections.ReadModel{userlist.New(), memberships.New(), audit.New()}
+	return []projections.ReadModel{userlist.New(), memberships.New(), audit.New(), history.New()}
 }
 
 // TestEveryEventIsHandled: every read model declares, for every registered

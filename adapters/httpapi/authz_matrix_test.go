@@ -34,6 +34,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// Every read model has caught up before the matrix runs.
 	a.must(t, 200, req{method: "GET", path: "/v1/workspaces/" + ws.String() + "/audit/verify", token: adm, headers: consistent(pos)})
 	a.must(t, 200, req{method: "GET", path: "/v1/workspaces/" + ws.String() + "/users", token: adm, headers: consistent(pos)})
+	a.must(t, 200, req{method: "GET", path: "/v1/workspaces/" + ws.String() + "/users/" + ids["Editor"].String() + "/history", token: adm, headers: consistent(pos)})
 
 	badSig, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": owner.String(), "exp": time.Now().Add(time.Hour).Unix()}).
 		SignedString([]byte("another-secret-another-secret-another-secret"))
@@ -74,6 +75,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"get user", func(string) req { return req{method: "GET", path: base + "/users/" + editor} },
 			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
 		{"permissions of the Editor", func(string) req { return req{method: "GET", path: base + "/users/" + editor + "/permissions"} },
+			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
+		{"history of the Editor", func(string) req { return req{method: "GET", path: base + "/users/" + editor + "/history"} },
+			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
+		{"list users as of an instant", func(string) req { return req{method: "GET", path: base + "/users?asOf=2099-01-01T00:00:00Z"} },
 			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
 		{"audit", func(string) req { return req{method: "GET", path: base + "/audit"} },
 			map[string]int{"Admin": 200, "Manager": 200, "Editor": 200, "Monitor": 200, "AgentUser": 403, "suspended": 403, "stranger": 404, "system": 403}},
@@ -266,6 +271,10 @@ var matrixRows = []matrixRow{
 	{"POST", "/v1/workspaces/{ws}/users/{userId}/invitation/resend", "a pending invitation", post("/v1/workspaces/{ws}/users/{pending}/invitation/resend"),
 		cells{202, 202, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
 	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the Editor's", read("/v1/workspaces/{ws}/users/{editor}/permissions"), readers},
+	{"GET", "/v1/workspaces/{ws}/users/{userId}/history", "the Editor's", read("/v1/workspaces/{ws}/users/{editor}/history"), readers},
+	{"GET", "/v1/workspaces/{ws}/users", "as of a position", func(_ *testing.T, m *matrix, caller int) req {
+		return req{method: "GET", path: m.expand("/v1/workspaces/{ws}/users?asOf=", caller) + m.pos, headers: consistent(m.pos)}
+	}, readers},
 	{"GET", "/v1/workspaces/{ws}/users/{userId}/permissions", "the caller's own", read("/v1/workspaces/{ws}/users/{self}/permissions"),
 		cells{200, 200, 200, 200, 200, 404, 404, 200, 403, 403, 401, 401, 401}},
 	{"POST", "/v1/workspaces/{ws}/logins", "the caller's own", post("/v1/workspaces/{ws}/logins"),

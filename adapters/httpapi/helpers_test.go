@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -142,7 +143,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
+	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New(), history.New()} {
 		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{
 			Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -99,6 +100,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 	}
 	f := userlist.Filter{Status: q.Get("status"), Role: q.Get("role"), Q: q.Get("q"), Limit: limit, Cursor: q.Get("cursor"),
 		InactiveSince: q.Get("inactiveSince"), Sort: q.Get("sort")}
+	if q.Has("asOf") {
+		return s.listUsersAsOf(w, r, p, ws, q.Get("asOf"), f)
+	}
 	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
 		return err
 	}
@@ -114,6 +118,61 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 		Items: page.Items, NextCursor: optString(page.NextCursor),
 		ActiveAdmins: admins, SingleAdmin: admins == 1,
 	})
+}
+
+// listUsersAsOf answers GET /v1/workspaces/{ws}/users?asOf=: the list as
+// it was at a position (the event at it included) or an instant, from the
+// history read model.
+func (s *Server) listUsersAsOf(w http.ResponseWriter, r *http.Request, p principal, ws uuid.UUID, raw string, f userlist.Filter) error {
+	at, err := history.ParseAsOf(raw)
+	if err != nil {
+		return paramProblem(err)
+	}
+	// The past list has the filters of api.md's asOf row; dormant access
+	// (inactiveSince, sort) reads the current list's login order.
+	for name, v := range map[string]string{"inactiveSince": f.InactiveSince, "sort": f.Sort} {
+		if v != "" {
+			return invalidParam(name, name+" does not combine with asOf: a past list pages by display name, with status, role and q")
+		}
+	}
+	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
+		return err
+	}
+	page, err := s.history.List(r.Context(), ws, at, f)
+	if err != nil {
+		return paramProblem(err)
+	}
+	admins, err := s.history.AdminSummary(r.Context(), ws, at)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, userListResponse{
+		Items: page.Items, NextCursor: optString(page.NextCursor),
+		ActiveAdmins: admins, SingleAdmin: admins == 1,
+	})
+}
+
+// GET /v1/workspaces/{ws}/users/{userId}/history (Monitor and up): the
+// person's intervals of role and status, oldest first; 404 for someone who
+// was never in the workspace's list.
+func (s *Server) memberHistory(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, user, err := memberPath(r)
+	if err != nil {
+		return err
+	}
+	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
+		return err
+	}
+	items, found, err := s.history.History(r.Context(), ws, user)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return domain.ErrUserNotFound
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Items []history.Item `json:"items"`
+	}{items})
 }
 
 // GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).

@@ -25,6 +25,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -137,6 +138,7 @@ type Server struct {
 	jwt     *jwt.Parser
 	users   *userlist.Queries
 	members *memberships.Queries
+	history *history.Queries
 
 	streams   *streamSlots
 	tokenRate *clientLimiter
@@ -150,6 +152,7 @@ var (
 	projUserList    = userlist.New().Name()
 	projMemberships = memberships.New().Name()
 	projAudit       = audit.New().Name()
+	projHistory     = history.New().Name()
 )
 
 // New checks cfg and builds the API.
@@ -182,6 +185,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),
 		users:     userlist.NewQueries(cfg.DB, cfg.Now),
 		members:   memberships.NewQueries(cfg.DB),
+		history:   history.NewQueries(cfg.DB),
 		streams:   newStreamSlots(cfg.Streams),
 		tokenRate: newClientLimiter(cfg.TokenRate),
 		commands:  cfg.App.Commands,
@@ -224,6 +228,7 @@ func (s *Server) routes() {
 	v1.Handle("/workspaces/{ws}/users/{userId}/reactivate", s.authed(s.reactivateUser)).Methods(http.MethodPost)
 	v1.Handle("/workspaces/{ws}/users/{userId}/invitation/resend", s.authed(s.resendInvitation)).Methods(http.MethodPost)
 	v1.Handle("/workspaces/{ws}/users/{userId}/permissions", s.authed(s.permissions)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/users/{userId}/history", s.authed(s.memberHistory)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/logins", s.authed(s.recordLogin)).Methods(http.MethodPost)
 	v1.Handle("/workspaces/{ws}/audit", s.authed(s.auditList)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/audit/verify", s.authed(s.auditVerify)).Methods(http.MethodGet)

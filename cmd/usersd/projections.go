@@ -17,13 +17,14 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
 // allProjections lists every read model the service keeps.
 func allProjections() []projections.ReadModel {
-	return []projections.ReadModel{userlist.New(), memberships.New(), audit.New()}
+	return []projections.ReadModel{userlist.New(), memberships.New(), audit.New(), history.New()}
 }
 
 func projectionNames() []string {

@@ -9,6 +9,7 @@ const state = {
   ws: "",
   myRole: "",
   cursors: [""], // cursors[i] opens page i; the last one is the page shown
+  asOf: "", // the list's moment (RFC 3339), "" for now
   busy: false,
 };
 
@@ -63,17 +64,33 @@ function filterQuery(cursor) {
   if ($("filter-status").value) q.set("status", $("filter-status").value);
   if ($("filter-role").value) q.set("role", $("filter-role").value);
   if ($("filter-q").value.trim()) q.set("q", $("filter-q").value.trim());
-  // The day starts at local midnight; the API wants an RFC 3339 instant.
-  const since = $("filter-inactive").value;
-  if (since) q.set("inactiveSince", new Date(`${since}T00:00`).toISOString());
-  if ($("filter-sort").value !== "displayName") q.set("sort", $("filter-sort").value);
+  if (state.asOf) {
+    // A past list pages by name, with status, role and q only (the API
+    // refuses inactiveSince and sort with asOf).
+    q.set("asOf", state.asOf);
+  } else {
+    // The day starts at local midnight; the API wants an RFC 3339 instant.
+    const since = $("filter-inactive").value;
+    if (since) q.set("inactiveSince", new Date(`${since}T00:00`).toISOString());
+    if ($("filter-sort").value !== "displayName") q.set("sort", $("filter-sort").value);
+  }
   if (cursor) q.set("cursor", cursor);
   return q.toString();
+}
+
+// asOfValue is the "as of" picker's local date and time as an RFC 3339
+// instant, or "" for the list as it is now.
+function asOfValue() {
+  const v = $("filter-asof").value;
+  if (!v) return "";
+  const d = new Date(v);
+  return isNaN(d) ? "" : d.toISOString();
 }
 
 async function loadUsers() {
   const notice = $("list-notice");
   const cursor = state.cursors[state.cursors.length - 1];
+  state.asOf = asOfValue();
   try {
     const page = await api("GET", `${base()}/users?${filterQuery(cursor)}`);
     hideNotice(notice);
@@ -82,6 +99,8 @@ async function loadUsers() {
       $("user-rows").append(h("tr", {}, h("td", { colspan: "7", class: "muted" }, "No users match these filters.")));
     }
     $("single-admin").hidden = !page.singleAdmin;
+    if (state.asOf) showNotice($("asof-notice"), "warn", `The list as it was on ${fmtTime(state.asOf)}. Changes are made on the list as it is now: clear "As of" to make them.`);
+    else hideNotice($("asof-notice"));
     state.next = page.nextCursor || "";
     $("next-page").disabled = !state.next;
     $("prev-page").disabled = state.cursors.length < 2;
@@ -116,6 +135,9 @@ function userRow(u) {
 // menuItems lists what the signed-in person may do to u: Admins everything,
 // Managers resend or revoke invitations, others nothing.
 function menuItems(u) {
+  const history = [{ label: "History", run: () => showHistory(u) }];
+  // A past row is for reading: its history, no changes.
+  if (state.asOf) return history;
   const admin = state.myRole === "Admin";
   const manager = state.myRole === "Manager";
   const items = [];
@@ -132,7 +154,8 @@ function menuItems(u) {
   if (admin && u.status === "suspended") items.push({ label: "Reactivate", run: () => post(u, "reactivate", `${u.email} is active again.`) });
   if (admin && u.status !== "invited") items.push({ label: "Remove user", run: () => remove(u, false) });
   while (items.length && items[items.length - 1].separator) items.pop();
-  return items;
+  if (items.length) items.push({ separator: true });
+  return items.concat(history);
 }
 
 // rowMenu is the kebab button and its menu (the WAI-ARIA menu button
@@ -258,6 +281,32 @@ async function remove(u, revoke) {
   if (!(await confirmDialog(text, revoke ? "Revoke invitation" : "Remove user"))) return;
   return act(u, () => api("DELETE", `${base()}/users/${encodeURIComponent(u.userId)}`),
     revoke ? `The invitation of ${u.email} is revoked.` : `${u.email} is removed from this workspace.`);
+}
+
+// showHistory opens the person's intervals of role and status, oldest
+// first, with who changed them (a name when the page shows that person).
+async function showHistory(u) {
+  const dlg = $("history");
+  const notice = $("history-notice");
+  $("history-title").textContent = `History of ${u.displayName || u.userId}`;
+  $("history-rows").replaceChildren();
+  hideNotice(notice);
+  const names = new Map([...document.querySelectorAll("#user-rows tr[data-user-id]")]
+    .map((tr) => [tr.dataset.userId, tr.querySelector("td.name").textContent]));
+  const who = (id) => (id ? names.get(id) || id : "the system");
+  try {
+    const res = await api("GET", `${base()}/users/${encodeURIComponent(u.userId)}/history`);
+    $("history-rows").replaceChildren(...res.items.map((it) => h("tr", { "data-action": it.action, "data-role": it.role, "data-status": it.status },
+      h("td", { class: "from" }, fmtTime(it.from)),
+      h("td", { class: "to" }, it.to ? fmtTime(it.to) : "now"),
+      h("td", { class: "role" }, it.role),
+      h("td", { class: "status" }, h("span", { class: `badge status-${it.status}` }, it.status)),
+      h("td", { class: "by" }, who(it.changedBy)),
+      h("td", { class: "action" }, it.action))));
+  } catch (err) {
+    showNotice(notice, "error", err);
+  }
+  if (!dlg.open) dlg.showModal();
 }
 
 function confirmDialog(text, okLabel) {

@@ -1,0 +1,300 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/userlist"
+)
+
+// DB is what the queries need: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+type DB = projections.DB
+
+// Queries reads the history.
+type Queries struct{ db DB }
+
+// NewQueries returns the history's queries on db.
+func NewQueries(db DB) *Queries {
+	if db == nil {
+		panic("history: NewQueries with a nil DB")
+	}
+	return &Queries{db: db}
+}
+
+// AsOf is a past moment: a position (the event at it included) or, if
+// Position is zero, an instant.
+type AsOf struct {
+	Position domain.Position
+	Time     time.Time
+}
+
+func (a AsOf) String() string {
+	if !a.Position.IsZero() {
+		return a.Position.String()
+	}
+	return a.Time.UTC().Format(time.RFC3339Nano)
+}
+
+// ParseAsOf reads the asOf parameter: a position as the API writes it
+// (<commit>-<prepare>) or an RFC 3339 instant. A bad value is a
+// *domain.Error with the code invalid_input about "asOf".
+func ParseAsOf(s string) (AsOf, error) {
+	s = strings.TrimSpace(s)
+	if p, err := domain.ParsePosition(s); err == nil && !p.IsZero() {
+		return AsOf{Position: p}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return AsOf{Time: t}, nil
+	}
+	return AsOf{}, &domain.Error{Code: domain.CodeInvalidInput, Field: "asOf",
+		Message: "asOf is neither an RFC 3339 instant (e.g. 2030-03-31T23:59:59Z) nor a position (<commit>-<prepare>)"}
+}
+
+// asOfCondition answers the condition "the interval contains a", with its
+// arguments numbered from next.
+func asOfCondition(a AsOf, arg func(any) string) (string, error) {
+	if a.Position.IsZero() {
+		t := arg(a.Time)
+		return "i.valid_from_at <= " + t + " AND (i.valid_to_at IS NULL OR i.valid_to_at > " + t + ")", nil
+	}
+	c, p, err := projections.PositionColumns(a.Position)
+	if err != nil {
+		return "", &domain.Error{Code: domain.CodeInvalidInput, Field: "asOf", Message: "asOf is not a position of this store"}
+	}
+	ca, pa := arg(c), arg(p)
+	return "(i.valid_from_commit, i.valid_from_prepare) <= (" + ca + ", " + pa + ") AND (i.valid_to_commit IS NULL OR (i.valid_to_commit, i.valid_to_prepare) > (" + ca + ", " + pa + "))", nil
+}
+
+// List answers one page of the workspace's user list as it was at a: the
+// same rows, order, filters and paging as userlist.Queries.List. An
+// invitation counts as expired if its expiry was recorded by then or, as of
+// an instant, if its time was up at that instant.
+func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Filter) (userlist.Page, error) {
+	v, err := userlist.Check(f)
+	if err != nil {
+		return userlist.Page{}, err
+	}
+	if f.Cursor != "" {
+		place, err := decodeCursor(f.Cursor, ws, a, v)
+		if err != nil {
+			return userlist.Page{}, &domain.Error{Code: domain.CodeInvalidInput, Field: "cursor",
+				Message: fmt.Sprintf("not a cursor of this list (%v); start again from the first page", err)}
+		}
+		v.After = &place
+	}
+	// As of a position, only a recorded expiry counts (the zero time is
+	// before every expiry time): a position names an event, not an instant.
+	now := a.Time
+	args := []any{projections.PGID(ws)}
+	arg := func(x any) string {
+		args = append(args, x)
+		return "$" + strconv.Itoa(len(args))
+	}
+	cond, err := asOfCondition(a, arg)
+	if err != nil {
+		return userlist.Page{}, err
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT i.user_id, i.name, i.email, i.role, i.status, i.last_login_at,
+		i.invitation_id, i.invited_at, i.invited_by, i.expires_at, i.expired, i.attempt,
+		i.email_status, i.sort_key
+	FROM membership_intervals i WHERE i.workspace_id = $1 AND ` + cond)
+	if v.Status != "" {
+		sb.WriteString(" AND i.status = " + arg(v.Status))
+	}
+	if v.Role != "" {
+		sb.WriteString(" AND i.role = " + arg(v.Role))
+	}
+	if v.Q != "" {
+		sb.WriteString(" AND i.search LIKE '%' || lower(" + arg(userlist.EscapeLike(v.Q)) + ") || '%'")
+	}
+	if v.After != nil {
+		sb.WriteString(" AND (i.sort_key, i.user_id) > (" + arg(v.After.SortKey) + ", " + arg(projections.PGID(v.After.UserID)) + ")")
+	}
+	sb.WriteString(" ORDER BY i.sort_key, i.user_id LIMIT " + arg(v.Limit+1))
+	rows, err := q.db.Query(ctx, sb.String(), args...)
+	if err != nil {
+		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
+	}
+	defer rows.Close()
+	page := userlist.Page{Items: make([]userlist.Row, 0, min(v.Limit, 64))}
+	var lastKey string
+	more := false
+	for rows.Next() {
+		if len(page.Items) == v.Limit {
+			more = true
+			break
+		}
+		r, sortKey, err := userlist.ScanRow(rows, now)
+		if err != nil {
+			return userlist.Page{}, fmt.Errorf("history: list: %w", err)
+		}
+		page.Items = append(page.Items, r)
+		lastKey = sortKey
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
+	}
+	if more {
+		last := page.Items[len(page.Items)-1]
+		page.NextCursor = encodeCursor(ws, a, v, userlist.Place{SortKey: lastKey, UserID: last.UserID})
+	}
+	return page, nil
+}
+
+// AdminSummary answers how many active Admins the workspace had at a, as
+// userlist.Queries.AdminSummary does for now.
+func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID, a AsOf) (int, error) {
+	args := []any{projections.PGID(ws)}
+	arg := func(x any) string {
+		args = append(args, x)
+		return "$" + strconv.Itoa(len(args))
+	}
+	cond, err := asOfCondition(a, arg)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := q.db.QueryRow(ctx, `SELECT count(*) FROM membership_intervals i
+		WHERE i.workspace_id = $1 AND i.role = 'Admin' AND i.status = 'active' AND `+cond, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("history: admin summary: %w", err)
+	}
+	return n, nil
+}
+
+// Item is one interval of a member's history: their role and status from
+// one change to the next, with who made the change (nil for the system),
+// the event's type name and id.
+type Item struct {
+	From      time.Time     `json:"from"`
+	To        *time.Time    `json:"to"`
+	Role      domain.Role   `json:"role"`
+	Status    domain.Status `json:"status"`
+	ChangedBy *uuid.UUID    `json:"changedBy"`
+	Action    string        `json:"action"`
+	EventID   uuid.UUID     `json:"eventId"`
+}
+
+// History answers a person's intervals of role and status in the
+// workspace, oldest first; false if they were never in its list. Changes
+// the history does not show (a login, an e-mail's delivery) continue the
+// interval they fall in.
+func (q *Queries) History(ctx context.Context, ws, user uuid.UUID) ([]Item, bool, error) {
+	rows, err := q.db.Query(ctx, `SELECT valid_from_at, valid_to_at, valid_to_commit, valid_to_prepare,
+			valid_from_commit, valid_from_prepare, role, status, changed_by, action, event_id
+		FROM membership_intervals WHERE workspace_id = $1 AND user_id = $2
+		ORDER BY valid_from_commit, valid_from_prepare`, projections.PGID(ws), projections.PGID(user))
+	if err != nil {
+		return nil, false, fmt.Errorf("history: member: %w", err)
+	}
+	defer rows.Close()
+	items := []Item{}
+	var lastTo pgtype.Int8
+	var lastToP pgtype.Int8
+	for rows.Next() {
+		var (
+			from         time.Time
+			to           pgtype.Timestamptz
+			tc, tp       pgtype.Int8
+			fc, fp       int64
+			role, status string
+			by, eventID  pgtype.UUID
+			action       string
+		)
+		if err := rows.Scan(&from, &to, &tc, &tp, &fc, &fp, &role, &status, &by, &action, &eventID); err != nil {
+			return nil, false, fmt.Errorf("history: member: %w", err)
+		}
+		if n := len(items); n > 0 && lastTo.Valid && lastTo.Int64 == fc && lastToP.Int64 == fp &&
+			string(items[n-1].Role) == role && string(items[n-1].Status) == status {
+			items[n-1].To = timePtr(to)
+		} else {
+			it := Item{From: from, To: timePtr(to), Role: domain.Role(role), Status: domain.Status(status), Action: action, EventID: eventID.Bytes}
+			if by.Valid {
+				id := uuid.UUID(by.Bytes)
+				it.ChangedBy = &id
+			}
+			items = append(items, it)
+		}
+		lastTo, lastToP = tc, tp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("history: member: %w", err)
+	}
+	return items, len(items) > 0, nil
+}
+
+func timePtr(t pgtype.Timestamptz) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	v := t.Time
+	return &v
+}
+
+// The cursor's opaque form is base64url(version ‖ user id ‖ check ‖ sort
+// key), as the current list's; its check also covers the moment, so a page
+// of one moment does not continue another's.
+const (
+	cursorVersion = 1
+	cursorSumLen  = 8
+	maxCursorLen  = 2048
+)
+
+func encodeCursor(ws uuid.UUID, a AsOf, f userlist.Checked, c userlist.Place) string {
+	b := make([]byte, 0, 1+16+cursorSumLen+len(c.SortKey))
+	b = append(b, cursorVersion)
+	b = append(b, c.UserID[:]...)
+	b = append(b, cursorSum(ws, a, f, c)...)
+	b = append(b, c.SortKey...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, ws uuid.UUID, a AsOf, f userlist.Checked) (userlist.Place, error) {
+	if len(s) > maxCursorLen {
+		return userlist.Place{}, errors.New("too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || base64.RawURLEncoding.EncodeToString(b) != s {
+		return userlist.Place{}, errors.New("not base64url")
+	}
+	if len(b) < 1+16+cursorSumLen || b[0] != cursorVersion {
+		return userlist.Place{}, errors.New("unknown format")
+	}
+	var c userlist.Place
+	copy(c.UserID[:], b[1:17])
+	sum, key := b[17:17+cursorSumLen], b[17+cursorSumLen:]
+	if !utf8.Valid(key) || bytes.IndexByte(key, 0) >= 0 {
+		return userlist.Place{}, errors.New("damaged")
+	}
+	c.SortKey = string(key)
+	if !bytes.Equal(sum, cursorSum(ws, a, f, c)) {
+		return userlist.Place{}, errors.New("damaged, or made for another workspace, moment or filter")
+	}
+	return c, nil
+}
+
+func cursorSum(ws uuid.UUID, a AsOf, f userlist.Checked, c userlist.Place) []byte {
+	h := sha256.New()
+	h.Write([]byte("usersd history cursor v1\x00"))
+	h.Write(ws[:])
+	for _, s := range []string{a.String(), f.Status, f.Role, f.Q, c.SortKey} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(c.UserID[:])
+	return h.Sum(nil)[:cursorSumLen]
+}

@@ -1,0 +1,44 @@
+package userlist
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Checked is a Filter as List validates it, for read models that page the
+// same rows in the same order (projections/history, the list as of a past
+// position): the same parameters, refused with the same errors.
+type Checked struct {
+	Status, Role, Q string
+	Limit           int
+	// After is the cursor's place (sort key, user id); nil on a first page.
+	After *Place
+}
+
+// Place is a place in the list's order.
+type Place struct {
+	SortKey string
+	UserID  uuid.UUID
+}
+
+// Check validates f's status, role, text and limit as List does; the
+// cursor is the caller's, whose pages are not this list's.
+func Check(f Filter) (Checked, error) {
+	f.Cursor = ""
+	v, err := validate(uuid.Nil, f)
+	if err != nil {
+		return Checked{}, err
+	}
+	return Checked{Status: v.status, Role: v.role, Q: v.q, Limit: v.limit}, nil
+}
+
+// EscapeLike makes s match itself in a LIKE pattern (escape character \).
+func EscapeLike(s string) string { return escapeLike(s) }
+
+// ScanRow reads a row selected with the columns of the list's query, in
+// its order: user_id, name, email, role, status, last_login_at,
+// invitation_id, invited_at, invited_by, expires_at, expired, attempt,
+// email_status, sort_key. now decides whether an invitation's time is up.
+func ScanRow(rows pgx.Rows, now time.Time) (Row, string, error) { return scanRow(rows, now) }
