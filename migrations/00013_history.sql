@@ -32,6 +32,7 @@ CREATE TABLE membership_intervals (
     attempt            integer     NOT NULL DEFAULT 0,
     email_status       text,
     last_login_at      timestamptz,
+    role_until         timestamptz,
     changed_by         uuid,
     action             text        NOT NULL,
     event_id           uuid        NOT NULL,

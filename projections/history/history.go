@@ -57,6 +57,7 @@ type snapshot struct {
 	attempt     int32
 	emailStatus pgtype.Text
 	lastLogin   pgtype.Timestamptz
+	roleUntil   pgtype.Timestamptz
 }
 
 // interval is one membership_intervals row.
@@ -150,6 +151,10 @@ func subjectOf(e domain.Event) (k key, replaces, ok bool) {
 	case domain.InvitationEmailFailed:
 		return key{e.WorkspaceID, e.UserID}, false, true
 	case domain.RoleChanged:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.RoleGrantExpired:
+		return key{e.WorkspaceID, e.UserID}, false, true
+	case domain.RoleGrantExpiryRefused:
 		return key{e.WorkspaceID, e.UserID}, false, true
 	case domain.MemberRemoved:
 		return key{e.WorkspaceID, e.UserID}, false, true
@@ -254,9 +259,11 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 	case domain.InvitationAccepted:
 		r := at(e.WorkspaceID, e.UserID)
 		if s := invitation(r, e.InvitationID); s != nil {
+			// A temporary role given to the invitation goes on after it.
 			change(r, &snapshot{
 				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
 				role: e.Role, status: string(domain.StatusActive), lastLogin: s.lastLogin,
+				roleUntil: s.roleUntil,
 			})
 		}
 	case domain.InvitationEmailSent:
@@ -272,10 +279,34 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			change(r, s)
 		}
 	case domain.RoleChanged:
+		// Any change sets the end or cancels it (a grant with the same role
+		// again is refused by the domain, but the list would show its end).
 		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil && r.open.role != e.ToRole {
+		if r.open != nil {
 			s := r.open.snapshot
-			s.role = e.ToRole
+			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
+			if e.Until != nil {
+				s.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
+			}
+			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
+				change(r, &s)
+			}
+		}
+	case domain.RoleGrantExpired:
+		r := at(e.WorkspaceID, e.UserID)
+		if r.open != nil {
+			s := r.open.snapshot
+			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
+			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
+				change(r, &s)
+			}
+		}
+	case domain.RoleGrantExpiryRefused:
+		// The member keeps the role, for good now.
+		r := at(e.WorkspaceID, e.UserID)
+		if r.open != nil && r.open.roleUntil.Valid {
+			s := r.open.snapshot
+			s.roleUntil = pgtype.Timestamptz{}
 			change(r, &s)
 		}
 	case domain.MemberRemoved:
@@ -308,6 +339,11 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 	return true
 }
 
+// sameTime: both absent, or the same instant (whatever their locations).
+func sameTime(a, b pgtype.Timestamptz) bool {
+	return a.Valid == b.Valid && (!a.Valid || a.Time.Equal(b.Time))
+}
+
 func clampInt32(n int) int32 {
 	switch {
 	case n > 1<<31-1:
@@ -323,7 +359,7 @@ func clampInt32(n int) int32 {
 func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*row) error {
 	rows, err := tx.Query(ctx, `SELECT i.workspace_id, i.user_id, i.valid_from_commit, i.valid_from_prepare, i.valid_from_at,
 			i.email, i.name, i.role, i.status, i.invitation_id, i.invited_at, i.invited_by, i.expires_at,
-			i.expired, i.attempt, i.email_status, i.last_login_at
+			i.expired, i.attempt, i.email_status, i.last_login_at, i.role_until
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
 		CROSS JOIN LATERAL (
 			SELECT * FROM membership_intervals i
@@ -340,7 +376,7 @@ func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map
 		iv := &interval{stored: true}
 		s := &iv.snapshot
 		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &s.email, &s.name, &s.role, &s.status,
-			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin); err != nil {
+			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin, &s.roleUntil); err != nil {
 			return fmt.Errorf("history: read open intervals: %w", err)
 		}
 		iv.from = domain.Position{Commit: uint64(fc), Prepare: uint64(fp)}
@@ -356,11 +392,11 @@ const (
 	insertIntervals = `INSERT INTO membership_intervals (workspace_id, user_id,
 		valid_from_commit, valid_from_prepare, valid_from_at, valid_to_commit, valid_to_prepare, valid_to_at,
 		email, name, role, status, invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status,
-		last_login_at, changed_by, action, event_id)
+		last_login_at, changed_by, action, event_id, role_until)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
 		$6::bigint[], $7::bigint[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
 		$13::uuid[], $14::timestamptz[], $15::uuid[], $16::timestamptz[], $17::boolean[], $18::integer[], $19::text[],
-		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[])`
+		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[], $24::timestamptz[])`
 	closeIntervals = `UPDATE membership_intervals i
 		SET valid_to_commit = k.c, valid_to_prepare = k.p, valid_to_at = k.at
 		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[])
@@ -390,6 +426,7 @@ type intervalSet struct {
 	email, role, status, action  []string
 	name, emailStatus            []pgtype.Text
 	invitedAt, expiresAt, login  []pgtype.Timestamptz
+	roleUntil                    []pgtype.Timestamptz
 	expired                      []bool
 	attempt                      []int32
 	eventID                      []pgtype.UUID
@@ -418,6 +455,7 @@ func (s *intervalSet) add(k key, iv *interval) error {
 	s.inv, s.invitedAt, s.by, s.expiresAt = append(s.inv, iv.invID), append(s.invitedAt, iv.invitedAt), append(s.by, iv.invitedBy), append(s.expiresAt, iv.expiresAt)
 	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.expired), append(s.attempt, iv.attempt), append(s.emailStatus, iv.emailStatus), append(s.login, iv.lastLogin)
 	s.changedBy, s.action, s.eventID = append(s.changedBy, iv.changedBy), append(s.action, iv.action), append(s.eventID, projections.PGID(iv.eventID))
+	s.roleUntil = append(s.roleUntil, iv.roleUntil)
 	return nil
 }
 
@@ -460,7 +498,7 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 	if s := &ins; len(s.ws) > 0 {
 		b.Queue(insertIntervals, s.ws, s.user, s.fc, s.fp, s.fromAt, s.tc, s.tp, s.toAt,
 			s.email, s.name, s.role, s.status, s.inv, s.invitedAt, s.by, s.expiresAt, s.expired, s.attempt, s.emailStatus,
-			s.login, s.changedBy, s.action, s.eventID)
+			s.login, s.changedBy, s.action, s.eventID, s.roleUntil)
 	}
 	if len(wID) > 0 {
 		b.Queue(upsertWorkspaces, wID, wCommit, wPrepare)

@@ -110,7 +110,7 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	var sb strings.Builder
 	sb.WriteString(`SELECT i.user_id, i.name, i.email, i.role, i.status, i.last_login_at,
 		i.invitation_id, i.invited_at, i.invited_by, i.expires_at, i.expired, i.attempt,
-		i.email_status, i.sort_key
+		i.email_status, i.sort_key, i.role_until
 	FROM membership_intervals i WHERE i.workspace_id = $1 AND ` + cond)
 	if v.Status != "" {
 		sb.WriteString(" AND i.status = " + arg(v.Status))

@@ -11,6 +11,9 @@
 -- interval (same columns as userlist_users, with the last login), so a page
 -- "as of" a position is the rows whose interval contains it, read in the
 -- list's order. valid_to_* are NULL while the interval is current.
+--   role_until: when a temporary role ends, as the user list shows it
+--   (userlist_users.role_until); a grant's end and its expiry (or refused
+--   expiry) each open an interval.
 --   changed_by, action, event_id: who recorded the event that opened the
 --   interval (NULL for the system), its type name and id.
 --   An account's deletion blanks email and name in every interval of the
@@ -45,6 +48,7 @@ CREATE TABLE membership_intervals (
     attempt            integer     NOT NULL DEFAULT 0,
     email_status       text,
     last_login_at      timestamptz,
+    role_until         timestamptz,
     changed_by         uuid,
     action             text        NOT NULL,
     event_id           uuid        NOT NULL,

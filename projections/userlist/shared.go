@@ -40,5 +40,5 @@ func EscapeLike(s string) string { return escapeLike(s) }
 // ScanRow reads a row selected with the columns of the list's query, in
 // its order: user_id, name, email, role, status, last_login_at,
 // invitation_id, invited_at, invited_by, expires_at, expired, attempt,
-// email_status, sort_key. now decides whether an invitation's time is up.
+// email_status, sort_key, role_until. now decides whether an invitation's time is up.
 func ScanRow(rows pgx.Rows, now time.Time) (Row, string, error) { return scanRow(rows, now) }
