@@ -96,8 +96,21 @@ func (w *world) step() {
 				delete(w.tokens, someone)
 			}
 		}
-	case n < 52:
+	case n < 44:
 		_, err = w.app.Commands.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: w.ws, UserID: someone, Role: roles[w.r.IntN(len(roles))], Meta: as})
+	case n < 52:
+		// A temporary role, which the expiry below ends, or keeps for the
+		// last Admin: an Admin for a while, then the owner's own grant of
+		// another role for longer, make that case.
+		role := roles[w.r.IntN(len(roles))]
+		if w.r.IntN(2) == 0 {
+			role = "Admin"
+		}
+		until := w.clock.now.Add(time.Duration(1+w.r.IntN(30)) * time.Minute)
+		if w.r.IntN(3) == 0 {
+			someone, role, until = w.admin, roles[1+w.r.IntN(len(roles)-1)], until.Add(30*time.Minute)
+		}
+		_, err = w.app.Commands.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: w.ws, UserID: someone, Role: role, Until: until, Meta: as})
 	case n < 60:
 		_, err = w.app.Commands.SuspendUser.Handle(ctx, commands.SuspendUser{WorkspaceID: w.ws, UserID: someone, Meta: as})
 	case n < 66:
@@ -196,12 +209,33 @@ func TestAsOfMatchesReplay(t *testing.T) {
 	t.Parallel()
 	const cases, steps = 12, 60
 	pool, _ := pgtest.New(t)
+	// The sequences must grant temporary roles and end them both ways, or
+	// the property says nothing about them.
+	seen := map[string]int{}
+	defer func() {
+		t.Logf("temporary roles: %v", seen)
+		for _, k := range []string{"RoleChanged until", "RoleGrantExpired", "RoleGrantExpiryRefused"} {
+			if seen[k] == 0 && !t.Failed() {
+				t.Errorf("no %s in %d sequences: the random commands no longer cover temporary roles", k, cases)
+			}
+		}
+	}()
 	for c := range cases {
 		w := newWorld(t, uint64(c))
 		for range steps {
 			w.step()
 		}
 		events := w.events()
+		for _, ev := range events {
+			switch e := ev.Event.(type) {
+			case domain.RoleChanged:
+				if e.Until != nil {
+					seen["RoleChanged until"]++
+				}
+			case domain.RoleGrantExpired, domain.RoleGrantExpiryRefused:
+				seen[domain.EventName(e)]++
+			}
+		}
 		// The history gets the events in random batches, as a runner would.
 		for i := 0; i < len(events); {
 			n := 1 + w.r.IntN(40)
@@ -269,7 +303,7 @@ var roles4status = []string{"active", "invited", "suspended"}
 func show(rows []userlist.Row) string {
 	s := ""
 	for _, r := range rows {
-		s += fmt.Sprintf("\n  %s %q %s %s login=%v", r.UserID, r.DisplayName, r.Role, r.Status, r.LastLoginAt)
+		s += fmt.Sprintf("\n  %s %q %s %s login=%v until=%v", r.UserID, r.DisplayName, r.Role, r.Status, r.LastLoginAt, r.RoleUntil)
 		if r.Invitation != nil {
 			s += fmt.Sprintf(" inv=%+v", *r.Invitation)
 		}
