@@ -189,3 +189,60 @@ func TestAccountDeleted(t *testing.T) {
 		t.Errorf("a replay of the erased events differs from the live tables after the deletion:\n%s\nwant\n%s", got, before)
 	}
 }
+
+// TestTemporaryRoleHistory: a temporary grant opens an interval that shows
+// its end (roleUntil, as the list does); its expiry opens one with the role
+// before back, changed by the system; a refused expiry keeps the role and
+// drops the end.
+func TestTemporaryRoleHistory(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	w := newWorld(t, 11)
+	ctx := context.Background()
+	ws, admin := w.ws, w.admin
+	until := t0.Add(2 * time.Hour)
+	more := stamp(w.events(),
+		domain.RoleChanged{WorkspaceID: ws, UserID: admin, FromRole: "Admin", ToRole: "Admin"},
+		domain.RoleChanged{WorkspaceID: ws, UserID: admin, FromRole: "Admin", ToRole: "Editor", Until: &until},
+		domain.RoleGrantExpired{WorkspaceID: ws, UserID: admin, FromRole: "Editor", ToRole: "Admin", Until: until},
+		domain.RoleChanged{WorkspaceID: ws, UserID: admin, FromRole: "Admin", ToRole: "Monitor", Until: &until},
+		domain.RoleGrantExpiryRefused{WorkspaceID: ws, UserID: admin, Role: "Monitor", PreviousRole: "Admin", Until: until, Reason: "last_admin"},
+	)
+	for i := range more[:2] {
+		more[i].Metadata.Actor = domain.Actor{UserID: admin}
+	}
+	more[3].Metadata.Actor = domain.Actor{UserID: admin}
+	pgtest.Apply(t, pool, "public", history.New(), w.events(), more[:2], more[2:3], more[3:])
+	q := history.NewQueries(pool)
+	items, _, err := q.History(ctx, ws, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		by := "system"
+		if it.ChangedBy != nil {
+			by = it.ChangedBy.String()
+		}
+		got = append(got, string(it.Role)+" "+it.Action+" "+by)
+	}
+	// The same role again changes nothing shown; the refused expiry
+	// changes the end only, which the history's role and status continue.
+	want := []string{"Admin WorkspaceCreated system", "Editor RoleChanged " + admin.String(),
+		"Admin RoleGrantExpired system", "Monitor RoleChanged " + admin.String()}
+	if !slices.Equal(got, want) {
+		t.Errorf("history:\n got %q\nwant %q", got, want)
+	}
+	roleUntil := func(i int) *time.Time {
+		page, err := q.List(ctx, ws, history.AsOf{Position: more[i].Position}, userlist.Filter{Q: "olga"})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("as of %s: %+v, %v", more[i].Position, page.Items, err)
+		}
+		return page.Items[0].RoleUntil
+	}
+	for i, want := range []*time.Time{nil, &until, nil, &until, nil} {
+		if got := roleUntil(i); (got == nil) != (want == nil) || (got != nil && !got.Equal(*want)) {
+			t.Errorf("as of %s (%s): roleUntil %v, want %v", more[i].Position, domain.EventName(more[i].Event), got, want)
+		}
+	}
+}
