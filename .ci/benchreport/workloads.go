@@ -246,6 +246,9 @@ var workloads = []workload{
 				why: "the removals are the time: one append (a transaction and its commit's flush) per workspace, 8 at a time (`removalWorkers` in " +
 					"commands/delete_account.go); the directory's look-up and the last-Admin checks (on the repository's cache) take a few tens of ms. " +
 					"With the machine's 2 cores shared, commits queue behind whatever else runs."},
+		},
+	},
+	{
 		title: "10. User list as of a past position",
 		intro: "`BenchmarkUserListAsOf` (projections/benchmarks): pages of 50 of a 100,000-member workspace with 1,000,000 events of history, " +
 			"as of the middle of that history (membership intervals, projections/history) beside the current list's pages, in the same run, interleaved " +
