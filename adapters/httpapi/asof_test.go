@@ -10,9 +10,10 @@ import (
 )
 
 type asOfRow struct {
-	UserID uuid.UUID `json:"userId"`
-	Role   string    `json:"role"`
-	Status string    `json:"status"`
+	UserID    uuid.UUID  `json:"userId"`
+	Role      string     `json:"role"`
+	Status    string     `json:"status"`
+	RoleUntil *time.Time `json:"roleUntil"`
 }
 
 type asOfPage struct {
@@ -82,6 +83,19 @@ func TestUsersAsOf(t *testing.T) {
 	second := list("asOf=" + promoted + "&limit=2&cursor=" + *first.NextCursor)
 	if len(second.Items) != 1 || second.NextCursor != nil {
 		t.Errorf("second page: %+v", second)
+	}
+	// A temporary role: its end as of the grant, none before.
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	a.must(t, 200, req{method: "PUT", path: base + "/" + bob.String() + "/role", token: adm,
+		body: map[string]string{"role": "Editor", "until": until.Format(time.RFC3339)}}).json(t, &out)
+	granted := out.Position
+	var g asOfPage
+	a.must(t, 200, req{method: "GET", path: base + "?asOf=" + granted, token: adm, headers: consistent(granted)}).json(t, &g)
+	if r := byID(g)[bob]; r.Role != "Editor" || r.RoleUntil == nil || !r.RoleUntil.Equal(until) {
+		t.Errorf("as of the grant: %+v; want Bob an Editor until %s", r, until)
+	}
+	if r := byID(list("asOf=" + suspended))[bob]; r.Role != "Monitor" || r.RoleUntil != nil {
+		t.Errorf("before the grant: %+v; want Bob a Monitor with no end", r)
 	}
 	for _, bad := range []string{"asOf=yesterday", "asOf=", "asOf=0-0", "asOf=12", "asOf=" + joined + "&limit=2&cursor=" + *first.NextCursor} {
 		r := a.must(t, http.StatusBadRequest, req{method: "GET", path: base + "?" + bad, token: adm})
