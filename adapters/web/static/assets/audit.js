@@ -27,7 +27,7 @@ function filterQuery(withPaging) {
 
 // An erased person (account deleted) is shown by id: their address is gone.
 const who = (p) =>
-  p ? (p.erased ? `erased person ${p.id}` : p.email || p.id || (p.system ? "the platform" : "—")) : "—";
+  p ? (p.erased ? `erased user ${p.id}` : p.email || p.id || (p.system ? "the platform" : "—")) : "—";
 
 function details(d) {
   if (!d || typeof d !== "object") return "";
