@@ -19,6 +19,7 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 )
 
 // Codes of the HTTP layer itself, beside the domain's codes. Like those,
@@ -202,6 +203,11 @@ func toProblem(err error, fs fields) *Problem {
 	var last *commands.LastAdminError
 	if errors.As(err, &last) {
 		return &Problem{Code: domain.CodeLastAdmin, Detail: last.Error(), Workspaces: last.Workspaces}
+	}
+	if errors.Is(err, pii.ErrErased) {
+		// A person the command names was deleted on another replica while
+		// it ran: the same command again reserves the address anew.
+		return &Problem{Code: domain.CodeConcurrencyConflict, Detail: "a person this request names was deleted meanwhile; try again"}
 	}
 	var de *domain.Error
 	if errors.As(err, &de) {

@@ -304,6 +304,14 @@ func TestForPerson(t *testing.T) {
 		if en.Target != nil && en.Target.ID == e.ivy.id && en.Target.Email != e.ivy.email {
 			t.Errorf("ForPerson(Ivy) %s: target %+v, want opened", en.Action, en.Target)
 		}
+		// Ivy's export shows nobody else's data: the Admin who acted on
+		// her appears by id only, with no address, request or stored forms.
+		if en.Actor.ID != e.ivy.id && (en.Actor.Email != "" || en.Actor.Erased || en.Request != nil) {
+			t.Errorf("ForPerson(Ivy) %s seq %d: actor %+v, request %+v; want the other party by id only", en.Action, en.Seq, en.Actor, en.Request)
+		}
+		if en.Sealed != nil {
+			t.Errorf("ForPerson(Ivy) %s seq %d: stored forms %+v, want none", en.Action, en.Seq, en.Sealed)
+		}
 	}
 	if seen[e.a] != 5 || seen[e.b] != 5 {
 		t.Errorf("ForPerson(Ivy) by workspace: got %v, want 5 in each", seen)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 )
 
 // Limits of a page of List.
@@ -432,10 +433,16 @@ func uuidOrNil(b [16]byte, valid bool) uuid.UUID {
 // keyset pages, through the actor and target indexes, which lead with the
 // user id; no connection is held while each runs. A deleted person's
 // entries are still found (by id), their personal values erased.
+//
+// Only the person's own values are opened: the other party of an entry
+// (the Admin who removed them, the people they invited) shows by id only,
+// with no address, request context or stored forms, so that one person's
+// export discloses nobody else's data.
 func ForPerson(ctx context.Context, db DB, keys Keys, user uuid.UUID, each func(Entry) error) error {
 	if keys == nil {
 		return errNoKeys
 	}
+	keys = onlyKeyOf{keys, user}
 	const sql = `SELECT ` + columns + ` FROM audit_entries
 		WHERE (actor_id = $1 OR target_id = $1) AND (workspace_id, seq) > ($2, $3)
 		ORDER BY workspace_id, seq LIMIT $4`
@@ -451,7 +458,7 @@ func ForPerson(ctx context.Context, db DB, keys Keys, user uuid.UUID, each func(
 			return fmt.Errorf("audit entries of %s: %w", user, err)
 		}
 		for _, e := range entries {
-			if err := each(e); err != nil {
+			if err := each(withholdOthers(e, user)); err != nil {
 				return err
 			}
 		}
@@ -461,4 +468,38 @@ func ForPerson(ctx context.Context, db DB, keys Keys, user uuid.UUID, each func(
 		last := stored[len(stored)-1]
 		ws, seq = last.workspaceID.Bytes, last.seq
 	}
+}
+
+// onlyKeyOf looks up user's key only: ForPerson opens no one else's values.
+type onlyKeyOf struct {
+	Keys
+	user uuid.UUID
+}
+
+func (o onlyKeyOf) Lookup(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
+	if !slices.Contains(subjects, o.user) {
+		return map[uuid.UUID]*pii.Key{}, nil
+	}
+	return o.Keys.Lookup(ctx, []uuid.UUID{o.user})
+}
+
+// withholdOthers blanks what e holds about anyone but user, plain values
+// written before sealing included: the other party's address, the request
+// context of an actor who is not user, the target's personal details when
+// the target is not user, and the stored forms.
+func withholdOthers(e Entry, user uuid.UUID) Entry {
+	e.Sealed = nil
+	if e.Actor.ID != user {
+		e.Actor.Email, e.Actor.Erased = "", false
+		e.Request = nil
+	}
+	if e.Target != nil && e.Target.ID != user {
+		t := *e.Target
+		t.Email, t.Erased = "", false
+		e.Target = &t
+		if names := personalDetails[e.Action]; len(names) > 0 {
+			e.Details = openDetails(e.Details, names, func(string) string { return "" })
+		}
+	}
+	return e
 }
