@@ -2,6 +2,8 @@ package projections
 
 import (
 	"context"
+	"math"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -81,4 +83,26 @@ func QueryWithCustomPlans(ctx context.Context, tx pgx.Tx, query string, args []a
 	}
 	rows.Close()
 	return br.Close()
+}
+
+// Timestamp is t, or fallback when t is zero (an event written before the
+// field existed); NULL when both are.
+func Timestamp(t, fallback time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		t = fallback
+	}
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+// Int32 is n clamped to an int4 column's range: an event's count beyond it
+// (never written by usersd) is stored at the bound rather than stopping a
+// projection.
+func Int32(n int) int32 {
+	switch {
+	case n > math.MaxInt32:
+		return math.MaxInt32
+	case n < math.MinInt32:
+		return math.MinInt32
+	}
+	return int32(n)
 }

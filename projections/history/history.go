@@ -20,6 +20,7 @@ import (
 
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/userlist"
 )
 
 // Projection builds the membership intervals.
@@ -223,26 +224,22 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
 		})
 	case domain.UserInvited:
-		invitedAt := e.InvitedAt
-		if invitedAt.IsZero() {
-			invitedAt = ev.Metadata.OccurredAt
-		}
 		change(at(e.WorkspaceID, e.UserID), &snapshot{
 			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
 			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
-			invitedAt:   pgtype.Timestamptz{Time: invitedAt, Valid: !invitedAt.IsZero()},
+			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
 			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
 			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
 			attempt:     1,
-			emailStatus: pgtype.Text{String: "pending", Valid: true},
+			emailStatus: pgtype.Text{String: userlist.EmailPending, Valid: true},
 		})
 	case domain.InvitationResent:
 		r := at(e.WorkspaceID, e.UserID)
 		if s := invitation(r, e.InvitationID); s != nil {
-			s.attempt = clampInt32(e.Attempt)
+			s.attempt = projections.Int32(e.Attempt)
 			s.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
 			s.expired = false
-			s.emailStatus = pgtype.Text{String: "pending", Valid: true}
+			s.emailStatus = pgtype.Text{String: userlist.EmailPending, Valid: true}
 			change(r, s)
 		}
 	case domain.InvitationRevoked:
@@ -268,14 +265,14 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 		}
 	case domain.InvitationEmailSent:
 		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == clampInt32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: "sent", Valid: true}
+		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
+			s.emailStatus = pgtype.Text{String: userlist.EmailSent, Valid: true}
 			change(r, s)
 		}
 	case domain.InvitationEmailFailed:
 		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == clampInt32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: "failed", Valid: true}
+		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
+			s.emailStatus = pgtype.Text{String: userlist.EmailFailed, Valid: true}
 			change(r, s)
 		}
 	case domain.RoleChanged:
@@ -342,16 +339,6 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 // sameTime: both absent, or the same instant (whatever their locations).
 func sameTime(a, b pgtype.Timestamptz) bool {
 	return a.Valid == b.Valid && (!a.Valid || a.Time.Equal(b.Time))
-}
-
-func clampInt32(n int) int32 {
-	switch {
-	case n > 1<<31-1:
-		return 1<<31 - 1
-	case n < -1<<31:
-		return -1 << 31
-	}
-	return int32(n)
 }
 
 // loadOpen reads the open interval of each key (LATERAL ... LIMIT 1: one

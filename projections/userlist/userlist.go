@@ -16,8 +16,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -226,7 +224,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
 		w.name = pgtype.Text{String: e.Name, Valid: true}
-		w.createdAt = timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
+		w.createdAt = projections.Timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
 		b.members[key{e.WorkspaceID, e.OwnerUserID}].replace(member{
 			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
 			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
@@ -240,7 +238,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 		b.members[k].replace(member{
 			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
 			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
-			invitedAt:   timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
+			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
 			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
 			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
 			attempt:     1,
@@ -249,7 +247,7 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 		*b.login(k) = login{reset: true}
 	case domain.InvitationResent:
 		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
-			m.attempt = clampInt32(e.Attempt)
+			m.attempt = projections.Int32(e.Attempt)
 			m.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
 			m.expired = false
 			m.emailStatus = pgtype.Text{String: EmailPending, Valid: true}
@@ -273,11 +271,11 @@ func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 			})
 		}
 	case domain.InvitationEmailSent:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == clampInt32(e.Attempt) {
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == projections.Int32(e.Attempt) {
 			m.emailStatus, m.dirty = pgtype.Text{String: EmailSent, Valid: true}, true
 		}
 	case domain.InvitationEmailFailed:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == clampInt32(e.Attempt) {
+		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == projections.Int32(e.Attempt) {
 			m.emailStatus, m.dirty = pgtype.Text{String: EmailFailed, Valid: true}, true
 		}
 	case domain.RoleChanged:
@@ -341,23 +339,6 @@ func (b *batch) invitation(ws, user, inv uuid.UUID) *member {
 		return nil
 	}
 	return m
-}
-
-func timestamp(t, fallback time.Time) pgtype.Timestamptz {
-	if t.IsZero() {
-		t = fallback
-	}
-	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
-}
-
-func clampInt32(n int) int32 {
-	switch {
-	case n > math.MaxInt32:
-		return math.MaxInt32
-	case n < math.MinInt32:
-		return math.MinInt32
-	}
-	return int32(n)
 }
 
 // loadMembers reads the stored rows of the keys. LATERAL ... LIMIT 1 makes
