@@ -106,6 +106,25 @@ func (e *UnknownKEKError) Error() string {
 	return fmt.Sprintf("keys are wrapped under KEK %q, which is neither the current key-encryption key nor one of the previous ones given", e.IDs)
 }
 
+// eachKey reads rows of (user_id, wrapped, kek_id) and hands each row's
+// unwrapped key to f.
+func (k *Keyring) eachKey(rows pgx.Rows, f func(user uuid.UUID, wrapped []byte, key *pii.Key)) error {
+	var (
+		user    uuid.UUID
+		wrapped []byte
+		kekID   string
+	)
+	_, err := pgx.ForEachRow(rows, []any{&user, &wrapped, &kekID}, func() error {
+		key, err := k.unwrap(user, wrapped, kekID)
+		if err != nil {
+			return err
+		}
+		f(user, wrapped, key)
+		return nil
+	})
+	return err
+}
+
 func (k *Keyring) unwrap(subject uuid.UUID, wrapped []byte, kekID string) (*pii.Key, error) {
 	kek, ok := k.byID[kekID]
 	if !ok {
@@ -126,20 +145,7 @@ func (k *Keyring) Lookup(ctx context.Context, subjects []uuid.UUID) (map[uuid.UU
 		return nil, fmt.Errorf("look up account keys: %w", err)
 	}
 	found := make(map[uuid.UUID]*pii.Key, len(missing))
-	var (
-		user    uuid.UUID
-		wrapped []byte
-		kekID   string
-	)
-	_, err = pgx.ForEachRow(rows, []any{&user, &wrapped, &kekID}, func() error {
-		key, err := k.unwrap(user, wrapped, kekID)
-		if err != nil {
-			return err
-		}
-		found[user] = key
-		return nil
-	})
-	if err != nil {
+	if err := k.eachKey(rows, func(user uuid.UUID, _ []byte, key *pii.Key) { found[user] = key }); err != nil {
 		return nil, fmt.Errorf("look up account keys: %w", err)
 	}
 	k.remember(epoch, found)

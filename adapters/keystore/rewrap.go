@@ -37,19 +37,11 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(int)) (n int, err er
 		var (
 			users      []uuid.UUID
 			olds, news [][]byte
-			user       uuid.UUID
-			wrapped    []byte
-			kekID      string
 		)
-		_, err = pgx.ForEachRow(rows, []any{&user, &wrapped, &kekID}, func() error {
-			key, err := k.unwrap(user, wrapped, kekID)
-			if err != nil {
-				return err
-			}
+		err = k.eachKey(rows, func(user uuid.UUID, wrapped []byte, key *pii.Key) {
 			users = append(users, user)
 			olds = append(olds, wrapped)
 			news = append(news, pii.WrapAccountKey(k.current, user, key))
-			return nil
 		})
 		if err != nil {
 			return n, fmt.Errorf("re-wrap account keys: %w", err)
