@@ -112,7 +112,7 @@ func testCodec(t testing.TB, pool *pgxpool.Pool) *eventstore.Codec {
 		}
 		return ""
 	}}
-	c, err := codecFor(context.Background(), e, database{}, pool)
+	c, err := codecFor(context.Background(), e, database{}, pool, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,14 +15,17 @@ import (
 const streamNamesKey = "stream-names"
 
 // codecFor is the codec of the events in db: the key store of db's
-// database under the configured key-encryption keys, and its stream-name
-// key.
-func codecFor(ctx context.Context, e *env, db database, pool *pgxpool.Pool) (*eventstore.Codec, error) {
-	k, err := readKEKs(e, db)
-	if err != nil {
-		return nil, err
+// database under the key-encryption keys k (nil: the configured ones,
+// read here), and its stream-name key.
+func codecFor(ctx context.Context, e *env, db database, pool *pgxpool.Pool, k *keks) (*eventstore.Codec, error) {
+	if k == nil {
+		read, err := readKEKs(e, db)
+		if err != nil {
+			return nil, err
+		}
+		k = &read
 	}
-	ring, err := openKeys(ctx, pool, k)
+	ring, err := openKeys(ctx, pool, *k)
 	if err != nil {
 		return nil, err
 	}

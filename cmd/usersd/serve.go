@@ -151,8 +151,8 @@ type serveConfig struct {
 	auditSigner *audit.Signer
 	// keks wrap the personal data keys in the database
 	// (USERSD_KEY_ENCRYPTION_KEY, USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS),
-	// read here so that a bad one stops serve before it starts anything;
-	// open reads them again for the codec (codecFor).
+	// read here so that a bad one stops serve before it starts anything,
+	// and handed to open for the codec.
 	keks keks
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
@@ -213,7 +213,7 @@ func serve(ctx context.Context, e *env, db database, cfg serveConfig) error {
 // the binary.
 func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Listener) error {
 	defer l.Close()
-	rt, err := open(ctx, e, db, needs{migrate: true, codec: true, service: true})
+	rt, err := open(ctx, e, db, needs{migrate: true, codec: true, service: true, keks: &cfg.keks})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,10 @@ type needs struct {
 	// A command that copies events as stored (events export) needs
 	// neither the keys nor the KEK.
 	codec bool
+	// keks, when set, are the key-encryption keys the command has read
+	// already (serve, to refuse a bad one before starting anything);
+	// otherwise open reads them.
+	keks *keks
 	// service connects as the service's role (usersd serve): on the
 	// embedded default, usersd_service, made for it; a role that could
 	// rewrite the history is warned about.
@@ -97,7 +101,7 @@ func open(ctx context.Context, e *env, db database, n needs) (_ *opened, err err
 	if !n.codec {
 		return rt, nil
 	}
-	if rt.codec, err = codecFor(ctx, e, rt.db, rt.pool); err != nil {
+	if rt.codec, err = codecFor(ctx, e, rt.db, rt.pool, n.keks); err != nil {
 		return nil, err
 	}
 	return rt, nil
