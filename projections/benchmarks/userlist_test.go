@@ -63,7 +63,7 @@ func BenchmarkUserListVsPgbench(b *testing.B) {
 	b.Logf("seeded %d members through Apply in %s", listMembers, time.Since(start).Round(time.Millisecond))
 
 	q := userlist.NewQueries(pool, nil)
-	deep := deepCursors(b, ctx, q, ws)
+	deep := deepCursors(b, ctx, q, ws, "")
 	scripts := captureScripts(b, ctx, pool, ws, deep)
 
 	wctx, stopWriter := context.WithCancel(ctx)
@@ -82,14 +82,14 @@ func BenchmarkUserListVsPgbench(b *testing.B) {
 	defer readPool.Close()
 	reads := userlist.NewQueries(readPool, nil)
 
-	runReaders(b, ctx, reads, ws, deep, listWarmup) // connections, prepared statements
+	runReaders(b, ctx, reads, ws, listReaders, 3, "", deep, listWarmup) // connections, prepared statements
 	// Two runs of each side, in the order A B B A, so that drift on the
 	// shared machine hits both sides alike.
 	var goLat, pgbLat latencies
 	var pgbOut string
 	for _, side := range []string{"go", "pgbench", "pgbench", "go"} {
 		if side == "go" {
-			goLat = append(goLat, runReaders(b, ctx, reads, ws, deep, listRun)...)
+			goLat = append(goLat, runReaders(b, ctx, reads, ws, listReaders, 3, "", deep, listRun)...)
 			continue
 		}
 		lat, out := runPgbench(b, ctx, pgbench, url, scripts)
@@ -211,13 +211,15 @@ func seedUserList(b *testing.B, ctx context.Context, pool *pgxpool.Pool, ws uuid
 // listSeq is the last position the seed and the writer used.
 var listSeq atomic.Uint64
 
-// deepCursors pages through the whole list with List and answers
-// listDeepCursors cursors spread from a tenth of the way to the end.
-func deepCursors(b *testing.B, ctx context.Context, q *userlist.Queries, ws uuid.UUID) []string {
+// deepCursors pages through the whole list in one order (sort; "" for the
+// default), in pages of the largest size, whose cursors serve any page
+// size, and answers listDeepCursors cursors spread from a tenth of the way
+// to the end.
+func deepCursors(b *testing.B, ctx context.Context, q *userlist.Queries, ws uuid.UUID, sort string) []string {
 	var all []string
-	cursor := ""
+	f := userlist.Filter{Sort: sort, Limit: userlist.MaxLimit}
 	for {
-		page, err := q.List(ctx, ws, userlist.Filter{Cursor: cursor})
+		page, err := q.List(ctx, ws, f)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -225,10 +227,10 @@ func deepCursors(b *testing.B, ctx context.Context, q *userlist.Queries, ws uuid
 			break
 		}
 		all = append(all, page.NextCursor)
-		cursor = page.NextCursor
+		f.Cursor = page.NextCursor
 	}
 	if len(all) < 2*listDeepCursors {
-		b.Fatalf("only %d pages", len(all)+1)
+		b.Fatalf("only %d pages sorted by %q", len(all)+1, sort)
 	}
 	lo := len(all) / 10
 	out := make([]string, listDeepCursors)
@@ -304,30 +306,31 @@ func captureScripts(b *testing.B, ctx context.Context, db userlist.DB, ws uuid.U
 	return scripts
 }
 
-// runReaders reads pages with List from listReaders goroutines for d,
-// half first pages and half deep ones, and answers each read's latency.
-func runReaders(b *testing.B, ctx context.Context, q *userlist.Queries, ws uuid.UUID, deep []string, d time.Duration) latencies {
+// runReaders reads pages in one order (sort) with List from readers
+// goroutines (random streams seeded by seed) for d, half first pages and
+// half deep ones, and answers each read's latency.
+func runReaders(b *testing.B, ctx context.Context, q *userlist.Queries, ws uuid.UUID, readers int, seed uint64, sort string, deep []string, d time.Duration) latencies {
 	var (
 		mu  sync.Mutex
 		all latencies
 		wg  sync.WaitGroup
 	)
-	failed := make(chan error, listReaders)
+	failed := make(chan error, readers)
 	end := time.Now().Add(d)
-	for i := range listReaders {
+	for i := range readers {
 		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(i), 3))
+			r := rand.New(rand.NewPCG(uint64(i), seed))
 			var lat latencies
 			for time.Now().Before(end) {
-				cursor := ""
+				f := userlist.Filter{Sort: sort}
 				if r.IntN(2) == 1 {
-					cursor = deep[r.IntN(len(deep))]
+					f.Cursor = deep[r.IntN(len(deep))]
 				}
 				start := time.Now()
-				page, err := q.List(ctx, ws, userlist.Filter{Cursor: cursor})
+				page, err := q.List(ctx, ws, f)
 				took := time.Since(start)
 				if err == nil && len(page.Items) != userlist.DefaultLimit {
-					err = fmt.Errorf("a page of %d rows, want %d", len(page.Items), userlist.DefaultLimit)
+					err = fmt.Errorf("sorted by %q: a page of %d rows, want %d", sort, len(page.Items), userlist.DefaultLimit)
 				}
 				if err != nil {
 					failed <- err
