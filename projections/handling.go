@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/usersd/usersd/domain"
 )
 
@@ -105,4 +107,44 @@ func (h Handling) Uncovered(hasCase func(domain.Event) bool) []string {
 		}
 	}
 	return out
+}
+
+// PersonOf answers the workspace and the person a workspace event is about
+// (the owner of a new workspace, the member or invitee of every other event
+// about someone); false for an event about no one person (settings, the
+// audit's records) or of no workspace (accounts).
+func PersonOf(e domain.Event) (workspace, user uuid.UUID, ok bool) {
+	switch e := e.(type) {
+	case domain.WorkspaceCreated:
+		return e.WorkspaceID, e.OwnerUserID, true
+	case domain.UserInvited:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationResent:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationRevoked:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationExpired:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationAccepted:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationEmailSent:
+		return e.WorkspaceID, e.UserID, true
+	case domain.InvitationEmailFailed:
+		return e.WorkspaceID, e.UserID, true
+	case domain.RoleChanged:
+		return e.WorkspaceID, e.UserID, true
+	case domain.RoleGrantExpired:
+		return e.WorkspaceID, e.UserID, true
+	case domain.RoleGrantExpiryRefused:
+		return e.WorkspaceID, e.UserID, true
+	case domain.MemberRemoved:
+		return e.WorkspaceID, e.UserID, true
+	case domain.MemberSuspended:
+		return e.WorkspaceID, e.UserID, true
+	case domain.MemberReactivated:
+		return e.WorkspaceID, e.UserID, true
+	case domain.UserLoggedIn:
+		return e.WorkspaceID, e.UserID, true
+	}
+	return uuid.Nil, uuid.Nil, false
 }

@@ -132,41 +132,11 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 // replaces the whole row (so the open interval need not be read: it is
 // closed by the event whatever it holds, or there is none).
 func subjectOf(e domain.Event) (k key, replaces, ok bool) {
-	switch e := e.(type) {
-	case domain.WorkspaceCreated:
-		return key{e.WorkspaceID, e.OwnerUserID}, true, true
-	case domain.UserInvited:
-		// Read all the same: an invitation may replace a pending one, whose
-		// interval it closes.
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationResent:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationRevoked:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationExpired:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationAccepted:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationEmailSent:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationEmailFailed:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleChanged:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleGrantExpired:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleGrantExpiryRefused:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberRemoved:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberSuspended:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberReactivated:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.UserLoggedIn:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	}
-	return key{}, false, false
+	ws, user, ok := projections.PersonOf(e)
+	// An invitation is read all the same: it may replace a pending one,
+	// whose interval it closes.
+	_, replaces = e.(domain.WorkspaceCreated)
+	return key{ws, user}, replaces, ok
 }
 
 // applyEvent folds one event into the rows; false for a type it has no

@@ -184,37 +184,14 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 // the event replaces the whole row (so the stored row need not be read).
 // Logins change only userlist_logins.
 func memberOf(e domain.Event) (k key, replaces, ok bool) {
-	switch e := e.(type) {
-	case domain.WorkspaceCreated:
-		return key{e.WorkspaceID, e.OwnerUserID}, true, true
-	case domain.UserInvited:
-		return key{e.WorkspaceID, e.UserID}, true, true
-	case domain.InvitationResent:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationRevoked:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationExpired:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationAccepted:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationEmailSent:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.InvitationEmailFailed:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleChanged:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleGrantExpired:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.RoleGrantExpiryRefused:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberRemoved:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberSuspended:
-		return key{e.WorkspaceID, e.UserID}, false, true
-	case domain.MemberReactivated:
-		return key{e.WorkspaceID, e.UserID}, false, true
+	ws, user, ok := projections.PersonOf(e)
+	switch e.(type) {
+	case domain.UserLoggedIn:
+		return key{}, false, false
+	case domain.WorkspaceCreated, domain.UserInvited:
+		replaces = true
 	}
-	return key{}, false, false
+	return key{ws, user}, replaces, ok
 }
 
 // apply folds one event into the rows, and answers false for a type it has
