@@ -308,10 +308,13 @@ func (c *client) tokenFor(system string, ws uuid.UUID) string {
 	}
 }
 
-// waitForMail waits until the mailbox holds n e-mails of workspace ws.
+// waitForMail waits until the mailbox holds n e-mails of workspace ws. The
+// bound is generous: under the race detector, with both stores' runs and
+// every other package's tests sharing two cores, the resend's e-mail once
+// took longer than 30 s.
 func (c *client) waitForMail(system string, ws uuid.UUID, n int) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var box struct {
 			Items []struct{ WorkspaceID uuid.UUID }
