@@ -37,6 +37,10 @@ type Commands struct {
 	RecordEmailOutcomes Handler[RecordEmailOutcomes, domain.Position]
 	// DeleteAccount is the platform's (a system token), across workspaces.
 	DeleteAccount Handler[DeleteAccount, DeleteAccountResult]
+	// SubscribeWebhook, RemoveWebhook and ReplayWebhook are an Admin's.
+	SubscribeWebhook Handler[SubscribeWebhook, SubscribeWebhookResult]
+	RemoveWebhook    Handler[RemoveWebhook, domain.Position]
+	ReplayWebhook    Handler[ReplayWebhook, domain.Position]
 	// AcceptAuditDivergence is the operator's (usersd projections rebuild
 	// -accept-divergence), not the API's.
 	AcceptAuditDivergence Handler[AcceptAuditDivergence, domain.Position]
@@ -70,6 +74,10 @@ type Deps struct {
 	// Secrets derives link secrets: an HMACLinkSecrets under the
 	// configured key, the same in every replica.
 	Secrets LinkSecrets
+	// WebhookTargets and WebhookSecrets serve SubscribeWebhook: where a
+	// URL leads, and where the secret is kept.
+	WebhookTargets WebhookTargets
+	WebhookSecrets WebhookSecrets
 }
 
 // ProductionDeps fills the sources of time and ids with the real ones.
@@ -102,6 +110,9 @@ func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application 
 			ExpireInvitations:     instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
 			RecordEmailOutcomes:   instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
 			DeleteAccount:         instrument("delete_account", newDeleteAccount(d), in),
+			SubscribeWebhook:      instrument("subscribe_webhook", newSubscribeWebhook(d), in),
+			RemoveWebhook:         instrument("remove_webhook", NewRemoveWebhookHandler(ws, clock, ids), in),
+			ReplayWebhook:         instrument("replay_webhook", NewReplayWebhookHandler(ws, clock, ids), in),
 			AcceptAuditDivergence: instrument("accept_audit_divergence", NewAcceptAuditDivergenceHandler(ws, clock, ids), in),
 		},
 		Queries: Queries{

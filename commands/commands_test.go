@@ -73,6 +73,10 @@ func newEnvOn(t *testing.T, store eventstore.Store) *env {
 		Clock:      c,
 		IDs:        commands.RandomIDs{},
 		Secrets:    testSecrets(),
+		// The webhook ports: refuses the host "internal.example", keeps
+		// secrets in memory.
+		WebhookTargets: webhookTargets{},
+		WebhookSecrets: &webhookSecrets{},
 	}
 	e := &env{t: t, store: store, clock: c, deps: deps, system: commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "corr-1"}}
 	e.build()

@@ -66,6 +66,9 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 	run(c.ExpireInvitations.Handle(ctx, commands.ExpireInvitations{WorkspaceID: id}))
 	run(c.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: id}))
 	run(c.AcceptAuditDivergence.Handle(ctx, commands.AcceptAuditDivergence{WorkspaceID: id, Seq: 1, LiveHash: "a", RebuiltHash: "b", Meta: e.system}))
+	run(c.SubscribeWebhook.Handle(ctx, commands.SubscribeWebhook{WorkspaceID: id, URL: "https://hooks.example.com/secret-path", Events: []string{"*"}, Meta: as(admin)}))
+	run(c.RemoveWebhook.Handle(ctx, commands.RemoveWebhook{WorkspaceID: id, WebhookID: uuid.New(), Meta: as(admin)}))
+	run(c.ReplayWebhook.Handle(ctx, commands.ReplayWebhook{WorkspaceID: id, WebhookID: uuid.New(), Meta: as(admin)}))
 	run(c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: admin, Meta: e.system}))
 
 	want := []string{
@@ -73,6 +76,7 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 		"resend_invitation=ok", "accept_invitation=invitation_revoked", "change_role=last_admin", "remove_user=user_not_found",
 		"suspend_user=last_admin", "reactivate_user=ok", "update_settings=ok", "record_login=ok",
 		"expire_invitations=ok", "record_email_outcomes=ok", "accept_audit_divergence=ok",
+		"subscribe_webhook=ok", "remove_webhook=webhook_not_found", "replay_webhook=webhook_not_found",
 		"delete_account=last_admin",
 	}
 	if !slices.Equal(obs.seen, want) {
@@ -82,7 +86,7 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 	if len(lines) != len(want) {
 		t.Errorf("%d log lines, want one per use case (%d):\n%s", len(lines), len(want), logs.String())
 	}
-	for _, secret := range []string{"@", "Secret", token} {
+	for _, secret := range []string{"@", "Secret", token, "whsec_", "secret-path"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log holds %q:\n%s", secret, logs.String())
 		}

@@ -111,6 +111,12 @@ func TestDecisionsArePure(t *testing.T) {
 	if exp.Expired != 2 || exp.RoleGrants != 1 {
 		t.Errorf("expired %d invitations and %d temporary roles, want 2 and 1", exp.Expired, exp.RoleGrants)
 	}
+	hook, err := c.SubscribeWebhook.Handle(ctx, commands.SubscribeWebhook{WorkspaceID: id, URL: "https://hooks.example.com/x", Events: []string{"*"}, Meta: as(admin)})
+	must("subscribe a webhook", hook, err)
+	pos, err = c.ReplayWebhook.Handle(ctx, commands.ReplayWebhook{WorkspaceID: id, WebhookID: hook.WebhookID, Meta: as(admin)})
+	must("replay a webhook", pos, err)
+	pos, err = c.RemoveWebhook.Handle(ctx, commands.RemoveWebhook{WorkspaceID: id, WebhookID: hook.WebhookID, Meta: as(admin)})
+	must("remove a webhook", pos, err)
 	del, err := c.DeleteAccount.Handle(ctx, commands.DeleteAccount{UserID: ann, Meta: e.system})
 	must("delete account", del, err)
 	// Refusals are decided purely too.

@@ -95,7 +95,11 @@ func (w *Workspace) apply(e Event) {
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
 	case InvitationEmailFailed:
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
-	case UserLoggedIn, AccountRegistered, AccountDeleted, AuditDivergenceAccepted:
+	case WebhookSubscribed:
+		w.webhooks[e.WebhookID] = Webhook{ID: e.WebhookID, URL: e.URL, Events: e.Events}
+	case WebhookRemoved:
+		delete(w.webhooks, e.WebhookID)
+	case UserLoggedIn, AccountRegistered, AccountDeleted, AuditDivergenceAccepted, WebhookReplayRequested:
 		// Logins and the audit's records change nothing a decision
 		// depends on.
 	}

@@ -20,6 +20,8 @@
 //   - membership.go: role changes, removal, suspension, reactivation, logins;
 //   - expiry.go: invitations whose time ran out;
 //   - outcomes.go: the e-mail outcomes the mailer reports;
+//   - webhooks.go: subscribing webhooks, removing them, asking for a
+//     replay, and the form of their URLs and event lists;
 //   - apply.go: the one place the state changes;
 //   - events.go: the events and registerEvents, where each is declared
 //     (stored name, schema version, workspace); registry.go: what the

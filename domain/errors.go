@@ -34,6 +34,9 @@ const (
 	CodeRateLimited         Code = "rate_limited"
 	CodeConcurrencyConflict Code = "concurrency_conflict"
 	CodeAccountNotFound     Code = "account_not_found"
+	CodeWebhookURLForbidden Code = "webhook_url_forbidden"
+	CodeWebhookNotFound     Code = "webhook_not_found"
+	CodeWebhookLimit        Code = "webhook_limit"
 )
 
 // Error is a domain error: a stable code and a message a person can act on.

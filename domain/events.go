@@ -35,6 +35,9 @@ func registerEvents(r *registry) {
 	register(r, "WorkspaceSettingsChanged", 1, func(e WorkspaceSettingsChanged) uuid.UUID { return e.WorkspaceID })
 	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
 	register(r, "AuditDivergenceAccepted", 1, func(e AuditDivergenceAccepted) uuid.UUID { return e.WorkspaceID })
+	register(r, "WebhookSubscribed", 1, func(e WebhookSubscribed) uuid.UUID { return e.WorkspaceID })
+	register(r, "WebhookRemoved", 1, func(e WebhookRemoved) uuid.UUID { return e.WorkspaceID })
+	register(r, "WebhookReplayRequested", 1, func(e WebhookReplayRequested) uuid.UUID { return e.WorkspaceID })
 	register[AccountRegistered](r, "AccountRegistered", 1, nil)
 	register[AccountDeleted](r, "AccountDeleted", 1, nil)
 }
@@ -227,6 +230,32 @@ type AuditDivergenceAccepted struct {
 	Seq         int64     `json:"seq"`
 	LiveHash    string    `json:"liveHash"`
 	RebuiltHash string    `json:"rebuiltHash"`
+}
+
+// WebhookSubscribed subscribes URL to the workspace's events of the types
+// Events (or "*": all), from the next event on. The webhook's secret is
+// not here: it is stored encrypted apart from the events.
+type WebhookSubscribed struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	WebhookID   uuid.UUID `json:"webhookId"`
+	URL         string    `json:"url"`
+	Events      []string  `json:"events"`
+}
+
+// WebhookRemoved ends a webhook: nothing more is delivered to it.
+type WebhookRemoved struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	WebhookID   uuid.UUID `json:"webhookId"`
+	URL         string    `json:"url"`
+}
+
+// WebhookReplayRequested asks for the workspace's events after
+// FromPosition (a Position's String; "0-0" from the start) and up to this
+// event to be delivered to the webhook again.
+type WebhookReplayRequested struct {
+	WorkspaceID  uuid.UUID `json:"workspaceId"`
+	WebhookID    uuid.UUID `json:"webhookId"`
+	FromPosition string    `json:"fromPosition"`
 }
 
 // AccountRegistered reserves an e-mail address for one user id, across all

@@ -32,6 +32,9 @@ func sampleEvents() []domain.Event {
 		settingsChanged(true),
 		domain.UserLoggedIn{WorkspaceID: wsID, UserID: editor.id, LoggedInAt: t0.Add(3 * hour)},
 		domain.AuditDivergenceAccepted{WorkspaceID: wsID, Seq: 12, LiveHash: strings.Repeat("a", 64), RebuiltHash: strings.Repeat("b", 64)},
+		domain.WebhookSubscribed{WorkspaceID: wsID, WebhookID: hookID, URL: "https://hooks.example.com/usersd?team=7", Events: []string{"UserInvited", "RoleChanged"}},
+		domain.WebhookRemoved{WorkspaceID: wsID, WebhookID: hookID, URL: "https://hooks.example.com/usersd?team=7"},
+		domain.WebhookReplayRequested{WorkspaceID: wsID, WebhookID: hookID, FromPosition: "12-3"},
 		domain.AccountRegistered{UserID: nora.id, Email: string(nora.email)},
 		domain.AccountDeleted{UserID: nora.id, DeletedAt: t0.Add(week)},
 	}
@@ -64,7 +67,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 		"AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
 		"MemberRemoved", "MemberSuspended", "RoleChanged", "RoleGrantExpired", "RoleGrantExpiryRefused", "UserInvited", "UserLoggedIn",
-		"WorkspaceCreated", "WorkspaceSettingsChanged",
+		"WebhookRemoved", "WebhookReplayRequested", "WebhookSubscribed", "WorkspaceCreated", "WorkspaceSettingsChanged",
 	}
 	if !reflect.DeepEqual(got, stored) {
 		t.Fatalf("EventTypeNames: got %v, want the stored names %v", got, stored)

@@ -22,6 +22,7 @@ type stream struct {
 	ids     []uuid.UUID
 	tokens  []domain.InvitationToken
 	invs    []uuid.UUID
+	hooks   []uuid.UUID
 	now     time.Time
 	next    int // number of the next invitation or secret
 	limits  domain.InviteLimits
@@ -229,6 +230,10 @@ func (s *stream) step(i int) {
 	case k < 19:
 		s.do(what("expire"), func() error { s.w.ExpireInvitations(s.now); s.w.ExpireRoleGrants(s.now); return nil })
 	default:
+		if s.rng.IntN(5) == 0 {
+			s.webhook(what)
+			return
+		}
 		if s.rng.IntN(10) == 0 {
 			s.do(what("accept an audit divergence"), func() error {
 				return s.w.AcceptAuditDivergence(int64(1+s.rng.IntN(100)), "live", "rebuilt")
@@ -246,6 +251,33 @@ func (s *stream) step(i int) {
 				s.w.RecordEmailFailed(inv, attempt, "bounced")
 			}
 			return nil
+		})
+	}
+}
+
+// webhook subscribes, removes or replays a webhook, now and then one that
+// does not exist, by anyone.
+func (s *stream) webhook(what func(string) string) {
+	switch k := s.rng.IntN(4); {
+	case k < 2 || len(s.hooks) == 0:
+		s.next++
+		id := uuid.MustParse(fmt.Sprintf("0b000000-0000-4000-8000-%012d", s.next))
+		events := []string{domain.AllEvents}
+		if k == 1 {
+			events = []string{"UserInvited", "RoleChanged"}
+		}
+		if s.do(what("subscribe a webhook"), func() error {
+			return s.w.SubscribeWebhook(s.actor().id, id, fmt.Sprintf("https://hooks.example.com/%d", s.next), events)
+		}) == nil {
+			s.hooks = append(s.hooks, id)
+		}
+	case k == 2:
+		id := s.hooks[s.rng.IntN(len(s.hooks))]
+		s.do(what("remove a webhook"), func() error { return s.w.RemoveWebhook(s.actor().id, id) })
+	default:
+		id := s.hooks[s.rng.IntN(len(s.hooks))]
+		s.do(what("replay a webhook"), func() error {
+			return s.w.ReplayWebhook(s.actor().id, id, domain.Position{Commit: uint64(s.rng.IntN(100))})
 		})
 	}
 }

@@ -29,6 +29,7 @@ var t0 = time.Date(2025, time.March, 3, 9, 0, 0, 0, time.UTC)
 var (
 	wsID    = uuid.MustParse("0a000000-0000-4000-8000-000000000001")
 	otherWS = uuid.MustParse("0a000000-0000-4000-8000-000000000002")
+	hookID  = uuid.MustParse("0b000000-0000-4000-8000-000000000001")
 )
 
 // person is a fixture user: a fixed id, address and name.
@@ -352,6 +353,7 @@ func sameState(t *testing.T, when string, got, want *domain.Workspace, ids []uui
 	cmp("Settings", got.Settings(), want.Settings())
 	cmp("ActiveAdmins", got.ActiveAdmins(), want.ActiveAdmins())
 	cmp("MemberCount", got.MemberCount(), want.MemberCount())
+	cmp("Webhooks", got.Webhooks(), want.Webhooks())
 	gn, gok := got.NextExpiry()
 	wn, wok := want.NextExpiry()
 	cmp("NextExpiry", fmt.Sprint(gn, gok), fmt.Sprint(wn, wok))

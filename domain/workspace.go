@@ -57,6 +57,7 @@ type Workspace struct {
 	closed       map[uuid.UUID]closedInvitation
 	activeAdmins int
 	invites      inviteLog
+	webhooks     map[uuid.UUID]Webhook
 	pending      []Event
 }
 
@@ -71,6 +72,7 @@ func NewWorkspace(id uuid.UUID) *Workspace {
 		invitations: make(map[uuid.UUID]uuid.UUID),
 		closed:      make(map[uuid.UUID]closedInvitation),
 		invites:     newInviteLog(),
+		webhooks:    make(map[uuid.UUID]Webhook),
 	}
 }
 

@@ -50,7 +50,7 @@ func TestApplyEntryPerEventType(t *testing.T) {
 	mgr := newPerson("max@acme.test")
 	inv := newPerson("ivy@example.test")
 	inv2 := newPerson("sam@example.test")
-	invitation, invitation2 := uuid.New(), uuid.New()
+	invitation, invitation2, hook := uuid.New(), uuid.New(), uuid.New()
 	expires := t0.Add(7 * 24 * time.Hour)
 
 	events := []domain.RecordedEvent{
@@ -81,6 +81,9 @@ func TestApplyEntryPerEventType(t *testing.T) {
 		h.next(domain.InvitationExpired{WorkspaceID: ws, InvitationID: invitation2, UserID: inv2.id, Email: inv2.email, ExpiredAt: expires}),
 		h.next(domain.InvitationRevoked{WorkspaceID: ws, InvitationID: invitation2, UserID: inv2.id, Email: inv2.email, Role: "Admin"}, by(owner.actor())),
 		h.next(domain.MemberRemoved{WorkspaceID: ws, UserID: inv.id, Email: inv.email, Role: "Manager"}, by(owner.actor())),
+		h.next(domain.WebhookSubscribed{WorkspaceID: ws, WebhookID: hook, URL: "https://hooks.example.test/in?token=SECRET-TOKEN", Events: []string{"UserInvited", "RoleChanged"}}, by(owner.actor())),
+		h.next(domain.WebhookReplayRequested{WorkspaceID: ws, WebhookID: hook, FromPosition: "12-3"}, by(owner.actor())),
+		h.next(domain.WebhookRemoved{WorkspaceID: ws, WebhookID: hook, URL: "https://hooks.example.test/in?token=SECRET-TOKEN"}, by(owner.actor())),
 	}
 	apply(t, pool, events)
 
@@ -110,6 +113,9 @@ func TestApplyEntryPerEventType(t *testing.T) {
 		{"InvitationExpired", sys, tgt(inv2), map[string]any{"invitationId": invitation2.String(), "expiredAt": "2025-03-08T10:00:00.123456789Z"}},
 		{"InvitationRevoked", act(owner), tgt(inv2), map[string]any{"invitationId": invitation2.String(), "role": "Admin"}},
 		{"MemberRemoved", act(owner), tgt(inv), map[string]any{"role": "Manager"}},
+		{"WebhookSubscribed", act(owner), nil, map[string]any{"webhookId": hook.String(), "url": "https://hooks.example.test/in?…", "events": "UserInvited,RoleChanged"}},
+		{"WebhookReplayRequested", act(owner), nil, map[string]any{"webhookId": hook.String(), "fromPosition": "12-3"}},
+		{"WebhookRemoved", act(owner), nil, map[string]any{"webhookId": hook.String(), "url": "https://hooks.example.test/in?…"}},
 	}
 
 	got := all(t, pool, ws)

@@ -104,12 +104,30 @@ func describeEvent(ev domain.Event) (description, bool) {
 		return description{details: []field{
 			bigint("seq", e.Seq), str("liveHash", e.LiveHash), str("rebuiltHash", e.RebuiltHash),
 		}}, true
+	case domain.WebhookSubscribed:
+		// The URL without its query: a receiver's token may sit there,
+		// and every Monitor reads the history.
+		return description{details: []field{
+			str("webhookId", e.WebhookID.String()), str("url", withoutQuery(e.URL)), str("events", strings.Join(e.Events, ",")),
+		}}, true
+	case domain.WebhookRemoved:
+		return description{details: []field{str("webhookId", e.WebhookID.String()), str("url", withoutQuery(e.URL))}}, true
+	case domain.WebhookReplayRequested:
+		return description{details: []field{str("webhookId", e.WebhookID.String()), str("fromPosition", e.FromPosition)}}, true
 	case domain.UserLoggedIn:
 		return aboutKnown(e.UserID, str("loggedInAt", formatTime(e.LoggedInAt))), true
 	case domain.AccountDeleted:
 		return description{purge: e.UserID}, true
 	}
 	return description{}, false
+}
+
+// withoutQuery cuts a URL's query off ("?..." and what follows).
+func withoutQuery(url string) string {
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		return url[:i] + "?…"
+	}
+	return url
 }
 
 // withReason appends a "reason" detail to details when reason is set.

@@ -38,9 +38,11 @@ func New() *Projection {
 var sqlFiles embed.FS
 
 // handling: what the user list applies, since an interval is a user-list
-// row: every workspace event but the settings and the audit's own records,
+// row: every workspace event but the settings, the webhooks and the audit's
+// own records,
 // and AccountDeleted, which blanks the person's address and name.
-var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{},
+	domain.WebhookSubscribed{}, domain.WebhookRemoved{}, domain.WebhookReplayRequested{})
 
 type key struct{ ws, user uuid.UUID }
 

@@ -122,11 +122,12 @@ func (b *batch) login(k key) *login {
 	return l
 }
 
-// handling: every workspace event but the settings, which the list does
-// not show, and the audit's own records; not AccountRegistered, which
+// handling: every workspace event but the settings and the webhooks, which
+// the list does not show, and the audit's own records; not AccountRegistered, which
 // shows nothing. AccountDeleted, of no workspace, drops the person's rows
 // everywhere.
-var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{},
+	domain.WebhookSubscribed{}, domain.WebhookRemoved{}, domain.WebhookReplayRequested{})
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
 // table once: three round trips per batch (read positions, read rows,
