@@ -19,9 +19,9 @@ import (
 // batch is handled (retries and their backoff included). The event store's
 // subscriptions read only below the oldest running transaction id, so every
 // projection would wait for the mailer. Instead one replica at a time mails,
-// holding an advisory lock (mailerLock), and reads offsets without a lock:
+// holding an advisory lock (MailerLock), and reads offsets without a lock:
 // its transaction takes an id only to write the acknowledgement, just
-// before it commits.
+// before it commits (HoldLock).
 type offsetsAdapter struct {
 	wsql.DefaultPostgreSQLOffsetsAdapter
 }
@@ -33,19 +33,24 @@ func (a offsetsAdapter) NextOffsetQuery(p wsql.NextOffsetQueryParams) (wsql.Quer
 	}, nil
 }
 
-// mailerLockKey is the advisory lock of the replica that mails.
-var mailerLockKey = func() int64 {
-	h := fnv.New64a()
-	h.Write([]byte("usersd invitation mailer"))
-	return int64(h.Sum64())
-}()
+// MailerLock names the advisory lock of the replica that mails.
+const MailerLock = "usersd invitation mailer"
 
-// mailerLock waits until this replica holds the mailer lock, on a
-// connection of its own, and answers it with a context that ends if the
-// connection (and with it the lock) is lost. release ends both.
-func mailerLock(ctx context.Context, pool *pgxpool.Pool, standby func()) (context.Context, func(), error) {
+// lockKey is the advisory lock named name.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}
+
+// HoldLock waits until this replica holds the advisory lock named name
+// (MailerLock, the webhook sender's), on a connection of its own, telling
+// standby once if another replica holds it, and answers it with a context
+// that ends if the connection (and with it the lock) is lost. release ends
+// both.
+func HoldLock(ctx context.Context, pool *pgxpool.Pool, name string, standby func()) (context.Context, func(), error) {
 	cfg := pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "usersd mailer lock"
+	cfg.RuntimeParams["application_name"] = name + " lock"
 	var conn *pgx.Conn
 	told := false
 	for {
@@ -58,7 +63,7 @@ func mailerLock(ctx context.Context, pool *pgxpool.Pool, standby func()) (contex
 		}
 		if conn != nil {
 			var ok bool
-			err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, mailerLockKey).Scan(&ok)
+			err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(name)).Scan(&ok)
 			if err == nil && ok {
 				break
 			}

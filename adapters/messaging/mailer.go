@@ -18,13 +18,13 @@ import (
 
 // mail runs the router until ctx ends.
 func (s *Service) mail(ctx context.Context) error {
-	wlog := newLogAdapter(s.opts.Logger)
+	wlog := NewLogAdapter(s.opts.Logger)
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,
 		PollInterval:  s.opts.PollInterval,
 		// The Retry middleware waits between tries inside one delivery:
 		// the deadline must outlast them.
-		AckDeadline:    ptr(30 * time.Minute),
+		AckDeadline:    Ptr(30 * time.Minute),
 		ResendInterval: time.Second,
 		RetryInterval:  time.Second,
 		SchemaAdapter:  schema,
@@ -37,7 +37,7 @@ func (s *Service) mail(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("poison queue publisher: %w", err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	router, err := NewRouter(ctx, s.opts.Logger, s.log)
 	if err != nil {
 		return err
 	}
@@ -53,9 +53,7 @@ func (s *Service) mail(ctx context.Context) error {
 	// Outermost first: a message that fails for good is logged as failed
 	// (giveUp), then kept in the poison queue and acknowledged; a stop is
 	// neither.
-	poison, err := middleware.PoisonQueueWithFilter(poisonPub, TopicInvitationEmailsPoison, func(err error) bool {
-		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-	})
+	poison, err := PoisonQueue(poisonPub, TopicInvitationEmailsPoison)
 	if err != nil {
 		return err
 	}
@@ -66,41 +64,16 @@ func (s *Service) mail(ctx context.Context) error {
 		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
 		Logger:      wlog,
 	}
-	// The subscriber's queries and the handlers each get a context of
-	// their own, which stopRouter ends in order at a stop; the router's
-	// would end both at once.
-	subCtx, cancelSub := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelSub()
-	handlersCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-	router.AddMiddleware(endWith(handlersCtx), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	router.AddMiddleware(router.EndWith(), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	own := router.Subscriber(sub)
 	for p := range Partitions {
-		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), ownContext{sub, subCtx}, m.Handle)
+		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), own, m.Handle)
 	}
-	// The subscriber is closed only once the router has subscribed every
-	// handler or given up: watermill-sql's Subscribe and Close race on the
-	// subscriber's state otherwise (a stop right after a start).
-	runReturned := make(chan struct{})
-	stop := sync.OnceFunc(func() {
-		select {
-		case <-router.Running():
-		case <-runReturned:
-		}
-		s.stopRouter(router, sub, cancelSub, cancelHandlers)
-	})
 
 	var wg sync.WaitGroup
 	recordCtx, stopRecording := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { dlog.recordUntil(recordCtx) })
-	runCtx, cancel := context.WithCancel(ctx)
-	wg.Go(func() {
-		<-runCtx.Done()
-		stop()
-	})
-	err = router.Run(runCtx)
-	close(runReturned)
-	cancel()
-	stop()
+	err = router.Run(ctx)
 	// Record what the last messages logged before stopping.
 	// Bounded: with the database gone, a stop must not wait for TCP
 	// timeouts; what is not recorded now is recorded by the next replica.
@@ -117,57 +90,16 @@ func (s *Service) mail(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// subscriberCloseTimeout bounds the wait for the subscriber to acknowledge
-// what was handled at a stop (a database that does not answer).
-const subscriberCloseTimeout = 5 * time.Second
-
-// stopRouter stops the mailer cleanly. First the subscriber: it hands out
-// no more messages and acknowledges, on a context still alive, the ones
-// already handled. (With the router's context, ended by the stop, the
-// acknowledgement failed: an ERROR line, and those messages handed out
-// again after the restart.) Then the handlers' contexts end, and the router
-// waits for them. A message in hand at the stop stays unacknowledged and
-// comes back; the delivery log tells whether it left.
-func (s *Service) stopRouter(router *message.Router, sub message.Subscriber, cancelSub, cancelHandlers context.CancelFunc) {
-	closed := make(chan struct{})
-	go func() {
-		_ = sub.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(subscriberCloseTimeout):
-		s.log.Warn("mail: the subscriber did not stop in time; its last acknowledgements are dropped")
-		cancelSub()
-	}
-	cancelHandlers()
-	_ = router.Close()
+// PoisonQueue is watermill's poison queue middleware publishing to topic
+// through pub: a message that failed for good is kept there, with the
+// reason in its metadata, and acknowledged. A stop (a context cancelled or
+// past its deadline) is no failure: the message stays unacknowledged and
+// comes back after the restart.
+func PoisonQueue(pub message.Publisher, topic string) (message.HandlerMiddleware, error) {
+	return middleware.PoisonQueueWithFilter(pub, topic, func(err error) bool {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	})
 }
-
-// ownContext subscribes with its own context rather than the router's.
-type ownContext struct {
-	message.Subscriber
-	ctx context.Context
-}
-
-func (o ownContext) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
-	return o.Subscriber.Subscribe(o.ctx, topic)
-}
-
-// endWith ends each message's context when ctx ends too.
-func endWith(ctx context.Context) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			mctx, cancel := context.WithCancel(msg.Context())
-			defer cancel()
-			defer context.AfterFunc(ctx, cancel)()
-			msg.SetContext(mctx)
-			return h(msg)
-		}
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
 
 // mailer handles SendInvitationEmail messages: it composes the e-mail from
 // the workspace as it is now, sends it, and logs the outcome in the

@@ -59,10 +59,10 @@ var (
 
 // logAdapter hands watermill's logs to slog, without its trace level: at
 // that level watermill logs SQL arguments, which are message payloads with
-// addresses in them.
+// addresses in them. NewLogAdapter makes one (nil: slog.Default()).
 type logAdapter struct{ log *slog.Logger }
 
-func newLogAdapter(l *slog.Logger) watermill.LoggerAdapter {
+func NewLogAdapter(l *slog.Logger) watermill.LoggerAdapter {
 	if l == nil {
 		l = slog.Default()
 	}

@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -115,13 +116,20 @@ func (s *Service) Run(ctx context.Context) error {
 // keepMailing runs the mailer again after a failure (the database
 // unreachable at start, say), waiting longer each time, until ctx ends.
 func (s *Service) keepMailing(ctx context.Context) error {
+	return KeepRunning(ctx, s.log, "mailer", s.RunMailer)
+}
+
+// KeepRunning runs run again after it fails (the database unreachable at
+// start, say), waiting longer each time (1 s, doubling up to a minute),
+// until ctx ends; what names it in the log.
+func KeepRunning(ctx context.Context, log *slog.Logger, what string, run func(context.Context) error) error {
 	wait := time.Second
 	for {
-		err := s.RunMailer(ctx)
+		err := run(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		s.log.Warn("mail: the mailer stopped; starting it again", "err", err, "retry_in", wait)
+		log.Warn("the "+what+" stopped; starting it again", "err", err, "retry_in", wait)
 		if err := pause.For(ctx, wait); err != nil {
 			return err
 		}
@@ -145,17 +153,24 @@ func (s *Service) RunExpiry(ctx context.Context) error {
 // replica at a time mails (an advisory lock, see offsetsAdapter); the
 // others stand by to take over.
 func (s *Service) RunMailer(ctx context.Context) error {
-	held, release, err := mailerLock(ctx, s.pool, func() {
-		s.log.Info("mail: another replica mails; standing by")
+	return WhileHolding(ctx, s.pool, MailerLock, s.log, s.mail)
+}
+
+// WhileHolding runs run while this replica holds the advisory lock named
+// name (HoldLock), waiting for it while another replica does; run's
+// context ends if the lock is lost, which is then the error.
+func WhileHolding(ctx context.Context, pool *pgxpool.Pool, name string, log *slog.Logger, run func(context.Context) error) error {
+	held, release, err := HoldLock(ctx, pool, name, func() {
+		log.Info("another replica holds the lock; standing by", "lock", name)
 	})
 	if err != nil {
 		return err
 	}
 	defer release()
-	s.log.Info("mail: took the mailer lock; mailing")
-	err = s.mail(held)
+	log.Info("took the lock", "lock", name)
+	err = run(held)
 	if ctx.Err() == nil && held.Err() != nil {
-		return errors.New("lost the mailer lock's connection")
+		return fmt.Errorf("lost the connection of the lock %q", name)
 	}
 	return err
 }
