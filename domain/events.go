@@ -250,7 +250,7 @@ type WebhookRemoved struct {
 }
 
 // WebhookReplayRequested asks for the workspace's events after
-// FromPosition (a Position's String; "0-0" from the start) and up to this
+// FromPosition (a Position's String; "0-0" from the start) and before this
 // event to be delivered to the webhook again.
 type WebhookReplayRequested struct {
 	WorkspaceID  uuid.UUID `json:"workspaceId"`

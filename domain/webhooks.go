@@ -181,8 +181,8 @@ func (w *Workspace) RemoveWebhook(actor, id uuid.UUID) error {
 }
 
 // ReplayWebhook asks for the workspace's events after from (the zero
-// Position: from the start) to be delivered to a webhook again, those it
-// is subscribed to, up to this request. Only an Admin may.
+// Position: from the start) and before this request to be delivered to a
+// webhook again, those it is subscribed to. Only an Admin may.
 func (w *Workspace) ReplayWebhook(actor, id uuid.UUID, from Position) error {
 	if _, err := w.authorize(actor, PermAdministerSystem); err != nil {
 		return err

@@ -160,6 +160,7 @@ type matrix struct {
 	admin          string // the Admin's token, to set up targets
 	editor, target uuid.UUID
 	pendingTarget  uuid.UUID // a pending invitation that resends target
+	webhook        uuid.UUID // a webhook whose log the rows read
 	lookupToken    string    // an invitation token that lookups read
 	self           [nCallers]uuid.UUID
 	tokens         [nCallers]string
@@ -176,6 +177,14 @@ func (m *matrix) fresh(kind string) string {
 func (m *matrix) freshMember(t *testing.T) uuid.UUID {
 	id, _ := m.a.join(t, m.ws, m.admin, m.fresh("member"), "Editor")
 	return id
+}
+
+// freshWebhook is a new webhook, for a row that removes one.
+func (m *matrix) freshWebhook(t *testing.T) string {
+	var res struct{ WebhookID string }
+	m.a.must(t, 201, req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/webhooks", token: m.admin,
+		body: map[string]any{"url": "https://203.0.113.10/" + m.fresh("hook"), "events": []string{"*"}}}).json(t, &res)
+	return res.WebhookID
 }
 
 // freshInvitation is a new pending invitation: its user id and its token.
@@ -289,6 +298,17 @@ var matrixRows = []matrixRow{
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
 	}, adminOnly},
+	{"POST", "/v1/workspaces/{ws}/webhooks", "", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/webhooks",
+			body: map[string]any{"url": "https://203.0.113.10/" + m.fresh("hook"), "events": []string{"UserInvited"}}}
+	}, cells{201, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/webhooks", "", read("/v1/workspaces/{ws}/webhooks"), adminOnly},
+	{"DELETE", "/v1/workspaces/{ws}/webhooks/{webhookId}", "a webhook", func(t *testing.T, m *matrix, _ int) req {
+		return req{method: "DELETE", path: "/v1/workspaces/" + m.ws.String() + "/webhooks/" + m.freshWebhook(t)}
+	}, adminOnly},
+	{"GET", "/v1/workspaces/{ws}/webhooks/{webhookId}/deliveries", "", read("/v1/workspaces/{ws}/webhooks/{webhook}/deliveries"), adminOnly},
+	{"POST", "/v1/workspaces/{ws}/webhooks/{webhookId}/replay", "from the start", post("/v1/workspaces/{ws}/webhooks/{webhook}/replay"),
+		cells{202, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
 }
 
 func plain(method, path string) func(*testing.T, *matrix, int) req {
@@ -310,7 +330,7 @@ func post(path string) func(*testing.T, *matrix, int) req {
 
 func (m *matrix) expand(path string, caller int) string {
 	return strings.NewReplacer("{ws}", m.ws.String(), "{editor}", m.editor.String(), "{target}", m.target.String(),
-		"{pending}", m.pendingTarget.String(), "{self}", m.self[caller].String()).Replace(path)
+		"{pending}", m.pendingTarget.String(), "{self}", m.self[caller].String(), "{webhook}", m.webhook.String()).Replace(path)
 }
 
 // TestAuthorizationMatrixEveryRoute asks every route as every kind of
@@ -362,6 +382,7 @@ func TestAuthorizationMatrixEveryRoute(t *testing.T) {
 		}
 	}
 	m.lookupToken = a.links.latest(t, "lookup@matrix2.test")
+	m.webhook = uuid.MustParse(m.freshWebhook(t))
 	var p struct{ Position string }
 	a.must(t, 200, req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/users/" + m.self[cSuspended].String() + "/suspend", token: m.admin}).json(t, &p)
 	m.pos = p.Position

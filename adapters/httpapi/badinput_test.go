@@ -40,6 +40,9 @@ func TestBadInput(t *testing.T) {
 		{"resend", "POST", base + "/users/" + uuid.NewString() + "/invitation/resend", adm, `{}`, false, []string{base + "/users/nope/invitation/resend"}},
 		{"settings", "PUT", base + "/settings", adm, `{"managersMayGrantAdmin":false}`, false, []string{"/v1/workspaces/nope/settings"}},
 		{"login", "POST", base + "/logins", userToken(member), `{"userId":"` + member.String() + `"}`, false, []string{"/v1/workspaces/nope/logins"}},
+		{"subscribe a webhook", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":["*"]}`, false, []string{"/v1/workspaces/nope/webhooks"}},
+		{"remove a webhook", "DELETE", base + "/webhooks/" + uuid.NewString(), adm, `{}`, false, []string{base + "/webhooks/nope"}},
+		{"replay a webhook", "POST", base + "/webhooks/" + uuid.NewString() + "/replay", adm, `{"fromPosition":"1-0"}`, false, []string{base + "/webhooks/nope/replay"}},
 		{"lookup", "POST", "/v1/invitations/lookup", "", `{"token":"` + pendingToken + `"}`, false, nil},
 		{"accept", "POST", "/v1/invitations/accept", "", `{"token":"` + pendingToken + `","name":"P"}`, false, nil},
 	}
@@ -95,6 +98,21 @@ func TestBadInput(t *testing.T) {
 		{"malformed token", "POST", "/v1/invitations/lookup", "", `{"token":"abc"}`, 400, "invalid_token", "token"},
 		{"accept without a name", "POST", "/v1/invitations/accept", "", `{"token":"` + pendingToken + `","name":""}`, 400, "invalid_name", "name"},
 		{"empty body", "PUT", user + "/role", adm, ``, 400, "invalid_json", ""},
+		{"webhook url missing", "POST", base + "/webhooks", adm, `{"events":["*"]}`, 400, "invalid_input", "url"},
+		{"webhook events missing", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook"}`, 400, "invalid_input", "events"},
+		{"webhook events empty", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":[]}`, 400, "invalid_input", "events"},
+		{"webhook event unknown", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":["Exploded"]}`, 400, "invalid_input", "events"},
+		{"webhook events of the wrong type", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":"*"}`, 400, "invalid_json", "events"},
+		{"webhook url not http", "POST", base + "/webhooks", adm, `{"url":"ftp://203.0.113.10/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook url with a password", "POST", base + "/webhooks", adm, `{"url":"https://u:p@203.0.113.10/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook url too long", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/` + strings.Repeat("a", 2048) + `","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook to the loopback", "POST", base + "/webhooks", adm, `{"url":"http://127.0.0.1:8080/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook to localhost", "POST", base + "/webhooks", adm, `{"url":"http://localhost/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook to the metadata service", "POST", base + "/webhooks", adm, `{"url":"http://169.254.169.254/latest/meta-data/","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook to a private network", "POST", base + "/webhooks", adm, `{"url":"https://10.0.0.7/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"webhook to a mapped loopback", "POST", base + "/webhooks", adm, `{"url":"http://[::ffff:127.0.0.1]/hook","events":["*"]}`, 400, "webhook_url_forbidden", "url"},
+		{"replay from a bad position", "POST", base + "/webhooks/" + uuid.NewString() + "/replay", adm, `{"fromPosition":"yesterday"}`, 400, "invalid_input", "fromPosition"},
+		{"replay of an unknown webhook", "POST", base + "/webhooks/" + uuid.NewString() + "/replay", adm, `{}`, 404, "webhook_not_found", ""},
 	} {
 		a.refused(t, c.name, req{method: c.method, path: c.path, token: c.token, body: []byte(c.body), contentType: "application/json"}, c.status, c.code, c.field, "")
 	}
@@ -103,7 +121,11 @@ func TestBadInput(t *testing.T) {
 	_, pos := a.invite(t, ws, adm, "sync@bad.test", "Editor")
 	a.must(t, 200, req{method: "GET", path: base + "/users", token: adm, headers: consistent(pos)})
 	a.must(t, 200, req{method: "GET", path: base + "/audit", token: adm, headers: consistent(pos)})
+	var hook struct{ WebhookID string }
+	a.must(t, 201, req{method: "POST", path: base + "/webhooks", token: adm, body: map[string]any{"url": "https://203.0.113.10/hook", "events": []string{"*"}}}).json(t, &hook)
 	for _, q := range []struct{ path, field string }{
+		{base + "/webhooks/" + hook.WebhookID + "/deliveries?limit=0", "limit"},
+		{base + "/webhooks/" + hook.WebhookID + "/deliveries?cursor=forged", "cursor"},
 		{base + "/users?limit=abc", "limit"},
 		{base + "/users?limit=0", "limit"},
 		{base + "/users?limit=501", "limit"},

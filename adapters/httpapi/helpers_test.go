@@ -20,6 +20,8 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/adapters/keystore"
+	"github.com/usersd/usersd/adapters/messaging/webhooks"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -32,6 +34,15 @@ import (
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
+
+// testKEK wraps the webhooks' secrets in the key store.
+var testKEK = func() pii.KEK {
+	k, err := pii.NewKEK(bytes.Repeat([]byte{9}, pii.KeySize))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // testSigner signs the audit heads of every test's API.
 var testSigner = func() *audit.Signer {
@@ -136,6 +147,10 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	// deletion destroys.
 	keys := testKeys
 	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, shredder{keys}
+	// Webhooks: the guard as in production (the tests subscribe public
+	// addresses, which nothing delivers to: no sender runs), secrets in
+	// the key store.
+	deps.WebhookTargets, deps.WebhookSecrets = webhooks.Guard{}, keystore.New(pool, testKEK).WebhookSecrets()
 	policy := commands.DefaultInvitationPolicy()
 	if app != nil {
 		app(&deps, &policy)
@@ -143,7 +158,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New(), history.New()} {
+	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New(), history.New(), webhooks.Dispatcher{}} {
 		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{
 			Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		})

@@ -60,6 +60,9 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInvalidName:   http.StatusBadRequest,
 	domain.CodeEmptyBatch:    http.StatusBadRequest,
 	domain.CodeBatchTooLarge: http.StatusBadRequest,
+	// A webhook URL usersd will not call: not http(s), or a private,
+	// loopback or link-local target.
+	domain.CodeWebhookURLForbidden: http.StatusBadRequest,
 	// A token that is malformed or matches no invitation was never valid:
 	// 400. Only a token known to have been valid is "gone" (410).
 	domain.CodeInvalidToken: http.StatusBadRequest,
@@ -74,6 +77,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeUserNotFound:       http.StatusNotFound,
 	domain.CodeInvitationNotFound: http.StatusNotFound,
 	domain.CodeAccountNotFound:    http.StatusNotFound,
+	domain.CodeWebhookNotFound:    http.StatusNotFound,
 	codeRouteNotFound:             http.StatusNotFound,
 
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
@@ -87,6 +91,8 @@ var statusOf = map[domain.Code]int{
 	// status, the setting) refuses it now; it may be honoured again if that
 	// state changes back, so it is a conflict, not gone.
 	domain.CodeInviterCannotGrant: http.StatusConflict,
+	// The workspace has as many webhooks as it may: remove one first.
+	domain.CodeWebhookLimit: http.StatusConflict,
 
 	domain.CodeInvitationExpired: http.StatusGone,
 	domain.CodeInvitationRevoked: http.StatusGone,
@@ -144,6 +150,9 @@ var titles = map[domain.Code]string{
 	codeNotReady:                   "Not ready",
 	codeProjectionLag:              "Read models lag behind",
 	codeUnavailable:                "Service unavailable",
+	domain.CodeWebhookURLForbidden: "Webhook URL not allowed",
+	domain.CodeWebhookNotFound:     "Webhook not found",
+	domain.CodeWebhookLimit:        "Too many webhooks",
 }
 
 // FieldError names one invalid field of a request.

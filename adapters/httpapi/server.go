@@ -28,6 +28,7 @@ import (
 	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
+	"github.com/usersd/usersd/projections/webhooks"
 )
 
 // DefaultConsistencyTimeout bounds how long a read waits for X-Consistent-With.
@@ -139,6 +140,7 @@ type Server struct {
 	users   *userlist.Queries
 	members *memberships.Queries
 	history *history.Queries
+	hooks   *webhooks.Queries
 
 	streams   *streamSlots
 	tokenRate *clientLimiter
@@ -186,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 		users:     userlist.NewQueries(cfg.DB, cfg.Now),
 		members:   memberships.NewQueries(cfg.DB),
 		history:   history.NewQueries(cfg.DB),
+		hooks:     webhooks.NewQueries(cfg.DB),
 		streams:   newStreamSlots(cfg.Streams),
 		tokenRate: newClientLimiter(cfg.TokenRate),
 		commands:  cfg.App.Commands,
@@ -235,6 +238,11 @@ func (s *Server) routes() {
 	v1.Handle("/workspaces/{ws}/audit/head", s.authed(s.auditHead)).Methods(http.MethodGet)
 	v1.Handle("/audit/keys", http.HandlerFunc(s.auditKeys)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/settings", s.authed(s.updateSettings)).Methods(http.MethodPut)
+	v1.Handle("/workspaces/{ws}/webhooks", s.authed(s.subscribeWebhook)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/webhooks", s.authed(s.listWebhooks)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/webhooks/{webhookId}", s.authed(s.removeWebhook)).Methods(http.MethodDelete)
+	v1.Handle("/workspaces/{ws}/webhooks/{webhookId}/deliveries", s.authed(s.webhookDeliveries)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/webhooks/{webhookId}/replay", s.authed(s.replayWebhook)).Methods(http.MethodPost)
 	v1.Handle("/invitations/lookup", s.public(s.lookupInvitation)).Methods(http.MethodPost)
 	v1.Handle("/invitations/accept", s.public(s.acceptInvitation)).Methods(http.MethodPost)
 	v1.Handle("/me/workspaces", s.authed(s.myWorkspaces)).Methods(http.MethodGet)

@@ -464,7 +464,8 @@ func (k *Keyring) ServerKey(ctx context.Context, name string) ([]byte, error) {
 func (k *Keyring) Check(ctx context.Context) error {
 	rows, err := k.pool.Query(ctx, `
 		SELECT DISTINCT kek_id FROM account_keys WHERE kek_id IS NOT NULL
-		UNION SELECT kek_id FROM server_keys ORDER BY 1`)
+		UNION SELECT kek_id FROM server_keys
+		UNION SELECT kek_id FROM webhook_secrets ORDER BY 1`)
 	if err != nil {
 		return fmt.Errorf("check the key-encryption keys: %w", err)
 	}

@@ -340,6 +340,10 @@ func TestRewrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hook, hookSecret := uuid.New(), []byte("a webhook's secret, 32 bytes....")
+	if err := before.WebhookSecrets().Store(ctx, uuid.New(), hook, hookSecret); err != nil {
+		t.Fatal(err)
+	}
 	erased := people[7]
 	if _, err := before.Destroy(ctx, erased); err != nil {
 		t.Fatal(err)
@@ -359,11 +363,12 @@ func TestRewrap(t *testing.T) {
 	}
 	var reported int
 	n, err := during.Rewrap(ctx, func(k int) { reported += k })
-	if err != nil || n != len(people) || reported != n { // the people but the erased one, and the server key
-		t.Fatalf("Rewrap: %d (progress %d), %v; want %d", n, reported, err, len(people))
+	if err != nil || n != len(people)+1 || reported != n { // the people but the erased one, the server key and the webhook's
+		t.Fatalf("Rewrap: %d (progress %d), %v; want %d", n, reported, err, len(people)+1)
 	}
 	var left int
-	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM account_keys WHERE kek_id <> $1) + (SELECT count(*) FROM server_keys WHERE kek_id <> $1)`,
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM account_keys WHERE kek_id <> $1) + (SELECT count(*) FROM server_keys WHERE kek_id <> $1)
+		+ (SELECT count(*) FROM webhook_secrets WHERE kek_id <> $1)`,
 		newKEK.ID()).Scan(&left); err != nil || left != 0 {
 		t.Errorf("keys under another KEK after Rewrap: %d (%v)", left, err)
 	}
@@ -383,11 +388,52 @@ func TestRewrap(t *testing.T) {
 	if got, err := onlyNew.ServerKey(ctx, "stream-names"); err != nil || !bytes.Equal(got, secret) {
 		t.Errorf("ServerKey after Rewrap: %x, %v; want the same secret", got, err)
 	}
+	if got, err := onlyNew.WebhookSecrets().Secret(ctx, hook); err != nil || !bytes.Equal(got, hookSecret) {
+		t.Errorf("the webhook's secret after Rewrap: %q, %v; want the same secret", got, err)
+	}
 	if _, err := onlyNew.Ensure(ctx, []uuid.UUID{erased}); !errors.Is(err, pii.ErrErased) {
 		t.Errorf("Ensure of the erased person after Rewrap: %v, want ErrErased", err)
 	}
 	if n, err := during.Rewrap(ctx, nil); n != 0 || err != nil {
 		t.Errorf("Rewrap again: %d, %v; want nothing to do", n, err)
+	}
+}
+
+// TestWebhookSecrets: a webhook's secret is kept wrapped, opens for that
+// webhook only, and a webhook without one answers ErrNoWebhookSecret.
+func TestWebhookSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewService(t)
+	secrets := keystore.New(pool, newKEK(t)).WebhookSecrets()
+	a, b := uuid.New(), uuid.New()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	if err := secrets.Store(ctx, uuid.New(), a, secret); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := secrets.Secret(ctx, a); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("Secret: %q, %v; want %q", got, err, secret)
+	}
+	var wrapped []byte
+	if err := pool.QueryRow(ctx, `SELECT wrapped FROM webhook_secrets WHERE webhook_id = $1`, a).Scan(&wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(wrapped, secret) {
+		t.Fatal("the secret is stored in clear")
+	}
+	if _, err := secrets.Secret(ctx, b); !errors.Is(err, keystore.ErrNoWebhookSecret) {
+		t.Fatalf("Secret of a webhook without one: %v, want ErrNoWebhookSecret", err)
+	}
+	// Another webhook's row does not open as this one's.
+	if _, err := pool.Exec(ctx, `INSERT INTO webhook_secrets (webhook_id, workspace_id, wrapped, kek_id)
+		SELECT $2, workspace_id, wrapped, kek_id FROM webhook_secrets WHERE webhook_id = $1`, a, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := secrets.Secret(ctx, b); err == nil {
+		t.Fatalf("a secret copied to another webhook opened: %q", got)
+	}
+	if got, err := keystore.New(pool, newKEK(t)).WebhookSecrets().Secret(ctx, a); err == nil {
+		t.Fatalf("the secret opened under another KEK: %q", got)
 	}
 }
 

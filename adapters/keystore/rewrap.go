@@ -13,7 +13,8 @@ import (
 // rewrapBatch is how many keys one statement of Rewrap re-wraps.
 const rewrapBatch = 500
 
-// Rewrap re-wraps every key (account keys and server keys) wrapped under
+// Rewrap re-wraps every key (account keys, server keys and webhook
+// secrets) wrapped under
 // another KEK than the current one, unwrapping it with the previous KEKs
 // it was given, and answers how many it re-wrapped; progress, if not nil,
 // is told each batch's count. The keys themselves, and so every sealed
@@ -65,34 +66,54 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(int)) (n int, err er
 		after = users[len(users)-1]
 	}
 
-	rows, err := k.pool.Query(ctx, `SELECT name, wrapped, kek_id FROM server_keys WHERE kek_id <> $1 ORDER BY name`, k.current.ID())
+	for _, t := range []struct {
+		table, key string
+		name       func(key string) string
+	}{
+		{"server_keys", "name", func(name string) string { return name }},
+		{"webhook_secrets", "webhook_id", webhookSecretName},
+	} {
+		m, err := k.rewrapNamed(ctx, t.table, t.key, t.name, progress)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// rewrapNamed re-wraps the secrets of table (server_keys,
+// webhook_secrets), each wrapped for the name (pii.WrapServerKey) that
+// name makes of its key column, and answers how many.
+func (k *Keyring) rewrapNamed(ctx context.Context, table, keyColumn string, name func(key string) string, progress func(int)) (n int, err error) {
+	rows, err := k.pool.Query(ctx, `SELECT `+keyColumn+`::text, wrapped, kek_id FROM `+table+` WHERE kek_id <> $1 ORDER BY 1`, k.current.ID())
 	if err != nil {
-		return n, fmt.Errorf("re-wrap server keys: %w", err)
+		return n, fmt.Errorf("re-wrap %s: %w", table, err)
 	}
-	type server struct {
-		name, kekID string
-		wrapped     []byte
+	type secret struct {
+		key, kekID string
+		wrapped    []byte
 	}
-	servers, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (server, error) {
-		var s server
-		return s, r.Scan(&s.name, &s.wrapped, &s.kekID)
+	secrets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (secret, error) {
+		var s secret
+		return s, r.Scan(&s.key, &s.wrapped, &s.kekID)
 	})
 	if err != nil {
-		return n, fmt.Errorf("re-wrap server keys: %w", err)
+		return n, fmt.Errorf("re-wrap %s: %w", table, err)
 	}
-	for _, s := range servers {
+	for _, s := range secrets {
 		kek, ok := k.byID[s.kekID]
 		if !ok {
 			return n, &UnknownKEKError{IDs: []string{s.kekID}}
 		}
-		secret, err := pii.UnwrapServerKey(kek, s.name, s.wrapped)
+		plain, err := pii.UnwrapServerKey(kek, name(s.key), s.wrapped)
 		if err != nil {
 			return n, err
 		}
-		tag, err := k.pool.Exec(ctx, `UPDATE server_keys SET wrapped = $2, kek_id = $3 WHERE name = $1 AND wrapped = $4`,
-			s.name, pii.WrapServerKey(k.current, s.name, secret), k.current.ID(), s.wrapped)
+		tag, err := k.pool.Exec(ctx, `UPDATE `+table+` SET wrapped = $2, kek_id = $3 WHERE `+keyColumn+`::text = $1 AND wrapped = $4`,
+			s.key, pii.WrapServerKey(k.current, name(s.key), plain), k.current.ID(), s.wrapped)
 		if err != nil {
-			return n, fmt.Errorf("re-wrap server key %q: %w", s.name, err)
+			return n, fmt.Errorf("re-wrap %s %q: %w", table, s.key, err)
 		}
 		n += int(tag.RowsAffected())
 		if progress != nil {

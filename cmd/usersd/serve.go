@@ -18,6 +18,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/adapters/messaging/webhooks"
 	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/web"
@@ -99,6 +100,9 @@ Environment:
                           USERSD_DEV_MAILBOX=true is required
   USERSD_DEV_MAILBOX      true: the development mailbox outside the embedded
                           default (its links sit in plain text in the database)
+  USERSD_WEBHOOK_ALLOW_PRIVATE  true: webhooks may call private, loopback and
+                          link-local addresses (default false: refused at
+                          subscription and at every delivery)
   USERSD_TOKEN_KEY        key of invitation links, at least 32 bytes, the same
                           in every replica (default: derived from the JWT secret)
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
@@ -154,6 +158,9 @@ type serveConfig struct {
 	// read here so that a bad one stops serve before it starts anything,
 	// and handed to open for the codec.
 	keks keks
+	// webhookAllowPrivate lets webhooks call private and loopback
+	// addresses (USERSD_WEBHOOK_ALLOW_PRIVATE).
+	webhookAllowPrivate bool
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
 	consistencyTimeout time.Duration
@@ -195,6 +202,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 	if cfg.keks, err = readKEKs(e, db); err != nil {
 		return cfg, err
 	}
+	if cfg.webhookAllowPrivate, err = webhookAllowPrivate(e.Getenv); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -220,7 +230,10 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	defer rt.close()
 	m := metrics.New()
 	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, workspaceCacheSize)
-	app := newApplication(e, rt.store, rt.codec, rt.pool, workspaces, cfg, m)
+	app, err := newApplication(e, rt.store, rt.codec, rt.pool, workspaces, cfg, m)
+	if err != nil {
+		return err
+	}
 	var demo demoAdmin
 	if cfg.demo {
 		if demo, err = ensureDemo(ctx, e, workspaces, app.Commands.CreateWorkspace); err != nil {
@@ -232,7 +245,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		// been :0).
 		cfg.mail.PublicURL = linkBase("", l.Addr().String())
 	}
-	bg, err := startBackground(ctx, e, rt, app, cfg.mail, m)
+	bg, err := startBackground(ctx, e, rt, app, cfg, m)
 	if err != nil {
 		return err
 	}
@@ -298,13 +311,18 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 
 // newApplication builds the commands and queries of the service, once, on
 // the event store: every adapter receives this one application.
-func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) commands.Application {
+func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) (commands.Application, error) {
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
 	accounts := eventstore.NewAccounts(store, codec, 100_000)
 	deps := commands.ProductionDeps(workspaces, accounts, eventstore.NewLogins(store, codec), linkSecrets(cfg.mail.TokenKey))
 	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, keyShredderOf(codec.Keys())
-	return commands.NewApplication(deps, policy, commands.Instrumentation{Logger: e.Log, Observer: m})
+	secrets, err := webhookSecretsOf(codec)
+	if err != nil {
+		return commands.Application{}, err
+	}
+	deps.WebhookTargets, deps.WebhookSecrets = webhooks.Guard{AllowPrivate: cfg.webhookAllowPrivate}, secrets
+	return commands.NewApplication(deps, policy, commands.Instrumentation{Logger: e.Log, Observer: m}), nil
 }
 
 // keyShredderOf is the codec's key store seen as DeleteAccount's
@@ -333,10 +351,12 @@ type background struct {
 	waiter  *projections.Waiter
 	mailbox httpapi.Mailbox // the development mailbox; nil with SMTP
 	mail    func(context.Context) error
+	hooks   func(context.Context) error // the webhooks' dispatcher's health
 }
 
-// startBackground starts the runners, the waiter and the e-mails.
-func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, mail mailConfig, m *metrics.Metrics) (_ *background, err error) {
+// startBackground starts the runners, the waiter, the e-mails and the
+// webhooks.
+func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, cfg serveConfig, m *metrics.Metrics) (_ *background, err error) {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	bg := &background{stop: stop, models: allProjections()}
 	defer func() {
@@ -363,12 +383,19 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.waiter = waiter
-	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, eventstore.Source{Store: rt.store, Codec: rt.codec}, app, mail, e.Log)
+	src := eventstore.Source{Store: rt.store, Codec: rt.codec}
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, src, app, cfg.mail, e.Log)
 	if err != nil {
 		return nil, err
 	}
 	bg.wg.Go(mailDone)
 	bg.mailbox, bg.mail = mailbox, mailHealth
+	hooksDone, hooksHealth, err := startWebhooks(bgCtx, rt.pool, src, cfg.webhookAllowPrivate, e.Log)
+	if err != nil {
+		return nil, err
+	}
+	bg.wg.Go(hooksDone)
+	bg.hooks = hooksHealth
 	return bg, nil
 }
 
@@ -405,6 +432,9 @@ func ready(ctx context.Context, rt *opened, bg *background) error {
 	}
 	if err := bg.mail(ctx); err != nil {
 		return fmt.Errorf("invitation e-mail process manager: %w", err)
+	}
+	if err := bg.hooks(ctx); err != nil {
+		return fmt.Errorf("webhook dispatcher: %w", err)
 	}
 	if err := bg.waiter.Health(); err != nil {
 		return fmt.Errorf("read-your-writes waiter: %w", err)

@@ -19,7 +19,8 @@ type setting struct {
 }
 
 // Every setting of usersd. The parsers sit beside their use (config.go,
-// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go).
+// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go,
+// webhooks.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
 		usage: "PostgreSQL connection `URL` (overrides $" + envDatabaseURL + "; with neither: " + defaultDatabaseURL + ", created if missing)"}
@@ -49,6 +50,8 @@ var (
 
 	kekSetting         = setting{env: envKeyEncryptionKey}
 	kekPreviousSetting = setting{env: envKeyEncryptionPreviousKeys}
+
+	webhookAllowPrivateSetting = setting{env: envWebhookAllowPrivate}
 )
 
 // get answers the value of s's variable, else s's default: the settings

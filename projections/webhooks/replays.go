@@ -13,7 +13,8 @@ import (
 )
 
 // Replay is a replay asked for and not yet enqueued: the events of a
-// workspace after Next and up to To (the request itself) that its webhook
+// workspace after Next and before To (the request itself, which the
+// webhook gets as a new event if it subscribes to it) that its webhook
 // subscribes to, to deliver again.
 type Replay struct {
 	ID, WebhookID, WorkspaceID uuid.UUID
@@ -45,10 +46,10 @@ func NextReplay(ctx context.Context, db DB) (Replay, bool, error) {
 }
 
 // Deliveries answers the deliveries the replay asks for among events (in
-// global order, after r.Next), and whether events reach past its end.
+// global order, after r.Next), and whether events reach its end.
 func (r Replay) Deliveries(events []domain.RecordedEvent) (out []Delivery, done bool) {
 	for _, e := range events {
-		if r.To.Less(e.Position) {
+		if !e.Position.Less(r.To) {
 			return out, true
 		}
 		if !r.Next.Less(e.Position) {
@@ -59,7 +60,7 @@ func (r Replay) Deliveries(events []domain.RecordedEvent) (out []Delivery, done 
 				WorkspaceID: r.WorkspaceID, Replay: r.ID, Event: e})
 		}
 	}
-	return out, len(events) > 0 && !events[len(events)-1].Position.Less(r.To)
+	return out, false
 }
 
 // Advance enqueues deliveries in the log (Enqueued) and moves the replay

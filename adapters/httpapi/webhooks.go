@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/webhooks"
+)
+
+// Webhooks (api.md, second release; docs/integrations.md): an Admin's.
+// The writes go through the commands; the reads wait for the dispatcher
+// (projections/webhooks), which applies the subscriptions in event order.
+
+var projWebhooks = webhooks.Name
+
+type subscribeWebhookRequest struct {
+	URL    *string  `json:"url"`
+	Events []string `json:"events"`
+}
+
+type replayWebhookRequest struct {
+	FromPosition *string `json:"fromPosition"`
+}
+
+// webhookPath reads the workspace and the webhook a path names.
+func webhookPath(r *http.Request, p principal) (ws, hook uuid.UUID, err error) {
+	if err = asMember(p); err != nil {
+		return
+	}
+	if ws, err = pathID(r, "ws"); err != nil {
+		return
+	}
+	hook, err = pathID(r, "webhookId")
+	return
+}
+
+// POST /v1/workspaces/{ws}/webhooks (Admin): 201 with the secret, shown
+// this once.
+func (s *Server) subscribeWebhook(w http.ResponseWriter, r *http.Request, p principal) error {
+	var req subscribeWebhookRequest
+	ws, err := workspaceRequest(r, p, &req)
+	if err != nil {
+		return err
+	}
+	if req.URL == nil {
+		return missing("url")
+	}
+	if req.Events == nil {
+		return missing("events")
+	}
+	res, err := s.commands.SubscribeWebhook.Handle(r.Context(), commands.SubscribeWebhook{
+		WorkspaceID: ws, URL: *req.URL, Events: req.Events, Meta: s.meta(r, p),
+	})
+	if err != nil {
+		return withFields(err, fields{"url": "url", "events": "events"})
+	}
+	return wrote(w, http.StatusCreated, res.Position, struct {
+		WebhookID uuid.UUID `json:"webhookId"`
+		Secret    string    `json:"secret"`
+		Position  string    `json:"position"`
+	}{res.WebhookID, res.Secret, res.Position.String()})
+}
+
+// GET /v1/workspaces/{ws}/webhooks (Admin): no secrets.
+func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, projWebhooks); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {
+		return err
+	}
+	items, err := s.hooks.List(r.Context(), ws)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Items []webhooks.Webhook `json:"items"`
+	}{items})
+}
+
+// DELETE /v1/workspaces/{ws}/webhooks/{webhookId} (Admin).
+func (s *Server) removeWebhook(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, hook, err := webhookPath(r, p)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(r, &emptyRequest{}, false); err != nil {
+		return err
+	}
+	pos, err := s.commands.RemoveWebhook.Handle(r.Context(), commands.RemoveWebhook{WorkspaceID: ws, WebhookID: hook, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+}
+
+// GET /v1/workspaces/{ws}/webhooks/{webhookId}/deliveries (Admin): the
+// delivery log, newest first, by pages.
+func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, err := pathID(r, "ws")
+	if err != nil {
+		return err
+	}
+	hook, err := pathID(r, "webhookId")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := queryLimit(q, webhooks.MaxLimit)
+	if err != nil {
+		return err
+	}
+	if err := s.waitFor(r, projWebhooks); err != nil {
+		return err
+	}
+	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {
+		return err
+	}
+	page, err := s.hooks.Deliveries(r.Context(), ws, hook, limit, q.Get("cursor"))
+	if err != nil {
+		return paramProblem(err)
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Items      []webhooks.DeliveryRow `json:"items"`
+		NextCursor *string                `json:"nextCursor"`
+	}{page.Items, optString(page.NextCursor)})
+}
+
+// POST /v1/workspaces/{ws}/webhooks/{webhookId}/replay (Admin): the
+// workspace's events after fromPosition (absent: from the start) are
+// delivered again, in the background: 202.
+func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, p principal) error {
+	ws, hook, err := webhookPath(r, p)
+	if err != nil {
+		return err
+	}
+	var req replayWebhookRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return err
+	}
+	var from domain.Position
+	if req.FromPosition != nil && strings.TrimSpace(*req.FromPosition) != "" {
+		if from, err = domain.ParsePosition(*req.FromPosition); err != nil || len(*req.FromPosition) > 64 {
+			return newProblem(domain.CodeInvalidInput, "fromPosition must be a position such as a write or the event feed answered").
+				withField("fromPosition", "want a position such as 12-3")
+		}
+	}
+	pos, err := s.commands.ReplayWebhook.Handle(r.Context(), commands.ReplayWebhook{WorkspaceID: ws, WebhookID: hook, From: from, Meta: s.meta(r, p)})
+	if err != nil {
+		return err
+	}
+	return wrote(w, http.StatusAccepted, pos, positionResponse{pos.String()})
+}

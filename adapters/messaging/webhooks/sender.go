@@ -1,0 +1,315 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/adapters/messaging"
+	"github.com/usersd/usersd/domain"
+	projwebhooks "github.com/usersd/usersd/projections/webhooks"
+)
+
+// queueOffsets acknowledges a batch by deleting the rows handled, and only
+// those: watermill-sql's queue adapter deletes every row the batch read,
+// also those a stop left unhandled, which would then never be delivered.
+type queueOffsets struct {
+	wsql.PostgreSQLQueueOffsetsAdapter
+}
+
+func (a queueOffsets) AckMessageQuery(p wsql.AckMessageQueryParams) (wsql.Query, error) {
+	var handled []int64
+	for _, r := range p.Rows {
+		if r.Offset <= p.LastRow.Offset {
+			handled = append(handled, r.Offset)
+		}
+	}
+	return wsql.Query{Query: `DELETE FROM ` + a.MessagesTable(p.Topic) + ` WHERE "offset" = ANY($1)`, Args: []any{handled}}, nil
+}
+
+// send runs the router until ctx ends: a subscriber and a handler per
+// partition, each delivering its messages one after another.
+func (s *Service) send(ctx context.Context) error {
+	wlog := messaging.NewLogAdapter(s.opts.Logger)
+	poisonPub, err := wsql.NewPublisher(wsql.BeginnerFromPgx(s.pool), wsql.PublisherConfig{SchemaAdapter: wsql.PostgreSQLQueueSchema{}}, wlog)
+	if err != nil {
+		return fmt.Errorf("webhook poison queue publisher: %w", err)
+	}
+	router, err := messaging.NewRouter(ctx, s.opts.Logger, s.log)
+	if err != nil {
+		return err
+	}
+	// Outermost first: a delivery that fails after the last try is logged
+	// failed (giveUp), then kept in the poison queue and acknowledged, so
+	// that the next one goes; a stop is neither.
+	poison, err := messaging.PoisonQueue(poisonPub, PoisonTopic)
+	if err != nil {
+		return err
+	}
+	retry := middleware.Retry{
+		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
+		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
+		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
+		Logger:      wlog,
+	}
+	router.AddMiddleware(router.EndWith(), poison, s.sender.giveUp, retry.Middleware, middleware.Recoverer)
+	for p := range Partitions {
+		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
+			PollInterval: s.opts.PollInterval,
+			// The Retry middleware waits between tries inside one
+			// delivery: the deadline must outlast them all.
+			AckDeadline:    messaging.Ptr(time.Hour),
+			ResendInterval: time.Second,
+			RetryInterval:  time.Second,
+			SchemaAdapter:  newQueueSchema(p),
+			OffsetsAdapter: queueOffsets{offsets},
+		}, wlog)
+		if err != nil {
+			return fmt.Errorf("webhook subscriber %d: %w", p, err)
+		}
+		router.AddConsumerHandler(fmt.Sprintf("webhook_sender_%d", p), Topic, router.Subscriber(sub), s.sender.Handle)
+	}
+	return router.Run(ctx)
+}
+
+// sender delivers the queued deliveries.
+type sender struct {
+	pool    *pgxpool.Pool
+	hooks   *projwebhooks.Queries
+	targets *targets
+	open    Opener
+	client  *http.Client
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Opener opens the personal values of an event as the store keeps it
+// (type, schema version, data): an erased person's come out empty. usersd
+// serve gives the event store's codec's.
+type Opener func(ctx context.Context, typ string, version int, data []byte) (domain.Event, error)
+
+// Secrets answers a webhook's secret (keystore.WebhookSecrets).
+type Secrets interface {
+	Secret(ctx context.Context, webhook uuid.UUID) ([]byte, error)
+}
+
+// permanentError marks a failure that retrying cannot mend.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func isPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+func decode(msg *message.Message) (queued, error) {
+	var q queued
+	if err := json.Unmarshal(msg.Payload, &q); err != nil || q.Delivery == uuid.Nil || q.Webhook == uuid.Nil {
+		return q, permanentError{fmt.Errorf("message %s is no webhook delivery", msg.UUID)}
+	}
+	return q, nil
+}
+
+// failedDelivery is a delivery the receiver did not take.
+type failedDelivery struct {
+	status int // 0: no answer
+	err    error
+}
+
+func (e *failedDelivery) Error() string {
+	if e.status == 0 {
+		return "no answer: " + e.err.Error()
+	}
+	return "answered " + strconv.Itoa(e.status)
+}
+
+// Handle is the router's handler: one attempt at a delivery. A webhook
+// removed meanwhile is no failure: its delivery is dropped.
+func (s *sender) Handle(msg *message.Message) error {
+	ctx := msg.Context()
+	q, err := decode(msg)
+	if err != nil {
+		return err
+	}
+	t, ok, err := s.targets.get(ctx, q.Webhook)
+	if err != nil || !ok {
+		return err
+	}
+	body, err := s.body(ctx, q)
+	if err != nil {
+		return err
+	}
+	started := s.now()
+	status, err := s.post(ctx, t, q.EventID.String(), body)
+	if ctx.Err() != nil {
+		return ctx.Err() // a stop: the message comes back, nothing to log
+	}
+	delivered := err == nil && status >= 200 && status < 300
+	logged, lerr := projwebhooks.Attempted(context.WithoutCancel(ctx), s.pool, q.Delivery, status, delivered, started)
+	switch {
+	case lerr != nil:
+		return lerr
+	case !logged || delivered:
+		return nil // removed meanwhile, or done
+	}
+	return &failedDelivery{status: status, err: err}
+}
+
+// body opens the queued event and builds what is POSTed.
+func (s *sender) body(ctx context.Context, q queued) ([]byte, error) {
+	pos, err := domain.ParsePosition(q.Position)
+	if err != nil {
+		return nil, permanentError{fmt.Errorf("delivery %s: %w", q.Delivery, err)}
+	}
+	e, err := s.open(ctx, q.Type, q.Version, q.Data)
+	if err != nil {
+		return nil, fmt.Errorf("open the event of delivery %s: %w", q.Delivery, err)
+	}
+	return Body(e, q.EventID, q.Workspace, pos, q.OccurredAt)
+}
+
+// maxAnswer bounds how much of an answer is read (and dropped), so that
+// the connection can serve the next delivery.
+const maxAnswer = 64 << 10
+
+// post POSTs body, signed, to t's URL and answers the status.
+func (s *sender) post(ctx context.Context, t target, id string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, permanentError{err}
+	}
+	now := s.now()
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "usersd-webhooks/1")
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	h.Set(HeaderSignature, Sign(t.secret, id, now, body))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+	return resp.StatusCode, nil
+}
+
+// giveUp is the middleware between the poison queue and Retry: a delivery
+// that still fails after the last try is logged failed before the poison
+// queue keeps it. A stop is no failure.
+func (s *sender) giveUp(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil || msg.Context().Err() != nil {
+			return out, err
+		}
+		q, derr := decode(msg)
+		if derr != nil {
+			return out, err
+		}
+		s.log.Warn("webhook: gave up on a delivery", "delivery", q.Delivery, "webhook", q.Webhook, "event", q.EventID, "err", err)
+		if ferr := projwebhooks.GaveUp(context.WithoutCancel(msg.Context()), s.pool, q.Delivery); ferr != nil {
+			return out, errors.Join(err, ferr)
+		}
+		return out, err
+	}
+}
+
+// newClient is the HTTP client of deliveries: it dials through the guard
+// (every connection's address is checked, whatever the name resolved to),
+// never through a proxy, follows no redirect (a 3xx is a failure), and
+// gives up on a receiver after timeout.
+func newClient(g Guard, timeout time.Duration, tlsCfg *tls.Config) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: g.Control}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConns:          4 * Partitions,
+		MaxIdleConnsPerHost:   Partitions,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// target is where a webhook delivers, and its secret.
+type target struct {
+	url    string
+	secret []byte
+	at     time.Time
+}
+
+// targetTTL is how long a webhook's target is trusted from memory: a
+// removal stops its deliveries within it (the log then refuses the
+// attempt too).
+const targetTTL = time.Second
+
+// targets remembers the webhooks' targets for targetTTL.
+type targets struct {
+	hooks   *projwebhooks.Queries
+	secrets Secrets
+	now     func() time.Time
+	mu      sync.Mutex
+	byID    map[uuid.UUID]target
+}
+
+// get answers webhook's target; false once it was removed.
+func (t *targets) get(ctx context.Context, webhook uuid.UUID) (target, bool, error) {
+	t.mu.Lock()
+	c, ok := t.byID[webhook]
+	t.mu.Unlock()
+	if ok && t.now().Sub(c.at) < targetTTL {
+		return c, true, nil
+	}
+	found, ok, err := t.hooks.Lookup(ctx, webhook)
+	if err != nil || !ok {
+		t.forget(webhook)
+		return target{}, false, err
+	}
+	if c.secret == nil {
+		if c.secret, err = t.secrets.Secret(ctx, webhook); err != nil {
+			if _, still, lerr := t.hooks.Lookup(ctx, webhook); lerr == nil && !still {
+				return target{}, false, nil // removed, secret and all, meanwhile
+			}
+			return target{}, false, err
+		}
+	}
+	c.url, c.at = found.URL, t.now()
+	t.mu.Lock()
+	if len(t.byID) > 10_000 {
+		clear(t.byID)
+	}
+	t.byID[webhook] = c
+	t.mu.Unlock()
+	return c, true, nil
+}
+
+func (t *targets) forget(webhook uuid.UUID) {
+	t.mu.Lock()
+	delete(t.byID, webhook)
+	t.mu.Unlock()
+}
