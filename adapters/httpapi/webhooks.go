@@ -71,7 +71,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projWebhooks); err != nil {
+	if err := s.waitFor(r, projWebhooks, projMemberships); err != nil {
 		return err
 	}
 	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {
@@ -118,7 +118,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p pri
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projWebhooks); err != nil {
+	if err := s.waitFor(r, projWebhooks, projMemberships); err != nil {
 		return err
 	}
 	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {

@@ -253,29 +253,42 @@ func Enqueued(ctx context.Context, tx pgx.Tx, deliveries []Delivery) error {
 // and the delivery is then handed out again.
 const asyncCommit = `WITH sync AS (SELECT set_config('synchronous_commit', 'off', true))`
 
-// Attempted records an attempt at a delivery: its time, the receiver's
-// HTTP status (0: no answer), and whether it was delivered. It reports
-// false when the log has no such delivery (its webhook was removed).
-func Attempted(ctx context.Context, db DB, delivery uuid.UUID, status int, delivered bool, at time.Time) (bool, error) {
-	var code *int
-	if status > 0 {
-		code = &status
+// Attempt is one attempt at a delivery: when it started, the receiver's
+// HTTP status (0: no answer), and whether it was delivered.
+type Attempt struct {
+	Delivery  uuid.UUID
+	Status    int
+	Delivered bool
+	At        time.Time
+}
+
+// Attempted records attempts at deliveries, in their order, in one
+// statement. An attempt whose delivery the log no longer has (its webhook
+// was removed) changes nothing.
+func Attempted(ctx context.Context, db DB, attempts []Attempt) error {
+	n := len(attempts)
+	ids, codes, delivered, at := make([]uuid.UUID, n), make([]int32, n), make([]bool, n), make([]time.Time, n)
+	for i, a := range attempts {
+		ids[i], codes[i], delivered[i], at[i] = a.Delivery, int32(a.Status), a.Delivered, a.At
 	}
-	next := StatusPending
-	if delivered {
-		next = StatusDelivered
-	}
-	var n int
+	// A delivery tried twice in the batch (a retry) counts both tries and
+	// keeps the last one's status code and time.
+	var one int
 	err := db.QueryRow(ctx, asyncCommit+`,
+		a AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::bool[], $4::timestamptz[]) WITH ORDINALITY AS a(id, code, delivered, at, n)),
+		per AS (
+			SELECT DISTINCT ON (id) id, count(*) OVER (PARTITION BY id) AS tries, bool_or(delivered) OVER (PARTITION BY id) AS delivered,
+				code, at
+			FROM a ORDER BY id, n DESC),
 		done AS (
-			UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $2, last_attempt_at = $3,
-				status = CASE WHEN status = 'delivered' THEN status ELSE $4 END
-			FROM sync WHERE delivery_id = $1 RETURNING 1)
-		SELECT count(*) FROM done`, projections.PGID(delivery), code, at, next).Scan(&n)
+			UPDATE webhook_deliveries d SET attempts = d.attempts + per.tries, last_status_code = NULLIF(per.code, 0), last_attempt_at = per.at,
+				status = CASE WHEN d.status = 'delivered' OR per.delivered THEN 'delivered' ELSE d.status END
+			FROM per, sync WHERE d.delivery_id = per.id RETURNING 1)
+		SELECT count(*) FROM done`, projections.PGIDs(ids), codes, delivered, at).Scan(&one)
 	if err != nil {
-		return false, fmt.Errorf("log an attempt at delivery %s: %w", delivery, err)
+		return fmt.Errorf("log %d attempts at webhook deliveries: %w", n, err)
 	}
-	return n == 1, nil
+	return nil
 }
 
 // GaveUp marks a delivery failed: its last try is over.

@@ -83,6 +83,28 @@ func (s queueSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, err
 
 func (queueSchema) SubscribeIsolationLevel() stdsql.IsolationLevel { return stdsql.LevelReadCommitted }
 
+// InsertQuery inserts a batch of messages with one statement whatever their
+// number (arrays, not a row of parameters per message), which the
+// connection prepares once.
+func (s queueSchema) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, error) {
+	n := len(params.Msgs)
+	ids, payloads, metadata := make([]string, n), make([]string, n), make([]string, n)
+	for i, m := range params.Msgs {
+		meta, err := json.Marshal(m.Metadata)
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("metadata of message %s: %w", m.UUID, err)
+		}
+		ids[i], payloads[i], metadata[i] = m.UUID, string(m.Payload), string(meta)
+	}
+	return wsql.Query{
+		// In the batch's order: the offsets are the deliveries' order.
+		Query: `INSERT INTO ` + s.MessagesTable(params.Topic) + ` (uuid, payload, metadata)
+			SELECT m.uuid, m.payload, m.metadata
+			FROM unnest($1::varchar[], $2::json[], $3::json[]) WITH ORDINALITY AS m(uuid, payload, metadata, n) ORDER BY m.n`,
+		Args: []any{ids, payloads, metadata},
+	}, nil
+}
+
 // offsets acknowledges a batch by deleting its rows.
 var offsets = wsql.PostgreSQLQueueOffsetsAdapter{DeleteOnAck: true}
 
@@ -138,7 +160,7 @@ func enqueue(ctx context.Context, tx pgx.Tx, deliveries []projwebhooks.Delivery)
 	if len(deliveries) == 0 {
 		return nil
 	}
-	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: wsql.PostgreSQLQueueSchema{}}, nil)
+	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: queueSchema{}}, nil)
 	if err != nil {
 		return fmt.Errorf("webhook publisher: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -29,11 +30,18 @@ import (
 // queueOffsets acknowledges a batch by deleting the rows handled, and only
 // those: watermill-sql's queue adapter deletes every row the batch read,
 // also those a stop left unhandled, which would then never be delivered.
+// Before it answers the acknowledgement, the attempts logged so far are
+// written (flush): a delivery leaves the queue only once its log row says
+// what became of it.
 type queueOffsets struct {
 	wsql.PostgreSQLQueueOffsetsAdapter
+	flush func() error
 }
 
 func (a queueOffsets) AckMessageQuery(p wsql.AckMessageQueryParams) (wsql.Query, error) {
+	if err := a.flush(); err != nil {
+		return wsql.Query{}, fmt.Errorf("log the batch's attempts: %w", err)
+	}
 	var handled []int64
 	for _, r := range p.Rows {
 		if r.Offset <= p.LastRow.Offset {
@@ -66,9 +74,17 @@ func (s *Service) send(ctx context.Context) error {
 		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
 		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
 		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
-		Logger:      wlog,
+		// A receiver's failures are no errors of usersd's: each retry is
+		// debug; giving up is a warning (giveUp).
+		Logger: quietErrors{wlog},
 	}
 	router.AddMiddleware(router.EndWith(), poison, s.sender.giveUp, retry.Middleware, middleware.Recoverer)
+	// The log of attempts outlives the router: a handler that stops waits
+	// for its attempt's row.
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); s.sender.attempts.run(logCtx) }()
+	defer func() { stopLog(); <-logDone }()
 	for p := range Partitions {
 		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
 			PollInterval: s.opts.PollInterval,
@@ -78,7 +94,7 @@ func (s *Service) send(ctx context.Context) error {
 			ResendInterval: time.Second,
 			RetryInterval:  time.Second,
 			SchemaAdapter:  newQueueSchema(p),
-			OffsetsAdapter: queueOffsets{offsets},
+			OffsetsAdapter: queueOffsets{offsets, s.sender.attempts.flushWithin},
 		}, wlog)
 		if err != nil {
 			return fmt.Errorf("webhook subscriber %d: %w", p, err)
@@ -88,15 +104,22 @@ func (s *Service) send(ctx context.Context) error {
 	return router.Run(ctx)
 }
 
+// quietErrors logs watermill's errors at debug level.
+type quietErrors struct{ watermill.LoggerAdapter }
+
+func (q quietErrors) Error(msg string, err error, f watermill.LogFields) {
+	q.Debug(msg, f.Add(watermill.LogFields{"err": err}))
+}
+
 // sender delivers the queued deliveries.
 type sender struct {
-	pool    *pgxpool.Pool
-	hooks   *projwebhooks.Queries
-	targets *targets
-	open    Opener
-	client  *http.Client
-	now     func() time.Time
-	log     *slog.Logger
+	pool     *pgxpool.Pool
+	targets  *targets
+	open     Opener
+	client   *http.Client
+	attempts *attemptLog
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // Opener opens the personal values of an event as the store keeps it
@@ -162,12 +185,9 @@ func (s *sender) Handle(msg *message.Message) error {
 		return ctx.Err() // a stop: the message comes back, nothing to log
 	}
 	delivered := err == nil && status >= 200 && status < 300
-	logged, lerr := projwebhooks.Attempted(context.WithoutCancel(ctx), s.pool, q.Delivery, status, delivered, started)
-	switch {
-	case lerr != nil:
-		return lerr
-	case !logged || delivered:
-		return nil // removed meanwhile, or done
+	s.attempts.record(projwebhooks.Attempt{Delivery: q.Delivery, Status: status, Delivered: delivered, At: started})
+	if delivered {
+		return nil
 	}
 	return &failedDelivery{status: status, err: err}
 }
@@ -225,7 +245,11 @@ func (s *sender) giveUp(h message.HandlerFunc) message.HandlerFunc {
 			return out, err
 		}
 		s.log.Warn("webhook: gave up on a delivery", "delivery", q.Delivery, "webhook", q.Webhook, "event", q.EventID, "err", err)
-		if ferr := projwebhooks.GaveUp(context.WithoutCancel(msg.Context()), s.pool, q.Delivery); ferr != nil {
+		ferr := s.attempts.flushWithin()
+		if ferr == nil {
+			ferr = projwebhooks.GaveUp(context.WithoutCancel(msg.Context()), s.pool, q.Delivery)
+		}
+		if ferr != nil {
 			return out, errors.Join(err, ferr)
 		}
 		return out, err
@@ -312,4 +336,97 @@ func (t *targets) forget(webhook uuid.UUID) {
 	t.mu.Lock()
 	delete(t.byID, webhook)
 	t.mu.Unlock()
+}
+
+// attemptLog records the sender's attempts in the delivery log, in the
+// background: a partition goes on with its next delivery while the rows of
+// the last ones are written, all the partitions' together (one statement
+// for what came meanwhile). The acknowledgement of a batch waits for them
+// (queueOffsets), so an acknowledged delivery always has its row.
+type attemptLog struct {
+	pool    *pgxpool.Pool
+	mu      sync.Mutex
+	pending []pendingAttempt
+	wake    chan struct{}
+}
+
+// pendingAttempt is an attempt to write, or, with done set, a flush: done
+// is told once every attempt recorded before it is written.
+type pendingAttempt struct {
+	attempt projwebhooks.Attempt
+	done    chan error
+}
+
+func newAttemptLog(pool *pgxpool.Pool) *attemptLog {
+	return &attemptLog{pool: pool, wake: make(chan struct{}, 1)}
+}
+
+func (l *attemptLog) push(p pendingAttempt) {
+	l.mu.Lock()
+	l.pending = append(l.pending, p)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// record logs a, soon.
+func (l *attemptLog) record(a projwebhooks.Attempt) { l.push(pendingAttempt{attempt: a}) }
+
+// flushTimeout bounds a flush's wait (a database that does not answer):
+// the batch is then not acknowledged, and comes back.
+const flushTimeout = 30 * time.Second
+
+// flushWithin waits until every attempt recorded so far is written.
+func (l *attemptLog) flushWithin() error {
+	done := make(chan error, 1)
+	l.push(pendingAttempt{done: done})
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(flushTimeout):
+		return errors.New("the delivery log did not answer in time")
+	}
+}
+
+// run writes what is recorded until ctx ends; what is pending then is not
+// written, and its flushes fail.
+func (l *attemptLog) run(ctx context.Context) {
+	for {
+		select {
+		case <-l.wake:
+		case <-ctx.Done():
+			l.answer(l.take(), ctx.Err())
+			return
+		}
+		batch := l.take()
+		var attempts []projwebhooks.Attempt
+		for _, p := range batch {
+			if p.done == nil {
+				attempts = append(attempts, p.attempt)
+			}
+		}
+		var err error
+		if len(attempts) > 0 {
+			err = projwebhooks.Attempted(ctx, l.pool, attempts)
+		}
+		l.answer(batch, err)
+	}
+}
+
+func (l *attemptLog) take() []pendingAttempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	batch := l.pending
+	l.pending = nil
+	return batch
+}
+
+func (l *attemptLog) answer(batch []pendingAttempt, err error) {
+	for _, p := range batch {
+		if p.done != nil {
+			p.done <- err
+		}
+	}
 }

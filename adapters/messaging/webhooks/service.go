@@ -109,7 +109,7 @@ func New(pool *pgxpool.Pool, src projections.Source, secrets Secrets, open Opene
 	return &Service{
 		pool: pool, src: src, opts: opts, log: log,
 		sender: &sender{
-			pool: pool, hooks: hooks, open: open, now: opts.Now, log: log,
+			pool: pool, open: open, now: opts.Now, log: log, attempts: newAttemptLog(pool),
 			targets: &targets{hooks: hooks, secrets: secrets, now: opts.Now, byID: make(map[uuid.UUID]target)},
 			client:  newClient(Guard{AllowPrivate: opts.AllowPrivate}, opts.Timeout, opts.TLS),
 		},

@@ -184,6 +184,13 @@ func (r *Receiver) All() []Delivery {
 	return append([]Delivery(nil), r.got...)
 }
 
+// Count is how many deliveries were received so far.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
 // Accepted is the deliveries to path accepted so far, in order.
 func (r *Receiver) Accepted(path string) []Delivery {
 	r.mu.Lock()
