@@ -63,6 +63,8 @@ func TestServeConfigErrors(t *testing.T) {
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK[:40]}, "USERSD_KEY_ENCRYPTION_KEY is 30 bytes, want 32"},
 		{"bad previous key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS": testAuditKey + ", nope"}, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS: item 2 is 3 bytes"},
+		{"bad webhook setting", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_WEBHOOK_ALLOW_PRIVATE": "sometimes"}, `USERSD_WEBHOOK_ALLOW_PRIVATE="sometimes": want true or false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +87,19 @@ func TestInvitationTTL(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("USERSD_INVITATION_TTL=%q: %v, %v; want %v", v, got, err, want)
 		}
+	}
+}
+
+func TestWebhookAllowPrivate(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]bool{"": false, "true": true, " TRUE ": true, "1": true, "false": false, "0": false} {
+		got, err := webhookAllowPrivate(func(string) string { return v })
+		if err != nil || got != want {
+			t.Errorf("USERSD_WEBHOOK_ALLOW_PRIVATE=%q: %v, %v; want %v", v, got, err, want)
+		}
+	}
+	if _, err := webhookAllowPrivate(func(string) string { return "yes please" }); err == nil {
+		t.Error("USERSD_WEBHOOK_ALLOW_PRIVATE=yes please: no error")
 	}
 }
 
