@@ -264,4 +264,23 @@ var workloads = []workload{
 				why: "an as-of page reads the workspace's intervals in the list's order and skips those of other times inside the index, about ten per row shown here."},
 		},
 	},
+	{
+		title: "11. Webhook deliveries",
+		intro: "`BenchmarkWebhookDeliveries` (projections/benchmarks): webhook deliveries per second end to end to an in-process HTTPS receiver answering 200 " +
+			"at once: a backlog of events in 128 workspaces, one webhook each subscribed to every event, applied by the dispatcher (log rows, watermill-sql " +
+			"messages and checkpoint in one transaction) and delivered by the sender (16 partitions, one delivery in flight each: opened, signed, POSTed, logged, " +
+			"acknowledged), from the service's start to the last delivery received. Beside it, in the same run: raw HTTPS POSTs of bodies of the same size to " +
+			"the same receiver from 16 workers over the same kind of client, nothing else. One webhook alone is bounded by its partition's serial rate " +
+			"(its deliveries go one after another, in order).",
+		pattern: regexp.MustCompile(`^(BenchmarkWebhookDeliveries)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"deliveries/s", "deliveries/s", 0}, {"raw HTTPS POSTs/s", "raw-posts/s", 0}, {"ratio", "ratio", 2},
+		},
+		goals: []goal{
+			{text: "≥ 1,000 deliveries/s", unit: "deliveries/s", atLeast: true, target: 1000,
+				why: "each partition delivers one message after another (the order), and each delivery waits for a receiver round trip; " +
+					"the log's rows are written in the background but a batch's acknowledgement waits for them."},
+		},
+	},
 }

@@ -16,6 +16,9 @@
 //   - BenchmarkDeleteAccount: commands.DeleteAccount of a person present in
 //     10 and 100 workspaces, on the PostgreSQL store and key store with the
 //     read models caught up (goal: < 1 s per deletion at 100).
+//   - BenchmarkWebhookDeliveries: webhook deliveries to an in-process HTTPS
+//     receiver, end to end from a backlog, against raw HTTPS POSTs to the
+//     same receiver (goal: ≥ 1,000 deliveries/s).
 //
 // The package holds only tests. Run it with
 //
