@@ -65,16 +65,23 @@ func (s *Server) subscribeWebhook(w http.ResponseWriter, r *http.Request, p prin
 	}{res.WebhookID, res.Secret, res.Position.String()})
 }
 
+// mayAdminister waits, if the request names a position, until the
+// dispatcher and the memberships include it, then checks that p is an
+// Admin of ws: the webhooks' reads are an Admin's.
+func (s *Server) mayAdminister(r *http.Request, p principal, ws uuid.UUID) error {
+	if err := s.waitFor(r, projWebhooks, projMemberships); err != nil {
+		return err
+	}
+	return s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem)
+}
+
 // GET /v1/workspaces/{ws}/webhooks (Admin): no secrets.
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p principal) error {
 	ws, err := pathID(r, "ws")
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projWebhooks, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {
+	if err := s.mayAdminister(r, p, ws); err != nil {
 		return err
 	}
 	items, err := s.hooks.List(r.Context(), ws)
@@ -118,10 +125,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p pri
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projWebhooks, projMemberships); err != nil {
-		return err
-	}
-	if err := s.authorizeRead(r.Context(), p, ws, domain.PermAdministerSystem); err != nil {
+	if err := s.mayAdminister(r, p, ws); err != nil {
 		return err
 	}
 	page, err := s.hooks.Deliveries(r.Context(), ws, hook, limit, q.Get("cursor"))

@@ -57,14 +57,7 @@ func (s *Service) mail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	retry := middleware.Retry{
-		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
-		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
-		// A cancellation is a stop: nothing to try again.
-		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
-		Logger:      wlog,
-	}
-	router.AddMiddleware(router.EndWith(), poison, m.giveUp, retry.Middleware, middleware.Recoverer)
+	router.AddMiddleware(router.EndWith(), poison, m.giveUp, s.opts.Retry.Middleware(wlog), middleware.Recoverer)
 	own := router.Subscriber(sub)
 	for p := range Partitions {
 		router.AddConsumerHandler(fmt.Sprintf("invitation_mailer_%d", p), PartitionTopic(p), own, m.Handle)
@@ -121,7 +114,12 @@ type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
 
-func isPermanent(err error) bool {
+// Permanent marks err as a failure that retrying cannot mend: the Retry
+// middleware of RetryPolicy gives up at once.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
@@ -192,7 +190,7 @@ func (m *mailer) Handle(msg *message.Message) error {
 func (m *mailer) giveUp(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
-		if err == nil || msg.Context().Err() != nil || isPermanent(err) {
+		if err == nil || msg.Context().Err() != nil || IsPermanent(err) {
 			return out, err
 		}
 		c, derr := decode(msg)

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,6 +26,18 @@ type RetryPolicy struct {
 	MaxRetries      int
 	InitialInterval time.Duration
 	MaxInterval     time.Duration
+}
+
+// Middleware is watermill's Retry middleware under p: exponential backoff
+// (doubling, with a fifth of jitter), no retry of a Permanent failure nor
+// of a stop (a cancelled context), retries logged through log.
+func (p RetryPolicy) Middleware(log watermill.LoggerAdapter) message.HandlerMiddleware {
+	return middleware.Retry{
+		MaxRetries: p.MaxRetries, InitialInterval: p.InitialInterval,
+		MaxInterval: p.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
+		ShouldRetry: func(r middleware.RetryParams) bool { return !IsPermanent(r.Err) && !errors.Is(r.Err, context.Canceled) },
+		Logger:      log,
+	}.Middleware
 }
 
 // DefaultRetryPolicy tries 6 times over about a minute and a half.

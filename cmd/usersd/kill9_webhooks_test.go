@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -38,23 +36,14 @@ func TestKill9LosesNoWebhookDelivery(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "usersd")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildUsersd(t, dir)
 	recv := webhooktest.Start(t, webhooktest.Chaos{Fail: 0.15, Slow: 0.1, SlowFor: 30 * time.Millisecond, Timeout: 0.005, TimeoutFor: 15 * time.Second, Seed: 9})
 	ca := filepath.Join(dir, "receiver.pem")
 	if err := os.WriteFile(ca, recv.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pool, dbURL := pgtest.New(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	base := "http://" + addr
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "USERSD_DEV_MAILBOX=true",
@@ -62,24 +51,7 @@ func TestKill9LosesNoWebhookDelivery(t *testing.T) {
 		"USERSD_HTTP_ADDR="+addr, "USERSD_LOG_LEVEL=warn",
 		// The receiver listens on 127.0.0.1 with a certificate of its own.
 		"USERSD_WEBHOOK_ALLOW_PRIVATE=true", "SSL_CERT_FILE="+ca)
-	start := func(run int) *exec.Cmd {
-		t.Helper()
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = env
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve-%d.log", run)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-		if err := waitReady(base, 2*time.Minute, 50*time.Millisecond); err != nil {
-			t.Fatalf("run %d: usersd never became ready: %v (log in %s)", run, err, logf.Name())
-		}
-		return cmd
-	}
+	start := func(run int) *exec.Cmd { return startBinary(t, bin, env, dir, run, base) }
 	cmd := start(0)
 
 	type hooked struct {

@@ -70,15 +70,10 @@ func (s *Service) send(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	retry := middleware.Retry{
-		MaxRetries: s.opts.Retry.MaxRetries, InitialInterval: s.opts.Retry.InitialInterval,
-		MaxInterval: s.opts.Retry.MaxInterval, Multiplier: 2, RandomizationFactor: 0.2,
-		ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) },
-		// A receiver's failures are no errors of usersd's: each retry is
-		// debug; giving up is a warning (giveUp).
-		Logger: quietErrors{wlog},
-	}
-	router.AddMiddleware(router.EndWith(), poison, s.sender.giveUp, retry.Middleware, middleware.Recoverer)
+	// A receiver's failures are no errors of usersd's: each retry is
+	// logged at debug level; giving up is a warning (giveUp).
+	retry := s.opts.Retry.Middleware(quietErrors{wlog})
+	router.AddMiddleware(router.EndWith(), poison, s.sender.giveUp, retry, middleware.Recoverer)
 	// The log of attempts outlives the router: a handler that stops waits
 	// for its attempt's row.
 	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
@@ -132,20 +127,10 @@ type Secrets interface {
 	Secret(ctx context.Context, webhook uuid.UUID) ([]byte, error)
 }
 
-// permanentError marks a failure that retrying cannot mend.
-type permanentError struct{ error }
-
-func (e permanentError) Unwrap() error { return e.error }
-
-func isPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p)
-}
-
 func decode(msg *message.Message) (queued, error) {
 	var q queued
 	if err := json.Unmarshal(msg.Payload, &q); err != nil || q.Delivery == uuid.Nil || q.Webhook == uuid.Nil {
-		return q, permanentError{fmt.Errorf("message %s is no webhook delivery", msg.UUID)}
+		return q, messaging.Permanent(fmt.Errorf("message %s is no webhook delivery", msg.UUID))
 	}
 	return q, nil
 }
@@ -196,7 +181,7 @@ func (s *sender) Handle(msg *message.Message) error {
 func (s *sender) body(ctx context.Context, q queued) ([]byte, error) {
 	pos, err := domain.ParsePosition(q.Position)
 	if err != nil {
-		return nil, permanentError{fmt.Errorf("delivery %s: %w", q.Delivery, err)}
+		return nil, messaging.Permanent(fmt.Errorf("delivery %s: %w", q.Delivery, err))
 	}
 	e, err := s.open(ctx, q.Type, q.Version, q.Data)
 	if err != nil {
@@ -213,7 +198,7 @@ const maxAnswer = 64 << 10
 func (s *sender) post(ctx context.Context, t target, id string, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, permanentError{err}
+		return 0, messaging.Permanent(err)
 	}
 	now := s.now()
 	h := req.Header
