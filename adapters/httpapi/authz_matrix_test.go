@@ -285,6 +285,8 @@ var matrixRows = []matrixRow{
 	{"GET", "/v1/workspaces/{ws}/audit", "", read("/v1/workspaces/{ws}/audit"), readers},
 	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"), readers},
 	{"GET", "/v1/workspaces/{ws}/audit/head", "", read("/v1/workspaces/{ws}/audit/head"), readers},
+	{"GET", "/v1/events", "to the end", plain("GET", "/v1/events?limit=5"),
+		cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 200, 401, 401, 401}},
 	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"), anyone},
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
@@ -411,20 +413,21 @@ func TestTokenScopes(t *testing.T) {
 	_, owner, _ := a.createWorkspace(t, "Scopes", "admin@scopes.test")
 	n := 0
 	for _, c := range []struct {
-		name         string
-		scope        any // nil: no scope claim
-		create, mine int // POST /v1/workspaces, GET /v1/me/workspaces
+		name               string
+		scope              any // nil: no scope claim
+		create, mine, feed int // POST /v1/workspaces, GET /v1/me/workspaces, GET /v1/events
 	}{
-		{"none", nil, 403, 200},
-		{"empty", "", 403, 200},
-		{"system", "system", 201, 403},
-		{"system among others", "events:read system", 201, 403},
-		{"events:read", "events:read", 403, 403},
-		{"events:read twice", " events:read  events:read ", 403, 403},
-		{"unknown", "admin", 401, 401},
-		{"system and unknown", "system admin", 401, 401},
-		{"letter case", "SYSTEM", 401, 401},
-		{"an array", []string{"system"}, 401, 401},
+		{"none", nil, 403, 200, 403},
+		{"empty", "", 403, 200, 403},
+		{"system", "system", 201, 403, 200},
+		{"system among others", "events:read system", 201, 403, 200},
+		{"events:read", "events:read", 403, 403, 200},
+		{"events:read twice", " events:read  events:read ", 403, 403, 200},
+		{"unknown", "admin", 401, 401, 401},
+		{"system and unknown", "system admin", 401, 401, 401},
+		{"events:read and unknown", "events:read admin", 401, 401, 401},
+		{"letter case", "SYSTEM", 401, 401, 401},
+		{"an array", []string{"system"}, 401, 401, 401},
 	} {
 		claims := jwt.MapClaims{}
 		if c.scope != nil {
@@ -439,6 +442,9 @@ func TestTokenScopes(t *testing.T) {
 		}
 		if r := a.do(t, req{method: "GET", path: "/v1/me/workspaces", token: tok}); r.status != c.mine {
 			t.Errorf("scope %s: GET /v1/me/workspaces got %d %s, want %d", c.name, r.status, truncate(r.body), c.mine)
+		}
+		if r := a.do(t, req{method: "GET", path: "/v1/events?limit=1", token: tok}); r.status != c.feed {
+			t.Errorf("scope %s: GET /v1/events got %d %s, want %d", c.name, r.status, truncate(r.body), c.feed)
 		}
 	}
 }

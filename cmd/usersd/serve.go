@@ -253,6 +253,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
 		AuditSigner: cfg.auditSigner, Keys: rt.codec.Keys(),
+		Events: eventstore.Source{Store: rt.store, Codec: rt.codec},
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")
@@ -264,6 +265,9 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		return err
 	}
 	srv := httpapi.NewHTTPServer(withUI(api, web.Handler()), httpapi.DefaultTimeouts)
+	// Followed event feeds never end by themselves: the stop ends them,
+	// each with a last heartbeat to resume from.
+	srv.RegisterOnShutdown(api.EndFeeds)
 	limited := httpapi.LimitConnsPerClient(l, httpapi.ConnLimit{Exempt: cfg.trustedProxies, Refused: m.RefusedConnections()})
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.Serve(limited) }()
