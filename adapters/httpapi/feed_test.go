@@ -24,6 +24,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/esdb"
+	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/commands"
@@ -712,5 +714,26 @@ func TestEventFeedEndsOnShutdown(t *testing.T) {
 	lines := parseFeed(t, rest)
 	if len(lines) != 1 || !lines[0].heartbeat() || lines[0].Position != history[len(history)-1].Position {
 		t.Errorf("after the history: %s, want one last heartbeat at %s", rest, history[len(history)-1].Position)
+	}
+}
+
+// TestEventFeedResumesOnESDB is TestEventFeedResumes with the events in
+// the EventStoreDB adapter over its in-process test server, as with
+// ESDB_URL set.
+func TestEventFeedResumesOnESDB(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.Start(t)
+	eventStores.Store(t, func(t testing.TB) eventstore.Store {
+		s, err := esdb.Open(srv.URL())
+		if err != nil {
+			t.Fatalf("esdb.Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	})
+	t.Cleanup(func() { eventStores.Delete(t) })
+	testFeedResumes(t)
+	if srv.Len() == 0 {
+		t.Error("no event in the test server: the feed read PostgreSQL's")
 	}
 }
