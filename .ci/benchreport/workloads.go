@@ -264,4 +264,22 @@ var workloads = []workload{
 				why: "an as-of page reads the workspace's intervals in the list's order and skips those of other times inside the index, about ten per row shown here."},
 		},
 	},
+	{
+		title: "11. Event feed",
+		intro: "`BenchmarkEventFeed` (projections/benchmarks): `GET /v1/events` of a sealed history of 200,000 events (the rebuild benchmark's generator, " +
+			"personal values sealed under the PostgreSQL key store), read whole by a client over loopback HTTP, beside the same history read through " +
+			"`eventstore.Source` (decoding and opening included), alternating in one run, each with an empty key cache. gzip is the feed with " +
+			"`Accept-Encoding: gzip` (not judged).",
+		pattern: regexp.MustCompile(`^(BenchmarkEventFeed)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"feed events/s", "feed-events/s", 0}, {"gzip events/s", "gzip-events/s", 0},
+			{"eventstore.Source events/s", "source-events/s", 0}, {"feed/Source", "ratio", 2},
+		},
+		goals: []goal{
+			{text: "≥ 0.8× eventstore.Source", unit: "ratio", atLeast: true, target: 0.8,
+				why: "the feed reads through the same source and adds encoding each line and writing it to the client; it reads the next batch " +
+					"while the last is written, so on two cores shared with the client the two overlap only in part."},
+		},
+	},
 }

@@ -16,6 +16,8 @@
 //   - BenchmarkDeleteAccount: commands.DeleteAccount of a person present in
 //     10 and 100 workspaces, on the PostgreSQL store and key store with the
 //     read models caught up (goal: < 1 s per deletion at 100).
+//   - BenchmarkEventFeed: GET /v1/events of a sealed history read whole over
+//     HTTP, against reading it through eventstore.Source (goal: ≥ 0.8×).
 //
 // The package holds only tests. Run it with
 //
