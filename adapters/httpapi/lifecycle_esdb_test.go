@@ -14,6 +14,16 @@ import (
 // PostgreSQL, as with ESDB_URL set.
 func TestLifecycleOnESDB(t *testing.T) {
 	// No t.Parallel here: TestLifecycle calls it.
+	srv := onESDB(t)
+	TestLifecycle(t)
+	if srv.Len() == 0 {
+		t.Errorf("events in the test server: got none, want the lifecycle's")
+	}
+}
+
+// onESDB makes the APIs t starts keep their events in the EventStoreDB
+// adapter over an in-process test server, which it answers.
+func onESDB(t *testing.T) *esdbtest.Server {
 	srv := esdbtest.Start(t)
 	eventStores.Store(t, func(t testing.TB) eventstore.Store {
 		s, err := esdb.Open(srv.URL())
@@ -24,8 +34,5 @@ func TestLifecycleOnESDB(t *testing.T) {
 		return s
 	})
 	t.Cleanup(func() { eventStores.Delete(t) })
-	TestLifecycle(t)
-	if srv.Len() == 0 {
-		t.Errorf("events in the test server: got none, want the lifecycle's")
-	}
+	return srv
 }
