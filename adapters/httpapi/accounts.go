@@ -9,6 +9,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -109,7 +110,7 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projMemberships, projUserList, projAudit); err != nil {
+	if err := s.waitFor(r, projMemberships, projUserList, projHistory, projAudit); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -153,6 +154,10 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 			LastLoginAt: byWS[m.WorkspaceID].LastLoginAt,
 		})
 	}
+	past, err := s.history.ForPerson(ctx, user)
+	if err != nil {
+		return err
+	}
 	entries := []audit.Entry{}
 	if err := audit.ForPerson(ctx, s.cfg.DB, s.cfg.Keys, user, func(e audit.Entry) error {
 		entries = append(entries, e)
@@ -161,11 +166,14 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 		return err
 	}
 	return writeJSON(w, http.StatusOK, struct {
-		UserID       uuid.UUID           `json:"userId"`
-		Email        string              `json:"email"`
-		Name         *string             `json:"name"`
-		Memberships  []accountMembership `json:"memberships"`
-		Invitations  []accountInvitation `json:"invitations"`
-		AuditEntries []audit.Entry       `json:"auditEntries"`
-	}{user, acct.Email, name, memberships, invitations, entries})
+		UserID      uuid.UUID           `json:"userId"`
+		Email       string              `json:"email"`
+		Name        *string             `json:"name"`
+		Memberships []accountMembership `json:"memberships"`
+		Invitations []accountInvitation `json:"invitations"`
+		// History is the person's role and status through time in every
+		// workspace they were ever in, left ones included.
+		History      []history.WorkspaceHistory `json:"history"`
+		AuditEntries []audit.Entry              `json:"auditEntries"`
+	}{user, acct.Email, name, memberships, invitations, past, entries})
 }

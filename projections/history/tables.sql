@@ -58,3 +58,7 @@ CREATE TABLE membership_intervals (
     CONSTRAINT membership_intervals_status_check CHECK (status IN ('invited', 'active', 'suspended')),
     CONSTRAINT membership_intervals_to_check CHECK ((valid_to_commit IS NULL) = (valid_to_prepare IS NULL) AND (valid_to_commit IS NULL) = (valid_to_at IS NULL))
 );
+
+-- A person's intervals in every workspace: an account's deletion blanks
+-- them (Apply) and the account export reads them, by user id alone.
+CREATE INDEX membership_intervals_user_idx ON membership_intervals (user_id);
