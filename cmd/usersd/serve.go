@@ -46,7 +46,7 @@ func serveCommand() *command {
 Runs usersd: applies pending migrations, keeps events in PostgreSQL (or in
 EventStoreDB when ESDB_URL is set), runs the
 projections and the invitation e-mails, and serves the HTTP API (/v1/...),
-/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /mailbox,
+/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /reviews, /mailbox,
 /accept). It runs until interrupted (SIGINT or SIGTERM).
 
 Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
