@@ -28,6 +28,7 @@ import (
 
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/feed"
 )
 
 // The names production uses (docs/integrations.md). Tests give each a
@@ -52,9 +53,12 @@ const (
 	// remembers a message id. A batch published again after a crash is
 	// dropped if the runner resumes within it.
 	DefaultDuplicates = time.Hour
-	// DefaultMaxAge is how long the stream keeps a message. Older history
-	// is in the event store, and in the HTTP event feed.
-	DefaultMaxAge = 30 * 24 * time.Hour
+	// DefaultMaxAge is how long the stream keeps a message: long enough
+	// for a consumer to be down over a long weekend, short enough that a
+	// person's data published before their erasure leaves the stream well
+	// within the month the GDPR allows. Older history is in the event
+	// feed (GET /v1/events).
+	DefaultMaxAge = 7 * 24 * time.Hour
 	// DefaultAckTimeout bounds the wait for a batch's acknowledgements.
 	DefaultAckTimeout = 30 * time.Second
 )
@@ -243,9 +247,10 @@ func (p *Publisher) publish(ctx context.Context, events []domain.RecordedEvent) 
 }
 
 // message is the event's message: its subject, its id, the stream it must
-// land in, and its line of the event feed as the body.
+// land in, and its line of the event feed as the body (feed.Line, which
+// shows nothing readable of an erased person).
 func (p *Publisher) message(e domain.RecordedEvent) (*nats.Msg, error) {
-	body, err := line(e)
+	body, err := feed.Line(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s at %s: %w", e.Metadata.EventID, e.Position, err)
 	}

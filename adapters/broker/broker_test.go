@@ -1,8 +1,8 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,6 +19,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/feed"
 )
 
 // newPublisher connects a publisher to the test's own stream.
@@ -32,15 +33,16 @@ func newPublisher(t *testing.T, s *natstest.Space) *broker.Publisher {
 	return p
 }
 
-// history makes n events in global order: a workspace created, then
-// invitations into it, with an account registered before each.
+// history makes n events in global order: a workspace created, the
+// invitation of a person erased since, then invitations into it, with an
+// account registered before each.
 func history(n int) []domain.RecordedEvent {
 	ws := uuid.New()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var out []domain.RecordedEvent
-	add := func(e domain.Event, stream string) {
+	add := func(e domain.Event, stream string, erased ...uuid.UUID) {
 		i := len(out) + 1
-		out = append(out, domain.RecordedEvent{
+		out = append(out, domain.RecordedEvent{Erased: erased,
 			Envelope: domain.Envelope{Event: e, Metadata: domain.Metadata{
 				EventID: uuid.New(), SchemaVersion: 1, OccurredAt: at.Add(time.Duration(i) * time.Millisecond),
 				Actor: domain.Actor{System: true}, CorrelationID: "test",
@@ -50,6 +52,10 @@ func history(n int) []domain.RecordedEvent {
 	}
 	owner := uuid.New()
 	add(domain.WorkspaceCreated{WorkspaceID: ws, Name: "W", OwnerUserID: owner, OwnerEmail: "owner@example.com", OwnerName: "O", CreatedAt: at}, "workspace-"+ws.String())
+	// A person erased since: their address opened as "".
+	gone := uuid.New()
+	add(domain.UserInvited{WorkspaceID: ws, InvitationID: uuid.New(), UserID: gone, Role: "Viewer",
+		InvitedBy: owner, InviterRole: "Admin", InvitedAt: at, ExpiresAt: at.Add(time.Hour)}, "workspace-"+ws.String(), gone)
 	for len(out) < n {
 		u := uuid.New()
 		email := fmt.Sprintf("u%d@example.com", len(out))
@@ -79,14 +85,8 @@ func checkOnce(t *testing.T, s *natstest.Space, p *broker.Publisher, events []do
 		if want := p.Subject(e.Event); m.Subject != want {
 			t.Errorf("message %d: subject %s, want %s", m.Seq, m.Subject, want)
 		}
-		var body struct {
-			Position, EventID, Type string
-		}
-		if err := json.Unmarshal(m.Data, &body); err != nil {
-			t.Errorf("message %d: body %s: %v", m.Seq, m.Data, err)
-		}
-		if body.EventID != m.ID || body.Position != e.Position.String() || body.Type != domain.EventName(e.Event) {
-			t.Errorf("message %d: body %s, want eventId %s, position %s, type %s", m.Seq, m.Data, m.ID, e.Position, domain.EventName(e.Event))
+		if want, err := feed.Line(e); err != nil || !bytes.Equal(m.Data, want) {
+			t.Errorf("message %d: body %s, want the event's feed line %s (%v)", m.Seq, m.Data, want, err)
 		}
 	}
 }
@@ -103,6 +103,10 @@ func TestPublishesEveryEventOnceInOrder(t *testing.T) {
 		}
 	}
 	checkOnce(t, s, p, events)
+	// The erased person's invitation shows no address (feed.Line).
+	if msgs := s.Messages(t); len(msgs) > 1 && !strings.Contains(string(msgs[1].Data), `"email":null`) {
+		t.Errorf("the erased person's invitation: %s, want \"email\":null", msgs[1].Data)
+	}
 }
 
 func TestSubjects(t *testing.T) {
