@@ -78,7 +78,7 @@ func startPublisher(ctx context.Context, e *env, rt *opened, cfg natsConfig, m *
 		return nil, fmt.Errorf("%s: %w", envNATSURL, err)
 	}
 	runner := projections.NewRunner(rt.pool, pub, eventstore.Source{Store: rt.store, Codec: rt.codec}, projections.RunnerOptions{
-		Logger: e.Log,
+		Logger: e.Log, BatchSize: broker.BatchSize,
 		OnProgress: func(pr projections.Progress) {
 			m.ObserveProjection(pr.Name, pr.Applied, pr.LastEventAt, pr.CaughtUp, time.Now())
 		},
