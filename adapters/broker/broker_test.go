@@ -187,19 +187,25 @@ func TestAFailedBatchIsRetriedInOrder(t *testing.T) {
 	}
 }
 
-func TestCreatesTheStream(t *testing.T) {
-	t.Parallel()
-	s := natstest.New(t)
+// streamAfterPublishing publishes an event to the test's stream and
+// answers the stream's configuration then.
+func streamAfterPublishing(t *testing.T, s *natstest.Space) jetstream.StreamConfig {
+	t.Helper()
 	p := newPublisher(t, s)
-	ctx := t.Context()
-	if err := p.Apply(ctx, nil, history(1)); err != nil {
+	if err := p.Apply(t.Context(), nil, history(1)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.JetStream().Stream(ctx, s.Stream)
+	st, err := s.JetStream().Stream(t.Context(), s.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := st.CachedInfo().Config
+	return st.CachedInfo().Config
+}
+
+func TestCreatesTheStream(t *testing.T) {
+	t.Parallel()
+	s := natstest.New(t)
+	cfg := streamAfterPublishing(t, s)
 	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != s.SubjectPrefix+".>" {
 		t.Errorf("subjects %v, want [%s.>]", cfg.Subjects, s.SubjectPrefix)
 	}
@@ -224,15 +230,7 @@ func TestKeepsAnOperatorsStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPublisher(t, s)
-	if err := p.Apply(ctx, nil, history(2)); err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.JetStream().Stream(ctx, s.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
+	cfg := streamAfterPublishing(t, s)
 	if strings.Join(cfg.Subjects, " ") != s.SubjectPrefix+"-other.> "+s.SubjectPrefix+".>" {
 		t.Errorf("subjects %v, want the operator's and usersd's", cfg.Subjects)
 	}

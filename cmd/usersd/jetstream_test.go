@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -76,20 +75,11 @@ func TestJetStreamEveryEventOnceAcrossKill9(t *testing.T) {
 	bin := buildUsersd(t, dir)
 	pool, dbURL := pgtest.New(t)
 	space := natstest.New(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	base := "http://" + addr
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "USERSD_DEV_MAILBOX=true",
-		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
-		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	extra := []string{"USERSD_DEV_MAILBOX=true"}
 	for k, v := range natsVars(space) {
-		env = append(env, k+"="+v)
+		extra = append(extra, k+"="+v)
 	}
+	env, base := binaryEnv(t, dbURL, extra...)
 
 	cmd := startUsersd(t, bin, env, dir, base, 0)
 	for run := 1; run <= 2; run++ {

@@ -51,17 +51,7 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 	}
 	_, dbURL := pgtest.New(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	base := "http://" + addr
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "SMTP_URL=smtp://"+srv.Addr,
-		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
-		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	env, base := binaryEnv(t, dbURL, "SMTP_URL=smtp://"+srv.Addr)
 
 	start := func(run int) *exec.Cmd { return startUsersd(t, bin, env, dir, base, run) }
 
@@ -191,6 +181,24 @@ func buildUsersd(t *testing.T, dir string) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// binaryEnv is the environment of a usersd serve binary on the database
+// dbURL, listening on a free port at base, with the extra variables
+// (KEY=value).
+func binaryEnv(t *testing.T, dbURL string, extra ...string) (env []string, base string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret,
+		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
+		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	return append(env, extra...), "http://" + addr
 }
 
 // startUsersd starts bin serve with env, logging to dir/serve-<run>.log,
