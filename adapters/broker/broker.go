@@ -202,8 +202,6 @@ func (p *Publisher) Apply(ctx context.Context, tx pgx.Tx, events []domain.Record
 			return fmt.Errorf("nats: %w", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.opts.AckTimeout)
-	defer cancel()
 	err := p.publish(ctx, events)
 	if err != nil {
 		// Check the stream again (it may have been deleted) and go
@@ -215,9 +213,15 @@ func (p *Publisher) Apply(ctx context.Context, tx pgx.Tx, events []domain.Record
 	return nil
 }
 
+// publish publishes the batch pipelined, or one message at a time after a
+// failure. AckTimeout bounds the whole of a pipelined batch, and each
+// message of a careful one (which takes a round trip per message).
 func (p *Publisher) publish(ctx context.Context, events []domain.RecordedEvent) error {
 	if !p.ensured {
-		if err := p.ensureStream(ctx); err != nil {
+		tctx, cancel := context.WithTimeout(ctx, p.opts.AckTimeout)
+		err := p.ensureStream(tctx)
+		cancel()
+		if err != nil {
 			return err
 		}
 		p.ensured = true
@@ -228,7 +232,9 @@ func (p *Publisher) publish(ctx context.Context, events []domain.RecordedEvent) 
 			if err != nil {
 				return err
 			}
-			ack, err := p.js.PublishMsg(ctx, m)
+			tctx, cancel := context.WithTimeout(ctx, p.opts.AckTimeout)
+			ack, err := p.js.PublishMsg(tctx, m)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("nats: publish event %s at %s: %w", e.Metadata.EventID, e.Position, err)
 			}
@@ -238,6 +244,8 @@ func (p *Publisher) publish(ctx context.Context, events []domain.RecordedEvent) 
 		}
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.AckTimeout)
+	defer cancel()
 	// Each message goes out as soon as it is encoded, so the server
 	// stores the first while the rest are encoded.
 	futures := make([]jetstream.PubAckFuture, len(events))

@@ -38,7 +38,8 @@ type Space struct {
 
 // New answers a fresh stream name and subject prefix (the stream itself is
 // created by whoever publishes first) and deletes the stream when the test
-// ends. A test that cannot reach the server fails.
+// ends. A test that cannot reach the server, or finds it without
+// JetStream, fails.
 func New(t testing.TB) *Space {
 	t.Helper()
 	b := make([]byte, 8)
@@ -52,6 +53,12 @@ func New(t testing.TB) *Space {
 	if err != nil {
 		nc.Close()
 		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		t.Fatalf("natstest: the server at %s (%s) answers without JetStream (start it with -js, as .ci/run does): %v", URL(), EnvURL, err)
 	}
 	s := &Space{URL: URL(), Stream: "USERSD_TEST_" + id, SubjectPrefix: "usersdtest." + id + ".events", js: js}
 	t.Cleanup(func() {
