@@ -60,6 +60,7 @@ func New(t testing.TB) *Space {
 		nc.Close()
 		t.Fatalf("natstest: the server at %s (%s) answers without JetStream (start it with -js, as .ci/run does): %v", URL(), EnvURL, err)
 	}
+	ensureAnchor(ctx, t, js)
 	s := &Space{URL: URL(), Stream: "USERSD_TEST_" + id, SubjectPrefix: "usersdtest." + id + ".events", js: js}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -70,6 +71,23 @@ func New(t testing.TB) *Space {
 		nc.Close()
 	})
 	return s
+}
+
+// anchorStream is a stream the tests never delete. NATS 2.9 (Debian's)
+// removes an account's stream directory with its last stream, and a stream
+// created meanwhile by a test running beside fails ("could not create
+// storage directory"): with this one always there, no test's stream is the
+// last.
+const anchorStream = "USERSD_TEST_ANCHOR"
+
+func ensureAnchor(ctx context.Context, t testing.TB, js jetstream.JetStream) {
+	t.Helper()
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: anchorStream, Subjects: []string{"usersdtest.anchor"}, Storage: jetstream.FileStorage, MaxMsgs: 1,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		t.Fatalf("natstest: create stream %s: %v", anchorStream, err)
+	}
 }
 
 // JetStream is the test's own JetStream context (a connection of its own).
