@@ -145,6 +145,9 @@ func New(opts Options) (*Publisher, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats: connected", "server", c.ConnectedUrlRedacted()) }),
+		// What the server refuses asynchronously (an authorization
+		// violation, a slow consumer): otherwise only the retries show it.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats: error", "err", err) }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect: %w", err)
