@@ -127,7 +127,9 @@ func TestDecideAccessReviewItem(t *testing.T) {
 			when:  decide(owner, review1, manager, domain.DecisionChangeRole, domain.RoleEditor, ""),
 			then: evs(roleChanged(manager, domain.RoleManager, domain.RoleEditor, owner),
 				decided(review1, manager, domain.DecisionChangeRole, domain.RoleEditor, "")),
-			check: func(t *testing.T, w *domain.Workspace) { wantStatus(t, w, manager, domain.RoleEditor, domain.StatusActive) },
+			check: func(t *testing.T, w *domain.Workspace) {
+				wantStatus(t, w, manager, domain.RoleEditor, domain.StatusActive)
+			},
 		},
 		{
 			name:  "the same role again: only the decision",
