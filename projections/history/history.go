@@ -2,10 +2,13 @@
 // the list has shown, with the interval of positions (and times) in which it
 // showed it. It answers the list "as of" any past position or instant, with
 // the same rows, filters and paging as the current list, by an index range
-// rather than a replay, and each member's history of role and status.
+// rather than a replay, and each member's history of role and status. It
+// also keeps the access reviews, whose populations are the list as of their
+// start (reviews.go, review_queries.go).
 //
 // The tables are defined in tables.sql (membership_intervals,
-// history_workspaces) and indexes.sql, beside this file.
+// history_workspaces, access_reviews, access_review_items) and indexes.sql,
+// beside this file.
 package history
 
 import (
@@ -28,7 +31,7 @@ type Projection struct{ projections.Declaration }
 
 // New returns the history projection.
 func New() *Projection {
-	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces"},
+	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces", "access_reviews", "access_review_items"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
 
@@ -39,7 +42,8 @@ var sqlFiles embed.FS
 
 // handling: what the user list applies, since an interval is a user-list
 // row: every workspace event but the settings and the audit's own records,
-// and AccountDeleted, which blanks the person's address and name.
+// and AccountDeleted, which blanks the person's address and name; and the
+// access reviews (reviews.go).
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
 
 type key struct{ ws, user uuid.UUID }
@@ -113,9 +117,13 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			return err
 		}
 	}
+	var reviews []*domain.RecordedEvent
 	for _, ev := range live {
 		if !applyEvent(rows, ev.RecordedEvent) {
 			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+		if isReview(ev.Event) {
+			reviews = append(reviews, ev.RecordedEvent)
 		}
 	}
 	var deleted []*domain.RecordedEvent
@@ -125,7 +133,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		}
 		deleted = append(deleted, ev)
 	}
-	return write(ctx, tx, pos, rows, order, deleted)
+	return write(ctx, tx, pos, rows, order, reviews, deleted)
 }
 
 // subjectOf answers the row an event may change, and whether the event
@@ -300,6 +308,9 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			s.lastLogin = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
 			change(r, &s)
 		}
+	case domain.AccessReviewStarted, domain.AccessReviewItemDecided, domain.AccessReviewCompleted:
+		// A review changes no interval: its writes follow the batch's
+		// intervals (queueReviews).
 	default:
 		return false
 	}
@@ -417,9 +428,10 @@ func (s *intervalSet) add(k key, iv *interval) error {
 }
 
 // write sends the batch's writes in one round trip: the ends of stored
-// intervals, the new intervals, the workspaces' positions, then the
-// deletions of accounts (after the batch's other writes).
-func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, deleted []*domain.RecordedEvent) error {
+// intervals, the new intervals, the workspaces' positions, the access
+// reviews' writes, then the deletions of accounts (after the batch's other
+// writes).
+func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, reviews, deleted []*domain.RecordedEvent) error {
 	var ins intervalSet
 	var cWS, cUser []pgtype.UUID
 	var cFC, cFP, cC, cP []int64
@@ -460,6 +472,9 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 	if len(wID) > 0 {
 		b.Queue(upsertWorkspaces, wID, wCommit, wPrepare)
 	}
+	if err := queueReviews(b, reviews); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
 	for _, ev := range deleted {
 		e := ev.Event.(domain.AccountDeleted)
 		c, p, err := posColumns(ev.Position)
@@ -472,6 +487,7 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 		}
 		b.Queue(closeDeleted, projections.PGID(e.UserID), c, p, at)
 		b.Queue(blankDeleted, projections.PGID(e.UserID))
+		b.Queue(blankDeletedItems, projections.PGID(e.UserID))
 	}
 	if b.Len() == 0 {
 		return nil
