@@ -35,32 +35,15 @@ const (
 	insertReview = `INSERT INTO access_reviews (workspace_id, review_id, name, started_by, started_at, as_of_commit, as_of_prepare, items)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (workspace_id, review_id) DO NOTHING`
 	// materialiseItems copies the list as of the start ($3, $4) into the
-	// review, in one statement. granted_*: each person's intervals up to
-	// the start, in order; one begins a grant when its role differs from
-	// the interval before or follows a gap (the person had left); the
-	// grant in force is the last one begun, its changer and time.
+	// review, in one statement: the intervals that hold the start, with who
+	// set each role and when (granted_*).
 	materialiseItems = `INSERT INTO access_review_items (workspace_id, review_id, user_id, email, name, role, status,
 			granted_by, granted_at, last_login_at, dormant)
-		SELECT $1, $2, s.user_id, s.email, s.name, s.role, s.status, s.granted_by, s.granted_at, s.last_login_at,
-			s.last_login_at IS NULL OR s.last_login_at < $5::timestamptz - interval '` + DormantAfter + `'
-		FROM (
-			SELECT g.*, first_value(g.changed_by) OVER r AS granted_by, first_value(g.valid_from_at) OVER r AS granted_at
-			FROM (
-				SELECT m.*, count(*) FILTER (WHERE m.grant_begins) OVER (PARTITION BY m.user_id ORDER BY m.fc, m.fp) AS grant_no
-				FROM (
-					SELECT i.user_id, i.email, i.name, i.role, i.status, i.last_login_at, i.changed_by, i.valid_from_at,
-						i.valid_from_commit AS fc, i.valid_from_prepare AS fp, i.valid_to_commit AS tc, i.valid_to_prepare AS tp,
-						(lag(i.role) OVER w IS DISTINCT FROM i.role
-							OR lag(i.valid_to_commit) OVER w IS DISTINCT FROM i.valid_from_commit
-							OR lag(i.valid_to_prepare) OVER w IS DISTINCT FROM i.valid_from_prepare) AS grant_begins
-					FROM membership_intervals i
-					WHERE i.workspace_id = $1 AND (i.valid_from_commit, i.valid_from_prepare) <= ($3, $4)
-					WINDOW w AS (PARTITION BY i.user_id ORDER BY i.valid_from_commit, i.valid_from_prepare)
-				) m
-			) g
-			WINDOW r AS (PARTITION BY g.user_id, g.grant_no ORDER BY g.fc, g.fp)
-		) s
-		WHERE s.tc IS NULL OR (s.tc, s.tp) > ($3, $4)
+		SELECT $1, $2, i.user_id, i.email, i.name, i.role, i.status, i.granted_by, i.granted_at, i.last_login_at,
+			i.last_login_at IS NULL OR i.last_login_at < $5::timestamptz - interval '` + DormantAfter + `'
+		FROM membership_intervals i
+		WHERE i.workspace_id = $1 AND (i.valid_from_commit, i.valid_from_prepare) <= ($3, $4)
+			AND (i.valid_to_commit IS NULL OR (i.valid_to_commit, i.valid_to_prepare) > ($3, $4))
 		ON CONFLICT (workspace_id, review_id, user_id) DO NOTHING`
 	// decideItem sets the decision in force and counts the item decided
 	// the first time.

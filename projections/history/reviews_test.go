@@ -3,7 +3,9 @@ package history_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/migrations"
 	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -306,4 +309,76 @@ func TestReview(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d comments left after the erasure, want 0 (only Ann's was written)", n)
 	}
+}
+
+// TestGrantsBackfillMatchesTheProjection: migration 00015 fills in who set
+// the role of the intervals already there; its rule gives the very grants
+// the projection records as it applies the events.
+func TestGrantsBackfillMatchesTheProjection(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	raw, err := fs.ReadFile(migrations.FS, "00015_access_reviews.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	from := strings.Index(text, "UPDATE membership_intervals m")
+	if from < 0 || !strings.Contains(text[from:], ";") {
+		t.Fatal("00015 has no backfill of the grants")
+	}
+	backfill := text[from : from+strings.Index(text[from:], ";")]
+	for c := range 4 {
+		w := newWorld(t, uint64(200+c))
+		for range 120 {
+			w.step()
+		}
+		pgtest.Apply(t, pool, "public", history.New(), w.events())
+	}
+	const grants = `SELECT coalesce(string_agg(concat_ws(' ', user_id, valid_from_commit, valid_from_prepare, granted_by, granted_at), E'\n'
+		ORDER BY workspace_id, user_id, valid_from_commit, valid_from_prepare), '') FROM membership_intervals`
+	var want, got string
+	var missing int
+	if err := pool.QueryRow(ctx, grants).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM membership_intervals WHERE granted_at IS NULL`).Scan(&missing); err != nil || missing > 0 {
+		t.Fatalf("%d intervals without a grant's time (%v), want none", missing, err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE membership_intervals SET granted_by = NULL, granted_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, backfill); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, grants).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("the backfill's grants differ from the projection's:\n%s", diffLines(got, want))
+	}
+}
+
+// diffLines lists the lines of got that want lacks, and the reverse.
+func diffLines(got, want string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	g, w := in(got), in(want)
+	var out []string
+	for l := range g {
+		if !w[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	for l := range w {
+		if !g[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

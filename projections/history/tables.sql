@@ -16,6 +16,11 @@
 --   expiry) each open an interval.
 --   changed_by, action, event_id: who recorded the event that opened the
 --   interval (NULL for the system), its type name and id.
+--   granted_by, granted_at: who set the role the interval shows, and when:
+--   the event that did (the workspace's creation, the invitation, a role
+--   change or a temporary role's end), carried on by the intervals after it
+--   while the role stays (NULL by for the system). Last because 00015 added
+--   them to the live table.
 --   An account's deletion blanks email and name in every interval of the
 --   person (docs/erasure.md): the history of an erased person shows the id.
 -- history_workspaces: the position of the last event the projection applied
@@ -54,6 +59,8 @@ CREATE TABLE membership_intervals (
     event_id           uuid        NOT NULL,
     sort_key           text COLLATE "C" GENERATED ALWAYS AS (lower(coalesce(name, email))) STORED,
     search             text GENERATED ALWAYS AS (lower(coalesce(name, '') || E'\n' || email)) STORED,
+    granted_by         uuid,
+    granted_at         timestamptz,
     PRIMARY KEY (workspace_id, user_id, valid_from_commit, valid_from_prepare),
     CONSTRAINT membership_intervals_status_check CHECK (status IN ('invited', 'active', 'suspended')),
     CONSTRAINT membership_intervals_to_check CHECK ((valid_to_commit IS NULL) = (valid_to_prepare IS NULL) AND (valid_to_commit IS NULL) = (valid_to_at IS NULL))
@@ -68,9 +75,8 @@ CREATE TABLE membership_intervals (
 -- completed_* are set by the completion (its position and event id find the
 -- audit entry whose head the evidence carries).
 -- access_review_items: one row per person of a review, as the list showed
--- them at the start (email, name, role, status), who gave them that role and
--- when (granted_*: the interval that began the role's unbroken run; NULL by
--- for the system), their last login then and whether they were dormant (no
+-- them at the start (email, name, role, status, who gave them that role and
+-- when: the interval's granted_*), their last login then and whether they were dormant (no
 -- login in the 90 days before the start, never included); then the decision
 -- in force, who made it and when. An account's deletion blanks email, name
 -- and comment (docs/erasure.md): the item shows the id, erased.
