@@ -30,6 +30,15 @@ func reviewPath(r *http.Request) (ws, id uuid.UUID, err error) {
 	return
 }
 
+// reviewWrite reads an Admin's command on a review: the platform's token is
+// refused, then the path is read.
+func reviewWrite(r *http.Request, p principal) (ws, id uuid.UUID, err error) {
+	if err = asMember(p); err != nil {
+		return
+	}
+	return reviewPath(r)
+}
+
 // POST /v1/workspaces/{ws}/access-reviews (Admin).
 func (s *Server) startAccessReview(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req startReviewRequest
@@ -54,10 +63,7 @@ func (s *Server) startAccessReview(w http.ResponseWriter, r *http.Request, p pri
 
 // PUT /v1/workspaces/{ws}/access-reviews/{id}/items/{userId} (Admin).
 func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, id, err := reviewPath(r)
+	ws, id, err := reviewWrite(r, p)
 	if err != nil {
 		return err
 	}
@@ -87,10 +93,7 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 
 // POST /v1/workspaces/{ws}/access-reviews/{id}/complete (Admin).
 func (s *Server) completeAccessReview(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := asMember(p); err != nil {
-		return err
-	}
-	ws, id, err := reviewPath(r)
+	ws, id, err := reviewWrite(r, p)
 	if err != nil {
 		return err
 	}

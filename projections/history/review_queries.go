@@ -35,34 +35,32 @@ type Person struct {
 	Erased bool      `json:"erased"`
 }
 
-// ReviewSummary is a review in the list of a workspace's reviews.
-type ReviewSummary struct {
+// ReviewHead is what a review's list row and the review itself both show.
+type ReviewHead struct {
 	ReviewID  uuid.UUID `json:"reviewId"`
 	Name      string    `json:"name"`
 	StartedAt time.Time `json:"startedAt"`
 	StartedBy *Person   `json:"startedBy"`
 	Status    string    `json:"status"`
-	Items     int       `json:"items"`
-	Decided   int       `json:"decided"`
 	// AsOfPosition is the start's position: the population is the list as
 	// of it.
 	AsOfPosition string     `json:"asOfPosition"`
+	Decided      int        `json:"decided"`
 	CompletedAt  *time.Time `json:"completedAt"`
 	CompletedBy  *Person    `json:"completedBy"`
 }
 
+// ReviewSummary is a review in the list of a workspace's reviews, with
+// how many items it holds.
+type ReviewSummary struct {
+	ReviewHead
+	Items int `json:"items"`
+}
+
 // Review is one review with its items.
 type Review struct {
-	ReviewID     uuid.UUID    `json:"reviewId"`
-	Name         string       `json:"name"`
-	StartedAt    time.Time    `json:"startedAt"`
-	StartedBy    *Person      `json:"startedBy"`
-	Status       string       `json:"status"`
-	AsOfPosition string       `json:"asOfPosition"`
-	Decided      int          `json:"decided"`
-	CompletedAt  *time.Time   `json:"completedAt"`
-	CompletedBy  *Person      `json:"completedBy"`
-	Items        []ReviewItem `json:"items"`
+	ReviewHead
+	Items []ReviewItem `json:"items"`
 	// CompletedPosition and CompletedEventID are the completion's, which
 	// find its audit entry (the evidence's head); zero while open.
 	CompletedPosition domain.Position `json:"-"`
@@ -132,8 +130,14 @@ func (r *reviewRow) status() string {
 	return ReviewOpen
 }
 
-func (r *reviewRow) asOf() string {
-	return domain.Position{Commit: uint64(r.asOfC), Prepare: uint64(r.asOfP)}.String()
+// head is the review as a list row and the review show it, once the
+// people asked for are loaded.
+func (r *reviewRow) head() ReviewHead {
+	return ReviewHead{
+		ReviewID: r.id.Bytes, Name: r.name, StartedAt: r.startedAt, StartedBy: r.startedP, Status: r.status(),
+		AsOfPosition: domain.Position{Commit: uint64(r.asOfC), Prepare: uint64(r.asOfP)}.String(), Decided: int(r.decided),
+		CompletedAt: timePtr(r.doneAt), CompletedBy: r.doneByP,
+	}
 }
 
 // Reviews lists the workspace's reviews, the latest started first.
@@ -165,11 +169,7 @@ func (q *Queries) Reviews(ctx context.Context, ws uuid.UUID) ([]ReviewSummary, e
 	}
 	out := make([]ReviewSummary, len(list))
 	for i, r := range list {
-		out[i] = ReviewSummary{
-			ReviewID: r.id.Bytes, Name: r.name, StartedAt: r.startedAt, StartedBy: r.startedP, Status: r.status(),
-			Items: int(r.items), Decided: int(r.decided), AsOfPosition: r.asOf(),
-			CompletedAt: timePtr(r.doneAt), CompletedBy: r.doneByP,
-		}
+		out[i] = ReviewSummary{ReviewHead: r.head(), Items: int(r.items)}
 	}
 	return out, nil
 }
@@ -248,11 +248,7 @@ func (q *Queries) Review(ctx context.Context, ws, id uuid.UUID) (Review, error) 
 	if err := people.load(ctx, q.db, ws); err != nil {
 		return Review{}, err
 	}
-	return Review{
-		ReviewID: r.id.Bytes, Name: r.name, StartedAt: r.startedAt, StartedBy: r.startedP, Status: r.status(),
-		AsOfPosition: r.asOf(), Decided: int(r.decided), CompletedAt: timePtr(r.doneAt), CompletedBy: r.doneByP,
-		Items: items, CompletedPosition: r.completedPosition, CompletedEventID: r.eventID.Bytes,
-	}, nil
+	return Review{ReviewHead: r.head(), Items: items, CompletedPosition: r.completedPosition, CompletedEventID: r.eventID.Bytes}, nil
 }
 
 func textPtr(t pgtype.Text) *string {
