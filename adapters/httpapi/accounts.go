@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -154,15 +155,23 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 			LastLoginAt: byWS[m.WorkspaceID].LastLoginAt,
 		})
 	}
-	past, err := s.history.ForPerson(ctx, user)
-	if err != nil {
-		return err
-	}
 	entries := []audit.Entry{}
 	if err := audit.ForPerson(ctx, s.cfg.DB, s.cfg.Keys, user, func(e audit.Entry) error {
 		entries = append(entries, e)
 		return nil
 	}); err != nil {
+		return err
+	}
+	// Every change the history shows has an audit entry about the person,
+	// so their entries name every workspace whose list they were ever in.
+	var touched []uuid.UUID
+	for _, e := range entries {
+		if !slices.Contains(touched, e.WorkspaceID) {
+			touched = append(touched, e.WorkspaceID)
+		}
+	}
+	past, err := s.history.ForPerson(ctx, user, touched)
+	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, struct {

@@ -65,11 +65,6 @@ CREATE TABLE userlist_logins (
     PRIMARY KEY (workspace_id, user_id)
 ) WITH (fillfactor = 70);
 
--- A person's rows in every workspace: an account's deletion deletes them
--- (Apply) and the account export reads them, by user id alone.
-CREATE INDEX userlist_users_user_idx ON userlist_users (user_id);
-CREATE INDEX userlist_logins_user_idx ON userlist_logins (user_id);
-
 -- A finer sample of search lets the planner tell a rare text (read the few
 -- matches from the trigram index, then sort them) from a common one (read in
 -- order and filter until the page is full). With the default sample a rare
