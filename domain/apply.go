@@ -95,6 +95,8 @@ func (w *Workspace) apply(e Event) {
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
 	case InvitationEmailFailed:
 		w.noteOutcome(e.UserID, e.InvitationID, e.Attempt)
+	case AccessReviewStarted, AccessReviewItemDecided, AccessReviewCompleted:
+		w.applyReview(e)
 	case UserLoggedIn, AccountRegistered, AccountDeleted, AuditDivergenceAccepted:
 		// Logins and the audit's records change nothing a decision
 		// depends on.

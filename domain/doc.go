@@ -20,6 +20,7 @@
 //   - membership.go: role changes, removal, suspension, reactivation, logins;
 //   - expiry.go: invitations whose time ran out;
 //   - outcomes.go: the e-mail outcomes the mailer reports;
+//   - reviews.go: access reviews (start, decide an item, complete);
 //   - apply.go: the one place the state changes;
 //   - events.go: the events and registerEvents, where each is declared
 //     (stored name, schema version, workspace); registry.go: what the

@@ -34,6 +34,11 @@ const (
 	CodeRateLimited         Code = "rate_limited"
 	CodeConcurrencyConflict Code = "concurrency_conflict"
 	CodeAccountNotFound     Code = "account_not_found"
+	CodeReviewNotFound      Code = "review_not_found"
+	CodeNotInReview         Code = "not_in_review"
+	CodeReviewCompleted     Code = "review_completed"
+	CodeReviewIncomplete    Code = "review_incomplete"
+	CodeTooManyOpenReviews  Code = "too_many_open_reviews"
 )
 
 // Error is a domain error: a stable code and a message a person can act on.

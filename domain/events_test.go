@@ -32,6 +32,9 @@ func sampleEvents() []domain.Event {
 		settingsChanged(true),
 		domain.UserLoggedIn{WorkspaceID: wsID, UserID: editor.id, LoggedInAt: t0.Add(3 * hour)},
 		domain.AuditDivergenceAccepted{WorkspaceID: wsID, Seq: 12, LiveHash: strings.Repeat("a", 64), RebuiltHash: strings.Repeat("b", 64)},
+		reviewStarted(review1, 5),
+		decided(review1, editor, domain.DecisionChangeRole, domain.RoleMonitor, "moved to support"),
+		domain.AccessReviewCompleted{WorkspaceID: wsID, ReviewID: review1, Items: 5, Kept: 3, Changed: 1, Revoked: 1},
 		domain.AccountRegistered{UserID: nora.id, Email: string(nora.email)},
 		domain.AccountDeleted{UserID: nora.id, DeletedAt: t0.Add(week)},
 	}
@@ -61,7 +64,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	}
 	// The names are stored with every event: they never change.
 	stored := []string{
-		"AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
+		"AccessReviewCompleted", "AccessReviewItemDecided", "AccessReviewStarted", "AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
 		"MemberRemoved", "MemberSuspended", "RoleChanged", "RoleGrantExpired", "RoleGrantExpiryRefused", "UserInvited", "UserLoggedIn",
 		"WorkspaceCreated", "WorkspaceSettingsChanged",

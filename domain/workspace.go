@@ -57,6 +57,8 @@ type Workspace struct {
 	closed       map[uuid.UUID]closedInvitation
 	activeAdmins int
 	invites      inviteLog
+	reviews      map[uuid.UUID]*accessReview
+	openReviews  int
 	pending      []Event
 }
 
@@ -71,6 +73,7 @@ func NewWorkspace(id uuid.UUID) *Workspace {
 		invitations: make(map[uuid.UUID]uuid.UUID),
 		closed:      make(map[uuid.UUID]closedInvitation),
 		invites:     newInviteLog(),
+		reviews:     make(map[uuid.UUID]*accessReview),
 	}
 }
 

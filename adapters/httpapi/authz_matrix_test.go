@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,6 +167,30 @@ type matrix struct {
 	pos            string // the position every read waits for
 	n              atomic.Int64
 	forwardedFor   [nCallers]string
+	reviews        sync.Once
+	openReview     uuid.UUID // an open access review, the Editor undecided
+	doneReview     uuid.UUID // a completed one
+	reviewPos      string    // the position its reads wait for
+}
+
+// setUpReviews starts the matrix's two access reviews, once.
+func (m *matrix) setUpReviews(t *testing.T) {
+	m.reviews.Do(func() {
+		m.openReview, _ = m.a.startReview(t, m.ws, m.admin, "Open")
+		var pos string
+		m.doneReview, pos = m.a.startReview(t, m.ws, m.admin, "Done")
+		m.reviewPos = m.a.completeReview(t, m.ws, m.doneReview, m.admin, pos)
+	})
+}
+
+// reviewReq is a request on the matrix's reviews ({open}, {done}).
+func reviewReq(method, path string, body any) func(*testing.T, *matrix, int) req {
+	return func(t *testing.T, m *matrix, _ int) req {
+		m.setUpReviews(t)
+		p := strings.NewReplacer("{ws}", m.ws.String(), "{open}", m.openReview.String(), "{done}", m.doneReview.String(),
+			"{editor}", m.editor.String()).Replace(path)
+		return req{method: method, path: p, body: body, headers: consistent(m.reviewPos)}
+	}
 }
 
 func (m *matrix) fresh(kind string) string {
@@ -288,6 +313,16 @@ var matrixRows = []matrixRow{
 	{"GET", "/v1/events", "to the end", plain("GET", "/v1/events?limit=5"),
 		cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 200, 401, 401, 401}},
 	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"), anyone},
+	{"POST", "/v1/workspaces/{ws}/access-reviews", "", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/access-reviews", body: map[string]string{"name": "Matrix"}}
+	}, cells{201, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/access-reviews", "", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews", nil), readers},
+	{"GET", "/v1/workspaces/{ws}/access-reviews/{id}", "a completed review", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews/{done}", nil), readers},
+	{"PUT", "/v1/workspaces/{ws}/access-reviews/{id}/items/{userId}", "keep the Editor",
+		reviewReq("PUT", "/v1/workspaces/{ws}/access-reviews/{open}/items/{editor}", map[string]string{"decision": "keep"}), adminOnly},
+	{"POST", "/v1/workspaces/{ws}/access-reviews/{id}/complete", "a completed review",
+		reviewReq("POST", "/v1/workspaces/{ws}/access-reviews/{done}/complete", nil), cells{409, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/access-reviews/{id}/evidence", "a completed review", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews/{done}/evidence", nil), readers},
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
 	}, adminOnly},

@@ -74,6 +74,8 @@ var statusOf = map[domain.Code]int{
 	domain.CodeUserNotFound:       http.StatusNotFound,
 	domain.CodeInvitationNotFound: http.StatusNotFound,
 	domain.CodeAccountNotFound:    http.StatusNotFound,
+	domain.CodeReviewNotFound:     http.StatusNotFound,
+	domain.CodeNotInReview:        http.StatusNotFound,
 	codeRouteNotFound:             http.StatusNotFound,
 
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
@@ -87,6 +89,9 @@ var statusOf = map[domain.Code]int{
 	// status, the setting) refuses it now; it may be honoured again if that
 	// state changes back, so it is a conflict, not gone.
 	domain.CodeInviterCannotGrant: http.StatusConflict,
+	domain.CodeReviewCompleted:    http.StatusConflict,
+	domain.CodeReviewIncomplete:   http.StatusConflict,
+	domain.CodeTooManyOpenReviews: http.StatusConflict,
 
 	domain.CodeInvitationExpired: http.StatusGone,
 	domain.CodeInvitationRevoked: http.StatusGone,
@@ -123,6 +128,11 @@ var titles = map[domain.Code]string{
 	domain.CodeUserNotFound:        "User not found",
 	domain.CodeInvitationNotFound:  "Invitation not found",
 	domain.CodeAccountNotFound:     "Account not found",
+	domain.CodeReviewNotFound:      "Access review not found",
+	domain.CodeNotInReview:         "Not in the review",
+	domain.CodeReviewCompleted:     "Access review completed",
+	domain.CodeReviewIncomplete:    "Access review not complete",
+	domain.CodeTooManyOpenReviews:  "Too many open access reviews",
 	codeAccountErased:              "Account erased",
 	codeRouteNotFound:              "Not found",
 	codeMethodNotAllowed:           "Method not allowed",

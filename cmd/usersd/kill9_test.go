@@ -47,44 +47,13 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 	dir := t.TempDir()
 	bin := os.Getenv("USERSD_KILL9_BIN") // another build, to compare
 	if bin == "" {
-		bin = filepath.Join(dir, "usersd")
-		build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build: %v\n%s", err, out)
-		}
+		bin = buildUsersd(t, dir)
 	}
 	_, dbURL := pgtest.New(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	base := "http://" + addr
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "SMTP_URL=smtp://"+srv.Addr,
-		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
-		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	env, base := binaryEnv(t, dbURL, "SMTP_URL=smtp://"+srv.Addr)
 
-	start := func(run int) *exec.Cmd {
-		t.Helper()
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = env
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve-%02d.log", run)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-		if err := waitReady(base, 2*time.Minute, 50*time.Millisecond); err != nil {
-			t.Fatalf("run %d: usersd never became ready: %v (log in %s)", run, err, logf.Name())
-		}
-		return cmd
-	}
+	start := func(run int) *exec.Cmd { return startUsersd(t, bin, env, dir, base, run) }
 
 	cmd := start(0)
 	var withCopy, copies, mailed, done int
@@ -201,6 +170,56 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 		}
 	}
 	t.Logf("kill -9 under load: %d runs, %d with a copy (%.0f%%), %d copies among %d e-mails", done, withCopy, 100*float64(withCopy)/float64(max(done, 1)), copies, mailed)
+}
+
+// buildUsersd builds the binary into dir and answers its path.
+func buildUsersd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "usersd")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// binaryEnv is the environment of a usersd serve binary on the database
+// dbURL, listening on a free port at base, with the extra variables
+// (KEY=value).
+func binaryEnv(t *testing.T, dbURL string, extra ...string) (env []string, base string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret,
+		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
+		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	return append(env, extra...), "http://" + addr
+}
+
+// startUsersd starts bin serve with env, logging to dir/serve-<run>.log,
+// and waits until it is ready at base. The test's end kills it.
+func startUsersd(t *testing.T, bin string, env []string, dir, base string, run int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("serve-%02d.log", run)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
+	if err := waitReady(base, 2*time.Minute, 50*time.Millisecond); err != nil {
+		t.Fatalf("run %d: usersd never became ready: %v (log in %s)", run, err, logf.Name())
+	}
+	return cmd
 }
 
 // kill9Workspace creates a workspace; "" when the service did not answer.

@@ -46,7 +46,7 @@ func serveCommand() *command {
 Runs usersd: applies pending migrations, keeps events in PostgreSQL (or in
 EventStoreDB when ESDB_URL is set), runs the
 projections and the invitation e-mails, and serves the HTTP API (/v1/...),
-/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /mailbox,
+/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /reviews, /mailbox,
 /accept). It runs until interrupted (SIGINT or SIGTERM).
 
 Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
@@ -104,6 +104,10 @@ Environment:
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
                           whose X-Forwarded-For and X-Request-Id are believed
                           (default: none)
+  USERSD_NATS_URL         NATS server(s) with JetStream (nats://host:4222, tls://...,
+                          comma-separated); when set, every event is also
+                          published to the stream USERSD_EVENTS, subjects
+                          usersd.events.<workspace>.<type> (docs/integrations.md)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
@@ -154,6 +158,9 @@ type serveConfig struct {
 	// read here so that a bad one stops serve before it starts anything,
 	// and handed to open for the codec.
 	keks keks
+	// nats is where every event is also published (USERSD_NATS_URL);
+	// its url is empty when none.
+	nats natsConfig
 	// consistencyTimeout bounds a read's wait for X-Consistent-With; zero
 	// is the API's 5 s. Only tests change it.
 	consistencyTimeout time.Duration
@@ -195,6 +202,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 	if cfg.keks, err = readKEKs(e, db); err != nil {
 		return cfg, err
 	}
+	if cfg.nats, err = readNATSConfig(e.Getenv); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -232,7 +242,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		// been :0).
 		cfg.mail.PublicURL = linkBase("", l.Addr().String())
 	}
-	bg, err := startBackground(ctx, e, rt, app, cfg.mail, m)
+	bg, err := startBackground(ctx, e, rt, app, cfg, m)
 	if err != nil {
 		return err
 	}
@@ -322,8 +332,8 @@ func keyShredderOf(keys pii.Keyring) commands.KeyShredder {
 }
 
 // background is the work that serve runs beside the HTTP server: the
-// projection runners, the read-your-writes waiter and the invitation
-// e-mails. It outlives the signal: it stops only once the HTTP server has
+// projection runners, the read-your-writes waiter, the invitation e-mails
+// and the JetStream publisher. It outlives the signal: it stops only once the HTTP server has
 // drained, so that a request accepted before the stop is answered as if
 // none had come. A read waiting for its write (X-Consistent-With) keeps
 // seeing checkpoints move, whether this replica's runners move them or,
@@ -339,8 +349,9 @@ type background struct {
 	mail    func(context.Context) error
 }
 
-// startBackground starts the runners, the waiter and the e-mails.
-func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, mail mailConfig, m *metrics.Metrics) (_ *background, err error) {
+// startBackground starts the runners, the waiter, the e-mails and, with
+// USERSD_NATS_URL, the JetStream publisher.
+func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, cfg serveConfig, m *metrics.Metrics) (_ *background, err error) {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	bg := &background{stop: stop, models: allProjections()}
 	defer func() {
@@ -367,11 +378,16 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.waiter = waiter
-	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, eventstore.Source{Store: rt.store, Codec: rt.codec}, app, mail, e.Log)
+	mailbox, mailDone, mailHealth, err := startMail(bgCtx, rt.pool, eventstore.Source{Store: rt.store, Codec: rt.codec}, app, cfg.mail, e.Log)
 	if err != nil {
 		return nil, err
 	}
 	bg.wg.Go(mailDone)
+	natsDone, err := startPublisher(bgCtx, e, rt, cfg.nats, m)
+	if err != nil {
+		return nil, err
+	}
+	bg.wg.Go(natsDone)
 	bg.mailbox, bg.mail = mailbox, mailHealth
 	return bg, nil
 }

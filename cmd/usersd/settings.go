@@ -19,7 +19,7 @@ type setting struct {
 }
 
 // Every setting of usersd. The parsers sit beside their use (config.go,
-// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go).
+// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go, nats.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
 		usage: "PostgreSQL connection `URL` (overrides $" + envDatabaseURL + "; with neither: " + defaultDatabaseURL + ", created if missing)"}
@@ -49,6 +49,10 @@ var (
 
 	kekSetting         = setting{env: envKeyEncryptionKey}
 	kekPreviousSetting = setting{env: envKeyEncryptionPreviousKeys}
+
+	natsURLSetting               = setting{env: envNATSURL}
+	natsTestStreamSetting        = setting{env: envNATSTestStream}        // tests only
+	natsTestSubjectPrefixSetting = setting{env: envNATSTestSubjectPrefix} // tests only
 )
 
 // get answers the value of s's variable, else s's default: the settings

@@ -2,10 +2,13 @@
 // the list has shown, with the interval of positions (and times) in which it
 // showed it. It answers the list "as of" any past position or instant, with
 // the same rows, filters and paging as the current list, by an index range
-// rather than a replay, and each member's history of role and status.
+// rather than a replay, and each member's history of role and status. It
+// also keeps the access reviews, whose populations are the list as of their
+// start (reviews.go, review_queries.go).
 //
 // The tables are defined in tables.sql (membership_intervals,
-// history_workspaces) and indexes.sql, beside this file.
+// history_workspaces, access_reviews, access_review_items) and indexes.sql,
+// beside this file.
 package history
 
 import (
@@ -28,7 +31,7 @@ type Projection struct{ projections.Declaration }
 
 // New returns the history projection.
 func New() *Projection {
-	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces"},
+	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces", "access_reviews", "access_review_items"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
 
@@ -39,7 +42,8 @@ var sqlFiles embed.FS
 
 // handling: what the user list applies, since an interval is a user-list
 // row: every workspace event but the settings and the audit's own records,
-// and AccountDeleted, which blanks the person's address and name.
+// and AccountDeleted, which blanks the person's address and name; and the
+// access reviews (reviews.go).
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
 
 type key struct{ ws, user uuid.UUID }
@@ -59,6 +63,11 @@ type snapshot struct {
 	emailStatus pgtype.Text
 	lastLogin   pgtype.Timestamptz
 	roleUntil   pgtype.Timestamptz
+	// grantedBy and grantedAt: who set the role the row shows, and when
+	// (the event that did: the workspace's creation, the invitation, a
+	// role change or a temporary role's end; NULL by for the system).
+	grantedBy pgtype.UUID
+	grantedAt pgtype.Timestamptz
 }
 
 // interval is one membership_intervals row.
@@ -113,9 +122,13 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			return err
 		}
 	}
+	var reviews []*domain.RecordedEvent
 	for _, ev := range live {
 		if !applyEvent(rows, ev.RecordedEvent) {
 			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+		if isReview(ev.Event) {
+			reviews = append(reviews, ev.RecordedEvent)
 		}
 	}
 	var deleted []*domain.RecordedEvent
@@ -125,7 +138,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		}
 		deleted = append(deleted, ev)
 	}
-	return write(ctx, tx, pos, rows, order, deleted)
+	return write(ctx, tx, pos, rows, order, reviews, deleted)
 }
 
 // subjectOf answers the row an event may change, and whether the event
@@ -180,6 +193,12 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 		s := r.open.snapshot
 		return &s
 	}
+	// granted marks s's role as set by this event.
+	granted := func(s *snapshot) *snapshot {
+		s.grantedBy = pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
+		s.grantedAt = pgtype.Timestamptz{Time: ev.Metadata.OccurredAt, Valid: true}
+		return s
+	}
 	member := func(r *row) *snapshot {
 		if r.open == nil || r.open.status == string(domain.StatusInvited) {
 			return nil
@@ -189,12 +208,12 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 	}
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
-		change(at(e.WorkspaceID, e.OwnerUserID), &snapshot{
+		change(at(e.WorkspaceID, e.OwnerUserID), granted(&snapshot{
 			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
 			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
-		})
+		}))
 	case domain.UserInvited:
-		change(at(e.WorkspaceID, e.UserID), &snapshot{
+		change(at(e.WorkspaceID, e.UserID), granted(&snapshot{
 			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
 			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
 			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
@@ -202,7 +221,7 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
 			attempt:     1,
 			emailStatus: pgtype.Text{String: userlist.EmailPending, Valid: true},
-		})
+		}))
 	case domain.InvitationResent:
 		r := at(e.WorkspaceID, e.UserID)
 		if s := invitation(r, e.InvitationID); s != nil {
@@ -230,7 +249,7 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			change(r, &snapshot{
 				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
 				role: e.Role, status: string(domain.StatusActive), lastLogin: s.lastLogin,
-				roleUntil: s.roleUntil,
+				roleUntil: s.roleUntil, grantedBy: s.grantedBy, grantedAt: s.grantedAt,
 			})
 		}
 	case domain.InvitationEmailSent:
@@ -255,7 +274,9 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			if e.Until != nil {
 				s.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
 			}
-			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
+			if s.role != r.open.role {
+				change(r, granted(&s))
+			} else if !sameTime(s.roleUntil, r.open.roleUntil) {
 				change(r, &s)
 			}
 		}
@@ -264,7 +285,9 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 		if r.open != nil {
 			s := r.open.snapshot
 			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
-			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
+			if s.role != r.open.role {
+				change(r, granted(&s))
+			} else if !sameTime(s.roleUntil, r.open.roleUntil) {
 				change(r, &s)
 			}
 		}
@@ -300,6 +323,9 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 			s.lastLogin = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
 			change(r, &s)
 		}
+	case domain.AccessReviewStarted, domain.AccessReviewItemDecided, domain.AccessReviewCompleted:
+		// A review changes no interval: its writes follow the batch's
+		// intervals (queueReviews).
 	default:
 		return false
 	}
@@ -316,7 +342,7 @@ func sameTime(a, b pgtype.Timestamptz) bool {
 func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*row) error {
 	rows, err := tx.Query(ctx, `SELECT i.workspace_id, i.user_id, i.valid_from_commit, i.valid_from_prepare, i.valid_from_at,
 			i.email, i.name, i.role, i.status, i.invitation_id, i.invited_at, i.invited_by, i.expires_at,
-			i.expired, i.attempt, i.email_status, i.last_login_at, i.role_until
+			i.expired, i.attempt, i.email_status, i.last_login_at, i.role_until, i.granted_by, i.granted_at
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
 		CROSS JOIN LATERAL (
 			SELECT * FROM membership_intervals i
@@ -333,7 +359,8 @@ func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map
 		iv := &interval{stored: true}
 		s := &iv.snapshot
 		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &s.email, &s.name, &s.role, &s.status,
-			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin, &s.roleUntil); err != nil {
+			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin, &s.roleUntil,
+			&s.grantedBy, &s.grantedAt); err != nil {
 			return fmt.Errorf("history: read open intervals: %w", err)
 		}
 		iv.from = domain.Position{Commit: uint64(fc), Prepare: uint64(fp)}
@@ -349,11 +376,11 @@ const (
 	insertIntervals = `INSERT INTO membership_intervals (workspace_id, user_id,
 		valid_from_commit, valid_from_prepare, valid_from_at, valid_to_commit, valid_to_prepare, valid_to_at,
 		email, name, role, status, invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status,
-		last_login_at, changed_by, action, event_id, role_until)
+		last_login_at, changed_by, action, event_id, role_until, granted_by, granted_at)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
 		$6::bigint[], $7::bigint[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
 		$13::uuid[], $14::timestamptz[], $15::uuid[], $16::timestamptz[], $17::boolean[], $18::integer[], $19::text[],
-		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[], $24::timestamptz[])`
+		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[], $24::timestamptz[], $25::uuid[], $26::timestamptz[])`
 	closeIntervals = `UPDATE membership_intervals i
 		SET valid_to_commit = k.c, valid_to_prepare = k.p, valid_to_at = k.at
 		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[])
@@ -383,7 +410,8 @@ type intervalSet struct {
 	email, role, status, action  []string
 	name, emailStatus            []pgtype.Text
 	invitedAt, expiresAt, login  []pgtype.Timestamptz
-	roleUntil                    []pgtype.Timestamptz
+	roleUntil, grantedAt         []pgtype.Timestamptz
+	grantedBy                    []pgtype.UUID
 	expired                      []bool
 	attempt                      []int32
 	eventID                      []pgtype.UUID
@@ -413,13 +441,15 @@ func (s *intervalSet) add(k key, iv *interval) error {
 	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.expired), append(s.attempt, iv.attempt), append(s.emailStatus, iv.emailStatus), append(s.login, iv.lastLogin)
 	s.changedBy, s.action, s.eventID = append(s.changedBy, iv.changedBy), append(s.action, iv.action), append(s.eventID, projections.PGID(iv.eventID))
 	s.roleUntil = append(s.roleUntil, iv.roleUntil)
+	s.grantedBy, s.grantedAt = append(s.grantedBy, iv.grantedBy), append(s.grantedAt, iv.grantedAt)
 	return nil
 }
 
 // write sends the batch's writes in one round trip: the ends of stored
-// intervals, the new intervals, the workspaces' positions, then the
-// deletions of accounts (after the batch's other writes).
-func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, deleted []*domain.RecordedEvent) error {
+// intervals, the new intervals, the workspaces' positions, the access
+// reviews' writes, then the deletions of accounts (after the batch's other
+// writes).
+func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, reviews, deleted []*domain.RecordedEvent) error {
 	var ins intervalSet
 	var cWS, cUser []pgtype.UUID
 	var cFC, cFP, cC, cP []int64
@@ -455,10 +485,13 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 	if s := &ins; len(s.ws) > 0 {
 		b.Queue(insertIntervals, s.ws, s.user, s.fc, s.fp, s.fromAt, s.tc, s.tp, s.toAt,
 			s.email, s.name, s.role, s.status, s.inv, s.invitedAt, s.by, s.expiresAt, s.expired, s.attempt, s.emailStatus,
-			s.login, s.changedBy, s.action, s.eventID, s.roleUntil)
+			s.login, s.changedBy, s.action, s.eventID, s.roleUntil, s.grantedBy, s.grantedAt)
 	}
 	if len(wID) > 0 {
 		b.Queue(upsertWorkspaces, wID, wCommit, wPrepare)
+	}
+	if err := queueReviews(b, reviews); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	for _, ev := range deleted {
 		e := ev.Event.(domain.AccountDeleted)
@@ -472,6 +505,7 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 		}
 		b.Queue(closeDeleted, projections.PGID(e.UserID), c, p, at)
 		b.Queue(blankDeleted, projections.PGID(e.UserID))
+		b.Queue(blankDeletedItems, projections.PGID(e.UserID))
 	}
 	if b.Len() == 0 {
 		return nil

@@ -123,10 +123,11 @@ func (b *batch) login(k key) *login {
 }
 
 // handling: every workspace event but the settings, which the list does
-// not show, and the audit's own records; not AccountRegistered, which
-// shows nothing. AccountDeleted, of no workspace, drops the person's rows
+// not show, the audit's own records and the access reviews (the history
+// keeps those); not AccountRegistered, which shows nothing. AccountDeleted, of no workspace, drops the person's rows
 // everywhere.
-var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{})
+var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{},
+	domain.AccessReviewStarted{}, domain.AccessReviewItemDecided{}, domain.AccessReviewCompleted{})
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
 // table once: three round trips per batch (read positions, read rows,
