@@ -22,7 +22,7 @@ func ListSQL(ws uuid.UUID, f Filter) (string, []any, error) {
 type Folder struct{ b *batch }
 
 func NewFolder() *Folder {
-	return &Folder{&batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*member)}}
+	return &Folder{&batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*memberRow)}}
 }
 
 // Fold folds one batch (what the list applies of it); false for an event apply has no case for.
@@ -34,7 +34,7 @@ func (f *Folder) Fold(events []domain.RecordedEvent) bool {
 	}
 	for _, ev := range events {
 		if k, _, ok := memberOf(ev.Event); ok && b.members[k] == nil {
-			b.members[k] = &member{}
+			b.members[k] = &memberRow{}
 		}
 	}
 	for i := range events {
