@@ -48,36 +48,20 @@ var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain
 
 type key struct{ ws, user uuid.UUID }
 
-// snapshot is what the user list shows of one person in one workspace.
-type snapshot struct {
-	email       string
-	name        pgtype.Text
-	role        string
-	status      string
-	invID       pgtype.UUID
-	invitedAt   pgtype.Timestamptz
-	invitedBy   pgtype.UUID
-	expiresAt   pgtype.Timestamptz
-	expired     bool
-	attempt     int32
-	emailStatus pgtype.Text
-	lastLogin   pgtype.Timestamptz
-	roleUntil   pgtype.Timestamptz
-	// grantedBy and grantedAt: who set the role the row shows, and when
-	// (the event that did: the workspace's creation, the invitation, a
-	// role change or a temporary role's end; NULL by for the system).
-	grantedBy pgtype.UUID
-	grantedAt pgtype.Timestamptz
-}
-
 // interval is one membership_intervals row.
 type interval struct {
-	snapshot
+	userlist.Member
 	from, to     domain.Position
 	fromAt, toAt time.Time
 	changedBy    pgtype.UUID
 	action       string
 	eventID      uuid.UUID
+	// grantedBy and grantedAt: who set the role the interval shows, and
+	// when: the event that started the row (the workspace's creation, an
+	// invitation) or changed its role (a role change, a temporary role's
+	// end); NULL by for the system. Other changes carry them over.
+	grantedBy pgtype.UUID
+	grantedAt pgtype.Timestamptz
 	// stored: the row was read open from the table, so only its end is
 	// written.
 	stored bool
@@ -152,189 +136,56 @@ func subjectOf(e domain.Event) (k key, replaces, ok bool) {
 	return key{ws, user}, replaces, ok
 }
 
-// applyEvent folds one event into the rows; false for a type it has no
-// case for. The rules are the user list's (projections/userlist), event
-// for event: TestAsOfMatchesReplay holds the two to each other.
+// applyEvent folds one event into the rows by the user list's rules
+// (userlist.Next): an event that changes a row ends its open interval and
+// opens the next (none for a row that goes). False for a type it has no
+// case for.
 func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
-	at := func(ws, user uuid.UUID) *row {
-		r := rows[key{ws, user}]
-		if r == nil {
-			r = &row{}
-			rows[key{ws, user}] = r
-		}
-		return r
-	}
-	// change ends the open interval at this event and opens next (none
-	// for a row that goes).
-	change := func(r *row, next *snapshot) {
-		if r.open != nil {
-			r.open.to, r.open.toAt = ev.Position, ev.Metadata.OccurredAt
-			if r.open.stored {
-				// Opened by an earlier batch: only its end is written.
-				r.written = append(r.written, r.open)
-			}
-			r.open = nil
-		}
-		if next == nil {
-			return
-		}
-		iv := &interval{snapshot: *next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
-			changedBy: pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil},
-			action:    domain.EventName(ev.Event), eventID: ev.Metadata.EventID}
-		r.open = iv
-		r.written = append(r.written, iv)
-	}
-	// invitation answers a copy of the open pending invitation with this
-	// id, or nil.
-	invitation := func(r *row, inv uuid.UUID) *snapshot {
-		if r.open == nil || r.open.status != string(domain.StatusInvited) || !r.open.invID.Valid || r.open.invID.Bytes != inv {
-			return nil
-		}
-		s := r.open.snapshot
-		return &s
-	}
-	// granted marks s's role as set by this event.
-	granted := func(s *snapshot) *snapshot {
-		s.grantedBy = pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
-		s.grantedAt = pgtype.Timestamptz{Time: ev.Metadata.OccurredAt, Valid: true}
-		return s
-	}
-	member := func(r *row) *snapshot {
-		if r.open == nil || r.open.status == string(domain.StatusInvited) {
-			return nil
-		}
-		s := r.open.snapshot
-		return &s
-	}
-	switch e := ev.Event.(type) {
-	case domain.WorkspaceCreated:
-		change(at(e.WorkspaceID, e.OwnerUserID), granted(&snapshot{
-			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
-			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
-		}))
-	case domain.UserInvited:
-		change(at(e.WorkspaceID, e.UserID), granted(&snapshot{
-			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
-			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
-			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
-			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
-			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
-			attempt:     1,
-			emailStatus: pgtype.Text{String: userlist.EmailPending, Valid: true},
-		}))
-	case domain.InvitationResent:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			s.attempt = projections.Int32(e.Attempt)
-			s.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
-			s.expired = false
-			s.emailStatus = pgtype.Text{String: userlist.EmailPending, Valid: true}
-			change(r, s)
-		}
-	case domain.InvitationRevoked:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			change(r, nil)
-		}
-	case domain.InvitationExpired:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			s.expired = true
-			change(r, s)
-		}
-	case domain.InvitationAccepted:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			// A temporary role given to the invitation goes on after it.
-			change(r, &snapshot{
-				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
-				role: e.Role, status: string(domain.StatusActive), lastLogin: s.lastLogin,
-				roleUntil: s.roleUntil, grantedBy: s.grantedBy, grantedAt: s.grantedAt,
-			})
-		}
-	case domain.InvitationEmailSent:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: userlist.EmailSent, Valid: true}
-			change(r, s)
-		}
-	case domain.InvitationEmailFailed:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: userlist.EmailFailed, Valid: true}
-			change(r, s)
-		}
-	case domain.RoleChanged:
-		// Any change sets the end or cancels it (a grant with the same role
-		// again is refused by the domain, but the list would show its end).
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil {
-			s := r.open.snapshot
-			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
-			if e.Until != nil {
-				s.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
-			}
-			if s.role != r.open.role {
-				change(r, granted(&s))
-			} else if !sameTime(s.roleUntil, r.open.roleUntil) {
-				change(r, &s)
-			}
-		}
-	case domain.RoleGrantExpired:
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil {
-			s := r.open.snapshot
-			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
-			if s.role != r.open.role {
-				change(r, granted(&s))
-			} else if !sameTime(s.roleUntil, r.open.roleUntil) {
-				change(r, &s)
-			}
-		}
-	case domain.RoleGrantExpiryRefused:
-		// The member keeps the role, for good now.
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil && r.open.roleUntil.Valid {
-			s := r.open.snapshot
-			s.roleUntil = pgtype.Timestamptz{}
-			change(r, &s)
-		}
-	case domain.MemberRemoved:
-		if r := at(e.WorkspaceID, e.UserID); r.open != nil {
-			change(r, nil)
-		}
-	case domain.MemberSuspended:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := member(r); s != nil && s.status != string(domain.StatusSuspended) {
-			s.status = string(domain.StatusSuspended)
-			change(r, s)
-		}
-	case domain.MemberReactivated:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := member(r); s != nil && s.status != string(domain.StatusActive) {
-			s.status = string(domain.StatusActive)
-			change(r, s)
-		}
-	case domain.UserLoggedIn:
-		// The list keeps the latest login; an earlier one changes nothing.
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil && (!r.open.lastLogin.Valid || e.LoggedInAt.After(r.open.lastLogin.Time)) {
-			s := r.open.snapshot
-			s.lastLogin = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
-			change(r, &s)
-		}
-	case domain.AccessReviewStarted, domain.AccessReviewItemDecided, domain.AccessReviewCompleted:
+	if isReview(ev.Event) {
 		// A review changes no interval: its writes follow the batch's
 		// intervals (queueReviews).
-	default:
+		return true
+	}
+	ws, user, ok := projections.PersonOf(ev.Event)
+	if !ok {
 		return false
 	}
+	k := key{ws, user}
+	r := rows[k]
+	if r == nil {
+		r = &row{}
+		rows[k] = r
+	}
+	var next userlist.Member
+	if r.open != nil {
+		next = r.open.Member
+	}
+	change, ok := userlist.Next(&next, r.open != nil, ev)
+	if change == userlist.Unchanged {
+		return ok
+	}
+	prev := r.open
+	if r.open != nil {
+		r.open.to, r.open.toAt = ev.Position, ev.Metadata.OccurredAt
+		if r.open.stored {
+			// Opened by an earlier batch: only its end is written.
+			r.written = append(r.written, r.open)
+		}
+		r.open = nil
+	}
+	if change == userlist.Ended {
+		return true
+	}
+	actor := pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
+	iv := &interval{Member: next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
+		changedBy: actor, action: domain.EventName(ev.Event), eventID: ev.Metadata.EventID,
+		grantedBy: actor, grantedAt: pgtype.Timestamptz{Time: ev.Metadata.OccurredAt, Valid: true}}
+	if prev != nil && change != userlist.Started && prev.Role == next.Role {
+		iv.grantedBy, iv.grantedAt = prev.grantedBy, prev.grantedAt
+	}
+	r.open = iv
+	r.written = append(r.written, iv)
 	return true
-}
-
-// sameTime: both absent, or the same instant (whatever their locations).
-func sameTime(a, b pgtype.Timestamptz) bool {
-	return a.Valid == b.Valid && (!a.Valid || a.Time.Equal(b.Time))
 }
 
 // loadOpen reads the open interval of each key (LATERAL ... LIMIT 1: one
@@ -357,10 +208,10 @@ func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map
 		var ws, user pgtype.UUID
 		var fc, fp int64
 		iv := &interval{stored: true}
-		s := &iv.snapshot
-		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &s.email, &s.name, &s.role, &s.status,
-			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin, &s.roleUntil,
-			&s.grantedBy, &s.grantedAt); err != nil {
+		m := &iv.Member
+		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &m.Email, &m.Name, &m.Role, &m.Status,
+			&m.InvitationID, &m.InvitedAt, &m.InvitedBy, &m.ExpiresAt, &m.Expired, &m.Attempt, &m.EmailStatus, &m.LastLogin, &m.RoleUntil,
+			&iv.grantedBy, &iv.grantedAt); err != nil {
 			return fmt.Errorf("history: read open intervals: %w", err)
 		}
 		iv.from = domain.Position{Commit: uint64(fc), Prepare: uint64(fp)}
@@ -436,11 +287,11 @@ func (s *intervalSet) add(k key, iv *interval) error {
 		tc, tp, toAt = pgtype.Int8{Int64: c, Valid: true}, pgtype.Int8{Int64: p, Valid: true}, pgtype.Timestamptz{Time: iv.toAt, Valid: true}
 	}
 	s.tc, s.tp, s.toAt = append(s.tc, tc), append(s.tp, tp), append(s.toAt, toAt)
-	s.email, s.name, s.role, s.status = append(s.email, iv.email), append(s.name, iv.name), append(s.role, iv.role), append(s.status, iv.status)
-	s.inv, s.invitedAt, s.by, s.expiresAt = append(s.inv, iv.invID), append(s.invitedAt, iv.invitedAt), append(s.by, iv.invitedBy), append(s.expiresAt, iv.expiresAt)
-	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.expired), append(s.attempt, iv.attempt), append(s.emailStatus, iv.emailStatus), append(s.login, iv.lastLogin)
+	s.email, s.name, s.role, s.status = append(s.email, iv.Email), append(s.name, iv.Name), append(s.role, iv.Role), append(s.status, iv.Status)
+	s.inv, s.invitedAt, s.by, s.expiresAt = append(s.inv, iv.InvitationID), append(s.invitedAt, iv.InvitedAt), append(s.by, iv.InvitedBy), append(s.expiresAt, iv.ExpiresAt)
+	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.Expired), append(s.attempt, iv.Attempt), append(s.emailStatus, iv.EmailStatus), append(s.login, iv.LastLogin)
 	s.changedBy, s.action, s.eventID = append(s.changedBy, iv.changedBy), append(s.action, iv.action), append(s.eventID, projections.PGID(iv.eventID))
-	s.roleUntil = append(s.roleUntil, iv.roleUntil)
+	s.roleUntil = append(s.roleUntil, iv.RoleUntil)
 	s.grantedBy, s.grantedAt = append(s.grantedBy, iv.grantedBy), append(s.grantedAt, iv.grantedAt)
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,8 +63,9 @@ func ParseAsOf(s string) (AsOf, error) {
 }
 
 // asOfCondition answers the condition "the interval contains a", with its
-// arguments numbered from next.
-func asOfCondition(a AsOf, arg func(any) string) (string, error) {
+// arguments added to args.
+func asOfCondition(a AsOf, args *projections.Args) (string, error) {
+	arg := args.Add
 	if a.Position.IsZero() {
 		t := arg(a.Time)
 		return "i.valid_from_at <= " + t + " AND (i.valid_to_at IS NULL OR i.valid_to_at > " + t + ")", nil
@@ -98,12 +98,9 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	// As of a position, only a recorded expiry counts (the zero time is
 	// before every expiry time): a position names an event, not an instant.
 	now := a.Time
-	args := []any{projections.PGID(ws)}
-	arg := func(x any) string {
-		args = append(args, x)
-		return "$" + strconv.Itoa(len(args))
-	}
-	cond, err := asOfCondition(a, arg)
+	args := projections.Args{projections.PGID(ws)}
+	arg := args.Add
+	cond, err := asOfCondition(a, &args)
 	if err != nil {
 		return userlist.Page{}, err
 	}
@@ -129,24 +126,8 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	if err != nil {
 		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
 	}
-	defer rows.Close()
-	page := userlist.Page{Items: make([]userlist.Row, 0, min(v.Limit, 64))}
-	var lastKey string
-	more := false
-	for rows.Next() {
-		if len(page.Items) == v.Limit {
-			more = true
-			break
-		}
-		r, sortKey, err := userlist.ScanRow(rows, now)
-		if err != nil {
-			return userlist.Page{}, fmt.Errorf("history: list: %w", err)
-		}
-		page.Items = append(page.Items, r)
-		lastKey = sortKey
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	page, lastKey, more, err := userlist.ScanPage(rows, v.Limit, now)
+	if err != nil {
 		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
 	}
 	if more {
@@ -159,12 +140,8 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 // AdminSummary answers how many active Admins the workspace had at a, as
 // userlist.Queries.AdminSummary does for now.
 func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID, a AsOf) (int, error) {
-	args := []any{projections.PGID(ws)}
-	arg := func(x any) string {
-		args = append(args, x)
-		return "$" + strconv.Itoa(len(args))
-	}
-	cond, err := asOfCondition(a, arg)
+	args := projections.Args{projections.PGID(ws)}
+	cond, err := asOfCondition(a, &args)
 	if err != nil {
 		return 0, err
 	}

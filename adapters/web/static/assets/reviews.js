@@ -16,7 +16,14 @@ function who(p) {
   return p.email || p.displayName || p.userId || "—";
 }
 
-const itemName = (it) => (it.erased || (!it.email && !it.displayName) ? `erased user ${it.userId}` : it.displayName ? `${it.displayName} <${it.email}>` : it.email);
+// itemName shows a reviewed person: their name and address, the address
+// alone where the name is the address (a pending invitation), or their id
+// once erased.
+function itemName(it) {
+  if (it.erased || (!it.email && !it.displayName)) return `erased user ${it.userId}`;
+  if (!it.displayName || it.displayName === it.email) return it.email;
+  return `${it.displayName} <${it.email}>`;
+}
 
 const DECISIONS = { keep: "Keep", change_role: "Change role", revoke: "Revoke" };
 
@@ -97,7 +104,7 @@ function renderReview() {
   $("item-rows").replaceChildren(...shown.map((it) => h("tr", {
     "data-user-id": it.userId, "data-email": it.email || "", "data-decision": it.decision || "",
   },
-  h("td", {}, itemName(it), it.dormant ? h("span", { class: "badge status-suspended" }, " dormant") : null),
+  h("td", {}, itemName(it), it.dormant ? [" ", h("span", { class: "badge status-suspended" }, "dormant")] : null),
   h("td", { class: "role" }, it.role),
   h("td", { class: "status" }, h("span", { class: `badge status-${it.status}` }, it.status)),
   h("td", {}, who(it.grantedBy), h("div", { class: "hint" }, fmtTime(it.grantedAt))),
