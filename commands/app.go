@@ -23,18 +23,21 @@ type Application struct {
 
 // Commands change the workspaces.
 type Commands struct {
-	CreateWorkspace     Handler[CreateWorkspace, CreateWorkspaceResult]
-	InviteUsers         Handler[InviteUsers, InviteUsersResult]
-	ResendInvitation    Handler[ResendInvitation, ResendInvitationResult]
-	AcceptInvitation    Handler[AcceptInvitation, AcceptInvitationResult]
-	ChangeRole          Handler[ChangeRole, domain.Position]
-	RemoveUser          Handler[RemoveUser, domain.Position]
-	SuspendUser         Handler[SuspendUser, domain.Position]
-	ReactivateUser      Handler[ReactivateUser, domain.Position]
-	UpdateSettings      Handler[UpdateSettings, domain.Position]
-	RecordLogin         Handler[RecordLogin, domain.Position]
-	ExpireInvitations   Handler[ExpireInvitations, ExpireInvitationsResult]
-	RecordEmailOutcomes Handler[RecordEmailOutcomes, domain.Position]
+	CreateWorkspace        Handler[CreateWorkspace, CreateWorkspaceResult]
+	InviteUsers            Handler[InviteUsers, InviteUsersResult]
+	ResendInvitation       Handler[ResendInvitation, ResendInvitationResult]
+	AcceptInvitation       Handler[AcceptInvitation, AcceptInvitationResult]
+	ChangeRole             Handler[ChangeRole, domain.Position]
+	RemoveUser             Handler[RemoveUser, domain.Position]
+	SuspendUser            Handler[SuspendUser, domain.Position]
+	ReactivateUser         Handler[ReactivateUser, domain.Position]
+	UpdateSettings         Handler[UpdateSettings, domain.Position]
+	RecordLogin            Handler[RecordLogin, domain.Position]
+	ExpireInvitations      Handler[ExpireInvitations, ExpireInvitationsResult]
+	RecordEmailOutcomes    Handler[RecordEmailOutcomes, domain.Position]
+	StartAccessReview      Handler[StartAccessReview, StartAccessReviewResult]
+	DecideAccessReviewItem Handler[DecideAccessReviewItem, domain.Position]
+	CompleteAccessReview   Handler[CompleteAccessReview, domain.Position]
 	// DeleteAccount is the platform's (a system token), across workspaces.
 	DeleteAccount Handler[DeleteAccount, DeleteAccountResult]
 	// SubscribeWebhook, RemoveWebhook and ReplayWebhook are an Admin's.
@@ -97,23 +100,26 @@ func NewApplication(d Deps, p InvitationPolicy, in Instrumentation) Application 
 	ws, clock, ids := d.Workspaces, d.Clock, d.IDs
 	return Application{
 		Commands: Commands{
-			CreateWorkspace:       instrument("create_workspace", NewCreateWorkspaceHandler(ws, d.Accounts, clock, ids, d.AccountIDs), in),
-			InviteUsers:           instrument("invite_users", NewInviteUsersHandler(ws, d.Accounts, clock, ids, d.AccountIDs, d.Secrets, p), in),
-			ResendInvitation:      instrument("resend_invitation", NewResendInvitationHandler(ws, clock, ids, d.Secrets, p), in),
-			AcceptInvitation:      instrument("accept_invitation", NewAcceptInvitationHandler(ws, clock, ids), in),
-			ChangeRole:            instrument("change_role", NewChangeRoleHandler(ws, clock, ids), in),
-			RemoveUser:            instrument("remove_user", NewRemoveUserHandler(ws, clock, ids), in),
-			SuspendUser:           instrument("suspend_user", NewSuspendUserHandler(ws, clock, ids), in),
-			ReactivateUser:        instrument("reactivate_user", NewReactivateUserHandler(ws, clock, ids), in),
-			UpdateSettings:        instrument("update_settings", NewUpdateSettingsHandler(ws, clock, ids), in),
-			RecordLogin:           instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
-			ExpireInvitations:     instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
-			RecordEmailOutcomes:   instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
-			DeleteAccount:         instrument("delete_account", newDeleteAccount(d), in),
-			SubscribeWebhook:      instrument("subscribe_webhook", newSubscribeWebhook(d), in),
-			RemoveWebhook:         instrument("remove_webhook", NewRemoveWebhookHandler(ws, clock, ids), in),
-			ReplayWebhook:         instrument("replay_webhook", NewReplayWebhookHandler(ws, clock, ids), in),
-			AcceptAuditDivergence: instrument("accept_audit_divergence", NewAcceptAuditDivergenceHandler(ws, clock, ids), in),
+			CreateWorkspace:        instrument("create_workspace", NewCreateWorkspaceHandler(ws, d.Accounts, clock, ids, d.AccountIDs), in),
+			InviteUsers:            instrument("invite_users", NewInviteUsersHandler(ws, d.Accounts, clock, ids, d.AccountIDs, d.Secrets, p), in),
+			ResendInvitation:       instrument("resend_invitation", NewResendInvitationHandler(ws, clock, ids, d.Secrets, p), in),
+			AcceptInvitation:       instrument("accept_invitation", NewAcceptInvitationHandler(ws, clock, ids), in),
+			ChangeRole:             instrument("change_role", NewChangeRoleHandler(ws, clock, ids), in),
+			RemoveUser:             instrument("remove_user", NewRemoveUserHandler(ws, clock, ids), in),
+			SuspendUser:            instrument("suspend_user", NewSuspendUserHandler(ws, clock, ids), in),
+			ReactivateUser:         instrument("reactivate_user", NewReactivateUserHandler(ws, clock, ids), in),
+			UpdateSettings:         instrument("update_settings", NewUpdateSettingsHandler(ws, clock, ids), in),
+			RecordLogin:            instrument("record_login", NewRecordLoginHandler(ws, d.Logins, clock, ids), in),
+			ExpireInvitations:      instrument("expire_invitations", NewExpireInvitationsHandler(ws, clock, ids), in),
+			RecordEmailOutcomes:    instrument("record_email_outcomes", NewRecordEmailOutcomesHandler(ws, clock, ids), in),
+			StartAccessReview:      instrument("start_access_review", NewStartAccessReviewHandler(ws, clock, ids), in),
+			DecideAccessReviewItem: instrument("decide_access_review_item", NewDecideAccessReviewItemHandler(ws, clock, ids), in),
+			CompleteAccessReview:   instrument("complete_access_review", NewCompleteAccessReviewHandler(ws, clock, ids), in),
+			DeleteAccount:          instrument("delete_account", newDeleteAccount(d), in),
+			SubscribeWebhook:       instrument("subscribe_webhook", newSubscribeWebhook(d), in),
+			RemoveWebhook:          instrument("remove_webhook", NewRemoveWebhookHandler(ws, clock, ids), in),
+			ReplayWebhook:          instrument("replay_webhook", NewReplayWebhookHandler(ws, clock, ids), in),
+			AcceptAuditDivergence:  instrument("accept_audit_divergence", NewAcceptAuditDivergenceHandler(ws, clock, ids), in),
 		},
 		Queries: Queries{
 			LookupInvitation:        instrument("lookup_invitation", NewLookupInvitationHandler(ws, clock), in),

@@ -66,6 +66,10 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 	run(c.ExpireInvitations.Handle(ctx, commands.ExpireInvitations{WorkspaceID: id}))
 	run(c.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: id}))
 	run(c.AcceptAuditDivergence.Handle(ctx, commands.AcceptAuditDivergence{WorkspaceID: id, Seq: 1, LiveHash: "a", RebuiltHash: "b", Meta: e.system}))
+	rev, err := c.StartAccessReview.Handle(ctx, commands.StartAccessReview{WorkspaceID: id, Name: "Q4", Meta: as(admin)})
+	run(rev, err)
+	run(c.DecideAccessReviewItem.Handle(ctx, commands.DecideAccessReviewItem{WorkspaceID: id, ReviewID: rev.ReviewID, UserID: uuid.New(), Decision: "keep", Meta: as(admin)}))
+	run(c.CompleteAccessReview.Handle(ctx, commands.CompleteAccessReview{WorkspaceID: id, ReviewID: rev.ReviewID, Meta: as(admin)}))
 	run(c.SubscribeWebhook.Handle(ctx, commands.SubscribeWebhook{WorkspaceID: id, URL: "https://hooks.example.com/secret-path", Events: []string{"*"}, Meta: as(admin)}))
 	run(c.RemoveWebhook.Handle(ctx, commands.RemoveWebhook{WorkspaceID: id, WebhookID: uuid.New(), Meta: as(admin)}))
 	run(c.ReplayWebhook.Handle(ctx, commands.ReplayWebhook{WorkspaceID: id, WebhookID: uuid.New(), Meta: as(admin)}))
@@ -76,6 +80,7 @@ func TestEveryUseCaseIsObserved(t *testing.T) {
 		"resend_invitation=ok", "accept_invitation=invitation_revoked", "change_role=last_admin", "remove_user=user_not_found",
 		"suspend_user=last_admin", "reactivate_user=ok", "update_settings=ok", "record_login=ok",
 		"expire_invitations=ok", "record_email_outcomes=ok", "accept_audit_divergence=ok",
+		"start_access_review=ok", "decide_access_review_item=not_in_review", "complete_access_review=review_incomplete",
 		"subscribe_webhook=ok", "remove_webhook=webhook_not_found", "replay_webhook=webhook_not_found",
 		"delete_account=last_admin",
 	}

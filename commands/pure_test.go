@@ -111,6 +111,25 @@ func TestDecisionsArePure(t *testing.T) {
 	if exp.Expired != 2 || exp.RoleGrants != 1 {
 		t.Errorf("expired %d invitations and %d temporary roles, want 2 and 1", exp.Expired, exp.RoleGrants)
 	}
+	rev, err := c.StartAccessReview.Handle(ctx, commands.StartAccessReview{WorkspaceID: id, Name: "Q4", Meta: as(admin)})
+	must("start a review", rev, err)
+	decideItem := func(user uuid.UUID, decision, role string) (domain.Position, error) {
+		return c.DecideAccessReviewItem.Handle(ctx, commands.DecideAccessReviewItem{
+			WorkspaceID: id, ReviewID: rev.ReviewID, UserID: user, Decision: decision, Role: role, Comment: "checked", Meta: as(admin),
+		})
+	}
+	_, err = decideItem(admin, "revoke", "")
+	wantCode(t, err, domain.CodeLastAdmin)
+	pos, err = decideItem(admin, "keep", "")
+	must("keep", pos, err)
+	pos, err = decideItem(ann, "change_role", "Monitor")
+	must("change a role in a review", pos, err)
+	pos, err = decideItem(later[0].UserID, "revoke", "")
+	must("revoke in a review", pos, err)
+	pos, err = decideItem(later[1].UserID, "keep", "")
+	must("keep an invitation", pos, err)
+	pos, err = c.CompleteAccessReview.Handle(ctx, commands.CompleteAccessReview{WorkspaceID: id, ReviewID: rev.ReviewID, Meta: as(admin)})
+	must("complete a review", pos, err)
 	hook, err := c.SubscribeWebhook.Handle(ctx, commands.SubscribeWebhook{WorkspaceID: id, URL: "https://hooks.example.com/x", Events: []string{"*"}, Meta: as(admin)})
 	must("subscribe a webhook", hook, err)
 	pos, err = c.ReplayWebhook.Handle(ctx, commands.ReplayWebhook{WorkspaceID: id, WebhookID: hook.WebhookID, Meta: as(admin)})

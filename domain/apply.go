@@ -99,6 +99,8 @@ func (w *Workspace) apply(e Event) {
 		w.webhooks[e.WebhookID] = Webhook{ID: e.WebhookID, URL: e.URL, Events: e.Events}
 	case WebhookRemoved:
 		delete(w.webhooks, e.WebhookID)
+	case AccessReviewStarted, AccessReviewItemDecided, AccessReviewCompleted:
+		w.applyReview(e)
 	case UserLoggedIn, AccountRegistered, AccountDeleted, AuditDivergenceAccepted, WebhookReplayRequested:
 		// Logins and the audit's records change nothing a decision
 		// depends on.

@@ -20,6 +20,7 @@
 //   - membership.go: role changes, removal, suspension, reactivation, logins;
 //   - expiry.go: invitations whose time ran out;
 //   - outcomes.go: the e-mail outcomes the mailer reports;
+//   - reviews.go: access reviews (start, decide an item, complete);
 //   - webhooks.go: subscribing webhooks, removing them, asking for a
 //     replay, and the form of their URLs and event lists;
 //   - apply.go: the one place the state changes;

@@ -37,6 +37,11 @@ const (
 	CodeWebhookURLForbidden Code = "webhook_url_forbidden"
 	CodeWebhookNotFound     Code = "webhook_not_found"
 	CodeWebhookLimit        Code = "webhook_limit"
+	CodeReviewNotFound      Code = "review_not_found"
+	CodeNotInReview         Code = "not_in_review"
+	CodeReviewCompleted     Code = "review_completed"
+	CodeReviewIncomplete    Code = "review_incomplete"
+	CodeTooManyOpenReviews  Code = "too_many_open_reviews"
 )
 
 // Error is a domain error: a stable code and a message a person can act on.

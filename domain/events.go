@@ -35,6 +35,9 @@ func registerEvents(r *registry) {
 	register(r, "WorkspaceSettingsChanged", 1, func(e WorkspaceSettingsChanged) uuid.UUID { return e.WorkspaceID })
 	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
 	register(r, "AuditDivergenceAccepted", 1, func(e AuditDivergenceAccepted) uuid.UUID { return e.WorkspaceID })
+	register(r, "AccessReviewStarted", 1, func(e AccessReviewStarted) uuid.UUID { return e.WorkspaceID })
+	register(r, "AccessReviewItemDecided", 1, func(e AccessReviewItemDecided) uuid.UUID { return e.WorkspaceID })
+	register(r, "AccessReviewCompleted", 1, func(e AccessReviewCompleted) uuid.UUID { return e.WorkspaceID })
 	register(r, "WebhookSubscribed", 1, func(e WebhookSubscribed) uuid.UUID { return e.WorkspaceID })
 	register(r, "WebhookRemoved", 1, func(e WebhookRemoved) uuid.UUID { return e.WorkspaceID })
 	register(r, "WebhookReplayRequested", 1, func(e WebhookReplayRequested) uuid.UUID { return e.WorkspaceID })
@@ -230,6 +233,44 @@ type AuditDivergenceAccepted struct {
 	Seq         int64     `json:"seq"`
 	LiveHash    string    `json:"liveHash"`
 	RebuiltHash string    `json:"rebuiltHash"`
+}
+
+// AccessReviewStarted opens an access review. Its population is the
+// workspace's membership at this event (every member, suspended ones and
+// pending invitations included): the aggregate and the read models each take
+// it from their own state as of this event, so the event carries only how
+// many people it holds.
+type AccessReviewStarted struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	ReviewID    uuid.UUID `json:"reviewId"`
+	Name        string    `json:"name"`
+	Items       int       `json:"items"`
+	StartedAt   time.Time `json:"startedAt"`
+}
+
+// AccessReviewItemDecided records an Admin's decision on one person of a
+// review: keep, change_role (NewRole) or revoke. A change or a revocation
+// is recorded, in the same append, by the ordinary event (RoleChanged,
+// MemberRemoved, InvitationRevoked), whose causation is the review. Comment
+// is what the Admin wrote about the person: personal to them.
+type AccessReviewItemDecided struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	ReviewID    uuid.UUID `json:"reviewId"`
+	UserID      uuid.UUID `json:"userId"`
+	Decision    string    `json:"decision"`
+	NewRole     string    `json:"newRole,omitempty"`
+	Comment     string    `json:"comment,omitempty" personal:"UserID"`
+}
+
+// AccessReviewCompleted closes a review whose every item is decided; it is
+// immutable afterwards. The counts are the decisions in force.
+type AccessReviewCompleted struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	ReviewID    uuid.UUID `json:"reviewId"`
+	Items       int       `json:"items"`
+	Kept        int       `json:"kept"`
+	Changed     int       `json:"changed"`
+	Revoked     int       `json:"revoked"`
 }
 
 // WebhookSubscribed subscribes URL to the workspace's events of the types

@@ -32,6 +32,9 @@ func sampleEvents() []domain.Event {
 		settingsChanged(true),
 		domain.UserLoggedIn{WorkspaceID: wsID, UserID: editor.id, LoggedInAt: t0.Add(3 * hour)},
 		domain.AuditDivergenceAccepted{WorkspaceID: wsID, Seq: 12, LiveHash: strings.Repeat("a", 64), RebuiltHash: strings.Repeat("b", 64)},
+		reviewStarted(review1, 5),
+		decided(review1, editor, domain.DecisionChangeRole, domain.RoleMonitor, "moved to support"),
+		domain.AccessReviewCompleted{WorkspaceID: wsID, ReviewID: review1, Items: 5, Kept: 3, Changed: 1, Revoked: 1},
 		domain.WebhookSubscribed{WorkspaceID: wsID, WebhookID: hookID, URL: "https://hooks.example.com/usersd?team=7", Events: []string{"UserInvited", "RoleChanged"}},
 		domain.WebhookRemoved{WorkspaceID: wsID, WebhookID: hookID, URL: "https://hooks.example.com/usersd?team=7"},
 		domain.WebhookReplayRequested{WorkspaceID: wsID, WebhookID: hookID, FromPosition: "12-3"},
@@ -64,7 +67,7 @@ func TestEventTypeNamesMatchTheEvents(t *testing.T) {
 	}
 	// The names are stored with every event: they never change.
 	stored := []string{
-		"AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
+		"AccessReviewCompleted", "AccessReviewItemDecided", "AccessReviewStarted", "AccountDeleted", "AccountRegistered", "AuditDivergenceAccepted", "InvitationAccepted", "InvitationEmailFailed", "InvitationEmailSent",
 		"InvitationExpired", "InvitationResent", "InvitationRevoked", "MemberReactivated",
 		"MemberRemoved", "MemberSuspended", "RoleChanged", "RoleGrantExpired", "RoleGrantExpiryRefused", "UserInvited", "UserLoggedIn",
 		"WebhookRemoved", "WebhookReplayRequested", "WebhookSubscribed", "WorkspaceCreated", "WorkspaceSettingsChanged",

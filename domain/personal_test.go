@@ -31,6 +31,8 @@ func TestPersonalValuesAreDeclared(t *testing.T) {
 		"MemberSuspended":        {"email"},
 		"MemberReactivated":      {"email"},
 		"AccountRegistered":      {"email"},
+		// What an Admin wrote about the person under review.
+		"AccessReviewItemDecided": {"comment"},
 	}
 	for _, e := range sampleEvents() {
 		name := domain.EventName(e)

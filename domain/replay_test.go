@@ -26,6 +26,7 @@ type stream struct {
 	now     time.Time
 	next    int // number of the next invitation or secret
 	limits  domain.InviteLimits
+	reviews []uuid.UUID
 }
 
 func newStream(t *testing.T, seed uint64, people int) *stream {
@@ -136,7 +137,7 @@ func (s *stream) newInvitation() (uuid.UUID, []byte) {
 func (s *stream) step(i int) {
 	s.now = s.now.Add(time.Duration(s.rng.IntN(6*60)) * time.Minute)
 	what := func(name string) string { return fmt.Sprintf("step %d: %s", i, name) }
-	switch k := s.rng.IntN(20); {
+	switch k := s.rng.IntN(22); {
 	case k < 5:
 		var text string
 		for n := 1 + s.rng.IntN(4); n > 0; n-- {
@@ -229,6 +230,8 @@ func (s *stream) step(i int) {
 		})
 	case k < 19:
 		s.do(what("expire"), func() error { s.w.ExpireInvitations(s.now); s.w.ExpireRoleGrants(s.now); return nil })
+	case k >= 20:
+		s.reviewStep(what)
 	default:
 		if s.rng.IntN(5) == 0 {
 			s.webhook(what)
@@ -280,6 +283,41 @@ func (s *stream) webhook(what func(string) string) {
 			return s.w.ReplayWebhook(s.actor().id, id, domain.Position{Commit: uint64(s.rng.IntN(100))})
 		})
 	}
+}
+
+// reviewStep starts an access review, decides one of its items, or decides
+// every item of one (keep) and completes it.
+func (s *stream) reviewStep(what func(string) string) {
+	a := s.actor()
+	if len(s.reviews) == 0 || s.rng.IntN(4) == 0 {
+		s.next++
+		id := uuid.MustParse(fmt.Sprintf("0d000000-0000-4000-8000-%012d", s.next))
+		if s.do(what("start a review"), func() error { return s.w.StartAccessReview(a.id, id, "Review", s.now) }) == nil {
+			s.reviews = append(s.reviews, id)
+		}
+		return
+	}
+	id := s.reviews[recent(s.rng, len(s.reviews))]
+	if s.rng.IntN(3) == 0 {
+		for _, p := range s.pool {
+			if s.w.InReview(id, p.id) {
+				s.do(what("keep"), func() error {
+					return s.w.DecideAccessReviewItem(a.id, id, p.id, domain.DecisionKeep, "", "")
+				})
+			}
+		}
+		s.do(what("complete a review"), func() error { return s.w.CompleteAccessReview(a.id, id) })
+		return
+	}
+	target := s.pick()
+	d := []domain.ReviewDecision{domain.DecisionKeep, domain.DecisionChangeRole, domain.DecisionRevoke}[s.rng.IntN(3)]
+	var role domain.Role
+	if d == domain.DecisionChangeRole {
+		role = s.role()
+	}
+	s.do(what("decide an item"), func() error {
+		return s.w.DecideAccessReviewItem(a.id, id, target.id, d, role, "seen")
+	})
 }
 
 // TestReplayMatchesCommit checks that deciding and applying agree: the state

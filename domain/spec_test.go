@@ -364,6 +364,14 @@ func sameState(t *testing.T, when string, got, want *domain.Workspace, ids []uui
 		for _, d := range fieldDiff(gm, wm) {
 			diffs = append(diffs, "Member("+id.String()+")."+d)
 		}
+		gr, grok := got.Review(id)
+		wr, wrok := want.Review(id)
+		cmp("Review("+id.String()+")", fmt.Sprint(gr, grok), fmt.Sprint(wr, wrok))
+		if wrok {
+			for _, u := range ids {
+				cmp("InReview("+id.String()+", "+u.String()+")", got.InReview(id, u), want.InReview(id, u))
+			}
+		}
 		if wok {
 			bm, bok := got.MemberByEmail(wm.Email)
 			cmp("MemberByEmail("+string(wm.Email)+")", fmt.Sprint(bm.UserID, bok), fmt.Sprint(wm.UserID, true))

@@ -58,6 +58,8 @@ type Workspace struct {
 	activeAdmins int
 	invites      inviteLog
 	webhooks     map[uuid.UUID]Webhook
+	reviews      map[uuid.UUID]*accessReview
+	openReviews  int
 	pending      []Event
 }
 
@@ -73,6 +75,7 @@ func NewWorkspace(id uuid.UUID) *Workspace {
 		closed:      make(map[uuid.UUID]closedInvitation),
 		invites:     newInviteLog(),
 		webhooks:    make(map[uuid.UUID]Webhook),
+		reviews:     make(map[uuid.UUID]*accessReview),
 	}
 }
 

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,15 @@ func PGIDs(ids []uuid.UUID) []pgtype.UUID {
 type DB interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Args are a statement's arguments, numbered as they are added.
+type Args []any
+
+// Add appends v and answers its placeholder ($1, $2, ...).
+func (a *Args) Add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
 }
 
 // DeleteByKeys is the statement that deletes the rows of table whose

@@ -265,7 +265,60 @@ var workloads = []workload{
 		},
 	},
 	{
-		title: "11. Webhook deliveries",
+		title: "11. JetStream publishing",
+		intro: "`BenchmarkJetStreamPublish` (adapters/broker): the NATS JetStream publisher as `usersd serve` runs it (a projection runner feeding " +
+			"`broker.Publisher` batches of 2,000 events from a history in memory: each event's feed line encoded and published with `Nats-Msg-Id` and " +
+			"`Nats-Expected-Last-Msg-Id`, every acknowledgement awaited, then the checkpoint committed in PostgreSQL), beside a bare nats.go loop " +
+			"publishing the very same messages with `PublishMsgAsync` and one wait at the end, each side into a fresh stream of the same settings, " +
+			"interleaved (A B B A), on the NATS server at 127.0.0.1:4222. Figures are messages per second.",
+		pattern: regexp.MustCompile(`^(BenchmarkJetStreamPublish)$`),
+		label:   "benchmark",
+		cols:    []col{{"usersd events/s", "events/s", 0}, {"bare nats.go msgs/s", "bare-msgs/s", 0}, {"usersd/bare", "ratio", 2}},
+		goals: []goal{
+			{text: "≥ 0.5× the bare nats.go loop", unit: "ratio", atLeast: true, target: 0.5,
+				why: "the publisher encodes each line as it goes (about 4 µs an event) and waits for the whole batch's acknowledgements and the checkpoint's " +
+					"commit before the next batch, where the bare loop publishes prepared messages with no pause; the server also checks each message's " +
+					"expected predecessor. On 2 cores shared by the benchmark, nats-server and PostgreSQL, the encoding competes with the server."},
+		},
+	},
+	{
+		title: "12. Access review start",
+		intro: "`BenchmarkAccessReviewStart` (projections/benchmarks): starting an access review of a 10,000-member workspace with 200,000 events of history " +
+			"(seeded into the user list and the history through Apply): the aggregate's decision, which freezes the population, and the history's Apply of " +
+			"`AccessReviewStarted`, which materialises every item in one INSERT … SELECT from the intervals as of the start. Beside it, in the same run, " +
+			"pages of 50 of the same workspace's current user list, and the read of the whole review (every item, as GET …/access-reviews/{id} reads it).",
+		pattern: regexp.MustCompile(`^(BenchmarkAccessReviewStart)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"start ms", "start-ms", 0}, {"worst start ms", "start-max-ms", 0}, {"decision ms", "decide-ms", 1}, {"materialisation ms", "materialise-ms", 0},
+			{"review read ms", "read-review-ms", 0}, {"list page p50 µs", "page-p50-us", 0}, {"list page p99 µs", "page-p99-us", 0}, {"items", "items", 0},
+		},
+		goals: []goal{
+			{text: "a review of 10,000 members starts in < 2 s", unit: "start-max-ms", target: 2000,
+				why: "the start's materialisation reads every interval of the workspace up to the start (the intervals that hold it are filtered from the primary key's range), " +
+					"then inserts an item per person; on the shared 2-core machine, commits and other helpers' work queue in front of it."},
+		},
+	},
+	{
+		title: "13. Event feed",
+		intro: "`BenchmarkEventFeed` (projections/benchmarks): `GET /v1/events` of a sealed history of 200,000 events (the rebuild benchmark's generator, " +
+			"personal values sealed under the PostgreSQL key store), read whole by a client over loopback HTTP, beside the same history read through " +
+			"`eventstore.Source` (decoding and opening included), alternating in one run, each with an empty key cache. gzip is the feed with " +
+			"`Accept-Encoding: gzip` (not judged).",
+		pattern: regexp.MustCompile(`^(BenchmarkEventFeed)$`),
+		label:   "benchmark",
+		cols: []col{
+			{"feed events/s", "feed-events/s", 0}, {"gzip events/s", "gzip-events/s", 0},
+			{"eventstore.Source events/s", "source-events/s", 0}, {"feed/Source", "ratio", 2},
+		},
+		goals: []goal{
+			{text: "≥ 0.8× eventstore.Source", unit: "ratio", atLeast: true, target: 0.8,
+				why: "the feed reads through the same source and adds encoding each line and writing it to the client; it reads the next batch " +
+					"while the last is written, so on two cores shared with the client the two overlap only in part."},
+		},
+	},
+	{
+		title: "14. Webhook deliveries",
 		intro: "`BenchmarkWebhookDeliveries` (projections/benchmarks): webhook deliveries per second end to end to an in-process HTTPS receiver answering 200 " +
 			"at once: a backlog of events in 128 workspaces, one webhook each subscribed to every event, applied by the dispatcher (log rows, watermill-sql " +
 			"messages and checkpoint in one transaction) and delivered by the sender (16 partitions, one delivery in flight each: opened, signed, POSTed, logged, " +

@@ -220,6 +220,12 @@ func (c *Codec) DecodeOne(ctx context.Context, r RecordedEvent) (domain.Recorded
 	return out[0], nil
 }
 
+// DecodeStored decodes an event as the store keeps it and opens nothing:
+// Envelope and Stored are the same, personal values sealed. It needs no
+// key: what a copy of the history that must stay erasable writes (usersd
+// events export).
+func DecodeStored(r RecordedEvent) (domain.RecordedEvent, error) { return decodeStored(r) }
+
 // decodeStored decodes an event as stored; Envelope and Stored are the same.
 func decodeStored(r RecordedEvent) (domain.RecordedEvent, error) {
 	var meta domain.Metadata

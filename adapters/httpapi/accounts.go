@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -9,6 +10,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -109,7 +111,7 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	if err := s.waitFor(r, projMemberships, projUserList, projAudit); err != nil {
+	if err := s.waitFor(r, projMemberships, projUserList, projHistory, projAudit); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -160,12 +162,27 @@ func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p princip
 	}); err != nil {
 		return err
 	}
+	// Every change the history shows has an audit entry about the person,
+	// so their entries name every workspace whose list they were ever in.
+	var touched []uuid.UUID
+	for _, e := range entries {
+		if !slices.Contains(touched, e.WorkspaceID) {
+			touched = append(touched, e.WorkspaceID)
+		}
+	}
+	past, err := s.history.ForPerson(ctx, user, touched)
+	if err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, struct {
-		UserID       uuid.UUID           `json:"userId"`
-		Email        string              `json:"email"`
-		Name         *string             `json:"name"`
-		Memberships  []accountMembership `json:"memberships"`
-		Invitations  []accountInvitation `json:"invitations"`
-		AuditEntries []audit.Entry       `json:"auditEntries"`
-	}{user, acct.Email, name, memberships, invitations, entries})
+		UserID      uuid.UUID           `json:"userId"`
+		Email       string              `json:"email"`
+		Name        *string             `json:"name"`
+		Memberships []accountMembership `json:"memberships"`
+		Invitations []accountInvitation `json:"invitations"`
+		// History is the person's role and status through time in every
+		// workspace they were ever in, left ones included.
+		History      []history.WorkspaceHistory `json:"history"`
+		AuditEntries []audit.Entry              `json:"auditEntries"`
+	}{user, acct.Email, name, memberships, invitations, past, entries})
 }

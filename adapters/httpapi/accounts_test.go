@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -26,6 +27,13 @@ type accountExport struct {
 		WorkspaceID uuid.UUID `json:"workspaceId"`
 		Role        string    `json:"role"`
 	} `json:"invitations"`
+	History []struct {
+		WorkspaceID uuid.UUID `json:"workspaceId"`
+		Items       []struct {
+			Role, Status, Action string
+			To                   *string
+		} `json:"items"`
+	} `json:"history"`
 	AuditEntries []struct {
 		WorkspaceID uuid.UUID `json:"workspaceId"`
 		Action      string    `json:"action"`
@@ -69,6 +77,17 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 	if len(ex.Invitations) != 1 || ex.Invitations[0].WorkspaceID != wsB || ex.Invitations[0].Role != "Monitor" {
 		t.Errorf("export invitations: %+v, want Monitor of Beta", ex.Invitations)
+	}
+	past := map[uuid.UUID]string{}
+	for _, h := range ex.History {
+		var steps []string
+		for _, it := range h.Items {
+			steps = append(steps, it.Status+" "+it.Role)
+		}
+		past[h.WorkspaceID] = strings.Join(steps, ", ")
+	}
+	if len(past) != 2 || past[wsA] != "invited Editor, active Editor" || past[wsB] != "invited Monitor" {
+		t.Errorf("export history: %v, want Alpha invited then active as Editor, Beta invited as Monitor", past)
 	}
 	var actions []string
 	for _, e := range ex.AuditEntries {

@@ -38,8 +38,21 @@ type principal struct {
 	userID uuid.UUID
 	system bool
 	// eventsOnly marks an events:read token: it acts for no user, and
-	// authed refuses it on every route (the event feed will admit it).
+	// authed refuses it on every route but the event feed (feedReaders).
 	eventsOnly bool
+	// reader is an events:read token's sub: not a user it acts for, only
+	// whom its streams count against (caller).
+	reader uuid.UUID
+}
+
+// caller names whom the limits per caller count a request against: the
+// user (or the platform's sub), or the sub of an events:read token, kept
+// apart from the user of the same id.
+func (p principal) caller() string {
+	if p.eventsOnly {
+		return EventsReadScope + " " + p.reader.String()
+	}
+	return p.userID.String()
 }
 
 func (p principal) actor() domain.Actor {
@@ -141,7 +154,7 @@ func scoped(sub uuid.UUID, scope string) (principal, *Problem) {
 	case slices.Contains(scopes, SystemScope):
 		return principal{userID: sub, system: true}, nil
 	case len(scopes) > 0:
-		return principal{eventsOnly: true}, nil
+		return principal{eventsOnly: true, reader: sub}, nil
 	}
 	return principal{userID: sub}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,6 +168,30 @@ type matrix struct {
 	pos            string // the position every read waits for
 	n              atomic.Int64
 	forwardedFor   [nCallers]string
+	reviews        sync.Once
+	openReview     uuid.UUID // an open access review, the Editor undecided
+	doneReview     uuid.UUID // a completed one
+	reviewPos      string    // the position its reads wait for
+}
+
+// setUpReviews starts the matrix's two access reviews, once.
+func (m *matrix) setUpReviews(t *testing.T) {
+	m.reviews.Do(func() {
+		m.openReview, _ = m.a.startReview(t, m.ws, m.admin, "Open")
+		var pos string
+		m.doneReview, pos = m.a.startReview(t, m.ws, m.admin, "Done")
+		m.reviewPos = m.a.completeReview(t, m.ws, m.doneReview, m.admin, pos)
+	})
+}
+
+// reviewReq is a request on the matrix's reviews ({open}, {done}).
+func reviewReq(method, path string, body any) func(*testing.T, *matrix, int) req {
+	return func(t *testing.T, m *matrix, _ int) req {
+		m.setUpReviews(t)
+		p := strings.NewReplacer("{ws}", m.ws.String(), "{open}", m.openReview.String(), "{done}", m.doneReview.String(),
+			"{editor}", m.editor.String()).Replace(path)
+		return req{method: method, path: p, body: body, headers: consistent(m.reviewPos)}
+	}
 }
 
 func (m *matrix) fresh(kind string) string {
@@ -294,7 +319,19 @@ var matrixRows = []matrixRow{
 	{"GET", "/v1/workspaces/{ws}/audit", "", read("/v1/workspaces/{ws}/audit"), readers},
 	{"GET", "/v1/workspaces/{ws}/audit/verify", "", read("/v1/workspaces/{ws}/audit/verify"), readers},
 	{"GET", "/v1/workspaces/{ws}/audit/head", "", read("/v1/workspaces/{ws}/audit/head"), readers},
+	{"GET", "/v1/events", "to the end", plain("GET", "/v1/events?limit=5"),
+		cells{403, 403, 403, 403, 403, 403, 403, 403, 200, 200, 401, 401, 401}},
 	{"GET", "/v1/audit/keys", "public keys: a token, even a bad one, is not read", read("/v1/audit/keys"), anyone},
+	{"POST", "/v1/workspaces/{ws}/access-reviews", "", func(_ *testing.T, m *matrix, _ int) req {
+		return req{method: "POST", path: "/v1/workspaces/" + m.ws.String() + "/access-reviews", body: map[string]string{"name": "Matrix"}}
+	}, cells{201, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/access-reviews", "", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews", nil), readers},
+	{"GET", "/v1/workspaces/{ws}/access-reviews/{id}", "a completed review", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews/{done}", nil), readers},
+	{"PUT", "/v1/workspaces/{ws}/access-reviews/{id}/items/{userId}", "keep the Editor",
+		reviewReq("PUT", "/v1/workspaces/{ws}/access-reviews/{open}/items/{editor}", map[string]string{"decision": "keep"}), adminOnly},
+	{"POST", "/v1/workspaces/{ws}/access-reviews/{id}/complete", "a completed review",
+		reviewReq("POST", "/v1/workspaces/{ws}/access-reviews/{done}/complete", nil), cells{409, 403, 403, 403, 403, 404, 404, 403, 403, 403, 401, 401, 401}},
+	{"GET", "/v1/workspaces/{ws}/access-reviews/{id}/evidence", "a completed review", reviewReq("GET", "/v1/workspaces/{ws}/access-reviews/{done}/evidence", nil), readers},
 	{"PUT", "/v1/workspaces/{ws}/settings", "unchanged", func(_ *testing.T, m *matrix, _ int) req {
 		return req{method: "PUT", path: "/v1/workspaces/" + m.ws.String() + "/settings", body: map[string]bool{"managersMayGrantAdmin": true}}
 	}, adminOnly},
@@ -432,20 +469,21 @@ func TestTokenScopes(t *testing.T) {
 	_, owner, _ := a.createWorkspace(t, "Scopes", "admin@scopes.test")
 	n := 0
 	for _, c := range []struct {
-		name         string
-		scope        any // nil: no scope claim
-		create, mine int // POST /v1/workspaces, GET /v1/me/workspaces
+		name               string
+		scope              any // nil: no scope claim
+		create, mine, feed int // POST /v1/workspaces, GET /v1/me/workspaces, GET /v1/events
 	}{
-		{"none", nil, 403, 200},
-		{"empty", "", 403, 200},
-		{"system", "system", 201, 403},
-		{"system among others", "events:read system", 201, 403},
-		{"events:read", "events:read", 403, 403},
-		{"events:read twice", " events:read  events:read ", 403, 403},
-		{"unknown", "admin", 401, 401},
-		{"system and unknown", "system admin", 401, 401},
-		{"letter case", "SYSTEM", 401, 401},
-		{"an array", []string{"system"}, 401, 401},
+		{"none", nil, 403, 200, 403},
+		{"empty", "", 403, 200, 403},
+		{"system", "system", 201, 403, 200},
+		{"system among others", "events:read system", 201, 403, 200},
+		{"events:read", "events:read", 403, 403, 200},
+		{"events:read twice", " events:read  events:read ", 403, 403, 200},
+		{"unknown", "admin", 401, 401, 401},
+		{"system and unknown", "system admin", 401, 401, 401},
+		{"events:read and unknown", "events:read admin", 401, 401, 401},
+		{"letter case", "SYSTEM", 401, 401, 401},
+		{"an array", []string{"system"}, 401, 401, 401},
 	} {
 		claims := jwt.MapClaims{}
 		if c.scope != nil {
@@ -460,6 +498,9 @@ func TestTokenScopes(t *testing.T) {
 		}
 		if r := a.do(t, req{method: "GET", path: "/v1/me/workspaces", token: tok}); r.status != c.mine {
 			t.Errorf("scope %s: GET /v1/me/workspaces got %d %s, want %d", c.name, r.status, truncate(r.body), c.mine)
+		}
+		if r := a.do(t, req{method: "GET", path: "/v1/events?limit=1", token: tok}); r.status != c.feed {
+			t.Errorf("scope %s: GET /v1/events got %d %s, want %d", c.name, r.status, truncate(r.body), c.feed)
 		}
 	}
 }

@@ -23,6 +23,8 @@ func TestBadInput(t *testing.T) {
 	pendingToken := a.pending(t, ws, adm, invited, "Editor")
 	base := "/v1/workspaces/" + ws.String()
 	user := base + "/users/" + member.String()
+	reviewID, _ := a.startReview(t, ws, adm, "Bad input")
+	review := base + "/access-reviews/" + reviewID.String()
 
 	endpoints := []struct {
 		name, method, path, token string
@@ -40,6 +42,10 @@ func TestBadInput(t *testing.T) {
 		{"resend", "POST", base + "/users/" + uuid.NewString() + "/invitation/resend", adm, `{}`, false, []string{base + "/users/nope/invitation/resend"}},
 		{"settings", "PUT", base + "/settings", adm, `{"managersMayGrantAdmin":false}`, false, []string{"/v1/workspaces/nope/settings"}},
 		{"login", "POST", base + "/logins", userToken(member), `{"userId":"` + member.String() + `"}`, false, []string{"/v1/workspaces/nope/logins"}},
+		{"start a review", "POST", base + "/access-reviews", adm, `{"name":"R"}`, false, []string{"/v1/workspaces/nope/access-reviews"}},
+		{"decide an item", "PUT", review + "/items/" + member.String(), adm, `{"decision":"change_role","role":"Editor","comment":"c"}`, true,
+			[]string{base + "/access-reviews/nope/items/" + member.String(), review + "/items/nope"}},
+		{"complete a review", "POST", review + "/complete", adm, `{}`, false, []string{base + "/access-reviews/nope/complete"}},
 		{"subscribe a webhook", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":["*"]}`, false, []string{"/v1/workspaces/nope/webhooks"}},
 		{"remove a webhook", "DELETE", base + "/webhooks/" + uuid.NewString(), adm, `{}`, false, []string{base + "/webhooks/nope"}},
 		{"replay a webhook", "POST", base + "/webhooks/" + uuid.NewString() + "/replay", adm, `{"fromPosition":"1-0"}`, false, []string{base + "/webhooks/nope/replay"}},
@@ -98,6 +104,10 @@ func TestBadInput(t *testing.T) {
 		{"malformed token", "POST", "/v1/invitations/lookup", "", `{"token":"abc"}`, 400, "invalid_token", "token"},
 		{"accept without a name", "POST", "/v1/invitations/accept", "", `{"token":"` + pendingToken + `","name":""}`, 400, "invalid_name", "name"},
 		{"empty body", "PUT", user + "/role", adm, ``, 400, "invalid_json", ""},
+		{"review name missing", "POST", base + "/access-reviews", adm, `{}`, 400, "invalid_input", "name"},
+		{"decision missing", "PUT", review + "/items/" + member.String(), adm, `{"comment":"c"}`, 400, "invalid_input", "decision"},
+		{"decision of the wrong type", "PUT", review + "/items/" + member.String(), adm, `{"decision":1}`, 400, "invalid_json", "decision"},
+		{"comment too long", "PUT", review + "/items/" + member.String(), adm, fmt.Sprintf(`{"decision":"keep","comment":%q}`, strings.Repeat("c", 1001)), 400, "invalid_input", "comment"},
 		{"webhook url missing", "POST", base + "/webhooks", adm, `{"events":["*"]}`, 400, "invalid_input", "url"},
 		{"webhook events missing", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook"}`, 400, "invalid_input", "events"},
 		{"webhook events empty", "POST", base + "/webhooks", adm, `{"url":"https://203.0.113.10/hook","events":[]}`, 400, "invalid_input", "events"},

@@ -134,7 +134,7 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 	app := commands.NewApplication(deps, policy, commands.Instrumentation{})
 	server, err := httpapi.New(httpapi.Config{
 		App: app, DB: pool, Waiter: waiter, JWTSecret: testSecret, AuditSigner: testSigner, Logger: quiet,
-		Links: discardLinks{}, Keys: testKeys,
+		Links: discardLinks{}, Keys: testKeys, Events: eventstore.Source{Store: store, Codec: testCodec},
 	})
 	if err != nil {
 		cancel()

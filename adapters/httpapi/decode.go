@@ -252,6 +252,16 @@ type settingsRequest struct {
 	ManagersMayGrantAdmin *bool `json:"managersMayGrantAdmin"`
 }
 
+type startReviewRequest struct {
+	Name *string `json:"name"`
+}
+
+type decideItemRequest struct {
+	Decision *string `json:"decision"`
+	Role     *string `json:"role"`
+	Comment  string  `json:"comment"`
+}
+
 type emptyRequest struct{}
 
 // missing is the problem of a required field left out.

@@ -78,7 +78,9 @@ func TestEveryDomainCodeHasAStatus(t *testing.T) {
 		domain.CodeLastAdmin: 409, domain.CodeNotActive: 409, domain.CodeNotInvited: 409, domain.CodeWorkspaceExists: 409,
 		domain.CodeConcurrencyConflict: 409, domain.CodeInviterCannotGrant: 409,
 		domain.CodeInvitationExpired: 410, domain.CodeInvitationRevoked: 410, domain.CodeInvitationUsed: 410,
-		domain.CodeRateLimited: 429,
+		domain.CodeRateLimited:    429,
+		domain.CodeReviewNotFound: 404, domain.CodeNotInReview: 404,
+		domain.CodeReviewCompleted: 409, domain.CodeReviewIncomplete: 409, domain.CodeTooManyOpenReviews: 409,
 	}
 	for code, status := range want {
 		got, ok := httpapi.StatusOf(string(code))

@@ -209,7 +209,7 @@ func checkAccepted(t *testing.T, srv *Server, authz string, p principal) {
 	case slices.Contains(scopes, SystemScope):
 		want = principal{userID: id, system: true}
 	case len(scopes) > 0:
-		want = principal{eventsOnly: true}
+		want = principal{eventsOnly: true, reader: id} // no user: its sub only counts its streams
 	default:
 		want = principal{userID: id}
 	}

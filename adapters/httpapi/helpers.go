@@ -89,6 +89,12 @@ func (s *Server) waitFor(r *http.Request, names ...string) error {
 	if !ok || err != nil {
 		return err
 	}
+	return s.waitUntil(r, pos, names...)
+}
+
+// waitUntil waits, as long as a read waits for X-Consistent-With, until the
+// read models names include pos.
+func (s *Server) waitUntil(r *http.Request, pos domain.Position, names ...string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConsistencyTimeout)
 	defer cancel()
 	if err := s.cfg.Waiter.WaitFor(ctx, pos, names...); err != nil {

@@ -176,6 +176,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		// The keyring the store's codec seals with, whose keys an
 		// account's deletion destroys.
 		Keys:    keys,
+		Events:  eventstore.Source{Store: store, Codec: testCodec},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") }),
 		Links:   a.links,
 		Ready:   func(ctx context.Context) error { return pool.Ping(ctx) },

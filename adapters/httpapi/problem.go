@@ -78,6 +78,8 @@ var statusOf = map[domain.Code]int{
 	domain.CodeInvitationNotFound: http.StatusNotFound,
 	domain.CodeAccountNotFound:    http.StatusNotFound,
 	domain.CodeWebhookNotFound:    http.StatusNotFound,
+	domain.CodeReviewNotFound:     http.StatusNotFound,
+	domain.CodeNotInReview:        http.StatusNotFound,
 	codeRouteNotFound:             http.StatusNotFound,
 
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
@@ -92,7 +94,10 @@ var statusOf = map[domain.Code]int{
 	// state changes back, so it is a conflict, not gone.
 	domain.CodeInviterCannotGrant: http.StatusConflict,
 	// The workspace has as many webhooks as it may: remove one first.
-	domain.CodeWebhookLimit: http.StatusConflict,
+	domain.CodeWebhookLimit:       http.StatusConflict,
+	domain.CodeReviewCompleted:    http.StatusConflict,
+	domain.CodeReviewIncomplete:   http.StatusConflict,
+	domain.CodeTooManyOpenReviews: http.StatusConflict,
 
 	domain.CodeInvitationExpired: http.StatusGone,
 	domain.CodeInvitationRevoked: http.StatusGone,
@@ -129,6 +134,11 @@ var titles = map[domain.Code]string{
 	domain.CodeUserNotFound:        "User not found",
 	domain.CodeInvitationNotFound:  "Invitation not found",
 	domain.CodeAccountNotFound:     "Account not found",
+	domain.CodeReviewNotFound:      "Access review not found",
+	domain.CodeNotInReview:         "Not in the review",
+	domain.CodeReviewCompleted:     "Access review completed",
+	domain.CodeReviewIncomplete:    "Access review not complete",
+	domain.CodeTooManyOpenReviews:  "Too many open access reviews",
 	codeAccountErased:              "Account erased",
 	codeRouteNotFound:              "Not found",
 	codeMethodNotAllowed:           "Method not allowed",

@@ -348,18 +348,10 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		if !st.started {
 			return paramProblem(err)
 		}
-		// Too late for a problem: cut the response so the client sees
-		// an incomplete transfer rather than a short, valid-looking file.
-		if st.writeErr != nil || r.Context().Err() != nil {
-			s.log.InfoContext(r.Context(), "audit export ended: the client left or stopped reading", "request_id", requestID(r.Context()), "err", err)
-		} else {
-			s.log.ErrorContext(r.Context(), "audit export failed midway", "request_id", requestID(r.Context()), "err", err)
-		}
-		panic(http.ErrAbortHandler)
+		s.abortStream(r, st, "audit export", err)
 	}
 	if err := st.finish(); err != nil {
-		s.log.InfoContext(r.Context(), "audit export ended: the client left or stopped reading", "request_id", requestID(r.Context()), "err", err)
-		panic(http.ErrAbortHandler)
+		s.abortStream(r, st, "audit export", err)
 	}
 	return nil
 }

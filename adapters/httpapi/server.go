@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -24,6 +25,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
@@ -128,6 +130,13 @@ type Config struct {
 	// and exports), which the history keeps sealed; only its Lookup is
 	// used. Required: the same keyring the event store's codec seals with.
 	Keys pii.Keyring
+	// Events reads the event history for the event feed (GET /v1/events),
+	// its personal values opened: eventstore.Source in usersd serve.
+	// Required.
+	Events projections.Source
+	// FeedHeartbeat is the longest silence of a followed event feed;
+	// default feed.DefaultHeartbeat.
+	FeedHeartbeat time.Duration
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -147,6 +156,10 @@ type Server struct {
 
 	commands commands.Commands
 	queries  commands.Queries
+
+	// feedsEnd closes when the server shuts down (EndFeeds).
+	feedsEnd     chan struct{}
+	endFeedsOnce sync.Once
 }
 
 // Projection names a read waits for.
@@ -172,6 +185,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("httpapi: no audit signer")
 	case cfg.Keys == nil:
 		return nil, errors.New("httpapi: no keyring to open personal values with")
+	case cfg.Events == nil:
+		return nil, errors.New("httpapi: no event source for the event feed")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -193,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		tokenRate: newClientLimiter(cfg.TokenRate),
 		commands:  cfg.App.Commands,
 		queries:   cfg.App.Queries,
+		feedsEnd:  make(chan struct{}),
 	}
 	s.routes()
 	s.handler = s.instrument(s.router)
@@ -237,6 +253,12 @@ func (s *Server) routes() {
 	v1.Handle("/workspaces/{ws}/audit/verify", s.authed(s.auditVerify)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/audit/head", s.authed(s.auditHead)).Methods(http.MethodGet)
 	v1.Handle("/audit/keys", http.HandlerFunc(s.auditKeys)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/access-reviews", s.authed(s.startAccessReview)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/access-reviews", s.authed(s.listAccessReviews)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/access-reviews/{id}", s.authed(s.getAccessReview)).Methods(http.MethodGet)
+	v1.Handle("/workspaces/{ws}/access-reviews/{id}/items/{userId}", s.authed(s.decideAccessReviewItem)).Methods(http.MethodPut)
+	v1.Handle("/workspaces/{ws}/access-reviews/{id}/complete", s.authed(s.completeAccessReview)).Methods(http.MethodPost)
+	v1.Handle("/workspaces/{ws}/access-reviews/{id}/evidence", s.authed(s.accessReviewEvidence)).Methods(http.MethodGet)
 	v1.Handle("/workspaces/{ws}/settings", s.authed(s.updateSettings)).Methods(http.MethodPut)
 	v1.Handle("/workspaces/{ws}/webhooks", s.authed(s.subscribeWebhook)).Methods(http.MethodPost)
 	v1.Handle("/workspaces/{ws}/webhooks", s.authed(s.listWebhooks)).Methods(http.MethodGet)
@@ -249,6 +271,7 @@ func (s *Server) routes() {
 	v1.Handle("/accounts/lookup", s.authed(s.lookupAccount)).Methods(http.MethodGet)
 	v1.Handle("/accounts/{userId}", s.authed(s.deleteAccount)).Methods(http.MethodDelete)
 	v1.Handle("/accounts/{userId}/export", s.authed(s.exportAccount)).Methods(http.MethodGet)
+	v1.Handle("/events", s.feedReaders(s.eventFeed)).Methods(http.MethodGet)
 	if s.cfg.Mailbox != nil {
 		v1.Handle("/dev/mailbox", s.authed(s.devMailbox)).Methods(http.MethodGet)
 	}
@@ -268,10 +291,32 @@ func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Ha
 type authedFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
 func (s *Server) authed(h authedFunc) http.Handler {
+	return s.authedIf(func(p principal) *Problem {
+		if p.eventsOnly {
+			return newProblem(domain.CodeNotAllowed, "an events:read token may read the event feed and nothing else")
+		}
+		return nil
+	}, h)
+}
+
+// feedReaders admits the readers of the event feed: the platform and
+// events:read tokens, and no user.
+func (s *Server) feedReaders(h authedFunc) http.Handler {
+	return s.authedIf(func(p principal) *Problem {
+		if !p.system && !p.eventsOnly {
+			return newProblem(domain.CodeNotAllowed, "the event feed needs a system token or one with the scope events:read")
+		}
+		return nil
+	}, h)
+}
+
+// authedIf serves h to the authenticated principals that allowed admits
+// (a nil problem).
+func (s *Server) authedIf(allowed func(principal) *Problem, h authedFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, prob := s.authenticate(r)
-		if prob == nil && p.eventsOnly {
-			prob = newProblem(domain.CodeNotAllowed, "an events:read token may read the event feed and nothing else")
+		if prob == nil {
+			prob = allowed(p)
 		}
 		if prob != nil {
 			writeProblem(w, r, s.log, prob)

@@ -197,3 +197,16 @@ func (st *stream) close() {
 	_ = st.rc.SetWriteDeadline(time.Now().Add(st.timeout))
 	st.release()
 }
+
+// abortStream ends a started stream that failed: too late for a problem,
+// the connection is cut so that the client sees an incomplete transfer
+// rather than a short, valid-looking answer. A client that left or stopped
+// reading is no fault of ours (logged as information, not an error).
+func (s *Server) abortStream(r *http.Request, st *stream, what string, err error) {
+	if st.writeErr != nil || r.Context().Err() != nil {
+		s.log.InfoContext(r.Context(), what+" ended: the client left or stopped reading", "request_id", requestID(r.Context()), "err", err)
+	} else {
+		s.log.ErrorContext(r.Context(), what+" failed midway", "request_id", requestID(r.Context()), "err", err)
+	}
+	panic(http.ErrAbortHandler)
+}

@@ -1,5 +1,6 @@
 // Package web is usersd's browser UI: the Users & Roles page of the seed,
-// the audit history, the development mailbox and the invitation accept page.
+// the audit history, access reviews, the development mailbox and the
+// invitation accept page.
 // It is static HTML, CSS and JavaScript embedded in the binary (no build
 // step, nothing fetched from elsewhere) that speaks only the public HTTP API
 // with the bearer token the page was opened with (#token=..., kept in
@@ -23,6 +24,7 @@ var files embed.FS
 var pages = map[string]string{
 	"/":        "index.html",
 	"/audit":   "audit.html",
+	"/reviews": "reviews.html",
 	"/mailbox": "mailbox.html",
 	"/accept":  "accept.html",
 }
@@ -40,8 +42,8 @@ var securityHeaders = map[string]string{
 	"Cross-Origin-Resource-Policy": "same-origin",
 }
 
-// Handler serves the UI: its pages at /, /audit, /mailbox and /accept, and
-// their files under /assets/. It answers GET and HEAD only, and 404 for
+// Handler serves the UI: its pages at /, /audit, /reviews, /mailbox and
+// /accept, and their files under /assets/. It answers GET and HEAD only, and 404 for
 // anything else, so the API's paths must be routed away before it.
 func Handler() http.Handler {
 	static, err := fs.Sub(files, "static")

@@ -12,9 +12,6 @@ import (
 const (
 	envAuditSigningKey   = "USERSD_AUDIT_SIGNING_KEY"
 	envAuditPreviousKeys = "USERSD_AUDIT_PREVIOUS_KEYS"
-
-	// makeAuditKey is how the messages tell an operator to make a key.
-	makeAuditKey = "head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='"
 )
 
 // devAuditKey is the embedded default's audit signing key: a seed kept
@@ -60,12 +57,12 @@ func auditSigner(e *env, db database) (*audit.Signer, error) {
 	case v != "":
 		s, err := audit.DecodeSeed(v)
 		if err != nil {
-			return nil, usageErrorf("%s is %v: make one with %s", envAuditSigningKey, err, makeAuditKey)
+			return nil, usageErrorf("%s is %v: make one with %s", envAuditSigningKey, err, makeKey)
 		}
 		seed = s
 	case configuredBy(db, e.Getenv) != "":
 		return nil, usageErrorf("%s is not set: it is required with %s (a 32-byte Ed25519 seed, base64url, kept out of the database; make one with %s)",
-			envAuditSigningKey, configuredBy(db, e.Getenv), makeAuditKey)
+			envAuditSigningKey, configuredBy(db, e.Getenv), makeKey)
 	default:
 		kept, err := devAuditKey.keep(e)
 		if err != nil {

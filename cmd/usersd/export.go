@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/feed"
 )
 
 func eventsCommand() *command {
@@ -23,11 +24,15 @@ func eventsCommand() *command {
 		Synopsis: "export [flags] | seal",
 		Summary:  "export the event history as NDJSON (for analytics); seal events written in clear",
 		Help: `
-events export streams every stored event, in global order, to standard output
-as NDJSON: one JSON object per line with position, streamId, revision, eventId,
-type, occurredAt, data and metadata (both exactly as stored). Progress goes to
-standard error. -from and -to (RFC 3339) keep only events that occurred in
-[from, to). Personal values are exported sealed, as stored.
+events export streams the stored events, in global order, to standard output
+as NDJSON, one event a line in the shape of the event feed (GET /v1/events):
+position, eventId, type, workspaceId, occurredAt, data and metadata. Personal
+values are exported sealed, as stored: the file holds no address or name, and
+an erasure reaches it too (the feed, served live, opens them). Progress goes
+to standard error. -after <position> starts after that position (exclusive;
+the last position of an earlier export resumes it), -types keeps only the
+listed event types (comma-separated, e.g. UserInvited,RoleChanged), and
+-from and -to (RFC 3339) keep only events that occurred in [from, to).
 
 events seal rewrites, in place, every event written before personal values
 were sealed, sealing them (a value of a person erased since is removed). It
@@ -43,6 +48,8 @@ Environment:
 			databaseFlag(fs)
 			from := fs.String("from", "", "keep events that occurred at or after this `time` (RFC 3339)")
 			to := fs.String("to", "", "keep events that occurred before this `time` (RFC 3339)")
+			after := fs.String("after", "", "start after this `position` (exclusive), as the API and the export write them")
+			types := fs.String("types", "", "keep only these event `types` (comma-separated, e.g. UserInvited,RoleChanged)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) == 1 && args[0] == "seal" {
 					return sealEvents(ctx, fs, e)
@@ -50,7 +57,7 @@ Environment:
 				if len(args) != 1 || args[0] != "export" {
 					return usageErrorf("want: usersd events export [flags], or usersd events seal")
 				}
-				window, err := parseWindow(*from, *to)
+				q, err := parseExportQuery(*from, *to, *after, *types)
 				if err != nil {
 					return err
 				}
@@ -63,7 +70,7 @@ Environment:
 					progressbar.OptionSetDescription("exporting events"), progressbar.OptionShowCount(),
 					progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
 					progressbar.OptionSetSpinnerChangeInterval(0)) // its goroutine races with Add (progressbar v3.19)
-				n, err := exportEvents(ctx, rt.store, e.Stdout, window, func(k int) { _ = bar.Add(k) })
+				n, err := exportEvents(ctx, rt.store, e.Stdout, q, func(k int) { _ = bar.Add(k) })
 				_ = bar.Finish()
 				fmt.Fprintf(e.Stderr, "\nexported %d events\n", n)
 				return err
@@ -98,6 +105,28 @@ func sealEvents(ctx context.Context, fs *flag.FlagSet, e *env) error {
 	return err
 }
 
+// parseExportQuery reads the flags of events export.
+func parseExportQuery(from, to, after, types string) (exportQuery, error) {
+	var q exportQuery
+	var err error
+	if q.window, err = parseWindow(from, to); err != nil {
+		return q, err
+	}
+	if after != "" {
+		if q.after, err = domain.ParsePosition(after); err != nil {
+			return q, usageErrorf("-after %q is not a position such as 1234-5 (as the API and the export write them)", after)
+		}
+	}
+	if q.types, err = feed.ParseTypes(types); err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return q, usageErrorf("-types: %s", de.Message)
+		}
+		return q, usageErrorf("-types: %v", err)
+	}
+	return q, nil
+}
+
 // window is a half-open time range; zero ends are open.
 type window struct{ from, to time.Time }
 
@@ -124,65 +153,57 @@ func parseWindow(from, to string) (window, error) {
 	return w, nil
 }
 
-// exportedEvent is one NDJSON line: the stored event, data and metadata as
-// they are, so that analytics sees exactly what the store holds.
-type exportedEvent struct {
-	Position   string          `json:"position"`
-	StreamID   string          `json:"streamId"`
-	Revision   uint64          `json:"revision"`
-	EventID    string          `json:"eventId"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurredAt"`
-	Data       json.RawMessage `json:"data"`
-	Metadata   json.RawMessage `json:"metadata,omitempty"`
+// exportQuery is what usersd events export writes.
+type exportQuery struct {
+	window window
+	after  domain.Position
+	types  []string
 }
 
-var errExported = errors.New("export reached the end of the history")
-
-// exportEvents writes every event in w's window to out, up to the end of the
-// history as it stands when the export reaches it.
-func exportEvents(ctx context.Context, store eventstore.Store, out io.Writer, w window, progress func(int)) (int, error) {
+// exportEvents writes the events after q.after of q.types (all if none)
+// that occurred in q.window to out as lines of the event feed, up to the
+// end of the history as it stands when the export reaches it. Personal
+// values stay sealed, as stored. progress is told of each batch read,
+// kept or not.
+func exportEvents(ctx context.Context, store eventstore.Store, out io.Writer, q exportQuery, progress func(int)) (int, error) {
 	buf := bufio.NewWriterSize(out, 64<<10)
-	enc := json.NewEncoder(buf)
-	n := 0
-	err := store.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{BatchSize: 5000}, func(_ context.Context, b eventstore.Batch) error {
-		for _, ev := range b.Events {
-			at := occurredAt(ev)
-			if !w.contains(at) {
-				continue
+	src := storedSource{store: store, window: q.window, progress: progress}
+	res, err := feed.Copy(ctx, src, feed.Query{After: q.after, Filter: feed.Filter{Types: q.types}, BatchSize: 5000}, buf)
+	return res.Events, err
+}
+
+// storedSource reads the store's events as stored (eventstore.DecodeStored:
+// sealed, no key needed) and keeps those that occurred in window. Each
+// batch keeps its checkpoint, so the end of the history is still found
+// when its last events fall outside the window.
+type storedSource struct {
+	store    eventstore.Store
+	window   window
+	progress func(int)
+}
+
+func (s storedSource) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(context.Context, projections.Batch) error) error {
+	return s.store.SubscribeToAll(ctx, from, eventstore.SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b eventstore.Batch) error {
+		kept := make([]domain.RecordedEvent, 0, len(b.Events))
+		for _, raw := range b.Events {
+			ev, err := eventstore.DecodeStored(raw)
+			if err != nil {
+				return err
 			}
-			line := exportedEvent{
-				Position: ev.Position.String(), StreamID: ev.StreamID, Revision: ev.Revision,
-				EventID: ev.ID.String(), Type: ev.Type, OccurredAt: at, Data: ev.Data, Metadata: ev.Metadata,
+			if s.window.contains(occurredAt(ev, raw)) {
+				kept = append(kept, ev)
 			}
-			if err := enc.Encode(line); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
-			n++
 		}
-		progress(len(b.Events))
-		if b.CaughtUp {
-			return errExported
-		}
-		return nil
+		s.progress(len(b.Events))
+		return h(ctx, projections.Batch{Events: kept, Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp})
 	})
-	if errors.Is(err, errExported) {
-		err = nil
-	}
-	if ferr := buf.Flush(); err == nil && ferr != nil {
-		err = fmt.Errorf("write: %w", ferr)
-	}
-	return n, err
 }
 
 // occurredAt is when the event happened by its metadata, else when it was
 // stored.
-func occurredAt(ev eventstore.RecordedEvent) time.Time {
-	var m struct {
-		OccurredAt time.Time `json:"occurredAt"`
+func occurredAt(ev domain.RecordedEvent, raw eventstore.RecordedEvent) time.Time {
+	if at := ev.Metadata.OccurredAt; !at.IsZero() {
+		return at.UTC()
 	}
-	if len(ev.Metadata) > 0 && json.Unmarshal(ev.Metadata, &m) == nil && !m.OccurredAt.IsZero() {
-		return m.OccurredAt.UTC()
-	}
-	return ev.CreatedAt.UTC()
+	return raw.CreatedAt.UTC()
 }

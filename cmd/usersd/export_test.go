@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,13 @@ func TestExportEventsWritesEveryEventInWindowAsNDJSON(t *testing.T) {
 	ctx := context.Background()
 	codec := eventstore.NewCodec(pii.NewMemoryKeyring(), []byte("export test stream-name key....."))
 	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	ws := uuid.New()
 	for i := range 5 {
-		e := domain.UserLoggedIn{WorkspaceID: uuid.New(), UserID: uuid.New(), LoggedInAt: base.Add(time.Duration(i) * time.Hour)}
-		d, err := codec.EncodeOne(ctx, e, domain.Metadata{EventID: uuid.New(), SchemaVersion: 1, OccurredAt: e.LoggedInAt})
+		var e domain.Event = domain.UserLoggedIn{WorkspaceID: ws, UserID: uuid.New(), LoggedInAt: base.Add(time.Duration(i) * time.Hour)}
+		if i == 2 {
+			e = domain.MemberSuspended{WorkspaceID: ws, UserID: uuid.New(), Role: "Editor"}
+		}
+		d, err := codec.EncodeOne(ctx, e, domain.Metadata{EventID: uuid.New(), SchemaVersion: 1, OccurredAt: base.Add(time.Duration(i) * time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,28 +38,75 @@ func TestExportEventsWritesEveryEventInWindowAsNDJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var out bytes.Buffer
-	progressed := 0
-	n, err := exportEvents(ctx, store, &out, window{from: base.Add(time.Hour), to: base.Add(4 * time.Hour)}, func(k int) { progressed += k })
-	if err != nil {
-		t.Fatal(err)
+	export := func(q exportQuery) ([]feedLine, int) {
+		t.Helper()
+		var out bytes.Buffer
+		progressed := 0
+		n, err := exportEvents(ctx, store, &out, q, func(k int) { progressed += k })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []feedLine
+		for raw := range bytes.Lines(out.Bytes()) {
+			var l feedLine
+			if err := json.Unmarshal(raw, &l); err != nil {
+				t.Fatalf("line %q: %v", raw, err)
+			}
+			lines = append(lines, l)
+		}
+		if n != len(lines) {
+			t.Errorf("exportEvents says %d events, wrote %d lines", n, len(lines))
+		}
+		return lines, progressed
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if n != 3 || len(lines) != 3 {
-		t.Fatalf("exported %d events in %d lines, want 3 (hours 1, 2, 3)", n, len(lines))
+
+	all, progressed := export(exportQuery{})
+	if len(all) != 5 || progressed != 5 {
+		t.Fatalf("exported %d events, read %d; want all 5", len(all), progressed)
+	}
+	lines, progressed := export(exportQuery{window: window{from: base.Add(time.Hour), to: base.Add(4 * time.Hour)}})
+	if len(lines) != 3 || lines[0].Position != all[1].Position {
+		t.Fatalf("exported %d events from %v, want 3 (hours 1, 2, 3)", len(lines), lines)
 	}
 	if progressed != 5 {
 		t.Errorf("progress counted %d events, want all 5 read", progressed)
 	}
-	var first exportedEvent
-	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
-		t.Fatal(err)
+	first := lines[0]
+	if first.Type != "UserLoggedIn" || first.WorkspaceID != ws.String() || !first.OccurredAt.Equal(base.Add(time.Hour)) || first.EventID == "" {
+		t.Errorf("first line = %+v, want the UserLoggedIn one hour in", first)
 	}
-	if first.Type != "UserLoggedIn" || first.StreamID != "logins-x" || first.Revision != 1 || !first.OccurredAt.Equal(base.Add(time.Hour)) {
-		t.Errorf("first line = %+v, want the UserLoggedIn at revision 1, one hour in", first)
+	if !bytes.Contains(first.Data, []byte(`"loggedInAt"`)) || !bytes.Contains(first.Metadata, []byte(`"schemaVersion":1`)) {
+		t.Errorf("data %s, metadata %s: want the event's fields and its metadata", first.Data, first.Metadata)
 	}
-	if !json.Valid(first.Data) || !bytes.Contains(first.Data, []byte(`"loggedInAt"`)) {
-		t.Errorf("data = %s, want the stored event JSON", first.Data)
+
+	after, _ := domain.ParsePosition(all[1].Position)
+	if lines, _ := export(exportQuery{after: after}); len(lines) != 3 || lines[0].Position != all[2].Position {
+		t.Errorf("-after the second: %v, want the last 3", lines)
+	}
+	if lines, _ := export(exportQuery{types: []string{"MemberSuspended"}}); len(lines) != 1 || lines[0].Type != "MemberSuspended" {
+		t.Errorf("-types MemberSuspended: %v, want the one", lines)
+	}
+}
+
+// feedLine is a line of the export: the event feed's.
+type feedLine struct {
+	Position, EventID, Type, WorkspaceID string
+	OccurredAt                           time.Time
+	Data, Metadata                       json.RawMessage
+}
+
+func TestParseExportQuery(t *testing.T) {
+	t.Parallel()
+	q, err := parseExportQuery("", "", "12-3", " UserInvited,RoleChanged")
+	if err != nil || q.after != (domain.Position{Commit: 12, Prepare: 3}) || strings.Join(q.types, ",") != "UserInvited,RoleChanged" {
+		t.Errorf("parseExportQuery = %+v, %v", q, err)
+	}
+	for _, c := range [][4]string{{"", "", "12", ""}, {"", "", "012-3", ""}, {"", "", "", "UserInvited,Nope"}, {"yesterday", "", "", ""}} {
+		_, err := parseExportQuery(c[0], c[1], c[2], c[3])
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("parseExportQuery(%q) = %v, want a usage error", c, err)
+		}
 	}
 }
 
@@ -77,7 +129,7 @@ func TestExportEventsWritesSealedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if n, err := exportEvents(ctx, store, &out, window{}, func(int) {}); err != nil || n != 1 {
+	if n, err := exportEvents(ctx, store, &out, exportQuery{}, func(int) {}); err != nil || n != 1 {
 		t.Fatalf("exported %d events, %v", n, err)
 	}
 	got := strings.ToLower(out.String())

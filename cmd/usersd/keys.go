@@ -19,8 +19,9 @@ const (
 	envKeyEncryptionKey          = "USERSD_KEY_ENCRYPTION_KEY"
 	envKeyEncryptionPreviousKeys = "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS"
 
-	// makeKEK is how the messages tell an operator to make a KEK.
-	makeKEK = "head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='"
+	// makeKey is how the messages tell an operator to make a key of 32
+	// random bytes, base64url: a KEK, an audit signing key.
+	makeKey = "head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='"
 )
 
 // devKEK is the embedded default's key-encryption key, kept like the
@@ -64,12 +65,12 @@ func readKEKs(e *env, db database) (keks, error) {
 	case strings.TrimSpace(v) != "":
 		kek, err := pii.ParseKEK(v)
 		if err != nil {
-			return k, usageErrorf("%s %v: it is 32 random bytes, base64url; make one with %s", envKeyEncryptionKey, err, makeKEK)
+			return k, usageErrorf("%s %v: it is 32 random bytes, base64url; make one with %s", envKeyEncryptionKey, err, makeKey)
 		}
 		k.current = kek
 	case configuredBy(db, e.Getenv) != "":
 		return k, usageErrorf("%s is not set: it is required with %s (32 random bytes, base64url, kept out of the database and its backups; make one with %s; see docs/erasure.md)",
-			envKeyEncryptionKey, configuredBy(db, e.Getenv), makeKEK)
+			envKeyEncryptionKey, configuredBy(db, e.Getenv), makeKey)
 	default:
 		kept, err := devKEK.keep(e)
 		if err != nil {

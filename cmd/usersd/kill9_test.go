@@ -51,14 +51,9 @@ func TestKill9UnderLoadCopies(t *testing.T) {
 	}
 	_, dbURL := pgtest.New(t)
 	srv := smtptest.Start(t, smtptest.Options{})
-	addr := freeAddr(t)
-	base := "http://" + addr
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "SMTP_URL=smtp://"+srv.Addr,
-		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
-		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	env, base := binaryEnv(t, dbURL, "SMTP_URL=smtp://"+srv.Addr)
 
-	start := func(run int) *exec.Cmd { return startBinary(t, bin, env, dir, run, base) }
+	start := func(run int) *exec.Cmd { return startUsersd(t, bin, env, dir, base, run) }
 
 	cmd := start(0)
 	var withCopy, copies, mailed, done int
@@ -188,21 +183,27 @@ func buildUsersd(t *testing.T, dir string) string {
 	return bin
 }
 
-// freeAddr answers a local address nothing listens on.
-func freeAddr(t *testing.T) string {
+// binaryEnv is the environment of a usersd serve binary on the database
+// dbURL, listening on a free port at base, with the extra variables
+// (KEY=value).
+func binaryEnv(t *testing.T, dbURL string, extra ...string) (env []string, base string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	addr := l.Addr().String()
+	l.Close()
+	env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret,
+		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
+		"USERSD_HTTP_ADDR="+addr, "USERSD_PUBLIC_URL=http://usersd.test", "USERSD_LOG_LEVEL=warn")
+	return append(env, extra...), "http://" + addr
 }
 
-// startBinary runs `bin serve` with env, its output in dir's
-// serve-<run>.log, killed when the test ends, and waits until base's
-// /readyz answers 200.
-func startBinary(t *testing.T, bin string, env []string, dir string, run int, base string) *exec.Cmd {
+// startUsersd starts bin serve with env, logging to dir/serve-<run>.log,
+// and waits until it is ready at base. The test's end kills it.
+func startUsersd(t *testing.T, bin string, env []string, dir, base string, run int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env

@@ -43,15 +43,9 @@ func TestKill9LosesNoWebhookDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool, dbURL := pgtest.New(t)
-	addr := freeAddr(t)
-	base := "http://" + addr
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret, "USERSD_DEV_MAILBOX=true",
-		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,
-		"USERSD_HTTP_ADDR="+addr, "USERSD_LOG_LEVEL=warn",
-		// The receiver listens on 127.0.0.1 with a certificate of its own.
-		"USERSD_WEBHOOK_ALLOW_PRIVATE=true", "SSL_CERT_FILE="+ca)
-	start := func(run int) *exec.Cmd { return startBinary(t, bin, env, dir, run, base) }
+	// The receiver listens on 127.0.0.1 with a certificate of its own.
+	env, base := binaryEnv(t, dbURL, "USERSD_DEV_MAILBOX=true", "USERSD_WEBHOOK_ALLOW_PRIVATE=true", "SSL_CERT_FILE="+ca)
+	start := func(run int) *exec.Cmd { return startUsersd(t, bin, env, dir, base, run) }
 	cmd := start(0)
 
 	type hooked struct {

@@ -395,3 +395,38 @@ func call(t *testing.T, method, url, token, consistentWith, body string) (int, s
 	}
 	return r.StatusCode, string(b), r.Header
 }
+
+// TestAStopEndsFollowedFeeds: a followed event feed never ends by itself;
+// the stop ends it with a last heartbeat at once, rather than waiting out
+// the grace period and cutting it.
+func TestAStopEndsFollowedFeeds(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.New(t)
+	s := startServingOn(t, map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true"})
+	created := createWorkspace(t, s.base)
+	rq, _ := http.NewRequest("GET", s.base+"/v1/events?follow=true&after="+created.Position, nil)
+	rq.Header.Set("Authorization", "Bearer "+systemToken())
+	r, err := http.DefaultClient.Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/events: %d", r.StatusCode)
+	}
+	start := time.Now()
+	if err := s.stop(); err != nil {
+		t.Fatalf("serve ended with %v", err)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatalf("the feed was cut: %v (%q)", err, body)
+	}
+	var last struct{ Type, Position string }
+	if lines := strings.Split(strings.TrimSpace(string(body)), "\n"); json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil || last.Type != "heartbeat" {
+		t.Errorf("the feed ended with %q, want a last heartbeat", body)
+	}
+	if took := time.Since(start); strings.Contains(s.log.String(), "requests still running") {
+		t.Errorf("the stop waited %s for the feed and cut it", took)
+	}
+}

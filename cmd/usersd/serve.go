@@ -47,7 +47,7 @@ func serveCommand() *command {
 Runs usersd: applies pending migrations, keeps events in PostgreSQL (or in
 EventStoreDB when ESDB_URL is set), runs the
 projections and the invitation e-mails, and serves the HTTP API (/v1/...),
-/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /mailbox,
+/openapi.yaml, /healthz, /readyz, /metrics and the web UI (/, /audit, /reviews, /mailbox,
 /accept). It runs until interrupted (SIGINT or SIGTERM).
 
 Without DATABASE_URL it runs on the embedded default: the PostgreSQL at
@@ -108,6 +108,10 @@ Environment:
   USERSD_TRUSTED_PROXIES  comma-separated addresses or CIDR prefixes of proxies
                           whose X-Forwarded-For and X-Request-Id are believed
                           (default: none)
+  USERSD_NATS_URL         NATS server(s) with JetStream (nats://host:4222, tls://...,
+                          comma-separated); when set, every event is also
+                          published to the stream USERSD_EVENTS, subjects
+                          usersd.events.<workspace>.<type> (docs/integrations.md)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
@@ -158,6 +162,9 @@ type serveConfig struct {
 	// read here so that a bad one stops serve before it starts anything,
 	// and handed to open for the codec.
 	keks keks
+	// nats is where every event is also published (USERSD_NATS_URL);
+	// its url is empty when none.
+	nats natsConfig
 	// webhookAllowPrivate lets webhooks call private and loopback
 	// addresses (USERSD_WEBHOOK_ALLOW_PRIVATE).
 	webhookAllowPrivate bool
@@ -200,6 +207,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 		return cfg, err
 	}
 	if cfg.keks, err = readKEKs(e, db); err != nil {
+		return cfg, err
+	}
+	if cfg.nats, err = readNATSConfig(e.Getenv); err != nil {
 		return cfg, err
 	}
 	if cfg.webhookAllowPrivate, err = webhookAllowPrivate(e.Getenv); err != nil {
@@ -266,6 +276,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		Logger: e.Log, Metrics: metricsHandler, Observer: m,
 		TrustedProxies: cfg.trustedProxies, Mailbox: bg.mailbox, ConsistencyTimeout: cfg.consistencyTimeout,
 		AuditSigner: cfg.auditSigner, Keys: rt.codec.Keys(),
+		Events: eventstore.Source{Store: rt.store, Codec: rt.codec},
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return errors.New("stopping")
@@ -277,6 +288,9 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 		return err
 	}
 	srv := httpapi.NewHTTPServer(withUI(api, web.Handler()), httpapi.DefaultTimeouts)
+	// Followed event feeds never end by themselves: the stop ends them,
+	// each with a last heartbeat to resume from.
+	srv.RegisterOnShutdown(api.EndFeeds)
 	limited := httpapi.LimitConnsPerClient(l, httpapi.ConnLimit{Exempt: cfg.trustedProxies, Refused: m.RefusedConnections()})
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- srv.Serve(limited) }()
@@ -336,8 +350,8 @@ func keyShredderOf(keys pii.Keyring) commands.KeyShredder {
 }
 
 // background is the work that serve runs beside the HTTP server: the
-// projection runners, the read-your-writes waiter and the invitation
-// e-mails. It outlives the signal: it stops only once the HTTP server has
+// projection runners, the read-your-writes waiter, the invitation e-mails
+// and the JetStream publisher. It outlives the signal: it stops only once the HTTP server has
 // drained, so that a request accepted before the stop is answered as if
 // none had come. A read waiting for its write (X-Consistent-With) keeps
 // seeing checkpoints move, whether this replica's runners move them or,
@@ -354,8 +368,8 @@ type background struct {
 	hooks   func(context.Context) error // the webhooks' dispatcher's health
 }
 
-// startBackground starts the runners, the waiter, the e-mails and the
-// webhooks.
+// startBackground starts the runners, the waiter, the e-mails, the
+// webhooks and, with USERSD_NATS_URL, the JetStream publisher.
 func startBackground(ctx context.Context, e *env, rt *opened, app commands.Application, cfg serveConfig, m *metrics.Metrics) (_ *background, err error) {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	bg := &background{stop: stop, models: allProjections()}
@@ -389,6 +403,11 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.wg.Go(mailDone)
+	natsDone, err := startPublisher(bgCtx, e, rt, cfg.nats, m)
+	if err != nil {
+		return nil, err
+	}
+	bg.wg.Go(natsDone)
 	bg.mailbox, bg.mail = mailbox, mailHealth
 	hooksDone, hooksHealth, err := startWebhooks(bgCtx, rt.pool, src, cfg.webhookAllowPrivate, e.Log)
 	if err != nil {

@@ -63,6 +63,8 @@ func TestServeConfigErrors(t *testing.T) {
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK[:40]}, "USERSD_KEY_ENCRYPTION_KEY is 30 bytes, want 32"},
 		{"bad previous key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS": testAuditKey + ", nope"}, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS: item 2 is 3 bytes"},
+		{"NATS URL without a scheme", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_NATS_URL": "127.0.0.1:4222"}, "USERSD_NATS_URL: server 1 of 1"},
 		{"bad webhook setting", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_WEBHOOK_ALLOW_PRIVATE": "sometimes"}, `USERSD_WEBHOOK_ALLOW_PRIVATE="sometimes": want true or false`},
 	}

@@ -19,7 +19,7 @@ type setting struct {
 }
 
 // Every setting of usersd. The parsers sit beside their use (config.go,
-// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go,
+// mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go, nats.go,
 // webhooks.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
@@ -50,6 +50,10 @@ var (
 
 	kekSetting         = setting{env: envKeyEncryptionKey}
 	kekPreviousSetting = setting{env: envKeyEncryptionPreviousKeys}
+
+	natsURLSetting               = setting{env: envNATSURL}
+	natsTestStreamSetting        = setting{env: envNATSTestStream}        // tests only
+	natsTestSubjectPrefixSetting = setting{env: envNATSTestSubjectPrefix} // tests only
 
 	webhookAllowPrivateSetting = setting{env: envWebhookAllowPrivate}
 )

@@ -14,8 +14,8 @@ func TestSpreadsheetSafeDefusesFormulas(t *testing.T) {
 		"ada@example.com":  "ada@example.com",
 		"":                 "",
 	} {
-		if got := spreadsheetSafe(in); got != want {
-			t.Errorf("spreadsheetSafe(%q) = %q, want %q", in, got, want)
+		if got := SpreadsheetSafe(in); got != want {
+			t.Errorf("SpreadsheetSafe(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

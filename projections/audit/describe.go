@@ -116,6 +116,25 @@ func describeEvent(ev domain.Event) (description, bool) {
 		return description{details: []field{str("webhookId", e.WebhookID.String()), str("fromPosition", e.FromPosition)}}, true
 	case domain.UserLoggedIn:
 		return aboutKnown(e.UserID, str("loggedInAt", formatTime(e.LoggedInAt))), true
+	case domain.AccessReviewStarted:
+		return description{details: []field{
+			str("reviewId", e.ReviewID.String()), str("name", e.Name), integer("items", e.Items),
+		}}, true
+	case domain.AccessReviewItemDecided:
+		// newRole and comment only when set.
+		details := []field{str("reviewId", e.ReviewID.String()), str("decision", e.Decision)}
+		if e.NewRole != "" {
+			details = append(details, str("newRole", e.NewRole))
+		}
+		if e.Comment != "" {
+			details = append(details, str("comment", e.Comment))
+		}
+		return aboutKnown(e.UserID, details...), true
+	case domain.AccessReviewCompleted:
+		return description{details: []field{
+			str("reviewId", e.ReviewID.String()), integer("items", e.Items),
+			integer("kept", e.Kept), integer("changed", e.Changed), integer("revoked", e.Revoked),
+		}}, true
 	case domain.AccountDeleted:
 		return description{purge: e.UserID}, true
 	}
@@ -147,6 +166,8 @@ var personalDetails = map[string][]string{
 	"WorkspaceCreated":      {"ownerName"},
 	"InvitationAccepted":    {"name"},
 	"InvitationEmailFailed": {"reason"},
+	// What an Admin wrote about the person under review.
+	"AccessReviewItemDecided": {"comment"},
 }
 
 // about describes an event about user, who has that address.

@@ -210,12 +210,13 @@ var csvHeader = []string{
 	"position", "prevHash", "hash", "actorErased", "targetErased",
 }
 
-// spreadsheetSafe defuses text a spreadsheet would run as a formula: a
+// SpreadsheetSafe defuses text a spreadsheet would run as a formula (in the
+// audit's CSV export and an access review's evidence): a
 // cell starting with = + - @ or a tab or carriage return gets a leading
 // apostrophe. People open CSV exports in spreadsheets; addresses such as
 // "=cmd@example.com" are valid, and user agents are whatever a client sent.
 // The NDJSON export keeps every value verbatim, for hash verification.
-func spreadsheetSafe(s string) string {
+func SpreadsheetSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}
@@ -238,21 +239,21 @@ func (e *Entry) csvRecord(rec []string, scratch []byte) ([]string, []byte) {
 	rec[3] = e.OccurredAt.UTC().Format(time.RFC3339Nano)
 	rec[4] = e.Action
 	rec[5] = uuidOrEmpty(e.Actor.ID)
-	rec[6] = spreadsheetSafe(e.Actor.Email)
+	rec[6] = SpreadsheetSafe(e.Actor.Email)
 	rec[7] = strconv.FormatBool(e.Actor.System)
 	rec[8], rec[9] = "", ""
 	if e.Target != nil {
 		rec[8] = uuidOrEmpty(e.Target.ID)
-		rec[9] = spreadsheetSafe(e.Target.Email)
+		rec[9] = SpreadsheetSafe(e.Target.Email)
 	}
 	scratch = appendRawJSON(scratch[:0], e.Details)
 	rec[10] = string(scratch)
-	rec[11] = spreadsheetSafe(e.CorrelationID)
-	rec[12] = spreadsheetSafe(e.CausationID)
+	rec[11] = SpreadsheetSafe(e.CorrelationID)
+	rec[12] = SpreadsheetSafe(e.CausationID)
 	rec[13], rec[14] = "", ""
 	if e.Request != nil {
 		rec[13] = e.Request.IP
-		rec[14] = spreadsheetSafe(e.Request.UserAgent)
+		rec[14] = SpreadsheetSafe(e.Request.UserAgent)
 	}
 	rec[15] = e.Position.String()
 	rec[16] = e.PrevHash

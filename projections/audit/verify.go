@@ -83,6 +83,21 @@ func ReadHead(ctx context.Context, db DB, ws uuid.UUID) (Head, error) {
 	return h, nil
 }
 
+// HeadAt answers the head the chain had at the entry of event eventID:
+// that entry's seq and hash; false if the workspace has no entry for it
+// (yet).
+func HeadAt(ctx context.Context, db DB, ws, eventID uuid.UUID) (Head, bool, error) {
+	h := Head{WorkspaceID: ws}
+	err := db.QueryRow(ctx, `SELECT seq, hash FROM audit_entries WHERE event_id = $1 AND workspace_id = $2`, eventID, ws).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Head{}, false, nil
+	}
+	if err != nil {
+		return Head{}, false, fmt.Errorf("audit head at %s: %w", eventID, err)
+	}
+	return h, true, nil
+}
+
 // Verify recomputes the hash chain of a workspace's audit history, reading
 // the entries in seq order one row at a time (memory stays flat however long
 // the history), and names the first broken entry. A workspace without

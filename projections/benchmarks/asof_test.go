@@ -140,7 +140,7 @@ func spread(b *testing.B, list func(cursor string) (userlist.Page, error)) []str
 // then, but for one in twenty, accepted), then the rest of the events are
 // logins (three in four), role changes and suspensions or reactivations of
 // random members. It answers the position halfway through.
-func seedAsOf(b *testing.B, ctx context.Context, pool *pgxpool.Pool, ws uuid.UUID, members, events int) domain.Position {
+func seedAsOf(b testing.TB, ctx context.Context, pool *pgxpool.Pool, ws uuid.UUID, members, events int) domain.Position {
 	models := []projections.Projection{userlist.New(), historymodel.New()}
 	r := rand.New(rand.NewPCG(42, 2))
 	now := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -16,6 +16,12 @@
 //   - BenchmarkDeleteAccount: commands.DeleteAccount of a person present in
 //     10 and 100 workspaces, on the PostgreSQL store and key store with the
 //     read models caught up (goal: < 1 s per deletion at 100).
+//   - BenchmarkAccessReviewStart: the start of an access review of a
+//     10,000-member workspace (the aggregate's decision and the history's
+//     materialisation of its items), beside the current user list's pages
+//     (goal: < 2 s).
+//   - BenchmarkEventFeed: GET /v1/events of a sealed history read whole over
+//     HTTP, against reading it through eventstore.Source (goal: ≥ 0.8×).
 //   - BenchmarkWebhookDeliveries: webhook deliveries to an in-process HTTPS
 //     receiver, end to end from a backlog, against raw HTTPS POSTs to the
 //     same receiver (goal: ≥ 1,000 deliveries/s).

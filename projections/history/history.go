@@ -2,10 +2,13 @@
 // the list has shown, with the interval of positions (and times) in which it
 // showed it. It answers the list "as of" any past position or instant, with
 // the same rows, filters and paging as the current list, by an index range
-// rather than a replay, and each member's history of role and status.
+// rather than a replay, and each member's history of role and status. It
+// also keeps the access reviews, whose populations are the list as of their
+// start (reviews.go, review_queries.go).
 //
 // The tables are defined in tables.sql (membership_intervals,
-// history_workspaces) and indexes.sql, beside this file.
+// history_workspaces, access_reviews, access_review_items) and indexes.sql,
+// beside this file.
 package history
 
 import (
@@ -28,7 +31,7 @@ type Projection struct{ projections.Declaration }
 
 // New returns the history projection.
 func New() *Projection {
-	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces"},
+	return &Projection{projections.Declare("history", []string{"membership_intervals", "history_workspaces", "access_reviews", "access_review_items"},
 		projections.SchemaFiles(sqlFiles), handling)}
 }
 
@@ -39,38 +42,27 @@ var sqlFiles embed.FS
 
 // handling: what the user list applies, since an interval is a user-list
 // row: every workspace event but the settings, the webhooks and the audit's
-// own records,
-// and AccountDeleted, which blanks the person's address and name.
+// own records, and AccountDeleted, which blanks the person's address and
+// name; and the access reviews (reviews.go).
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{},
 	domain.WebhookSubscribed{}, domain.WebhookRemoved{}, domain.WebhookReplayRequested{})
 
 type key struct{ ws, user uuid.UUID }
 
-// snapshot is what the user list shows of one person in one workspace.
-type snapshot struct {
-	email       string
-	name        pgtype.Text
-	role        string
-	status      string
-	invID       pgtype.UUID
-	invitedAt   pgtype.Timestamptz
-	invitedBy   pgtype.UUID
-	expiresAt   pgtype.Timestamptz
-	expired     bool
-	attempt     int32
-	emailStatus pgtype.Text
-	lastLogin   pgtype.Timestamptz
-	roleUntil   pgtype.Timestamptz
-}
-
 // interval is one membership_intervals row.
 type interval struct {
-	snapshot
+	userlist.Member
 	from, to     domain.Position
 	fromAt, toAt time.Time
 	changedBy    pgtype.UUID
 	action       string
 	eventID      uuid.UUID
+	// grantedBy and grantedAt: who set the role the interval shows, and
+	// when: the event that started the row (the workspace's creation, an
+	// invitation) or changed its role (a role change, a temporary role's
+	// end); NULL by for the system. Other changes carry them over.
+	grantedBy pgtype.UUID
+	grantedAt pgtype.Timestamptz
 	// stored: the row was read open from the table, so only its end is
 	// written.
 	stored bool
@@ -115,9 +107,13 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 			return err
 		}
 	}
+	var reviews []*domain.RecordedEvent
 	for _, ev := range live {
 		if !applyEvent(rows, ev.RecordedEvent) {
 			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+		}
+		if isReview(ev.Event) {
+			reviews = append(reviews, ev.RecordedEvent)
 		}
 	}
 	var deleted []*domain.RecordedEvent
@@ -127,7 +123,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		}
 		deleted = append(deleted, ev)
 	}
-	return write(ctx, tx, pos, rows, order, deleted)
+	return write(ctx, tx, pos, rows, order, reviews, deleted)
 }
 
 // subjectOf answers the row an event may change, and whether the event
@@ -141,176 +137,56 @@ func subjectOf(e domain.Event) (k key, replaces, ok bool) {
 	return key{ws, user}, replaces, ok
 }
 
-// applyEvent folds one event into the rows; false for a type it has no
-// case for. The rules are the user list's (projections/userlist), event
-// for event: TestAsOfMatchesReplay holds the two to each other.
+// applyEvent folds one event into the rows by the user list's rules
+// (userlist.Next): an event that changes a row ends its open interval and
+// opens the next (none for a row that goes). False for a type it has no
+// case for.
 func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
-	at := func(ws, user uuid.UUID) *row {
-		r := rows[key{ws, user}]
-		if r == nil {
-			r = &row{}
-			rows[key{ws, user}] = r
-		}
-		return r
+	if isReview(ev.Event) {
+		// A review changes no interval: its writes follow the batch's
+		// intervals (queueReviews).
+		return true
 	}
-	// change ends the open interval at this event and opens next (none
-	// for a row that goes).
-	change := func(r *row, next *snapshot) {
-		if r.open != nil {
-			r.open.to, r.open.toAt = ev.Position, ev.Metadata.OccurredAt
-			if r.open.stored {
-				// Opened by an earlier batch: only its end is written.
-				r.written = append(r.written, r.open)
-			}
-			r.open = nil
-		}
-		if next == nil {
-			return
-		}
-		iv := &interval{snapshot: *next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
-			changedBy: pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil},
-			action:    domain.EventName(ev.Event), eventID: ev.Metadata.EventID}
-		r.open = iv
-		r.written = append(r.written, iv)
-	}
-	// invitation answers a copy of the open pending invitation with this
-	// id, or nil.
-	invitation := func(r *row, inv uuid.UUID) *snapshot {
-		if r.open == nil || r.open.status != string(domain.StatusInvited) || !r.open.invID.Valid || r.open.invID.Bytes != inv {
-			return nil
-		}
-		s := r.open.snapshot
-		return &s
-	}
-	member := func(r *row) *snapshot {
-		if r.open == nil || r.open.status == string(domain.StatusInvited) {
-			return nil
-		}
-		s := r.open.snapshot
-		return &s
-	}
-	switch e := ev.Event.(type) {
-	case domain.WorkspaceCreated:
-		change(at(e.WorkspaceID, e.OwnerUserID), &snapshot{
-			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
-			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
-		})
-	case domain.UserInvited:
-		change(at(e.WorkspaceID, e.UserID), &snapshot{
-			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
-			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
-			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
-			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
-			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
-			attempt:     1,
-			emailStatus: pgtype.Text{String: userlist.EmailPending, Valid: true},
-		})
-	case domain.InvitationResent:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			s.attempt = projections.Int32(e.Attempt)
-			s.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
-			s.expired = false
-			s.emailStatus = pgtype.Text{String: userlist.EmailPending, Valid: true}
-			change(r, s)
-		}
-	case domain.InvitationRevoked:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			change(r, nil)
-		}
-	case domain.InvitationExpired:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			s.expired = true
-			change(r, s)
-		}
-	case domain.InvitationAccepted:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil {
-			// A temporary role given to the invitation goes on after it.
-			change(r, &snapshot{
-				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
-				role: e.Role, status: string(domain.StatusActive), lastLogin: s.lastLogin,
-				roleUntil: s.roleUntil,
-			})
-		}
-	case domain.InvitationEmailSent:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: userlist.EmailSent, Valid: true}
-			change(r, s)
-		}
-	case domain.InvitationEmailFailed:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := invitation(r, e.InvitationID); s != nil && s.attempt == projections.Int32(e.Attempt) {
-			s.emailStatus = pgtype.Text{String: userlist.EmailFailed, Valid: true}
-			change(r, s)
-		}
-	case domain.RoleChanged:
-		// Any change sets the end or cancels it (a grant with the same role
-		// again is refused by the domain, but the list would show its end).
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil {
-			s := r.open.snapshot
-			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
-			if e.Until != nil {
-				s.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
-			}
-			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
-				change(r, &s)
-			}
-		}
-	case domain.RoleGrantExpired:
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil {
-			s := r.open.snapshot
-			s.role, s.roleUntil = e.ToRole, pgtype.Timestamptz{}
-			if s.role != r.open.role || !sameTime(s.roleUntil, r.open.roleUntil) {
-				change(r, &s)
-			}
-		}
-	case domain.RoleGrantExpiryRefused:
-		// The member keeps the role, for good now.
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil && r.open.roleUntil.Valid {
-			s := r.open.snapshot
-			s.roleUntil = pgtype.Timestamptz{}
-			change(r, &s)
-		}
-	case domain.MemberRemoved:
-		if r := at(e.WorkspaceID, e.UserID); r.open != nil {
-			change(r, nil)
-		}
-	case domain.MemberSuspended:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := member(r); s != nil && s.status != string(domain.StatusSuspended) {
-			s.status = string(domain.StatusSuspended)
-			change(r, s)
-		}
-	case domain.MemberReactivated:
-		r := at(e.WorkspaceID, e.UserID)
-		if s := member(r); s != nil && s.status != string(domain.StatusActive) {
-			s.status = string(domain.StatusActive)
-			change(r, s)
-		}
-	case domain.UserLoggedIn:
-		// The list keeps the latest login; an earlier one changes nothing.
-		r := at(e.WorkspaceID, e.UserID)
-		if r.open != nil && (!r.open.lastLogin.Valid || e.LoggedInAt.After(r.open.lastLogin.Time)) {
-			s := r.open.snapshot
-			s.lastLogin = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
-			change(r, &s)
-		}
-	default:
+	ws, user, ok := projections.PersonOf(ev.Event)
+	if !ok {
 		return false
 	}
+	k := key{ws, user}
+	r := rows[k]
+	if r == nil {
+		r = &row{}
+		rows[k] = r
+	}
+	var next userlist.Member
+	if r.open != nil {
+		next = r.open.Member
+	}
+	change, ok := userlist.Next(&next, r.open != nil, ev)
+	if change == userlist.Unchanged {
+		return ok
+	}
+	prev := r.open
+	if r.open != nil {
+		r.open.to, r.open.toAt = ev.Position, ev.Metadata.OccurredAt
+		if r.open.stored {
+			// Opened by an earlier batch: only its end is written.
+			r.written = append(r.written, r.open)
+		}
+		r.open = nil
+	}
+	if change == userlist.Ended {
+		return true
+	}
+	actor := pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
+	iv := &interval{Member: next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
+		changedBy: actor, action: domain.EventName(ev.Event), eventID: ev.Metadata.EventID,
+		grantedBy: actor, grantedAt: pgtype.Timestamptz{Time: ev.Metadata.OccurredAt, Valid: true}}
+	if prev != nil && change != userlist.Started && prev.Role == next.Role {
+		iv.grantedBy, iv.grantedAt = prev.grantedBy, prev.grantedAt
+	}
+	r.open = iv
+	r.written = append(r.written, iv)
 	return true
-}
-
-// sameTime: both absent, or the same instant (whatever their locations).
-func sameTime(a, b pgtype.Timestamptz) bool {
-	return a.Valid == b.Valid && (!a.Valid || a.Time.Equal(b.Time))
 }
 
 // loadOpen reads the open interval of each key (LATERAL ... LIMIT 1: one
@@ -318,7 +194,7 @@ func sameTime(a, b pgtype.Timestamptz) bool {
 func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*row) error {
 	rows, err := tx.Query(ctx, `SELECT i.workspace_id, i.user_id, i.valid_from_commit, i.valid_from_prepare, i.valid_from_at,
 			i.email, i.name, i.role, i.status, i.invitation_id, i.invited_at, i.invited_by, i.expires_at,
-			i.expired, i.attempt, i.email_status, i.last_login_at, i.role_until
+			i.expired, i.attempt, i.email_status, i.last_login_at, i.role_until, i.granted_by, i.granted_at
 		FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, user_id)
 		CROSS JOIN LATERAL (
 			SELECT * FROM membership_intervals i
@@ -333,9 +209,10 @@ func loadOpen(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map
 		var ws, user pgtype.UUID
 		var fc, fp int64
 		iv := &interval{stored: true}
-		s := &iv.snapshot
-		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &s.email, &s.name, &s.role, &s.status,
-			&s.invID, &s.invitedAt, &s.invitedBy, &s.expiresAt, &s.expired, &s.attempt, &s.emailStatus, &s.lastLogin, &s.roleUntil); err != nil {
+		m := &iv.Member
+		if err := rows.Scan(&ws, &user, &fc, &fp, &iv.fromAt, &m.Email, &m.Name, &m.Role, &m.Status,
+			&m.InvitationID, &m.InvitedAt, &m.InvitedBy, &m.ExpiresAt, &m.Expired, &m.Attempt, &m.EmailStatus, &m.LastLogin, &m.RoleUntil,
+			&iv.grantedBy, &iv.grantedAt); err != nil {
 			return fmt.Errorf("history: read open intervals: %w", err)
 		}
 		iv.from = domain.Position{Commit: uint64(fc), Prepare: uint64(fp)}
@@ -351,11 +228,11 @@ const (
 	insertIntervals = `INSERT INTO membership_intervals (workspace_id, user_id,
 		valid_from_commit, valid_from_prepare, valid_from_at, valid_to_commit, valid_to_prepare, valid_to_at,
 		email, name, role, status, invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status,
-		last_login_at, changed_by, action, event_id, role_until)
+		last_login_at, changed_by, action, event_id, role_until, granted_by, granted_at)
 	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[],
 		$6::bigint[], $7::bigint[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[],
 		$13::uuid[], $14::timestamptz[], $15::uuid[], $16::timestamptz[], $17::boolean[], $18::integer[], $19::text[],
-		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[], $24::timestamptz[])`
+		$20::timestamptz[], $21::uuid[], $22::text[], $23::uuid[], $24::timestamptz[], $25::uuid[], $26::timestamptz[])`
 	closeIntervals = `UPDATE membership_intervals i
 		SET valid_to_commit = k.c, valid_to_prepare = k.p, valid_to_at = k.at
 		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[])
@@ -385,7 +262,8 @@ type intervalSet struct {
 	email, role, status, action  []string
 	name, emailStatus            []pgtype.Text
 	invitedAt, expiresAt, login  []pgtype.Timestamptz
-	roleUntil                    []pgtype.Timestamptz
+	roleUntil, grantedAt         []pgtype.Timestamptz
+	grantedBy                    []pgtype.UUID
 	expired                      []bool
 	attempt                      []int32
 	eventID                      []pgtype.UUID
@@ -410,18 +288,20 @@ func (s *intervalSet) add(k key, iv *interval) error {
 		tc, tp, toAt = pgtype.Int8{Int64: c, Valid: true}, pgtype.Int8{Int64: p, Valid: true}, pgtype.Timestamptz{Time: iv.toAt, Valid: true}
 	}
 	s.tc, s.tp, s.toAt = append(s.tc, tc), append(s.tp, tp), append(s.toAt, toAt)
-	s.email, s.name, s.role, s.status = append(s.email, iv.email), append(s.name, iv.name), append(s.role, iv.role), append(s.status, iv.status)
-	s.inv, s.invitedAt, s.by, s.expiresAt = append(s.inv, iv.invID), append(s.invitedAt, iv.invitedAt), append(s.by, iv.invitedBy), append(s.expiresAt, iv.expiresAt)
-	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.expired), append(s.attempt, iv.attempt), append(s.emailStatus, iv.emailStatus), append(s.login, iv.lastLogin)
+	s.email, s.name, s.role, s.status = append(s.email, iv.Email), append(s.name, iv.Name), append(s.role, iv.Role), append(s.status, iv.Status)
+	s.inv, s.invitedAt, s.by, s.expiresAt = append(s.inv, iv.InvitationID), append(s.invitedAt, iv.InvitedAt), append(s.by, iv.InvitedBy), append(s.expiresAt, iv.ExpiresAt)
+	s.expired, s.attempt, s.emailStatus, s.login = append(s.expired, iv.Expired), append(s.attempt, iv.Attempt), append(s.emailStatus, iv.EmailStatus), append(s.login, iv.LastLogin)
 	s.changedBy, s.action, s.eventID = append(s.changedBy, iv.changedBy), append(s.action, iv.action), append(s.eventID, projections.PGID(iv.eventID))
-	s.roleUntil = append(s.roleUntil, iv.roleUntil)
+	s.roleUntil = append(s.roleUntil, iv.RoleUntil)
+	s.grantedBy, s.grantedAt = append(s.grantedBy, iv.grantedBy), append(s.grantedAt, iv.grantedAt)
 	return nil
 }
 
 // write sends the batch's writes in one round trip: the ends of stored
-// intervals, the new intervals, the workspaces' positions, then the
-// deletions of accounts (after the batch's other writes).
-func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, deleted []*domain.RecordedEvent) error {
+// intervals, the new intervals, the workspaces' positions, the access
+// reviews' writes, then the deletions of accounts (after the batch's other
+// writes).
+func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[key]*row, order []key, reviews, deleted []*domain.RecordedEvent) error {
 	var ins intervalSet
 	var cWS, cUser []pgtype.UUID
 	var cFC, cFP, cC, cP []int64
@@ -457,10 +337,13 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 	if s := &ins; len(s.ws) > 0 {
 		b.Queue(insertIntervals, s.ws, s.user, s.fc, s.fp, s.fromAt, s.tc, s.tp, s.toAt,
 			s.email, s.name, s.role, s.status, s.inv, s.invitedAt, s.by, s.expiresAt, s.expired, s.attempt, s.emailStatus,
-			s.login, s.changedBy, s.action, s.eventID, s.roleUntil)
+			s.login, s.changedBy, s.action, s.eventID, s.roleUntil, s.grantedBy, s.grantedAt)
 	}
 	if len(wID) > 0 {
 		b.Queue(upsertWorkspaces, wID, wCommit, wPrepare)
+	}
+	if err := queueReviews(b, reviews); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	for _, ev := range deleted {
 		e := ev.Event.(domain.AccountDeleted)
@@ -474,6 +357,7 @@ func write(ctx context.Context, tx pgx.Tx, pos *projections.Positions, rows map[
 		}
 		b.Queue(closeDeleted, projections.PGID(e.UserID), c, p, at)
 		b.Queue(blankDeleted, projections.PGID(e.UserID))
+		b.Queue(blankDeletedItems, projections.PGID(e.UserID))
 	}
 	if b.Len() == 0 {
 		return nil

@@ -246,3 +246,23 @@ func TestTemporaryRoleHistory(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFold measures what Apply does in memory, folding events into
+// intervals, without PostgreSQL: the CPU cost of the list's rules as
+// intervals, over a random history of the commands (newWorld) replayed
+// from the start.
+func BenchmarkFold(b *testing.B) {
+	w := newWorld(b, 5)
+	for range 3000 {
+		w.step()
+	}
+	events := w.events()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !history.Fold(events) {
+			b.Fatal("an event has no case")
+		}
+	}
+	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+}

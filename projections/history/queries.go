@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,8 +63,9 @@ func ParseAsOf(s string) (AsOf, error) {
 }
 
 // asOfCondition answers the condition "the interval contains a", with its
-// arguments numbered from next.
-func asOfCondition(a AsOf, arg func(any) string) (string, error) {
+// arguments added to args.
+func asOfCondition(a AsOf, args *projections.Args) (string, error) {
+	arg := args.Add
 	if a.Position.IsZero() {
 		t := arg(a.Time)
 		return "i.valid_from_at <= " + t + " AND (i.valid_to_at IS NULL OR i.valid_to_at > " + t + ")", nil
@@ -98,12 +98,9 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	// As of a position, only a recorded expiry counts (the zero time is
 	// before every expiry time): a position names an event, not an instant.
 	now := a.Time
-	args := []any{projections.PGID(ws)}
-	arg := func(x any) string {
-		args = append(args, x)
-		return "$" + strconv.Itoa(len(args))
-	}
-	cond, err := asOfCondition(a, arg)
+	args := projections.Args{projections.PGID(ws)}
+	arg := args.Add
+	cond, err := asOfCondition(a, &args)
 	if err != nil {
 		return userlist.Page{}, err
 	}
@@ -129,24 +126,8 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 	if err != nil {
 		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
 	}
-	defer rows.Close()
-	page := userlist.Page{Items: make([]userlist.Row, 0, min(v.Limit, 64))}
-	var lastKey string
-	more := false
-	for rows.Next() {
-		if len(page.Items) == v.Limit {
-			more = true
-			break
-		}
-		r, sortKey, err := userlist.ScanRow(rows, now)
-		if err != nil {
-			return userlist.Page{}, fmt.Errorf("history: list: %w", err)
-		}
-		page.Items = append(page.Items, r)
-		lastKey = sortKey
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	page, lastKey, more, err := userlist.ScanPage(rows, v.Limit, now)
+	if err != nil {
 		return userlist.Page{}, fmt.Errorf("history: list: %w", err)
 	}
 	if more {
@@ -159,12 +140,8 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, a AsOf, f userlist.Fil
 // AdminSummary answers how many active Admins the workspace had at a, as
 // userlist.Queries.AdminSummary does for now.
 func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID, a AsOf) (int, error) {
-	args := []any{projections.PGID(ws)}
-	arg := func(x any) string {
-		args = append(args, x)
-		return "$" + strconv.Itoa(len(args))
-	}
-	cond, err := asOfCondition(a, arg)
+	args := projections.Args{projections.PGID(ws)}
+	cond, err := asOfCondition(a, &args)
 	if err != nil {
 		return 0, err
 	}
@@ -194,47 +171,84 @@ type Item struct {
 // the history does not show (a login, an e-mail's delivery) continue the
 // interval they fall in.
 func (q *Queries) History(ctx context.Context, ws, user uuid.UUID) ([]Item, bool, error) {
-	rows, err := q.db.Query(ctx, `SELECT valid_from_at, valid_to_at, valid_to_commit, valid_to_prepare,
-			valid_from_commit, valid_from_prepare, role, status, changed_by, action, event_id
-		FROM membership_intervals WHERE workspace_id = $1 AND user_id = $2
-		ORDER BY valid_from_commit, valid_from_prepare`, projections.PGID(ws), projections.PGID(user))
+	all, err := q.intervals(ctx, "workspace_id = $1 AND user_id = $2", projections.PGID(ws), projections.PGID(user))
 	if err != nil {
-		return nil, false, fmt.Errorf("history: member: %w", err)
+		return nil, false, err
+	}
+	if len(all) == 0 {
+		return []Item{}, false, nil
+	}
+	return all[0].Items, true, nil
+}
+
+// WorkspaceHistory is a person's history in one workspace.
+type WorkspaceHistory struct {
+	WorkspaceID uuid.UUID `json:"workspaceId"`
+	Items       []Item    `json:"items"`
+}
+
+// ForPerson answers a person's history in each of the workspaces given
+// that they were ever in the list of (others are left out), by workspace
+// id. No index leads with user_id (writes would keep one more for a rare
+// read), so the caller names the workspaces: an account export has them
+// from the person's audit entries, each read by primary key.
+func (q *Queries) ForPerson(ctx context.Context, user uuid.UUID, workspaces []uuid.UUID) ([]WorkspaceHistory, error) {
+	ids := make([]pgtype.UUID, len(workspaces))
+	for i, ws := range workspaces {
+		ids[i] = projections.PGID(ws)
+	}
+	return q.intervals(ctx, "workspace_id = ANY($1) AND user_id = $2", ids, projections.PGID(user))
+}
+
+// intervals reads the intervals that match where, one person's per
+// workspace, and joins consecutive ones that show the same role and status.
+func (q *Queries) intervals(ctx context.Context, where string, args ...any) ([]WorkspaceHistory, error) {
+	rows, err := q.db.Query(ctx, `SELECT workspace_id, valid_from_at, valid_to_at, valid_to_commit, valid_to_prepare,
+			valid_from_commit, valid_from_prepare, role, status, changed_by, action, event_id
+		FROM membership_intervals WHERE `+where+`
+		ORDER BY workspace_id, valid_from_commit, valid_from_prepare`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history: member: %w", err)
 	}
 	defer rows.Close()
-	items := []Item{}
-	var lastTo pgtype.Int8
-	var lastToP pgtype.Int8
+	out := []WorkspaceHistory{}
+	var lastTo, lastToP pgtype.Int8
 	for rows.Next() {
 		var (
+			ws, by       pgtype.UUID
+			eventID      pgtype.UUID
 			from         time.Time
 			to           pgtype.Timestamptz
 			tc, tp       pgtype.Int8
 			fc, fp       int64
 			role, status string
-			by, eventID  pgtype.UUID
 			action       string
 		)
-		if err := rows.Scan(&from, &to, &tc, &tp, &fc, &fp, &role, &status, &by, &action, &eventID); err != nil {
-			return nil, false, fmt.Errorf("history: member: %w", err)
+		if err := rows.Scan(&ws, &from, &to, &tc, &tp, &fc, &fp, &role, &status, &by, &action, &eventID); err != nil {
+			return nil, fmt.Errorf("history: member: %w", err)
 		}
-		if n := len(items); n > 0 && lastTo.Valid && lastTo.Int64 == fc && lastToP.Int64 == fp &&
-			string(items[n-1].Role) == role && string(items[n-1].Status) == status {
-			items[n-1].To = timePtr(to)
+		if len(out) == 0 || out[len(out)-1].WorkspaceID != ws.Bytes {
+			out = append(out, WorkspaceHistory{WorkspaceID: ws.Bytes, Items: []Item{}})
+			lastTo = pgtype.Int8{}
+		}
+		h := &out[len(out)-1]
+		if n := len(h.Items); n > 0 && lastTo.Valid && lastTo.Int64 == fc && lastToP.Int64 == fp &&
+			string(h.Items[n-1].Role) == role && string(h.Items[n-1].Status) == status {
+			h.Items[n-1].To = timePtr(to)
 		} else {
 			it := Item{From: from, To: timePtr(to), Role: domain.Role(role), Status: domain.Status(status), Action: action, EventID: eventID.Bytes}
 			if by.Valid {
 				id := uuid.UUID(by.Bytes)
 				it.ChangedBy = &id
 			}
-			items = append(items, it)
+			h.Items = append(h.Items, it)
 		}
 		lastTo, lastToP = tc, tp
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("history: member: %w", err)
+		return nil, fmt.Errorf("history: member: %w", err)
 	}
-	return items, len(items) > 0, nil
+	return out, nil
 }
 
 func timePtr(t pgtype.Timestamptz) *time.Time {

@@ -72,7 +72,7 @@ func (c *change) setStatus(s string) {
 
 // handling: the events that make, change or end a membership, and those
 // that make or delete an account. Invitations (until accepted), settings,
-// logins, webhooks and the audit's records change none.
+// logins, webhooks, the audit's records and the access reviews change none.
 var handling = projections.Handling{
 	Applies: projections.EventsOf(
 		domain.WorkspaceCreated{}, domain.InvitationAccepted{}, domain.RoleChanged{}, domain.RoleGrantExpired{},
@@ -84,6 +84,7 @@ var handling = projections.Handling{
 		domain.InvitationExpired{}, domain.InvitationEmailSent{}, domain.InvitationEmailFailed{},
 		domain.WorkspaceSettingsChanged{}, domain.UserLoggedIn{},
 		domain.AuditDivergenceAccepted{}, domain.RoleGrantExpiryRefused{},
+		domain.AccessReviewStarted{}, domain.AccessReviewItemDecided{}, domain.AccessReviewCompleted{},
 		domain.WebhookSubscribed{}, domain.WebhookRemoved{}, domain.WebhookReplayRequested{},
 	),
 }

@@ -303,6 +303,30 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkFold measures what Apply does in memory between its read and
+// its write, folding events into rows, without PostgreSQL: the CPU cost of
+// the list's rules per event, over the mixes of BenchmarkApply in batches
+// of BatchSize.
+func BenchmarkFold(b *testing.B) {
+	for _, mix := range benchMixes {
+		b.Run(mix.name, func(b *testing.B) {
+			g, f, batch := newGenerator(b.N, mix.mix), userlist.NewFolder(), projectionstest.BatchSize(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for folded := 0; folded < b.N; {
+				b.StopTimer()
+				events := g.next(min(batch, b.N-folded))
+				b.StartTimer()
+				if !f.Fold(events) {
+					b.Fatal("an event has no case")
+				}
+				folded += len(events)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // benchMixes are the histories BenchmarkApply and BenchmarkRebuild run
 // over.
 var benchMixes = []struct {

@@ -13,7 +13,7 @@ func TestEveryAppliedEventHasACase(t *testing.T) {
 	missing := handling.Uncovered(func(e domain.Event) bool {
 		// The zero event is about the zero key, whose row Apply would have
 		// prepared.
-		b := &batch{members: map[key]*member{{}: {}}, logins: make(map[key]*login)}
+		b := &batch{members: map[key]*memberRow{{}: {}}, logins: make(map[key]*login)}
 		return b.apply(&domain.RecordedEvent{Envelope: domain.Envelope{Event: e}}, &workspace{})
 	})
 	if len(missing) > 0 {

@@ -269,11 +269,8 @@ func parseLoginKey(s string) (pgtype.Timestamptz, error) {
 // checked on the rows it yields.
 func listSQL(ws uuid.UUID, f filter) (string, []any) {
 	var sb strings.Builder
-	args := []any{projections.PGID(ws)}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	args := projections.Args{projections.PGID(ws)}
+	arg := args.Add
 	if f.byLogin() {
 		sb.WriteString(loginSelect + "\n\tWHERE l.workspace_id = $1")
 	} else {
@@ -338,24 +335,8 @@ func (q *Queries) List(ctx context.Context, ws uuid.UUID, f Filter) (Page, error
 		return Page{}, fmt.Errorf("userlist: list: %w", err)
 	}
 	defer rows.Close()
-	now := q.now()
-	page := Page{Items: make([]Row, 0, min(vf.limit, 64))}
-	var lastKey string
-	more := false
-	for rows.Next() {
-		if len(page.Items) == vf.limit {
-			more = true
-			break
-		}
-		r, sortKey, err := scanRow(rows, now)
-		if err != nil {
-			return Page{}, fmt.Errorf("userlist: list: %w", err)
-		}
-		page.Items = append(page.Items, r)
-		lastKey = sortKey
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	page, lastKey, more, err := scanPage(rows, vf.limit, q.now())
+	if err != nil {
 		return Page{}, fmt.Errorf("userlist: list: %w", err)
 	}
 	if more {
@@ -400,6 +381,31 @@ func (q *Queries) AdminSummary(ctx context.Context, ws uuid.UUID) (activeAdmins 
 		return 0, fmt.Errorf("userlist: admin summary: %w", err)
 	}
 	return activeAdmins, nil
+}
+
+// scanPage reads a page query's rows (rowColumns, at most limit+1 of
+// them): the first limit, the sort key of the last of those, and whether
+// there are more. It closes rows.
+func scanPage(rows pgx.Rows, limit int, now time.Time) (page Page, lastKey string, more bool, err error) {
+	defer rows.Close()
+	page.Items = make([]Row, 0, min(limit, 64))
+	for rows.Next() {
+		if len(page.Items) == limit {
+			more = true
+			break
+		}
+		r, sortKey, err := scanRow(rows, now)
+		if err != nil {
+			return Page{}, "", false, err
+		}
+		page.Items = append(page.Items, r)
+		lastKey = sortKey
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Page{}, "", false, err
+	}
+	return page, lastKey, more, nil
 }
 
 func scanRow(rows pgx.Rows, now time.Time) (Row, string, error) {

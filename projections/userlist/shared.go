@@ -37,8 +37,12 @@ func Check(f Filter) (Checked, error) {
 // EscapeLike makes s match itself in a LIKE pattern (escape character \).
 func EscapeLike(s string) string { return escapeLike(s) }
 
-// ScanRow reads a row selected with the columns of the list's query, in
-// its order: user_id, name, email, role, status, last_login_at,
-// invitation_id, invited_at, invited_by, expires_at, expired, attempt,
-// email_status, sort_key, role_until. now decides whether an invitation's time is up.
-func ScanRow(rows pgx.Rows, now time.Time) (Row, string, error) { return scanRow(rows, now) }
+// ScanPage reads the rows of a page query that selects the columns of the
+// list's query, in its order (user_id, name, email, role, status,
+// last_login_at, invitation_id, invited_at, invited_by, expires_at, expired,
+// attempt, email_status, sort_key, role_until), at most limit+1 of them: the
+// first limit, the sort key of the last of those, and whether there are
+// more. now decides whether an invitation's time is up. It closes rows.
+func ScanPage(rows pgx.Rows, limit int, now time.Time) (Page, string, bool, error) {
+	return scanPage(rows, limit, now)
+}

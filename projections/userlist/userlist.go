@@ -16,6 +16,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -50,30 +51,33 @@ var sqlFiles embed.FS
 
 type key struct{ ws, user uuid.UUID }
 
-// member is a userlist_users row as Apply folds events into it.
-type member struct {
-	email       string
-	name        pgtype.Text
-	role        string
-	status      string
-	invID       pgtype.UUID
-	invitedAt   pgtype.Timestamptz
-	invitedBy   pgtype.UUID
-	expiresAt   pgtype.Timestamptz
-	expired     bool
-	attempt     int32
-	emailStatus pgtype.Text
-	roleUntil   pgtype.Timestamptz
+// Member is what the list shows of one person in one workspace, as Next
+// folds events into it: a userlist_users row and its last login. The
+// history (projections/history) keeps it through time.
+type Member struct {
+	Email        string
+	Name         pgtype.Text
+	Role         string
+	Status       string
+	InvitationID pgtype.UUID
+	InvitedAt    pgtype.Timestamptz
+	InvitedBy    pgtype.UUID
+	ExpiresAt    pgtype.Timestamptz
+	Expired      bool
+	Attempt      int32
+	EmailStatus  pgtype.Text
+	LastLogin    pgtype.Timestamptz
+	RoleUntil    pgtype.Timestamptz
+}
+
+// memberRow is a userlist_users row as Apply folds events into it (its
+// LastLogin unused: the batch keeps logins apart, in logins).
+type memberRow struct {
+	Member
 
 	// present: the row exists after the events folded so far. dirty: it
 	// must be written (upserted if present, deleted if not).
 	present, dirty bool
-}
-
-// replace sets the whole row, which exists after the event.
-func (m *member) replace(n member) {
-	n.present, n.dirty = true, true
-	*m = n
 }
 
 // login is what the batch does to a userlist_logins row: reset forgets the
@@ -96,7 +100,7 @@ type workspace struct {
 // batch is the state Apply folds one batch of events into.
 type batch struct {
 	workspaces map[uuid.UUID]*workspace
-	members    map[key]*member
+	members    map[key]*memberRow
 	logins     map[key]*login
 	// deleted are the people whose account was deleted: their rows go in
 	// every workspace, after the batch's other writes.
@@ -123,10 +127,11 @@ func (b *batch) login(k key) *login {
 }
 
 // handling: every workspace event but the settings and the webhooks, which
-// the list does not show, and the audit's own records; not AccountRegistered, which
-// shows nothing. AccountDeleted, of no workspace, drops the person's rows
-// everywhere.
+// the list does not show, the audit's own records and the access reviews
+// (the history keeps those); not AccountRegistered, which shows nothing.
+// AccountDeleted, of no workspace, drops the person's rows everywhere.
 var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain.AuditDivergenceAccepted{}, domain.AccountRegistered{},
+	domain.AccessReviewStarted{}, domain.AccessReviewItemDecided{}, domain.AccessReviewCompleted{},
 	domain.WebhookSubscribed{}, domain.WebhookRemoved{}, domain.WebhookReplayRequested{})
 
 // Apply folds the batch into the rows it touches, in memory, and writes each
@@ -134,7 +139,7 @@ var handling = projections.ApplyAllBut(domain.WorkspaceSettingsChanged{}, domain
 // write) whatever its size. Logins need no read. The workspaces' positions
 // make it idempotent (projections.Positions).
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
-	b := &batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*member), logins: make(map[key]*login)}
+	b := &batch{workspaces: make(map[uuid.UUID]*workspace), members: make(map[key]*memberRow), logins: make(map[key]*login)}
 	var stored workspace
 	pos, err := projections.LoadPositions(ctx, tx, events, handling, "userlist_workspaces", "name, created_at",
 		[]any{&stored.name, &stored.createdAt}, func(ws uuid.UUID) { *b.workspace(ws) = stored })
@@ -162,7 +167,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 		if _, known := b.members[k]; known {
 			continue
 		}
-		b.members[k] = &member{}
+		b.members[k] = &memberRow{}
 		if !replaces {
 			loadWS, loadUser = append(loadWS, projections.PGID(k.ws)), append(loadUser, projections.PGID(k.user))
 		}
@@ -196,133 +201,206 @@ func memberOf(e domain.Event) (k key, replaces, ok bool) {
 }
 
 // apply folds one event into the rows, and answers false for a type it has
-// no case for. Events about a row that does not exist change nothing; so do
-// delivery outcomes of an older attempt or of another invitation.
+// no case for: the workspace's row and the logins here, each person's row
+// by the list's rules (Next).
 func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
 		w.name = pgtype.Text{String: e.Name, Valid: true}
 		w.createdAt = projections.Timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
-		b.members[key{e.WorkspaceID, e.OwnerUserID}].replace(member{
-			email: e.OwnerEmail, name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
-			role: string(domain.RoleAdmin), status: string(domain.StatusActive),
-		})
-		*b.login(key{e.WorkspaceID, e.OwnerUserID}) = login{reset: true}
-	case domain.UserInvited:
-		// A new invitation replaces the row, and the person's last login
-		// with it: after a removal there is none, and an expired invitation
-		// is invited anew.
-		k := key{e.WorkspaceID, e.UserID}
-		b.members[k].replace(member{
-			email: e.Email, role: e.Role, status: string(domain.StatusInvited),
-			invID:       pgtype.UUID{Bytes: e.InvitationID, Valid: true},
-			invitedAt:   projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
-			invitedBy:   pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
-			expiresAt:   pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
-			attempt:     1,
-			emailStatus: pgtype.Text{String: EmailPending, Valid: true},
-		})
-		*b.login(k) = login{reset: true}
-	case domain.InvitationResent:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
-			m.attempt = projections.Int32(e.Attempt)
-			m.expiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
-			m.expired = false
-			m.emailStatus = pgtype.Text{String: EmailPending, Valid: true}
-			m.dirty = true
-		}
-	case domain.InvitationRevoked:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
-			m.present, m.dirty = false, true
-			*b.login(key{e.WorkspaceID, e.UserID}) = login{gone: true}
-		}
-	case domain.InvitationExpired:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
-			m.expired, m.dirty = true, true
-		}
-	case domain.InvitationAccepted:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil {
-			// A temporary role given to the invitation goes on after it.
-			m.replace(member{
-				email: e.Email, name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
-				role: e.Role, status: string(domain.StatusActive), roleUntil: m.roleUntil,
-			})
-		}
-	case domain.InvitationEmailSent:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == projections.Int32(e.Attempt) {
-			m.emailStatus, m.dirty = pgtype.Text{String: EmailSent, Valid: true}, true
-		}
-	case domain.InvitationEmailFailed:
-		if m := b.invitation(e.WorkspaceID, e.UserID, e.InvitationID); m != nil && m.attempt == projections.Int32(e.Attempt) {
-			m.emailStatus, m.dirty = pgtype.Text{String: EmailFailed, Valid: true}, true
-		}
-	case domain.RoleChanged:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
-			m.role, m.dirty = e.ToRole, true
-			m.roleUntil = pgtype.Timestamptz{}
-			if e.Until != nil {
-				m.roleUntil = pgtype.Timestamptz{Time: *e.Until, Valid: true}
-			}
-		}
-	case domain.RoleGrantExpired:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
-			m.role, m.roleUntil, m.dirty = e.ToRole, pgtype.Timestamptz{}, true
-		}
-	case domain.RoleGrantExpiryRefused:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
-			m.roleUntil, m.dirty = pgtype.Timestamptz{}, true
-		}
-	case domain.MemberRemoved:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil {
-			m.present, m.dirty = false, true
-			*b.login(key{e.WorkspaceID, e.UserID}) = login{gone: true}
-		}
-	case domain.MemberSuspended:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
-			m.status, m.dirty = string(domain.StatusSuspended), true
-		}
-	case domain.MemberReactivated:
-		if m := b.present(e.WorkspaceID, e.UserID); m != nil && m.status != string(domain.StatusInvited) {
-			m.status, m.dirty = string(domain.StatusActive), true
-		}
 	case domain.AccountDeleted:
 		// The removals before it dropped the person's rows already; this
 		// drops what a removal missed (a row the read model got from an
 		// event the command did not see), keyed by person alone.
 		b.deleted = append(b.deleted, projections.PGID(e.UserID))
+		return true
 	case domain.UserLoggedIn:
 		// The stored row is not read for a login: a login is recorded only
 		// for a member (the aggregate refuses others), and a login row
 		// without a member row is never shown.
-		if l := b.login(key{e.WorkspaceID, e.UserID}); !l.at.Valid || e.LoggedInAt.After(l.at.Time) {
+		if l := b.login(key{e.WorkspaceID, e.UserID}); later(e.LoggedInAt, l.at) {
 			l.at = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
 		}
-	default:
+		return true
+	}
+	ws, user, ok := projections.PersonOf(ev.Event)
+	if !ok {
 		return false
 	}
-	return true
+	k := key{ws, user}
+	m := b.members[k]
+	change, ok := Next(&m.Member, m.present, ev)
+	switch change {
+	case Changed:
+		m.dirty = true
+	case Started:
+		m.present, m.dirty = true, true
+		*b.login(k) = login{reset: true}
+	case Ended:
+		m.present, m.dirty = false, true
+		*b.login(k) = login{gone: true}
+	}
+	return ok
 }
 
-func (b *batch) present(ws, user uuid.UUID) *member {
-	if m := b.members[key{ws, user}]; m != nil && m.present {
-		return m
+// Change is what an event does to a person's row (Next).
+type Change uint8
+
+const (
+	// Unchanged: the row is as it was (or there is still none).
+	Unchanged Change = iota
+	// Changed: the row goes on, changed.
+	Changed
+	// Started: a new row replaces the one there was, if any: nothing of it
+	// is kept, its last login neither.
+	Started
+	// Ended: the row goes.
+	Ended
+)
+
+// Next folds one event into the row of the person it is about
+// (projections.PersonOf), which exists before it if present: the list's
+// rules, one place for the list (Apply) and for its history through time
+// (projections/history). It changes *m only when it answers Changed or
+// Started, and answers false for a type it has no case for. Events about a
+// row that does not exist change nothing; so do delivery outcomes of an
+// older attempt or of another invitation, and events that would set what
+// the row shows already.
+func Next(m *Member, present bool, ev *domain.RecordedEvent) (Change, bool) {
+	switch e := ev.Event.(type) {
+	case domain.WorkspaceCreated:
+		*m = Member{
+			Email: e.OwnerEmail, Name: pgtype.Text{String: e.OwnerName, Valid: e.OwnerName != ""},
+			Role: string(domain.RoleAdmin), Status: string(domain.StatusActive),
+		}
+		return Started, true
+	case domain.UserInvited:
+		// A new invitation replaces the row, and the person's last login
+		// with it: after a removal there is none, and an expired invitation
+		// is invited anew.
+		*m = Member{
+			Email: e.Email, Role: e.Role, Status: string(domain.StatusInvited),
+			InvitationID: pgtype.UUID{Bytes: e.InvitationID, Valid: true},
+			InvitedAt:    projections.Timestamp(e.InvitedAt, ev.Metadata.OccurredAt),
+			InvitedBy:    pgtype.UUID{Bytes: e.InvitedBy, Valid: e.InvitedBy != uuid.Nil},
+			ExpiresAt:    pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true},
+			Attempt:      1,
+			EmailStatus:  pgtype.Text{String: EmailPending, Valid: true},
+		}
+		return Started, true
+	case domain.InvitationResent:
+		if !m.pending(present, e.InvitationID) {
+			break
+		}
+		m.Attempt = projections.Int32(e.Attempt)
+		m.ExpiresAt = pgtype.Timestamptz{Time: e.ExpiresAt, Valid: true}
+		m.Expired = false
+		m.EmailStatus = pgtype.Text{String: EmailPending, Valid: true}
+		return Changed, true
+	case domain.InvitationRevoked:
+		if m.pending(present, e.InvitationID) {
+			return Ended, true
+		}
+	case domain.InvitationExpired:
+		if !m.pending(present, e.InvitationID) {
+			break
+		}
+		m.Expired = true
+		return Changed, true
+	case domain.InvitationAccepted:
+		if !m.pending(present, e.InvitationID) {
+			break
+		}
+		// A temporary role given to the invitation goes on after it.
+		*m = Member{
+			Email: e.Email, Name: pgtype.Text{String: e.Name, Valid: e.Name != ""},
+			Role: e.Role, Status: string(domain.StatusActive), LastLogin: m.LastLogin, RoleUntil: m.RoleUntil,
+		}
+		return Changed, true
+	case domain.InvitationEmailSent:
+		return m.delivered(present, e.InvitationID, e.Attempt, EmailSent), true
+	case domain.InvitationEmailFailed:
+		return m.delivered(present, e.InvitationID, e.Attempt, EmailFailed), true
+	case domain.RoleChanged:
+		// Any change sets the end or cancels it (a grant with the same role
+		// again is refused by the domain, but the list would show its end).
+		var until pgtype.Timestamptz
+		if e.Until != nil {
+			until = pgtype.Timestamptz{Time: *e.Until, Valid: true}
+		}
+		return m.setRole(present, e.ToRole, until), true
+	case domain.RoleGrantExpired:
+		return m.setRole(present, e.ToRole, pgtype.Timestamptz{}), true
+	case domain.RoleGrantExpiryRefused:
+		// The member keeps the role, for good now.
+		return m.setRole(present, m.Role, pgtype.Timestamptz{}), true
+	case domain.MemberRemoved:
+		if present {
+			return Ended, true
+		}
+	case domain.MemberSuspended:
+		return m.setStatus(present, domain.StatusSuspended), true
+	case domain.MemberReactivated:
+		return m.setStatus(present, domain.StatusActive), true
+	case domain.UserLoggedIn:
+		if !present || !later(e.LoggedInAt, m.LastLogin) {
+			break
+		}
+		m.LastLogin = pgtype.Timestamptz{Time: e.LoggedInAt, Valid: true}
+		return Changed, true
+	default:
+		return Unchanged, false
 	}
-	return nil
+	return Unchanged, true
 }
 
-// invitation answers the row of a pending invitation with this id.
-func (b *batch) invitation(ws, user, inv uuid.UUID) *member {
-	m := b.present(ws, user)
-	if m == nil || m.status != string(domain.StatusInvited) || !m.invID.Valid || m.invID.Bytes != inv {
-		return nil
+// pending: the row is a pending invitation with this id.
+func (m *Member) pending(present bool, inv uuid.UUID) bool {
+	return present && m.Status == string(domain.StatusInvited) && m.InvitationID.Valid && m.InvitationID.Bytes == inv
+}
+
+// delivered sets the e-mail status of the invitation's current attempt.
+func (m *Member) delivered(present bool, inv uuid.UUID, attempt int, status string) Change {
+	if !m.pending(present, inv) || m.Attempt != projections.Int32(attempt) {
+		return Unchanged
 	}
-	return m
+	m.EmailStatus = pgtype.Text{String: status, Valid: true}
+	return Changed
+}
+
+// setRole gives the row role until then (NULL: for good).
+func (m *Member) setRole(present bool, role string, until pgtype.Timestamptz) Change {
+	if !present || (role == m.Role && sameTime(until, m.RoleUntil)) {
+		return Unchanged
+	}
+	m.Role, m.RoleUntil = role, until
+	return Changed
+}
+
+// setStatus suspends or reactivates a member (not an invitation).
+func (m *Member) setStatus(present bool, s domain.Status) Change {
+	if !present || m.Status == string(domain.StatusInvited) || m.Status == string(s) {
+		return Unchanged
+	}
+	m.Status = string(s)
+	return Changed
+}
+
+// later: a login at this time is later than the last one (or the first):
+// the list keeps the latest login, and an earlier one changes nothing.
+func later(at time.Time, last pgtype.Timestamptz) bool {
+	return !last.Valid || at.After(last.Time)
+}
+
+// sameTime: both absent, or the same instant (whatever their locations).
+func sameTime(a, b pgtype.Timestamptz) bool {
+	return a.Valid == b.Valid && (!a.Valid || a.Time.Equal(b.Time))
 }
 
 // loadMembers reads the stored rows of the keys. LATERAL ... LIMIT 1 makes
 // each key one probe of the primary key, never a join plan that scans the
 // table.
-func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*member) error {
+func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into map[key]*memberRow) error {
 	rows, err := tx.Query(ctx, `SELECT u.workspace_id, u.user_id, u.email, u.name, u.role, u.status,
 			u.invitation_id, u.invited_at, u.invited_by, u.expires_at,
 			u.expired, u.attempt, u.email_status, u.role_until
@@ -338,10 +416,10 @@ func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into 
 	defer rows.Close()
 	for rows.Next() {
 		var ws, user pgtype.UUID
-		var m member
-		if err := rows.Scan(&ws, &user, &m.email, &m.name, &m.role, &m.status,
-			&m.invID, &m.invitedAt, &m.invitedBy, &m.expiresAt,
-			&m.expired, &m.attempt, &m.emailStatus, &m.roleUntil); err != nil {
+		var m memberRow
+		if err := rows.Scan(&ws, &user, &m.Email, &m.Name, &m.Role, &m.Status,
+			&m.InvitationID, &m.InvitedAt, &m.InvitedBy, &m.ExpiresAt,
+			&m.Expired, &m.Attempt, &m.EmailStatus, &m.RoleUntil); err != nil {
 			return fmt.Errorf("userlist: read rows: %w", err)
 		}
 		m.present = true
@@ -396,13 +474,13 @@ type rowSet struct {
 	attempt              []int32
 }
 
-func (r *rowSet) add(k key, m *member) {
+func (r *rowSet) add(k key, m *Member) {
 	r.ws, r.user = append(r.ws, projections.PGID(k.ws)), append(r.user, projections.PGID(k.user))
-	r.email, r.name, r.role, r.status = append(r.email, m.email), append(r.name, m.name), append(r.role, m.role), append(r.status, m.status)
-	r.inv, r.invitedAt, r.by = append(r.inv, m.invID), append(r.invitedAt, m.invitedAt), append(r.by, m.invitedBy)
-	r.expiresAt, r.expired = append(r.expiresAt, m.expiresAt), append(r.expired, m.expired)
-	r.attempt, r.emailStatus = append(r.attempt, m.attempt), append(r.emailStatus, m.emailStatus)
-	r.roleUntil = append(r.roleUntil, m.roleUntil)
+	r.email, r.name, r.role, r.status = append(r.email, m.Email), append(r.name, m.Name), append(r.role, m.Role), append(r.status, m.Status)
+	r.inv, r.invitedAt, r.by = append(r.inv, m.InvitationID), append(r.invitedAt, m.InvitedAt), append(r.by, m.InvitedBy)
+	r.expiresAt, r.expired = append(r.expiresAt, m.ExpiresAt), append(r.expired, m.Expired)
+	r.attempt, r.emailStatus = append(r.attempt, m.Attempt), append(r.emailStatus, m.EmailStatus)
+	r.roleUntil = append(r.roleUntil, m.RoleUntil)
 }
 
 // keySet holds keys, and a time per key for logins.
@@ -429,7 +507,7 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions
 		case !m.present:
 			deletes.add(k, pgtype.Timestamptz{})
 		default:
-			upserts.add(k, m)
+			upserts.add(k, &m.Member)
 		}
 	}
 	for k, l := range b.logins {

@@ -164,7 +164,7 @@ export async function shell(current, notice, onWorkspace) {
     h("button", { type: "button", id: "sign-out", onclick: () => { session.clear(); location.assign("/"); } }, "Sign out"));
   bar.replaceChildren(
     h("span", { class: "brand" }, "usersd"),
-    h("nav", { "aria-label": "Main" }, link("/", "Users & Roles"), link("/audit", "Audit"), link("/mailbox", "Mailbox")),
+    h("nav", { "aria-label": "Main" }, link("/", "Users & Roles"), link("/audit", "Audit"), link("/reviews", "Access reviews"), link("/mailbox", "Mailbox")),
     pickerBox);
   if (!session.token()) {
     pickerBox.hidden = true;
