@@ -45,14 +45,10 @@ func webhookSecretsOf(codec *eventstore.Codec) (keystore.WebhookSecrets, error) 
 // webhookOpener opens an event as the store keeps it with codec, as a
 // read of the store would.
 func webhookOpener(codec *eventstore.Codec) webhooks.Opener {
-	return func(ctx context.Context, typ string, version int, data []byte) (domain.Event, error) {
-		rec, err := codec.DecodeOne(ctx, eventstore.RecordedEvent{
+	return func(ctx context.Context, typ string, version int, data []byte) (domain.RecordedEvent, error) {
+		return codec.DecodeOne(ctx, eventstore.RecordedEvent{
 			Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version),
 		})
-		if err != nil {
-			return nil, err
-		}
-		return rec.Event, nil
 	}
 }
 

@@ -102,9 +102,8 @@ func webhookDeliveries(b *testing.B, recv *webhooktest.Receiver, n int) float64 
 		}
 	}
 	svc, err := webhooks.New(pool, eventstore.Source{Store: store, Codec: codec}, secrets,
-		func(ctx context.Context, typ string, version int, data []byte) (domain.Event, error) {
-			rec, err := codec.DecodeOne(ctx, eventstore.RecordedEvent{Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version)})
-			return rec.Event, err
+		func(ctx context.Context, typ string, version int, data []byte) (domain.RecordedEvent, error) {
+			return codec.DecodeOne(ctx, eventstore.RecordedEvent{Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version)})
 		},
 		webhooks.Options{Logger: quietLogger(), AllowPrivate: true, TLS: recv.TLS(), PollInterval: 10 * time.Millisecond,
 			Runner: projections.RunnerOptions{Logger: quietLogger(), LockRetry: 20 * time.Millisecond}})
@@ -138,10 +137,12 @@ func rawPosts(b *testing.B, recv *webhooktest.Receiver, n int) float64 {
 		TLSClientConfig: recv.TLS(), ForceAttemptHTTP2: true, MaxIdleConns: 64, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
 	}}
 	// A UserInvited's body, as a delivery's.
-	ws := uuid.New()
-	body, err := webhooks.Body(domain.UserInvited{WorkspaceID: ws, InvitationID: uuid.New(), UserID: uuid.New(), Email: "u1-123@hooks.bench",
-		Role: "Editor", InvitedBy: uuid.New(), InviterRole: "Admin", InvitedAt: time.Now(), ExpiresAt: time.Now()}, uuid.New(), ws,
-		domain.Position{Commit: 123456, Prepare: 7890}, time.Now())
+	body, err := webhooks.Body(domain.RecordedEvent{
+		Envelope: domain.Envelope{Event: domain.UserInvited{WorkspaceID: uuid.New(), InvitationID: uuid.New(), UserID: uuid.New(), Email: "u1-123@hooks.bench",
+			Role: "Editor", InvitedBy: uuid.New(), InviterRole: "Admin", InvitedAt: time.Now(), ExpiresAt: time.Now()},
+			Metadata: domain.Metadata{EventID: uuid.New(), OccurredAt: time.Now()}},
+		Position: domain.Position{Commit: 123456, Prepare: 7890},
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func appendObject(dst []byte, ev domain.RecordedEvent) ([]byte, error) {
 	if name == "" {
 		return dst, fmt.Errorf("feed: %T at %s is not a registered event type", ev.Event, ev.Position)
 	}
-	data, err := encodeData(ev)
+	data, err := Data(ev)
 	if err != nil {
 		return dst, err
 	}
@@ -104,9 +104,10 @@ func appendObject(dst []byte, ev domain.RecordedEvent) ([]byte, error) {
 
 func appendUUID(dst []byte, id uuid.UUID) []byte { return append(dst, id.String()...) }
 
-// encodeData is the event's JSON, opened, with every personal field of an
-// erased person null (rather than the "" it opened as).
-func encodeData(ev domain.RecordedEvent) ([]byte, error) {
+// Data is the event's JSON, opened, with every personal field of an
+// erased person null (rather than the "" it opened as): the feed's "data",
+// and the webhooks' (adapters/messaging/webhooks).
+func Data(ev domain.RecordedEvent) ([]byte, error) {
 	data, err := domain.EncodeEvent(ev.Event)
 	if err != nil || len(ev.Erased) == 0 {
 		return data, err

@@ -43,9 +43,8 @@ var (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // opener opens events as usersd serve does, with the tests' codec.
-func opener(ctx context.Context, typ string, version int, data []byte) (domain.Event, error) {
-	rec, err := testCodec.DecodeOne(ctx, eventstore.RecordedEvent{Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version)})
-	return rec.Event, err
+func opener(ctx context.Context, typ string, version int, data []byte) (domain.RecordedEvent, error) {
+	return testCodec.DecodeOne(ctx, eventstore.RecordedEvent{Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version)})
 }
 
 // env is a database with its event store, the application over it, and a

@@ -118,9 +118,10 @@ type sender struct {
 }
 
 // Opener opens the personal values of an event as the store keeps it
-// (type, schema version, data): an erased person's come out empty. usersd
-// serve gives the event store's codec's.
-type Opener func(ctx context.Context, typ string, version int, data []byte) (domain.Event, error)
+// (type, schema version, data): an erased person's come out empty, and
+// the person is in the answer's Erased. usersd serve gives the event
+// store's codec's.
+type Opener func(ctx context.Context, typ string, version int, data []byte) (domain.RecordedEvent, error)
 
 // Secrets answers a webhook's secret (keystore.WebhookSecrets).
 type Secrets interface {
@@ -183,11 +184,12 @@ func (s *sender) body(ctx context.Context, q queued) ([]byte, error) {
 	if err != nil {
 		return nil, messaging.Permanent(fmt.Errorf("delivery %s: %w", q.Delivery, err))
 	}
-	e, err := s.open(ctx, q.Type, q.Version, q.Data)
+	rec, err := s.open(ctx, q.Type, q.Version, q.Data)
 	if err != nil {
 		return nil, fmt.Errorf("open the event of delivery %s: %w", q.Delivery, err)
 	}
-	return Body(e, q.EventID, q.Workspace, pos, q.OccurredAt)
+	rec.Metadata.EventID, rec.Metadata.OccurredAt, rec.Position = q.EventID, q.OccurredAt, pos
+	return Body(rec)
 }
 
 // maxAnswer bounds how much of an answer is read (and dropped), so that

@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections/feed"
 )
 
 // The headers of a delivery, as Standard Webhooks name them.
@@ -40,26 +39,29 @@ func Sign(secret []byte, id string, timestamp time.Time, body []byte) string {
 var hiddenFields = []string{"tokenHash"}
 
 // Body is what a delivery POSTs: {"type", "timestamp", "data"}, data being
-// the event's fields (opened: an erased person's values are empty) with
-// its position, event id and workspace id.
-func Body(e domain.Event, eventID, workspace uuid.UUID, pos domain.Position, occurredAt time.Time) ([]byte, error) {
-	raw, err := domain.EncodeEvent(e)
+// the event's fields as the event feed has them (opened; an erased
+// person's personal values null) with its position, event id and
+// workspace id. rec needs its event, Erased, metadata's event id and time,
+// and position.
+func Body(rec domain.RecordedEvent) ([]byte, error) {
+	raw, err := feed.Data(rec)
 	if err != nil {
 		return nil, err
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &data); err != nil {
-		return nil, fmt.Errorf("the fields of %s: %w", domain.EventName(e), err)
+		return nil, fmt.Errorf("the fields of %s: %w", domain.EventName(rec.Event), err)
 	}
 	for _, f := range hiddenFields {
 		delete(data, f)
 	}
-	for k, v := range map[string]string{"position": pos.String(), "eventId": eventID.String(), "workspaceId": workspace.String()} {
+	ws, _ := domain.WorkspaceOf(rec.Event)
+	for k, v := range map[string]string{"position": rec.Position.String(), "eventId": rec.Metadata.EventID.String(), "workspaceId": ws.String()} {
 		data[k], _ = json.Marshal(v)
 	}
 	return json.Marshal(struct {
 		Type      string                     `json:"type"`
 		Timestamp string                     `json:"timestamp"`
 		Data      map[string]json.RawMessage `json:"data"`
-	}{domain.EventName(e), occurredAt.UTC().Format(time.RFC3339Nano), data})
+	}{domain.EventName(rec.Event), rec.Metadata.OccurredAt.UTC().Format(time.RFC3339Nano), data})
 }

@@ -67,8 +67,12 @@ func TestBody(t *testing.T) {
 	t.Parallel()
 	ws, user, ev := uuid.New(), uuid.New(), uuid.New()
 	at := time.Date(2026, 3, 4, 5, 6, 7, 800, time.UTC)
-	b, err := webhooks.Body(domain.UserInvited{WorkspaceID: ws, UserID: user, Email: "ann@example.com", Role: "Editor", TokenHash: "HASH"},
-		ev, ws, domain.Position{Commit: 12, Prepare: 3}, at)
+	rec := domain.RecordedEvent{
+		Envelope: domain.Envelope{Event: domain.UserInvited{WorkspaceID: ws, UserID: user, Email: "ann@example.com", Role: "Editor", TokenHash: "HASH"},
+			Metadata: domain.Metadata{EventID: ev, OccurredAt: at}},
+		Position: domain.Position{Commit: 12, Prepare: 3},
+	}
+	b, err := webhooks.Body(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +94,20 @@ func TestBody(t *testing.T) {
 	}
 	if _, ok := got.Data["tokenHash"]; ok {
 		t.Error("data holds the token's hash")
+	}
+
+	// An erased person's values are null, as in the event feed.
+	rec.Event = domain.UserInvited{WorkspaceID: ws, UserID: user, Role: "Editor"}
+	rec.Erased = []uuid.UUID{user}
+	if b, err = webhooks.Body(rec); err != nil {
+		t.Fatal(err)
+	}
+	got.Data = nil
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := got.Data["email"]; !ok || v != nil || got.Data["userId"] != user.String() {
+		t.Errorf("an erased person's invitation: %v, want email null and the user id", got.Data)
 	}
 }
 
