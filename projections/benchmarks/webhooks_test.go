@@ -105,7 +105,7 @@ func webhookDeliveries(b *testing.B, recv *webhooktest.Receiver, n int) float64 
 		func(ctx context.Context, typ string, version int, data []byte) (domain.RecordedEvent, error) {
 			return codec.DecodeOne(ctx, eventstore.RecordedEvent{Type: typ, Data: data, Metadata: fmt.Appendf(nil, `{"schemaVersion":%d}`, version)})
 		},
-		webhooks.Options{Logger: quietLogger(), AllowPrivate: true, TLS: recv.TLS(), PollInterval: 10 * time.Millisecond,
+		webhooks.Options{Logger: quietLogger(), AllowPrivate: true, TLS: recv.TLS(), PollInterval: 10 * time.Millisecond, IdlePollInterval: 100 * time.Millisecond,
 			Runner: projections.RunnerOptions{Logger: quietLogger(), LockRetry: 20 * time.Millisecond}})
 	if err != nil {
 		b.Fatal(err)

@@ -80,7 +80,7 @@ func (e *env) options() webhooks.Options {
 	return webhooks.Options{
 		Logger: quiet, AllowPrivate: true, TLS: e.recv.TLS(),
 		Retry:   messaging.RetryPolicy{MaxRetries: 40, InitialInterval: 5 * time.Millisecond, MaxInterval: 40 * time.Millisecond},
-		Timeout: 400 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+		Timeout: 400 * time.Millisecond, PollInterval: 20 * time.Millisecond, IdlePollInterval: 100 * time.Millisecond,
 		Runner: projections.RunnerOptions{Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 	}
 }

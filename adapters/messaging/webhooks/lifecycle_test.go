@@ -133,6 +133,15 @@ func TestErasedBeforeDelivery(t *testing.T) {
 	if err := testKeys.Destroy(context.Background(), ann); err != nil {
 		t.Fatal(err)
 	}
+	// An attempt in flight may have opened the event before; the next ones
+	// open it without ann's address. Let one of those through.
+	if !e.recv.WaitFor(20*time.Second, func() bool {
+		all := e.recv.All()
+		_, has := decodeBody(t, all[len(all)-1]).Data["email"]
+		return has && decodeBody(t, all[len(all)-1]).Data["email"] == nil
+	}) {
+		t.Fatal("no attempt after the erasure")
+	}
 	e.recv.SetChaos(webhooktest.Chaos{})
 	if !e.recv.WaitFor(20*time.Second, func() bool { return len(e.recv.Accepted("/erased")) == 1 }) {
 		t.Fatal("the delivery was not accepted")

@@ -74,15 +74,18 @@ func (s *Service) send(ctx context.Context) error {
 	// logged at debug level; giving up is a warning (giveUp).
 	retry := s.opts.Retry.Middleware(quietErrors{wlog})
 	router.AddMiddleware(router.EndWith(), poison, s.sender.giveUp, retry, middleware.Recoverer)
-	// The log of attempts outlives the router: a handler that stops waits
-	// for its attempt's row.
+	// The log of attempts outlives the router: the subscribers' last
+	// acknowledgements, at the stop, flush it.
 	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
 	logDone := make(chan struct{})
 	go func() { defer close(logDone); s.sender.attempts.run(logCtx) }()
 	defer func() { stopLog(); <-logDone }()
 	for p := range Partitions {
 		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
-			PollInterval: s.opts.PollInterval,
+			BackoffManager: &idleBackoff{
+				errors: wsql.NewDefaultBackoffManager(s.opts.PollInterval, time.Second),
+				least:  s.opts.PollInterval, most: s.opts.IdlePollInterval,
+			},
 			// The Retry middleware waits between tries inside one
 			// delivery: the deadline must outlast them all.
 			AckDeadline:    messaging.Ptr(time.Hour),
@@ -97,6 +100,29 @@ func (s *Service) send(ctx context.Context) error {
 		router.AddConsumerHandler(fmt.Sprintf("webhook_sender_%d", p), Topic, router.Subscriber(sub), s.sender.Handle)
 	}
 	return router.Run(ctx)
+}
+
+// idleBackoff is how often a partition looks for deliveries: at once while
+// it finds some, then after least, doubling up to most while it finds none,
+// so that 16 idle partitions cost 16 queries a second, not 160. A first
+// delivery after a quiet while waits at most that long.
+type idleBackoff struct {
+	errors      wsql.BackoffManager
+	least, most time.Duration
+	idle        time.Duration
+}
+
+func (b *idleBackoff) HandleError(log watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	switch {
+	case err != nil:
+		b.idle = 0
+		return b.errors.HandleError(log, noMsg, err)
+	case !noMsg:
+		b.idle = 0
+		return 0
+	}
+	b.idle = min(max(2*b.idle, b.least), b.most)
+	return b.idle
 }
 
 // quietErrors logs watermill's errors at debug level.
@@ -398,8 +424,24 @@ func (l *attemptLog) run(ctx context.Context) {
 		if len(attempts) > 0 {
 			err = projwebhooks.Attempted(ctx, l.pool, attempts)
 		}
+		if err != nil {
+			// Written with the next batch: a flush answers only once
+			// everything before it is written.
+			l.requeue(attempts)
+		}
 		l.answer(batch, err)
 	}
+}
+
+// requeue puts attempts back ahead of what was recorded since.
+func (l *attemptLog) requeue(attempts []projwebhooks.Attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	again := make([]pendingAttempt, 0, len(attempts)+len(l.pending))
+	for _, a := range attempts {
+		again = append(again, pendingAttempt{attempt: a})
+	}
+	l.pending = append(again, l.pending...)
 }
 
 func (l *attemptLog) take() []pendingAttempt {

@@ -50,9 +50,10 @@ type Options struct {
 	Retry messaging.RetryPolicy
 	// Timeout bounds one attempt, connection to answer; default 10 s.
 	Timeout time.Duration
-	// PollInterval is how often an idle partition looks for deliveries;
-	// default 100 ms.
-	PollInterval time.Duration
+	// PollInterval is how soon a partition that found no delivery looks
+	// again; it doubles, up to IdlePollInterval, while it finds none.
+	// Defaults 100 ms and 1 s.
+	PollInterval, IdlePollInterval time.Duration
 	// TLS is the configuration of https deliveries; nil trusts the
 	// system's roots.
 	TLS *tls.Config
@@ -94,6 +95,9 @@ func New(pool *pgxpool.Pool, src projections.Source, secrets Secrets, open Opene
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 100 * time.Millisecond
+	}
+	if opts.IdlePollInterval < opts.PollInterval {
+		opts.IdlePollInterval = max(time.Second, opts.PollInterval)
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
