@@ -24,7 +24,8 @@
 //     HTTP, against reading it through eventstore.Source (goal: ≥ 0.8×).
 //   - BenchmarkWebhookDeliveries: webhook deliveries to an in-process HTTPS
 //     receiver, end to end from a backlog, against raw HTTPS POSTs to the
-//     same receiver (goal: ≥ 1,000 deliveries/s).
+//     same receiver (goal: ≥ 1,000 deliveries/s; USERSD_BENCH_WEBHOOK_DELIVERIES
+//     sets how many, default 20,000).
 //
 // The package holds only tests. Run it with
 //

@@ -80,8 +80,16 @@ func (s *Service) send(ctx context.Context) error {
 	logDone := make(chan struct{})
 	go func() { defer close(logDone); s.sender.attempts.run(logCtx) }()
 	defer func() { stopLog(); <-logDone }()
+	// The subscribers have connections of their own: each holds one while
+	// it delivers a batch, retries and their backoff included, and 16 of
+	// them would otherwise starve the service's pool (the API's reads).
+	subPool, err := subscriberPool(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	defer subPool.Close()
 	for p := range Partitions {
-		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(s.pool), wsql.SubscriberConfig{
+		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(subPool), wsql.SubscriberConfig{
 			BackoffManager: &idleBackoff{
 				errors: wsql.NewDefaultBackoffManager(s.opts.PollInterval, time.Second),
 				least:  s.opts.PollInterval, most: s.opts.IdlePollInterval,
@@ -100,6 +108,19 @@ func (s *Service) send(ctx context.Context) error {
 		router.AddConsumerHandler(fmt.Sprintf("webhook_sender_%d", p), Topic, router.Subscriber(sub), s.sender.Handle)
 	}
 	return router.Run(ctx)
+}
+
+// subscriberPool is a pool of a connection per partition, to the database
+// of pool, as pool's role.
+func subscriberPool(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := pool.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = Partitions, 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = "usersd webhook sender"
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect the webhook sender: %w", err)
+	}
+	return p, nil
 }
 
 // idleBackoff is how often a partition looks for deliveries: at once while
