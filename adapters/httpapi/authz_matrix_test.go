@@ -375,6 +375,7 @@ func (m *matrix) expand(path string, caller int) string {
 // fails the test.
 func TestAuthorizationMatrixEveryRoute(t *testing.T) {
 	t.Parallel()
+	withWebhookDispatcher(t)
 	var cfg httpapi.Config
 	a := newAPIWith(t, func(c *httpapi.Config) {
 		c.Mailbox = &sliceMailbox{}

@@ -53,6 +53,17 @@ var testSigner = func() *audit.Signer {
 	return s
 }()
 
+// webhookDispatchers marks the tests whose API runs the webhooks'
+// dispatcher, which the reads of webhooks wait for
+// (withWebhookDispatcher); the others spare the machine a runner.
+var webhookDispatchers sync.Map // testing.TB → struct{}
+
+// withWebhookDispatcher makes t's API run the webhooks' dispatcher.
+func withWebhookDispatcher(t testing.TB) {
+	webhookDispatchers.Store(t, struct{}{})
+	t.Cleanup(func() { webhookDispatchers.Delete(t) })
+}
+
 // eventStores holds, by test, a function that opens the store for the
 // test's events instead of PostgreSQL's (lifecycle_esdb_test.go).
 var eventStores sync.Map // testing.TB → func(testing.TB) eventstore.Store
@@ -158,7 +169,11 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New(), history.New(), webhooks.Dispatcher{}} {
+	running := []projections.Projection{userlist.New(), memberships.New(), audit.New(), history.New()}
+	if _, ok := webhookDispatchers.Load(t); ok {
+		running = append(running, webhooks.Dispatcher{})
+	}
+	for _, p := range running {
 		r := projections.NewRunner(pool, p, eventstore.Source{Store: store, Codec: testCodec}, projections.RunnerOptions{
 			Logger: quiet, LockRetry: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		})

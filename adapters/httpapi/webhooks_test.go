@@ -13,6 +13,7 @@ import (
 // the audit history.
 func TestWebhooks(t *testing.T) {
 	t.Parallel()
+	withWebhookDispatcher(t)
 	a := newAPI(t)
 	ws, _, adm := a.adminWorkspace(t, "Hooks", "admin@hooks.test")
 	base := "/v1/workspaces/" + ws.String() + "/webhooks"
