@@ -63,6 +63,10 @@ func TestServeConfigErrors(t *testing.T) {
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK[:40]}, "USERSD_KEY_ENCRYPTION_KEY is 30 bytes, want 32"},
 		{"bad previous key-encryption key", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS": testAuditKey + ", nope"}, "USERSD_KEY_ENCRYPTION_PREVIOUS_KEYS: item 2 is 3 bytes"},
+		{"bad poison retention", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_POISON_RETENTION": "30 days"}, `USERSD_POISON_RETENTION="30 days": want a Go duration`},
+		{"zero retention interval", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
+			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_RETENTION_INTERVAL": "0"}, `USERSD_RETENTION_INTERVAL="0": want a positive Go duration`},
 		{"NATS URL without a scheme", map[string]string{"DATABASE_URL": dbURL, "USERSD_JWT_SECRET": testJWTSecret, "USERSD_DEV_MAILBOX": "true", "USERSD_AUDIT_SIGNING_KEY": testAuditKey,
 			"USERSD_KEY_ENCRYPTION_KEY": testKEK, "USERSD_NATS_URL": "127.0.0.1:4222"}, "USERSD_NATS_URL: server 1 of 1"},
 	}
