@@ -31,7 +31,7 @@ const (
 	soakInFlight   = 1000
 	soakPeakRows   = 20_000
 	soakEndRows    = 0
-	soakBatch      = 100  // addresses per invite command
+	soakBatch      = 100 // addresses per invite command
 	soakWorkspaces = 8   // workspaces invited into in turn
 	soakPerWS      = 500 // invitations per workspace, then new ones
 	// soakGeneration is the invitations into one set of workspaces.
