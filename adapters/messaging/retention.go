@@ -175,58 +175,33 @@ var retentionLockKey = func() int64 {
 // Run sweeps every Interval until ctx ends, standing by while another
 // replica holds the lock.
 func (s *Sweeper) Run(ctx context.Context) error {
-	for {
-		err := s.lead(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			s.log.Warn("retention: stopped; trying again", "err", err)
-		}
-		if err := pause.For(ctx, time.Second); err != nil {
-			return err
-		}
-	}
+	return keepLeading(ctx, s.log, "retention", s.lead)
 }
 
 // lead takes the lock and sweeps while it holds it. It returns nil when
 // another replica holds the lock.
 func (s *Sweeper) lead(ctx context.Context) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLockKey).Scan(&ok); err != nil {
-		return err
-	}
-	if !ok {
-		return pause.For(ctx, s.opts.Interval)
-	}
-	defer func() {
-		// Unlock before the connection goes back to the pool.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, retentionLockKey)
-	}()
-	for {
-		// The lock lives on conn: if conn is gone, so is the lock.
-		if err := conn.Ping(ctx); err != nil {
-			return fmt.Errorf("the lock's connection: %w", err)
+	return whileLocked(ctx, s.pool, retentionLockKey, func(conn *pgxpool.Conn) error {
+		for {
+			// The lock lives on conn: if conn is gone, so is the lock.
+			if err := conn.Ping(ctx); err != nil {
+				return fmt.Errorf("the lock's connection: %w", err)
+			}
+			rep, err := s.Sweep(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				s.log.Warn("retention: sweep failed in part", "err", err)
+			}
+			if rep.Total() > 0 {
+				s.log.Info("retention: pruned", "rows", rep.Pruned, "settled_deliveries", rep.Settled, "took", rep.Took.Round(time.Millisecond))
+			}
+			if err := pause.For(ctx, s.opts.Interval); err != nil {
+				return err
+			}
 		}
-		rep, err := s.Sweep(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			s.log.Warn("retention: sweep failed in part", "err", err)
-		}
-		if rep.Total() > 0 {
-			s.log.Info("retention: pruned", "rows", rep.Pruned, "settled_deliveries", rep.Settled, "took", rep.Took.Round(time.Millisecond))
-		}
-		if err := pause.For(ctx, s.opts.Interval); err != nil {
-			return err
-		}
-	}
+	})
 }
 
 // SweepReport is what one sweep did.
@@ -252,7 +227,8 @@ func (r SweepReport) Total() int64 {
 
 // Sweep runs every task once, records what each pruned (retention_sweeps,
 // the observer) and measures the tables. It needs no lock (Run holds
-// one); an error of one task does not stop the others.
+// one), but never runs twice at once on one Sweeper; an error of one task
+// does not stop the others.
 func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	start := time.Now()
 	rep := SweepReport{Pruned: map[string]int64{}}
