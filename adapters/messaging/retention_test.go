@@ -2,6 +2,7 @@ package messaging_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -174,7 +175,8 @@ func TestPoisonedMessagesGoOnceTheirFailureIsRecorded(t *testing.T) {
 	poison(lost, "31 days")
 	poison(logged, "31 days")
 	poison(young, "29 days")
-	for _, payload := range []string{`{"nonsense": true}`, `{"invitationId": "not-a-uuid", "attempt": 1}`} {
+	ghost := fmt.Sprintf(`{"workspaceId": %q, "invitationId": %q, "attempt": 1}`, uuid.New(), uuid.New())
+	for _, payload := range []string{`{"nonsense": true}`, `{"invitationId": "not-a-uuid", "attempt": 1}`, ghost} {
 		if _, err := pool.Exec(ctx, `INSERT INTO watermill_invitation_emails_poison (uuid, payload, transaction_id, created_at)
 			VALUES ($1, $2, pg_current_xact_id(), localtimestamp - interval '40 days')`, uuid.NewString(), payload); err != nil {
 			t.Fatal(err)
@@ -187,8 +189,8 @@ func TestPoisonedMessagesGoOnceTheirFailureIsRecorded(t *testing.T) {
 
 	s := newSweeper(r, pool, messaging.SweeperOptions{Retention: messaging.DefaultRetention()})
 	rep := sweep(t, s)
-	if rep.Pruned[messaging.KindPoison] != 3 {
-		t.Errorf("pruned %d poisoned messages, want 3 (lost's and the two that are no e-mail)", rep.Pruned[messaging.KindPoison])
+	if rep.Pruned[messaging.KindPoison] != 4 {
+		t.Errorf("pruned %d poisoned messages, want 4 (lost's, the two that are no e-mail, and the one of no workspace)", rep.Pruned[messaging.KindPoison])
 	}
 	rows, _ := pool.Query(ctx, `SELECT payload::jsonb->>'invitationId' FROM watermill_invitation_emails_poison`)
 	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
