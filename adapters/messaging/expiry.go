@@ -49,55 +49,30 @@ var expiryLockKey = func() int64 {
 	return int64(h.Sum64())
 }()
 
-// Run expires invitations until ctx ends, standing by while another replica
-// holds the lock.
+// Run expires invitations until ctx ends, standing by while another
+// replica holds the lock.
 func (x *Expiry) Run(ctx context.Context) error {
-	for {
-		err := x.lead(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			x.log.Warn("expiry: stopped; trying again", "err", err)
-		}
-		if err := pause.For(ctx, time.Second); err != nil {
-			return err
-		}
-	}
+	return keepLeading(ctx, x.log, "expiry", x.lead)
 }
 
 // lead takes the lock and sweeps while it holds it. It returns nil when
 // another replica holds the lock.
 func (x *Expiry) lead(ctx context.Context) error {
-	conn, err := x.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, expiryLockKey).Scan(&ok); err != nil {
-		return err
-	}
-	if !ok {
-		return nil
-	}
-	defer func() {
-		// Unlock before the connection goes back to the pool.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, expiryLockKey)
-	}()
-	for {
-		next, err := x.Sweep(ctx, conn.Conn())
-		if err != nil {
-			return err
+	return whileLocked(ctx, x.pool, expiryLockKey, func(conn *pgxpool.Conn) error {
+		for {
+			next, err := x.Sweep(ctx, conn.Conn())
+			if err != nil {
+				return err
+			}
+			wait := x.maxSleep
+			if !next.IsZero() {
+				wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
+			}
+			if err := pause.For(ctx, wait); err != nil {
+				return err
+			}
 		}
-		wait := x.maxSleep
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
-		}
-		if err := pause.For(ctx, wait); err != nil {
-			return err
-		}
-	}
+	})
 }
 
 // Sweep expires what is due now (invitations and temporary roles) and

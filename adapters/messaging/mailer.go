@@ -164,6 +164,10 @@ func (m *mailer) Handle(msg *message.Message) error {
 	}
 	e, err := render(mail, c, m.publicURL)
 	if err != nil {
+		// Logged as failed, like every message the poison queue keeps.
+		if ferr := m.log.failed(ctx, c, "render: "+err.Error()); ferr != nil {
+			return ferr
+		}
 		return permanentError{err}
 	}
 	err = m.sender.Send(ctx, e)

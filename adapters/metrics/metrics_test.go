@@ -57,3 +57,29 @@ func TestRequestsAndCommandOutcomesAreExported(t *testing.T) {
 		t.Error("a request counted as a command: the application counts its commands itself")
 	}
 }
+
+func TestRetentionIsExported(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	r := m.Retention()
+	r.ObserveRetentionSweep("outbox", 120, false)
+	r.ObserveRetentionSweep("outbox", 30, false)
+	r.ObserveRetentionSweep("poison", 0, true)
+	r.ObserveOperationalTable("mail_deliveries", 42, 16384, 90*time.Second)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`usersd_retention_pruned_rows_total{kind="outbox"} 150`,
+		`usersd_retention_last_pruned_rows{kind="outbox"} 30`,
+		`usersd_retention_sweep_failures_total{kind="poison"} 1`,
+		`usersd_retention_last_sweep_timestamp_seconds `,
+		`usersd_operational_table_rows{table="mail_deliveries"} 42`,
+		`usersd_operational_table_bytes{table="mail_deliveries"} 16384`,
+		`usersd_operational_table_oldest_row_age_seconds{table="mail_deliveries"} 90`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

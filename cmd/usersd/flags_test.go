@@ -28,6 +28,7 @@ func TestFlagsAfterTheSubcommand(t *testing.T) {
 		// serve would run until stopped: a bad value shows the flag was read.
 		"serve":   {args: []string{"serve", "-http-addr", "nonsense"}, wantCode: exitUsage, wantStderr: `-http-addr="nonsense" is not a listen address`},
 		"migrate": {args: []string{"migrate", "-database-url", dbURL}, wantCode: exitOK},
+		"status":  {args: []string{"status", "-database-url", dbURL}, wantCode: exitOK, wantStdout: "none recorded"},
 		"events": {args: []string{"events", "export", "-from", "2000-01-01T00:00:00Z", "-after", "0-0", "-types", "UserInvited", "-database-url", dbURL},
 			wantCode: exitOK, wantStderr: "exported 0 events"},
 		"projections": {vars: map[string]string{envKeyEncryptionKey: testKEK},

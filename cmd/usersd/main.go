@@ -3,6 +3,7 @@
 //
 //	usersd serve                 the API, the web UI and the projections
 //	usersd migrate               apply pending database migrations
+//	usersd status                operational tables' sizes, last retention sweeps
 //	usersd events export         the history as NDJSON
 //	usersd projections rebuild   rebuild read models from the history
 //	usersd audit verify          check the audit hash chains
@@ -37,6 +38,7 @@ func subcommands() []*command {
 	return []*command{
 		serveCommand(),
 		migrateCommand(),
+		statusCommand(),
 		eventsCommand(),
 		projectionsCommand(),
 		auditCommand(),

@@ -112,6 +112,13 @@ Environment:
                           comma-separated); when set, every event is also
                           published to the stream USERSD_EVENTS, subjects
                           usersd.events.<workspace>.<type> (docs/integrations.md)
+  USERSD_RETENTION_INTERVAL  time between sweeps of the operational tables
+                          (default 1m; docs/retention.md)
+  USERSD_POISON_RETENTION how long the poison queue keeps a message (720h)
+  USERSD_DELIVERY_RETENTION  how long a delivery-log row is kept once its
+                          invitation's link no longer works (24h)
+  USERSD_DEV_MAILBOX_RETENTION  how long the development mailbox keeps a
+                          message (168h)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,
@@ -165,6 +172,8 @@ type serveConfig struct {
 	// nats is where every event is also published (USERSD_NATS_URL);
 	// its url is empty when none.
 	nats natsConfig
+	// retention is how long the sweeper keeps operational rows.
+	retention retentionConfig
 	// webhookAllowPrivate lets webhooks call private and loopback
 	// addresses (USERSD_WEBHOOK_ALLOW_PRIVATE).
 	webhookAllowPrivate bool
@@ -210,6 +219,9 @@ func readServeConfig(e *env, db database, fs *flag.FlagSet) (serveConfig, error)
 		return cfg, err
 	}
 	if cfg.nats, err = readNATSConfig(e.Getenv); err != nil {
+		return cfg, err
+	}
+	if cfg.retention, err = readRetention(e.Getenv); err != nil {
 		return cfg, err
 	}
 	if cfg.webhookAllowPrivate, err = webhookAllowPrivate(e.Getenv); err != nil {
@@ -350,8 +362,8 @@ func keyShredderOf(keys pii.Keyring) commands.KeyShredder {
 }
 
 // background is the work that serve runs beside the HTTP server: the
-// projection runners, the read-your-writes waiter, the invitation e-mails
-// and the JetStream publisher. It outlives the signal: it stops only once the HTTP server has
+// projection runners, the read-your-writes waiter, the invitation e-mails,
+// the JetStream publisher and the retention sweeper. It outlives the signal: it stops only once the HTTP server has
 // drained, so that a request accepted before the stop is answered as if
 // none had come. A read waiting for its write (X-Consistent-With) keeps
 // seeing checkpoints move, whether this replica's runners move them or,
@@ -408,6 +420,7 @@ func startBackground(ctx context.Context, e *env, rt *opened, app commands.Appli
 		return nil, err
 	}
 	bg.wg.Go(natsDone)
+	bg.wg.Go(startRetention(bgCtx, e, rt.pool, app, cfg.retention, m))
 	bg.mailbox, bg.mail = mailbox, mailHealth
 	hooksDone, hooksHealth, err := startWebhooks(bgCtx, rt.pool, src, cfg.webhookAllowPrivate, e.Log)
 	if err != nil {

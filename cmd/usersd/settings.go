@@ -20,7 +20,7 @@ type setting struct {
 
 // Every setting of usersd. The parsers sit beside their use (config.go,
 // mail.go, esdb.go, embedded.go, token.go, auditkeys.go, keys.go, metrics.go, nats.go,
-// webhooks.go).
+// retention.go, webhooks.go).
 var (
 	databaseURLSetting = setting{env: envDatabaseURL, flag: flagDatabaseURL, def: defaultDatabaseURL,
 		usage: "PostgreSQL connection `URL` (overrides $" + envDatabaseURL + "; with neither: " + defaultDatabaseURL + ", created if missing)"}
@@ -50,6 +50,11 @@ var (
 
 	kekSetting         = setting{env: envKeyEncryptionKey}
 	kekPreviousSetting = setting{env: envKeyEncryptionPreviousKeys}
+
+	retentionIntervalSetting   = setting{env: envRetentionInterval, def: "1m"}
+	poisonRetentionSetting     = setting{env: envPoisonRetention, def: "720h"}
+	deliveryRetentionSetting   = setting{env: envDeliveryRetention, def: "24h"}
+	devMailboxRetentionSetting = setting{env: envDevMailboxRetention, def: "168h"}
 
 	natsURLSetting               = setting{env: envNATSURL}
 	natsTestStreamSetting        = setting{env: envNATSTestStream}        // tests only

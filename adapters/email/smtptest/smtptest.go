@@ -43,6 +43,12 @@ type Options struct {
 	// waits for that answer before it records the delivery would wait
 	// on NextCommand.
 	NextCommand func(accepted Message)
+	// Received, if set, is called with each message the server accepts,
+	// before it answers the end of the message.
+	Received func(Message)
+	// Forget keeps neither the messages nor the offers (Messages and
+	// Offers answer none), so that a long benchmark's memory stays flat.
+	Forget bool
 }
 
 // Temporary is a 451 answer, Permanent a 550 one.
@@ -163,7 +169,9 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
 	key := strings.ToLower(to)
 	seen := x.s.seen[key]
-	x.s.seen[key]++
+	if !x.s.opts.Forget {
+		x.s.seen[key]++
+	}
 	x.s.mu.Unlock()
 	if x.s.opts.Reject != nil {
 		if err := x.s.opts.Reject(to, seen); err != nil {
@@ -180,9 +188,14 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	m := Message{From: x.from, To: x.to, Data: b, UTF8: x.utf8}
-	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, m)
-	x.s.mu.Unlock()
+	if x.s.opts.Received != nil {
+		x.s.opts.Received(m)
+	}
+	if !x.s.opts.Forget {
+		x.s.mu.Lock()
+		x.s.msgs = append(x.s.msgs, m)
+		x.s.mu.Unlock()
+	}
 	x.accepted, x.dataReset = &m, true
 	return nil
 }

@@ -4,6 +4,9 @@
 // The migrations run once into a template database named after a hash of
 // their content; each test then copies the template (CREATE DATABASE ...
 // TEMPLATE), which takes milliseconds, and drops its copy when it ends.
+// The templates of other migration sets (older checkouts, other branches)
+// are dropped once no test process uses them (templates.go), so they do
+// not pile up on a developer's server.
 //
 // Each database has usersd's two roles: New connects as the owner (the
 // admin role, which ran the migrations: tests that create tables, rebuild
@@ -55,7 +58,7 @@ const servicePassword = "usersd-test-service"
 // templateVersion goes into the template's name with the migrations, so
 // that a change of what the template holds beyond them (the service
 // role's grants) makes a new one.
-const templateVersion = "service-role-1"
+const templateVersion = "service-role-1 in-use-lock-1"
 
 // templateLockID serialises template creation across test processes: go test
 // runs packages in parallel, and each may be first to need the template.
@@ -187,10 +190,17 @@ func template(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := "usersd_tmpl_" + sum[:16]
+	name := templatePrefix + sum[:16]
+	// In use from now on, for as long as this process lives: no other
+	// process drops it meanwhile (dropUnusedTemplates).
+	if err := holdTemplate(ctx, name); err != nil {
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
 	if err := ensureTemplate(ctx, name); err != nil {
 		return "", fmt.Errorf("template %s: %w", name, err)
 	}
+	// Best effort: a template left behind is dropped by a later run.
+	_, _ = dropUnusedTemplates(ctx, name)
 	tmplOnce.name = name
 	return name, nil
 }
@@ -228,6 +238,11 @@ func ensureTemplate(ctx context.Context, name string) error {
 		return err
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident(building)); err != nil {
+		return err
+	}
+	// The mark that lets another run drop it once no one uses it; it
+	// stays with the rename.
+	if _, err := conn.Exec(ctx, "COMMENT ON DATABASE "+ident(building)+" IS "+quote(templateComment)); err != nil {
 		return err
 	}
 	buildURL, err := withDatabase(AdminURL(), building)
