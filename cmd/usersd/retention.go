@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/messaging"
+	"github.com/usersd/usersd/adapters/messaging/webhooks"
 	"github.com/usersd/usersd/adapters/metrics"
 	"github.com/usersd/usersd/commands"
 )
@@ -19,12 +20,18 @@ const (
 	envPoisonRetention     = "USERSD_POISON_RETENTION"
 	envDeliveryRetention   = "USERSD_DELIVERY_RETENTION"
 	envDevMailboxRetention = "USERSD_DEV_MAILBOX_RETENTION"
+	// envWebhookDeliveryRetention keeps a webhook delivery in its log once
+	// delivered or failed (the poison queues share USERSD_POISON_RETENTION).
+	envWebhookDeliveryRetention = "USERSD_WEBHOOK_DELIVERY_RETENTION"
 )
 
 // retentionConfig is what the sweeper reads.
 type retentionConfig struct {
 	interval time.Duration
 	keep     messaging.Retention
+	// webhookDeliveries is how long the webhooks' log keeps a finished
+	// delivery.
+	webhookDeliveries time.Duration
 }
 
 // readRetention reads the retentions (Go durations, 0 or more: 0 prunes as
@@ -42,6 +49,9 @@ func readRetention(getenv func(string) string) (retentionConfig, error) {
 		return c, err
 	}
 	if c.keep.DevMailbox, err = retentionDuration(devMailboxRetentionSetting, getenv, false); err != nil {
+		return c, err
+	}
+	if c.webhookDeliveries, err = retentionDuration(webhookDeliveryRetentionSetting, getenv, false); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -63,8 +73,11 @@ func retentionDuration(s setting, getenv func(string) string, positive bool) (ti
 // e-mail pipeline's, which messaging.NewSweeper prunes itself: a new
 // pipeline's log adds its messaging.RetentionTask here (PruneOlderThan for
 // rows kept for a time), with a setting of its own for its retention, and
-// `usersd status` reports its tables too. None yet.
-func retentionTasks(retentionConfig) []messaging.RetentionTask { return nil }
+// `usersd status` reports its tables too. The webhooks' log, poison queue
+// and queue.
+func retentionTasks(c retentionConfig) []messaging.RetentionTask {
+	return webhooks.RetentionTasks(c.webhookDeliveries, c.keep.Poison)
+}
 
 // operationalTables are the tables `usersd status` reports: those the
 // sweeper prunes.

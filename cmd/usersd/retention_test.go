@@ -18,17 +18,20 @@ import (
 func TestRetentionSettings(t *testing.T) {
 	t.Parallel()
 	got, err := readRetention(func(string) string { return "" })
-	want := retentionConfig{interval: time.Minute, keep: messaging.DefaultRetention()}
+	want := retentionConfig{interval: time.Minute, keep: messaging.DefaultRetention(), webhookDeliveries: 7 * 24 * time.Hour}
 	if err != nil || got != want {
 		t.Errorf("defaults: %+v, %v; want %+v", got, err, want)
 	}
-	vars := map[string]string{envRetentionInterval: " 10s ", envPoisonRetention: "0s", envDeliveryRetention: "1h30m", envDevMailboxRetention: "48h"}
+	vars := map[string]string{envRetentionInterval: " 10s ", envPoisonRetention: "0s", envDeliveryRetention: "1h30m", envDevMailboxRetention: "48h",
+		envWebhookDeliveryRetention: "72h"}
 	got, err = readRetention(func(k string) string { return vars[k] })
-	want = retentionConfig{interval: 10 * time.Second, keep: messaging.Retention{Poison: 0, Deliveries: 90 * time.Minute, DevMailbox: 48 * time.Hour}}
+	want = retentionConfig{interval: 10 * time.Second, keep: messaging.Retention{Poison: 0, Deliveries: 90 * time.Minute, DevMailbox: 48 * time.Hour},
+		webhookDeliveries: 72 * time.Hour}
 	if err != nil || got != want {
 		t.Errorf("%v: %+v, %v; want %+v", vars, got, err, want)
 	}
-	for k, v := range map[string]string{envRetentionInterval: "0s", envPoisonRetention: "a month", envDeliveryRetention: "-1h", envDevMailboxRetention: "7d"} {
+	for k, v := range map[string]string{envRetentionInterval: "0s", envPoisonRetention: "a month", envDeliveryRetention: "-1h", envDevMailboxRetention: "7d",
+		envWebhookDeliveryRetention: "a week"} {
 		if _, err := readRetention(func(x string) string {
 			if x == k {
 				return v

@@ -114,11 +114,14 @@ Environment:
                           usersd.events.<workspace>.<type> (docs/integrations.md)
   USERSD_RETENTION_INTERVAL  time between sweeps of the operational tables
                           (default 1m; docs/retention.md)
-  USERSD_POISON_RETENTION how long the poison queue keeps a message (720h)
+  USERSD_POISON_RETENTION how long the poison queues (e-mails, webhooks) keep
+                          a message (720h)
   USERSD_DELIVERY_RETENTION  how long a delivery-log row is kept once its
                           invitation's link no longer works (24h)
   USERSD_DEV_MAILBOX_RETENTION  how long the development mailbox keeps a
                           message (168h)
+  USERSD_WEBHOOK_DELIVERY_RETENTION  how long the webhooks' delivery log keeps
+                          a delivered or failed delivery (168h)
   USERSD_DATA_DIR         where the embedded default keeps its private
                           PostgreSQL cluster (default ./.data)
   USERSD_LOG_LEVEL        debug, info, warn or error (default info)`,

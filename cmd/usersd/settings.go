@@ -56,6 +56,8 @@ var (
 	deliveryRetentionSetting   = setting{env: envDeliveryRetention, def: "24h"}
 	devMailboxRetentionSetting = setting{env: envDevMailboxRetention, def: "168h"}
 
+	webhookDeliveryRetentionSetting = setting{env: envWebhookDeliveryRetention, def: "168h"}
+
 	natsURLSetting               = setting{env: envNATSURL}
 	natsTestStreamSetting        = setting{env: envNATSTestStream}        // tests only
 	natsTestSubjectPrefixSetting = setting{env: envNATSTestSubjectPrefix} // tests only

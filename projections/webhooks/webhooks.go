@@ -302,20 +302,3 @@ func GaveUp(ctx context.Context, db DB, delivery uuid.UUID) error {
 	}
 	return nil
 }
-
-// Prune deletes at most limit rows of the log that were delivered or
-// failed before before, and answers how many.
-func Prune(ctx context.Context, db DB, before time.Time, limit int) (int, error) {
-	var n int
-	err := db.QueryRow(ctx, `
-		WITH gone AS (
-			DELETE FROM webhook_deliveries WHERE delivery_id IN (
-				SELECT delivery_id FROM webhook_deliveries
-				WHERE status <> 'pending' AND last_attempt_at < $1 LIMIT $2)
-			RETURNING 1)
-		SELECT count(*) FROM gone`, before, limit).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("prune the webhook delivery log: %w", err)
-	}
-	return n, nil
-}

@@ -202,7 +202,4 @@ func TestDeliveriesPages(t *testing.T) {
 		d.LastAttemptAt == nil || !d.LastAttemptAt.Equal(at.Add(time.Second)) {
 		t.Fatalf("after two attempts: %+v", d)
 	}
-	if n, err := webhooks.Prune(context.Background(), pool, at.Add(time.Minute), 100); err != nil || n != 1 {
-		t.Fatalf("prune: %d, %v; want the delivered row", n, err)
-	}
 }

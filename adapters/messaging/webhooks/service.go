@@ -26,7 +26,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/messaging"
-	"github.com/usersd/usersd/internal/pause"
 	"github.com/usersd/usersd/projections"
 	projwebhooks "github.com/usersd/usersd/projections/webhooks"
 )
@@ -57,9 +56,6 @@ type Options struct {
 	// TLS is the configuration of https deliveries; nil trusts the
 	// system's roots.
 	TLS *tls.Config
-	// Retention is how long the log keeps a finished delivery; default 7
-	// days.
-	Retention time.Duration
 	// Runner tunes the dispatcher's projection runner.
 	Runner projections.RunnerOptions
 	// Now is the clock of the signatures and the log; default time.Now.
@@ -98,9 +94,6 @@ func New(pool *pgxpool.Pool, src projections.Source, secrets Secrets, open Opene
 	}
 	if opts.IdlePollInterval < opts.PollInterval {
 		opts.IdlePollInterval = max(time.Second, opts.PollInterval)
-	}
-	if opts.Retention <= 0 {
-		opts.Retention = 7 * 24 * time.Hour
 	}
 	if opts.Runner.Logger == nil {
 		opts.Runner.Logger = opts.Logger
@@ -145,15 +138,14 @@ func (s *Service) Run(ctx context.Context) error {
 // advisory lock) queues the deliveries of new events.
 func (s *Service) RunDispatcher(ctx context.Context) error { return s.dispatcher.Run(ctx) }
 
-// RunSender delivers, replays and prunes the log until ctx ends, while
-// this replica holds the sender lock; the others stand by.
+// RunSender delivers and replays until ctx ends, while this replica holds
+// the sender lock; the others stand by.
 func (s *Service) RunSender(ctx context.Context) error {
 	return messaging.WhileHolding(ctx, s.pool, SenderLock, s.log, func(held context.Context) error {
 		var wg sync.WaitGroup
 		partsCtx, stop := context.WithCancel(held)
 		defer stop()
 		wg.Go(func() { s.replayUntil(partsCtx) })
-		wg.Go(func() { s.pruneUntil(partsCtx) })
 		err := s.send(held)
 		stop()
 		wg.Wait()
@@ -164,24 +156,33 @@ func (s *Service) RunSender(ctx context.Context) error {
 	})
 }
 
-// pruneEvery is how often the log's finished rows past the retention go.
-const pruneEvery = 10 * time.Minute
+// The operational tables of the webhooks (docs/retention.md).
+var (
+	logTable    = messaging.OperationalTable{Name: "webhook_deliveries", TimeColumn: "created_at"}
+	queueTable  = messaging.OperationalTable{Name: "watermill_" + Topic, TimeColumn: "created_at"}
+	poisonTable = messaging.OperationalTable{Name: "watermill_" + PoisonTopic, TimeColumn: "created_at"}
+)
 
-// pruneUntil deletes the log's finished rows older than the retention,
-// now and every pruneEvery, until ctx ends.
-func (s *Service) pruneUntil(ctx context.Context) {
-	for {
-		for {
-			n, err := projwebhooks.Prune(ctx, s.pool, s.opts.Now().Add(-s.opts.Retention), 10_000)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("webhook: prune the delivery log", "err", err)
-			}
-			if err != nil || n < 10_000 {
-				break
-			}
-		}
-		if pause.For(ctx, pruneEvery) != nil {
-			return
-		}
+// Kinds of the webhooks' rows the retention sweeper prunes.
+const (
+	KindLog    = "webhook_deliveries"
+	KindPoison = "webhook_poison"
+	KindQueue  = "webhook_queue"
+)
+
+// RetentionTasks are the webhooks' tasks of the retention sweeper: the
+// log's finished deliveries (delivered or failed) whose last attempt is
+// older than deliveries, the poison queue's messages older than poison;
+// the queue, whose rows go when they are handled, only shows its size.
+// Nothing a guarantee needs goes: a pending delivery stays in the log,
+// a queued one in the queue.
+func RetentionTasks(deliveries, poison time.Duration) []messaging.RetentionTask {
+	return []messaging.RetentionTask{
+		{Kind: KindLog, Tables: []messaging.OperationalTable{logTable},
+			Prune: messaging.PruneOlderThan(logTable.Name, "delivery_id", "last_attempt_at", "status <> 'pending'", deliveries)},
+		{Kind: KindPoison, Tables: []messaging.OperationalTable{poisonTable},
+			Prune: messaging.PruneOlderThan(poisonTable.Name, "offset", "created_at", "", poison)},
+		{Kind: KindQueue, Tables: []messaging.OperationalTable{queueTable},
+			Prune: func(context.Context, *pgxpool.Pool, int) (int64, error) { return 0, nil }},
 	}
 }
