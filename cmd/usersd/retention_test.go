@@ -70,21 +70,34 @@ func TestServeSweepsAndStatusTells(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	for _, want := range []string{
+	// The sweep records what it pruned once its deletes are done: the
+	// metrics follow the row's disappearance.
+	wants := []string{
 		`usersd_retention_pruned_rows_total{kind="dev_mailbox"} 1`,
 		`usersd_operational_table_rows{table="mail_deliveries"}`,
 		`usersd_operational_table_bytes{table="watermill_invitation_emails_p3"}`,
 		`usersd_operational_table_oldest_row_age_seconds{table="watermill_invitation_emails_poison"}`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	}
+	for {
+		res, err := http.Get(s.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var lacking []string
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				lacking = append(lacking, want)
+			}
+		}
+		if len(lacking) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q", lacking)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	got := runUsersd(t, nil, "status", "-database-url", dbURL)
