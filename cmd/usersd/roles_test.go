@@ -23,7 +23,7 @@ import (
 // twoRoles is the environment of usersd on a test database with its two
 // roles: DATABASE_URL the service's (pgtest.ServiceRole), and
 // USERSD_MIGRATE_DATABASE_URL the owner's.
-func twoRoles(t *testing.T) map[string]string {
+func twoRoles(t testing.TB) map[string]string {
 	t.Helper()
 	_, ownerURL := pgtest.New(t)
 	_, svcURL := pgtest.Service(t, ownerURL)

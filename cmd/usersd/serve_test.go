@@ -183,7 +183,7 @@ type serving struct {
 
 // startServing runs `usersd serve` with the environment vars (a free
 // USERSD_HTTP_ADDR is added) and waits until /readyz answers 200.
-func startServing(t *testing.T, vars map[string]string) serving {
+func startServing(t testing.TB, vars map[string]string) serving {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

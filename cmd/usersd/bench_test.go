@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/projections/projectionstest"
+)
+
+// serviceClients is the outside run's load: 16 HTTP clients, each with
+// its own workspace.
+const serviceClients = 16
+
+// serviceParts groups the tables into the parts of the pipeline an
+// invitation goes through, for the per-part cost table.
+var serviceParts = map[string]string{
+	"events":                                 "event store (accounts, workspaces, outcomes)",
+	"account_keys":                           "sealing keys",
+	"userlist_users":                         "user list",
+	"userlist_workspaces":                    "user list",
+	"userlist_logins":                        "user list",
+	"memberships":                            "memberships",
+	"memberships_accounts":                   "memberships",
+	"memberships_workspaces":                 "memberships",
+	"membership_intervals":                   "memberships",
+	"audit_entries":                          "audit",
+	"audit_user_emails":                      "audit",
+	"history_workspaces":                     "history",
+	"projection_checkpoints":                 "checkpoints",
+	"watermill_invitation_emails":            "outbox (watermill)",
+	"watermill_invitation_emails_p1":         "outbox (watermill)",
+	"watermill_invitation_emails_p2":         "outbox (watermill)",
+	"watermill_invitation_emails_p3":         "outbox (watermill)",
+	"watermill_offsets_invitation_emails":    "mailer offsets (watermill)",
+	"watermill_offsets_invitation_emails_p1": "mailer offsets (watermill)",
+	"watermill_offsets_invitation_emails_p2": "mailer offsets (watermill)",
+	"watermill_offsets_invitation_emails_p3": "mailer offsets (watermill)",
+	"watermill_invitation_emails_poison":     "mailer offsets (watermill)",
+	"mail_deliveries":                        "delivery log",
+	"dev_mailbox":                            "dev mailbox",
+	"webhooks":                               "webhooks",
+	"webhook_deliveries":                     "webhooks",
+	"webhook_replays":                        "webhooks",
+	"webhook_secrets":                        "webhooks",
+	"watermill_webhook_deliveries":           "webhooks",
+	"watermill_webhook_deliveries_poison":    "webhooks",
+}
+
+// BenchmarkServiceInvitations measures the whole service under HTTP load
+// the way issue 19's outside run did: `usersd serve` in-process on a fresh
+// database (its two roles, the HTTP API, every projection, the invitation
+// e-mail process manager mailing to an in-process SMTP server), 16 clients
+// each inviting new addresses into its own workspace, one address per
+// request, each followed by a read-your-writes read of the user list
+// (X-Consistent-With the write's position, which must show the address).
+//
+// The window runs from the first invitation until every e-mail was sent,
+// its outcome recorded as an event and every projection past it; the WAL
+// it wrote to the service's database (projectionstest.WALWindow) gives the
+// costs per invitation: committed transactions, rows inserted, updated
+// and deleted, WAL bytes, and by part (the log of the benchmark prints the
+// table). Beside it, after the window, the floor: the invitations' rows
+// (AccountRegistered and UserInvited) inserted by 16 workers, one
+// autocommitted INSERT of an invitation's two rows at a time.
+//
+// The run is a fixed number of invitations (USERSD_BENCH_SERVICE_INVITATIONS,
+// default 3200; at most 8000, the invitation policy's daily limit of 500 per
+// workspace), whatever b.N:
+//
+//	USERSD_BENCH_SERVICE_TABLE=/tmp/parts.md go test -run '^$' -bench ServiceInvitations -benchtime 1x ./cmd/usersd/
+func BenchmarkServiceInvitations(b *testing.B) {
+	n := 3200
+	if v := os.Getenv("USERSD_BENCH_SERVICE_INVITATIONS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < serviceClients || n > 8000-4*serviceClients {
+			b.Fatalf("USERSD_BENCH_SERVICE_INVITATIONS=%q: want %d to %d", v, serviceClients, 8000-4*serviceClients)
+		}
+	}
+	for range b.N {
+		env := newServiceBench(b)
+		env.run(b, 4*serviceClients) // warm up connections, caches, plans
+		env.waitMailed(b)
+		env.floor.Skip(b)
+		window := projectionstest.StartWAL(b, env.ownerURL)
+		elapsed, write, visible := env.run(b, n)
+		env.waitMailed(b)
+		cost, err := window.Stop(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, rows := env.floor.Insert(b, serviceClients, 2)
+		if rows != 2*n {
+			b.Fatalf("the floor took %d rows, want %d (an account and an invitation per address)", rows, 2*n)
+		}
+		env.stop()
+		if cost.Open != 0 {
+			b.Errorf("%d transactions still open when the window closed", cost.Open)
+		}
+
+		rate, rawRate := float64(n)/elapsed.Seconds(), float64(n)/raw.Seconds()
+		b.ReportMetric(rate, "invitations/s")
+		b.ReportMetric(rawRate, "raw-invitations/s")
+		b.ReportMetric(rate/rawRate, "ratio")
+		b.ReportMetric(float64(cost.Commits)/float64(n), "tx/inv")
+		b.ReportMetric(float64(cost.Inserted)/float64(n), "inserted/inv")
+		b.ReportMetric(float64(cost.Updated)/float64(n), "updated/inv")
+		b.ReportMetric(float64(cost.Deleted)/float64(n), "deleted/inv")
+		b.ReportMetric(float64(cost.Bytes)/float64(n), "WAL-B/inv")
+		// Full-page images depend on when the cluster last checkpointed
+		// (other databases' writes count): apart, the rest is ours alone.
+		b.ReportMetric(float64(cost.FPIBytes)/float64(n), "WAL-FPI-B/inv")
+		b.ReportMetric(ms(write.Percentile(50)), "write-p50-ms")
+		b.ReportMetric(ms(write.Percentile(99)), "write-p99-ms")
+		b.ReportMetric(ms(visible.Percentile(50)), "visible-p50-ms")
+		b.ReportMetric(ms(visible.Percentile(99)), "visible-p99-ms")
+		// The benchmark's log keeps ten lines: the whole table goes to
+		// USERSD_BENCH_SERVICE_TABLE, if set.
+		table := costTable(cost, n)
+		if path := os.Getenv("USERSD_BENCH_SERVICE_TABLE"); path != "" {
+			if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+				b.Error(err)
+			}
+		}
+		b.Log(table)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// costTable is the per-part table of a window, per invitation, in
+// Markdown.
+func costTable(cost projectionstest.WALCost, n int) string {
+	var sb strings.Builder
+	per := func(v int) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 2, 64) }
+	fmt.Fprintf(&sb, "per invitation (%d invitations): %s tx, %s inserted, %s updated (%s HOT), %s deleted, %s locked, %.0f B WAL (%.0f B full-page images); aborted %s\n",
+		n, per(cost.Commits), per(cost.Inserted), per(cost.Updated), per(cost.HOT), per(cost.Deleted), per(cost.Locked),
+		float64(cost.Bytes)/float64(n), float64(cost.FPIBytes)/float64(n), per(cost.Aborts))
+	sb.WriteString("| part | tx | inserted | updated | deleted | WAL B | tables |\n|---|---|---|---|---|---|---|\n")
+	for _, p := range cost.ByPart(serviceParts) {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %.0f | %s |\n", p.Part, per(p.Commits), per(p.Inserted), per(p.Updated), per(p.Deleted),
+			float64(p.Bytes)/float64(n), strings.Join(p.Tables, ", "))
+	}
+	return sb.String()
+}
+
+type serviceBench struct {
+	base, ownerURL string
+	owner          *pgxpool.Pool
+	client         *http.Client
+	tokens         []string
+	workspaces     []uuid.UUID
+	floor          *projectionstest.Floor
+	mails          atomic.Int64
+	next           atomic.Int64
+	stop           func()
+}
+
+func newServiceBench(b *testing.B) *serviceBench {
+	b.Helper()
+	env := &serviceBench{}
+	smtp := smtptest.Start(b, smtptest.Options{Forget: true, Received: func(smtptest.Message) { env.mails.Add(1) }})
+	vars := twoRoles(b)
+	vars["USERSD_JWT_SECRET"], vars[envSMTPURL] = testJWTSecret, "smtp://"+smtp.Addr
+	env.ownerURL = vars[envMigrateDatabaseURL]
+	s := startServing(b, vars)
+	env.base = s.base
+	env.stop = func() {
+		if res := s.stop(); res.code != exitOK {
+			b.Errorf("serve exited %d:\n%s", res.code, res.stderr)
+		}
+	}
+	b.Cleanup(env.stop)
+	env.owner = projectionstest.Pool(b, env.ownerURL, 4)
+	env.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: serviceClients, MaxConnsPerHost: serviceClients}}
+	b.Cleanup(env.client.CloseIdleConnections)
+	for i := range serviceClients {
+		var out struct{ WorkspaceID, OwnerUserID uuid.UUID }
+		body := fmt.Sprintf(`{"name":"Bench %d","owner":{"email":"owner%d@bench.test","name":"Owner"}}`, i, i)
+		if err := env.do(http.MethodPost, "/v1/workspaces", systemToken(), "", body, http.StatusCreated, &out); err != nil {
+			b.Fatal(err)
+		}
+		env.workspaces = append(env.workspaces, out.WorkspaceID)
+		env.tokens = append(env.tokens, userToken(out.OwnerUserID.String()))
+	}
+	env.floor = projectionstest.NewFloor(b, env.owner, "raw_events", "type IN ('AccountRegistered', 'UserInvited')")
+	return env
+}
+
+func (env *serviceBench) do(method, path, token, consistentWith, body string, want int, out any) error {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r, err := http.NewRequest(method, env.base+path, rd)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if consistentWith != "" {
+		r.Header.Set("X-Consistent-With", consistentWith)
+	}
+	res, err := env.client.Do(r)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s, want %d", method, path, res.StatusCode, raw, want)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// run has the 16 clients invite n new addresses, each client into its
+// workspace, and read each back with the write's position; it answers the
+// time it took, each invitation's latency and each read's (from the
+// write's answer until the list showed the address).
+func (env *serviceBench) run(b *testing.B, n int) (time.Duration, projectionstest.Latencies, projectionstest.Latencies) {
+	write, visible := make(projectionstest.Latencies, n), make(projectionstest.Latencies, n)
+	var taken atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range serviceClients {
+		wg.Go(func() {
+			ws := env.workspaces[c].String()
+			for {
+				i := taken.Add(1) - 1
+				if i >= int64(n) || failed.Load() != nil {
+					return
+				}
+				addr := fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))
+				var inv struct {
+					Results  []struct{ Outcome string }
+					Position string
+				}
+				t0 := time.Now()
+				err := env.do(http.MethodPost, "/v1/workspaces/"+ws+"/invitations", env.tokens[c], "",
+					`{"emails":"`+addr+`","role":"Editor"}`, http.StatusOK, &inv)
+				t1 := time.Now()
+				if err == nil && (len(inv.Results) != 1 || inv.Results[0].Outcome != "invited") {
+					err = fmt.Errorf("outcome %+v, want invited", inv.Results)
+				}
+				var list struct{ Items []struct{ Email string } }
+				// A read that waited the service's 5 s for its position
+				// answers 504 (projection_lag): asked again, it counts
+				// as one slow read. Long transactions of other databases
+				// on a shared server hold every subscription back.
+				for tries := 0; err == nil; tries++ {
+					err = env.do(http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
+					if err == nil || !strings.Contains(err.Error(), "projection_lag") || tries == 5 {
+						break
+					}
+					err = nil
+				}
+				if err == nil && !slices.ContainsFunc(list.Items, func(it struct{ Email string }) bool { return it.Email == addr }) {
+					err = fmt.Errorf("the list read at the invitation's position %s does not show %s: %+v", inv.Position, addr, list.Items)
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				write[i], visible[i] = t1.Sub(t0), time.Since(t1)
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	return d, write, visible
+}
+
+// waitMailed waits until every invitation so far has had its e-mail sent,
+// its outcome recorded (the delivery log's rows marked, the user list
+// showing it sent) and every projection past the last event.
+func (env *serviceBench) waitMailed(b *testing.B) {
+	b.Helper()
+	ctx := context.Background()
+	want := env.next.Load()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var logged, unrecorded, sent, behind int64
+		err := env.owner.QueryRow(ctx, `
+			SELECT (SELECT count(*) FROM mail_deliveries),
+			       (SELECT count(*) FROM mail_deliveries WHERE recorded_at IS NULL),
+			       (SELECT count(*) FROM userlist_users WHERE email_status = 'sent'),
+			       (SELECT count(*) FROM projection_checkpoints c, (SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1) e
+			         WHERE (c.commit_position, c.prepare_position) < (e.tx_id, e.position))`).Scan(&logged, &unrecorded, &sent, &behind)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mailed := env.mails.Load()
+		if mailed >= want && logged >= want && unrecorded == 0 && sent >= want && behind == 0 {
+			if mailed > want {
+				b.Fatalf("%d e-mails for %d invitations", mailed, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after 2 minutes: %d of %d e-mails sent, %d logged (%d unrecorded), %d shown sent, %d projections behind",
+				mailed, want, logged, unrecorded, sent, behind)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
