@@ -131,9 +131,14 @@ func BenchmarkServiceInvitations(b *testing.B) {
 		b.ReportMetric(ms(visible.Percentile(99)), "visible-p99-ms")
 		// The benchmark's log keeps ten lines: the whole table goes to
 		// USERSD_BENCH_SERVICE_TABLE, if set.
-		table := costTable(cost, n)
+		table := costTable(cost, n, serviceParts)
 		if path := os.Getenv("USERSD_BENCH_SERVICE_TABLE"); path != "" {
-			if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+			// Each table its own part too.
+			tables := map[string]string{}
+			for name := range cost.Tables {
+				tables[name] = name
+			}
+			if err := os.WriteFile(path, []byte(table+"\n"+costTable(cost, n, tables)), 0o644); err != nil {
 				b.Error(err)
 			}
 		}
@@ -143,16 +148,16 @@ func BenchmarkServiceInvitations(b *testing.B) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// costTable is the per-part table of a window, per invitation, in
-// Markdown.
-func costTable(cost projectionstest.WALCost, n int) string {
+// costTable is the table of a window by parts (table → part), per
+// invitation, in Markdown.
+func costTable(cost projectionstest.WALCost, n int, parts map[string]string) string {
 	var sb strings.Builder
 	per := func(v int) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 2, 64) }
 	fmt.Fprintf(&sb, "per invitation (%d invitations): %s tx, %s inserted, %s updated (%s HOT), %s deleted, %s locked, %.0f B WAL (%.0f B full-page images); aborted %s\n",
 		n, per(cost.Commits), per(cost.Inserted), per(cost.Updated), per(cost.HOT), per(cost.Deleted), per(cost.Locked),
 		float64(cost.Bytes)/float64(n), float64(cost.FPIBytes)/float64(n), per(cost.Aborts))
 	sb.WriteString("| part | tx | inserted | updated | deleted | WAL B | tables |\n|---|---|---|---|---|---|---|\n")
-	for _, p := range cost.ByPart(serviceParts) {
+	for _, p := range cost.ByPart(parts) {
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %.0f | %s |\n", p.Part, per(p.Commits), per(p.Inserted), per(p.Updated), per(p.Deleted),
 			float64(p.Bytes)/float64(n), strings.Join(p.Tables, ", "))
 	}
