@@ -61,7 +61,7 @@ func StartWAL(tb testing.TB, url string) *WALWindow {
 	slot := fmt.Sprintf("usersd_walcost_%d", conn.PgConn().PID())
 	_, err = conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true, true)", slot)
 	w.slot = err == nil
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&w.start); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&w.start); err != nil {
 		tb.Fatalf("wal window: %v", err)
 	}
 	return w
@@ -79,12 +79,14 @@ func (w *WALWindow) close() {
 func (w *WALWindow) Stop(ctx context.Context) (WALCost, error) {
 	defer w.close()
 	var end string
-	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&end); err != nil {
+	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&end); err != nil {
 		return WALCost{}, err
 	}
-	// pg_walinspect reads only flushed WAL; an asynchronous commit (a
-	// projection's, the rebuild's) may not be yet. The WAL writer flushes
-	// within wal_writer_delay; pg_current_wal_flush_lsn does not force it.
+	// The insert position, not pg_current_wal_lsn (the write position):
+	// an asynchronous commit (the delivery log's, a new key's, a
+	// projection's) is inserted but maybe not written yet, and would be
+	// left out. pg_walinspect reads only flushed WAL: the WAL writer
+	// flushes within wal_writer_delay.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var flushed bool
