@@ -61,6 +61,12 @@ type Keyring struct {
 	cache   map[uuid.UUID]cached
 	epoch   uint64 // raised by every Destroy: a Lookup that overlapped one caches nothing
 	servers map[string][]byte
+
+	// Keys asked for while a statement making keys is in flight wait
+	// for the next one, together (coalesce.go).
+	ensureMu    sync.Mutex
+	ensuring    bool
+	ensureQueue []*ensureCall
 }
 
 type cached struct {
@@ -209,7 +215,9 @@ func (k *Keyring) remember(epoch uint64, keys map[uuid.UUID]*pii.Key) {
 // round trip (two when another replica made one of them at the same
 // moment), or none when this keyring saw every key less than EnsureTTL ago
 // (see EnsureTTL). A subject whose key was destroyed makes it answer a
-// *pii.ErasedError naming every such subject, and no keys.
+// *pii.ErasedError naming every such subject, and no keys. Calls made
+// while another's round trip is in flight share the next one
+// (coalesce.go).
 func (k *Keyring) Ensure(ctx context.Context, subjects []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
 	out, missing, _ := k.cached(subjects, EnsureTTL)
 	if len(missing) == 0 {
@@ -242,7 +250,7 @@ func (k *Keyring) EnsureFresh(ctx context.Context, subjects []uuid.UUID) (map[uu
 	k.mu.Lock()
 	epoch := k.epoch
 	k.mu.Unlock()
-	got, err := k.ensure(ctx, ids)
+	got, err := k.ensureShared(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +258,9 @@ func (k *Keyring) EnsureFresh(ctx context.Context, subjects []uuid.UUID) (map[uu
 	return got, nil
 }
 
-// ensure is the round trip of Ensure and EnsureFresh for ids (distinct).
-func (k *Keyring) ensure(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*pii.Key, error) {
+// ensure is the round trip of Ensure and EnsureFresh for ids (distinct):
+// their keys, and the subjects whose key was destroyed.
+func (k *Keyring) ensure(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*pii.Key, []uuid.UUID, error) {
 	out := make(map[uuid.UUID]*pii.Key, len(ids))
 	fresh := make(map[uuid.UUID]*pii.Key, len(ids))
 	wrapped := make([][]byte, len(ids))
@@ -276,7 +285,7 @@ func (k *Keyring) ensure(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*p
 	if err := k.insertKeys(ctx, ensureSQL, []any{ids, wrapped, k.current.ID()}, func(rows pgx.Rows) error {
 		return k.collect(rows, fresh, out, &erased)
 	}); err != nil {
-		return nil, fmt.Errorf("ensure account keys: %w", err)
+		return nil, nil, fmt.Errorf("ensure account keys: %w", err)
 	}
 	if len(out)+len(erased) < len(ids) {
 		var again []uuid.UUID
@@ -287,19 +296,16 @@ func (k *Keyring) ensure(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*p
 		}
 		rows, err := k.pool.Query(ctx, `SELECT user_id, wrapped, kek_id, false FROM account_keys WHERE user_id = ANY($1)`, again)
 		if err != nil {
-			return nil, fmt.Errorf("ensure account keys: %w", err)
+			return nil, nil, fmt.Errorf("ensure account keys: %w", err)
 		}
 		if err := k.collect(rows, fresh, out, &erased); err != nil {
-			return nil, fmt.Errorf("ensure account keys: %w", err)
+			return nil, nil, fmt.Errorf("ensure account keys: %w", err)
 		}
 		if len(out)+len(erased) < len(ids) {
-			return nil, errors.New("ensure account keys: a key was neither made nor found") // rows are never removed
+			return nil, nil, errors.New("ensure account keys: a key was neither made nor found") // rows are never removed
 		}
 	}
-	if len(erased) > 0 {
-		return nil, &pii.ErasedError{Subjects: erased}
-	}
-	return out, nil
+	return out, erased, nil
 }
 
 // insertKeys runs the statement that makes keys and reads its rows with
