@@ -38,7 +38,7 @@ var serviceParts = map[string]string{
 	"memberships":                            "memberships",
 	"memberships_accounts":                   "memberships",
 	"memberships_workspaces":                 "memberships",
-	"membership_intervals":                   "memberships",
+	"membership_intervals":                   "history",
 	"audit_entries":                          "audit",
 	"audit_user_emails":                      "audit",
 	"history_workspaces":                     "history",
