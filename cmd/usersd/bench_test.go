@@ -213,7 +213,7 @@ func newServiceBench(b *testing.B) *serviceBench {
 	for i := range serviceClients {
 		var out struct{ WorkspaceID, OwnerUserID uuid.UUID }
 		body := fmt.Sprintf(`{"name":"Bench %d","owner":{"email":"owner%d@bench.test","name":"Owner"}}`, i, i)
-		if err := env.do(http.MethodPost, "/v1/workspaces", systemToken(), "", body, http.StatusCreated, &out); err != nil {
+		if err := env.do(b, http.MethodPost, "/v1/workspaces", systemToken(), "", body, http.StatusCreated, &out); err != nil {
 			b.Fatal(err)
 		}
 		env.workspaces = append(env.workspaces, out.WorkspaceID)
@@ -223,22 +223,8 @@ func newServiceBench(b *testing.B) *serviceBench {
 	return env
 }
 
-func (env *serviceBench) do(method, path, token, consistentWith, body string, want int, out any) error {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	r, err := http.NewRequest(method, env.base+path, rd)
-	if err != nil {
-		return err
-	}
-	r.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	if consistentWith != "" {
-		r.Header.Set("X-Consistent-With", consistentWith)
-	}
+func (env *serviceBench) do(b *testing.B, method, path, token, consistentWith, body string, want int, out any) error {
+	r := apiRequest(b, method, env.base+path, token, consistentWith, body)
 	res, err := env.client.Do(r)
 	if err != nil {
 		return err
@@ -278,7 +264,7 @@ func (env *serviceBench) run(b *testing.B, n int) (time.Duration, projectionstes
 					Position string
 				}
 				t0 := time.Now()
-				err := env.do(http.MethodPost, "/v1/workspaces/"+ws+"/invitations", env.tokens[c], "",
+				err := env.do(b, http.MethodPost, "/v1/workspaces/"+ws+"/invitations", env.tokens[c], "",
 					`{"emails":"`+addr+`","role":"Editor"}`, http.StatusOK, &inv)
 				t1 := time.Now()
 				if err == nil && (len(inv.Results) != 1 || inv.Results[0].Outcome != "invited") {
@@ -290,7 +276,7 @@ func (env *serviceBench) run(b *testing.B, n int) (time.Duration, projectionstes
 				// as one slow read. Long transactions of other databases
 				// on a shared server hold every subscription back.
 				for tries := 0; err == nil; tries++ {
-					err = env.do(http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
+					err = env.do(b, http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
 					if err == nil || !strings.Contains(err.Error(), "projection_lag") || tries == 5 {
 						break
 					}

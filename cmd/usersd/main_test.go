@@ -207,7 +207,7 @@ func waitReady(base string, timeout, every time.Duration) error {
 
 // apiRequest is a request to the API, with the bearer token, the
 // X-Consistent-With position and a JSON body, each when not empty.
-func apiRequest(t *testing.T, method, url, token, consistentWith, body string) *http.Request {
+func apiRequest(t testing.TB, method, url, token, consistentWith, body string) *http.Request {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {

@@ -141,6 +141,13 @@ type TableCost struct {
 	Bytes, FPIBytes                         int64
 }
 
+// note counts one record of length bytes, fpi of them full-page images.
+func (t *TableCost) note(length, fpi int64) {
+	t.Records++
+	t.Bytes += length
+	t.FPIBytes += fpi
+}
+
 func (t *TableCost) add(o *TableCost) {
 	t.Commits += o.Commits
 	t.Inserted += o.Inserted
@@ -229,6 +236,11 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 		}
 		return t
 	}
+	total := func(length, fpi int64) {
+		cost.Records++
+		cost.Bytes += length
+		cost.FPIBytes += fpi
+	}
 	dbMark := "/" + strconv.FormatUint(uint64(w.dbOID), 10) + "/"
 	pending := map[uint32]*pendingTx{}
 	// Bytes of records that name no relation of the database, by xid:
@@ -309,13 +321,8 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 					// shared catalogs: neither is counted.
 					continue
 				}
-				t := table(TxTable)
-				t.Records++
-				t.Bytes += length
-				t.FPIBytes += fpi
-				cost.Records++
-				cost.Bytes += length
-				cost.FPIBytes += fpi
+				table(TxTable).note(length, fpi)
+				total(length, fpi)
 				if committed {
 					cost.Commits++
 				} else {
@@ -329,18 +336,11 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 				u = &TableCost{}
 				unnamed[xid] = u
 			}
-			u.Records++
-			u.Bytes += length
-			u.FPIBytes += fpi
+			u.note(length, fpi)
 			continue
 		}
-		t := table(name)
-		t.Records++
-		t.Bytes += length
-		t.FPIBytes += fpi
-		cost.Records++
-		cost.Bytes += length
-		cost.FPIBytes += fpi
+		table(name).note(length, fpi)
+		total(length, fpi)
 		if xid == 0 {
 			continue
 		}
