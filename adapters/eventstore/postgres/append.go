@@ -39,6 +39,7 @@ type appendRow struct {
 	revision *int64
 	commit   *int64
 	prepare  *int64
+	woken    bool // its group already woke the subscribers
 }
 
 // Append implements eventstore.Store in one round trip to the database (two
@@ -53,7 +54,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	a := newAppendArgs(events)
 	if code >= 0 || code == expectNoStream {
-		row, err := s.appendFast(ctx, stream, code, a)
+		var row appendRow
+		var err error
+		if !s.boundToFail(stream, code) { // else no need to wait for a group
+			row, err = s.appends.do(ctx, appendItem{stream: stream, expected: code, args: a})
+			if errors.Is(err, errAlone) {
+				row, err = s.appendFast(ctx, stream, code, a)
+			}
+		}
 		switch {
 		case err == nil && row.status != nil:
 			return s.answer(stream, expected, row)
@@ -110,6 +118,12 @@ var (
 	appendManyAfterSeenSQL = appendSQL(false, manyEvents)
 )
 
+// boundToFail tells whether seenRevisions knows stream to be past expected.
+func (s *Store) boundToFail(stream string, expected int64) bool {
+	known, ok := s.seen.get(stream)
+	return expected >= 0 && ok && known > uint64(expected)
+}
+
 // appendFast appends with a plain statement. Its row has a nil status when
 // nothing was inserted because the expectation does not hold.
 func (s *Store) appendFast(ctx context.Context, stream string, expected int64, a appendArgs) (appendRow, error) {
@@ -158,31 +172,49 @@ ORDER BY e.stream
 ON CONFLICT DO NOTHING
 RETURNING stream_id`
 
-// StartStreams implements eventstore.StreamStarter in one statement.
+// StartStreams implements eventstore.StreamStarter in one statement, shared
+// with the calls that come while another is in flight.
 func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
 	if len(starts) == 0 {
 		return nil, nil
 	}
-	index := make(map[string]int, len(starts))
-	streams := make([]string, len(starts))
+	seen := make(map[string]bool, len(starts))
+	item := startItem{streams: make([]string, len(starts))}
 	events := make([]eventstore.EventData, len(starts))
 	for i, st := range starts {
 		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
 			return nil, err
 		}
-		if _, dup := index[st.Stream]; dup {
+		if seen[st.Stream] {
 			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
 		}
-		index[st.Stream] = i
-		streams[i], events[i] = st.Stream, st.Event
+		seen[st.Stream] = true
+		item.streams[i], events[i] = st.Stream, st.Event
 	}
-	a := newAppendArgs(events)
-	rows, err := s.pool.Query(ctx, startStreamsSQL, a.ids, streams, a.types, a.data, a.metadata)
+	item.args = newAppendArgs(events)
+	started, err := s.starts.do(ctx, item)
+	if errors.Is(err, errAlone) {
+		started, err = s.startStreams(ctx, item)
+	}
 	if err != nil {
 		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
 	}
+	return started, nil
+}
+
+// startStreams runs one call's starts alone.
+func (s *Store) startStreams(ctx context.Context, st startItem) ([]bool, error) {
+	index := make(map[string]int, len(st.streams))
+	for i, stream := range st.streams {
+		index[stream] = i
+	}
+	a := st.args
+	rows, err := s.pool.Query(ctx, startStreamsSQL, a.ids, st.streams, a.types, a.data, a.metadata)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	started := make([]bool, len(starts))
+	started := make([]bool, len(st.streams))
 	n := 0
 	for rows.Next() {
 		var stream string
@@ -194,7 +226,7 @@ func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStar
 		n++
 	}
 	if err := rows.Err(); err != nil {
-		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
+		return nil, err
 	}
 	if n > 0 {
 		s.appendedOne()
@@ -266,7 +298,9 @@ func (s *Store) findAppend(ctx context.Context, stream string, ids [][16]byte) (
 func (s *Store) answer(stream string, expected eventstore.ExpectedRevision, r appendRow) (eventstore.AppendResult, error) {
 	switch deref(r.status) {
 	case "appended":
-		s.appendedOne()
+		if !r.woken {
+			s.appendedOne()
+		}
 		fallthrough
 	case "duplicate":
 		s.seen.saw(stream, uint64(*r.revision))

@@ -61,6 +61,9 @@ type Store struct {
 	appended chan struct{}
 	wake     broadcast
 	seen     *seenRevisions
+	// appends and starts coalesce concurrent writes (group commit).
+	appends *grouper[appendItem, appendRow]
+	starts  *grouper[startItem, []bool]
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -108,6 +111,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 		ctx:          ctx,
 		cancel:       cancel,
 	}
+	s.appends, s.starts = s.newAppendGrouper(), s.newStartGrouper()
 	for _, o := range opts {
 		o(s)
 	}

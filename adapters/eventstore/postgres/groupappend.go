@@ -1,0 +1,222 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/usersd/usersd/adapters/eventstore"
+)
+
+// Bounds of one group of appends: enough to cover every writer a pool
+// serves, small enough that one statement stays short for the subscribers
+// waiting on it (an event is readable once its transaction ends).
+const (
+	// groupsInFlight lets a second group run while one commits, so that
+	// the server's cores and the network are not idle in turn.
+	groupsInFlight  = 2
+	maxGroupAppends = 64
+	maxGroupEvents  = 1000
+)
+
+// appendItem is an append with an exact or "no stream" expectation, the
+// kinds that go in groups (appends with "any" and "stream exists" queue per
+// stream in append_events instead).
+type appendItem struct {
+	stream   string
+	expected int64 // >= 0, or expectNoStream
+	args     appendArgs
+}
+
+func (s *Store) newAppendGrouper() *grouper[appendItem, appendRow] {
+	return &grouper[appendItem, appendRow]{
+		maxInFlight: groupsInFlight, maxItems: maxGroupAppends,
+		maxRows: maxGroupEvents,
+		rows:    func(a appendItem) int { return len(a.args.ids) },
+		// Two appends to one stream in one statement would both see its
+		// revision before either: the second's check would be wrong.
+		key: func(a appendItem) string { return a.stream },
+		one: func(ctx context.Context, a appendItem) (appendRow, error) {
+			return s.appendFast(ctx, a.stream, a.expected, a.args)
+		},
+		many: s.appendGroup,
+	}
+}
+
+// appendGroupSQL is appendSQL's checked statement for many streams at once:
+// each append inserts its events after the stream's last revision if that
+// is the one it expects (NULL: no stream), and nothing otherwise, which its
+// caller then takes to append_events as alone. The streams are distinct.
+// Rows go in by stream name, as StartStreams inserts them, so that
+// statements sharing streams take their locks in one order.
+const appendGroupSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT e.id, a.stream, a.base + e.n, e.type, e.data, e.metadata
+FROM (
+	SELECT g.k, g.stream, coalesce(h.revision, -1) AS base
+	FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS g(stream, expected, k),
+	LATERAL (SELECT max(revision) AS revision FROM events WHERE stream_id = g.stream) h
+	WHERE h.revision IS NOT DISTINCT FROM g.expected
+) a
+JOIN unnest($3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) AS e(k, n, id, type, data, metadata)
+	ON e.k = a.k
+ORDER BY a.stream, e.n
+RETURNING stream_id, revision, tx_id, position`
+
+// appendGroup runs appends to distinct streams as one statement, so one
+// transaction. An append whose expectation fails gets a row with no status,
+// as from appendFast; if the statement fails, every append gets errAlone.
+func (s *Store) appendGroup(ctx context.Context, items []appendItem) ([]appendRow, []error) {
+	rows := make([]appendRow, len(items))
+	errs := make([]error, len(items))
+	streams := make([]string, len(items))
+	expected := make([]*int64, len(items))
+	index := make(map[string]int, len(items))
+	var k, n []int64
+	var ev appendArgs
+	for i, it := range items {
+		streams[i] = it.stream
+		if it.expected >= 0 {
+			expected[i] = &it.expected
+		}
+		index[it.stream] = i
+		for j := range it.args.ids {
+			k, n = append(k, int64(i+1)), append(n, int64(j+1))
+		}
+		ev.ids = append(ev.ids, it.args.ids...)
+		ev.types = append(ev.types, it.args.types...)
+		ev.data = append(ev.data, it.args.data...)
+		ev.metadata = append(ev.metadata, it.args.metadata...)
+	}
+	failed := func() ([]appendRow, []error) {
+		for i := range errs {
+			rows[i], errs[i] = appendRow{}, errAlone
+		}
+		return rows, errs
+	}
+	res, err := s.pool.Query(ctx, appendGroupSQL, streams, expected, k, n, ev.ids, ev.types, ev.data, ev.metadata)
+	if err != nil {
+		return failed()
+	}
+	inserted := make([]int, len(items))
+	for res.Next() {
+		var stream string
+		var revision, commit, prepare int64
+		if err := res.Scan(&stream, &revision, &commit, &prepare); err != nil {
+			res.Close()
+			return failed()
+		}
+		i := index[stream]
+		inserted[i]++
+		if r := &rows[i]; r.revision == nil || revision > *r.revision {
+			r.revision, r.commit, r.prepare = &revision, &commit, &prepare
+		}
+	}
+	res.Close()
+	if res.Err() != nil {
+		return failed()
+	}
+	woken := false
+	for i, it := range items {
+		if inserted[i] != len(it.args.ids) { // none: the statement is atomic
+			rows[i] = appendRow{}
+			continue
+		}
+		if !woken {
+			s.appendedOne() // once for the group
+			woken = true
+		}
+		rows[i].status, rows[i].woken = ptr("appended"), true
+	}
+	return rows, errs
+}
+
+// startItem is one StartStreams call, checked.
+type startItem struct {
+	streams []string
+	args    appendArgs
+}
+
+// maxGroupStarts bounds the streams one group of StartStreams calls starts:
+// two full invitation batches' reservations.
+const maxGroupStarts = 1000
+
+func (s *Store) newStartGrouper() *grouper[startItem, []bool] {
+	return &grouper[startItem, []bool]{
+		maxInFlight: groupsInFlight, maxItems: maxGroupAppends,
+		maxRows: maxGroupStarts,
+		rows:    func(st startItem) int { return len(st.streams) },
+		// Calls may share streams: the first in the group starts them.
+		key:  func(startItem) string { return "" },
+		one:  s.startStreams,
+		many: s.startGroup,
+	}
+}
+
+var _ eventstore.StreamStarter = (*Store)(nil)
+
+// startGroupSQL is startStreamsSQL answering which event started each
+// stream: calls in one group may share streams (and, retrying, events),
+// and the first row of a stream in the statement's order wins.
+const startGroupSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, stream, type, data, metadata, i)
+ORDER BY e.stream, e.i
+ON CONFLICT DO NOTHING
+RETURNING stream_id, event_id`
+
+// startGroup runs several StartStreams calls as one statement. If it fails,
+// every call gets errAlone.
+func (s *Store) startGroup(ctx context.Context, items []startItem) ([][]bool, []error) {
+	type start struct {
+		stream string
+		id     [16]byte
+	}
+	type where struct{ item, i int }
+	out := make([][]bool, len(items))
+	errs := make([]error, len(items))
+	first := make(map[start]where)
+	var streams []string
+	var ev appendArgs
+	for k, it := range items {
+		out[k] = make([]bool, len(it.streams))
+		for i, stream := range it.streams {
+			key := start{stream, it.args.ids[i]}
+			if _, dup := first[key]; !dup {
+				first[key] = where{k, i}
+			}
+		}
+		streams = append(streams, it.streams...)
+		ev.ids = append(ev.ids, it.args.ids...)
+		ev.types = append(ev.types, it.args.types...)
+		ev.data = append(ev.data, it.args.data...)
+		ev.metadata = append(ev.metadata, it.args.metadata...)
+	}
+	failed := func() ([][]bool, []error) {
+		for k := range errs {
+			out[k], errs[k] = nil, errAlone
+		}
+		return out, errs
+	}
+	rows, err := s.pool.Query(ctx, startGroupSQL, ev.ids, streams, ev.types, ev.data, ev.metadata)
+	if err != nil {
+		return failed()
+	}
+	n := 0
+	for rows.Next() {
+		var st start
+		if err := rows.Scan(&st.stream, &st.id); err != nil {
+			rows.Close()
+			return failed()
+		}
+		w := first[st]
+		out[w.item][w.i] = true
+		s.seen.saw(st.stream, 0)
+		n++
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return failed()
+	}
+	if n > 0 {
+		s.appendedOne()
+	}
+	return out, errs
+}
