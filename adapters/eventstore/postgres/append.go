@@ -159,12 +159,22 @@ func (s *Store) appendFast(ctx context.Context, stream string, expected int64, a
 	return r, rows.Err()
 }
 
-// startStreamsSQL inserts each event at revision 0 of its stream; the
-// primary key skips the streams that exist (and, for a retried call, the
-// event ids already stored). A concurrent start of the same stream waits
-// for the first to commit and then skips it, as "no stream" would refuse.
-// Rows go in by stream name, so that two calls sharing streams take their
-// locks in the same order and cannot deadlock.
+// startNewSQL inserts each event at revision 0 of its stream, skipping the
+// streams that exist, as a plain insert. A stream started concurrently (or
+// an event id stored elsewhere) fails it on a unique key; startStreamsSQL
+// then settles it. Rows go in by stream name, so that two calls sharing
+// streams take their locks in the same order and cannot deadlock.
+const startNewSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)
+WHERE NOT EXISTS (SELECT FROM events x WHERE x.stream_id = e.stream)
+ORDER BY e.stream
+RETURNING stream_id`
+
+// startStreamsSQL is startNewSQL for when that collides: the primary key
+// skips the streams that exist (and, for a retried call, the event ids
+// already stored). A concurrent start of the same stream waits for the
+// first to commit and then skips it, as "no stream" would refuse.
 const startStreamsSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
 SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)
@@ -204,34 +214,53 @@ func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStar
 
 // startStreams runs one call's starts alone.
 func (s *Store) startStreams(ctx context.Context, st startItem) ([]bool, error) {
-	index := make(map[string]int, len(st.streams))
-	for i, stream := range st.streams {
-		index[stream] = i
-	}
-	a := st.args
-	rows, err := s.pool.Query(ctx, startStreamsSQL, a.ids, st.streams, a.types, a.data, a.metadata)
+	started, err := s.startRows(ctx, st.streams, st.args)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	started := make([]bool, len(st.streams))
-	n := 0
+	out := make([]bool, len(st.streams))
+	for i, stream := range st.streams {
+		out[i] = started[stream]
+	}
+	if len(started) > 0 {
+		s.appendedOne()
+	}
+	return out, nil
+}
+
+// startRows starts the streams that do not exist, which must be distinct,
+// and answers those it started.
+func (s *Store) startRows(ctx context.Context, streams []string, a appendArgs) (map[string]bool, error) {
+	started, err := s.queryStarted(ctx, startNewSQL, streams, a)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "40P01") {
+		started, err = s.queryStarted(ctx, startStreamsSQL, streams, a)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for stream := range started {
+		s.seen.saw(stream, 0)
+	}
+	return started, nil
+}
+
+func (s *Store) queryStarted(ctx context.Context, sql string, streams []string, a appendArgs) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, sql, a.ids, streams, a.types, a.data, a.metadata)
+	if err != nil {
+		return nil, err
+	}
+	started := make(map[string]bool)
 	for rows.Next() {
 		var stream string
 		if err := rows.Scan(&stream); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		started[index[stream]] = true
-		s.seen.saw(stream, 0)
-		n++
+		started[stream] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if n > 0 {
-		s.appendedOne()
-	}
-	return started, nil
+	rows.Close()
+	return started, rows.Err()
 }
 
 // appendFull appends through append_events, which checks every kind of

@@ -152,71 +152,44 @@ func (s *Store) newStartGrouper() *grouper[startItem, []bool] {
 
 var _ eventstore.StreamStarter = (*Store)(nil)
 
-// startGroupSQL is startStreamsSQL answering which event started each
-// stream: calls in one group may share streams (and, retrying, events),
-// and the first row of a stream in the statement's order wins.
-const startGroupSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
-SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, stream, type, data, metadata, i)
-ORDER BY e.stream, e.i
-ON CONFLICT DO NOTHING
-RETURNING stream_id, event_id`
-
-// startGroup runs several StartStreams calls as one statement. If it fails,
-// every call gets errAlone.
+// startGroup runs several StartStreams calls as one statement. A stream
+// named by more than one call goes once, as the first call's: the others
+// find it started, as they would after it. If the statement fails, every
+// call gets errAlone.
 func (s *Store) startGroup(ctx context.Context, items []startItem) ([][]bool, []error) {
-	type start struct {
-		stream string
-		id     [16]byte
-	}
 	type where struct{ item, i int }
 	out := make([][]bool, len(items))
 	errs := make([]error, len(items))
-	first := make(map[start]where)
+	first := make(map[string]where)
 	var streams []string
 	var ev appendArgs
 	for k, it := range items {
 		out[k] = make([]bool, len(it.streams))
 		for i, stream := range it.streams {
-			key := start{stream, it.args.ids[i]}
-			if _, dup := first[key]; !dup {
-				first[key] = where{k, i}
+			if _, dup := first[stream]; dup {
+				continue
 			}
+			first[stream] = where{k, i}
+			streams = append(streams, stream)
+			ev.ids = append(ev.ids, it.args.ids[i])
+			ev.types = append(ev.types, it.args.types[i])
+			ev.data = append(ev.data, it.args.data[i])
+			ev.metadata = append(ev.metadata, it.args.metadata[i])
 		}
-		streams = append(streams, it.streams...)
-		ev.ids = append(ev.ids, it.args.ids...)
-		ev.types = append(ev.types, it.args.types...)
-		ev.data = append(ev.data, it.args.data...)
-		ev.metadata = append(ev.metadata, it.args.metadata...)
 	}
-	failed := func() ([][]bool, []error) {
+	started, err := s.startRows(ctx, streams, ev)
+	if err != nil {
 		for k := range errs {
 			out[k], errs[k] = nil, errAlone
 		}
 		return out, errs
 	}
-	rows, err := s.pool.Query(ctx, startGroupSQL, ev.ids, streams, ev.types, ev.data, ev.metadata)
-	if err != nil {
-		return failed()
-	}
-	n := 0
-	for rows.Next() {
-		var st start
-		if err := rows.Scan(&st.stream, &st.id); err != nil {
-			rows.Close()
-			return failed()
-		}
-		w := first[st]
+	for stream := range started {
+		w := first[stream]
 		out[w.item][w.i] = true
-		s.seen.saw(st.stream, 0)
-		n++
 	}
-	rows.Close()
-	if rows.Err() != nil {
-		return failed()
-	}
-	if n > 0 {
-		s.appendedOne()
+	if len(started) > 0 {
+		s.appendedOne() // once for the group
 	}
 	return out, errs
 }
