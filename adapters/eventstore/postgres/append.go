@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -183,7 +185,8 @@ ON CONFLICT DO NOTHING
 RETURNING stream_id`
 
 // StartStreams implements eventstore.StreamStarter in one statement, shared
-// with the calls that come while another is in flight.
+// with the calls that come while another is in flight; a large call goes in
+// chunks side by side.
 func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
 	if len(starts) == 0 {
 		return nil, nil
@@ -202,12 +205,70 @@ func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStar
 		item.streams[i], events[i] = st.Stream, st.Event
 	}
 	item.args = newAppendArgs(events)
+	var started []bool
+	var err error
+	if len(starts) < 2*startChunk {
+		started, err = s.startItem(ctx, item)
+	} else {
+		started, err = s.startChunks(ctx, item)
+	}
+	if err != nil {
+		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
+	}
+	return started, nil
+}
+
+// startChunk is the size of the chunks a large StartStreams call is cut
+// into: inserting a row costs the server far more than sending it (three
+// indexes, the primary key's at a random place), so a batch invitation's
+// reservations took one backend, one core, the longest; in chunks, they
+// run side by side as groups do.
+const startChunk = 200
+
+func (s *Store) startItem(ctx context.Context, item startItem) ([]bool, error) {
 	started, err := s.starts.do(ctx, item)
 	if errors.Is(err, errAlone) {
 		started, err = s.startStreams(ctx, item)
 	}
-	if err != nil {
-		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
+	return started, err
+}
+
+// startChunks runs item in as many chunks of consecutive stream names as
+// there may be groups in flight, each one statement, at once.
+func (s *Store) startChunks(ctx context.Context, item startItem) ([]bool, error) {
+	order := make([]int, len(item.streams))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(item.streams[a], item.streams[b]) })
+	n := min(groupsInFlight, (len(order)+startChunk-1)/startChunk)
+	started := make([]bool, len(order))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for c := range n {
+		part := order[c*len(order)/n : (c+1)*len(order)/n]
+		chunk := startItem{streams: make([]string, len(part)), args: appendArgs{
+			ids: make([][16]byte, len(part)), types: make([]string, len(part)),
+			data: make([][]byte, len(part)), metadata: make([][]byte, len(part)),
+		}}
+		for j, i := range part {
+			chunk.streams[j] = item.streams[i]
+			chunk.args.ids[j], chunk.args.types[j] = item.args.ids[i], item.args.types[i]
+			chunk.args.data[j], chunk.args.metadata[j] = item.args.data[i], item.args.metadata[i]
+		}
+		wg.Go(func() {
+			got, err := s.startItem(ctx, chunk)
+			for j, i := range part {
+				if err == nil {
+					started[i] = got[j]
+				}
+			}
+			errs[c] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return started, nil
 }
