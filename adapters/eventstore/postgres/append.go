@@ -250,7 +250,7 @@ func (s *Store) startChunks(ctx context.Context, item startItem) ([]bool, error)
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(item.streams[a], item.streams[b]) })
-	n := min(groupsInFlight, (len(order)+startChunk-1)/startChunk)
+	n := min(s.inFlight, (len(order)+startChunk-1)/startChunk)
 	started := make([]bool, len(order))
 	errs := make([]error, n)
 	var wg sync.WaitGroup

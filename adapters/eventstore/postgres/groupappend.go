@@ -9,10 +9,17 @@ import (
 // Bounds of one group of appends: enough to cover every writer a pool
 // serves, small enough that one statement stays short for the subscribers
 // waiting on it (an event is readable once its transaction ends).
+// groupsInFlight answers how many writes or groups may run at once: a
+// quarter of the pool's connections, at least two. One at a time left the
+// server's other cores idle while it ran; as many as the writers is no
+// grouping at all. The pool is sized for what the server may run at once,
+// so a quarter of it keeps that many cores busy with groups of about four
+// writers each when every connection would otherwise be writing.
+func groupsInFlight(maxConns int32) int {
+	return max(2, int(maxConns)/4)
+}
+
 const (
-	// groupsInFlight lets a second group run while one commits, so that
-	// the server's cores and the network are not idle in turn.
-	groupsInFlight  = 2
 	maxGroupAppends = 64
 	maxGroupEvents  = 1000
 )
@@ -28,7 +35,7 @@ type appendItem struct {
 
 func (s *Store) newAppendGrouper() *grouper[appendItem, appendRow] {
 	return &grouper[appendItem, appendRow]{
-		maxInFlight: groupsInFlight, maxItems: maxGroupAppends,
+		maxInFlight: s.inFlight, maxItems: maxGroupAppends,
 		maxRows: maxGroupEvents,
 		rows:    func(a appendItem) int { return len(a.args.ids) },
 		// Two appends to one stream in one statement would both see its
@@ -140,7 +147,7 @@ const maxGroupStarts = 1000
 
 func (s *Store) newStartGrouper() *grouper[startItem, []bool] {
 	return &grouper[startItem, []bool]{
-		maxInFlight: groupsInFlight, maxItems: maxGroupAppends,
+		maxInFlight: s.inFlight, maxItems: maxGroupAppends,
 		maxRows: maxGroupStarts,
 		rows:    func(st startItem) int { return len(st.streams) },
 		// Calls may share streams: the first in the group starts them.
