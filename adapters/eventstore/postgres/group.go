@@ -60,9 +60,8 @@ func (g *grouper[T, R]) do(ctx context.Context, item T) (R, error) {
 	if g.inFlight < g.maxInFlight {
 		g.inFlight++
 		g.mu.Unlock()
-		res, err := g.one(ctx, item)
-		g.handOff()
-		return res, err
+		defer g.handOff() // even if one panics: the queue must move on
+		return g.one(ctx, item)
 	}
 	m := &member[T, R]{item: item, lead: make(chan []*member[T, R], 1), done: make(chan struct{})}
 	g.queue = append(g.queue, m)
@@ -100,6 +99,19 @@ func (g *grouper[T, R]) do(ctx context.Context, item T) (R, error) {
 func (g *grouper[T, R]) run(ctx context.Context, m *member[T, R], group []*member[T, R]) (R, error) {
 	// The group's outcome stands once taken: no member's end cuts it short.
 	ctx = context.WithoutCancel(ctx)
+	finished := false
+	defer func() {
+		for _, q := range group {
+			if q != m {
+				if !finished { // the leader panics: each writes alone
+					var zero R
+					q.res, q.err = zero, errAlone
+				}
+				close(q.done)
+			}
+		}
+		g.handOff()
+	}()
 	if len(group) == 1 {
 		m.res, m.err = g.one(ctx, m.item)
 	} else {
@@ -112,12 +124,7 @@ func (g *grouper[T, R]) run(ctx context.Context, m *member[T, R], group []*membe
 			q.res, q.err = res[i], errs[i]
 		}
 	}
-	for _, q := range group {
-		if q != m {
-			close(q.done)
-		}
-	}
-	g.handOff()
+	finished = true
 	return m.res, m.err
 }
 
