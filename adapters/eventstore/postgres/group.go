@@ -66,12 +66,8 @@ func (g *grouper[T, R]) do(ctx context.Context, item T) (R, error) {
 	m := &member[T, R]{item: item, lead: make(chan []*member[T, R], 1), done: make(chan struct{})}
 	g.queue = append(g.queue, m)
 	g.mu.Unlock()
-	select {
-	case group := <-m.lead:
-		return g.run(ctx, m, group)
-	case <-m.done:
-		return m.res, m.err
-	case <-ctx.Done():
+	if res, ok, err := g.wait(ctx, m, ctx.Done()); ok {
+		return res, err
 	}
 	g.mu.Lock()
 	if !m.taken {
@@ -87,11 +83,21 @@ func (g *grouper[T, R]) do(ctx context.Context, item T) (R, error) {
 	}
 	g.mu.Unlock()
 	// Taken meanwhile: its group runs whatever this caller does now.
+	res, _, err := g.wait(ctx, m, nil)
+	return res, err
+}
+
+// wait answers m's outcome, running its group if m leads it, unless stop
+// ends first (ok false).
+func (g *grouper[T, R]) wait(ctx context.Context, m *member[T, R], stop <-chan struct{}) (res R, ok bool, err error) {
 	select {
 	case group := <-m.lead:
-		return g.run(ctx, m, group)
+		res, err = g.run(ctx, m, group)
+		return res, true, err
 	case <-m.done:
-		return m.res, m.err
+		return m.res, true, m.err
+	case <-stop:
+		return res, false, nil
 	}
 }
 
