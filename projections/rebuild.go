@@ -214,7 +214,11 @@ func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
 	}
 	rb.phase(RebuildReplay)
 	start := time.Now()
-	pos, applied, err := rb.replay(ctx, domain.Position{}, 0)
+	var fold Replay
+	if r, ok := rb.p.(Replayer); ok {
+		fold = r.NewReplay()
+	}
+	pos, applied, err := rb.replay(ctx, domain.Position{}, 0, fold)
 	if err != nil {
 		return RebuildResult{}, err
 	}
@@ -227,7 +231,7 @@ func (rb *rebuild) run(ctx context.Context) (RebuildResult, error) {
 		}
 		indexing = time.Since(start)
 		rb.phase(RebuildCatchUp, "indexes", indexing.Round(time.Millisecond))
-		if pos, applied, err = rb.replay(ctx, pos, applied); err != nil {
+		if pos, applied, err = rb.replay(ctx, pos, applied, nil); err != nil {
 			return RebuildResult{}, err
 		}
 	}
@@ -294,7 +298,10 @@ func (rb *rebuild) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
 
 // replay applies the history after from into the rebuild's tables until the
 // source says it is caught up, and returns where it stopped and the events
-// applied, counting from applied.
+// applied, counting from applied. With fold (a Replayer's, from the start
+// into empty tables) the batches are folded in memory and the result is
+// written once at the end; without, each batch is applied in a transaction
+// of its own.
 //
 // Reading and applying overlap: a reader goroutine follows the source
 // (which reads and decodes on its own connection) and hands batches over a
@@ -302,7 +309,7 @@ func (rb *rebuild) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
 // turn, a replay took the sum of the two; this way it takes about the
 // longer of them. The channel's capacity bounds how far the reader runs
 // ahead, and so the memory held in decoded batches.
-func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int) (domain.Position, int, error) {
+func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int, fold Replay) (domain.Position, int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan Batch, replayReadAhead)
@@ -326,7 +333,15 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 	pos := from
 	for b := range batches {
 		if len(b.Events) > 0 {
-			if err := rb.applyBatch(ctx, b.Events); err != nil {
+			var err error
+			if fold != nil {
+				if err = fold.Fold(b.Events); err != nil {
+					err = fmt.Errorf("fold %d events up to %s: %w", len(b.Events), b.Events[len(b.Events)-1].Position, err)
+				}
+			} else {
+				err = rb.applyBatch(ctx, b.Events)
+			}
+			if err != nil {
 				cancel()
 				for range batches { // let the reader see the cancellation and end
 				}
@@ -346,12 +361,26 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 	if errors.Is(err, errStop) {
 		err = nil
 	}
+	if err == nil && fold != nil {
+		err = rb.write(ctx, func(tx pgx.Tx) error { return fold.Write(ctx, tx) })
+	}
 	return pos, applied, err
 }
 
 // applyBatch applies events into the rebuild's tables in a transaction of
 // their own.
 func (rb *rebuild) applyBatch(ctx context.Context, events []domain.RecordedEvent) error {
+	return rb.write(ctx, func(tx pgx.Tx) error {
+		if err := rb.p.Apply(ctx, tx, events); err != nil {
+			return fmt.Errorf("apply %d events up to %s: %w", len(events), events[len(events)-1].Position, err)
+		}
+		return nil
+	})
+}
+
+// write runs f in a transaction of its own on the rebuild's tables
+// (search_path).
+func (rb *rebuild) write(ctx context.Context, f func(tx pgx.Tx) error) error {
 	tx, err := rb.conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -365,8 +394,8 @@ func (rb *rebuild) applyBatch(ctx context.Context, events []domain.RecordedEvent
 	if err := useSchema(ctx, tx, rb.schema); err != nil {
 		return err
 	}
-	if err := rb.p.Apply(ctx, tx, events); err != nil {
-		return fmt.Errorf("apply %d events up to %s: %w", len(events), events[len(events)-1].Position, err)
+	if err := f(tx); err != nil {
+		return err
 	}
 	return tx.Commit(ctx)
 }
