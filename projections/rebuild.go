@@ -335,9 +335,12 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		if len(b.Events) > 0 {
 			var err error
 			if fold != nil {
-				if err = fold.Fold(b.Events); err != nil {
-					err = fmt.Errorf("fold %d events up to %s: %w", len(b.Events), b.Events[len(b.Events)-1].Position, err)
-				}
+				err = rb.write(ctx, func(tx pgx.Tx) error {
+					if err := fold.Fold(ctx, tx, b.Events); err != nil {
+						return fmt.Errorf("fold %d events up to %s: %w", len(b.Events), b.Events[len(b.Events)-1].Position, err)
+					}
+					return nil
+				})
 			} else {
 				err = rb.applyBatch(ctx, b.Events)
 			}

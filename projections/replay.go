@@ -19,8 +19,9 @@ import (
 // on the rows the Replay wrote, so the two must agree: the rebuild tests
 // compare a rebuild with the live tables Apply made (pgtest.CheckRebuild).
 //
-// The price is memory: the Replay holds every row of the read model until
-// it writes them (each read model documents how much).
+// The price is memory: the Replay holds the rows of the read model that
+// may still change until it writes them (each read model documents how
+// much).
 type Replayer interface {
 	ReadModel
 	// NewReplay starts an empty fold: the history from its start, into
@@ -31,8 +32,11 @@ type Replayer interface {
 // Replay folds a history from its start in memory (Replayer).
 type Replay interface {
 	// Fold folds a batch of events, in global order, after those folded
-	// before; the same batches Apply would get.
-	Fold(events []domain.RecordedEvent) error
+	// before; the same batches Apply would get. It may write in tx (the
+	// batch's transaction, search_path as for Write) what the fold knows
+	// to be final, so as not to hold it in memory until the end (the
+	// history's closed intervals).
+	Fold(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error
 	// Write writes the rows folded so far into the read model's empty
 	// tables, in tx, whose search_path leads to them (unqualified names,
 	// as Apply uses). It is called once, after the last Fold.

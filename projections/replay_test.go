@@ -39,7 +39,7 @@ type testReplay struct {
 	events []domain.RecordedEvent
 }
 
-func (r *testReplay) Fold(events []domain.RecordedEvent) error {
+func (r *testReplay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {
 	r.p.folds.Add(1)
 	r.events = append(r.events, events...)
 	return nil

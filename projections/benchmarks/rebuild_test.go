@@ -18,6 +18,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
+	historymodel "github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -32,8 +33,8 @@ const (
 	// applies at a time by default (checked on every run).
 	floorBatch = 5000
 
-	rebuildGoalRate  = 50_000 // events/s
-	rebuildGoalRatio = 0.5    // floor time / rebuild time
+	rebuildGoalRate  = 100_000 // events/s
+	rebuildGoalRatio = 0.8     // floor time / rebuild time
 )
 
 var errStop = errors.New("stop")
@@ -76,7 +77,7 @@ func BenchmarkRebuild(b *testing.B) {
 		float64(n)/raw.Seconds(), float64(n)/decoded.Seconds())
 	wm := min(n, envInt(b, envWatermillEvents, defaultWatermillEvents))
 	seedWatermill(b, ctx, pool, wm)
-	for i, p := range []projections.ReadModel{userlist.New(), memberships.New(), audit.New()} {
+	for i, p := range []projections.ReadModel{userlist.New(), memberships.New(), historymodel.New(), audit.New()} {
 		b.Run(p.Name(), func(b *testing.B) {
 			if i == 0 { // a parent benchmark's own log is not shown
 				b.Log(seeded)

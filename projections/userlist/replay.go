@@ -55,7 +55,8 @@ type replayWorkspace struct {
 }
 
 // Fold implements projections.Replay.
-func (r *replay) Fold(events []domain.RecordedEvent) error {
+// It writes nothing until Write: any row may change until the end.
+func (r *replay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {
 	for i := range events {
 		ev := &events[i]
 		applied, err := handling.Applied(ev.Event)
