@@ -208,8 +208,9 @@ func (c *Codec) Decode(ctx context.Context, raws ...RecordedEvent) ([]domain.Rec
 	if err != nil {
 		return nil, fmt.Errorf("keys of %d people: %w", len(subjects), err)
 	}
+	opener := pii.NewOpener(keys)
 	err = inParallel(len(out), func(i int) error {
-		if err := openRecorded(&out[i], keys); err != nil {
+		if err := openRecorded(&out[i], opener); err != nil {
 			return fmt.Errorf("%s@%d: %w", out[i].StreamID, out[i].Revision, err)
 		}
 		return nil
@@ -323,10 +324,10 @@ func sealedSubjects(env domain.Envelope) []uuid.UUID {
 
 // openRecorded opens rec's Envelope in place (Stored keeps the sealed
 // values), noting the people whose keys are gone.
-func openRecorded(rec *domain.RecordedEvent, keys map[uuid.UUID]*pii.Key) error {
+func openRecorded(rec *domain.RecordedEvent, keys *pii.Opener) error {
 	erased := make(map[uuid.UUID]bool)
 	open := func(subject uuid.UUID, v string) (string, error) {
-		plain, err := pii.Open(keys[subject], subject, v)
+		plain, err := keys.Open(subject, v)
 		if errors.Is(err, pii.ErrErased) {
 			if !erased[subject] {
 				erased[subject] = true
