@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/domain"
@@ -41,4 +43,77 @@ type Replay interface {
 	// tables, in tx, whose search_path leads to them (unqualified names,
 	// as Apply uses). It is called once, after the last Fold.
 	Write(ctx context.Context, tx pgx.Tx) error
+}
+
+// ReplayPositions is Positions for a Replay: where each workspace stands,
+// in memory, as the workspaces' rows would say after the events folded so
+// far. A Replay's Fold hands it every batch (Fold), and its Write COPYs
+// the positions (Each).
+type ReplayPositions struct {
+	pos   map[uuid.UUID]domain.Position
+	order []uuid.UUID // first seen first
+}
+
+// NewReplayPositions starts with no workspace.
+func NewReplayPositions() *ReplayPositions {
+	return &ReplayPositions{pos: make(map[uuid.UUID]domain.Position)}
+}
+
+// Fold hands each event of the batch that h applies, in order, to account
+// if it belongs to no workspace, or else to workspace, unless it lies at
+// or before its workspace's position (applied already, as Positions.Live
+// skips it); then the workspace's position moves to it. It fails on an
+// event type h does not declare, and with the first error of the two.
+func (p *ReplayPositions) Fold(events []domain.RecordedEvent, h Handling,
+	account func(ev *domain.RecordedEvent) error, workspace func(ws uuid.UUID, ev *domain.RecordedEvent) error) error {
+	for i := range events {
+		ev := &events[i]
+		applied, err := h.Applied(ev.Event)
+		if err != nil {
+			return fmt.Errorf("event %s at %s: %w", ev.Metadata.EventID, ev.Position, err)
+		}
+		if !applied {
+			continue
+		}
+		ws, ok := domain.WorkspaceOf(ev.Event)
+		if !ok {
+			if err := account(ev); err != nil {
+				return err
+			}
+			continue
+		}
+		last, seen := p.pos[ws]
+		switch {
+		case !seen:
+			p.order = append(p.order, ws)
+		case ev.Position.Compare(last) <= 0:
+			continue
+		}
+		p.pos[ws] = ev.Position
+		if err := workspace(ws, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Each calls f with every workspace an event moved, first seen first, and
+// its position as the pos_commit and pos_prepare columns.
+func (p *ReplayPositions) Each(f func(ws uuid.UUID, commit, prepare int64) error) error {
+	for _, ws := range p.order {
+		commit, prepare, err := PositionColumns(p.pos[ws])
+		if err != nil {
+			return err
+		}
+		if err := f(ws, commit, prepare); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNoCase is what a read model answers for an event type it declares
+// applied but has no case for.
+func ErrNoCase(model string, e domain.Event) error {
+	return fmt.Errorf("%s: %s is declared applied but has no case", model, domain.EventName(e))
 }

@@ -2,7 +2,6 @@ package projections_test
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 
@@ -62,19 +61,10 @@ func TestRebuildFoldsInMemory(t *testing.T) {
 	e.caughtUp(t, "live")
 
 	p := newReplayingProjection("rebuild")
-	var progressErr error
-	res, err := projections.Rebuild(context.Background(), e.pool, p, e.src, projections.RebuildOptions{
-		BatchSize: 32,
-		Progress: func(int, domain.Position) {
-			pos, err := e.tryAppend(a, 3, false)
-			if err == nil {
-				err = e.waitPosition(pos)
-			}
-			progressErr = errors.Join(progressErr, err)
-		},
-	})
-	if err != nil || progressErr != nil {
-		t.Fatalf("Rebuild: got %v (progress: %v), want no error", err, progressErr)
+	progress, progressErr := e.appendOnProgress(a)
+	res, err := projections.Rebuild(context.Background(), e.pool, p, e.src, projections.RebuildOptions{BatchSize: 32, Progress: progress})
+	if err != nil || *progressErr != nil {
+		t.Fatalf("Rebuild: got %v (progress: %v), want no error", err, *progressErr)
 	}
 	if p.folds.Load() < 2 || p.writes.Load() != 1 {
 		t.Errorf("Rebuild: %d folds and %d writes, want a fold per batch (several) and one write", p.folds.Load(), p.writes.Load())

@@ -28,9 +28,9 @@ var _ projections.Replayer = (*Projection)(nil)
 // statements.
 func (p *Projection) NewReplay() projections.Replay {
 	return &replay{
-		open:       make(map[uuid.UUID]map[uuid.UUID]*interval),
-		byUser:     make(map[uuid.UUID][]uuid.UUID),
-		workspaces: make(map[uuid.UUID]domain.Position),
+		open:   make(map[uuid.UUID]map[uuid.UUID]*interval),
+		byUser: make(map[uuid.UUID][]uuid.UUID),
+		pos:    projections.NewReplayPositions(),
 	}
 }
 
@@ -41,9 +41,8 @@ type replay struct {
 	open map[uuid.UUID]map[uuid.UUID]*interval
 	// byUser lists the workspaces where a person had an interval opened
 	// (maybe twice, or closed since): what an AccountDeleted looks through.
-	byUser     map[uuid.UUID][]uuid.UUID
-	workspaces map[uuid.UUID]domain.Position
-	order      []uuid.UUID // workspaces, first seen first
+	byUser map[uuid.UUID][]uuid.UUID
+	pos    *projections.ReplayPositions
 }
 
 // Fold implements projections.Replay: the batch's closed intervals are
@@ -52,43 +51,20 @@ type replay struct {
 func (r *replay) Fold(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
 	var closed intervalSet
 	q := &pgx.Batch{}
-	for i := range events {
-		ev := &events[i]
-		applied, err := handling.Applied(ev.Event)
-		if err != nil {
-			return fmt.Errorf("history: event %s at %s: %w", ev.Metadata.EventID, ev.Position, err)
-		}
-		if !applied {
-			continue
-		}
-		ws, ok := domain.WorkspaceOf(ev.Event)
+	err := r.pos.Fold(events, handling, func(ev *domain.RecordedEvent) error {
+		e, ok := ev.Event.(domain.AccountDeleted)
 		if !ok {
-			e, ok := ev.Event.(domain.AccountDeleted)
-			if !ok {
-				return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
-			}
-			if err := r.deleted(ev, e, &closed, q); err != nil {
-				return err
-			}
-			continue
+			return projections.ErrNoCase("history", ev.Event)
 		}
-		last, seen := r.workspaces[ws]
-		switch {
-		case !seen:
-			r.order = append(r.order, ws)
-		case ev.Position.Compare(last) <= 0:
-			continue // applied already, as projections.Positions skips it
-		}
-		r.workspaces[ws] = ev.Position
+		return r.deleted(ev, e, &closed, q)
+	}, func(_ uuid.UUID, ev *domain.RecordedEvent) error {
 		if isReview(ev.Event) {
-			if err := r.review(ev, q); err != nil {
-				return err
-			}
-			continue
+			return r.review(ev, q)
 		}
-		if err := r.apply(ev, &closed); err != nil {
-			return err
-		}
+		return r.apply(ev, &closed)
+	})
+	if err != nil {
+		return err
 	}
 	if err := copyIntervals(ctx, tx, &closed); err != nil {
 		return err
@@ -107,7 +83,7 @@ func (r *replay) Fold(ctx context.Context, tx pgx.Tx, events []domain.RecordedEv
 func (r *replay) apply(ev *domain.RecordedEvent, closed *intervalSet) error {
 	ws, user, ok := projections.PersonOf(ev.Event)
 	if !ok {
-		return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+		return projections.ErrNoCase("history", ev.Event)
 	}
 	k := key{ws, user}
 	prev := r.open[ws][user]
@@ -117,7 +93,7 @@ func (r *replay) apply(ev *domain.RecordedEvent, closed *intervalSet) error {
 	}
 	change, ok := userlist.Next(&next, prev != nil, ev)
 	if !ok {
-		return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+		return projections.ErrNoCase("history", ev.Event)
 	}
 	if change == userlist.Unchanged {
 		return nil
@@ -132,13 +108,7 @@ func (r *replay) apply(ev *domain.RecordedEvent, closed *intervalSet) error {
 	if change == userlist.Ended {
 		return nil
 	}
-	actor := pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
-	iv := &interval{Member: next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
-		changedBy: actor, action: domain.EventName(ev.Event), eventID: ev.Metadata.EventID,
-		grantedBy: actor, grantedAt: pgtype.Timestamptz{Time: ev.Metadata.OccurredAt, Valid: true}}
-	if prev != nil && change != userlist.Started && prev.Role == next.Role {
-		iv.grantedBy, iv.grantedAt = prev.grantedBy, prev.grantedAt
-	}
+	iv := opened(ev, next, prev, change)
 	m := r.open[ws]
 	if m == nil {
 		m = make(map[uuid.UUID]*interval)
@@ -236,13 +206,12 @@ func (r *replay) Write(ctx context.Context, tx pgx.Tx) error {
 	if err := copyIntervals(ctx, tx, &open); err != nil {
 		return err
 	}
-	rows := make([][]any, len(r.order))
-	for i, ws := range r.order {
-		c, p, err := posColumns(r.workspaces[ws])
-		if err != nil {
-			return fmt.Errorf("history: %w", err)
-		}
-		rows[i] = []any{projections.PGID(ws), c, p}
+	var rows [][]any
+	if err := r.pos.Each(func(ws uuid.UUID, commit, prepare int64) error {
+		rows = append(rows, []any{projections.PGID(ws), commit, prepare})
+		return nil
+	}); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"history_workspaces"}, []string{"workspace_id", "pos_commit", "pos_prepare"},
 		pgx.CopyFromRows(rows)); err != nil {

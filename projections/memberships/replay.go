@@ -21,25 +21,21 @@ var _ projections.Replayer = (*Projection)(nil)
 // the map entries.
 func (p *Projection) NewReplay() projections.Replay {
 	return &replay{
-		workspaces: make(map[uuid.UUID]*replayWorkspace),
-		members:    make(map[key]*member),
-		accounts:   make(map[uuid.UUID]*account),
+		pos:      projections.NewReplayPositions(),
+		names:    make(map[uuid.UUID]string),
+		members:  make(map[key]*member),
+		accounts: make(map[uuid.UUID]*account),
 	}
 }
 
 // replay is the tables as Apply would leave them after the events folded
 // so far, applied one by one.
 type replay struct {
-	workspaces map[uuid.UUID]*replayWorkspace
-	order      []uuid.UUID // workspaces, first seen first
-	members    map[key]*member
-	accounts   map[uuid.UUID]*account
-	accOrder   []uuid.UUID
-}
-
-type replayWorkspace struct {
-	name string
-	pos  domain.Position
+	pos      *projections.ReplayPositions
+	names    map[uuid.UUID]string // the workspaces' names
+	members  map[key]*member
+	accounts map[uuid.UUID]*account
+	accOrder []uuid.UUID
 }
 
 // member is a memberships row.
@@ -47,42 +43,22 @@ type member struct{ role, status string }
 
 // Fold implements projections.Replay; it writes nothing until Write.
 func (r *replay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {
-	for i := range events {
-		ev := &events[i]
-		applied, err := handling.Applied(ev.Event)
-		if err != nil {
-			return fmt.Errorf("memberships: event %s at %s: %w", ev.Metadata.EventID, ev.Position, err)
+	return r.pos.Fold(events, handling, func(ev *domain.RecordedEvent) error {
+		if !r.account(ev) {
+			return projections.ErrNoCase("memberships", ev.Event)
 		}
-		if !applied {
-			continue
+		return nil
+	}, func(ws uuid.UUID, ev *domain.RecordedEvent) error {
+		if !r.apply(ws, ev) {
+			return projections.ErrNoCase("memberships", ev.Event)
 		}
-		ws, ok := domain.WorkspaceOf(ev.Event)
-		if !ok {
-			if !r.account(ev) {
-				return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
-			}
-			continue
-		}
-		w := r.workspaces[ws]
-		switch {
-		case w == nil:
-			w = &replayWorkspace{}
-			r.workspaces[ws] = w
-			r.order = append(r.order, ws)
-		case ev.Position.Compare(w.pos) <= 0:
-			continue // applied already, as projections.Positions skips it
-		}
-		w.pos = ev.Position
-		if !r.apply(ws, w, ev) {
-			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // apply folds one workspace event as applyEvent and write do: a put
 // writes the row, a patch changes a row only if there is one.
-func (r *replay) apply(ws uuid.UUID, w *replayWorkspace, ev *domain.RecordedEvent) bool {
+func (r *replay) apply(ws uuid.UUID, ev *domain.RecordedEvent) bool {
 	patch := func(user uuid.UUID, f func(m *member)) {
 		if m := r.members[key{user, ws}]; m != nil {
 			f(m)
@@ -90,7 +66,7 @@ func (r *replay) apply(ws uuid.UUID, w *replayWorkspace, ev *domain.RecordedEven
 	}
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
-		w.name = e.Name
+		r.names[ws] = e.Name
 		r.members[key{e.OwnerUserID, ws}] = &member{role: string(domain.RoleAdmin), status: string(domain.StatusActive)}
 	case domain.InvitationAccepted:
 		r.members[key{e.UserID, ws}] = &member{role: e.Role, status: string(domain.StatusActive)}
@@ -142,14 +118,12 @@ func (r *replay) account(ev *domain.RecordedEvent) bool {
 
 // Write implements projections.Replay: one COPY per table.
 func (r *replay) Write(ctx context.Context, tx pgx.Tx) error {
-	rows := make([][]any, 0, len(r.order))
-	for _, ws := range r.order {
-		w := r.workspaces[ws]
-		c, p, err := projections.PositionColumns(w.pos)
-		if err != nil {
-			return fmt.Errorf("memberships: %w", err)
-		}
-		rows = append(rows, []any{projections.PGID(ws), w.name, c, p})
+	var rows [][]any
+	if err := r.pos.Each(func(ws uuid.UUID, commit, prepare int64) error {
+		rows = append(rows, []any{projections.PGID(ws), r.names[ws], commit, prepare})
+		return nil
+	}); err != nil {
+		return fmt.Errorf("memberships: %w", err)
 	}
 	if err := copyRows(ctx, tx, "memberships_workspaces", []string{"workspace_id", "name", "pos_commit", "pos_prepare"}, rows); err != nil {
 		return err

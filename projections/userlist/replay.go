@@ -24,7 +24,8 @@ var _ projections.Replayer = (*Projection)(nil)
 // docs/decisions.md gives (2026-12-06).
 func (p *Projection) NewReplay() projections.Replay {
 	return &replay{
-		workspaces: make(map[uuid.UUID]*replayWorkspace),
+		pos:        projections.NewReplayPositions(),
+		workspaces: make(map[uuid.UUID]*workspace),
 		members:    make(map[key]*Member),
 		logins:     make(map[key]pgtype.Timestamptz),
 		byUser:     make(map[uuid.UUID][]uuid.UUID),
@@ -36,8 +37,8 @@ func (p *Projection) NewReplay() projections.Replay {
 // agree with that whatever their size (the tests of every batching), so
 // the catch-up's Apply goes on from these rows as from its own.
 type replay struct {
-	workspaces map[uuid.UUID]*replayWorkspace
-	order      []uuid.UUID // workspaces, first seen first
+	pos        *projections.ReplayPositions
+	workspaces map[uuid.UUID]*workspace
 	// members are the userlist_users rows; logins the userlist_logins
 	// rows (an invalid time: NULL, never logged in).
 	members map[key]*Member
@@ -48,54 +49,28 @@ type replay struct {
 	byUser map[uuid.UUID][]uuid.UUID
 }
 
-// replayWorkspace is a userlist_workspaces row.
-type replayWorkspace struct {
-	workspace
-	pos domain.Position
-}
-
 // Fold implements projections.Replay.
 // It writes nothing until Write: any row may change until the end.
 func (r *replay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {
-	for i := range events {
-		ev := &events[i]
-		applied, err := handling.Applied(ev.Event)
-		if err != nil {
-			return fmt.Errorf("userlist: event %s at %s: %w", ev.Metadata.EventID, ev.Position, err)
-		}
-		if !applied {
-			continue
-		}
-		ws, ok := domain.WorkspaceOf(ev.Event)
-		if !ok {
-			if !r.account(ev) {
-				return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
-			}
-			continue
-		}
+	return r.pos.Fold(events, handling, r.account, func(ws uuid.UUID, ev *domain.RecordedEvent) error {
 		w := r.workspaces[ws]
-		switch {
-		case w == nil:
-			w = &replayWorkspace{}
+		if w == nil {
+			w = &workspace{}
 			r.workspaces[ws] = w
-			r.order = append(r.order, ws)
-		case ev.Position.Compare(w.pos) <= 0:
-			continue // applied already, as projections.Positions skips it
 		}
-		w.pos = ev.Position
-		if !r.apply(ev, &w.workspace) {
-			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
+		if !r.apply(ev, w) {
+			return projections.ErrNoCase("userlist", ev.Event)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // account folds an event of no workspace: an AccountDeleted drops the
 // person's rows everywhere, as Apply's DELETE by user does.
-func (r *replay) account(ev *domain.RecordedEvent) bool {
+func (r *replay) account(ev *domain.RecordedEvent) error {
 	e, ok := ev.Event.(domain.AccountDeleted)
 	if !ok {
-		return false
+		return projections.ErrNoCase("userlist", ev.Event)
 	}
 	for _, ws := range r.byUser[e.UserID] {
 		k := key{ws, e.UserID}
@@ -103,7 +78,7 @@ func (r *replay) account(ev *domain.RecordedEvent) bool {
 		delete(r.logins, k)
 	}
 	delete(r.byUser, e.UserID)
-	return true
+	return nil
 }
 
 // apply folds one workspace event into the rows, by the rules batch.apply
@@ -112,8 +87,7 @@ func (r *replay) account(ev *domain.RecordedEvent) bool {
 func (r *replay) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
-		w.name = pgtype.Text{String: e.Name, Valid: true}
-		w.createdAt = projections.Timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
+		w.created(e, ev)
 	case domain.UserLoggedIn:
 		// raiseLogins: the later of the stored login and this one, a row
 		// made if there was none.
@@ -160,22 +134,16 @@ func (r *replay) noteUser(k key) {
 
 // Write implements projections.Replay: one COPY per table.
 func (r *replay) Write(ctx context.Context, tx pgx.Tx) error {
-	i := 0
+	var workspaces [][]any
+	if err := r.pos.Each(func(id uuid.UUID, commit, prepare int64) error {
+		w := r.workspaces[id]
+		workspaces = append(workspaces, []any{projections.PGID(id), w.name, w.createdAt, commit, prepare})
+		return nil
+	}); err != nil {
+		return fmt.Errorf("userlist: %w", err)
+	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"userlist_workspaces"},
-		[]string{"workspace_id", "name", "created_at", "pos_commit", "pos_prepare"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(r.order) {
-				return nil, nil
-			}
-			id := r.order[i]
-			i++
-			w := r.workspaces[id]
-			commit, prepare, err := projections.PositionColumns(w.pos)
-			if err != nil {
-				return nil, err
-			}
-			return []any{projections.PGID(id), w.name, w.createdAt, commit, prepare}, nil
-		})); err != nil {
+		[]string{"workspace_id", "name", "created_at", "pos_commit", "pos_prepare"}, pgx.CopyFromRows(workspaces)); err != nil {
 		return fmt.Errorf("userlist: copy userlist_workspaces: %w", err)
 	}
 
