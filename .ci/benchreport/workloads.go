@@ -125,25 +125,29 @@ var workloads = []workload{
 	},
 	{
 		title: "3. Projection rebuild",
-		intro: "`BenchmarkRebuild` (projections/benchmarks): `projections.Rebuild` of each read model over a seeded history (default 1,000,000 events), " +
-			"beside the floor (reading the history through the event store, decoding included, plus COPY of the rebuilt rows into bare tables) " +
+		intro: "`BenchmarkRebuild` (projections/benchmarks): `projections.Rebuild` of each read model (user list, memberships, history, audit) over a seeded history " +
+			"(default 1,000,000 events), beside the floor (reading the history through the event store, decoding included, plus COPY of the rebuilt rows into bare tables) " +
 			"and beside watermill-sql's subscriber (PostgreSQL schema adapter, batch 1,000) delivering the same events as messages to the projection's own `Apply`, " +
-			"one transaction per acknowledged message, over the first 100,000 events (`USERSD_BENCH_WATERMILL_EVENTS`).",
-		pattern: regexp.MustCompile(`^BenchmarkRebuild/(userlist|memberships|audit)$`),
+			"one transaction per acknowledged message, over the first 100,000 events (`USERSD_BENCH_WATERMILL_EVENTS`). " +
+			"A rebuild folds the history in memory (`projections.Replayer`) and COPYs each final row once; index s is the part spent building the secondary indexes " +
+			"and analyzing, which the floor does not do; heap MB is the growth of the Go heap live during the rebuild (the fold and the pages in flight).",
+		pattern: regexp.MustCompile(`^BenchmarkRebuild/(userlist|memberships|history|audit)$`),
 		label:   "projection",
 		cols: []col{
-			{"usersd events/s", "events/s", 0}, {"rebuild s", "rebuild-s", 2}, {"floor s", "floor-s", 2}, {"read events/s", "read-events/s", 0},
-			{"floor/rebuild", "ratio", 2}, {"watermill events/s", "watermill-events/s", 0}, {"usersd/watermill", "ratio-watermill", 1},
+			{"usersd events/s", "events/s", 0}, {"rebuild s", "rebuild-s", 2}, {"index s", "index-s", 2}, {"floor s", "floor-s", 2}, {"read events/s", "read-events/s", 0},
+			{"floor/rebuild", "ratio", 2}, {"heap MB", "peak-heap-MB", 0}, {"watermill events/s", "watermill-events/s", 0}, {"usersd/watermill", "ratio-watermill", 1},
 		},
 		goals: []goal{
-			{text: "≥ 50,000 events/s", unit: "events/s", atLeast: true, target: 50_000,
-				why: "a rebuild now reads (and decodes) the next batch while it applies the last, so it takes about the longer of the two. " +
-					"Decoding every event's JSON in `eventstore.Source` caps reading at ~50–70k events/s here (~180k as stored); for the user list and the audit, " +
-					"applying takes longer still: a CPU profile of a 300,000-event user-list rebuild shows the applying goroutine on CPU for 1 s of 8.6 s, " +
-					"waiting the rest on PostgreSQL executing the projection's set-based upserts, while decoding takes 3 s of the other core. " +
-					"Cheaper upserts in the user list (or writing a rebuild's final rows once) and a parallel or lazy decode are what is left."},
-			{text: "≥ 0.5× the floor", unit: "ratio", atLeast: true, target: 0.5,
-				why: "the floor writes each final row once with COPY; `Apply` writes rows as events come (an invitation's row is inserted, then updated on acceptance, role changes, logins), and the audit projection hashes each entry into its chain."},
+			{text: "≥ 100,000 events/s", unit: "events/s", atLeast: true, target: 100_000,
+				why: "reading bounds a rebuild: the replay now folds in memory and writes each row once, so it takes about as long as reading and decoding the history " +
+					"through `eventstore.Source` (read events/s), which reads the next page while it decodes one on both cores. " +
+					"Decoding every event's JSON (metadata and event, `encoding/json`, which scans each document twice) and opening its sealed values is most of the CPU; " +
+					"on 2 cores shared with PostgreSQL (which serves the reads and the COPY) that caps reading below 100,000 events/s, and less when the machine is loaded. " +
+					"A faster JSON decoder (go-json-experiment is already a dependency) or decoding only the fields a read model uses are what is left."},
+			{text: "≥ 0.8× the floor", unit: "ratio", atLeast: true, target: 0.8,
+				why: "beyond the floor's read and COPY, a rebuild builds the read model's secondary indexes and analyzes its tables (index s; the user list's trigram index above all), " +
+					"its tables keep their primary and unique keys during the COPY, the audit hashes every entry into its chain, and the swap compares the audit's tables; " +
+					"with a single iteration on a shared machine, the read before the rebuild and the rebuild itself may also see a different load."},
 			{text: "≥ 5× watermill-sql", unit: "ratio-watermill", atLeast: true, target: 5,
 				why: "see the watermill figure: it acknowledges one message at a time, so it applies one event per transaction."},
 		},
