@@ -37,10 +37,12 @@ const (
 	floorChannel         = "usersd_bench_floor"
 	floorIdleSamples     = 1000
 	floorLoadedInterval  = 10 * time.Millisecond
-	visibleGoalP99       = 50 * time.Millisecond
 	visibleGoalRate      = 1000
 	visibleGoalFloorMult = 3.0
 )
+
+// visibleGoals are issue 19's append-to-visible p99 goals, by rate.
+var visibleGoals = map[int]time.Duration{1000: 20 * time.Millisecond, 2000: 50 * time.Millisecond}
 
 // loadRoles are the roles the load moves people to: never Admin, so no
 // command trips the last-Admin guard or an escalation rule.
@@ -427,9 +429,14 @@ func benchVisible(b *testing.B, rate int) {
 			if readAt.Before(res.handled) {
 				readAt = res.handled
 			}
+			// The runner reports a commit after the waiter may have seen
+			// it: the last batch's report can still be on its way.
+			if committedAt.IsZero() || committedAt.After(res.visible) {
+				committedAt = res.visible
+			}
 			read = append(read, readAt.Sub(res.handled))
 			applied = append(applied, committedAt.Sub(readAt))
-			notified = append(notified, max(0, res.visible.Sub(committedAt)))
+			notified = append(notified, res.visible.Sub(committedAt))
 			if res.visible.After(end) {
 				end = res.visible
 			}
@@ -497,9 +504,9 @@ func benchVisible(b *testing.B, rate int) {
 			after.MaxConns(), acq, 100*float64(after.EmptyAcquireCount()-before.EmptyAcquireCount())/float64(acq),
 			ms((after.AcquireDuration()-before.AcquireDuration())/time.Duration(acq)))
 	}
-	goal := "p99 < 50 ms is judged at 1000/s"
-	if rate == visibleGoalRate {
-		goal = fmt.Sprintf("p99 < %d ms: %s", visibleGoalP99.Milliseconds(), verdict(p99 < visibleGoalP99))
+	goal := "p99 is judged at 1000/s and 2000/s"
+	if g, ok := visibleGoals[rate]; ok {
+		goal = fmt.Sprintf("p99 < %d ms: %s", g.Milliseconds(), verdict(p99 < g))
 	}
 	summary(b, "%d commands/s offered, %.0f/s achieved (max %d in flight): append-to-visible p50 %.2f ms, p99 %.2f ms (stages: due to handled = append, handled to read by the user list's subscription = read, read to committed = apply, committed to the waiter's reader woken = notify%s); missing %d (goal 0: %s), late %d, failed %d; %s; floor NOTIFY round trip under the same load p50 %.2f ms, p99 %.2f ms, idle p50 %.3f ms, p99 %.3f ms; p99/floor p99 = %.1f under load (goal ≤ %.0f: %s), %.0f idle (%s)",
 		rate, achieved, maxInFlight, ms(p50), ms(p99), stageText,
