@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/postgres"
@@ -245,3 +246,41 @@ func TestSubscriberGapFreeUnderMixedLoad(t *testing.T) {
 }
 
 var errRollback = errors.New("roll back on purpose")
+
+// TestSubscriptionReadsDoNotQueueForTheSharedPool takes every connection of
+// the pool appends and queries share, as commands waiting on a busy service
+// do, and a subscription still reads: its reads have connections of their
+// own, so a visible write does not wait for every command queued before it.
+func TestSubscriptionReadsDoNotQueueForTheSharedPool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, url := pgtest.NewService(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.New(pool)
+	t.Cleanup(s.Close)
+
+	e := newEvent()
+	if _, err := s.Append(ctx, "s", eventstore.NoStream{}, e); err != nil {
+		t.Fatal(err)
+	}
+	for range cfg.MaxConns {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+	}
+	events := subscribe(t, s)
+	if got, ok := receive(events, 5*time.Second); !ok || got.ID != e.ID {
+		t.Fatalf("with the shared pool taken: got %v (received %t), want event %s", got.ID, ok, e.ID)
+	}
+}

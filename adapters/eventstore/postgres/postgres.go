@@ -62,6 +62,7 @@ type Store struct {
 	appended chan struct{}
 	wake     broadcast
 	seen     *seenRevisions
+	reads    readPool
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -131,6 +132,7 @@ func (s *Store) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.reads.close()
 }
 
 // appendedOne tells the notifier about an append without ever blocking the

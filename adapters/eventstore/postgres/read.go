@@ -234,7 +234,14 @@ LEFT JOIN LATERAL (
 ) e ON true`
 
 func (s *Store) readAll(ctx context.Context, from domain.Position, size int) (page, error) {
-	rows, err := s.pool.Query(ctx, readAllQuery, int64(min(from.Commit, math.MaxInt64)), int64(min(from.Prepare, math.MaxInt64)), size)
+	commit, prepare := int64(min(from.Commit, math.MaxInt64)), int64(min(from.Prepare, math.MaxInt64))
+	pool := s.subscriptionPool()
+	rows, err := pool.Query(ctx, readAllQuery, commit, prepare, size)
+	if err != nil && pool != s.pool && s.ctx.Err() != nil {
+		// Close closed the read pool under this read: the store's pool
+		// still serves.
+		rows, err = s.pool.Query(ctx, readAllQuery, commit, prepare, size)
+	}
 	if err != nil {
 		return page{}, err
 	}
