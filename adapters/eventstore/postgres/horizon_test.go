@@ -27,18 +27,9 @@ import (
 func TestSubscriberNotHeldBackByTransactionsWithoutEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	pool, s := newPoolStore(t)
 
-	other, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Rollback(ctx)
-	if _, err := other.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatalf("the other transaction takes an id: %v", err)
-	}
+	beginWithID(t, pool, false) // the other transaction
 
 	e := newEvent()
 	if _, err := s.Append(ctx, "s", eventstore.NoStream{}, e); err != nil {
@@ -58,19 +49,10 @@ func TestSubscriberNotHeldBackByTransactionsWithoutEvents(t *testing.T) {
 func TestTransactionThatWroteFirstCannotAppend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	pool, s := newPoolStore(t)
 	events := subscribe(t, s)
 
-	late, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer late.Rollback(ctx)
-	if _, err := late.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatal(err)
-	}
+	late := beginWithID(t, pool, false)
 	first := newEvent()
 	if _, err := s.Append(ctx, "first", eventstore.NoStream{}, first); err != nil {
 		t.Fatal(err)
@@ -78,24 +60,14 @@ func TestTransactionThatWroteFirstCannotAppend(t *testing.T) {
 	wantEvents(t, events, first.ID)
 
 	lateEvent := newEvent()
-	_, err = late.Exec(ctx, `SELECT append_events($1, -2, $2, $3, $4, $5)`,
+	_, err := late.Exec(ctx, `SELECT append_events($1, -2, $2, $3, $4, $5)`,
 		"late", []uuid.UUID{lateEvent.ID}, []string{lateEvent.Type}, [][]byte{lateEvent.Data}, [][]byte{lateEvent.Metadata})
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "55000" {
 		t.Fatalf("append after the transaction took its id unmarked: got %v, want SQLSTATE 55000 (a subscriber already read past it)", err)
 	}
 
-	declared, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer declared.Rollback(ctx)
-	if _, err := declared.Exec(ctx, `SELECT events_mark_writer()`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := declared.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatal(err)
-	}
+	declared := beginWithID(t, pool, true)
 	after := newEvent()
 	if _, err := s.Append(ctx, "after", eventstore.NoStream{}, after); err != nil {
 		t.Fatal(err)
@@ -120,9 +92,7 @@ func TestTransactionThatWroteFirstCannotAppend(t *testing.T) {
 func TestSubscriberGapFreeUnderMixedLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	pool, s := newPoolStore(t)
 	var (
 		mu        sync.Mutex
 		committed = map[uuid.UUID]bool{}
@@ -283,4 +253,26 @@ func TestSubscriptionReadsDoNotQueueForTheSharedPool(t *testing.T) {
 	if got, ok := receive(events, 5*time.Second); !ok || got.ID != e.ID {
 		t.Fatalf("with the shared pool taken: got %v (received %t), want event %s", got.ID, ok, e.ID)
 	}
+}
+
+// beginWithID begins a transaction that takes its id at once, having
+// declared itself an event writer first if mark; it is rolled back at the
+// end of the test unless committed.
+func beginWithID(t *testing.T, pool *pgxpool.Pool, mark bool) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if mark {
+		if _, err := tx.Exec(ctx, `SELECT events_mark_writer()`); err != nil {
+			t.Fatalf("declare an event writer: %v", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatalf("take a transaction id: %v", err)
+	}
+	return tx
 }
