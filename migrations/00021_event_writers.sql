@@ -21,8 +21,9 @@ CREATE FUNCTION events_mark_writer() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     -- Set with the marker, and undone with it if a subtransaction that
-    -- took both rolls back.
-    IF current_setting('usersd.events_writer', true) = 'on' THEN
+    -- took both rolls back. The transaction's start time as the value: a
+    -- session-level SET could not stand for a transaction to come.
+    IF current_setting('usersd.events_writer', true) = transaction_timestamp()::text THEN
         RETURN;
     END IF;
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
@@ -32,7 +33,7 @@ BEGIN
     END IF;
     -- 1702261879 is "evtw" in ASCII; readers look for exactly this key.
     PERFORM pg_advisory_xact_lock_shared(1702261879, 0);
-    PERFORM set_config('usersd.events_writer', 'on', true);
+    PERFORM set_config('usersd.events_writer', transaction_timestamp()::text, true);
 END
 $$;
 -- +goose StatementEnd

@@ -59,6 +59,10 @@ func TestTransactionThatWroteFirstCannotAppend(t *testing.T) {
 	}
 	wantEvents(t, events, first.ID)
 
+	// Nor can a setting made for the session pass for the marker.
+	if _, err := late.Exec(ctx, `SET usersd.events_writer = 'on'`); err != nil {
+		t.Fatal(err)
+	}
 	lateEvent := newEvent()
 	_, err := late.Exec(ctx, `SELECT append_events($1, -2, $2, $3, $4, $5)`,
 		"late", []uuid.UUID{lateEvent.ID}, []string{lateEvent.Type}, [][]byte{lateEvent.Data}, [][]byte{lateEvent.Metadata})
