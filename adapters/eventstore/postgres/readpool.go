@@ -9,8 +9,9 @@ import (
 
 // subscriptionConns caps the connections subscriptions read through. Reads
 // are short and a subscriber reads once per batch, so a few serve every
-// subscription of a process.
-const subscriptionConns = 2
+// subscription of a process (usersd serve: the runners, the outbox, the
+// webhooks' dispatcher, the event feed's clients).
+const subscriptionConns = 4
 
 // readPool is where subscriptions read the global order: a small pool of
 // its own, beside the one appends and queries share. In the shared pool a
