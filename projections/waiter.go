@@ -48,10 +48,20 @@ type Waiter struct {
 
 	mu          sync.Mutex
 	checkpoints map[string]domain.Position
-	// changed is closed and replaced whenever a checkpoint moves. A waiter
-	// takes it in the same critical section as it checks the checkpoints,
-	// so a move after the check closes the very channel it waits on.
-	changed chan struct{}
+	// waits are the WaitFor calls still behind. A move of a checkpoint
+	// closes the done channels of those it satisfies, and only those: with
+	// hundreds of reads waiting, waking them all on every move of any
+	// projection to look again was a thundering herd on mu. A wait is
+	// checked and registered in one critical section, so a move after the
+	// check finds it registered.
+	waits map[*wait]struct{}
+}
+
+// wait is one WaitFor call behind its position.
+type wait struct {
+	pos   domain.Position
+	names []string
+	done  chan struct{} // closed once every named projection has passed pos
 }
 
 // WaiterOption configures a Waiter.
@@ -94,7 +104,7 @@ func NewWaiter(pool *pgxpool.Pool, connConfig *pgx.ConnConfig, opts ...WaiterOpt
 		pool: pool, connConfig: connConfig, log: slog.Default(),
 		fallback: defaultFallback, reconnect: defaultReconnect,
 		checkpoints: map[string]domain.Position{},
-		changed:     make(chan struct{}),
+		waits:       map[*wait]struct{}{},
 	}
 	for _, o := range opts {
 		o(w)
@@ -155,36 +165,53 @@ func (w *Waiter) Wait() { w.wg.Wait() }
 func (w *Waiter) WaitFor(ctx context.Context, pos domain.Position, names ...string) error {
 	w.waiting.Add(1)
 	defer w.waiting.Add(-1)
-	for logged := false; ; logged = true {
-		lagging, changed := w.check(pos, names)
-		if lagging == "" {
-			return nil
-		}
-		if !logged {
-			w.log.DebugContext(ctx, "projections waiter: a read waits for a projection", "projection", lagging, "position", pos.String())
-		}
-		select {
-		case <-ctx.Done():
-			cp, _ := w.Checkpoint(lagging)
-			return fmt.Errorf("projection %s at %s, waiting for %s: %w", lagging, cp, pos, ctx.Err())
-		case <-changed:
-		}
+	wt, lagging := w.register(pos, names)
+	if wt == nil {
+		return nil
 	}
+	w.log.DebugContext(ctx, "projections waiter: a read waits for a projection", "projection", lagging, "position", pos.String())
+	select {
+	case <-wt.done:
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	delete(w.waits, wt)
+	lagging = w.lagging(pos, names)
+	cp := w.checkpoints[lagging]
+	w.mu.Unlock()
+	if lagging == "" { // reached as ctx ended
+		return nil
+	}
+	return fmt.Errorf("projection %s at %s, waiting for %s: %w", lagging, cp, pos, ctx.Err())
 }
 
-// check returns the first projection in names behind pos ("" if none) and
-// the channel that will be closed when a checkpoint next moves.
-func (w *Waiter) check(pos domain.Position, names []string) (lagging string, changed <-chan struct{}) {
+// register answers nil if every projection in names is at or after pos,
+// and otherwise a registered wait and the first projection behind.
+func (w *Waiter) register(pos domain.Position, names []string) (*wait, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !pos.IsZero() {
-		for _, n := range names {
-			if cp := w.checkpoints[n]; cp.Less(pos) {
-				return n, w.changed
-			}
+	lagging := w.lagging(pos, names)
+	if lagging == "" {
+		return nil, ""
+	}
+	wt := &wait{pos: pos, names: names, done: make(chan struct{})}
+	w.waits[wt] = struct{}{}
+	return wt, lagging
+}
+
+// lagging answers the first projection in names behind pos ("" if none).
+// The caller holds mu.
+func (w *Waiter) lagging(pos domain.Position, names []string) string {
+	if pos.IsZero() {
+		return ""
+	}
+	for _, n := range names {
+		if cp := w.checkpoints[n]; cp.Less(pos) {
+			return n
 		}
 	}
-	return "", w.changed
+	return ""
 }
 
 // Checkpoint returns the last known checkpoint of a projection; ok is false
@@ -207,8 +234,12 @@ func (w *Waiter) advance(name string, pos domain.Position) {
 		return
 	}
 	w.checkpoints[name] = pos
-	close(w.changed)
-	w.changed = make(chan struct{})
+	for wt := range w.waits {
+		if w.lagging(wt.pos, wt.names) == "" {
+			close(wt.done)
+			delete(w.waits, wt)
+		}
+	}
 }
 
 // listen connects, LISTENs and then loads the checkpoints: in that order, so

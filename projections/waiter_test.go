@@ -239,3 +239,90 @@ func (e *env) waitSessions(t *testing.T, appName string, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWaitForWakesEachWaiterOnceItsPositionIsPassed has many reads wait at
+// different positions on one or two projections while their checkpoints
+// move a step at a time: each returns once, and only once, every named
+// projection has passed its position. A move wakes only the waits it
+// satisfies, so a wait it forgets never returns.
+func TestWaitForWakesEachWaiterOnceItsPositionIsPassed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := startWaiter(t, e.pool)
+	type result struct {
+		i   int
+		err error
+		cps map[string]domain.Position // when WaitFor returned
+	}
+	const waits, steps, pause = 200, 40, 20
+	nameSets := [][]string{{"a"}, {"b"}, {"a", "b"}, {"b", "a"}}
+	// Each group of four waits, one per name set, shares a position.
+	pos := func(i int) domain.Position {
+		return domain.Position{Commit: uint64(1 + (i/4)%steps), Prepare: uint64(1 + (i/4/steps)%2)}
+	}
+	results := make(chan result, waits)
+	for i := range waits {
+		names := nameSets[i%len(nameSets)]
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			err := w.WaitFor(ctx, pos(i), names...)
+			cps := map[string]domain.Position{}
+			for _, n := range names {
+				cps[n], _ = w.Checkpoint(n)
+			}
+			results <- result{i, err, cps}
+		}()
+	}
+	returned := 0
+	check := func(r result) {
+		returned++
+		if r.err != nil {
+			t.Errorf("wait %d at %s: %v", r.i, pos(r.i), r.err)
+		}
+		for n, cp := range r.cps {
+			if cp.Less(pos(r.i)) {
+				t.Errorf("wait %d at %s returned with %s at %s", r.i, pos(r.i), n, cp)
+			}
+		}
+	}
+	for c := 1; c <= steps; c++ {
+		// b trails a: waits on both are released by b's move.
+		e.setCheckpoint(t, "a", domain.Position{Commit: uint64(c), Prepare: 2})
+		e.setCheckpoint(t, "b", domain.Position{Commit: uint64(c), Prepare: 1})
+		if c == pause {
+			// Let every wakeup due arrive, then look: none beyond c may
+			// have returned.
+			time.Sleep(200 * time.Millisecond)
+			for len(results) > 0 {
+				check(<-results)
+			}
+			due := 0
+			for i := range waits {
+				reached := true
+				for _, n := range nameSets[i%len(nameSets)] {
+					cp := domain.Position{Commit: uint64(c), Prepare: 2}
+					if n == "b" {
+						cp.Prepare = 1
+					}
+					reached = reached && !cp.Less(pos(i))
+				}
+				if reached {
+					due++
+				}
+			}
+			if returned != due {
+				t.Errorf("at step %d: %d waits returned, want the %d whose positions were passed", c, returned, due)
+			}
+		}
+	}
+	e.setCheckpoint(t, "b", domain.Position{Commit: steps + 1, Prepare: 1})
+	for returned < waits {
+		select {
+		case r := <-results:
+			check(r)
+		case <-time.After(waitTimeout + 5*time.Second):
+			t.Fatalf("%d of %d waits returned; the rest were never woken", returned, waits)
+		}
+	}
+}

@@ -156,18 +156,24 @@ var workloads = []workload{
 		title: "4. Append-to-visible lag under open load",
 		intro: "`BenchmarkAppendToVisible` (projections/benchmarks): the write and read pipeline of `usersd serve` on one database, loaded open-loop " +
 			"(commands due on a fixed schedule: half role changes, half invitations, 50 workspaces); lag runs from when a command was due until the user list shows it. " +
+			"It splits into four stages, each p99 in its column: append (due until the command handler returned: the write side, its queue for the pool included), " +
+			"read (until the user list's runner received the event from its subscription: the horizon, the wake-up, the runner's previous batch), " +
+			"apply (until the runner committed the batch) and notify (until the read waiting in the Waiter returned). " +
 			"Beside it, a LISTEN/NOTIFY round trip between two connections measured every 10 ms under the same load (the floor). " +
 			"After each run every member's role and every invitation is checked in the user list: missing counts events skipped or lost.",
 		pattern: regexp.MustCompile(`^BenchmarkAppendToVisible/rate=(\d+)$`),
 		label:   "offered commands/s",
 		cols: []col{
 			{"achieved/s", "achieved-cmd/s", 0}, {"p50 ms", "p50-ms", 1}, {"p99 ms", "p99-ms", 1},
+			{"append p99 ms", "append-p99-ms", 1}, {"read p99 ms", "read-p99-ms", 1}, {"apply p99 ms", "apply-p99-ms", 1}, {"notify p99 ms", "notify-p99-ms", 1},
 			{"floor p50 ms", "floor-load-p50-ms", 2}, {"floor p99 ms", "floor-load-p99-ms", 2}, {"p99/floor p99", "ratio", 1},
 			{"missing", "missing", 0}, {"late (> 30 s)", "late", 0}, {"failed", "failed", 0},
 		},
 		goals: []goal{
-			{text: "p99 < 50 ms at 1,000/s", applies: at("1000"), unit: "p99-ms", target: 50,
-				why: "a subscriber of the gap-free store reads only below the oldest running transaction; under load there is nearly always one, and no notification says when it ends, so the subscription re-reads after a short pause (1–10 ms) and the projection's own commit and the waiter's notification follow. With 2 cores shared by the load generator, PostgreSQL and three projections, queueing adds the rest."},
+			{text: "p99 < 20 ms at 1,000/s", applies: at("1000"), unit: "p99-ms", target: 20,
+				why: visibleWhy},
+			{text: "p99 < 50 ms at 2,000/s", applies: at("2000"), unit: "p99-ms", target: 50,
+				why: visibleWhy},
 			{text: "p99 ≤ 3× the NOTIFY floor at 1,000/s", applies: at("1000"), unit: "ratio", target: 3,
 				why: "the floor is one NOTIFY round trip; a visible command needs its append, the subscription's read below the horizon, the projection's transaction and the waiter's notification, several of them queued behind the load."},
 			{text: "zero skipped or lost events", unit: "missing", target: 0,
@@ -416,3 +422,11 @@ var workloads = []workload{
 		},
 	},
 }
+
+// visibleWhy explains a missed append-to-visible goal; the stage columns say
+// which part queued.
+const visibleWhy = "the stage columns show where the time goes. Subscriptions no longer wait for transactions that write no events " +
+	"(the projections' own batches, the outbox, other databases' work), and the Waiter wakes only the reads a move satisfies. What is left queues for 2 cores " +
+	"shared by the load generator, PostgreSQL and three projection runners that each read and apply every event: the append stage waits for the pool and the " +
+	"write side's commits (group commit is a separate item of issue 19), the apply stage for its own commit, and an event committed while its runner applies " +
+	"the previous batch waits for that batch (the read stage)."

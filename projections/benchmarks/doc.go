@@ -37,9 +37,8 @@
 // Each benchmark logs a line starting with SUMMARY: its figures, the ratio
 // to its floor, and whether each goal was met. USERSD_BENCH_EVENTS shrinks
 // the rebuild's history (default 1,000,000) for a quick run, and
-// USERSD_BENCH_WATERMILL_EVENTS the watermill baseline's (default 100,000);
-// USERSD_BENCH_TRACE=1 adds to BenchmarkAppendToVisible a subscriber that
-// times the event store's own delivery, to split the lag. The benchmarks
+// USERSD_BENCH_WATERMILL_EVENTS the watermill baseline's (default 100,000).
+// The benchmarks
 // need the test PostgreSQL server (see adapters/postgres/pgtest) and, for
 // the last one, pgbench (PGBENCH, else PATH, else PostgreSQL 15's).
 package benchmarks

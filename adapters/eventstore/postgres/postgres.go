@@ -4,11 +4,12 @@
 // function live in migrations/00001_event_store.sql.
 //
 // The global order is (writing transaction id, sequence number). Subscribers
-// read only rows of transactions older than the oldest one still running, so
+// read only rows of transactions older than the oldest event writer still
+// running (a transaction holding the writers' marker, migration 00021), so
 // no transaction can commit an event before what they have already read.
-// The price: an event becomes readable when every transaction that began
-// writing before it has ended, so a long-running write transaction anywhere
-// on the server delays subscriptions (never appends).
+// The price: an event becomes readable when every event-writing transaction
+// that took its id before it has ended, so a long-running one delays
+// subscriptions (never appends); transactions writing no events do not.
 package postgres
 
 import (
@@ -61,6 +62,7 @@ type Store struct {
 	appended chan struct{}
 	wake     broadcast
 	seen     *seenRevisions
+	reads    readPool
 	// appends and starts coalesce concurrent writes (group commit), up to
 	// inFlight statements of each at once.
 	inFlight int
@@ -137,6 +139,7 @@ func (s *Store) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.reads.close()
 }
 
 // appendedOne tells the notifier about an append without ever blocking the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
@@ -24,10 +25,16 @@ func TestContract(t *testing.T) {
 }
 
 func newStore(t *testing.T, opts ...postgres.Option) *postgres.Store {
+	_, s := newPoolStore(t, opts...)
+	return s
+}
+
+// newPoolStore answers a store on a fresh database and its pool.
+func newPoolStore(t *testing.T, opts ...postgres.Option) (*pgxpool.Pool, *postgres.Store) {
 	pool, _ := pgtest.NewService(t)
 	s := postgres.New(pool, opts...)
 	t.Cleanup(s.Close) // before the pool closes: cleanups run last-in first-out
-	return s
+	return pool, s
 }
 
 // TestSubscriberWaitsForOlderTransaction is the gap a bigserial reader falls
@@ -37,9 +44,7 @@ func newStore(t *testing.T, opts ...postgres.Option) *postgres.Store {
 func TestSubscriberWaitsForOlderTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	pool, s := newPoolStore(t)
 
 	txA, err := pool.Begin(ctx)
 	if err != nil {
@@ -89,7 +94,12 @@ func TestSubscriberDeliversEventWithLowerPositionCommittedLater(t *testing.T) {
 		t.Fatalf("begin B: %v", err)
 	}
 	defer txB.Rollback(ctx)
-	if _, err := txB.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil { // B's id is now the older one
+	// B's id is now the older one. A transaction that takes its id before
+	// its events declares itself an event writer first (migration 00021).
+	if _, err := txB.Exec(ctx, `SELECT events_mark_writer()`); err != nil {
+		t.Fatalf("B marks itself an event writer: %v", err)
+	}
+	if _, err := txB.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
 		t.Fatalf("B takes a transaction id: %v", err)
 	}
 	txA, err := pool.Begin(ctx)
