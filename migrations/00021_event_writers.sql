@@ -20,20 +20,27 @@
 CREATE FUNCTION events_mark_writer() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Set with the marker, and undone with it if a subtransaction that
-    -- took both rolls back. The transaction's start time as the value: a
-    -- session-level SET could not stand for a transaction to come.
-    IF current_setting('usersd.events_writer', true) = transaction_timestamp()::text THEN
+    IF pg_catalog.pg_current_xact_id_if_assigned() IS NULL THEN
+        -- No id yet: take the marker. Taking it again in the same
+        -- transaction only counts up a lock already held (no shared
+        -- memory), so every statement may call this.
+        -- 1702261879 is "evtw" in ASCII; readers look for exactly this key.
+        PERFORM pg_catalog.pg_advisory_xact_lock_shared(1702261879, 0);
         RETURN;
     END IF;
-    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+    -- An id already: only a transaction that took the marker before it may
+    -- go on (a later statement of a marked transaction). Asked of the lock
+    -- table, not of a setting any role could make; the rare path pays it.
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_locks
+        WHERE pid = pg_catalog.pg_backend_pid() AND granted AND locktype = 'advisory'
+        AND classid = 1702261879 AND objid = 0 AND objsubid = 2
+        AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+    ) THEN
         RAISE EXCEPTION 'this transaction wrote before it appended events'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Call events_mark_writer() before the transaction''s first write: subscriptions may already have read past it.';
     END IF;
-    -- 1702261879 is "evtw" in ASCII; readers look for exactly this key.
-    PERFORM pg_advisory_xact_lock_shared(1702261879, 0);
-    PERFORM set_config('usersd.events_writer', transaction_timestamp()::text, true);
 END
 $$;
 -- +goose StatementEnd

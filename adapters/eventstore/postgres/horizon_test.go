@@ -280,3 +280,37 @@ func beginWithID(t *testing.T, pool *pgxpool.Pool, mark bool) pgx.Tx {
 	}
 	return tx
 }
+
+// TestUnmarkedWritersHoldTheHorizon: with the marker's trigger disabled (a
+// restore with --disable-triggers, a replication apply), writers are not
+// marked, so a transaction that took its id before an append and inserts
+// events after it must still hold subscriptions back: they fall back to
+// the oldest running transaction. Reading with the marked horizon would
+// deliver the later append first and skip this transaction's event.
+func TestUnmarkedWritersHoldTheHorizon(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner, dbURL := pgtest.New(t)
+	if _, err := owner.Exec(ctx, `ALTER TABLE events DISABLE TRIGGER events_writer_marker`); err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := pgtest.Service(t, dbURL)
+	s := postgres.New(pool)
+	t.Cleanup(s.Close)
+	events := subscribe(t, s)
+
+	late := beginWithID(t, pool, false)
+	after := newEvent()
+	if _, err := s.Append(ctx, "after", eventstore.NoStream{}, after); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := receive(events, 300*time.Millisecond); ok {
+		t.Fatalf("while an unmarked transaction with an older id runs: got %s, want nothing", e.ID)
+	}
+	early := newEvent()
+	appendInTx(t, late, "early", early)
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, events, early.ID, after.ID)
+}

@@ -100,6 +100,10 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 		size = defaultBatchSize
 	}
 	s.listen()
+	query, err := s.readAllQuery(ctx)
+	if err != nil {
+		return err
+	}
 
 	backoff := minBackoff
 	caughtUp := false // the last batch handed over was CaughtUp, and nothing since
@@ -109,7 +113,7 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 		}
 		// Taken before reading, so an append during the read wakes us.
 		woken := s.wake.wait()
-		p, err := s.readAll(ctx, from, size)
+		p, err := s.readAll(ctx, query, from, size)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -161,7 +165,7 @@ type page struct {
 	pending bool
 }
 
-// readAllQuery reads, after ($1, $2), at most $3 events of transactions
+// readAllMarked reads, after ($1, $2), at most $3 events of transactions
 // below the horizon: every event-writing transaction below it has ended, so
 // no transaction can still commit an event with a lower (tx_id, position)
 // than one read. The LEFT JOIN keeps the horizon row when there are no
@@ -202,10 +206,27 @@ type page struct {
 // id's lock under the old virtual id and the marker under the cleared one
 // (that join skipped events under TestSubscriberGapFreeUnderMixedLoad). A
 // prepared transaction has no pid and always holds the horizon.
-// Transactions of other databases never hold this database's marker and no
-// longer hold the horizon. A 32-bit xid names one running transaction:
+//
+// The statement falls back to S's xmin, the old horizon, which holds for
+// any writer, where the lock table cannot be trusted or is not needed:
+//   - nothing committed lies at or above xmin (the usual case when
+//     caught up): the lock table is not read at all;
+//   - a standby: its snapshot lists no running transactions of the primary
+//     and its lock table holds none of their locks;
+//   - the marker's trigger is missing or not enabled ALWAYS (a database
+//     not yet migrated, read by usersd events export; triggers disabled by
+//     a restore or a replication apply): writers are not marked;
+//   - a marker held by a prepared transaction (no pid): PREPARE
+//     TRANSACTION moves a transaction's locks one lock partition at a
+//     time, so one copy of the table can show its marker moved and its
+//     id's lock still under its pid.
+//
+// Where the lock table cannot be trusted at all, the subscription reads
+// with readAllXmin instead (markedWritersQuery). Transactions of other
+// databases never hold this database's marker and no longer hold the
+// horizon. A 32-bit xid names one running transaction:
 // running ones lie within 2^31 of each other.
-const readAllQuery = `
+const readAllMarked = `
 WITH s AS (SELECT pg_current_snapshot() AS snap),
 l AS MATERIALIZED (
 	SELECT locktype, pid, transactionid, classid, objid, objsubid, database, mode
@@ -221,13 +242,31 @@ unmarked AS (
 		AND m.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 ),
 x AS (
-	SELECT coalesce(
+	SELECT CASE
+	WHEN EXISTS (SELECT 1 FROM l
+			WHERE locktype = 'advisory' AND pid IS NULL
+			AND classid = 1702261879 AND objid = 0 AND objsubid = 2)
+	THEN pg_snapshot_xmin(s.snap)::text::bigint
+	ELSE coalesce(
 		(SELECT min(r::text::bigint) FROM pg_snapshot_xip(s.snap) r
 		 WHERE r::text::bigint % 4294967296 NOT IN (SELECT xid FROM unmarked)),
-		pg_snapshot_xmax(s.snap)::text::bigint) AS horizon
+		pg_snapshot_xmax(s.snap)::text::bigint)
+	END AS horizon
 	FROM s
 )
-SELECT h.pending, e.event_id, e.stream_id, e.revision, e.tx_id, e.position, e.type, e.data, e.metadata, e.created_at
+` + readAllEvents
+
+// readAllXmin is readAllMarked with the horizon subscriptions had before
+// writers were marked: the oldest transaction with an id on the server. It
+// holds whatever runs, for the databases where markers cannot be trusted
+// (see markedWritersQuery).
+const readAllXmin = `
+WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)
+` + readAllEvents
+
+// readAllEvents reads below the horizon x; the LEFT JOIN keeps the horizon
+// row when there are no events.
+const readAllEvents = `SELECT h.pending, e.event_id, e.stream_id, e.revision, e.tx_id, e.position, e.type, e.data, e.metadata, e.created_at
 FROM (
 	SELECT x.horizon, EXISTS (SELECT 1 FROM events WHERE tx_id >= x.horizon) AS pending FROM x
 ) h
@@ -238,14 +277,39 @@ LEFT JOIN LATERAL (
 	LIMIT $3
 ) e ON true`
 
-func (s *Store) readAll(ctx context.Context, from domain.Position, size int) (page, error) {
+// markedWritersQuery tells whether the database's event writers are
+// marked, so that a subscription may read with readAllMarked: a primary
+// (a standby's snapshots and lock table know nothing of the primary's
+// running transactions) whose marker trigger is enabled ALWAYS (a database
+// not yet migrated to 00021, read by usersd events export, or one whose
+// triggers a restore or a replication apply disabled, marks nobody). It is
+// asked once per subscription; disabling the trigger under a running
+// service is the owner's act, and docs/threat-model.md says what it costs.
+const markedWritersQuery = `SELECT NOT pg_is_in_recovery() AND EXISTS (
+	SELECT 1 FROM pg_trigger
+	WHERE tgrelid = 'events'::regclass AND tgname = 'events_writer_marker' AND tgenabled = 'A')`
+
+// readAllQuery answers the query a subscription reads with.
+func (s *Store) readAllQuery(ctx context.Context) (string, error) {
+	var marked bool
+	if err := s.subscriptionPool().QueryRow(ctx, markedWritersQuery).Scan(&marked); err != nil {
+		return "", fmt.Errorf("are event writers marked: %w", err)
+	}
+	if !marked {
+		s.log.Warn("event store: event writers are not marked (a standby, or the events_writer_marker trigger missing or disabled); subscriptions wait for every transaction on the server")
+		return readAllXmin, nil
+	}
+	return readAllMarked, nil
+}
+
+func (s *Store) readAll(ctx context.Context, query string, from domain.Position, size int) (page, error) {
 	commit, prepare := int64(min(from.Commit, math.MaxInt64)), int64(min(from.Prepare, math.MaxInt64))
 	pool := s.subscriptionPool()
-	rows, err := pool.Query(ctx, readAllQuery, commit, prepare, size)
+	rows, err := pool.Query(ctx, query, commit, prepare, size)
 	if err != nil && pool != s.pool && s.ctx.Err() != nil {
 		// Close closed the read pool under this read: the store's pool
 		// still serves.
-		rows, err = s.pool.Query(ctx, readAllQuery, commit, prepare, size)
+		rows, err = s.pool.Query(ctx, query, commit, prepare, size)
 	}
 	if err != nil {
 		return page{}, err
