@@ -85,24 +85,31 @@ func TestRebuildEqualsLive(t *testing.T) {
 // While the rebuild replays, the live runner runs ahead of it: each
 // progress report appends events and waits for the live runner to apply
 // them. The swap must bring the rebuild up to the live checkpoint.
+// appendOnProgress is a rebuild's Progress that appends 3 events after
+// each batch and waits until the live runner has applied them, so that the
+// swap has events to catch up; the error it met, if any, is in *errs.
+func (e *env) appendOnProgress(a *appender) (progress func(int, domain.Position), errs *error) {
+	errs = new(error)
+	return func(int, domain.Position) {
+		pos, err := e.tryAppend(a, 3, false)
+		if err == nil {
+			err = e.waitPosition(pos)
+		}
+		*errs = errors.Join(*errs, err)
+	}, errs
+}
+
 func TestRebuildCatchesUpWithLiveRunnerInSwap(t *testing.T) {
 	t.Parallel()
 	e, a := newEnvWith(t, 100)
 	e.caughtUp(t, "live")
 
-	var progressErr error
+	progress, progressErr := e.appendOnProgress(a)
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{
-		BatchSize: 32,
-		Progress: func(int, domain.Position) {
-			pos, err := e.tryAppend(a, 3, false)
-			if err == nil {
-				err = e.waitPosition(pos)
-			}
-			progressErr = errors.Join(progressErr, err)
-		},
+		BatchSize: 32, Progress: progress,
 	})
-	if err != nil || progressErr != nil {
-		t.Fatalf("Rebuild: got %v (progress: %v), want no error", err, progressErr)
+	if err != nil || *progressErr != nil {
+		t.Fatalf("Rebuild: got %v (progress: %v), want no error", err, *progressErr)
 	}
 	if res.AppliedInSwap == 0 {
 		t.Errorf("Rebuild: got %+v, want events applied in the swap (the live runner was ahead)", res)

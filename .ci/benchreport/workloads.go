@@ -66,24 +66,36 @@ var workloads = []workload{
 		intro: "`BenchmarkAppend` (adapters/eventstore/postgres): `Store.Append` of one event (228 bytes of data, 74 of metadata) per call " +
 			"with an expected revision, beside an autocommitted `INSERT` of the same row into a table with only a bigserial key (raw), " +
 			"and Message DB's `write_message` (installed from npm `@eventide/message-db`) with every stream in one category (mdb1) and over 16 categories (mdb16). " +
-			"The sides run interleaved in chunks of 1,000 appends.",
+			"The sides run interleaved in chunks of 1,000 appends. The store commits in groups: a lone writer's append is one autocommitted statement, " +
+			"and appends that arrive while half the pool's connections are committing go together in the next statement (one transaction, one WAL flush), each with its own check " +
+			"and answer. p50 ratio is the store's median latency over raw's.",
 		pattern: regexp.MustCompile(`^BenchmarkAppend/writers=(\d+)/interleaved$`),
 		label:   "writers",
 		cols: []col{
-			{"usersd events/s", "store-events/s", 0}, {"usersd p99 µs", "store-p99-us", 0},
-			{"raw events/s", "raw-events/s", 0}, {"raw p99 µs", "raw-p99-us", 0},
+			{"usersd events/s", "store-events/s", 0}, {"usersd p50 µs", "store-p50-us", 0}, {"usersd p99 µs", "store-p99-us", 0},
+			{"raw events/s", "raw-events/s", 0}, {"raw p50 µs", "raw-p50-us", 0}, {"raw p99 µs", "raw-p99-us", 0},
 			{"mdb1 events/s", "mdb1-events/s", 0}, {"mdb1 p99 µs", "mdb1-p99-us", 0},
 			{"mdb16 events/s", "mdb16-events/s", 0}, {"mdb16 p99 µs", "mdb16-p99-us", 0},
-			{"usersd/raw", "ratio-raw", 2}, {"usersd/mdb1", "ratio-mdb1", 2}, {"usersd/mdb16", "ratio-mdb16", 2},
+			{"usersd/raw", "ratio-raw", 2}, {"p50 ratio", "p50-ratio-raw", 2}, {"usersd/mdb1", "ratio-mdb1", 2}, {"usersd/mdb16", "ratio-mdb16", 2},
 		},
 		goals: []goal{
-			{text: "≥ 0.8× raw at 16 writers", applies: at("16"), unit: "ratio-raw", atLeast: true, target: 0.8,
-				why: "the event store keeps three indexes where raw keeps one, each needed for a guarantee: `(stream_id, revision)` for optimistic concurrency, " +
-					"`event_id` for idempotent retries, `(tx_id, position)` for the gap-free global order. With 2 cores shared by PostgreSQL and 16 Go writers " +
-					"the run is CPU-bound, so the extra index maintenance shows directly; pgbench inserting the same rows into `events` alone reaches 0.80–0.88× raw."},
+			{text: "≥ 1.5× raw at 16 writers (first round 0.70×)", applies: at("16"), unit: "ratio-raw", atLeast: true, target: 1.5,
+				why: "the run is CPU-bound on 2 cores shared by PostgreSQL, the Go writers and other sessions' tests, and PostgreSQL already shares WAL flushes " +
+					"between concurrent commits, so a group saves the per-statement and per-transaction work, not flushes. CPU per event at 16 writers in a side " +
+					"test (backend CPU from /proc, the client's from getrusage, three runs on the loaded machine): raw ~110 µs (server 58–73, client 39–43), the store " +
+					"without grouping ~150 µs (81–108, 47–68), grouped (2 and 4 in flight) ~125 µs (67–77, 47–58). Grouping brings the server's part down to raw's, but each row still " +
+					"goes into three unique indexes where raw's goes into one, and the client's per-append work (encoding, waking the members) stays: a CPU-bound run " +
+					"can reach about 0.9× raw here, not 1.5×. Under other sessions' load, a few busy backends also get a smaller share of the CPU than raw's sixteen."},
+			{text: "≥ 0.9× raw at 1 writer (first round 0.87×)", applies: at("1"), unit: "ratio-raw", atLeast: true, target: 0.9,
+				why: "a lone writer's append is one autocommitted statement, as before grouping (no added round trip, no BEGIN/COMMIT; one event goes as a plain " +
+					"VALUES row, about a tenth cheaper than the VALUES list with a sort it was), so its cost over raw's is the row's: two more unique indexes " +
+					"(`(stream_id, revision)` for optimistic concurrency, `event_id` for idempotent retries), the stream's last revision looked up for a stream " +
+					"not seen before, and `RETURNING` the position; pgbench inserting the same rows into `events` alone reached 0.80–0.88× raw."},
+			{text: "p50 latency ≤ 1.2× raw's at 1 writer", applies: at("1"), unit: "p50-ratio-raw", target: 1.2,
+				why: "the same as the rate at 1 writer: with one writer the latency is the statement's, and the store's statement does more per row than raw's."},
 			{text: "≥ 3× Message DB, one category, at 16 writers", applies: at("16"), unit: "ratio-mdb1", atLeast: true, target: 3,
 				why: "Message DB takes an advisory lock per category, so with one category its writers take turns: its rate stays that of one writer " +
-					"(a short plpgsql call and a commit) whatever the writer count. usersd's writers do not wait for each other, but on 2 cores shared with PostgreSQL " +
+					"(a short plpgsql call and a commit) whatever the writer count. usersd's writers wait at most for a group's turn, and on 2 cores shared with PostgreSQL " +
 					"they are CPU-bound past a few writers, so the gap the lock opens cannot grow here as it would on a machine with more cores."},
 		},
 	},
@@ -91,7 +103,9 @@ var workloads = []workload{
 		title: "2. Batch invitation",
 		intro: "`BenchmarkInviteBatch` (projections/benchmarks): `commands.InviteUsers` of new addresses into a fresh workspace through the PostgreSQL store " +
 			"(1,000 addresses are two batches of 500, the most a batch may hold), beside pgx `CopyFrom` and a pipelined `pgx.Batch` of the very rows the invitation wrote " +
-			"(an account reservation and an invitation per address), in one transaction each. Figures are addresses per second.",
+			"(an account reservation and an invitation per address), in one transaction each. Figures are addresses per second. " +
+			"A batch's reservations go through `StartStreams`, which inserts the streams that do not exist in chunks side by side (each a group of its own, " +
+			"shared with concurrent batches'), then the invitations in one append to the workspace stream.",
 		pattern: regexp.MustCompile(`^BenchmarkInviteBatch/addresses=(\d+)$`),
 		label:   "addresses",
 		cols: []col{
@@ -99,35 +113,41 @@ var workloads = []workload{
 			{"rows", "rows", 0}, {"accounts-share", "accounts-share", 2}, {"usersd/COPY", "ratio-copy", 2}, {"usersd/batch", "ratio-batch", 2},
 		},
 		goals: []goal{
-			{text: "≥ 0.5× COPY at 1,000 addresses", applies: at("1000"), unit: "ratio-copy", atLeast: true, target: 0.5,
-				why: "a batch is two transactions where COPY is one: the new addresses' account reservations (`AccountRegistered` as the first event of each " +
-					"`account-<hash>` stream, the one-user-id-per-address guarantee across workspaces and replicas, all in one INSERT … ON CONFLICT DO NOTHING: " +
-					"`StreamStarter` in `adapters/eventstore`), then the workspace's `UserInvited` events; accounts-share is the part of the time spent reserving. " +
-					"Each row also goes through JSON encoding, jsonb parsing and three indexes (stream revision, event id, global order) where the COPY table has " +
-					"none; see the profile below."},
+			{text: "≥ 0.5× COPY at 1,000 addresses (first round 0.31×)", applies: at("1000"), unit: "ratio-copy", atLeast: true, target: 0.5,
+				why: "a batch is two inserts where COPY is one, and the second waits for the first: the new addresses' account reservations (`AccountRegistered` " +
+					"as the first event of each keyed account stream, the one-user-id-per-address guarantee across workspaces and replicas: `StreamStarter` in " +
+					"`adapters/eventstore`), then the workspace's `UserInvited` events, which must be one atomic append. Each row goes into `events` (three unique " +
+					"indexes, the primary key at a random place for the account streams) where COPY's table has one index: 500 rows cost the events table about " +
+					"1.5× the floor table in a side-by-side test, COPY or INSERT alike, so the row work alone bounds the ratio near 0.6. The reservations now run in " +
+					"chunks side by side (a fifth to a quarter faster under load); the invitations' append cannot be split. accounts-share is the part of the time " +
+					"spent reserving."},
 		},
 	},
 	{
 		title: "3. Projection rebuild",
-		intro: "`BenchmarkRebuild` (projections/benchmarks): `projections.Rebuild` of each read model over a seeded history (default 1,000,000 events), " +
-			"beside the floor (reading the history through the event store, decoding included, plus COPY of the rebuilt rows into bare tables) " +
+		intro: "`BenchmarkRebuild` (projections/benchmarks): `projections.Rebuild` of each read model (user list, memberships, history, audit) over a seeded history " +
+			"(default 1,000,000 events), beside the floor (reading the history through the event store, decoding included, plus COPY of the rebuilt rows into bare tables) " +
 			"and beside watermill-sql's subscriber (PostgreSQL schema adapter, batch 1,000) delivering the same events as messages to the projection's own `Apply`, " +
-			"one transaction per acknowledged message, over the first 100,000 events (`USERSD_BENCH_WATERMILL_EVENTS`).",
-		pattern: regexp.MustCompile(`^BenchmarkRebuild/(userlist|memberships|audit)$`),
+			"one transaction per acknowledged message, over the first 100,000 events (`USERSD_BENCH_WATERMILL_EVENTS`). " +
+			"A rebuild folds the history in memory (`projections.Replayer`) and COPYs each final row once; index s is the part spent building the secondary indexes " +
+			"and analyzing, which the floor does not do; heap MB is the growth of the Go heap live during the rebuild (the fold and the pages in flight).",
+		pattern: regexp.MustCompile(`^BenchmarkRebuild/(userlist|memberships|history|audit)$`),
 		label:   "projection",
 		cols: []col{
-			{"usersd events/s", "events/s", 0}, {"rebuild s", "rebuild-s", 2}, {"floor s", "floor-s", 2}, {"read events/s", "read-events/s", 0},
-			{"floor/rebuild", "ratio", 2}, {"watermill events/s", "watermill-events/s", 0}, {"usersd/watermill", "ratio-watermill", 1},
+			{"usersd events/s", "events/s", 0}, {"rebuild s", "rebuild-s", 2}, {"index s", "index-s", 2}, {"floor s", "floor-s", 2}, {"read events/s", "read-events/s", 0},
+			{"floor/rebuild", "ratio", 2}, {"heap MB", "peak-heap-MB", 0}, {"watermill events/s", "watermill-events/s", 0}, {"usersd/watermill", "ratio-watermill", 1},
 		},
 		goals: []goal{
-			{text: "≥ 50,000 events/s", unit: "events/s", atLeast: true, target: 50_000,
-				why: "a rebuild now reads (and decodes) the next batch while it applies the last, so it takes about the longer of the two. " +
-					"Decoding every event's JSON in `eventstore.Source` caps reading at ~50–70k events/s here (~180k as stored); for the user list and the audit, " +
-					"applying takes longer still: a CPU profile of a 300,000-event user-list rebuild shows the applying goroutine on CPU for 1 s of 8.6 s, " +
-					"waiting the rest on PostgreSQL executing the projection's set-based upserts, while decoding takes 3 s of the other core. " +
-					"Cheaper upserts in the user list (or writing a rebuild's final rows once) and a parallel or lazy decode are what is left."},
-			{text: "≥ 0.5× the floor", unit: "ratio", atLeast: true, target: 0.5,
-				why: "the floor writes each final row once with COPY; `Apply` writes rows as events come (an invitation's row is inserted, then updated on acceptance, role changes, logins), and the audit projection hashes each entry into its chain."},
+			{text: "≥ 100,000 events/s", unit: "events/s", atLeast: true, target: 100_000,
+				why: "reading bounds a rebuild: the replay now folds in memory and writes each row once, so it takes about as long as reading and decoding the history " +
+					"through `eventstore.Source` (read events/s), which reads the next page while it decodes one on both cores. " +
+					"Decoding every event's JSON (metadata and event, `encoding/json`, which scans each document twice) and opening its sealed values is most of the CPU; " +
+					"on 2 cores shared with PostgreSQL (which serves the reads and the COPY) that caps reading below 100,000 events/s, and less when the machine is loaded. " +
+					"A faster JSON decoder (go-json-experiment is already a dependency) or decoding only the fields a read model uses are what is left."},
+			{text: "≥ 0.8× the floor", unit: "ratio", atLeast: true, target: 0.8,
+				why: "beyond the floor's read and COPY, a rebuild builds the read model's secondary indexes and analyzes its tables (index s; the user list's trigram index above all), " +
+					"its tables keep their primary and unique keys during the COPY, the audit hashes every entry into its chain, and the swap compares the audit's tables; " +
+					"with a single iteration on a shared machine, the read before the rebuild and the rebuild itself may also see a different load."},
 			{text: "≥ 5× watermill-sql", unit: "ratio-watermill", atLeast: true, target: 5,
 				why: "see the watermill figure: it acknowledges one message at a time, so it applies one event per transaction."},
 		},

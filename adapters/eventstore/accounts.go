@@ -314,6 +314,9 @@ func (a *Accounts) current(ctx context.Context, stream string) (uuid.UUID, uint6
 	if err != nil {
 		return uuid.Nil, 0, err
 	}
+	if len(events) == 0 { // a store that answers an existing stream with nothing
+		return uuid.Nil, 0, fmt.Errorf("%s: no last event", stream)
+	}
 	return registeredID(events[0])
 }
 

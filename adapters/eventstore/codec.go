@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -181,15 +183,18 @@ func encodeOne(e domain.Event, meta domain.Metadata) (EventData, error) {
 // only when the batch holds a sealed value.
 func (c *Codec) Decode(ctx context.Context, raws ...RecordedEvent) ([]domain.RecordedEvent, error) {
 	out := make([]domain.RecordedEvent, len(raws))
+	err := inParallel(len(raws), func(i int) error {
+		var err error
+		out[i], err = decodeStored(raws[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	var subjects []uuid.UUID
 	seen := make(map[uuid.UUID]bool)
-	for i, r := range raws {
-		stored, err := decodeStored(r)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = stored
-		for _, s := range sealedSubjects(stored.Stored) {
+	for i := range out {
+		for _, s := range sealedSubjects(out[i].Stored) {
 			if !seen[s] {
 				seen[s] = true
 				subjects = append(subjects, s)
@@ -203,12 +208,61 @@ func (c *Codec) Decode(ctx context.Context, raws ...RecordedEvent) ([]domain.Rec
 	if err != nil {
 		return nil, fmt.Errorf("keys of %d people: %w", len(subjects), err)
 	}
-	for i := range out {
-		if err := openRecorded(&out[i], keys); err != nil {
-			return nil, fmt.Errorf("%s@%d: %w", out[i].StreamID, out[i].Revision, err)
+	opener := pii.NewOpener(keys)
+	err = inParallel(len(out), func(i int) error {
+		if err := openRecorded(&out[i], opener); err != nil {
+			return fmt.Errorf("%s@%d: %w", out[i].StreamID, out[i].Revision, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// parallelChunk is the fewest events worth a goroutine of their own:
+// decoding one costs microseconds, starting a goroutine about one.
+const parallelChunk = 256
+
+// inParallel calls f for 0..n-1, spread in contiguous chunks over up to
+// GOMAXPROCS goroutines when n is large enough to pay for them: a
+// rebuild's pages (thousands of events) are decoded on every core, while
+// the live runner's few events stay on the caller's. f(i) must touch only
+// what belongs to i. The error is that of the lowest i that failed, as a
+// loop in order would answer.
+func inParallel(n int, f func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelChunk)
+	if workers <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if err := f(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeOne decodes one event; see Decode.
@@ -270,10 +324,10 @@ func sealedSubjects(env domain.Envelope) []uuid.UUID {
 
 // openRecorded opens rec's Envelope in place (Stored keeps the sealed
 // values), noting the people whose keys are gone.
-func openRecorded(rec *domain.RecordedEvent, keys map[uuid.UUID]*pii.Key) error {
+func openRecorded(rec *domain.RecordedEvent, keys *pii.Opener) error {
 	erased := make(map[uuid.UUID]bool)
 	open := func(subject uuid.UUID, v string) (string, error) {
-		plain, err := pii.Open(keys[subject], subject, v)
+		plain, err := keys.Open(subject, v)
 		if errors.Is(err, pii.ErrErased) {
 			if !erased[subject] {
 				erased[subject] = true

@@ -174,10 +174,12 @@ type StreamStart struct {
 // is optional; without it the account registry appends stream by stream.
 type StreamStarter interface {
 	// StartStreams appends each event as the first of its stream unless the
-	// stream has events, all in one transaction, and answers for each
-	// whether this call started it. Streams must be distinct. A retry of a
-	// call whose answer was lost reports its streams as not started; their
-	// first events are the retried call's own.
+	// stream has events, and answers for each whether this call started it.
+	// Each start is atomic; a call's starts may commit in more than one
+	// transaction (a large call in chunks side by side, several calls in
+	// one), so a failed call may have started some of its streams. Streams
+	// must be distinct. A retry of a call whose answer was lost reports its
+	// streams as not started; their first events are the retried call's own.
 	StartStreams(ctx context.Context, starts []StreamStart) (started []bool, err error)
 }
 

@@ -7,8 +7,20 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
+// sourceReadAhead is how many pages the store may have read beyond the
+// one being decoded: one keeps the store's query and the decoding busy at
+// once, and bounds the memory held in undecoded pages.
+const sourceReadAhead = 1
+
 // Source lets projections follow a store: it decodes every event on the
 // way, a batch at a time (one round trip to the keyring per batch).
+//
+// Reading and decoding overlap: the store reads the next page on its own
+// goroutine while this one decodes (Codec.Decode spreads a big batch over
+// the cores) and calls the handler. Done in turn, a page cost its query
+// plus its decoding; this way it costs about the longer of the two. The
+// batches reach the handler in order, one at a time, exactly as the store
+// hands them over.
 type Source struct {
 	Store Store
 	Codec *Codec
@@ -20,11 +32,39 @@ var _ projections.Source = Source{}
 // event that does not decode (a type from a newer version, say) stops the
 // subscription with an error rather than being skipped.
 func (s Source) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b projections.Batch) error) error {
-	return s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b Batch) error {
-		events, err := s.Codec.Decode(ctx, b.Events...)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan Batch, sourceReadAhead)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		readErr <- s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b Batch) error {
+			select {
+			case pages <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	for b := range pages {
+		err := s.handle(ctx, b, h)
 		if err != nil {
+			cancel()
+			for range pages { // let the reader see the cancellation and end
+			}
+			<-readErr
 			return err
 		}
-		return h(ctx, projections.Batch{Events: events, Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp})
-	})
+	}
+	return <-readErr
+}
+
+// handle decodes one page and hands it to h.
+func (s Source) handle(ctx context.Context, b Batch, h func(ctx context.Context, b projections.Batch) error) error {
+	events, err := s.Codec.Decode(ctx, b.Events...)
+	if err != nil {
+		return err
+	}
+	return h(ctx, projections.Batch{Events: events, Checkpoint: b.Checkpoint, CaughtUp: b.CaughtUp})
 }

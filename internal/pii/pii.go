@@ -95,18 +95,54 @@ func Seal(key *Key, subject uuid.UUID, value string) string {
 // plain value written before sealing, which it answers unchanged. A nil key
 // for a sealed value answers ErrErased: its key is gone.
 func Open(key *Key, subject uuid.UUID, s string) (string, error) {
+	if key == nil {
+		return openWith(nil, subject, s)
+	}
+	return openWith(func() cipher.AEAD { return newAEAD(key) }, subject, s)
+}
+
+// Opener opens values sealed with a set of keys (Open), making each key's
+// cipher once: what opens a page of events, many values of few people,
+// where making the cipher cost more than opening the value. Once made it
+// is safe for concurrent use (it only reads its ciphers, which keep no
+// state between calls).
+type Opener struct{ aeads map[uuid.UUID]cipher.AEAD }
+
+// NewOpener makes the ciphers of keys.
+func NewOpener(keys map[uuid.UUID]*Key) *Opener {
+	o := &Opener{aeads: make(map[uuid.UUID]cipher.AEAD, len(keys))}
+	for s, k := range keys {
+		if k != nil {
+			o.aeads[s] = newAEAD(k)
+		}
+	}
+	return o
+}
+
+// Open is Open with subject's key among the opener's (ErrErased for a
+// sealed value of a subject it has no key for).
+func (o *Opener) Open(subject uuid.UUID, s string) (string, error) {
+	aead, ok := o.aeads[subject]
+	if !ok {
+		return openWith(nil, subject, s)
+	}
+	return openWith(func() cipher.AEAD { return aead }, subject, s)
+}
+
+// openWith opens s with the cipher aead makes; nil: no key.
+func openWith(aead func() cipher.AEAD, subject uuid.UUID, s string) (string, error) {
 	rest, sealed := strings.CutPrefix(s, Prefix)
 	if !sealed {
 		return s, nil
 	}
-	if key == nil {
+	if aead == nil {
 		return "", ErrErased
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(rest)
 	if err != nil || len(raw) < nonceSize {
 		return "", fmt.Errorf("pii: a sealed value is malformed")
 	}
-	plain, err := newAEAD(key).Open(nil, raw[:nonceSize], raw[nonceSize:], aad(subject))
+	plain, err := aead().Open(nil, raw[:nonceSize], raw[nonceSize:], aad(subject))
 	if err != nil {
 		return "", fmt.Errorf("pii: a sealed value does not open with its subject's key (altered, or sealed for someone else)")
 	}

@@ -74,3 +74,32 @@ func TestMemoryKeyringRefusesDestroyedKeys(t *testing.T) {
 		t.Fatalf("Lookup after Destroy: got %v, want john's key only", found)
 	}
 }
+
+// TestOpenerOpensAsOpen: an Opener answers what Open answers for each
+// subject's key, or for none: the value, a plain value unchanged,
+// ErrErased without a key, an error for a value sealed for someone else.
+func TestOpenerOpensAsOpen(t *testing.T) {
+	ctx := context.Background()
+	r := pii.NewMemoryKeyring()
+	jane, john, gone := uuid.New(), uuid.New(), uuid.New()
+	keys, err := r.Ensure(ctx, []uuid.UUID{jane, john, gone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := map[uuid.UUID]string{jane: pii.Seal(keys[jane], jane, "jane@example.com"), gone: pii.Seal(keys[gone], gone, "gone@example.com")}
+	delete(keys, gone)
+	o := pii.NewOpener(keys)
+	for _, c := range []struct {
+		subject uuid.UUID
+		value   string
+	}{{jane, sealed[jane]}, {jane, "plain@example.com"}, {gone, sealed[gone]}, {john, sealed[jane]}, {gone, ""}} {
+		want, wantErr := pii.Open(keys[c.subject], c.subject, c.value)
+		got, err := o.Open(c.subject, c.value)
+		if got != want || (err == nil) != (wantErr == nil) || errors.Is(err, pii.ErrErased) != errors.Is(wantErr, pii.ErrErased) {
+			t.Errorf("Open(%s, %q): got %q, %v; want %q, %v", c.subject, c.value, got, err, want, wantErr)
+		}
+	}
+	if got, err := o.Open(jane, sealed[jane]); got != "jane@example.com" || err != nil {
+		t.Errorf("Open of Jane's address: got %q, %v", got, err)
+	}
+}

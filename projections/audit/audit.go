@@ -110,6 +110,25 @@ type chainHead struct {
 // bug), the COPY fails on the event_id key and the batch is rolled back,
 // rather than leaving a gap or a fork in the chain.
 func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.RecordedEvent) error {
+	cands, err := candidates(events)
+	if err != nil || len(cands) == 0 {
+		return err
+	}
+	st, err := load(ctx, tx, cands)
+	if err != nil {
+		return err
+	}
+	if err := st.insert(ctx, tx, cands); err != nil {
+		return err
+	}
+	if err := purgeEmails(ctx, tx, st.purged); err != nil {
+		return err
+	}
+	return storeEmails(ctx, tx, st.learnt)
+}
+
+// candidates are the events of the batch that get an entry, described.
+func candidates(events []domain.RecordedEvent) ([]candidate, error) {
 	cands := make([]candidate, 0, len(events))
 	for i := range events {
 		rec := &events[i]
@@ -120,24 +139,22 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 			d, err = describe(env.Event)
 		}
 		if err != nil {
-			return fmt.Errorf("audit: event %s at %s: %w", env.Metadata.EventID, rec.Position, err)
+			return nil, fmt.Errorf("audit: event %s at %s: %w", env.Metadata.EventID, rec.Position, err)
 		}
 		if !ok {
 			continue
 		}
 		if _, _, err := projections.PositionColumns(rec.Position); err != nil {
-			return fmt.Errorf("audit: event %s: %w", env.Metadata.EventID, err)
+			return nil, fmt.Errorf("audit: event %s: %w", env.Metadata.EventID, err)
 		}
 		cands = append(cands, candidate{rec: rec, env: env, d: d})
 	}
-	if len(cands) == 0 {
-		return nil
-	}
+	return cands, nil
+}
 
-	st, err := load(ctx, tx, cands)
-	if err != nil {
-		return err
-	}
+// insert COPYs the entries of the candidates not stored yet, chained from
+// st's heads, which it moves on, with the addresses it learns and purges.
+func (st *state) insert(ctx context.Context, tx pgx.Tx, cands []candidate) error {
 	src := &entrySource{cands: cands, st: st, idx: -1}
 	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{next: src.nextRow}, copyEntries)
 	if err != nil {
@@ -146,10 +163,7 @@ func (*Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recorde
 	if n := tag.RowsAffected(); n != int64(src.added) {
 		return fmt.Errorf("audit: inserted %d entries, want %d", n, src.added)
 	}
-	if err := purgeEmails(ctx, tx, st.purged); err != nil {
-		return err
-	}
-	return storeEmails(ctx, tx, st.learnt)
+	return nil
 }
 
 // storedOf answers the event as the store keeps it, personal values
@@ -175,6 +189,11 @@ type state struct {
 	// purged are the people whose accounts the batch deleted: their
 	// addresses go, in every workspace.
 	purged []uuid.UUID
+	// workspaces, if set, lists the workspaces where each person has an
+	// address in emails (maybe twice, or purged since), so that a purge
+	// need not look through every address: a rebuild's emails hold them
+	// all (replay.go). Apply's hold the batch's only, and leave it nil.
+	workspaces map[uuid.UUID][]uuid.UUID
 }
 
 // entrySource yields the batch's new entries one at a time, building and
@@ -211,9 +230,16 @@ func (s *entrySource) next() bool {
 // purge forgets user's addresses: those loaded and those the batch learnt
 // so far (an address learnt later in the batch is a new one, and stays).
 func (st *state) purge(user uuid.UUID) {
-	for k := range st.emails {
-		if k.userID == user {
-			delete(st.emails, k)
+	if st.workspaces != nil {
+		for _, ws := range st.workspaces[user] {
+			delete(st.emails, userKey{ws, user})
+		}
+		delete(st.workspaces, user)
+	} else {
+		for k := range st.emails {
+			if k.userID == user {
+				delete(st.emails, k)
+			}
 		}
 	}
 	for k := range st.learnt {
@@ -241,7 +267,10 @@ func (s *entrySource) build(c candidate) {
 		targetEmail = st.emails[key]
 	} else if d.targetID != uuid.Nil && d.targetEmail != "" {
 		e := clean(d.targetEmail)
-		if st.emails[key] != e {
+		if old, had := st.emails[key]; old != e {
+			if !had && st.workspaces != nil {
+				st.workspaces[key.userID] = append(st.workspaces[key.userID], key.workspaceID)
+			}
 			st.emails[key] = e
 			st.learnt[key] = e
 		}
@@ -352,8 +381,13 @@ func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
 		return nil, fmt.Errorf("audit: read chain heads: %w", err)
 	}
 
-	// Only an event at or before its workspace's head can be stored; its
-	// id then decides, whatever the positions say.
+	return st, st.loadStored(ctx, tx, cands)
+}
+
+// loadStored notes which candidates are stored already. Only an event at
+// or before its workspace's head can be; its id then decides, whatever the
+// positions say.
+func (st *state) loadStored(ctx context.Context, tx pgx.Tx, cands []candidate) error {
 	var maybe []pgtype.UUID
 	for _, c := range cands {
 		if h, ok := st.heads[c.d.workspaceID]; ok && c.d.purge == uuid.Nil && c.rec.Position.Compare(h.position) <= 0 {
@@ -361,7 +395,7 @@ func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
 		}
 	}
 	if len(maybe) == 0 {
-		return st, nil
+		return nil
 	}
 	rows, _ := tx.Query(ctx, `SELECT k.id
 		FROM unnest($1::uuid[]) AS k(id)
@@ -372,9 +406,9 @@ func load(ctx context.Context, tx pgx.Tx, cands []candidate) (*state, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit: read stored event ids: %w", err)
+		return fmt.Errorf("audit: read stored event ids: %w", err)
 	}
-	return st, nil
+	return nil
 }
 
 // collect scans every row of the batch's next result into dst, calling

@@ -4,7 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -52,4 +55,25 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatalf("applied %d events, want %d", res.Applied, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestRebuildPurgesInMemory: the rebuild keeps the remembered addresses
+// in memory (projections.Replayer), so an account's deletion must forget
+// them there, in every workspace, as Apply's DELETE does: a later event
+// that carries no address then names no one, and the rebuilt chain and
+// audit_user_emails equal the live ones.
+func TestRebuildPurgesInMemory(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	e := newErasure(t)
+	last := e.events[len(e.events)-1]
+	h := history{pos: last.Position.Prepare, n: len(e.events)}
+	events := append(e.events, h.next(domain.InvitationEmailFailed{WorkspaceID: e.b, InvitationID: uuid.New(), UserID: e.ivy.id, Attempt: 2, Reason: "late"}))
+	pgtest.CheckRebuild(t, pool, audit.New(), events, pgtest.RebuildCheck{LiveBatch: 1, RebuildBatch: 4})
+	var named, kept int
+	if err := pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM audit_entries WHERE action = 'InvitationEmailFailed' AND target_id = $1 AND target_email IS NOT NULL AND seq > 5),
+			(SELECT count(*) FROM audit_user_emails WHERE user_id = $1)`, e.ivy.id).Scan(&named, &kept); err != nil || named != 0 || kept != 0 {
+		t.Errorf("after the rebuild: %d late entries name Ivy, %d addresses of hers kept (%v); want none", named, kept, err)
+	}
 }

@@ -177,6 +177,16 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 	if change == userlist.Ended {
 		return true
 	}
+	iv := opened(ev, next, prev, change)
+	r.open = iv
+	r.written = append(r.written, iv)
+	return true
+}
+
+// opened is the interval ev opens with the row next, after prev (nil:
+// none): who set its role and when carry over from prev unless ev started
+// the row anew or changed its role.
+func opened(ev *domain.RecordedEvent, next userlist.Member, prev *interval, change userlist.Change) *interval {
 	actor := pgtype.UUID{Bytes: ev.Metadata.Actor.UserID, Valid: ev.Metadata.Actor.UserID != uuid.Nil}
 	iv := &interval{Member: next, from: ev.Position, fromAt: ev.Metadata.OccurredAt,
 		changedBy: actor, action: domain.EventName(ev.Event), eventID: ev.Metadata.EventID,
@@ -184,9 +194,7 @@ func applyEvent(rows map[key]*row, ev *domain.RecordedEvent) bool {
 	if prev != nil && change != userlist.Started && prev.Role == next.Role {
 		iv.grantedBy, iv.grantedAt = prev.grantedBy, prev.grantedAt
 	}
-	r.open = iv
-	r.written = append(r.written, iv)
-	return true
+	return iv
 }
 
 // loadOpen reads the open interval of each key (LATERAL ... LIMIT 1: one

@@ -16,6 +16,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/migrations"
+	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -362,5 +363,49 @@ func TestGrantsBackfillMatchesTheProjection(t *testing.T) {
 	}
 	if len(g) != len(w) {
 		t.Errorf("the backfill gives %d intervals, the projection %d", len(g), len(w))
+	}
+}
+
+// TestRebuildDeletesAnAccountInMemory: the rebuild keeps the open
+// intervals in memory and writes the closed ones as it goes, so an
+// account's deletion meets both: intervals written by earlier batches
+// (blanked by UPDATE), open ones (closed at the deletion), and items of
+// reviews started before it (blanked). Batches of 5 put them on every
+// side of a boundary; the live tables are applied one event at a time.
+func TestRebuildDeletesAnAccountInMemory(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	w := newWorld(t, 13)
+	var open []uuid.UUID
+	for range 200 {
+		if w.r.IntN(6) == 0 {
+			w.reviewStep(&open)
+		} else {
+			w.step()
+		}
+	}
+	events := w.events()
+	// The person with the most events: intervals closed and open, and
+	// in the reviews.
+	count := map[uuid.UUID]int{}
+	var gone uuid.UUID
+	for _, ev := range events {
+		if _, user, ok := projections.PersonOf(ev.Event); ok {
+			if count[user]++; count[user] > count[gone] {
+				gone = user
+			}
+		}
+	}
+	events = append(events, stamp(events, domain.AccountDeleted{UserID: gone, DeletedAt: t0})...)
+	pgtest.CheckRebuild(t, pool, history.New(), events, pgtest.RebuildCheck{LiveBatch: 1, RebuildBatch: 5})
+	var kept, open2, items int
+	if err := pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FILTER (WHERE email <> '' OR name IS NOT NULL) FROM membership_intervals WHERE user_id = $1),
+			(SELECT count(*) FILTER (WHERE valid_to_commit IS NULL) FROM membership_intervals WHERE user_id = $1),
+			(SELECT count(*) FROM access_review_items WHERE user_id = $1)`, gone).Scan(&kept, &open2, &items); err != nil {
+		t.Fatal(err)
+	}
+	if kept != 0 || open2 != 0 || items == 0 {
+		t.Errorf("after the rebuild: %d intervals keep an address or name, %d open, %d review items; want 0, 0 and some", kept, open2, items)
 	}
 }

@@ -97,6 +97,12 @@ type workspace struct {
 	createdAt pgtype.Timestamptz
 }
 
+// created sets what the workspace's creation says of it.
+func (w *workspace) created(e domain.WorkspaceCreated, ev *domain.RecordedEvent) {
+	w.name = pgtype.Text{String: e.Name, Valid: true}
+	w.createdAt = projections.Timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
+}
+
 // batch is the state Apply folds one batch of events into.
 type batch struct {
 	workspaces map[uuid.UUID]*workspace
@@ -206,8 +212,7 @@ func memberOf(e domain.Event) (k key, replaces, ok bool) {
 func (b *batch) apply(ev *domain.RecordedEvent, w *workspace) bool {
 	switch e := ev.Event.(type) {
 	case domain.WorkspaceCreated:
-		w.name = pgtype.Text{String: e.Name, Valid: true}
-		w.createdAt = projections.Timestamp(e.CreatedAt, ev.Metadata.OccurredAt)
+		w.created(e, ev)
 	case domain.AccountDeleted:
 		// The removals before it dropped the person's rows already; this
 		// drops what a removal missed (a row the read model got from an

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,6 +41,7 @@ type appendRow struct {
 	revision *int64
 	commit   *int64
 	prepare  *int64
+	woken    bool // its group already woke the subscribers
 }
 
 // Append implements eventstore.Store in one round trip to the database (two
@@ -53,7 +56,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	a := newAppendArgs(events)
 	if code >= 0 || code == expectNoStream {
-		row, err := s.appendFast(ctx, stream, code, a)
+		var row appendRow
+		var err error
+		if !s.boundToFail(stream, code) { // else no need to wait for a group
+			row, err = s.appends.do(ctx, appendItem{stream: stream, expected: code, args: a})
+			if errors.Is(err, errAlone) {
+				row, err = s.appendFast(ctx, stream, code, a)
+			}
+		}
 		switch {
 		case err == nil && row.status != nil:
 			return s.answer(stream, expected, row)
@@ -95,20 +105,35 @@ ORDER BY e.n
 RETURNING revision, tx_id, position`
 }
 
+const manyEvents = `unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)`
+
+// One event, the usual case, goes as plain parameters (encoding and
+// unnesting arrays costs both sides more than the rest of the work) into
+// the simplest statements: a lone writer's append is this one statement,
+// and a plain VALUES row spared it a tenth of its time against a
+// VALUES list with a sort.
 const (
-	// One event, the usual case, goes as plain parameters: encoding and
-	// unnesting arrays costs both sides more than the rest of the work.
-	oneEvent   = `(VALUES ($3::uuid, $4::text, $5::jsonb, $6::jsonb, 1)) AS e(id, type, data, metadata, n)`
-	manyEvents = `unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)`
+	appendOneSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT $3::uuid, $1, coalesce(c.revision, -1) + 1, $4::text, $5::jsonb, $6::jsonb
+FROM (SELECT max(revision) AS revision FROM events WHERE stream_id = $1) c
+WHERE c.revision IS NOT DISTINCT FROM $2::bigint
+RETURNING revision, tx_id, position`
+	appendOneAfterSeenSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+VALUES ($3::uuid, $1, $2::bigint + 1, $4::text, $5::jsonb, $6::jsonb)
+RETURNING revision, tx_id, position`
 )
 
-// The statements appendFast runs, built once.
+// The statements appendFast runs for several events, built once.
 var (
-	appendOneSQL           = appendSQL(true, oneEvent)
 	appendManySQL          = appendSQL(true, manyEvents)
-	appendOneAfterSeenSQL  = appendSQL(false, oneEvent)
 	appendManyAfterSeenSQL = appendSQL(false, manyEvents)
 )
+
+// boundToFail tells whether seenRevisions knows stream to be past expected.
+func (s *Store) boundToFail(stream string, expected int64) bool {
+	known, ok := s.seen.get(stream)
+	return expected >= 0 && ok && known > uint64(expected)
+}
 
 // appendFast appends with a plain statement. Its row has a nil status when
 // nothing was inserted because the expectation does not hold.
@@ -145,12 +170,22 @@ func (s *Store) appendFast(ctx context.Context, stream string, expected int64, a
 	return r, rows.Err()
 }
 
-// startStreamsSQL inserts each event at revision 0 of its stream; the
-// primary key skips the streams that exist (and, for a retried call, the
-// event ids already stored). A concurrent start of the same stream waits
-// for the first to commit and then skips it, as "no stream" would refuse.
-// Rows go in by stream name, so that two calls sharing streams take their
-// locks in the same order and cannot deadlock.
+// startNewSQL inserts each event at revision 0 of its stream, skipping the
+// streams that exist, as a plain insert. A stream started concurrently (or
+// an event id stored elsewhere) fails it on a unique key; startStreamsSQL
+// then settles it. Rows go in by stream name, so that two calls sharing
+// streams take their locks in the same order and cannot deadlock.
+const startNewSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)
+WHERE NOT EXISTS (SELECT FROM events x WHERE x.stream_id = e.stream)
+ORDER BY e.stream
+RETURNING stream_id`
+
+// startStreamsSQL is startNewSQL for when that collides: the primary key
+// skips the streams that exist (and, for a retried call, the event ids
+// already stored). A concurrent start of the same stream waits for the
+// first to commit and then skips it, as "no stream" would refuse.
 const startStreamsSQL = `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
 SELECT e.id, e.stream, 0, e.type, e.data, e.metadata
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e(id, stream, type, data, metadata)
@@ -158,48 +193,144 @@ ORDER BY e.stream
 ON CONFLICT DO NOTHING
 RETURNING stream_id`
 
-// StartStreams implements eventstore.StreamStarter in one statement.
+// StartStreams implements eventstore.StreamStarter in one statement, shared
+// with the calls that come while another is in flight; a large call goes in
+// chunks side by side.
 func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
 	if len(starts) == 0 {
 		return nil, nil
 	}
-	index := make(map[string]int, len(starts))
-	streams := make([]string, len(starts))
+	seen := make(map[string]bool, len(starts))
+	item := startItem{streams: make([]string, len(starts))}
 	events := make([]eventstore.EventData, len(starts))
 	for i, st := range starts {
 		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
 			return nil, err
 		}
-		if _, dup := index[st.Stream]; dup {
+		if seen[st.Stream] {
 			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
 		}
-		index[st.Stream] = i
-		streams[i], events[i] = st.Stream, st.Event
+		seen[st.Stream] = true
+		item.streams[i], events[i] = st.Stream, st.Event
 	}
-	a := newAppendArgs(events)
-	rows, err := s.pool.Query(ctx, startStreamsSQL, a.ids, streams, a.types, a.data, a.metadata)
+	item.args = newAppendArgs(events)
+	var started []bool
+	var err error
+	if len(starts) < 2*startChunk {
+		started, err = s.startItem(ctx, item)
+	} else {
+		started, err = s.startChunks(ctx, item)
+	}
 	if err != nil {
 		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
 	}
-	defer rows.Close()
-	started := make([]bool, len(starts))
-	n := 0
+	return started, nil
+}
+
+// startChunk is the size of the chunks a large StartStreams call is cut
+// into: inserting a row costs the server far more than sending it (three
+// indexes, the primary key's at a random place), so a batch invitation's
+// reservations took one backend, one core, the longest; in chunks, they
+// run side by side as groups do.
+const startChunk = 200
+
+func (s *Store) startItem(ctx context.Context, item startItem) ([]bool, error) {
+	started, err := s.starts.do(ctx, item)
+	if errors.Is(err, errAlone) {
+		started, err = s.startStreams(ctx, item)
+	}
+	return started, err
+}
+
+// startChunks runs item in as many chunks of consecutive stream names as
+// there may be groups in flight, each one statement, at once.
+func (s *Store) startChunks(ctx context.Context, item startItem) ([]bool, error) {
+	order := make([]int, len(item.streams))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(item.streams[a], item.streams[b]) })
+	n := min(s.inFlight, (len(order)+startChunk-1)/startChunk)
+	started := make([]bool, len(order))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for c := range n {
+		part := order[c*len(order)/n : (c+1)*len(order)/n]
+		chunk := startItem{streams: make([]string, len(part)), args: appendArgs{
+			ids: make([][16]byte, len(part)), types: make([]string, len(part)),
+			data: make([][]byte, len(part)), metadata: make([][]byte, len(part)),
+		}}
+		for j, i := range part {
+			chunk.streams[j] = item.streams[i]
+			chunk.args.ids[j], chunk.args.types[j] = item.args.ids[i], item.args.types[i]
+			chunk.args.data[j], chunk.args.metadata[j] = item.args.data[i], item.args.metadata[i]
+		}
+		wg.Go(func() {
+			got, err := s.startItem(ctx, chunk)
+			for j, i := range part {
+				if err == nil {
+					started[i] = got[j]
+				}
+			}
+			errs[c] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return started, nil
+}
+
+// startStreams runs one call's starts alone.
+func (s *Store) startStreams(ctx context.Context, st startItem) ([]bool, error) {
+	started, err := s.startRows(ctx, st.streams, st.args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(st.streams))
+	for i, stream := range st.streams {
+		out[i] = started[stream]
+	}
+	if len(started) > 0 {
+		s.appendedOne()
+	}
+	return out, nil
+}
+
+// startRows starts the streams that do not exist, which must be distinct,
+// and answers those it started.
+func (s *Store) startRows(ctx context.Context, streams []string, a appendArgs) (map[string]bool, error) {
+	started, err := s.queryStarted(ctx, startNewSQL, streams, a)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "40P01") {
+		started, err = s.queryStarted(ctx, startStreamsSQL, streams, a)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for stream := range started {
+		s.seen.saw(stream, 0)
+	}
+	return started, nil
+}
+
+func (s *Store) queryStarted(ctx context.Context, sql string, streams []string, a appendArgs) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, sql, a.ids, streams, a.types, a.data, a.metadata)
+	if err != nil {
+		return nil, err
+	}
+	started := make(map[string]bool)
 	for rows.Next() {
 		var stream string
 		if err := rows.Scan(&stream); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		started[index[stream]] = true
-		s.seen.saw(stream, 0)
-		n++
+		started[stream] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, appendError(fmt.Sprintf("%d streams", len(starts)), err)
-	}
-	if n > 0 {
-		s.appendedOne()
-	}
-	return started, nil
+	rows.Close()
+	return started, rows.Err()
 }
 
 // appendFull appends through append_events, which checks every kind of
@@ -266,7 +397,9 @@ func (s *Store) findAppend(ctx context.Context, stream string, ids [][16]byte) (
 func (s *Store) answer(stream string, expected eventstore.ExpectedRevision, r appendRow) (eventstore.AppendResult, error) {
 	switch deref(r.status) {
 	case "appended":
-		s.appendedOne()
+		if !r.woken {
+			s.appendedOne()
+		}
 		fallthrough
 	case "duplicate":
 		s.seen.saw(stream, uint64(*r.revision))

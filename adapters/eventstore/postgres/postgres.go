@@ -61,6 +61,11 @@ type Store struct {
 	appended chan struct{}
 	wake     broadcast
 	seen     *seenRevisions
+	// appends and starts coalesce concurrent writes (group commit), up to
+	// inFlight statements of each at once.
+	inFlight int
+	appends  *grouper[appendItem, appendRow]
+	starts   *grouper[startItem, []bool]
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -108,6 +113,8 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 		ctx:          ctx,
 		cancel:       cancel,
 	}
+	s.inFlight = groupsInFlight(pool.Config().MaxConns)
+	s.appends, s.starts = s.newAppendGrouper(), s.newStartGrouper()
 	for _, o := range opts {
 		o(s)
 	}

@@ -38,34 +38,38 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		limit = ptr(int64(opts.Max))
 	}
 
-	rows, err := s.pool.Query(ctx, query, stream, from, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
+	// At most two reads: a stream first written between an empty read and
+	// the existence check below is read again, so that an existing stream
+	// never answers an empty range that holds events.
+	for attempt := 0; ; attempt++ {
+		rows, err := s.pool.Query(ctx, query, stream, from, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		events, err := pgx.CollectRows(rows, scanEvent)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if len(events) > 0 {
+			s.seen.saw(stream, max(events[0].Revision, events[len(events)-1].Revision))
+			return events, nil
+		}
+		// Nothing in range: an empty answer if the stream exists elsewhere.
+		// A stream this store has seen a revision of exists (events are
+		// never deleted), which spares the usual catch-up read of a cached
+		// aggregate a second query.
+		if _, ok := s.seen.get(stream); ok || attempt > 0 {
+			return []eventstore.RecordedEvent{}, nil
+		}
+		var exists bool
+		err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, stream).Scan(&exists)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		case !exists:
+			return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+		}
 	}
-	events, err := pgx.CollectRows(rows, scanEvent)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
-	}
-	if len(events) > 0 {
-		s.seen.saw(stream, max(events[0].Revision, events[len(events)-1].Revision))
-		return events, nil
-	}
-	// Nothing in range: an empty answer if the stream exists elsewhere. A
-	// stream this store has seen a revision of exists (events are never
-	// deleted), which spares the usual catch-up read of a cached aggregate a
-	// second query.
-	if _, ok := s.seen.get(stream); ok {
-		return []eventstore.RecordedEvent{}, nil
-	}
-	var exists bool
-	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, stream).Scan(&exists)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", stream, err)
-	case !exists:
-		return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
-	}
-	return []eventstore.RecordedEvent{}, nil
 }
 
 func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
