@@ -59,10 +59,16 @@ func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain
 	if err != nil {
 		return false, err
 	}
-	// A missing row is inserted; an existing one is updated only if it
-	// still holds from. ON CONFLICT ... WHERE affects no row otherwise.
+	// From zero, a missing row is inserted, and an existing one is
+	// updated only if it still holds zero (ON CONFLICT ... WHERE affects
+	// no row otherwise). From a position, the row was there when the
+	// runner read it: a plain UPDATE ... WHERE moves it only if it still
+	// holds from (waiting for, then rechecking, a concurrent move), and
+	// writes no lock record to the WAL as ON CONFLICT DO UPDATE does, once
+	// per batch of every projection.
 	var moved int
-	err = tx.QueryRow(ctx, `
+	if from.IsZero() {
+		err = tx.QueryRow(ctx, `
 		WITH moved AS (
 			INSERT INTO projection_checkpoints AS c (name, commit_position, prepare_position)
 			VALUES ($1, $2, $3)
@@ -73,7 +79,17 @@ func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, from, to domain
 			WHERE c.commit_position = $4 AND c.prepare_position = $5
 			RETURNING 1)
 		SELECT (SELECT count(*) FROM moved), pg_notify($6, $7)`,
-		name, tc, tp, fc, fp, NotifyChannel, name+" "+to.String()).Scan(&moved, nil)
+			name, tc, tp, fc, fp, NotifyChannel, name+" "+to.String()).Scan(&moved, nil)
+	} else {
+		err = tx.QueryRow(ctx, `
+		WITH moved AS (
+			UPDATE projection_checkpoints
+			SET commit_position = $2, prepare_position = $3, updated_at = now()
+			WHERE name = $1 AND commit_position = $4 AND prepare_position = $5
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM moved), pg_notify($6, $7)`,
+			name, tc, tp, fc, fp, NotifyChannel, name+" "+to.String()).Scan(&moved, nil)
+	}
 	if err != nil {
 		return false, fmt.Errorf("move checkpoint of %s to %s: %w", name, to, err)
 	}

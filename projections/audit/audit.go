@@ -462,10 +462,14 @@ func storeEmails(ctx context.Context, tx pgx.Tx, learnt map[userKey]string) erro
 		eUser = append(eUser, pgUUID(k.userID))
 		eMail = append(eMail, e)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_user_emails AS a (workspace_id, user_id, email)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[])
-		ON CONFLICT (workspace_id, user_id) DO UPDATE SET email = EXCLUDED.email
-		WHERE a.email IS DISTINCT FROM EXCLUDED.email`, eWS, eUser, eMail)
+	// A MERGE, not INSERT ... ON CONFLICT, which inserts speculatively (a
+	// confirmation record per new row in the WAL); the runner's lock makes
+	// it the table's one writer.
+	_, err := tx.Exec(ctx, `MERGE INTO audit_user_emails a
+		USING (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(workspace_id, user_id, email)) k
+		ON a.workspace_id = k.workspace_id AND a.user_id = k.user_id
+		WHEN MATCHED AND a.email IS DISTINCT FROM k.email THEN UPDATE SET email = k.email
+		WHEN NOT MATCHED THEN INSERT (workspace_id, user_id, email) VALUES (k.workspace_id, k.user_id, k.email)`, eWS, eUser, eMail)
 	if err != nil {
 		return fmt.Errorf("audit: store e-mail addresses: %w", err)
 	}

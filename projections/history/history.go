@@ -247,9 +247,13 @@ const (
 			AS k(workspace_id, user_id, fc, fp, c, p, at)
 		WHERE i.workspace_id = k.workspace_id AND i.user_id = k.user_id
 			AND i.valid_from_commit = k.fc AND i.valid_from_prepare = k.fp`
-	upsertWorkspaces = `INSERT INTO history_workspaces (workspace_id, pos_commit, pos_prepare)
-		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])
-		ON CONFLICT (workspace_id) DO UPDATE SET pos_commit = excluded.pos_commit, pos_prepare = excluded.pos_prepare`
+	// A MERGE, not INSERT ... ON CONFLICT, which writes a lock record
+	// for each row it updates (as the user list's writes).
+	upsertWorkspaces = `MERGE INTO history_workspaces w
+		USING (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS k(workspace_id, pos_commit, pos_prepare)) k
+		ON w.workspace_id = k.workspace_id
+		WHEN MATCHED THEN UPDATE SET pos_commit = k.pos_commit, pos_prepare = k.pos_prepare
+		WHEN NOT MATCHED THEN INSERT (workspace_id, pos_commit, pos_prepare) VALUES (k.workspace_id, k.pos_commit, k.pos_prepare)`
 	// An account's deletion ends what is still open (the list drops the
 	// person's rows) and blanks the person's address and name in every
 	// interval. No index leads with user_id: a deletion scans, as the user

@@ -155,13 +155,13 @@ func applyAccount(accounts map[uuid.UUID]*account, order *[]uuid.UUID, ev *domai
 
 // upsertAccounts is idempotent without positions: a registration again
 // changes nothing (an account's address never changes), a deletion keeps
-// the first deletion's time and clears the address for good.
-const upsertAccounts = `INSERT INTO memberships_accounts (user_id, email, deleted_at)
-	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])
-	ON CONFLICT (user_id) DO UPDATE SET
-		email = CASE WHEN excluded.deleted_at IS NULL AND memberships_accounts.deleted_at IS NULL
-			THEN memberships_accounts.email END,
-		deleted_at = coalesce(memberships_accounts.deleted_at, excluded.deleted_at)`
+// the first deletion's time and clears the address for good: only a first
+// deletion updates a stored row. A MERGE, as upsertWorkspaces.
+const upsertAccounts = `MERGE INTO memberships_accounts a
+	USING (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS k(user_id, email, deleted_at)) k
+	ON a.user_id = k.user_id
+	WHEN MATCHED AND k.deleted_at IS NOT NULL AND a.deleted_at IS NULL THEN UPDATE SET email = NULL, deleted_at = k.deleted_at
+	WHEN NOT MATCHED THEN INSERT (user_id, email, deleted_at) VALUES (k.user_id, k.email, k.deleted_at)`
 
 func writeAccounts(ctx context.Context, tx pgx.Tx, accounts map[uuid.UUID]*account, order []uuid.UUID) error {
 	if len(order) == 0 {
@@ -214,13 +214,19 @@ func applyEvent(changes map[key]*change, names map[uuid.UUID]string, ev projecti
 }
 
 const (
-	upsertWorkspaces = `INSERT INTO memberships_workspaces (workspace_id, name, pos_commit, pos_prepare)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[])
-		ON CONFLICT (workspace_id) DO UPDATE SET
-			name = excluded.name, pos_commit = excluded.pos_commit, pos_prepare = excluded.pos_prepare`
-	upsertMemberships = `INSERT INTO memberships (user_id, workspace_id, role, status)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-		ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = excluded.role, status = excluded.status`
+	// MERGEs, not INSERT ... ON CONFLICT, which inserts speculatively (a
+	// confirmation record per new row) and writes a lock record for each
+	// row it updates (as the user list's writes).
+	upsertWorkspaces = `MERGE INTO memberships_workspaces w
+		USING (SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS k(workspace_id, name, pos_commit, pos_prepare)) k
+		ON w.workspace_id = k.workspace_id
+		WHEN MATCHED THEN UPDATE SET name = k.name, pos_commit = k.pos_commit, pos_prepare = k.pos_prepare
+		WHEN NOT MATCHED THEN INSERT (workspace_id, name, pos_commit, pos_prepare) VALUES (k.workspace_id, k.name, k.pos_commit, k.pos_prepare)`
+	upsertMemberships = `MERGE INTO memberships m
+		USING (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS k(user_id, workspace_id, role, status)) k
+		ON m.user_id = k.user_id AND m.workspace_id = k.workspace_id
+		WHEN MATCHED THEN UPDATE SET role = k.role, status = k.status
+		WHEN NOT MATCHED THEN INSERT (user_id, workspace_id, role, status) VALUES (k.user_id, k.workspace_id, k.role, k.status)`
 	// Patches find each row by its key with LATERAL ... LIMIT 1, an index
 	// probe per key, as deletes do (projections.DeleteByKeys).
 	// patchMemberships rewrites only rows that exist: a role change of a

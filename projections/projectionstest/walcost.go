@@ -116,6 +116,9 @@ type WALCost struct {
 	// conflict), updated (HOT or not), HOT-updated, deleted and locked
 	// (SELECT ... FOR UPDATE, ON CONFLICT DO UPDATE).
 	Inserted, Updated, HOT, Deleted, Locked int
+	// Confirmed counts the speculative insertions confirmed (an INSERT ...
+	// ON CONFLICT that inserted): each a record beside its row's insert.
+	Confirmed int
 	// Records and Bytes count every record attributed to the database
 	// (committed or not, vacuum and pruning too), FPIBytes the full-page
 	// images among the bytes.
@@ -137,6 +140,7 @@ type WALCost struct {
 type TableCost struct {
 	Commits                                 int
 	Inserted, Updated, HOT, Deleted, Locked int
+	Confirmed                               int
 	Records                                 int
 	Bytes, FPIBytes                         int64
 }
@@ -155,6 +159,7 @@ func (t *TableCost) add(o *TableCost) {
 	t.HOT += o.HOT
 	t.Deleted += o.Deleted
 	t.Locked += o.Locked
+	t.Confirmed += o.Confirmed
 	t.Records += o.Records
 	t.Bytes += o.Bytes
 	t.FPIBytes += o.FPIBytes
@@ -273,6 +278,7 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 				cost.HOT += r.HOT
 				cost.Deleted += r.Deleted
 				cost.Locked += r.Locked
+				cost.Confirmed += r.Confirmed
 			}
 			for name := range p.tables {
 				touched[name] = true
@@ -419,6 +425,8 @@ func countRows(r *TableCost, rmgr, typ, desc string) {
 		}
 	case "Heap LOCK", "Heap2 LOCK_UPDATED":
 		r.Locked++
+	case "Heap HEAP_CONFIRM":
+		r.Confirmed++
 	}
 }
 

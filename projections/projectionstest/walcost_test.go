@@ -92,6 +92,8 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// 1, 1 confirmed speculative insertion
+	exec(`INSERT INTO walcost_u (v) VALUES ('speculative') ON CONFLICT DO NOTHING`)
 	tx, err = pool.Begin(ctx) // aborted: no commit, no rows
 	if err != nil {
 		t.Fatal(err)
@@ -140,9 +142,9 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	type counts struct{ Commits, Aborts, Open, Inserted, Updated, HOT, Deleted, Locked int }
-	want := counts{Commits: 13, Aborts: 1, Inserted: 25, Updated: 4, HOT: 3, Deleted: 1, Locked: 1}
-	got := counts{cost.Commits, cost.Aborts, cost.Open, cost.Inserted, cost.Updated, cost.HOT, cost.Deleted, cost.Locked}
+	type counts struct{ Commits, Aborts, Open, Inserted, Updated, HOT, Deleted, Locked, Confirmed int }
+	want := counts{Commits: 14, Aborts: 1, Inserted: 26, Updated: 4, HOT: 3, Deleted: 1, Locked: 1, Confirmed: 1}
+	got := counts{cost.Commits, cost.Aborts, cost.Open, cost.Inserted, cost.Updated, cost.HOT, cost.Deleted, cost.Locked, cost.Confirmed}
 	if got != want {
 		t.Errorf("counted %+v, want %+v", got, want)
 	}
@@ -162,8 +164,8 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	if tt.Commits != 12 || tt.Inserted != 23 || tt.Updated != 4 || tt.Deleted != 1 || tt.Locked != 1 {
 		t.Errorf("walcost_t: %+v, want 12 commits, 23 inserted, 4 updated, 1 deleted, 1 locked", *tt)
 	}
-	if tu.Commits != 1 || tu.Inserted != 2 {
-		t.Errorf("walcost_u: %+v, want 1 commit, 2 inserted", *tu)
+	if tu.Commits != 2 || tu.Inserted != 3 || tu.Confirmed != 1 {
+		t.Errorf("walcost_u: %+v, want 2 commits, 3 inserted, 1 confirmed", *tu)
 	}
 	if cost.Bytes <= 0 || cost.Bytes >= cost.ClusterBytes {
 		t.Errorf("%d bytes of the database's out of the cluster's %d: want a share, theirs wrote %d times", cost.Bytes, cost.ClusterBytes, theirs.Load())
@@ -181,8 +183,8 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	for _, p := range parts {
 		byPart[p.Part] = p
 	}
-	if byPart["t"].Inserted != 23 || byPart["u"].Inserted != 2 || byPart[TxTable].Records != 14 {
-		t.Errorf("parts %+v: want t 23 rows, u 2, 14 transaction records (13 commits, 1 abort)", parts)
+	if byPart["t"].Inserted != 23 || byPart["u"].Inserted != 3 || byPart[TxTable].Records != 15 {
+		t.Errorf("parts %+v: want t 23 rows, u 3, 15 transaction records (14 commits, 1 abort)", parts)
 	}
 }
 

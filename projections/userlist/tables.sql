@@ -18,6 +18,10 @@
 --   role_until  when a temporary role ends (RoleChanged.until), NULL when it
 --               does not; the expiry scheduler finds due grants by it.
 --               Last because 00014 added it to the live table.
+--   fillfactor 70: every invited row is updated soon after its insert
+--   (its e-mail's status), and an update that finds no room on the row's
+--   page is not HOT: new entries in all five indexes, the trigram one
+--   included (migrations/00022_read_model_fillfactor.sql).
 -- userlist_logins: each person's last login, one row per userlist_users
 -- row (NULL: never logged in). Logins are the most frequent event by far;
 -- kept apart, a login rewrites a narrow row with two indexes (its key and
@@ -56,7 +60,7 @@ CREATE TABLE userlist_users (
     CONSTRAINT userlist_users_status_check CHECK (status IN ('invited', 'active', 'suspended')),
     CONSTRAINT userlist_users_email_status_check CHECK (email_status IN ('pending', 'sent', 'failed')),
     CONSTRAINT userlist_users_invitation_check CHECK ((status = 'invited') = (invitation_id IS NOT NULL))
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 70);
 
 CREATE TABLE userlist_logins (
     workspace_id  uuid        NOT NULL,

@@ -436,36 +436,54 @@ func loadMembers(ctx context.Context, tx pgx.Tx, wss, users []pgtype.UUID, into 
 	return nil
 }
 
-const upsertMembers = `INSERT INTO userlist_users (workspace_id, user_id, email, name, role, status,
-		invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status, role_until)
-	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+// The writes are MERGEs, not INSERT ... ON CONFLICT: an upsert inserts
+// speculatively (a confirmation record per new row) and locks a row it
+// updates (a lock record), each in the WAL; a MERGE inserts or updates
+// plainly. The projection's lock makes its runner the tables' one writer,
+// so no concurrent insert can race a MERGE (one that did would fail its
+// batch, not write it twice). Each MERGE probes the primary key per key.
+const upsertMembers = `MERGE INTO userlist_users u
+	USING (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
 		$7::uuid[], $8::timestamptz[], $9::uuid[], $10::timestamptz[],
 		$11::boolean[], $12::integer[], $13::text[], $14::timestamptz[])
-	ON CONFLICT (workspace_id, user_id) DO UPDATE SET
-		email = excluded.email, name = excluded.name, role = excluded.role, status = excluded.status,
-		invitation_id = excluded.invitation_id, invited_at = excluded.invited_at,
-		invited_by = excluded.invited_by, expires_at = excluded.expires_at,
-		expired = excluded.expired, attempt = excluded.attempt, email_status = excluded.email_status,
-		role_until = excluded.role_until`
+		AS k(workspace_id, user_id, email, name, role, status, invitation_id, invited_at, invited_by,
+			expires_at, expired, attempt, email_status, role_until)) k
+	ON u.workspace_id = k.workspace_id AND u.user_id = k.user_id
+	WHEN MATCHED THEN UPDATE SET
+		email = k.email, name = k.name, role = k.role, status = k.status,
+		invitation_id = k.invitation_id, invited_at = k.invited_at,
+		invited_by = k.invited_by, expires_at = k.expires_at,
+		expired = k.expired, attempt = k.attempt, email_status = k.email_status,
+		role_until = k.role_until
+	WHEN NOT MATCHED THEN INSERT (workspace_id, user_id, email, name, role, status,
+		invitation_id, invited_at, invited_by, expires_at, expired, attempt, email_status, role_until)
+	VALUES (k.workspace_id, k.user_id, k.email, k.name, k.role, k.status,
+		k.invitation_id, k.invited_at, k.invited_by, k.expires_at, k.expired, k.attempt, k.email_status, k.role_until)`
 
 // setLogins replaces the stored login (after a reset; NULL: none yet);
-// raiseLogins keeps the later of the stored and the new one (greatest
-// ignores a NULL).
+// raiseLogins keeps the later of the stored and the new one, and leaves a
+// row that has it already as it is.
 const (
-	setLogins = `INSERT INTO userlist_logins (workspace_id, user_id, last_login_at)
-	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
-	ON CONFLICT (workspace_id, user_id) DO UPDATE SET last_login_at = excluded.last_login_at`
-	raiseLogins = `INSERT INTO userlist_logins AS l (workspace_id, user_id, last_login_at)
-	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])
-	ON CONFLICT (workspace_id, user_id) DO UPDATE
-	SET last_login_at = greatest(l.last_login_at, excluded.last_login_at)`
+	setLogins = `MERGE INTO userlist_logins l
+	USING (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS k(workspace_id, user_id, at)) k
+	ON l.workspace_id = k.workspace_id AND l.user_id = k.user_id
+	WHEN MATCHED THEN UPDATE SET last_login_at = k.at
+	WHEN NOT MATCHED THEN INSERT (workspace_id, user_id, last_login_at) VALUES (k.workspace_id, k.user_id, k.at)`
+	raiseLogins = `MERGE INTO userlist_logins l
+	USING (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS k(workspace_id, user_id, at)) k
+	ON l.workspace_id = k.workspace_id AND l.user_id = k.user_id
+	WHEN MATCHED AND (l.last_login_at IS NULL OR l.last_login_at < k.at) THEN UPDATE SET last_login_at = k.at
+	WHEN NOT MATCHED THEN INSERT (workspace_id, user_id, last_login_at) VALUES (k.workspace_id, k.user_id, k.at)`
 )
 
-const upsertWorkspaces = `INSERT INTO userlist_workspaces (workspace_id, name, created_at, pos_commit, pos_prepare)
-	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[])
-	ON CONFLICT (workspace_id) DO UPDATE SET
-		name = excluded.name, created_at = excluded.created_at,
-		pos_commit = excluded.pos_commit, pos_prepare = excluded.pos_prepare`
+const upsertWorkspaces = `MERGE INTO userlist_workspaces w
+	USING (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[])
+		AS k(workspace_id, name, created_at, pos_commit, pos_prepare)) k
+	ON w.workspace_id = k.workspace_id
+	WHEN MATCHED THEN UPDATE SET
+		name = k.name, created_at = k.created_at, pos_commit = k.pos_commit, pos_prepare = k.pos_prepare
+	WHEN NOT MATCHED THEN INSERT (workspace_id, name, created_at, pos_commit, pos_prepare)
+	VALUES (k.workspace_id, k.name, k.created_at, k.pos_commit, k.pos_prepare)`
 
 // rowSet holds userlist_users rows to write, one array per column.
 type rowSet struct {
@@ -499,8 +517,8 @@ func (s *keySet) add(k key, at pgtype.Timestamptz) {
 }
 
 // write sends the batch's writes in one round trip: one statement per kind
-// of change (INSERT ... ON CONFLICT for rows to write, whether or not they
-// were read; DELETE for rows that went).
+// of change (MERGE for rows to write, whether or not they were read; DELETE
+// for rows that went).
 func (b *batch) write(ctx context.Context, tx pgx.Tx, pos *projections.Positions) error {
 	var (
 		upserts                   rowSet
