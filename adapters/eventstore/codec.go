@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -280,11 +281,18 @@ func (c *Codec) DecodeOne(ctx context.Context, r RecordedEvent) (domain.Recorded
 // events export).
 func DecodeStored(r RecordedEvent) (domain.RecordedEvent, error) { return decodeStored(r) }
 
+// unmarshal decodes what the store holds. go-json-experiment/json in its
+// v1 mode reads every input as encoding/json does (the same values, the
+// same inputs refused; only the errors' wording differs), about twice as
+// fast: decoding was half a rebuild's CPU. TestDecodersAgree and
+// FuzzDecodersAgree hold it to encoding/json.
+func unmarshal(data []byte, v any) error { return jsonv1.Unmarshal(data, v) }
+
 // decodeStored decodes an event as stored; Envelope and Stored are the same.
 func decodeStored(r RecordedEvent) (domain.RecordedEvent, error) {
 	var meta domain.Metadata
 	if len(r.Metadata) > 0 {
-		if err := json.Unmarshal(r.Metadata, &meta); err != nil {
+		if err := unmarshal(r.Metadata, &meta); err != nil {
 			return domain.RecordedEvent{}, fmt.Errorf("decode metadata of %s@%d: %w", r.StreamID, r.Revision, err)
 		}
 	}
@@ -294,7 +302,7 @@ func decodeStored(r RecordedEvent) (domain.RecordedEvent, error) {
 	if meta.EventID == [16]byte{} {
 		meta.EventID = r.ID
 	}
-	e, err := domain.DecodeEvent(r.Type, meta.SchemaVersion, r.Data)
+	e, err := domain.DecodeEventWith(r.Type, meta.SchemaVersion, r.Data, unmarshal)
 	if err != nil {
 		return domain.RecordedEvent{}, fmt.Errorf("%s@%d: %w", r.StreamID, r.Revision, err)
 	}
