@@ -7,9 +7,11 @@ import (
 	"github.com/usersd/usersd/projections"
 )
 
-// sourceReadAhead is how many pages the store may have read beyond the
-// one being decoded: one keeps the store's query and the decoding busy at
-// once, and bounds the memory held in undecoded pages.
+// sourceReadAhead is how many read pages may wait in the channel while
+// one is decoded; the store may hold one more, read and waiting to be
+// sent, so up to two lie beyond the one being decoded. That keeps the
+// store's query and the decoding busy at once and bounds the memory held
+// in undecoded pages.
 const sourceReadAhead = 1
 
 // Source lets projections follow a store: it decodes every event on the

@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -104,7 +105,14 @@ func (k *Keyring) ensureBatch(ctx context.Context, calls []*ensureCall) {
 			}
 		}
 	}
+	answered := false
+	defer func() {
+		if !answered { // ensure panicked: nobody may wait for an answer that never comes
+			k.failEnsures(calls)
+		}
+	}()
 	keys, erased, err := k.ensure(ctx, ids)
+	answered = true
 	for _, c := range calls {
 		if err != nil {
 			c.done <- ensureResult{err: err}
@@ -127,3 +135,21 @@ func (k *Keyring) ensureBatch(ctx context.Context, calls []*ensureCall) {
 		c.done <- ensureResult{keys: out}
 	}
 }
+
+// failEnsures answers calls, and every queued call, with errEnsureFailed
+// and ends the run, so that a panic in a statement (which goes on up)
+// leaves no caller waiting and lets the next caller lead.
+func (k *Keyring) failEnsures(calls []*ensureCall) {
+	k.ensureMu.Lock()
+	queued := k.ensureQueue
+	k.ensureQueue, k.ensuring = nil, false
+	k.ensureMu.Unlock()
+	for _, c := range append(calls, queued...) {
+		select {
+		case c.done <- ensureResult{err: errEnsureFailed}:
+		default: // answered before the panic
+		}
+	}
+}
+
+var errEnsureFailed = errors.New("key store: a shared statement making keys failed unexpectedly")

@@ -242,18 +242,20 @@ func (s *Store) startItem(ctx context.Context, item startItem) ([]bool, error) {
 	return started, err
 }
 
-// startChunks runs item in as many chunks of consecutive stream names as
-// there may be groups in flight, each one statement, at once.
+// startChunks runs item in chunks of at most startChunk consecutive
+// stream names, each one statement, as many at once as there may be
+// groups in flight: a statement stays short however large the call.
 func (s *Store) startChunks(ctx context.Context, item startItem) ([]bool, error) {
 	order := make([]int, len(item.streams))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(item.streams[a], item.streams[b]) })
-	n := min(s.inFlight, (len(order)+startChunk-1)/startChunk)
+	n := (len(order) + startChunk - 1) / startChunk
 	started := make([]bool, len(order))
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, s.inFlight)
 	for c := range n {
 		part := order[c*len(order)/n : (c+1)*len(order)/n]
 		chunk := startItem{streams: make([]string, len(part)), args: appendArgs{
@@ -265,7 +267,9 @@ func (s *Store) startChunks(ctx context.Context, item startItem) ([]bool, error)
 			chunk.args.ids[j], chunk.args.types[j] = item.args.ids[i], item.args.types[i]
 			chunk.args.data[j], chunk.args.metadata[j] = item.args.data[i], item.args.metadata[i]
 		}
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			got, err := s.startItem(ctx, chunk)
 			for j, i := range part {
 				if err == nil {

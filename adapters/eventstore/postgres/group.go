@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Group commit. A durable commit costs a WAL flush and a transaction's
@@ -20,6 +21,11 @@ import (
 // When one ends, its leader hands the queue's head over to the first
 // waiter, which runs it as the next group on its own goroutine: each caller
 // returns as soon as its own group is done.
+
+// groupTimeout bounds a group's statement. A lone append honours its
+// caller's ctx; a group's members wait whatever their ctx, so a group
+// needs a bound: far above any statement a healthy database takes.
+const groupTimeout = 30 * time.Second
 
 // errAlone tells the members of a group whose statement failed as a whole
 // to write alone, each its own way as without grouping: a failure of one
@@ -104,7 +110,11 @@ func (g *grouper[T, R]) wait(ctx context.Context, m *member[T, R], stop <-chan s
 // run runs the group m leads, answers its members and hands over.
 func (g *grouper[T, R]) run(ctx context.Context, m *member[T, R], group []*member[T, R]) (R, error) {
 	// The group's outcome stands once taken: no member's end cuts it short.
-	ctx = context.WithoutCancel(ctx)
+	// Its members cannot leave, so its statement has a deadline of its own:
+	// one stuck behind a lock or a full pool fails them all rather than
+	// holding them forever.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), groupTimeout)
+	defer cancel()
 	finished := false
 	defer func() {
 		for _, q := range group {

@@ -63,6 +63,8 @@ type Store struct {
 	wake     broadcast
 	seen     *seenRevisions
 	reads    readPool
+	// warnUnmarked says once that subscriptions read with the old horizon.
+	warnUnmarked sync.Once
 	// appends and starts coalesce concurrent writes (group commit), up to
 	// inFlight statements of each at once.
 	inFlight int

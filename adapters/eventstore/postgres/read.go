@@ -102,6 +102,9 @@ func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts e
 	s.listen()
 	query, err := s.readAllQuery(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return err
 	}
 
@@ -207,19 +210,11 @@ type page struct {
 // (that join skipped events under TestSubscriberGapFreeUnderMixedLoad). A
 // prepared transaction has no pid and always holds the horizon.
 //
-// The statement falls back to S's xmin, the old horizon, which holds for
-// any writer, where the lock table cannot be trusted or is not needed:
-//   - nothing committed lies at or above xmin (the usual case when
-//     caught up): the lock table is not read at all;
-//   - a standby: its snapshot lists no running transactions of the primary
-//     and its lock table holds none of their locks;
-//   - the marker's trigger is missing or not enabled ALWAYS (a database
-//     not yet migrated, read by usersd events export; triggers disabled by
-//     a restore or a replication apply): writers are not marked;
-//   - a marker held by a prepared transaction (no pid): PREPARE
-//     TRANSACTION moves a transaction's locks one lock partition at a
-//     time, so one copy of the table can show its marker moved and its
-//     id's lock still under its pid.
+// Where a marker held by a prepared transaction (no pid) is in the table,
+// the statement falls back to S's xmin, the old horizon, which holds for
+// any writer: PREPARE TRANSACTION moves a transaction's locks one lock
+// partition at a time, so one copy of the table can show its marker moved
+// and its id's lock still under its pid.
 //
 // Where the lock table cannot be trusted at all, the subscription reads
 // with readAllXmin instead (markedWritersQuery). Transactions of other
@@ -296,7 +291,9 @@ func (s *Store) readAllQuery(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("are event writers marked: %w", err)
 	}
 	if !marked {
-		s.log.Warn("event store: event writers are not marked (a standby, or the events_writer_marker trigger missing or disabled); subscriptions wait for every transaction on the server")
+		s.warnUnmarked.Do(func() {
+			s.log.Warn("event store: event writers are not marked (a standby, or the events_writer_marker trigger missing or disabled); subscriptions wait for every transaction on the server")
+		})
 		return readAllXmin, nil
 	}
 	return readAllMarked, nil
