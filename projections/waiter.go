@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,7 +236,9 @@ func (w *Waiter) advance(name string, pos domain.Position) {
 	}
 	w.checkpoints[name] = pos
 	for wt := range w.waits {
-		if w.lagging(wt.pos, wt.names) == "" {
+		// A wait was behind on one of its own projections: only their
+		// moves can end it.
+		if slices.Contains(wt.names, name) && w.lagging(wt.pos, wt.names) == "" {
 			close(wt.done)
 			delete(w.waits, wt)
 		}

@@ -94,7 +94,10 @@ func (s *Store) appendGroup(ctx context.Context, items []appendItem) ([]appendRo
 		ev.data = append(ev.data, it.args.data...)
 		ev.metadata = append(ev.metadata, it.args.metadata...)
 	}
-	failed := func() ([]appendRow, []error) {
+	failed := func(err error) ([]appendRow, []error) {
+		// Each member then writes alone and gets its own answer; the
+		// group's error says only why the group could not stand.
+		s.log.Debug("event store: a group of appends failed as a whole; its members write alone", "appends", len(items), "err", err)
 		for i := range errs {
 			rows[i], errs[i] = appendRow{}, errAlone
 		}
@@ -102,7 +105,7 @@ func (s *Store) appendGroup(ctx context.Context, items []appendItem) ([]appendRo
 	}
 	res, err := s.pool.Query(ctx, appendGroupSQL, streams, expected, k, n, ev.ids, ev.types, ev.data, ev.metadata)
 	if err != nil {
-		return failed()
+		return failed(err)
 	}
 	inserted := make([]int, len(items))
 	for res.Next() {
@@ -110,7 +113,7 @@ func (s *Store) appendGroup(ctx context.Context, items []appendItem) ([]appendRo
 		var revision, commit, prepare int64
 		if err := res.Scan(&stream, &revision, &commit, &prepare); err != nil {
 			res.Close()
-			return failed()
+			return failed(err)
 		}
 		i := index[stream]
 		inserted[i]++
@@ -119,8 +122,8 @@ func (s *Store) appendGroup(ctx context.Context, items []appendItem) ([]appendRo
 		}
 	}
 	res.Close()
-	if res.Err() != nil {
-		return failed()
+	if err := res.Err(); err != nil {
+		return failed(err)
 	}
 	woken := false
 	for i, it := range items {
