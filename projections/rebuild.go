@@ -458,12 +458,7 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		if len(b.Events) > 0 {
 			var err error
 			if fold != nil {
-				err = rb.write(ctx, func(tx pgx.Tx) error {
-					if err := fold.Fold(ctx, tx, b.Events); err != nil {
-						return fmt.Errorf("fold %d events up to %s: %w", len(b.Events), b.Events[len(b.Events)-1].Position, err)
-					}
-					return nil
-				})
+				err = rb.fold(ctx, fold, b.Events)
 			} else {
 				err = rb.applyBatch(ctx, b.Events)
 			}
@@ -491,6 +486,30 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		err = rb.write(ctx, func(tx pgx.Tx) error { return fold.Write(ctx, tx) })
 	}
 	return pos, applied, err
+}
+
+// MemoryFold is implemented by a Replay whose Fold writes nothing before
+// Write: a rebuild then hands its Fold a nil tx, sparing each batch a
+// transaction (BEGIN, search_path, COMMIT) that would do nothing.
+type MemoryFold interface {
+	Replay
+	// FoldsInMemory marks the Replay; it is never called.
+	FoldsInMemory()
+}
+
+// fold folds a batch of the replay, in a transaction of its own unless
+// the Replay folds in memory only (MemoryFold).
+func (rb *rebuild) fold(ctx context.Context, fold Replay, events []domain.RecordedEvent) error {
+	f := func(tx pgx.Tx) error {
+		if err := fold.Fold(ctx, tx, events); err != nil {
+			return fmt.Errorf("fold %d events up to %s: %w", len(events), events[len(events)-1].Position, err)
+		}
+		return nil
+	}
+	if _, ok := fold.(MemoryFold); ok {
+		return f(nil)
+	}
+	return rb.write(ctx, f)
 }
 
 // applyBatch applies events into the rebuild's tables in a transaction of
