@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -282,7 +283,10 @@ func (rb *rebuild) createTables(ctx context.Context, schema Schema) error {
 // lets builds on the same table run side by side. Built in turn, a read
 // model's six indexes took a quarter of its rebuild.
 func (rb *rebuild) createIndexes(ctx context.Context, schema Schema) error {
-	stmts := splitStatements(schema.Indexes)
+	stmts, err := splitStatements(schema.Indexes)
+	if err != nil {
+		return err
+	}
 	workers := min(indexWorkers, len(stmts))
 	conns := []*pgx.Conn{rb.conn}
 	defer func() {
@@ -297,27 +301,33 @@ func (rb *rebuild) createIndexes(ctx context.Context, schema Schema) error {
 		}
 		conns = append(conns, c)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	next := make(chan string, len(stmts))
 	for _, st := range stmts {
 		next <- st
 	}
 	close(next)
+	// After a failure the other builds are let finish, not cancelled: pgx
+	// answers a cancelled context by breaking the connection, which would
+	// leave the build running on an orphaned server process and, on
+	// rb.conn, lose the rebuild lock and the cleanUp that drops the schema.
+	// Only the statements not yet started are given up.
+	var failed atomic.Bool
 	errs := make(chan error, len(conns))
 	for _, c := range conns {
 		go func() {
 			var err error
 			for st := range next {
+				if failed.Load() {
+					break
+				}
 				if err = rb.buildIndex(ctx, c, st); err != nil {
-					cancel()
+					failed.Store(true)
 					break
 				}
 			}
 			errs <- err
 		}()
 	}
-	var err error
 	for range conns {
 		err = errors.Join(err, <-errs)
 	}
@@ -336,6 +346,10 @@ const (
 	// indexMemory is each build's maintenance_work_mem: the rebuilt
 	// tables are read by no one yet, and a GIN index (the user list's
 	// search) builds in far fewer passes with room to gather its entries.
+	// Fixed rather than taken from the server's setting (64MB by default,
+	// which would lose that): at most indexWorkers × 256MB, during the
+	// index phase only (a parallel build shares its budget among its
+	// workers). README's rebuild paragraph says so for operators.
 	indexMemory = "256MB"
 )
 
@@ -354,8 +368,10 @@ func (rb *rebuild) buildIndex(ctx context.Context, conn *pgx.Conn, stmt string) 
 }
 
 // splitStatements cuts SQL into its statements at the semicolons outside
-// quotes and comments, dropping the comments and the empty ones.
-func splitStatements(sql string) []string {
+// quotes and comments, dropping the comments and the empty ones. It refuses
+// block comments and dollar quoting, which it does not parse: a semicolon
+// in either would cut a statement in two, and the pieces would run apart.
+func splitStatements(sql string) ([]string, error) {
 	var out []string
 	var cur strings.Builder
 	flush := func() {
@@ -378,6 +394,8 @@ func splitStatements(sql string) []string {
 			}
 			cur.WriteString(sql[i:min(j+1, len(sql))])
 			i = j
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*', c == '$':
+			return nil, fmt.Errorf("split Schema.Indexes: %q at byte %d: block comments and dollar quoting are not supported here (use -- comments and quotes)", sql[i:min(i+2, len(sql))], i)
 		case c == ';':
 			flush()
 		default:
@@ -385,7 +403,7 @@ func splitStatements(sql string) []string {
 		}
 	}
 	flush()
-	return out
+	return out, nil
 }
 
 // inTx runs f in a transaction on the rebuild's connection.
@@ -440,12 +458,7 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		if len(b.Events) > 0 {
 			var err error
 			if fold != nil {
-				err = rb.write(ctx, func(tx pgx.Tx) error {
-					if err := fold.Fold(ctx, tx, b.Events); err != nil {
-						return fmt.Errorf("fold %d events up to %s: %w", len(b.Events), b.Events[len(b.Events)-1].Position, err)
-					}
-					return nil
-				})
+				err = rb.fold(ctx, fold, b.Events)
 			} else {
 				err = rb.applyBatch(ctx, b.Events)
 			}
@@ -473,6 +486,30 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		err = rb.write(ctx, func(tx pgx.Tx) error { return fold.Write(ctx, tx) })
 	}
 	return pos, applied, err
+}
+
+// MemoryFold is implemented by a Replay whose Fold writes nothing before
+// Write: a rebuild then hands its Fold a nil tx, sparing each batch a
+// transaction (BEGIN, search_path, COMMIT) that would do nothing.
+type MemoryFold interface {
+	Replay
+	// FoldsInMemory marks the Replay; it is never called.
+	FoldsInMemory()
+}
+
+// fold folds a batch of the replay, in a transaction of its own unless
+// the Replay folds in memory only (MemoryFold).
+func (rb *rebuild) fold(ctx context.Context, fold Replay, events []domain.RecordedEvent) error {
+	f := func(tx pgx.Tx) error {
+		if err := fold.Fold(ctx, tx, events); err != nil {
+			return fmt.Errorf("fold %d events up to %s: %w", len(events), events[len(events)-1].Position, err)
+		}
+		return nil
+	}
+	if _, ok := fold.(MemoryFold); ok {
+		return f(nil)
+	}
+	return rb.write(ctx, f)
 }
 
 // applyBatch applies events into the rebuild's tables in a transaction of

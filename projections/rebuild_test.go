@@ -437,6 +437,37 @@ func TestRebuildIndexFailureLeavesLiveTablesAlone(t *testing.T) {
 	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
 }
 
+// An index build that fails while another is running lets that one finish
+// rather than cancel it: a cancelled statement costs pgx its connection,
+// which leaves the build running on an orphaned server process and, on the
+// rebuild's own connection, loses the lock and the cleanup of the schema.
+func TestRebuildIndexFailureLetsRunningBuildsFinish(t *testing.T) {
+	t.Parallel()
+	e, _ := newEnvWith(t, 20)
+	e.caughtUp(t, "live").stop(t)
+	// Each connection takes one statement: one fails after 0.2 s, while
+	// the other spends about a second on its 20 rows.
+	e.exec(t, `CREATE FUNCTION public.slow_key(x bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql
+		AS $$BEGIN PERFORM pg_sleep(0.05); RETURN x; END$$`)
+	e.exec(t, `CREATE FUNCTION public.failing_key(x bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql
+		AS $$BEGIN PERFORM pg_sleep(0.2); RAISE EXCEPTION 'planned failure'; END$$`)
+	p := newDeferredProjection("rebuild")
+	p.indexes = `CREATE INDEX test_rows_slow ON test_rows (public.slow_key(commit_position));
+		CREATE INDEX test_rows_failing ON test_rows (public.failing_key(commit_position));`
+	start := time.Now()
+	_, err := projections.Rebuild(context.Background(), e.pool, p, e.src, projections.RebuildOptions{BatchSize: 5})
+	if err == nil || !strings.Contains(err.Error(), "planned failure") {
+		t.Fatalf("Rebuild with a failing index: got %v, want the planned failure", err)
+	}
+	if took := time.Since(start); took < 20*50*time.Millisecond {
+		t.Errorf("Rebuild returned after %s, before the slow build (20 rows × 50 ms) could end: it was cancelled", took)
+	}
+	e.wantGone(t, "index build still running after Rebuild returned", `
+		SELECT NOT EXISTS (SELECT FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%test_rows_slow%')`)
+	e.wantGone(t, "rebuild schema", `SELECT to_regnamespace('rebuild_test') IS NULL`)
+}
+
 func (e *env) exec(t *testing.T, sql string) {
 	t.Helper()
 	if _, err := e.pool.Exec(context.Background(), sql); err != nil {

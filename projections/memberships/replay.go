@@ -14,6 +14,8 @@ import (
 
 var _ projections.Replayer = (*Projection)(nil)
 
+var _ projections.MemoryFold = (*replay)(nil)
+
 // NewReplay implements projections.Replayer: a rebuild folds the history
 // into the three tables' rows in memory and COPYs each final row once.
 //
@@ -40,6 +42,9 @@ type replay struct {
 
 // member is a memberships row.
 type member struct{ role, status string }
+
+// FoldsInMemory implements projections.MemoryFold: Fold writes nothing.
+func (r *replay) FoldsInMemory() {}
 
 // Fold implements projections.Replay; it writes nothing until Write.
 func (r *replay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {

@@ -14,6 +14,8 @@ import (
 
 var _ projections.Replayer = (*Projection)(nil)
 
+var _ projections.MemoryFold = (*replay)(nil)
+
 // NewReplay implements projections.Replayer: a rebuild folds the whole
 // history into the list's rows in memory and COPYs each final row once.
 //
@@ -46,6 +48,9 @@ type replay struct {
 	// AccountDeleted looks through, rather than every row.
 	byUser map[uuid.UUID][]uuid.UUID
 }
+
+// FoldsInMemory implements projections.MemoryFold: Fold writes nothing.
+func (r *replay) FoldsInMemory() {}
 
 // Fold implements projections.Replay.
 // It writes nothing until Write: any row may change until the end.
