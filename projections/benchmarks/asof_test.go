@@ -110,7 +110,7 @@ func BenchmarkUserListAsOf(b *testing.B) {
 
 // spread pages through a list and answers asOfDeepPages cursors spread
 // from a tenth of the way to the end.
-func spread(b *testing.B, list func(cursor string) (userlist.Page, error)) []string {
+func spread(b testing.TB, list func(cursor string) (userlist.Page, error)) []string {
 	var all []string
 	cursor := ""
 	for {
