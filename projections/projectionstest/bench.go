@@ -2,7 +2,8 @@
 // benchmarks share: applying a synthetic history in batches as
 // projections.Rebuild does, the ways a runner may batch it, and (for the
 // event store's and the API's benchmarks too) a sized pool, the floor
-// table beside the events and latency percentiles.
+// table beside the events, latency percentiles and a meter of what one
+// database writes to the WAL (walcost.go).
 package projectionstest
 
 import (
