@@ -148,7 +148,7 @@ func TestScale(t *testing.T) {
 	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE)"); err != nil {
 		t.Fatal(err)
 	}
-	scaleQueries(t, ctx, pool, report, mid)
+	scaleQueries(t, ctx, pool, store, report, mid)
 	report("load average after the run %s", loadAverage())
 }
 
@@ -178,7 +178,7 @@ func seedScale(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n, workspa
 
 // scaleQueries times the read models' queries on the biggest workspace and
 // a median one.
-func scaleQueries(t *testing.T, ctx context.Context, pool *pgxpool.Pool, report func(string, ...any), mid domain.Position) {
+func scaleQueries(t *testing.T, ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, report func(string, ...any), mid domain.Position) {
 	t.Helper()
 	var big, median uuid.UUID
 	var bigN, medianN int
@@ -190,6 +190,27 @@ func scaleQueries(t *testing.T, ctx context.Context, pool *pgxpool.Pool, report 
 		t.Fatal(err)
 	}
 	report("biggest workspace: %d rows in its user list; median workspace: %d", bigN, medianN)
+
+	// A command on a workspace no replica has cached first reads its whole
+	// stream (eventstore.Workspaces keeps 1,024 per process, no snapshot).
+	for _, w := range []struct {
+		name string
+		id   uuid.UUID
+	}{{"biggest", big}, {"median", median}} {
+		var stream int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE stream_id = $1", eventstore.WorkspaceStream(w.id)).Scan(&stream); err != nil {
+			t.Fatal(err)
+		}
+		var lat latencies
+		for range 5 {
+			t0 := time.Now()
+			if err := eventstore.NewWorkspaces(store, testCodec, 1).View(ctx, w.id, func(*domain.Workspace) error { return nil }); err != nil {
+				t.Fatalf("load the %s workspace: %v", w.name, err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		report("cold load of the %s workspace's aggregate (%d events in its stream): p50 %.1f ms over %d loads", w.name, stream, ms(lat.Percentile(50)), len(lat))
+	}
 
 	cur := userlist.NewQueries(pool, nil)
 	past := historymodel.NewQueries(pool)
