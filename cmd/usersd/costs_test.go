@@ -106,7 +106,7 @@ func TestOperationCosts(t *testing.T) {
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("person%d@costs.test", i)
 	}
-	t.Logf("COST machine: load average before %s; %d operations of each kind from %d clients", loadAvg(), n, costClients)
+	t.Logf("COST machine: load average before %s; %d operations of each kind from %d clients", projectionstest.LoadAverage(), n, costClients)
 
 	phase(t, ctx, db, ownerURL, "invitation (one new address, e-mail sent and recorded)", n, func(i int) {
 		var res struct {
@@ -158,7 +158,7 @@ func TestOperationCosts(t *testing.T) {
 	phase(t, ctx, db, ownerURL, "login (system-reported)", n, func(i int) {
 		c.do("POST", ws+"/logins", system, "", `{"userId":"`+users[i]+`"}`, 204, nil)
 	}, func() { settle(t, ctx, db, n) })
-	t.Logf("COST load average after %s", loadAvg())
+	t.Logf("COST load average after %s", projectionstest.LoadAverage())
 }
 
 // phase runs op n times from costClients clients inside a WAL window,
@@ -320,12 +320,4 @@ func cpuSince(before, after map[int32]time.Duration) time.Duration {
 		d += v - min(before[pid], v)
 	}
 	return d
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/usersd/usersd/projections/audit"
 	historymodel "github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/memberships"
+	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -82,7 +83,7 @@ func TestScale(t *testing.T) {
 		t.Helper()
 		t.Logf("SCALE "+format, args...)
 	}
-	report("machine: %d CPUs, load average before the run %s", runtime.NumCPU(), loadAverage())
+	report("machine: %d CPUs, load average before the run %s", runtime.NumCPU(), projectionstest.LoadAverage())
 	settings(t, ctx, pool, report)
 
 	start := time.Now()
@@ -149,7 +150,7 @@ func TestScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	scaleQueries(t, ctx, pool, store, report, mid)
-	report("load average after the run %s", loadAverage())
+	report("load average after the run %s", projectionstest.LoadAverage())
 }
 
 // seedScale COPYs n events of a shaped history and answers a description
@@ -289,24 +290,11 @@ func scaleQueries(t *testing.T, ctx context.Context, pool *pgxpool.Pool, store e
 	})
 }
 
-// cursors pages through a list by 100 and answers the cursors of its
-// pages past the first tenth (all of them for a short list; "" for one
-// page): where a deep page starts.
+// cursors answers the cursors of a list's pages past its first tenth (""
+// for a list of one page): where a deep page starts.
 func cursors(t *testing.T, list func(cursor string) (userlist.Page, error)) []string {
 	t.Helper()
-	var all []string
-	cursor := ""
-	for {
-		page, err := list(cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		all = append(all, page.NextCursor)
-		cursor = page.NextCursor
-	}
+	all := nextCursors(t, list)
 	if len(all) == 0 {
 		return []string{""}
 	}
@@ -399,12 +387,4 @@ func watchRSS() func() int64 {
 		defer mu.Unlock()
 		return peak
 	}
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
