@@ -135,7 +135,7 @@ bench: ## run every benchmark (-benchtime $(BENCHTIME)); write docs/bench-latest
 # the tables' and indexes' sizes and the queries' latencies; the SCALE lines
 # of the output are the figures. It needs the test PostgreSQL server and
 # disk for the history: ~1.5 GB per million events with the read models.
-# About 10 minutes at 1,000,000 on 2 shared cores, ~1.5 hours at 10,000,000.
+# About 15 minutes at 1,000,000 on 2 shared cores, over 2 hours at 10,000,000.
 SCALE_COSTS   ?= 500
 SCALE_EVENTS  ?= 1000000
 SCALE_TIMEOUT ?= 4h
