@@ -37,7 +37,7 @@ FUZZ_TIMEOUT ?= 30m
 # Arguments for `make run` (e.g. make run ARGS='migrate -h').
 ARGS ?= serve
 
-.PHONY: all build run test fuzz lint fmt vet lint-imports bench migrate clean help
+.PHONY: all build run test fuzz lint fmt vet lint-imports bench scale migrate clean help
 
 all: lint test build ## lint, test and build
 
@@ -122,6 +122,32 @@ bench: ## run every benchmark (-benchtime $(BENCHTIME)); write docs/bench-latest
 	bin/benchreport -in $(BENCH_OUT) -out $(BENCH_REPORT) -benchtime $(BENCHTIME) \
 		-load-before "$$load" -elapsed $$(( $$(date +%s) - start ))s; \
 	echo "wrote $(BENCH_OUT) and $(BENCH_REPORT)"; exit $$status
+
+# The measurements behind docs/scaling.md (not part of make test or make
+# bench). First TestOperationCosts in cmd/usersd: usersd serve on a fresh
+# database, SCALE_COSTS invitations, acceptances, role changes and logins
+# over HTTP, each phase's transactions, rows and WAL bytes (pg_walinspect)
+# and CPU per operation (the COST lines; under a minute). Then TestScale
+# in projections/benchmarks seeds a history of
+# SCALE_EVENTS real encoded events (COPY) over one workspace per 500 events
+# of very different sizes (USERSD_SCALE_WORKSPACES overrides), then
+# measures reading it, each read model's rebuild (time and peak memory),
+# the tables' and indexes' sizes and the queries' latencies; the SCALE lines
+# of the output are the figures. It needs the test PostgreSQL server and
+# disk for the history: ~1.5 GB per million events with the read models.
+# About 15 minutes at 1,000,000 on 2 shared cores, over 2 hours at 10,000,000.
+SCALE_COSTS   ?= 500
+SCALE_EVENTS  ?= 1000000
+SCALE_TIMEOUT ?= 4h
+SCALE_OUT     := bin/scale-latest.txt
+
+scale: ## per-operation costs, then a simulated history of $(SCALE_EVENTS) events: rebuilds, sizes, queries (docs/scaling.md)
+	@mkdir -p $(dir $(SCALE_OUT))
+	USERSD_SCALE_COSTS=$(SCALE_COSTS) $(GO) test -run '^TestOperationCosts$$' -v -count=1 -timeout 15m \
+		./cmd/usersd/ 2>&1 | tee $(SCALE_OUT)
+	USERSD_SCALE_EVENTS=$(SCALE_EVENTS) $(GO) test -run '^TestScale$$' -v -count=1 -timeout $(SCALE_TIMEOUT) \
+		./projections/benchmarks/ 2>&1 | tee -a $(SCALE_OUT)
+	@echo "figures: grep -E 'COST|SCALE' $(SCALE_OUT)"
 
 clean: ## remove build output
 	rm -rf bin/ $(BENCH_OUT).tmp

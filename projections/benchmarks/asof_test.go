@@ -111,19 +111,7 @@ func BenchmarkUserListAsOf(b *testing.B) {
 // spread pages through a list and answers asOfDeepPages cursors spread
 // from a tenth of the way to the end.
 func spread(b *testing.B, list func(cursor string) (userlist.Page, error)) []string {
-	var all []string
-	cursor := ""
-	for {
-		page, err := list(cursor)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		all = append(all, page.NextCursor)
-		cursor = page.NextCursor
-	}
+	all := nextCursors(b, list)
 	if len(all) < asOfDeepPages {
 		b.Fatalf("only %d pages of 100", len(all)+1)
 	}
@@ -212,4 +200,23 @@ func seedAsOf(b testing.TB, ctx context.Context, pool *pgxpool.Pool, ws uuid.UUI
 		b.Fatalf("%d events do not reach past the %d members' joining", events, members)
 	}
 	return mid
+}
+
+// nextCursors pages through a list and answers the cursor of every page
+// after the first, in order.
+func nextCursors(tb testing.TB, list func(cursor string) (userlist.Page, error)) []string {
+	tb.Helper()
+	var all []string
+	cursor := ""
+	for {
+		page, err := list(cursor)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if page.NextCursor == "" {
+			return all
+		}
+		all = append(all, page.NextCursor)
+		cursor = page.NextCursor
+	}
 }

@@ -27,6 +27,11 @@
 //     same receiver (goal: ≥ 1,000 deliveries/s; USERSD_BENCH_WEBHOOK_DELIVERIES
 //     sets how many, default 20,000).
 //
+// Beside the benchmarks, TestScale (skipped unless USERSD_SCALE_EVENTS is
+// set; `make scale`) simulates a history of that many events and measures
+// rebuilds, sizes and query latencies at that size: the measured point of
+// docs/scaling.md.
+//
 // The package holds only tests. Run it with
 //
 //	go test -run '^$' -bench . -benchtime 3s -timeout 30m ./projections/benchmarks/

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -127,6 +126,13 @@ type history struct {
 }
 
 func newHistory(seed uint64, workspaces int) *history {
+	return newShapedHistory(seed, workspaces, 10)
+}
+
+// newShapedHistory is newHistory with the i-th workspace's share of the
+// events proportional to 1/(i+offset): the smaller offset, the bigger the
+// biggest workspaces beside the rest.
+func newShapedHistory(seed uint64, workspaces int, offset float64) *history {
 	h := &history{
 		r:          rand.New(rand.NewPCG(seed, 0x75736572)),
 		now:        time.Date(2024, 1, 1, 8, 0, 0, 0, time.UTC),
@@ -135,9 +141,9 @@ func newHistory(seed uint64, workspaces int) *history {
 	}
 	total := 0.0
 	for i := range workspaces {
-		// Zipf-like sizes: the biggest workspace sees ~100× the events of
-		// the smallest.
-		total += 1 / math.Pow(float64(i+10), 1.0)
+		// Zipf-like sizes: with offset 10 and 1,000 workspaces the biggest
+		// sees ~100× the events of the smallest.
+		total += 1 / (float64(i) + offset)
 		h.cumWeight = append(h.cumWeight, total)
 	}
 	for i := range workspaces {
@@ -447,6 +453,13 @@ const encodeBatch = 1000
 func seedHistoryWith(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, n, workspaces, perTx int, encode encoder) *history {
 	tb.Helper()
 	h := newHistory(1, workspaces)
+	seedFrom(tb, ctx, pool, h, n, perTx, encode)
+	return h
+}
+
+// seedFrom writes the next n events of h as seedHistoryWith does.
+func seedFrom(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, h *history, n, perTx int, encode encoder) {
+	tb.Helper()
 	var encoded []storedEvent
 	next := func() (storedEvent, error) {
 		if len(encoded) == 0 {
@@ -510,5 +523,4 @@ func seedHistoryWith(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, n, 
 			tb.Fatalf("%s: %v", sql, err)
 		}
 	}
-	return h
 }

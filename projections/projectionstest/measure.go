@@ -3,7 +3,9 @@ package projectionstest
 import (
 	"context"
 	"math"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +64,19 @@ func (l Latencies) Percentile(p float64) time.Duration {
 	slices.Sort(s)
 	rank := int(math.Ceil(p / 100 * float64(len(s))))
 	return s[min(max(rank, 1), len(s))-1]
+}
+
+// LoadAverage answers the machine's load averages over 1, 5 and 15
+// minutes as /proc/loadavg gives them, for a measurement to state how
+// loaded the machine was; "unknown" where there is none.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
