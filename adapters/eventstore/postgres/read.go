@@ -58,7 +58,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		// A stream this store has seen a revision of exists (events are
 		// never deleted), which spares the usual catch-up read of a cached
 		// aggregate a second query.
-		if _, ok := s.seen.get(stream); ok || attempt > 0 {
+		known, ok := s.seen.get(stream)
+		if ok && attempt == 0 && (opts.Backwards || opts.From <= known) {
+			continue // the range holds a revision appended since this read looked
+		}
+		if ok || attempt > 0 {
 			return []eventstore.RecordedEvent{}, nil
 		}
 		var exists bool
