@@ -111,14 +111,8 @@ type WALCost struct {
 	// still in progress when the window closed, whose rows are in no
 	// count below.
 	Commits, Aborts, Open int
-	// Rows of committed transactions: heap tuples inserted (a
-	// multi-insert's each, less speculative inserts that lost their
-	// conflict), updated (HOT or not), HOT-updated, deleted and locked
-	// (SELECT ... FOR UPDATE, ON CONFLICT DO UPDATE).
-	Inserted, Updated, HOT, Deleted, Locked int
-	// Confirmed counts the speculative insertions confirmed (an INSERT ...
-	// ON CONFLICT that inserted): each a record beside its row's insert.
-	Confirmed int
+	// Rows of committed transactions.
+	Rows
 	// Records and Bytes count every record attributed to the database
 	// (committed or not, vacuum and pruning too), FPIBytes the full-page
 	// images among the bytes.
@@ -138,11 +132,30 @@ type WALCost struct {
 // TableCost is one table's share of a WALCost. Commits counts the
 // committed transactions that wrote to it.
 type TableCost struct {
-	Commits                                 int
+	Commits int
+	Rows
+	Records         int
+	Bytes, FPIBytes int64
+}
+
+// Rows counts heap tuples inserted (a multi-insert's each, less
+// speculative inserts that lost their conflict), updated (HOT or not),
+// HOT-updated, deleted and locked (SELECT ... FOR UPDATE, ON CONFLICT DO
+// UPDATE). Confirmed counts the speculative insertions confirmed (an
+// INSERT ... ON CONFLICT that inserted): each a record beside its row's
+// insert.
+type Rows struct {
 	Inserted, Updated, HOT, Deleted, Locked int
 	Confirmed                               int
-	Records                                 int
-	Bytes, FPIBytes                         int64
+}
+
+func (r *Rows) add(o Rows) {
+	r.Inserted += o.Inserted
+	r.Updated += o.Updated
+	r.HOT += o.HOT
+	r.Deleted += o.Deleted
+	r.Locked += o.Locked
+	r.Confirmed += o.Confirmed
 }
 
 // note counts one record of length bytes, fpi of them full-page images.
@@ -154,12 +167,7 @@ func (t *TableCost) note(length, fpi int64) {
 
 func (t *TableCost) add(o *TableCost) {
 	t.Commits += o.Commits
-	t.Inserted += o.Inserted
-	t.Updated += o.Updated
-	t.HOT += o.HOT
-	t.Deleted += o.Deleted
-	t.Locked += o.Locked
-	t.Confirmed += o.Confirmed
+	t.Rows.add(o.Rows)
 	t.Records += o.Records
 	t.Bytes += o.Bytes
 	t.FPIBytes += o.FPIBytes
@@ -273,12 +281,7 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 			}
 			for name, r := range p.rows {
 				table(name).add(r)
-				cost.Inserted += r.Inserted
-				cost.Updated += r.Updated
-				cost.HOT += r.HOT
-				cost.Deleted += r.Deleted
-				cost.Locked += r.Locked
-				cost.Confirmed += r.Confirmed
+				cost.Rows.add(r.Rows)
 			}
 			for name := range p.tables {
 				touched[name] = true
