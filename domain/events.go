@@ -14,35 +14,36 @@ import (
 type Event any
 
 // registerEvents declares every event type: its stored name (never
-// renamed: it is stored with every event), its schema version, and the
-// workspace it belongs to (nil for an event of no workspace). Adding an event
-// is its struct above and its line here.
+// renamed: it is stored with every event) and its schema version. An event
+// belongs to the workspace its WorkspaceID field names; AccountRegistered
+// and AccountDeleted, which have none, belong to no workspace. Adding an
+// event is its struct below and its line here.
 func registerEvents(r *registry) {
-	register(r, "WorkspaceCreated", 1, func(e WorkspaceCreated) uuid.UUID { return e.WorkspaceID })
-	register(r, "UserInvited", 1, func(e UserInvited) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationResent", 1, func(e InvitationResent) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationRevoked", 1, func(e InvitationRevoked) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationExpired", 1, func(e InvitationExpired) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationAccepted", 1, func(e InvitationAccepted) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationEmailSent", 1, func(e InvitationEmailSent) uuid.UUID { return e.WorkspaceID })
-	register(r, "InvitationEmailFailed", 1, func(e InvitationEmailFailed) uuid.UUID { return e.WorkspaceID })
-	register(r, "RoleChanged", 1, func(e RoleChanged) uuid.UUID { return e.WorkspaceID })
-	register(r, "RoleGrantExpired", 1, func(e RoleGrantExpired) uuid.UUID { return e.WorkspaceID })
-	register(r, "RoleGrantExpiryRefused", 1, func(e RoleGrantExpiryRefused) uuid.UUID { return e.WorkspaceID })
-	register(r, "MemberRemoved", 1, func(e MemberRemoved) uuid.UUID { return e.WorkspaceID })
-	register(r, "MemberSuspended", 1, func(e MemberSuspended) uuid.UUID { return e.WorkspaceID })
-	register(r, "MemberReactivated", 1, func(e MemberReactivated) uuid.UUID { return e.WorkspaceID })
-	register(r, "WorkspaceSettingsChanged", 1, func(e WorkspaceSettingsChanged) uuid.UUID { return e.WorkspaceID })
-	register(r, "UserLoggedIn", 1, func(e UserLoggedIn) uuid.UUID { return e.WorkspaceID })
-	register(r, "AuditDivergenceAccepted", 1, func(e AuditDivergenceAccepted) uuid.UUID { return e.WorkspaceID })
-	register(r, "AccessReviewStarted", 1, func(e AccessReviewStarted) uuid.UUID { return e.WorkspaceID })
-	register(r, "AccessReviewItemDecided", 1, func(e AccessReviewItemDecided) uuid.UUID { return e.WorkspaceID })
-	register(r, "AccessReviewCompleted", 1, func(e AccessReviewCompleted) uuid.UUID { return e.WorkspaceID })
-	register(r, "WebhookSubscribed", 1, func(e WebhookSubscribed) uuid.UUID { return e.WorkspaceID })
-	register(r, "WebhookRemoved", 1, func(e WebhookRemoved) uuid.UUID { return e.WorkspaceID })
-	register(r, "WebhookReplayRequested", 1, func(e WebhookReplayRequested) uuid.UUID { return e.WorkspaceID })
-	register[AccountRegistered](r, "AccountRegistered", 1, nil)
-	register[AccountDeleted](r, "AccountDeleted", 1, nil)
+	register[WorkspaceCreated](r, "WorkspaceCreated", 1)
+	register[UserInvited](r, "UserInvited", 1)
+	register[InvitationResent](r, "InvitationResent", 1)
+	register[InvitationRevoked](r, "InvitationRevoked", 1)
+	register[InvitationExpired](r, "InvitationExpired", 1)
+	register[InvitationAccepted](r, "InvitationAccepted", 1)
+	register[InvitationEmailSent](r, "InvitationEmailSent", 1)
+	register[InvitationEmailFailed](r, "InvitationEmailFailed", 1)
+	register[RoleChanged](r, "RoleChanged", 1)
+	register[RoleGrantExpired](r, "RoleGrantExpired", 1)
+	register[RoleGrantExpiryRefused](r, "RoleGrantExpiryRefused", 1)
+	register[MemberRemoved](r, "MemberRemoved", 1)
+	register[MemberSuspended](r, "MemberSuspended", 1)
+	register[MemberReactivated](r, "MemberReactivated", 1)
+	register[WorkspaceSettingsChanged](r, "WorkspaceSettingsChanged", 1)
+	register[UserLoggedIn](r, "UserLoggedIn", 1)
+	register[AuditDivergenceAccepted](r, "AuditDivergenceAccepted", 1)
+	register[AccessReviewStarted](r, "AccessReviewStarted", 1)
+	register[AccessReviewItemDecided](r, "AccessReviewItemDecided", 1)
+	register[AccessReviewCompleted](r, "AccessReviewCompleted", 1)
+	register[WebhookSubscribed](r, "WebhookSubscribed", 1)
+	register[WebhookRemoved](r, "WebhookRemoved", 1)
+	register[WebhookReplayRequested](r, "WebhookReplayRequested", 1)
+	register[AccountRegistered](r, "AccountRegistered", 1)
+	register[AccountDeleted](r, "AccountDeleted", 1)
 }
 
 // WorkspaceCreated opens a workspace; its owner is an active Admin at once.

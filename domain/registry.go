@@ -54,14 +54,14 @@ func newRegistry() *registry {
 	return r
 }
 
-// register declares the event type T: its stored name, its schema version,
-// and the workspace an event of it belongs to (nil: none). Decoding comes
-// with it: the stored JSON into a T. A schema version above 1 needs an
+// register declares the event type T: its stored name and its schema
+// version. Decoding comes with it: the stored JSON into a T; so does its
+// workspace, read from its WorkspaceID field (see workspaceOf). A schema version above 1 needs an
 // upcaster from the older versions in DecodeEvent's place: add the hook
 // here when the first type needs one. It panics on a name or type
 // registered twice, which registerEvents would have to be written wrong to
 // do.
-func register[T any](r *registry, name string, version int, workspace func(T) uuid.UUID) {
+func register[T any](r *registry, name string, version int) {
 	var zero T
 	t := &EventType{
 		Name:    name,
@@ -75,14 +75,11 @@ func register[T any](r *registry, name string, version int, workspace func(T) uu
 			}
 			return e, nil
 		},
-		workspace: func(Event) (uuid.UUID, bool) { return uuid.Nil, false },
-	}
-	if workspace != nil {
-		t.workspace = func(e Event) (uuid.UUID, bool) { return workspace(e.(T)), true }
 	}
 	if t.goType.Kind() != reflect.Struct || name == "" || version < 1 {
 		panic(fmt.Sprintf("domain: event type %q (%v, version %d) must be a named struct with a name and a version from 1", name, t.goType, version))
 	}
+	t.workspace = workspaceOf(t.goType)
 	t.personal = personalFields(t.goType)
 	if _, dup := r.byName[name]; dup {
 		panic("domain: event name registered twice: " + name)
@@ -91,6 +88,22 @@ func register[T any](r *registry, name string, version int, workspace func(T) uu
 		panic(fmt.Sprintf("domain: event type %v registered twice", t.goType))
 	}
 	r.byName[name], r.byType[t.goType] = t, t
+}
+
+// workspaceOf answers how to read the workspace of an event struct: its
+// WorkspaceID field, which every event of a workspace carries; a struct
+// without one belongs to no workspace. A WorkspaceID that is not a
+// uuid.UUID is a mistake in this package: it panics at start-up.
+func workspaceOf(t reflect.Type) func(Event) (uuid.UUID, bool) {
+	f, ok := t.FieldByName("WorkspaceID")
+	if !ok {
+		return func(Event) (uuid.UUID, bool) { return uuid.Nil, false }
+	}
+	if f.Type != reflect.TypeOf(uuid.UUID{}) || len(f.Index) != 1 {
+		panic(fmt.Sprintf("domain: %v.WorkspaceID must be a uuid.UUID field of the struct", t))
+	}
+	i := f.Index[0]
+	return func(e Event) (uuid.UUID, bool) { return reflect.ValueOf(e).Field(i).Interface().(uuid.UUID), true }
 }
 
 // personalFields reads the personal tags of an event struct. A tag naming
