@@ -29,6 +29,23 @@ func TestInvitationTokenRoundTrip(t *testing.T) {
 	}
 }
 
+// TestInvitationTokenHashIsStable pins the stored form of a link: old
+// events carry it (TokenHash), so a link must keep matching its hash. The
+// digest is sha256("usersd invitation v1\x00" + workspace id + invitation id
+// + address + "\x00" + secret), worked out apart from the domain's code.
+func TestInvitationTokenHashIsStable(t *testing.T) {
+	t.Parallel()
+	link := domain.InvitationToken{
+		WorkspaceID:  uuid.MustParse("0a000000-0000-4000-8000-000000000001"),
+		InvitationID: uuid.MustParse("0c000000-0000-4000-8000-000000000007"),
+		Secret:       bytes.Repeat([]byte{7}, 32),
+	}
+	const want = "352c60b4811f84f7efa8bfde7a4c599bb56ea804fc0751c0e1627ff95850906e"
+	if got := link.Hash("nora@example.com"); got != want {
+		t.Fatalf("hash of the link: got %s, want %s (the stored form must not change)", got, want)
+	}
+}
+
 func TestSecretSize(t *testing.T) {
 	t.Parallel()
 	if domain.SecretSize != 32 {
