@@ -222,10 +222,7 @@ func (w *Workspace) pendingInvitation(userID uuid.UUID) (*Member, error) {
 
 // RevokeInvitation withdraws a pending invitation; its link dies.
 func (w *Workspace) RevokeInvitation(actor, userID uuid.UUID) error {
-	if _, err := w.authorize(actor, PermInviteUsers); err != nil {
-		return err
-	}
-	m, err := w.pendingInvitation(userID)
+	m, err := authorizedFind(w, actor, PermInviteUsers, w.pendingInvitation, userID)
 	if err != nil {
 		return err
 	}

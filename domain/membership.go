@@ -12,10 +12,7 @@ func (w *Workspace) Remove(actor, userID uuid.UUID) error {
 	if m, ok := w.members[userID]; ok && m.Status == StatusInvited {
 		return w.RevokeInvitation(actor, userID)
 	}
-	if _, err := w.authorize(actor, PermManageUsers); err != nil {
-		return err
-	}
-	m, err := w.target(userID)
+	m, err := authorizedFind(w, actor, PermManageUsers, w.target, userID)
 	if err != nil {
 		return err
 	}
@@ -96,10 +93,7 @@ func (w *Workspace) Reactivate(actor, userID uuid.UUID) error {
 // manageMember finds the target of suspend or reactivate: an Admin acting
 // on someone who has joined.
 func (w *Workspace) manageMember(actor, userID uuid.UUID) (*Member, error) {
-	if _, err := w.authorize(actor, PermManageUsers); err != nil {
-		return nil, err
-	}
-	m, err := w.target(userID)
+	m, err := authorizedFind(w, actor, PermManageUsers, w.target, userID)
 	if err != nil {
 		return nil, err
 	}

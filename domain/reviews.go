@@ -111,10 +111,7 @@ func (w *Workspace) StartAccessReview(actor, id uuid.UUID, name string, now time
 // a change of their role is refused as ChangeRole refuses it
 // (user_not_found).
 func (w *Workspace) DecideAccessReviewItem(actor, id, user uuid.UUID, d ReviewDecision, role Role, comment string) error {
-	if _, err := w.authorize(actor, PermManageUsers); err != nil {
-		return err
-	}
-	r, err := w.openReview(id)
+	r, err := authorizedFind(w, actor, PermManageUsers, w.openReview, id)
 	if err != nil {
 		return err
 	}
@@ -160,10 +157,7 @@ func (w *Workspace) DecideAccessReviewItem(actor, id, user uuid.UUID, d ReviewDe
 
 // CompleteAccessReview closes review id once every item is decided.
 func (w *Workspace) CompleteAccessReview(actor, id uuid.UUID) error {
-	if _, err := w.authorize(actor, PermManageUsers); err != nil {
-		return err
-	}
-	r, err := w.openReview(id)
+	r, err := authorizedFind(w, actor, PermManageUsers, w.openReview, id)
 	if err != nil {
 		return err
 	}

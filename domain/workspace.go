@@ -164,6 +164,16 @@ func (w *Workspace) authorize(actor uuid.UUID, perm Permission) (*Member, error)
 	return m, nil
 }
 
+// authorizedFind starts a decision on one thing (a member, an invitation, a
+// review): actor must hold perm, then find must answer the thing id names.
+// The actor is checked first, so that who may not act learns nothing of it.
+func authorizedFind[T any](w *Workspace, actor uuid.UUID, perm Permission, find func(id uuid.UUID) (*T, error), id uuid.UUID) (*T, error) {
+	if _, err := w.authorize(actor, perm); err != nil {
+		return nil, err
+	}
+	return find(id)
+}
+
 func (w *Workspace) target(userID uuid.UUID) (*Member, error) {
 	m, ok := w.members[userID]
 	if !ok {
