@@ -18,7 +18,7 @@ func sampleEvents() []domain.Event {
 		created(),
 		invitedAt(20, nora, domain.RoleAdmin, manager, domain.RoleManager, t0),
 		resent(20, nora, 2, 30, manager, t0.Add(hour)),
-		withRevokeReason(revoked(20, nora, domain.RoleAdmin), domain.ReasonAccountDeleted),
+		with(revoked(20, nora, domain.RoleAdmin), func(e *domain.InvitationRevoked) { e.Reason = domain.ReasonAccountDeleted }),
 		expired(20, nora, t0.Add(week)),
 		acceptedAt(20, nora, domain.RoleAdmin, t0.Add(2*hour)),
 		domain.InvitationEmailSent{WorkspaceID: wsID, InvitationID: invID(20), UserID: nora.id, Attempt: 2},
@@ -26,7 +26,7 @@ func sampleEvents() []domain.Event {
 		roleChangedUntil(editor, domain.RoleEditor, domain.RoleAdmin, owner, t0.Add(day)),
 		grantExpired(editor, domain.RoleAdmin, domain.RoleEditor, t0.Add(day)),
 		grantKept(editor, domain.RoleAdmin, domain.RoleEditor, t0.Add(day)),
-		withRemoveReason(removed(editor, domain.RoleEditor), domain.ReasonAccountDeleted),
+		with(removed(editor, domain.RoleEditor), func(e *domain.MemberRemoved) { e.Reason = domain.ReasonAccountDeleted }),
 		suspended(editor, domain.RoleEditor),
 		reactivated(editor, domain.RoleEditor),
 		settingsChanged(true),
@@ -41,16 +41,6 @@ func sampleEvents() []domain.Event {
 		domain.AccountRegistered{UserID: nora.id, Email: string(nora.email)},
 		domain.AccountDeleted{UserID: nora.id, DeletedAt: t0.Add(week)},
 	}
-}
-
-func withRevokeReason(e domain.InvitationRevoked, reason string) domain.InvitationRevoked {
-	e.Reason = reason
-	return e
-}
-
-func withRemoveReason(e domain.MemberRemoved, reason string) domain.MemberRemoved {
-	e.Reason = reason
-	return e
 }
 
 func TestEventTypeNamesMatchTheEvents(t *testing.T) {

@@ -320,39 +320,27 @@ func TestInvite(t *testing.T) {
 		{name: "unknown role", given: team(), batch: inviteBatch(owner, "Owner", "nora@example.com", 10), wantErr: domain.CodeInvalidRole},
 		{name: "empty role", given: team(), batch: inviteBatch(owner, "", "nora@example.com", 10), wantErr: domain.CodeInvalidRole},
 		{
-			name:  "no lifetime",
-			given: team(),
-			batch: func() domain.InviteBatch {
-				b := inviteBatch(owner, domain.RoleEditor, "nora@example.com", 10)
-				b.TTL = 0
-				return b
-			}(),
+			name:    "no lifetime",
+			given:   team(),
+			batch:   with(inviteBatch(owner, domain.RoleEditor, "nora@example.com", 10), func(b *domain.InviteBatch) { b.TTL = 0 }),
 			wantErr: domain.CodeInvalidInput,
 		},
 		{
 			name:  "an address without a resolved account: nothing is invited",
 			given: team(),
-			batch: func() domain.InviteBatch {
-				b := inviteBatch(owner, domain.RoleEditor, "nora@example.com, stranger@example.com", 10)
+			batch: with(inviteBatch(owner, domain.RoleEditor, "nora@example.com, stranger@example.com", 10), func(b *domain.InviteBatch) {
 				b.UserIDs = map[domain.Email]uuid.UUID{nora.email: nora.id}
-				return b
-			}(),
+			}),
 			wantErr: domain.CodeInvalidInput,
 		},
 		{
 			name:  "TTL sets the expiry",
 			given: team(),
-			batch: func() domain.InviteBatch {
-				b := inviteBatch(owner, domain.RoleEditor, "nora@example.com", 10)
-				b.TTL = 2 * day
-				return b
-			}(),
-			want: []domain.InviteResult{invitedResult(10, nora)},
-			then: evs(func() domain.UserInvited {
-				e := newInvite(10, nora, domain.RoleEditor, owner, domain.RoleAdmin)
+			batch: with(inviteBatch(owner, domain.RoleEditor, "nora@example.com", 10), func(b *domain.InviteBatch) { b.TTL = 2 * day }),
+			want:  []domain.InviteResult{invitedResult(10, nora)},
+			then: evs(with(newInvite(10, nora, domain.RoleEditor, owner, domain.RoleAdmin), func(e *domain.UserInvited) {
 				e.ExpiresAt = t0.Add(2 * day)
-				return e
-			}()),
+			})),
 		},
 	})
 }

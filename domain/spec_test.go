@@ -202,6 +202,13 @@ func teamWithAdmin2() []domain.Event {
 	return evs(team(), joined(5, admin2, domain.RoleAdmin))
 }
 
+// with answers a copy of v as change leaves it: a fixture with one field
+// set otherwise.
+func with[T any](v T, change func(*T)) T {
+	change(&v)
+	return v
+}
+
 // evs flattens events and lists of events into one list.
 func evs(parts ...any) []domain.Event {
 	var out []domain.Event
