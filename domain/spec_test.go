@@ -581,6 +581,18 @@ func wantMessage(substr string) func(*testing.T, error) {
 	}
 }
 
+// wantRefusal checks that err, which call answered, has code and a message
+// that says reason.
+func wantRefusal(t *testing.T, call string, err error, code domain.Code, reason string) {
+	t.Helper()
+	if got := domain.ErrorCode(err); got != code {
+		t.Fatalf("%s: got error %v (code %q), want code %q", call, err, got, code)
+	}
+	if !strings.Contains(err.Error(), reason) {
+		t.Errorf("%s: got message %q, want it to say %q", call, err.Error(), reason)
+	}
+}
+
 // wantAll runs every check on the error.
 func wantAll(checks ...func(*testing.T, error)) func(*testing.T, error) {
 	return func(t *testing.T, err error) {
