@@ -25,8 +25,9 @@
 //     replay, and the form of their URLs and event lists;
 //   - apply.go: the one place the state changes;
 //   - events.go: the events and registerEvents, where each is declared
-//     (stored name, schema version, workspace); registry.go: what the
-//     registry answers (EventName, WorkspaceOf, EncodeEvent, DecodeEvent);
+//     (stored name, schema version); registry.go: what the registry
+//     answers (EventName, WorkspaceOf from the WorkspaceID field,
+//     EncodeEvent, DecodeEvent);
 //   - role.go, errors.go, email.go, batch.go, token.go, ratelimit.go,
 //     position.go: roles and permissions, error codes, addresses, invitation
 //     batches, link tokens, the invitation limits, store positions.
