@@ -61,7 +61,7 @@ type DecideAccessReviewItem struct {
 	Meta        Meta
 }
 
-// target's metadata has the review as the cause of every event.
+// target names the review as the cause of every event the decision records.
 func (c DecideAccessReviewItem) target() (uuid.UUID, Meta) {
 	m := c.Meta
 	m.CausationID = c.ReviewID.String()
