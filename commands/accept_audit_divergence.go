@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -20,14 +18,12 @@ type AcceptAuditDivergence struct {
 	Meta                  Meta
 }
 
-type AcceptAuditDivergenceHandler struct{ w writer }
+func (c AcceptAuditDivergence) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type AcceptAuditDivergenceHandler = workspaceHandler[AcceptAuditDivergence, domain.Position]
 
 func NewAcceptAuditDivergenceHandler(repo WorkspaceRepository, clock Clock, ids IDs) AcceptAuditDivergenceHandler {
-	return AcceptAuditDivergenceHandler{newWriter(repo, clock, ids)}
-}
-
-func (h AcceptAuditDivergenceHandler) Handle(ctx context.Context, cmd AcceptAuditDivergence) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd AcceptAuditDivergence) error {
 		return w.AcceptAuditDivergence(cmd.Seq, cmd.LiveHash, cmd.RebuiltHash)
 	})
 }

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -25,27 +23,28 @@ type StartAccessReviewResult struct {
 	Position domain.Position
 }
 
-type StartAccessReviewHandler struct{ w writer }
+func (c StartAccessReview) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type StartAccessReviewHandler = workspaceHandler[StartAccessReview, StartAccessReviewResult]
 
 func NewStartAccessReviewHandler(repo WorkspaceRepository, clock Clock, ids IDs) StartAccessReviewHandler {
-	return StartAccessReviewHandler{newWriter(repo, clock, ids)}
-}
-
-func (h StartAccessReviewHandler) Handle(ctx context.Context, cmd StartAccessReview) (StartAccessReviewResult, error) {
-	id, now := h.w.ids.NewID(), h.w.clock.Now()
-	var items int
-	pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
-		items = 0
-		if err := w.StartAccessReview(cmd.Meta.Actor.UserID, id, cmd.Name, now); err != nil {
-			return err
-		}
-		items = w.MemberCount()
-		return nil
+	return newWorkspaceHandler(repo, clock, ids, func(cmd StartAccessReview) (decision[StartAccessReviewResult], error) {
+		id, now := ids.NewID(), clock.Now()
+		var items int
+		return decision[StartAccessReviewResult]{
+			decide: func(w *domain.Workspace) error {
+				items = 0
+				if err := w.StartAccessReview(cmd.Meta.Actor.UserID, id, cmd.Name, now); err != nil {
+					return err
+				}
+				items = w.MemberCount()
+				return nil
+			},
+			answer: func(at domain.Position) StartAccessReviewResult {
+				return StartAccessReviewResult{ReviewID: id, Items: items, Position: at}
+			},
+		}, nil
 	})
-	if err != nil {
-		return StartAccessReviewResult{}, err
-	}
-	return StartAccessReviewResult{ReviewID: id, Items: items, Position: pos}, nil
 }
 
 // DecideAccessReviewItem decides on one person of an open review: keep,
@@ -62,25 +61,28 @@ type DecideAccessReviewItem struct {
 	Meta        Meta
 }
 
-type DecideAccessReviewItemHandler struct{ w writer }
-
-func NewDecideAccessReviewItemHandler(repo WorkspaceRepository, clock Clock, ids IDs) DecideAccessReviewItemHandler {
-	return DecideAccessReviewItemHandler{newWriter(repo, clock, ids)}
+// target names the review as the cause of every event the decision records.
+func (c DecideAccessReviewItem) target() (uuid.UUID, Meta) {
+	m := c.Meta
+	m.CausationID = c.ReviewID.String()
+	return c.WorkspaceID, m
 }
 
-func (h DecideAccessReviewItemHandler) Handle(ctx context.Context, cmd DecideAccessReviewItem) (domain.Position, error) {
-	var role domain.Role
-	if cmd.Role != "" {
-		r, err := domain.ParseRole(cmd.Role)
-		if err != nil {
-			return domain.Position{}, err
+type DecideAccessReviewItemHandler = workspaceHandler[DecideAccessReviewItem, domain.Position]
+
+func NewDecideAccessReviewItemHandler(repo WorkspaceRepository, clock Clock, ids IDs) DecideAccessReviewItemHandler {
+	return newWorkspaceHandler(repo, clock, ids, func(cmd DecideAccessReviewItem) (decision[domain.Position], error) {
+		var role domain.Role
+		if cmd.Role != "" {
+			r, err := domain.ParseRole(cmd.Role)
+			if err != nil {
+				return decision[domain.Position]{}, err
+			}
+			role = r
 		}
-		role = r
-	}
-	m := cmd.Meta
-	m.CausationID = cmd.ReviewID.String()
-	return h.w.updateAs(ctx, cmd.WorkspaceID, m, func(w *domain.Workspace) error {
-		return w.DecideAccessReviewItem(m.Actor.UserID, cmd.ReviewID, cmd.UserID, domain.ReviewDecision(cmd.Decision), role, cmd.Comment)
+		return atPosition(func(w *domain.Workspace) error {
+			return w.DecideAccessReviewItem(cmd.Meta.Actor.UserID, cmd.ReviewID, cmd.UserID, domain.ReviewDecision(cmd.Decision), role, cmd.Comment)
+		}), nil
 	})
 }
 
@@ -91,14 +93,12 @@ type CompleteAccessReview struct {
 	Meta        Meta
 }
 
-type CompleteAccessReviewHandler struct{ w writer }
+func (c CompleteAccessReview) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type CompleteAccessReviewHandler = workspaceHandler[CompleteAccessReview, domain.Position]
 
 func NewCompleteAccessReviewHandler(repo WorkspaceRepository, clock Clock, ids IDs) CompleteAccessReviewHandler {
-	return CompleteAccessReviewHandler{newWriter(repo, clock, ids)}
-}
-
-func (h CompleteAccessReviewHandler) Handle(ctx context.Context, cmd CompleteAccessReview) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd CompleteAccessReview) error {
 		return w.CompleteAccessReview(cmd.Meta.Actor.UserID, cmd.ReviewID)
 	})
 }

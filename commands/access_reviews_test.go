@@ -17,9 +17,8 @@ func TestAccessReviewDecisionsCarryOutTheOrdinaryCommands(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
+	ws, ed := e.ownerWith("ed@x.com", "Editor")
 	id, admin := ws.WorkspaceID, ws.OwnerUserID
-	ed := e.join(id, admin, "ed@x.com", "Editor")
 	pending := e.invite(id, admin, "Monitor", "pia@x.com").Results[0].UserID
 	c := e.app.Commands
 

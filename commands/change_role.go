@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,19 +19,19 @@ type ChangeRole struct {
 	Meta  Meta
 }
 
-type ChangeRoleHandler struct{ w writer }
+func (c ChangeRole) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type ChangeRoleHandler = workspaceHandler[ChangeRole, domain.Position]
 
 func NewChangeRoleHandler(repo WorkspaceRepository, clock Clock, ids IDs) ChangeRoleHandler {
-	return ChangeRoleHandler{newWriter(repo, clock, ids)}
-}
-
-func (h ChangeRoleHandler) Handle(ctx context.Context, cmd ChangeRole) (domain.Position, error) {
-	role, err := domain.ParseRole(cmd.Role)
-	if err != nil {
-		return domain.Position{}, err
-	}
-	now := h.w.clock.Now()
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
-		return w.ChangeRoleUntil(cmd.Meta.Actor.UserID, cmd.UserID, role, cmd.Until, now)
+	return newWorkspaceHandler(repo, clock, ids, func(cmd ChangeRole) (decision[domain.Position], error) {
+		role, err := domain.ParseRole(cmd.Role)
+		if err != nil {
+			return decision[domain.Position]{}, err
+		}
+		now := clock.Now()
+		return atPosition(func(w *domain.Workspace) error {
+			return w.ChangeRoleUntil(cmd.Meta.Actor.UserID, cmd.UserID, role, cmd.Until, now)
+		}), nil
 	})
 }

@@ -120,6 +120,21 @@ func (e *env) ownerInvites(role, emails string) (commands.CreateWorkspaceResult,
 	return ws, e.invite(ws.WorkspaceID, ws.OwnerUserID, role, emails).Results
 }
 
+// ownerInvitesOne is ownerInvites of one address: its invitation.
+func (e *env) ownerInvitesOne(role, email string) (commands.CreateWorkspaceResult, domain.InviteResult) {
+	e.t.Helper()
+	ws, invited := e.ownerInvites(role, email)
+	return ws, invited[0]
+}
+
+// ownerWith creates a workspace of owner@example.com in which email has
+// joined as role, and answers their user id.
+func (e *env) ownerWith(email, role string) (commands.CreateWorkspaceResult, uuid.UUID) {
+	e.t.Helper()
+	ws := e.createWorkspace("owner@example.com")
+	return ws, e.join(ws.WorkspaceID, ws.OwnerUserID, email, role)
+}
+
 // tryInvite is invite for goroutines, which must not stop the test.
 func (e *env) tryInvite(ws, actor uuid.UUID, role string, emails ...string) (commands.InviteUsersResult, error) {
 	return e.app.Commands.InviteUsers.Handle(context.Background(), commands.InviteUsers{
@@ -159,6 +174,16 @@ func all(t *testing.T, s eventstore.Store) []eventstore.RecordedEvent {
 	})
 	if !errors.Is(err, done) {
 		t.Fatalf("read all events: %v", err)
+	}
+	return out
+}
+
+// decodeAll decodes stored events, every personal value opened.
+func decodeAll(t *testing.T, raws []eventstore.RecordedEvent) []domain.RecordedEvent {
+	t.Helper()
+	out, err := testCodec.Decode(context.Background(), raws...)
+	if err != nil {
+		t.Fatalf("decode %d events: %v", len(raws), err)
 	}
 	return out
 }
@@ -282,8 +307,7 @@ func TestInviteMetadataCarriesActorAndRequest(t *testing.T) {
 func TestRefusedCommandsWriteNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ws := e.createWorkspace("owner@example.com")
-	editor := e.join(ws.WorkspaceID, ws.OwnerUserID, "ed@x.com", "Editor")
+	ws, editor := e.ownerWith("ed@x.com", "Editor")
 	before := len(all(t, e.store))
 	ctx := context.Background()
 	invite := e.app.Commands.InviteUsers
@@ -366,8 +390,7 @@ func TestLifecycleAcceptRoleRemoveReinvite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws, invited := e.ownerInvites("Monitor", "pat@x.com")
-	inv := invited[0]
+	ws, inv := e.ownerInvitesOne("Monitor", "pat@x.com")
 
 	view, err := e.app.Queries.LookupInvitation.Handle(ctx, commands.LookupInvitation{Token: inv.Token})
 	if err != nil || view.WorkspaceName != "Acme" || view.Email != "pat@x.com" || view.Role != domain.RoleMonitor {
@@ -409,8 +432,7 @@ func TestResendKillsOldLinkAndRevokeKillsNew(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws, invited := e.ownerInvites("Editor", "a@x.com")
-	inv := invited[0]
+	ws, inv := e.ownerInvitesOne("Editor", "a@x.com")
 	res, err := e.app.Commands.ResendInvitation.Handle(ctx, commands.ResendInvitation{WorkspaceID: ws.WorkspaceID, UserID: inv.UserID, Meta: as(ws.OwnerUserID)})
 	if err != nil || res.InvitationID != inv.InvitationID || res.Token == "" || res.Token == inv.Token {
 		t.Fatalf("resend = %+v, %v; want same invitation, new token", res, err)
@@ -428,8 +450,7 @@ func TestExpiredInvitationIsRefusedThenExpiredAndResendRevives(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws, invited := e.ownerInvites("Editor", "a@x.com")
-	inv := invited[0]
+	ws, inv := e.ownerInvitesOne("Editor", "a@x.com")
 	e.clock.Add(7*24*time.Hour + time.Second)
 	_, err := e.app.Commands.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Token: inv.Token, Name: "A"})
 	wantCode(t, err, domain.CodeInvitationExpired)
@@ -450,8 +471,7 @@ func TestEmailOutcomeRecordedOnlyForCurrentAttempt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws, invited := e.ownerInvites("Editor", "a@x.com")
-	inv := invited[0]
+	ws, inv := e.ownerInvitesOne("Editor", "a@x.com")
 	record := func(o commands.EmailOutcome) {
 		t.Helper()
 		if _, err := e.app.Commands.RecordEmailOutcomes.Handle(ctx, commands.RecordEmailOutcomes{WorkspaceID: ws.WorkspaceID, Outcomes: []commands.EmailOutcome{o}}); err != nil {
@@ -586,8 +606,7 @@ func TestRefusedBatchReservesNoAccount(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@example.com")
-	manager := e.join(ws.WorkspaceID, ws.OwnerUserID, "mgr@x.com", "Manager")
+	ws, manager := e.ownerWith("mgr@x.com", "Manager")
 	f := false
 	if _, err := e.app.Commands.UpdateSettings.Handle(ctx, commands.UpdateSettings{WorkspaceID: ws.WorkspaceID, ManagersMayGrantAdmin: &f, Meta: as(ws.OwnerUserID)}); err != nil {
 		t.Fatal(err)

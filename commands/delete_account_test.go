@@ -35,7 +35,10 @@ func (d storeDirectory) Person(ctx context.Context, user uuid.UUID) (commands.Pe
 				return err
 			}
 			ws, _ := domain.WorkspaceOf(rec.Event)
-			set := func(v bool) {
+			set := func(who uuid.UUID, v bool) {
+				if who != user {
+					return
+				}
 				if v && !slices.Contains(order, ws) {
 					order = append(order, ws)
 				}
@@ -47,21 +50,13 @@ func (d storeDirectory) Person(ctx context.Context, user uuid.UUID) (commands.Pe
 			case domain.AccountDeleted:
 				p.Deleted = p.Deleted || e.UserID == user
 			case domain.WorkspaceCreated:
-				if e.OwnerUserID == user {
-					set(true)
-				}
+				set(e.OwnerUserID, true)
 			case domain.UserInvited:
-				if e.UserID == user {
-					set(true)
-				}
+				set(e.UserID, true)
 			case domain.MemberRemoved:
-				if e.UserID == user {
-					set(false)
-				}
+				set(e.UserID, false)
 			case domain.InvitationRevoked:
-				if e.UserID == user {
-					set(false)
-				}
+				set(e.UserID, false)
 			}
 		}
 		if b.CaughtUp {
@@ -104,15 +99,7 @@ func streamEvents(t *testing.T, s eventstore.Store, stream string) []domain.Reco
 	if err != nil {
 		t.Fatalf("read %s: %v", stream, err)
 	}
-	var out []domain.RecordedEvent
-	for _, r := range raw {
-		rec, err := testCodec.DecodeOne(context.Background(), r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
-	return out
+	return decodeAll(t, raw)
 }
 
 func TestDeleteAccountLeavesEveryWorkspaceAndErasesTheKey(t *testing.T) {

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -24,22 +22,23 @@ type ExpireInvitationsResult struct {
 	Position   domain.Position
 }
 
-type ExpireInvitationsHandler struct{ w writer }
+func (c ExpireInvitations) target() (uuid.UUID, Meta) { return c.WorkspaceID, system(c.Meta) }
+
+type ExpireInvitationsHandler = workspaceHandler[ExpireInvitations, ExpireInvitationsResult]
 
 func NewExpireInvitationsHandler(repo WorkspaceRepository, clock Clock, ids IDs) ExpireInvitationsHandler {
-	return ExpireInvitationsHandler{newWriter(repo, clock, ids)}
-}
-
-func (h ExpireInvitationsHandler) Handle(ctx context.Context, cmd ExpireInvitations) (ExpireInvitationsResult, error) {
-	now := h.w.clock.Now()
-	var n, g int
-	pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, system(cmd.Meta), func(w *domain.Workspace) error {
-		n = w.ExpireInvitations(now)
-		g = w.ExpireRoleGrants(now)
-		return nil
+	return newWorkspaceHandler(repo, clock, ids, func(ExpireInvitations) (decision[ExpireInvitationsResult], error) {
+		now := clock.Now()
+		var n, g int
+		return decision[ExpireInvitationsResult]{
+			decide: func(w *domain.Workspace) error {
+				n = w.ExpireInvitations(now)
+				g = w.ExpireRoleGrants(now)
+				return nil
+			},
+			answer: func(at domain.Position) ExpireInvitationsResult {
+				return ExpireInvitationsResult{Expired: n, RoleGrants: g, Position: at}
+			},
+		}, nil
 	})
-	if err != nil {
-		return ExpireInvitationsResult{}, err
-	}
-	return ExpireInvitationsResult{Expired: n, RoleGrants: g, Position: pos}, nil
 }

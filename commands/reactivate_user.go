@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -15,14 +13,12 @@ type ReactivateUser struct {
 	Meta        Meta
 }
 
-type ReactivateUserHandler struct{ w writer }
+func (c ReactivateUser) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type ReactivateUserHandler = workspaceHandler[ReactivateUser, domain.Position]
 
 func NewReactivateUserHandler(repo WorkspaceRepository, clock Clock, ids IDs) ReactivateUserHandler {
-	return ReactivateUserHandler{newWriter(repo, clock, ids)}
-}
-
-func (h ReactivateUserHandler) Handle(ctx context.Context, cmd ReactivateUser) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd ReactivateUser) error {
 		return w.Reactivate(cmd.Meta.Actor.UserID, cmd.UserID)
 	})
 }

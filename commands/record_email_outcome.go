@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -27,14 +25,12 @@ type RecordEmailOutcomes struct {
 	Meta        Meta
 }
 
-type RecordEmailOutcomesHandler struct{ w writer }
+func (c RecordEmailOutcomes) target() (uuid.UUID, Meta) { return c.WorkspaceID, system(c.Meta) }
+
+type RecordEmailOutcomesHandler = workspaceHandler[RecordEmailOutcomes, domain.Position]
 
 func NewRecordEmailOutcomesHandler(repo WorkspaceRepository, clock Clock, ids IDs) RecordEmailOutcomesHandler {
-	return RecordEmailOutcomesHandler{newWriter(repo, clock, ids)}
-}
-
-func (h RecordEmailOutcomesHandler) Handle(ctx context.Context, cmd RecordEmailOutcomes) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, system(cmd.Meta), func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd RecordEmailOutcomes) error {
 		for _, o := range cmd.Outcomes {
 			if o.Failure == "" {
 				w.RecordEmailSent(o.InvitationID, o.Attempt)

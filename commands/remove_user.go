@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -17,14 +15,12 @@ type RemoveUser struct {
 	Meta        Meta
 }
 
-type RemoveUserHandler struct{ w writer }
+func (c RemoveUser) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type RemoveUserHandler = workspaceHandler[RemoveUser, domain.Position]
 
 func NewRemoveUserHandler(repo WorkspaceRepository, clock Clock, ids IDs) RemoveUserHandler {
-	return RemoveUserHandler{newWriter(repo, clock, ids)}
-}
-
-func (h RemoveUserHandler) Handle(ctx context.Context, cmd RemoveUser) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd RemoveUser) error {
 		return w.Remove(cmd.Meta.Actor.UserID, cmd.UserID)
 	})
 }

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -25,43 +23,40 @@ type ResendInvitationResult struct {
 	Position     domain.Position
 }
 
-type ResendInvitationHandler struct {
-	w       writer
-	secrets LinkSecrets
-	policy  InvitationPolicy
-}
+func (c ResendInvitation) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type ResendInvitationHandler = workspaceHandler[ResendInvitation, ResendInvitationResult]
 
 func NewResendInvitationHandler(repo WorkspaceRepository, clock Clock, ids IDs, secrets LinkSecrets, p InvitationPolicy) ResendInvitationHandler {
 	if secrets == nil {
 		panic("commands: ResendInvitation needs the link secrets")
 	}
-	return ResendInvitationHandler{newWriter(repo, clock, ids), secrets, p}
-}
-
-func (h ResendInvitationHandler) Handle(ctx context.Context, cmd ResendInvitation) (ResendInvitationResult, error) {
-	now := h.w.clock.Now()
-	var res ResendInvitationResult
-	pos, err := h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
-		// The new link's secret belongs to the attempt the resend records;
-		// deriving it is pure (LinkSecrets cannot fail), so the decision
-		// may. Without a pending invitation there is no attempt, and
-		// Resend answers why (authorisation first) before any secret
-		// matters.
-		var secret []byte
-		if inv, attempt, err := w.NextAttempt(cmd.UserID); err == nil {
-			s := h.secrets.Secret(cmd.WorkspaceID, inv, attempt)
-			secret = s[:]
-		}
-		id, token, err := w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, h.policy.TTL, h.policy.Limits)
-		res = ResendInvitationResult{InvitationID: id, Token: token}
-		if m, ok := w.Member(cmd.UserID); ok {
-			res.Email = m.Email
-		}
-		return err
+	return newWorkspaceHandler(repo, clock, ids, func(cmd ResendInvitation) (decision[ResendInvitationResult], error) {
+		now := clock.Now()
+		var res ResendInvitationResult
+		return decision[ResendInvitationResult]{
+			decide: func(w *domain.Workspace) error {
+				// The new link's secret belongs to the attempt the resend
+				// records; deriving it is pure (LinkSecrets cannot fail), so
+				// the decision may. Without a pending invitation there is no
+				// attempt, and Resend answers why (authorisation first)
+				// before any secret matters.
+				var secret []byte
+				if inv, attempt, err := w.NextAttempt(cmd.UserID); err == nil {
+					s := secrets.Secret(cmd.WorkspaceID, inv, attempt)
+					secret = s[:]
+				}
+				id, token, err := w.Resend(cmd.Meta.Actor.UserID, cmd.UserID, secret, now, p.TTL, p.Limits)
+				res = ResendInvitationResult{InvitationID: id, Token: token}
+				if m, ok := w.Member(cmd.UserID); ok {
+					res.Email = m.Email
+				}
+				return err
+			},
+			answer: func(at domain.Position) ResendInvitationResult {
+				res.Position = at
+				return res
+			},
+		}, nil
 	})
-	if err != nil {
-		return ResendInvitationResult{}, err
-	}
-	res.Position = pos
-	return res, nil
 }

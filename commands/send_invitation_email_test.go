@@ -14,15 +14,7 @@ import (
 // decoded reads the store's whole history as the process manager sees it.
 func decoded(t *testing.T, s eventstore.Store) []domain.RecordedEvent {
 	t.Helper()
-	var out []domain.RecordedEvent
-	for _, raw := range all(t, s) {
-		rec, err := testCodec.DecodeOne(context.Background(), raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
-	return out
+	return decodeAll(t, all(t, s))
 }
 
 func TestInvitationEmailsRebuildTheLinksTheCommandsAnswered(t *testing.T) {

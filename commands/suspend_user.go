@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -15,14 +13,12 @@ type SuspendUser struct {
 	Meta        Meta
 }
 
-type SuspendUserHandler struct{ w writer }
+func (c SuspendUser) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type SuspendUserHandler = workspaceHandler[SuspendUser, domain.Position]
 
 func NewSuspendUserHandler(repo WorkspaceRepository, clock Clock, ids IDs) SuspendUserHandler {
-	return SuspendUserHandler{newWriter(repo, clock, ids)}
-}
-
-func (h SuspendUserHandler) Handle(ctx context.Context, cmd SuspendUser) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd SuspendUser) error {
 		return w.Suspend(cmd.Meta.Actor.UserID, cmd.UserID)
 	})
 }

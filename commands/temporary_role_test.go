@@ -18,8 +18,7 @@ func TestTemporaryRoleEndsOnceAsTheSystem(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	ws := e.createWorkspace("owner@x.com")
-	pat := e.join(ws.WorkspaceID, ws.OwnerUserID, "pat@x.com", "Monitor")
+	ws, pat := e.ownerWith("pat@x.com", "Monitor")
 	change := func(until time.Time) error {
 		_, err := e.app.Commands.ChangeRole.Handle(ctx, commands.ChangeRole{WorkspaceID: ws.WorkspaceID, UserID: pat, Role: "Manager", Until: until, Meta: as(ws.OwnerUserID)})
 		return err

@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
@@ -15,14 +13,12 @@ type UpdateSettings struct {
 	Meta                  Meta
 }
 
-type UpdateSettingsHandler struct{ w writer }
+func (c UpdateSettings) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type UpdateSettingsHandler = workspaceHandler[UpdateSettings, domain.Position]
 
 func NewUpdateSettingsHandler(repo WorkspaceRepository, clock Clock, ids IDs) UpdateSettingsHandler {
-	return UpdateSettingsHandler{newWriter(repo, clock, ids)}
-}
-
-func (h UpdateSettingsHandler) Handle(ctx context.Context, cmd UpdateSettings) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd UpdateSettings) error {
 		s := w.Settings()
 		if cmd.ManagersMayGrantAdmin != nil {
 			s.ManagersMayGrantAdmin = *cmd.ManagersMayGrantAdmin

@@ -104,14 +104,12 @@ type RemoveWebhook struct {
 	Meta        Meta
 }
 
-type RemoveWebhookHandler struct{ w writer }
+func (c RemoveWebhook) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type RemoveWebhookHandler = workspaceHandler[RemoveWebhook, domain.Position]
 
 func NewRemoveWebhookHandler(repo WorkspaceRepository, clock Clock, ids IDs) RemoveWebhookHandler {
-	return RemoveWebhookHandler{newWriter(repo, clock, ids)}
-}
-
-func (h RemoveWebhookHandler) Handle(ctx context.Context, cmd RemoveWebhook) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd RemoveWebhook) error {
 		return w.RemoveWebhook(cmd.Meta.Actor.UserID, cmd.WebhookID)
 	})
 }
@@ -125,14 +123,12 @@ type ReplayWebhook struct {
 	Meta        Meta
 }
 
-type ReplayWebhookHandler struct{ w writer }
+func (c ReplayWebhook) target() (uuid.UUID, Meta) { return c.WorkspaceID, c.Meta }
+
+type ReplayWebhookHandler = workspaceHandler[ReplayWebhook, domain.Position]
 
 func NewReplayWebhookHandler(repo WorkspaceRepository, clock Clock, ids IDs) ReplayWebhookHandler {
-	return ReplayWebhookHandler{newWriter(repo, clock, ids)}
-}
-
-func (h ReplayWebhookHandler) Handle(ctx context.Context, cmd ReplayWebhook) (domain.Position, error) {
-	return h.w.updateAs(ctx, cmd.WorkspaceID, cmd.Meta, func(w *domain.Workspace) error {
+	return decides(repo, clock, ids, func(w *domain.Workspace, cmd ReplayWebhook) error {
 		return w.ReplayWebhook(cmd.Meta.Actor.UserID, cmd.WebhookID, cmd.From)
 	})
 }
