@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/testpoll"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -222,13 +223,7 @@ func failureReason(t testing.TB, pool *pgxpool.Pool) string {
 // eventually waits up to 20 s for cond.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, 20*time.Second, what, cond)
 }
 
 func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
