@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -32,6 +33,23 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// queryAll answers the one column of every row that sql reads on db (a
+// pool or a connection), failing the test on an error.
+func queryAll[T any](t testing.TB, ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, args ...any) []T {
+	t.Helper()
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // result is what one run of usersd produced.

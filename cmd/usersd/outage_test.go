@@ -325,18 +325,10 @@ func locksHeld(t *testing.T, dbURL string, names []string) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `
+	return queryAll[string](t, ctx, conn, `
 		SELECT DISTINCT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = ANY($1)
 		ORDER BY 1`, apps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return held
 }
 
 // waitForLocks waits until the named projections' locks are held.
