@@ -22,6 +22,7 @@ import (
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testlog"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -102,7 +103,7 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 type servingOn struct {
 	base string
 	stop func() error
-	log  *syncBuffer
+	log  *testlog.Buffer
 }
 
 // startServingOn runs serveOn with the environment vars (and the
@@ -116,7 +117,7 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 	if _, ok := vars[envKeyEncryptionKey]; !ok {
 		vars[envKeyEncryptionKey] = testKEK
 	}
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := resolveDatabase(nil, e.Getenv)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersd/usersd/internal/testlog"
 	"github.com/usersd/usersd/internal/testnet"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -205,7 +206,7 @@ func startServing(t testing.TB, vars map[string]string) serving {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testlog.Buffer
 		e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
 		code := run(ctx, []string{"serve"}, e)
 		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
