@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
-	"github.com/usersd/usersd/internal/pause"
 )
 
 // Expiry marks invitations whose time is up as expired, and ends temporary
@@ -42,37 +40,27 @@ func NewExpiry(pool *pgxpool.Pool, expire commands.Handler[commands.ExpireInvita
 	return &Expiry{pool: pool, expire: expire, clock: clock, log: log, maxSleep: maxSleep}
 }
 
-// expiryLockKey is the advisory lock of the scheduler.
-var expiryLockKey = func() int64 {
-	h := fnv.New64a()
-	h.Write([]byte("usersd invitation expiry"))
-	return int64(h.Sum64())
-}()
+// expiryLock names the advisory lock of the scheduler.
+const expiryLock = "usersd invitation expiry"
 
 // Run expires invitations until ctx ends, standing by while another
 // replica holds the lock.
 func (x *Expiry) Run(ctx context.Context) error {
-	return keepLeading(ctx, x.log, "expiry", x.lead)
+	return leadLocked(ctx, x.log, "expiry", x.pool, expiryLock, x.step)
 }
 
-// lead takes the lock and sweeps while it holds it. It returns nil when
-// another replica holds the lock.
-func (x *Expiry) lead(ctx context.Context) error {
-	return whileLocked(ctx, x.pool, expiryLockKey, func(conn *pgxpool.Conn) error {
-		for {
-			next, err := x.Sweep(ctx, conn.Conn())
-			if err != nil {
-				return err
-			}
-			wait := x.maxSleep
-			if !next.IsZero() {
-				wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
-			}
-			if err := pause.For(ctx, wait); err != nil {
-				return err
-			}
-		}
-	})
+// step sweeps, while this replica holds the lock, and answers how long to
+// wait for the next: until the next expiry, at most maxSleep.
+func (x *Expiry) step(ctx context.Context, conn *pgxpool.Conn) (time.Duration, error) {
+	next, err := x.Sweep(ctx, conn.Conn())
+	if err != nil {
+		return 0, err
+	}
+	wait := x.maxSleep
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(x.clock.Now()), 50*time.Millisecond))
+	}
+	return wait, nil
 }
 
 // Sweep expires what is due now (invitations and temporary roles) and

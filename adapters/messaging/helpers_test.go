@@ -26,6 +26,8 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/testlog"
+	"github.com/usersd/usersd/internal/testpoll"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -222,13 +224,7 @@ func failureReason(t testing.TB, pool *pgxpool.Pool) string {
 // eventually waits up to 20 s for cond.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, 20*time.Second, what, cond)
 }
 
 func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
@@ -287,25 +283,11 @@ func outbox(t testing.TB, pool *pgxpool.Pool, where string) int {
 
 // logOnFailure is a logger whose lines the test prints only if it fails.
 func logOnFailure(t testing.TB) *slog.Logger {
-	var mu sync.Mutex
-	var buf bytes.Buffer
+	var buf testlog.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
-			mu.Lock()
-			defer mu.Unlock()
 			t.Logf("service log:\n%s", buf.String())
 		}
 	})
-	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

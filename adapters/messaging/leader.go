@@ -28,6 +28,28 @@ func keepLeading(ctx context.Context, log *slog.Logger, what string, lead func(c
 	}
 }
 
+// leadLocked runs step over and over while this replica holds the
+// advisory lock named lock (on a connection of the pool, which step
+// receives), pausing between steps for as long as step answers; it stands
+// by while another replica holds the lock, and goes on until ctx ends,
+// logging each failure as what's (keepLeading).
+func leadLocked(ctx context.Context, log *slog.Logger, what string, pool *pgxpool.Pool, lock string, step func(context.Context, *pgxpool.Conn) (time.Duration, error)) error {
+	key := lockKey(lock)
+	return keepLeading(ctx, log, what, func(ctx context.Context) error {
+		return whileLocked(ctx, pool, key, func(conn *pgxpool.Conn) error {
+			for {
+				wait, err := step(ctx, conn)
+				if err != nil {
+					return err
+				}
+				if err := pause.For(ctx, wait); err != nil {
+					return err
+				}
+			}
+		})
+	})
+}
+
 // whileLocked takes the advisory lock key on a connection of the pool and
 // runs work with that connection while it holds it; it answers nil at once
 // when another session holds the lock. The lock is released before the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pause"
 )
 
 // Retention is how long each kind of operational row is kept once nothing
@@ -165,43 +163,33 @@ func TablesOf(tasks []RetentionTask) []OperationalTable {
 	return out
 }
 
-// retentionLockKey is the advisory lock of the sweeper.
-var retentionLockKey = func() int64 {
-	h := fnv.New64a()
-	h.Write([]byte("usersd retention sweeper"))
-	return int64(h.Sum64())
-}()
+// retentionLock names the advisory lock of the sweeper.
+const retentionLock = "usersd retention sweeper"
 
 // Run sweeps every Interval until ctx ends, standing by while another
 // replica holds the lock.
 func (s *Sweeper) Run(ctx context.Context) error {
-	return keepLeading(ctx, s.log, "retention", s.lead)
+	return leadLocked(ctx, s.log, "retention", s.pool, retentionLock, s.step)
 }
 
-// lead takes the lock and sweeps while it holds it. It returns nil when
-// another replica holds the lock.
-func (s *Sweeper) lead(ctx context.Context) error {
-	return whileLocked(ctx, s.pool, retentionLockKey, func(conn *pgxpool.Conn) error {
-		for {
-			// The lock lives on conn: if conn is gone, so is the lock.
-			if err := conn.Ping(ctx); err != nil {
-				return fmt.Errorf("the lock's connection: %w", err)
-			}
-			rep, err := s.Sweep(ctx)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				s.log.Warn("retention: sweep failed in part", "err", err)
-			}
-			if rep.Total() > 0 {
-				s.log.Info("retention: pruned", "rows", rep.Pruned, "settled_deliveries", rep.Settled, "took", rep.Took.Round(time.Millisecond))
-			}
-			if err := pause.For(ctx, s.opts.Interval); err != nil {
-				return err
-			}
-		}
-	})
+// step sweeps once, while this replica holds the lock on conn, and answers
+// the Interval to the next sweep.
+func (s *Sweeper) step(ctx context.Context, conn *pgxpool.Conn) (time.Duration, error) {
+	// The lock lives on conn: if conn is gone, so is the lock.
+	if err := conn.Ping(ctx); err != nil {
+		return 0, fmt.Errorf("the lock's connection: %w", err)
+	}
+	rep, err := s.Sweep(ctx)
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	if err != nil {
+		s.log.Warn("retention: sweep failed in part", "err", err)
+	}
+	if rep.Total() > 0 {
+		s.log.Info("retention: pruned", "rows", rep.Pruned, "settled_deliveries", rep.Settled, "took", rep.Took.Round(time.Millisecond))
+	}
+	return s.opts.Interval, nil
 }
 
 // SweepReport is what one sweep did.

@@ -115,11 +115,17 @@ func (s *Service) Health(ctx context.Context) error { return s.outbox.Health(ctx
 
 // Run runs every part until ctx ends and returns when all have stopped.
 func (s *Service) Run(ctx context.Context) error {
+	return RunAll(ctx, s.RunOutbox, s.keepMailing, s.RunExpiry)
+}
+
+// RunAll runs every part at once until ctx ends, and when all have
+// stopped answers their failures, the end of ctx not counted.
+func RunAll(ctx context.Context, parts ...func(context.Context) error) error {
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	wg.Go(func() { errs[0] = s.RunOutbox(ctx) })
-	wg.Go(func() { errs[1] = s.keepMailing(ctx) })
-	wg.Go(func() { errs[2] = s.RunExpiry(ctx) })
+	errs := make([]error, len(parts))
+	for i, run := range parts {
+		wg.Go(func() { errs[i] = run(ctx) })
+	}
 	wg.Wait()
 	for i, err := range errs {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -63,8 +63,8 @@ const (
 // USERSD_BENCH_SOAK_INVITATIONS=1000000 USERSD_BENCH_SOAK_RATE=300
 // USERSD_BENCH_SOAK_BUDGET=2h (docs/retention.md).
 func BenchmarkRetentionSoak(b *testing.B) {
-	n := envPositive(b, "USERSD_BENCH_SOAK_INVITATIONS", 12_000)
-	rate := envPositive(b, "USERSD_BENCH_SOAK_RATE", 100)
+	n := testenv.PositiveInt(b, "USERSD_BENCH_SOAK_INVITATIONS", 12_000)
+	rate := testenv.PositiveInt(b, "USERSD_BENCH_SOAK_RATE", 100)
 	budget := 10 * time.Minute
 	if v := os.Getenv("USERSD_BENCH_SOAK_BUDGET"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -77,18 +77,6 @@ func BenchmarkRetentionSoak(b *testing.B) {
 	done := s.run(n, rate, budget)
 	s.report(done)
 	b.ReportMetric(0, "ns/op")
-}
-
-func envPositive(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 // sample is a latency and the invitations invited when it was measured.

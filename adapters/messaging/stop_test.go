@@ -1,15 +1,14 @@
 package messaging_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testlog"
 )
 
 // TestACleanStopUnderLoadLogsNoError stops a replica while it mails a
@@ -19,18 +18,15 @@ import (
 func TestACleanStopUnderLoadLogsNoError(t *testing.T) {
 	t.Parallel()
 	addrs := addresses("load%03d@example.com", 400)
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf testlog.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool, srv, a, ws := startMailing(t, smtptest.Options{}, replicaOptions{logger: logger})
 	a.invite(t, ws, 0, strings.Join(addrs[:200], ","))
 	a.invite(t, ws, 0, strings.Join(addrs[200:], ","))
 	// Stop in the middle of the batch: some mailed, not all.
 	eventually(t, "the first e-mails", func() bool { return len(srv.Messages()) >= 20 })
 	a.stop()
-	mu.Lock()
 	log := buf.String()
-	mu.Unlock()
 	if n := len(srv.Messages()); n >= len(addrs) {
 		t.Logf("the replica mailed all %d before the stop; the stop came too late to test much", n)
 	}

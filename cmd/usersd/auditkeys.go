@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"strings"
 
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -41,36 +39,20 @@ var devAuditKey = devSecret{
 // run without them, as the development mailbox is outside the embedded
 // default. The key never goes into the database.
 func auditSigner(e *env, db database) (*audit.Signer, error) {
-	var previous []ed25519.PublicKey
-	for i, part := range strings.Split(auditPreviousKeysSetting.get(e.Getenv), ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		pub, err := audit.DecodeKey(part)
-		if err != nil {
-			return nil, usageErrorf("%s: item %d: %v, as GET /v1/audit/keys shows publicKey", envAuditPreviousKeys, i+1, err)
-		}
-		previous = append(previous, pub)
+	previous, err := parseList(auditPreviousKeysSetting.get(e.Getenv), audit.DecodeKey, func(i int, err error) error {
+		return usageErrorf("%s: item %d: %v, as GET /v1/audit/keys shows publicKey", envAuditPreviousKeys, i, err)
+	})
+	if err != nil {
+		return nil, err
 	}
-	var seed []byte
-	switch v := auditSigningKeySetting.get(e.Getenv); {
-	case v != "":
-		s, err := audit.DecodeSeed(v)
-		if err != nil {
-			return nil, usageErrorf("%s is %v: make one with %s", envAuditSigningKey, err, makeKey)
-		}
-		seed = s
-	case configuredBy(db, e.Getenv) != "":
-		return nil, usageErrorf("%s is not set: it is required with %s (a 32-byte Ed25519 seed, base64url, kept out of the database; make one with %s)",
-			envAuditSigningKey, configuredBy(db, e.Getenv), makeKey)
-	default:
-		kept, err := devAuditKey.keep(e)
-		if err != nil {
-			return nil, err
-		}
-		if seed, err = audit.DecodeSeed(string(kept)); err != nil {
-			return nil, err
-		}
+	seed, err := secretOr(e, db, devAuditKey, auditSigningKeySetting.get(e.Getenv), audit.DecodeSeed, func(_ string, err error) error {
+		return usageErrorf("%s is %v: make one with %s", envAuditSigningKey, err, makeKey)
+	}, func(by string) error {
+		return usageErrorf("%s is not set: it is required with %s (a 32-byte Ed25519 seed, base64url, kept out of the database; make one with %s)",
+			envAuditSigningKey, by, makeKey)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return audit.NewSigner(seed, previous...)
 }

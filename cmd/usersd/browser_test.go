@@ -31,6 +31,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/testlog"
 )
 
 // browserTimeout bounds one browser test: Chromium on a busy 2-core
@@ -54,7 +55,7 @@ func chromiumPath() string {
 type service struct {
 	base      string // http://127.0.0.1:port
 	adminLink string // the link serve printed
-	stderr    *syncBuffer
+	stderr    *testlog.Buffer
 }
 
 // startService runs serveOn on a fresh database with the demo workspace,
@@ -72,8 +73,8 @@ func startService(t *testing.T) *service {
 		t.Fatal(err)
 	}
 	base := "http://" + l.Addr().String()
-	var stdout syncBuffer
-	s := &service{base: base, stderr: &syncBuffer{}}
+	var stdout testlog.Buffer
+	s := &service{base: base, stderr: &testlog.Buffer{}}
 	vars := map[string]string{envJWTSecret: testJWTSecret, envDevMailbox: "true", envAuditSigningKey: testAuditKey, envKeyEncryptionKey: testKEK,
 		envHTTPAddr: l.Addr().String(), envPublicURL: base}
 	e := &env{Stdout: &stdout, Stderr: s.stderr, Getenv: func(k string) string { return vars[k] },

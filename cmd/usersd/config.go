@@ -370,6 +370,46 @@ func (d devSecret) read(path string) ([]byte, error) {
 	return b, nil
 }
 
+// secretOr reads a secret that a variable configures: its value v, read
+// by parse (bad tells the operator what is wrong with it); without v,
+// missing(by) off the embedded default (configuredBy names by), where the
+// secret is required, and on it the one d keeps, read by parse too.
+func secretOr[T any](e *env, db database, d devSecret, v string, parse func(string) (T, error), bad func(v string, err error) error, missing func(by string) error) (T, error) {
+	var zero T
+	if v != "" {
+		x, err := parse(v)
+		if err != nil {
+			return zero, bad(v, err)
+		}
+		return x, nil
+	}
+	if by := configuredBy(db, e.Getenv); by != "" {
+		return zero, missing(by)
+	}
+	kept, err := d.keep(e)
+	if err != nil {
+		return zero, err
+	}
+	return parse(string(kept))
+}
+
+// parseList reads the comma-separated items of v with parse, blank ones
+// skipped; bad tells what is wrong with the item numbered i (from 1).
+func parseList[T any](v string, parse func(string) (T, error), bad func(i int, err error) error) ([]T, error) {
+	var out []T
+	for i, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		x, err := parse(part)
+		if err != nil {
+			return out, bad(i+1, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
 // devJWTSecret is the embedded default's JWT secret.
 var devJWTSecret = devSecret{
 	file: "dev-jwt-secret", what: "development JWT secret", env: envJWTSecret,
@@ -392,14 +432,14 @@ var devJWTSecret = devSecret{
 // unless usersd runs on the embedded default, which makes a random secret
 // once and keeps it (devJWTSecret).
 func jwtSecret(e *env, db database) ([]byte, error) {
-	if v := jwtSecretSetting.get(e.Getenv); v != "" {
+	return secretOr(e, db, devJWTSecret, jwtSecretSetting.get(e.Getenv), func(v string) ([]byte, error) {
 		if len(v) < httpapi.MinSecretLength {
-			return nil, usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
+			return nil, errors.New("too short")
 		}
 		return []byte(v), nil
-	}
-	if by := configuredBy(db, e.Getenv); by != "" {
-		return nil, usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, by, httpapi.MinSecretLength)
-	}
-	return devJWTSecret.keep(e)
+	}, func(v string, _ error) error {
+		return usageErrorf("%s is %d bytes long: want at least %d (e.g. openssl rand -hex 32)", envJWTSecret, len(v), httpapi.MinSecretLength)
+	}, func(by string) error {
+		return usageErrorf("%s is not set: it is required with %s (at least %d bytes, e.g. openssl rand -hex 32)", envJWTSecret, by, httpapi.MinSecretLength)
+	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections/projectionstest"
 )
 
@@ -72,13 +73,9 @@ func costPart(table string) (string, bool) {
 // USERSD_SCALE_COSTS is set; `make scale` runs it. It logs COST lines,
 // judged against nothing: docs/scaling.md builds its model on them.
 func TestOperationCosts(t *testing.T) {
-	s := os.Getenv(envCosts)
-	if s == "" {
+	n := testenv.PositiveInt(t, envCosts, 0)
+	if n == 0 {
 		t.Skipf("set %s (e.g. 200) to measure the cost of each operation (make scale)", envCosts)
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", envCosts, s)
 	}
 	ctx := context.Background()
 	vars := twoRoles(t)
@@ -283,14 +280,7 @@ func processCPU() time.Duration {
 // the database, by pid (read from /proc: the server runs on this machine).
 func backendCPU(t *testing.T, ctx context.Context, db *pgx.Conn) map[int32]time.Duration {
 	t.Helper()
-	rows, err := db.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		t.Fatal(err)
-	}
+	pids := queryAll[int32](t, ctx, db, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
 	out := make(map[int32]time.Duration, len(pids))
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usersd/usersd/adapters/postgres/embedded/embeddedtest"
+	"github.com/usersd/usersd/internal/testlog"
 )
 
 // unreachableDefault is the embedded default's database, on an address
@@ -33,7 +34,7 @@ func unreachableDefault(t *testing.T) database {
 func TestDefaultFallsBackToPrivateCluster(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(embeddedtest.Dir(t), "data")
-	e := &env{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, Log: discardLogger(), Getenv: func(k string) string {
+	e := &env{Stdout: &testlog.Buffer{}, Stderr: &testlog.Buffer{}, Log: discardLogger(), Getenv: func(k string) string {
 		if k == envDataDir {
 			return data
 		}

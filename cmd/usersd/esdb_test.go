@@ -21,6 +21,7 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testnet"
 )
 
 func TestOpenESDB(t *testing.T) {
@@ -45,12 +46,7 @@ func TestOpenESDB(t *testing.T) {
 
 	// Nothing listens on a port just released: the error names the
 	// variable and not the password.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreeAddr(t)
 	_, _, err = openESDB(ctx, "esdb://admin:s3cret-pw@"+addr+"?tls=false&maxDiscoverAttempts=1", log)
 	if err == nil || !strings.Contains(err.Error(), envESDBURL) || strings.Contains(err.Error(), "s3cret-pw") {
 		t.Errorf("openESDB(nothing listening): got %v, want an error naming %s without the password", err, envESDBURL)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/broker"
@@ -219,13 +218,5 @@ func waitForEveryEvent(t *testing.T, pool *pgxpool.Pool, space *natstest.Space) 
 // storedEventIDs reads the id of every event in the store.
 func storedEventIDs(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT event_id::text FROM events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
+	return queryAll[string](t, t.Context(), pool, `SELECT event_id::text FROM events`)
 }

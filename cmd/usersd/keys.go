@@ -51,36 +51,24 @@ type keks struct {
 // The KEK never goes into the database, and nothing prints it.
 func readKEKs(e *env, db database) (keks, error) {
 	var k keks
-	for i, part := range strings.Split(kekPreviousSetting.get(e.Getenv), ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		kek, err := pii.ParseKEK(part)
-		if err != nil {
-			return k, usageErrorf("%s: item %d %v: each is a former %s (32 bytes, base64url)", envKeyEncryptionPreviousKeys, i+1, err, envKeyEncryptionKey)
-		}
-		k.previous = append(k.previous, kek)
+	var err error
+	k.previous, err = parseList(kekPreviousSetting.get(e.Getenv), pii.ParseKEK, func(i int, err error) error {
+		return usageErrorf("%s: item %d %v: each is a former %s (32 bytes, base64url)", envKeyEncryptionPreviousKeys, i, err, envKeyEncryptionKey)
+	})
+	if err != nil {
+		return k, err
 	}
-	switch v := kekSetting.get(e.Getenv); {
-	case strings.TrimSpace(v) != "":
-		kek, err := pii.ParseKEK(v)
-		if err != nil {
-			return k, usageErrorf("%s %v: it is 32 random bytes, base64url; make one with %s", envKeyEncryptionKey, err, makeKey)
-		}
-		k.current = kek
-	case configuredBy(db, e.Getenv) != "":
-		return k, usageErrorf("%s is not set: it is required with %s (32 random bytes, base64url, kept out of the database and its backups; make one with %s; see docs/erasure.md)",
-			envKeyEncryptionKey, configuredBy(db, e.Getenv), makeKey)
-	default:
-		kept, err := devKEK.keep(e)
-		if err != nil {
-			return k, err
-		}
-		if k.current, err = pii.ParseKEK(string(kept)); err != nil {
-			return k, err
-		}
+	v := kekSetting.get(e.Getenv)
+	if strings.TrimSpace(v) == "" {
+		v = "" // blank: not set
 	}
-	return k, nil
+	k.current, err = secretOr(e, db, devKEK, v, pii.ParseKEK, func(_ string, err error) error {
+		return usageErrorf("%s %v: it is 32 random bytes, base64url; make one with %s", envKeyEncryptionKey, err, makeKey)
+	}, func(by string) error {
+		return usageErrorf("%s is not set: it is required with %s (32 random bytes, base64url, kept out of the database and its backups; make one with %s; see docs/erasure.md)",
+			envKeyEncryptionKey, by, makeKey)
+	})
+	return k, err
 }
 
 // openKeys is the key store of pool's database under k, checked: a key

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,29 +18,11 @@ import (
 // once others may read it); outside it the KEK must be configured.
 func TestDevKEKIsKeptPerUser(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	vars := map[string]string{"XDG_CONFIG_HOME": dir}
-	e := &env{Getenv: func(k string) string { return vars[k] }, Log: discardLogger()}
-	db := database{Source: "default", CreateIfMissing: true}
-	first, err := readKEKs(e, db)
-	if err != nil || first.current.IsZero() {
-		t.Fatalf("first KEK: %v, %v", first, err)
-	}
-	second, err := readKEKs(e, db)
-	if err != nil || second.current.ID() != first.current.ID() {
-		t.Fatalf("second start: KEK %v (%v), want the first one, %s", second.current, err, first.current.ID())
-	}
-	path := filepath.Join(dir, "usersd", "dev-key-encryption-key")
-	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("KEK file: %v, %v; want mode 0600", info, err)
-	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readKEKs(e, db); err == nil || !strings.Contains(err.Error(), "may be read by others") {
-		t.Errorf("a KEK file others may read: got %v, want it refused", err)
-	}
+	dir, vars, e, db := onDevDefault(t)
+	testKeptPerUser(t, dir, "dev-key-encryption-key", func() (pii.KEK, error) {
+		k, err := readKEKs(e, db)
+		return k.current, err
+	}, pii.KEK.ID)
 
 	vars[envKeyEncryptionKey] = testKEK
 	vars[envKeyEncryptionPreviousKeys] = " " + pii.GenerateKEK() + ",, " + testKEK

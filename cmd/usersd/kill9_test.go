@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testnet"
 )
 
 // TestKill9UnderLoadCopies measures the crash window of invitation e-mails
@@ -188,12 +188,7 @@ func buildUsersd(t *testing.T, dir string) string {
 // (KEY=value).
 func binaryEnv(t *testing.T, dbURL string, extra ...string) (env []string, base string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreeAddr(t)
 	env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "USERSD_JWT_SECRET="+testJWTSecret,
 		"USERSD_AUDIT_SIGNING_KEY="+testAuditKey, "USERSD_KEY_ENCRYPTION_KEY="+testKEK,

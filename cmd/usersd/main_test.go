@@ -1,37 +1,37 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usersd/usersd/internal/testlog"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// queryAll answers the one column of every row that sql reads on db (a
+// pool or a connection), failing the test on an error.
+func queryAll[T any](t testing.TB, ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, args ...any) []T {
+	t.Helper()
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // result is what one run of usersd produced.
@@ -44,7 +44,7 @@ type result struct {
 // else of the real environment is visible).
 func runUsersd(t *testing.T, vars map[string]string, args ...string) result {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
 	code := run(context.Background(), args, e)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}

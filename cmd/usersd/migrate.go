@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -39,20 +38,8 @@ Environment:
                      the owner's URL of the same database (see above)
   USERSD_DATA_DIR    where the embedded default's private cluster lives
   USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
-		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseFlag(fs)
-			return func(ctx context.Context, args []string) error {
-				if err := noArgs("migrate", args); err != nil {
-					return err
-				}
-				rt, err := openFrom(ctx, fs, e, needs{migrate: true})
-				if err != nil {
-					return err
-				}
-				rt.close()
-				return nil
-			}
-		},
+		// open migrates (needs.migrate): nothing is left to do.
+		Setup: onDatabase("migrate", needs{migrate: true}, func(context.Context, *env, *opened) error { return nil }),
 	}
 }
 

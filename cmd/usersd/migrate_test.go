@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testlog"
 	"github.com/usersd/usersd/migrations"
 )
 
@@ -30,7 +31,7 @@ func TestMigrateCreatesAndMigrates(t *testing.T) {
 
 	db := resolved(t, dbURL)
 	db.CreateIfMissing = true // as for the default URL
-	var stderr syncBuffer
+	var stderr testlog.Buffer
 	logger, err := newLogger(&stderr, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

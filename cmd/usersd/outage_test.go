@@ -22,6 +22,7 @@ import (
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testlog"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -102,7 +103,7 @@ func TestAStopAnswersTheReadsItAccepted(t *testing.T) {
 type servingOn struct {
 	base string
 	stop func() error
-	log  *syncBuffer
+	log  *testlog.Buffer
 }
 
 // startServingOn runs serveOn with the environment vars (and the
@@ -116,7 +117,7 @@ func startServingOn(t *testing.T, vars map[string]string, opts ...func(*serveCon
 	if _, ok := vars[envKeyEncryptionKey]; !ok {
 		vars[envKeyEncryptionKey] = testKEK
 	}
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	e := &env{Stdout: io.Discard, Stderr: log, Getenv: func(k string) string { return vars[k] }}
 	e.Log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := resolveDatabase(nil, e.Getenv)
@@ -325,18 +326,10 @@ func locksHeld(t *testing.T, dbURL string, names []string) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `
+	return queryAll[string](t, ctx, conn, `
 		SELECT DISTINCT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = ANY($1)
 		ORDER BY 1`, apps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return held
 }
 
 // waitForLocks waits until the named projections' locks are held.

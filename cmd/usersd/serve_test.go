@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/usersd/usersd/internal/testlog"
+	"github.com/usersd/usersd/internal/testnet"
+	"github.com/usersd/usersd/projections/audit"
 )
 
 const testJWTSecret = "serve-test-secret-serve-test-secret-0123"
@@ -109,27 +112,55 @@ func TestWebhookAllowPrivate(t *testing.T) {
 	}
 }
 
+// onDevDefault is the embedded default's setting for the development
+// secrets: e reads vars, which name a fresh $XDG_CONFIG_HOME, dir.
+func onDevDefault(t *testing.T) (dir string, vars map[string]string, e *env, db database) {
+	dir = t.TempDir()
+	vars = map[string]string{"XDG_CONFIG_HOME": dir}
+	e = &env{Getenv: func(k string) string { return vars[k] }, Log: discardLogger()}
+	return dir, vars, e, database{Source: "default", CreateIfMissing: true}
+}
+
+// testKeptPerUser checks a development secret of the embedded default,
+// which read reads (id tells one from another): a second start reads the
+// first one again, kept in dir's usersd/<file> with mode 0600, and once
+// others may read that file it is refused. It answers the first.
+func testKeptPerUser[T any](t *testing.T, dir, file string, read func() (T, error), id func(T) string) T {
+	t.Helper()
+	first, err := read()
+	if err != nil {
+		t.Fatalf("first %s: %v", file, err)
+	}
+	if id(first) == "" {
+		t.Fatalf("first %s: none made", file)
+	}
+	second, err := read()
+	if err != nil {
+		t.Fatalf("second start: %s: %v", file, err)
+	}
+	if id(second) != id(first) {
+		t.Fatalf("second start: %s %s, want the first one, %s", file, id(second), id(first))
+	}
+	path := filepath.Join(dir, "usersd", file)
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("%s file: %v, %v; want mode 0600", file, info, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(); err == nil || !strings.Contains(err.Error(), "may be read by others") {
+		t.Errorf("a %s file others may read: got %v, want it refused", file, err)
+	}
+	return first
+}
+
 func TestDevSecretIsKeptPerUser(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	e := &env{Getenv: func(k string) string {
-		if k == "XDG_CONFIG_HOME" {
-			return dir
-		}
-		return ""
-	}, Log: discardLogger()}
-	db := database{Source: "default", CreateIfMissing: true}
-	first, err := jwtSecret(e, db)
-	if err != nil || len(first) < 32 {
-		t.Fatalf("first secret: %q, %v", first, err)
-	}
-	second, err := jwtSecret(e, db)
-	if err != nil || string(second) != string(first) {
-		t.Fatalf("second start made another secret (%v)", err)
-	}
-	info, err := os.Stat(filepath.Join(dir, "usersd", "dev-jwt-secret"))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("secret file: %v, %v; want mode 0600", info, err)
+	dir, _, e, db := onDevDefault(t)
+	first := testKeptPerUser(t, dir, "dev-jwt-secret", func() ([]byte, error) { return jwtSecret(e, db) }, func(b []byte) string { return string(b) })
+	if len(first) < 32 {
+		t.Errorf("first secret: %q, want at least 32 bytes", first)
 	}
 }
 
@@ -138,29 +169,8 @@ func TestDevSecretIsKeptPerUser(t *testing.T) {
 // once others may read it); outside it the key must be configured.
 func TestDevAuditKeyIsKeptPerUser(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	vars := map[string]string{"XDG_CONFIG_HOME": dir}
-	e := &env{Getenv: func(k string) string { return vars[k] }, Log: discardLogger()}
-	db := database{Source: "default", CreateIfMissing: true}
-	first, err := auditSigner(e, db)
-	if err != nil {
-		t.Fatalf("first key: %v", err)
-	}
-	second, err := auditSigner(e, db)
-	if err != nil || second.KeyID() != first.KeyID() {
-		t.Fatalf("second start: key %v (%v), want the first one's %s", second, err, first.KeyID())
-	}
-	path := filepath.Join(dir, "usersd", "dev-audit-signing-key")
-	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("key file: %v, %v; want mode 0600", info, err)
-	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auditSigner(e, db); err == nil || !strings.Contains(err.Error(), "may be read by others") {
-		t.Errorf("a key file others may read: got %v, want it refused", err)
-	}
+	dir, vars, e, db := onDevDefault(t)
+	first := testKeptPerUser(t, dir, "dev-audit-signing-key", func() (*audit.Signer, error) { return auditSigner(e, db) }, (*audit.Signer).KeyID)
 
 	vars[envAuditSigningKey] = testAuditKey
 	vars[envAuditPreviousKeys] = first.Keys()[0].PublicKey
@@ -185,12 +195,7 @@ type serving struct {
 // USERSD_HTTP_ADDR is added) and waits until /readyz answers 200.
 func startServing(t testing.TB, vars map[string]string) serving {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreeAddr(t)
 	vars["USERSD_HTTP_ADDR"] = addr
 	if _, ok := vars[envAuditSigningKey]; !ok {
 		vars[envAuditSigningKey] = testAuditKey
@@ -201,7 +206,7 @@ func startServing(t testing.TB, vars map[string]string) serving {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testlog.Buffer
 		e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
 		code := run(ctx, []string{"serve"}, e)
 		done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
@@ -325,12 +330,7 @@ func TestServeAnswersAreNosniff(t *testing.T) {
 func TestServeMetricsOnTheirOwnAddress(t *testing.T) {
 	t.Parallel()
 	vars := twoRoles(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := l.Addr().String()
-	l.Close()
+	metricsAddr := testnet.FreeAddr(t)
 	vars["USERSD_JWT_SECRET"], vars["USERSD_DEV_MAILBOX"], vars["USERSD_METRICS_ADDR"] = testJWTSecret, "true", metricsAddr
 	s := startServing(t, vars)
 	defer s.stop()

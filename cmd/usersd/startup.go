@@ -117,6 +117,26 @@ func openFrom(ctx context.Context, fs *flag.FlagSet, e *env, n needs) (*opened, 
 	return open(ctx, e, db, n)
 }
 
+// onDatabase is the Setup of a command that takes no arguments and only
+// the -database-url flag: it opens the database as n asks and runs run on
+// it, then closes it; name is the command's, for noArgs.
+func onDatabase(name string, n needs, run func(ctx context.Context, e *env, rt *opened) error) func(*flag.FlagSet, *env) func(context.Context, []string) error {
+	return func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		databaseFlag(fs)
+		return func(ctx context.Context, args []string) error {
+			if err := noArgs(name, args); err != nil {
+				return err
+			}
+			rt, err := openFrom(ctx, fs, e, n)
+			if err != nil {
+				return err
+			}
+			defer rt.close()
+			return run(ctx, e, rt)
+		}
+	}
+}
+
 // noArgs refuses arguments to a command that takes only flags.
 func noArgs(command string, args []string) error {
 	if len(args) > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -31,28 +30,17 @@ It counts every row: on tables of millions of rows it takes seconds.
 Environment:
   DATABASE_URL       PostgreSQL connection URL (default: the local server)
   USERSD_LOG_LEVEL   debug, info, warn or error (default info)`,
-		Setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
-			databaseFlag(fs)
-			return func(ctx context.Context, args []string) error {
-				if err := noArgs("status", args); err != nil {
-					return err
-				}
-				rt, err := openFrom(ctx, fs, e, needs{pool: true})
-				if err != nil {
-					return err
-				}
-				defer rt.close()
-				tables, err := messaging.MeasureTables(ctx, rt.pool, operationalTables())
-				if err != nil {
-					return fmt.Errorf("%w (has usersd migrate run?)", err)
-				}
-				sweeps, err := messaging.LastSweeps(ctx, rt.pool)
-				if err != nil {
-					return fmt.Errorf("%w (has usersd migrate run?)", err)
-				}
-				return printStatus(e.Stdout, tables, sweeps, time.Now())
+		Setup: onDatabase("status", needs{pool: true}, func(ctx context.Context, e *env, rt *opened) error {
+			tables, err := messaging.MeasureTables(ctx, rt.pool, operationalTables())
+			if err != nil {
+				return fmt.Errorf("%w (has usersd migrate run?)", err)
 			}
-		},
+			sweeps, err := messaging.LastSweeps(ctx, rt.pool)
+			if err != nil {
+				return fmt.Errorf("%w (has usersd migrate run?)", err)
+			}
+			return printStatus(e.Stdout, tables, sweeps, time.Now())
+		}),
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/testpoll"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -269,11 +270,5 @@ func (e *env) checkDelivered(h hook, evs []stored, within time.Duration) {
 // most 30 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, 30*time.Second, what, cond)
 }

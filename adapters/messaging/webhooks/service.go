@@ -121,17 +121,9 @@ func (s *Service) Health(ctx context.Context) error { return s.dispatcher.Health
 
 // Run runs the dispatcher and the sender until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	wg.Go(func() { errs[0] = s.RunDispatcher(ctx) })
-	wg.Go(func() { errs[1] = messaging.KeepRunning(ctx, s.log, "webhook sender", s.RunSender) })
-	wg.Wait()
-	for i, err := range errs {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			errs[i] = nil
-		}
-	}
-	return errors.Join(errs...)
+	return messaging.RunAll(ctx, s.RunDispatcher, func(ctx context.Context) error {
+		return messaging.KeepRunning(ctx, s.log, "webhook sender", s.RunSender)
+	})
 }
 
 // RunDispatcher runs the dispatcher: one replica at a time (the runner's
