@@ -22,19 +22,27 @@ import (
 // are kept.
 func Indexes(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) []string {
 	tb.Helper()
-	rows, err := pool.Query(context.Background(), `
+	return Collect(tb, pool, "pgtest: indexes of "+schema, pgx.RowTo[string], `
 		SELECT replace(indexdef, ' ON ' || quote_ident(schemaname) || '.', ' ON ')
 		FROM pg_catalog.pg_indexes
 		WHERE schemaname = $1 AND tablename = ANY($2)
 		ORDER BY tablename, indexname`, schema, tables)
+}
+
+// Collect runs a query on pool and answers its rows, each made by to
+// (pgx.RowTo[string], pgx.RowToStructByPos[T], ...); on an error it fails
+// the test with what.
+func Collect[T any](tb testing.TB, pool *pgxpool.Pool, what string, to pgx.RowToFunc[T], sql string, args ...any) []T {
+	tb.Helper()
+	rows, err := pool.Query(context.Background(), sql, args...)
 	if err != nil {
-		tb.Fatalf("pgtest: indexes of %s: %v", schema, err)
+		tb.Fatalf("%s: %v", what, err)
 	}
-	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, to)
 	if err != nil {
-		tb.Fatalf("pgtest: indexes of %s: %v", schema, err)
+		tb.Fatalf("%s: %v", what, err)
 	}
-	return defs
+	return out
 }
 
 // Shape describes the named tables of schema, one line per fact, in a
@@ -139,15 +147,8 @@ func Dump(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) str
 	tb.Helper()
 	var sb strings.Builder
 	for _, table := range tables {
-		rows, err := pool.Query(context.Background(),
+		lines := Collect(tb, pool, "pgtest: dump "+schema+"."+table, pgx.RowTo[string],
 			`SELECT to_jsonb(t)::text FROM `+pgx.Identifier{schema, table}.Sanitize()+` t ORDER BY 1`)
-		if err != nil {
-			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
-		}
 		sb.WriteString(table + ":\n" + strings.Join(lines, "\n") + "\n")
 	}
 	return sb.String()
