@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -178,12 +179,8 @@ type RebuildCheck struct {
 // It answers the rebuild's result.
 func CheckRebuild(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, c RebuildCheck) projections.RebuildResult {
 	tb.Helper()
-	if c.LiveBatch <= 0 {
-		c.LiveBatch = 150
-	}
-	if c.RebuildBatch <= 0 {
-		c.RebuildBatch = 500
-	}
+	c.LiveBatch = positive.Or(c.LiveBatch, 150)
+	c.RebuildBatch = positive.Or(c.RebuildBatch, 500)
 	for i := 0; i < len(events); i += c.LiveBatch {
 		Apply(tb, pool, "public", p, events[i:min(i+c.LiveBatch, len(events))])
 	}
