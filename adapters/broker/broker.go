@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/feed"
 )
@@ -96,15 +97,9 @@ func (o Options) withDefaults() Options {
 	if o.SubjectPrefix == "" {
 		o.SubjectPrefix = SubjectPrefix
 	}
-	if o.Duplicates <= 0 {
-		o.Duplicates = DefaultDuplicates
-	}
-	if o.MaxAge <= 0 {
-		o.MaxAge = DefaultMaxAge
-	}
-	if o.AckTimeout <= 0 {
-		o.AckTimeout = DefaultAckTimeout
-	}
+	o.Duplicates = positive.Or(o.Duplicates, DefaultDuplicates)
+	o.MaxAge = positive.Or(o.MaxAge, DefaultMaxAge)
+	o.AckTimeout = positive.Or(o.AckTimeout, DefaultAckTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

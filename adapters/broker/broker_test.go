@@ -33,6 +33,13 @@ func newPublisher(t *testing.T, s *natstest.Space) *broker.Publisher {
 	return p
 }
 
+// newSpace gives the test a stream of its own and a publisher to it.
+func newSpace(t *testing.T) (*natstest.Space, *broker.Publisher) {
+	t.Helper()
+	s := natstest.New(t)
+	return s, newPublisher(t, s)
+}
+
 // history makes n events in global order: a workspace created, the
 // invitation of a person erased since, then invitations into it, with an
 // account registered before each.
@@ -93,8 +100,7 @@ func checkOnce(t *testing.T, s *natstest.Space, p *broker.Publisher, events []do
 
 func TestPublishesEveryEventOnceInOrder(t *testing.T) {
 	t.Parallel()
-	s := natstest.New(t)
-	p := newPublisher(t, s)
+	s, p := newSpace(t)
 	events := history(1200)
 	ctx := t.Context()
 	for i := 0; i < len(events); i += 500 {
@@ -111,8 +117,7 @@ func TestPublishesEveryEventOnceInOrder(t *testing.T) {
 
 func TestSubjects(t *testing.T) {
 	t.Parallel()
-	s := natstest.New(t)
-	p := newPublisher(t, s)
+	s, p := newSpace(t)
 	ws, u := uuid.New(), uuid.New()
 	for _, c := range []struct {
 		event domain.Event
@@ -139,8 +144,7 @@ func TestSubjects(t *testing.T) {
 // only the events the stream lacks, in order.
 func TestRepublishedEventsAreDropped(t *testing.T) {
 	t.Parallel()
-	s := natstest.New(t)
-	p := newPublisher(t, s)
+	s, p := newSpace(t)
 	events := history(8)
 	ctx := t.Context()
 	for _, batch := range [][]domain.RecordedEvent{events[:3], events[:6], events[:6], events} {
@@ -158,8 +162,7 @@ func TestRepublishedEventsAreDropped(t *testing.T) {
 // message by message and completes the stream with each event once.
 func TestAFailedBatchIsRetriedInOrder(t *testing.T) {
 	t.Parallel()
-	s := natstest.New(t)
-	p := newPublisher(t, s)
+	s, p := newSpace(t)
 	events := history(4)
 	ctx := t.Context()
 	if err := p.Apply(ctx, nil, events[1:2]); err != nil {

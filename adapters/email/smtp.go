@@ -14,6 +14,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // HeaderInvitation names the invitation and attempt an e-mail belongs to
@@ -67,15 +68,11 @@ func NewSMTP(cfg SMTPConfig, opts SMTPOptions) (*SMTP, error) {
 	if cfg.From == "" {
 		return nil, errors.New("smtp: no sender address (From)")
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
-	}
+	opts.Timeout = positive.Or(opts.Timeout, 30*time.Second)
 	if opts.HELO == "" {
 		opts.HELO = "localhost"
 	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = 4
-	}
+	opts.MaxConns = positive.Or(opts.MaxConns, 4)
 	return &SMTP{cfg: cfg, opts: opts, slots: make(chan struct{}, opts.MaxConns), idle: make(chan *conn, opts.MaxConns)}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/usersd/usersd/adapters/email/smtptest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testnet"
 )
 
 func sender(t *testing.T, addr string, cfg email.SMTPConfig, tlsCfg *tls.Config) *email.SMTP {
@@ -106,13 +107,8 @@ func TestSMTPClassifiesFailures(t *testing.T) {
 
 func TestSMTPConnectionRefusedIsTransient(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	err = sender(t, addr, email.SMTPConfig{}, nil).Send(context.Background(), testEmail("ann@example.com"))
+	addr := testnet.FreeAddr(t)
+	err := sender(t, addr, email.SMTPConfig{}, nil).Send(context.Background(), testEmail("ann@example.com"))
 	var de *commands.DeliveryError
 	if !errors.As(err, &de) || de.Permanent {
 		t.Fatalf("Send to a closed port: got %v, want a transient DeliveryError", err)

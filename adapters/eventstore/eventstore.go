@@ -183,6 +183,23 @@ type StreamStarter interface {
 	StartStreams(ctx context.Context, starts []StreamStart) (started []bool, err error)
 }
 
+// CheckStarts reports why a StartStreams call is malformed (a start that
+// is no valid append, a stream started twice), or nil. Every StreamStarter
+// calls it before touching storage.
+func CheckStarts(starts []StreamStart) error {
+	seen := make(map[string]bool, len(starts))
+	for _, st := range starts {
+		if err := CheckAppend(st.Stream, NoStream{}, []EventData{st.Event}); err != nil {
+			return err
+		}
+		if seen[st.Stream] {
+			return fmt.Errorf("start %s twice in one call: %w", st.Stream, ErrInvalidAppend)
+		}
+		seen[st.Stream] = true
+	}
+	return nil
+}
+
 // LastEventsReader is a Store that reads the last event of many streams in
 // one round trip: what looking up a batch of addresses' legacy account
 // streams needs, where a read per address would cost a round trip each. It

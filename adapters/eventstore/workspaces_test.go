@@ -91,10 +91,16 @@ func TestWorkspaces(t *testing.T) {
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			t.Run("a second replica catches up from its cached revision", func(t *testing.T) {
-				t.Parallel()
-				b, id, _ := staleReplica(t, newStore(t))
-				ctx := context.Background()
+			// run runs test in parallel on a new store that counts its
+			// stream reads.
+			run := func(what string, test func(t *testing.T, ctx context.Context, store *countingStore)) {
+				t.Run(what, func(t *testing.T) {
+					t.Parallel()
+					test(t, context.Background(), &countingStore{Store: newStore(t)})
+				})
+			}
+			run("a second replica catches up from its cached revision", func(t *testing.T, ctx context.Context, store *countingStore) {
+				b, id, _ := staleReplica(t, store)
 				var got domain.Settings
 				if err := b.View(ctx, id, func(w *domain.Workspace) error { got = w.Settings(); return nil }); err != nil {
 					t.Fatal(err)
@@ -103,11 +109,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("replica b sees ManagersMayGrantAdmin=true, want false (a's change)")
 				}
 			})
-			t.Run("a replica decides on what another replica appended", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("a replica decides on what another replica appended", func(t *testing.T, ctx context.Context, store *countingStore) {
 				b, id, owner := staleReplica(t, store)
-				ctx := context.Background()
 				// b decides inside Update, after catching up: no conflict.
 				if _, err := grantAdmin(ctx, b, id, owner, true); err != nil {
 					t.Fatalf("update after catch-up: %v", err)
@@ -117,10 +120,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Fatalf("stream holds %d events (%v), want 3", len(events), err)
 				}
 			})
-			t.Run("a refusal on a stale cache is decided again on the store's events", func(t *testing.T) {
-				t.Parallel()
-				b, id, owner := staleReplica(t, newStore(t))
-				ctx := context.Background()
+			run("a refusal on a stale cache is decided again on the store's events", func(t *testing.T, ctx context.Context, store *countingStore) {
+				b, id, owner := staleReplica(t, store)
 				// b's cache still says true; only a's event makes this decision
 				// possible.
 				refused := errors.New("managers may already grant Admin")
@@ -134,11 +135,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Fatalf("update on a stale cache = %v, want it decided again on the store's events", err)
 				}
 			})
-			t.Run("a warm cache appends without reading the stream first", func(t *testing.T) {
-				t.Parallel()
-				store := &countingStore{Store: newStore(t)}
+			run("a warm cache appends without reading the stream first", func(t *testing.T, ctx context.Context, store *countingStore) {
 				repo := eventstore.NewWorkspaces(store, testCodec, 4)
-				ctx := context.Background()
 				id, owner := created(t, repo)
 				for i := range 4 {
 					if _, err := grantAdmin(ctx, repo, id, owner, i%2 == 1); err != nil {
@@ -149,11 +147,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("4 updates of a cached workspace read the stream %d times, want 0", got)
 				}
 			})
-			t.Run("a decision that records nothing answers the last position", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("a decision that records nothing answers the last position", func(t *testing.T, ctx context.Context, store *countingStore) {
 				repo := eventstore.NewWorkspaces(store, testCodec, 4)
-				ctx := context.Background()
 				id, owner := created(t, repo)
 				events, _ := store.ReadStream(ctx, eventstore.WorkspaceStream(id), eventstore.ReadOptions{})
 				pos, err := repo.Update(ctx, id, func(w *domain.Workspace) error {
@@ -163,11 +158,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("no-op update = %v, %v; want the last event's position %v", pos, err, events[0].Position)
 				}
 			})
-			t.Run("an unknown workspace is not found and nothing is written", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("an unknown workspace is not found and nothing is written", func(t *testing.T, ctx context.Context, store *countingStore) {
 				repo := eventstore.NewWorkspaces(store, testCodec, 4)
-				ctx := context.Background()
 				id := uuid.New()
 				err := repo.View(ctx, id, func(*domain.Workspace) error { return nil })
 				if !errors.Is(err, domain.ErrWorkspaceNotFound) {
@@ -181,23 +173,18 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("read = %v, want the stream not to exist", err)
 				}
 			})
-			t.Run("creating an existing workspace is workspace_exists", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("creating an existing workspace is workspace_exists", func(t *testing.T, ctx context.Context, store *countingStore) {
 				a, b := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
 				id, _ := created(t, a)
 				w := domain.NewWorkspace(id)
 				_ = w.Create("Again", uuid.New(), "x@example.com", "X", now)
-				_, err := b.Create(context.Background(), w, stamp)
+				_, err := b.Create(ctx, w, stamp)
 				if domain.ErrorCode(err) != domain.CodeWorkspaceExists {
 					t.Errorf("second create = %v, want workspace_exists", err)
 				}
 			})
-			t.Run("more workspaces than the cache holds still work", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("more workspaces than the cache holds still work", func(t *testing.T, ctx context.Context, store *countingStore) {
 				repo := eventstore.NewWorkspaces(store, testCodec, 2)
-				ctx := context.Background()
 				type ws struct{ id, owner uuid.UUID }
 				var all []ws
 				for range 5 {
@@ -210,11 +197,8 @@ func TestWorkspaces(t *testing.T) {
 					}
 				}
 			})
-			t.Run("ids of no workspace evict nothing from the cache", func(t *testing.T) {
-				t.Parallel()
-				store := &countingStore{Store: newStore(t)}
+			run("ids of no workspace evict nothing from the cache", func(t *testing.T, ctx context.Context, store *countingStore) {
 				repo := eventstore.NewWorkspaces(store, testCodec, 2)
-				ctx := context.Background()
 				// A full cache: two workspaces in a cache of two.
 				id, owner := created(t, repo)
 				id2, owner2 := created(t, repo)
@@ -238,11 +222,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("the real workspaces were read %d times after 20 requests for random ids, want 0: they must still be cached", got)
 				}
 			})
-			t.Run("a new workspace is cached once it exists, also when loaded concurrently", func(t *testing.T) {
-				t.Parallel()
-				store := &countingStore{Store: newStore(t)}
+			run("a new workspace is cached once it exists, also when loaded concurrently", func(t *testing.T, ctx context.Context, store *countingStore) {
 				writer, repo := eventstore.NewWorkspaces(store, testCodec, 4), eventstore.NewWorkspaces(store, testCodec, 4)
-				ctx := context.Background()
 				id, owner := created(t, writer)
 				var wg sync.WaitGroup
 				for range 8 {
@@ -261,11 +242,8 @@ func TestWorkspaces(t *testing.T) {
 					t.Errorf("an update after views read the stream %d times, want 0 (cached by the views)", got)
 				}
 			})
-			t.Run("accounts: one id per address, also across registries", func(t *testing.T) {
-				t.Parallel()
-				store := newStore(t)
+			run("accounts: one id per address, also across registries", func(t *testing.T, ctx context.Context, store *countingStore) {
 				a, b := eventstore.NewAccounts(store, testCodec, 10), eventstore.NewAccounts(store, testCodec, 10)
-				ctx := context.Background()
 				meta := func(domain.Event) domain.Metadata { return stamp(nil, nil) }
 				ga, err := a.Resolve(ctx, []domain.Email{"p@x.com", "q@x.com"}, uuid.New, meta)
 				if err != nil {

@@ -22,9 +22,7 @@ import (
 // destroyed on another replica still seals), EnsureFresh always asks.
 func TestEnsureTrustsOnlyRecentKeys(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	a, b := keystore.New(pool, kek), keystore.New(pool, kek)
 	jane := uuid.New()
 	if _, err := a.Ensure(ctx, []uuid.UUID{jane}); err != nil {
@@ -45,6 +43,14 @@ func TestEnsureTrustsOnlyRecentKeys(t *testing.T) {
 	}
 }
 
+// serviceDB gives a test a database of its own, connected as the
+// service's role, and a new KEK.
+func serviceDB(t *testing.T) (context.Context, *pgxpool.Pool, pii.KEK) {
+	t.Helper()
+	pool, _ := pgtest.NewService(t)
+	return context.Background(), pool, newKEK(t)
+}
+
 func newKEK(t *testing.T) pii.KEK {
 	t.Helper()
 	k, err := pii.ParseKEK(pii.GenerateKEK())
@@ -58,9 +64,7 @@ func newKEK(t *testing.T) pii.KEK {
 // then finds the same one, and the database holds it wrapped only.
 func TestEnsureAndLookup(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	// Two replicas; a commits new keys as serve does on the PostgreSQL
 	// store (EventsInThisDatabase: no flush of their own).
 	a, b := keystore.New(pool, kek).EventsInThisDatabase(), keystore.New(pool, kek)
@@ -104,9 +108,7 @@ func TestEnsureAndLookup(t *testing.T) {
 // never made again, and Destroy answers the first erasure's time.
 func TestDestroy(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	a, b := keystore.New(pool, kek), keystore.New(pool, kek)
 	jane, john, never := uuid.New(), uuid.New(), uuid.New()
 	if _, err := a.Ensure(ctx, []uuid.UUID{jane, john}); err != nil {
@@ -161,9 +163,7 @@ func TestDestroy(t *testing.T) {
 // the key is gone from the database for good.
 func TestEnsureRacesDestroy(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	replicas := []*keystore.Keyring{keystore.New(pool, kek), keystore.New(pool, kek)}
 	const people, callers = 40, 4
 	var wg sync.WaitGroup
@@ -284,9 +284,7 @@ func checkAllErased(t *testing.T, pool *pgxpool.Pool, replicas, fresh []*keystor
 // replica asks first, kept wrapped.
 func TestServerKey(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	const replicas = 6
 	got := make([][]byte, replicas)
 	var wg sync.WaitGroup
@@ -324,9 +322,8 @@ func TestServerKey(t *testing.T) {
 // then the old KEK is no longer needed.
 func TestRewrap(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	oldKEK, newKEK := newKEK(t), newKEK(t)
+	ctx, pool, oldKEK := serviceDB(t)
+	newKEK := newKEK(t)
 	before := keystore.New(pool, oldKEK)
 	people := make([]uuid.UUID, 1234) // more than one batch
 	for i := range people {
@@ -403,9 +400,8 @@ func TestRewrap(t *testing.T) {
 // webhook only, and a webhook without one answers ErrNoWebhookSecret.
 func TestWebhookSecrets(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	secrets := keystore.New(pool, newKEK(t)).WebhookSecrets()
+	ctx, pool, kek := serviceDB(t)
+	secrets := keystore.New(pool, kek).WebhookSecrets()
 	a, b := uuid.New(), uuid.New()
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	if err := secrets.Store(ctx, uuid.New(), a, secret); err != nil {
@@ -441,9 +437,8 @@ func TestWebhookSecrets(t *testing.T) {
 // still answers every key.
 func TestLookupCacheIsBounded(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	r := keystore.New(pool, newKEK(t))
+	ctx, pool, kek := serviceDB(t)
+	r := keystore.New(pool, kek)
 	people := make([]uuid.UUID, keystore.CacheEntries+100)
 	for i := range people {
 		people[i] = uuid.New()
@@ -463,9 +458,7 @@ func TestLookupCacheIsBounded(t *testing.T) {
 // answers that key, the one every replica uses, not a key of its own.
 func TestEnsureFindsAKeyMadeMeanwhile(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	kek := newKEK(t)
+	ctx, pool, kek := serviceDB(t)
 	jane, theirs := uuid.New(), pii.NewKey()
 	tx, err := pool.Begin(ctx)
 	if err != nil {

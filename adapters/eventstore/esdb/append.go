@@ -87,15 +87,8 @@ var _ eventstore.StreamStarter = (*Store)(nil)
 // event (a retry of a call whose answer was lost) is recognised by the
 // event's id and reported started, which is as true.
 func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStart) ([]bool, error) {
-	seen := make(map[string]bool, len(starts))
-	for _, st := range starts {
-		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
-			return nil, err
-		}
-		if seen[st.Stream] {
-			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
-		}
-		seen[st.Stream] = true
+	if err := eventstore.CheckStarts(starts); err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()

@@ -246,8 +246,7 @@ func TestSubscriptionFollowsTheLeader(t *testing.T) {
 	cluster := esdbtest.StartCluster(t)
 	s := openOn(t, cluster.URL())
 	writer := openOn(t, cluster.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 	first, second := newEvent(0), newEvent(1)
 	if _, err := writer.Append(ctx, eventstore.WorkspaceStream(uuid.New()), eventstore.NoStream{}, first); err != nil {
 		t.Fatal(err)

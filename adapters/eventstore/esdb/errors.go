@@ -43,26 +43,22 @@ func codeOf(err error) esdbclient.ErrorCode {
 	if errors.As(err, &e) && e.Code() != esdbclient.ErrorCodeUnknown {
 		return e.Code()
 	}
-	if !isStatus {
-		return esdbclient.ErrorCodeUnknown
-	}
-	switch st.Code() {
-	case codes.Unauthenticated:
-		return esdbclient.ErrorCodeUnauthenticated
-	case codes.Unimplemented:
-		return esdbclient.ErrorCodeUnsupportedFeature
-	case codes.NotFound:
-		return esdbclient.ErrorCodeResourceNotFound
-	case codes.PermissionDenied:
-		return esdbclient.ErrorCodeAccessDenied
-	case codes.DeadlineExceeded:
-		return esdbclient.ErrorCodeDeadlineExceeded
-	case codes.Aborted:
-		return esdbclient.ErrorAborted
-	case codes.Unavailable:
-		return esdbclient.ErrorUnavailable
+	if c, ok := statusCodes[st.Code()]; isStatus && ok {
+		return c
 	}
 	return esdbclient.ErrorCodeUnknown
+}
+
+// statusCodes are the client's codes of the gRPC statuses it passes
+// through untranslated; any other status is ErrorCodeUnknown.
+var statusCodes = map[codes.Code]esdbclient.ErrorCode{
+	codes.Unauthenticated:  esdbclient.ErrorCodeUnauthenticated,
+	codes.Unimplemented:    esdbclient.ErrorCodeUnsupportedFeature,
+	codes.NotFound:         esdbclient.ErrorCodeResourceNotFound,
+	codes.PermissionDenied: esdbclient.ErrorCodeAccessDenied,
+	codes.DeadlineExceeded: esdbclient.ErrorCodeDeadlineExceeded,
+	codes.Aborted:          esdbclient.ErrorAborted,
+	codes.Unavailable:      esdbclient.ErrorUnavailable,
 }
 
 // grpcCode returns the gRPC status code within err, or codes.Unknown.

@@ -28,6 +28,7 @@ import (
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const (
@@ -130,11 +131,7 @@ func WithResubscribeBackoff(minimum, maximum time.Duration) Option {
 // included, whose context has none, and how long a subscription waits for
 // the server to confirm it. The default is 10 s.
 func WithCallTimeout(d time.Duration) Option {
-	return func(s *Store) {
-		if d > 0 {
-			s.callTimeout = d
-		}
-	}
+	return func(s *Store) { s.callTimeout = positive.Or(d, s.callTimeout) }
 }
 
 // New returns a Store on client. Closing the Store does not close client,

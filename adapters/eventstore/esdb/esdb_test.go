@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -16,10 +15,19 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/adapters/eventstore/esdb"
 	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testnet"
 )
 
 const waitTimeout = 30 * time.Second
+
+// waitCtx is a context that ends waitTimeout from now, or with the test.
+func waitCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // newEvent makes an event as usersd writes them: its metadata carries its
 // id (see eventstore.IsOurRecord).
@@ -40,15 +48,20 @@ func openDefault(t *testing.T, srv *esdbtest.Server, opts ...esdb.Option) *esdb.
 	return openOn(t, srv.URL(), opts...)
 }
 
+// startDefault starts a test server and opens a store on it (openDefault).
+func startDefault(t *testing.T, opts ...esdb.Option) (*esdbtest.Server, *esdb.Store) {
+	t.Helper()
+	srv := esdbtest.Start(t)
+	return srv, openDefault(t, srv, opts...)
+}
+
 // TestSubscriptionDroppedMidwayResumes drops the server's subscriptions
 // several times, during the catch-up and while live: the handler must still
 // see every event once, in order.
 func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	srv, s := startDefault(t)
+	ctx := waitCtx(t)
 
 	const before, after = 300, 60
 	var want []uuid.UUID
@@ -69,8 +82,7 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 
 	var (
 		got                     []uuid.UUID
-		seen                    = map[uuid.UUID]bool{}
-		last                    domain.Position
+		once                    eventstoretest.Once
 		writing                 bool
 		done                    = errors.New("all seen")
 		writer                  sync.WaitGroup
@@ -89,13 +101,9 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 	}
 	err := s.SubscribeToAll(ctx, domain.Position{}, eventstore.SubscribeOptions{BatchSize: 10}, func(_ context.Context, b eventstore.Batch) error {
 		for _, e := range b.Events {
-			if seen[e.ID] {
-				return fmt.Errorf("event %s at %v: got it twice, want once", e.ID, e.Position)
+			if err := once.Add(e); err != nil {
+				return err
 			}
-			if !last.Less(e.Position) {
-				return fmt.Errorf("event %s: got position %v after %v, want increasing", e.ID, e.Position, last)
-			}
-			seen[e.ID], last = true, e.Position
 			got = append(got, e.ID)
 		}
 		switch {
@@ -141,8 +149,7 @@ func TestSubscriptionDroppedMidwayResumes(t *testing.T) {
 // concurrency error, for every kind of expectation, and stores nothing.
 func TestWrongExpectedVersion(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	ctx := context.Background()
 	stream := eventstore.WorkspaceStream(uuid.New())
 	if _, err := s.Append(ctx, stream, eventstore.NoStream{}, newEvent(0), newEvent(1)); err != nil {
@@ -168,8 +175,7 @@ func TestWrongExpectedVersion(t *testing.T) {
 // keeps one copy and answers the original result.
 func TestAppendRetriedAfterLostReply(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	ctx := context.Background()
 	stream := eventstore.WorkspaceStream(uuid.New())
 
@@ -208,11 +214,9 @@ func TestAppendRetriedAfterLostReply(t *testing.T) {
 // kept: see TestCheckpointsOnlyOfDeliveredEvents).
 func TestSubscriptionFiltersOtherStreams(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	raw := esdbtest.Client(t, srv.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 
 	var want []uuid.UUID
 	ours := []string{
@@ -256,8 +260,7 @@ func TestNamespaceIsolatesStores(t *testing.T) {
 	srv := esdbtest.Start(t)
 	a := openDefault(t, srv, esdb.WithNamespace("a-"))
 	b := openDefault(t, srv, esdb.WithNamespace("b-"))
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 	stream := eventstore.WorkspaceStream(uuid.New())
 	ea, eb := newEvent(1), newEvent(2)
 	if _, err := a.Append(ctx, stream, eventstore.NoStream{}, ea); err != nil {
@@ -277,8 +280,7 @@ func TestNamespaceIsolatesStores(t *testing.T) {
 // to come back. It does not call t.Parallel: the count is process-wide,
 // and parallel tests only start once the sequential ones are done.
 func TestCancelledSubscriptionsLeaveNoGoroutines(t *testing.T) {
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	ctx := context.Background()
 	if _, err := s.Append(ctx, eventstore.WorkspaceStream(uuid.New()), eventstore.NoStream{}, newEvent(0)); err != nil {
 		t.Fatal(err)
@@ -331,12 +333,7 @@ func TestOpenRefusesBadConnectionString(t *testing.T) {
 // one, so usersd carries on once a node is back.
 func TestReconnectsAfterClusterWasDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreeAddr(t)
 	s, err := esdb.Open("esdb://" + addr + "?tls=false&maxDiscoverAttempts=1&discoveryInterval=10")
 	if err != nil {
 		t.Fatal(err)

@@ -145,8 +145,7 @@ func TestCheckpointsOnlyOfDeliveredEvents(t *testing.T) {
 		return []*api.ReadResp{maxCheckpoint}
 	}
 	s := openOn(t, f.url())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 	appendOne := func(i int) {
 		if _, err := s.Append(ctx, eventstore.WorkspaceStream(uuid.New()), eventstore.NoStream{}, newEvent(i)); err != nil {
 			t.Errorf("append: %v", err)
@@ -285,8 +284,7 @@ func TestSubscriptionFromAnInvalidPosition(t *testing.T) {
 	for range 5 {
 		f.onSubscribes(fail(codes.InvalidArgument, "Trying to read from an invalid position."))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 	from := domain.Position{Commit: 123456, Prepare: 123456}
 	err := s.SubscribeToAll(ctx, from, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error { return nil })
 	if !errors.Is(err, esdb.ErrInvalidPosition) || !strings.Contains(err.Error(), from.String()) {
@@ -315,8 +313,7 @@ func TestReadAllRights(t *testing.T) {
 	t.Parallel()
 	f := startFronts(t, esdbtest.Start(t), 1)[0]
 	s := openOn(t, f.url())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 
 	f.onSubscribes(fail(codes.Unavailable, "Server Is Not Ready"), fail(codes.Unknown, "No leader info available in response"))
 	if err := s.CheckReadAll(ctx); err != nil {
@@ -395,11 +392,9 @@ func codeOfStatus(err error) codes.Code {
 // ours and carries on.
 func TestForeignRecordsNeverStopAProjection(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	raw := esdbtest.Client(t, srv.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
+	ctx := waitCtx(t)
 
 	foreign := func(stream string, meta string) {
 		id := uuid.New()

@@ -33,8 +33,7 @@ func starts(n int) []eventstore.StreamStart {
 // store nothing.
 func TestStartStreams(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	ctx := context.Background()
 
 	all := starts(40)
@@ -94,8 +93,7 @@ func TestStartStreams(t *testing.T) {
 // once agree on one user id per address.
 func TestAccountsOnESDB(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	s := openDefault(t, srv)
+	srv, s := startDefault(t)
 	emails := make([]domain.Email, 50)
 	for i := range emails {
 		emails[i] = domain.Email(fmt.Sprintf("same-%d@example.com", i))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // handlerError carries the handler's error out of a subscription, so that
@@ -56,10 +57,7 @@ type cursor struct {
 // checkpoint past an event not yet delivered), and a projection that kept
 // one would resume past events it never applied.
 func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts eventstore.SubscribeOptions, h eventstore.Handler) error {
-	size := opts.BatchSize
-	if size <= 0 {
-		size = defaultBatchSize
-	}
+	size := positive.Or(opts.BatchSize, defaultBatchSize)
 	if from == kdb710 {
 		// A server reads this as its end: the subscription would start
 		// live there and skip, silently, whatever the checkpoint's owner

@@ -214,3 +214,32 @@ func (sub *subscription) stop(t *testing.T) error {
 func streamName(t *testing.T, suffix string) string {
 	return strings.ReplaceAll(t.Name(), "/", ".") + "-" + suffix
 }
+
+// Once checks what a subscription hands over, event by event: each event
+// once, in strictly increasing position order. The zero value is ready.
+type Once struct {
+	seen map[uuid.UUID]bool
+	last domain.Position
+}
+
+// Add takes the next event handed over, or answers why it may not come
+// now: it came before, or not after the last.
+func (o *Once) Add(e eventstore.RecordedEvent) error {
+	if o.seen[e.ID] {
+		return fmt.Errorf("event %s at %v: got it twice, want once", e.ID, e.Position)
+	}
+	if !o.last.Less(e.Position) {
+		return fmt.Errorf("event %s: got position %v after %v, want strictly increasing", e.ID, e.Position, o.last)
+	}
+	if o.seen == nil {
+		o.seen = make(map[uuid.UUID]bool)
+	}
+	o.seen[e.ID], o.last = true, e.Position
+	return nil
+}
+
+// Seen reports whether the event with id was handed over.
+func (o *Once) Seen(id uuid.UUID) bool { return o.seen[id] }
+
+// Len is how many events were handed over.
+func (o *Once) Len() int { return len(o.seen) }

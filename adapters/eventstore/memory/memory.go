@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const defaultBatchSize = 500
@@ -158,10 +159,7 @@ func (s *Store) ReadStream(_ context.Context, stream string, opts eventstore.Rea
 
 // SubscribeToAll implements eventstore.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts eventstore.SubscribeOptions, h eventstore.Handler) error {
-	size := opts.BatchSize
-	if size <= 0 {
-		size = defaultBatchSize
-	}
+	size := positive.Or(opts.BatchSize, defaultBatchSize)
 	caughtUp := false // the last batch handed over was CaughtUp, and nothing since
 	for {
 		if err := ctx.Err(); err != nil {

@@ -200,17 +200,12 @@ func (s *Store) StartStreams(ctx context.Context, starts []eventstore.StreamStar
 	if len(starts) == 0 {
 		return nil, nil
 	}
-	seen := make(map[string]bool, len(starts))
+	if err := eventstore.CheckStarts(starts); err != nil {
+		return nil, err
+	}
 	item := startItem{streams: make([]string, len(starts))}
 	events := make([]eventstore.EventData, len(starts))
 	for i, st := range starts {
-		if err := eventstore.CheckAppend(st.Stream, eventstore.NoStream{}, []eventstore.EventData{st.Event}); err != nil {
-			return nil, err
-		}
-		if seen[st.Stream] {
-			return nil, fmt.Errorf("start %s twice in one call: %w", st.Stream, eventstore.ErrInvalidAppend)
-		}
-		seen[st.Stream] = true
 		item.streams[i], events[i] = st.Stream, st.Event
 	}
 	item.args = newAppendArgs(events)

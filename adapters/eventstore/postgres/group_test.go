@@ -23,10 +23,18 @@ import (
 // exactly those run as one group: what happens under load by chance,
 // arranged.
 
-func groupStore(t *testing.T) *Store {
+// groupStore makes a store and starts each of streams on it with one
+// event.
+func groupStore(t *testing.T, streams ...string) *Store {
+	t.Helper()
 	pool, _ := pgtest.NewService(t)
 	s := New(pool)
 	t.Cleanup(s.Close)
+	for _, stream := range streams {
+		if _, err := s.Append(context.Background(), stream, eventstore.NoStream{}, groupEvent()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s
 }
 
@@ -94,10 +102,7 @@ func goAppend(ctx context.Context, s *Store, stream string, expected eventstore.
 func TestGroupMembersKeepTheirOwnOutcome(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := groupStore(t)
-	if _, err := s.Append(ctx, "conflict", eventstore.NoStream{}, groupEvent()); err != nil {
-		t.Fatal(err)
-	}
+	s := groupStore(t, "conflict")
 	retried := groupEvent()
 	first, err := s.Append(ctx, "retried", eventstore.NoStream{}, retried)
 	if err != nil {
@@ -214,10 +219,7 @@ func TestGroupQueuedCallerCancels(t *testing.T) {
 func TestGroupStartStreams(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := groupStore(t)
-	if _, err := s.Append(ctx, "acct-old", eventstore.NoStream{}, groupEvent()); err != nil {
-		t.Fatal(err)
-	}
+	s := groupStore(t, "acct-old")
 	call := func(streams ...string) []eventstore.StreamStart {
 		out := make([]eventstore.StreamStart, len(streams))
 		for i, st := range streams {

@@ -71,20 +71,29 @@ func TestTransactionThatWroteFirstCannotAppend(t *testing.T) {
 		t.Fatalf("append after the transaction took its id unmarked: got %v, want SQLSTATE 55000 (a subscriber already read past it)", err)
 	}
 
-	declared := beginWithID(t, pool, true)
+	wantHeldBack(t, s, events, beginWithID(t, pool, true), "declared", "a declared writer")
+}
+
+// wantHeldBack appends an event while tx, which took its id before, runs:
+// the subscription must receive nothing until tx appends an event of its
+// own to stream and commits, and then both, tx's first. what says what tx
+// is.
+func wantHeldBack(t *testing.T, s *postgres.Store, events <-chan eventstore.RecordedEvent, tx pgx.Tx, stream, what string) {
+	t.Helper()
+	ctx := context.Background()
 	after := newEvent()
 	if _, err := s.Append(ctx, "after", eventstore.NoStream{}, after); err != nil {
 		t.Fatal(err)
 	}
 	if e, ok := receive(events, 300*time.Millisecond); ok {
-		t.Fatalf("while a declared writer with an older id runs: got %s, want nothing", e.ID)
+		t.Fatalf("while %s with an older id runs: got %s, want nothing", what, e.ID)
 	}
-	d := newEvent()
-	appendInTx(t, declared, "declared", d)
-	if err := declared.Commit(ctx); err != nil {
+	e := newEvent()
+	appendInTx(t, tx, stream, e)
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantEvents(t, events, d.ID, after.ID)
+	wantEvents(t, events, e.ID, after.ID)
 }
 
 // TestSubscriberGapFreeUnderMixedLoad runs, for a while, writers that
@@ -239,8 +248,7 @@ func TestSubscriptionReadsDoNotQueueForTheSharedPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	s := storeOn(t, pool)
 
 	e := newEvent()
 	if _, err := s.Append(ctx, "s", eventstore.NoStream{}, e); err != nil {
@@ -295,22 +303,8 @@ func TestUnmarkedWritersHoldTheHorizon(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool, _ := pgtest.Service(t, dbURL)
-	s := postgres.New(pool)
-	t.Cleanup(s.Close)
+	s := storeOn(t, pool)
 	events := subscribe(t, s)
 
-	late := beginWithID(t, pool, false)
-	after := newEvent()
-	if _, err := s.Append(ctx, "after", eventstore.NoStream{}, after); err != nil {
-		t.Fatal(err)
-	}
-	if e, ok := receive(events, 300*time.Millisecond); ok {
-		t.Fatalf("while an unmarked transaction with an older id runs: got %s, want nothing", e.ID)
-	}
-	early := newEvent()
-	appendInTx(t, late, "early", early)
-	if err := late.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wantEvents(t, events, early.ID, after.ID)
+	wantHeldBack(t, s, events, beginWithID(t, pool, false), "early", "an unmarked transaction")
 }

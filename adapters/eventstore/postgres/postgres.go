@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgxlisten"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const (
@@ -91,11 +92,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 // nothing woke it: the fallback for notifications lost while reconnecting.
 // The default is one second; zero or less keeps it.
 func WithPollInterval(d time.Duration) Option {
-	return func(s *Store) {
-		if d > 0 {
-			s.pollInterval = d
-		}
-	}
+	return func(s *Store) { s.pollInterval = positive.Or(d, s.pollInterval) }
 }
 
 // New returns a Store on pool, whose database must be migrated. The

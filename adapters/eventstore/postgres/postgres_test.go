@@ -32,9 +32,14 @@ func newStore(t *testing.T, opts ...postgres.Option) *postgres.Store {
 // newPoolStore answers a store on a fresh database and its pool.
 func newPoolStore(t *testing.T, opts ...postgres.Option) (*pgxpool.Pool, *postgres.Store) {
 	pool, _ := pgtest.NewService(t)
+	return pool, storeOn(t, pool, opts...)
+}
+
+// storeOn answers a store on pool, closed at the end of the test.
+func storeOn(t *testing.T, pool *pgxpool.Pool, opts ...postgres.Option) *postgres.Store {
 	s := postgres.New(pool, opts...)
 	t.Cleanup(s.Close) // before the pool closes: cleanups run last-in first-out
-	return pool, s
+	return s
 }
 
 // TestSubscriberWaitsForOlderTransaction is the gap a bigserial reader falls
@@ -83,11 +88,9 @@ func TestSubscriberWaitsForOlderTransaction(t *testing.T) {
 func TestSubscriberDeliversEventWithLowerPositionCommittedLater(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
 	// Nothing notifies about transactions committed outside the store: the
 	// poll must find A.
-	s := postgres.New(pool, postgres.WithPollInterval(100*time.Millisecond))
-	t.Cleanup(s.Close)
+	pool, s := newPoolStore(t, postgres.WithPollInterval(100*time.Millisecond))
 
 	txB, err := pool.Begin(ctx)
 	if err != nil {
@@ -130,11 +133,8 @@ func TestSubscriberDeliversEventWithLowerPositionCommittedLater(t *testing.T) {
 func TestSubscriberWokenByAnotherProcess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	writer := postgres.New(pool)
-	t.Cleanup(writer.Close)
-	reader := postgres.New(pool, postgres.WithPollInterval(time.Hour))
-	t.Cleanup(reader.Close)
+	pool, writer := newPoolStore(t)
+	reader := storeOn(t, pool, postgres.WithPollInterval(time.Hour))
 
 	events := subscribe(t, reader)
 	for i := range 3 {
@@ -152,10 +152,8 @@ func TestSubscriberWokenByAnotherProcess(t *testing.T) {
 func TestAppendAfterAnotherProcessMovedTheStream(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewService(t)
-	a, b := postgres.New(pool), postgres.New(pool)
-	t.Cleanup(a.Close)
-	t.Cleanup(b.Close)
+	pool, a := newPoolStore(t)
+	b := storeOn(t, pool)
 
 	if _, err := a.Append(ctx, "s", eventstore.NoStream{}, newEvent()); err != nil {
 		t.Fatalf("A appends revision 0: %v", err)

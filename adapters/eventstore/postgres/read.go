@@ -12,6 +12,7 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pause"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const eventColumns = `event_id, stream_id, revision, tx_id, position, type, data, metadata, created_at`
@@ -99,10 +100,7 @@ const (
 // and when none are left waits for an append (in this process or, through
 // LISTEN, another), a notification-less poll, or ctx.
 func (s *Store) SubscribeToAll(ctx context.Context, from domain.Position, opts eventstore.SubscribeOptions, h eventstore.Handler) error {
-	size := opts.BatchSize
-	if size <= 0 {
-		size = defaultBatchSize
-	}
+	size := positive.Or(opts.BatchSize, defaultBatchSize)
 	s.listen()
 	query, err := s.readAllQuery(ctx)
 	if err != nil {

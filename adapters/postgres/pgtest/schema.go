@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -22,19 +23,27 @@ import (
 // are kept.
 func Indexes(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) []string {
 	tb.Helper()
-	rows, err := pool.Query(context.Background(), `
+	return Collect(tb, pool, "pgtest: indexes of "+schema, pgx.RowTo[string], `
 		SELECT replace(indexdef, ' ON ' || quote_ident(schemaname) || '.', ' ON ')
 		FROM pg_catalog.pg_indexes
 		WHERE schemaname = $1 AND tablename = ANY($2)
 		ORDER BY tablename, indexname`, schema, tables)
+}
+
+// Collect runs a query on pool and answers its rows, each made by to
+// (pgx.RowTo[string], pgx.RowToStructByPos[T], ...); on an error it fails
+// the test with what.
+func Collect[T any](tb testing.TB, pool *pgxpool.Pool, what string, to pgx.RowToFunc[T], sql string, args ...any) []T {
+	tb.Helper()
+	rows, err := pool.Query(context.Background(), sql, args...)
 	if err != nil {
-		tb.Fatalf("pgtest: indexes of %s: %v", schema, err)
+		tb.Fatalf("%s: %v", what, err)
 	}
-	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, to)
 	if err != nil {
-		tb.Fatalf("pgtest: indexes of %s: %v", schema, err)
+		tb.Fatalf("%s: %v", what, err)
 	}
-	return defs
+	return out
 }
 
 // Shape describes the named tables of schema, one line per fact, in a
@@ -139,15 +148,8 @@ func Dump(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) str
 	tb.Helper()
 	var sb strings.Builder
 	for _, table := range tables {
-		rows, err := pool.Query(context.Background(),
+		lines := Collect(tb, pool, "pgtest: dump "+schema+"."+table, pgx.RowTo[string],
 			`SELECT to_jsonb(t)::text FROM `+pgx.Identifier{schema, table}.Sanitize()+` t ORDER BY 1`)
-		if err != nil {
-			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			tb.Fatalf("pgtest: dump %s.%s: %v", schema, table, err)
-		}
 		sb.WriteString(table + ":\n" + strings.Join(lines, "\n") + "\n")
 	}
 	return sb.String()
@@ -177,12 +179,8 @@ type RebuildCheck struct {
 // It answers the rebuild's result.
 func CheckRebuild(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, c RebuildCheck) projections.RebuildResult {
 	tb.Helper()
-	if c.LiveBatch <= 0 {
-		c.LiveBatch = 150
-	}
-	if c.RebuildBatch <= 0 {
-		c.RebuildBatch = 500
-	}
+	c.LiveBatch = positive.Or(c.LiveBatch, 150)
+	c.RebuildBatch = positive.Or(c.RebuildBatch, 500)
 	for i := 0; i < len(events); i += c.LiveBatch {
 		Apply(tb, pool, "public", p, events[i:min(i+c.LiveBatch, len(events))])
 	}

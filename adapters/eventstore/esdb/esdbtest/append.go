@@ -83,12 +83,7 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 
 	st := s.st
 	st.mu.Lock()
-	if f, ok := s.takeFaultLocked(OpAppend); ok {
-		err := s.faultErrorLocked(ctx, f)
-		st.mu.Unlock()
-		return err
-	}
-	leader, err := s.routeLocked(ctx, true)
+	leader, err := s.admitLocked(ctx, OpAppend, true)
 	if err != nil {
 		st.mu.Unlock()
 		return err

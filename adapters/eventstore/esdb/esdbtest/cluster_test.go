@@ -15,8 +15,7 @@ import (
 // replication is held, and forwards appends to the leader.
 func TestFollowersServeALaggingCopy(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	f := client(t, cl.Node(1).URL()) // straight to a follower
 	mustAppend(t, c, "s", esdbclient.NoStream{}, event("First"))
 	for i := range esdbtest.ClusterSize {
@@ -44,8 +43,7 @@ func TestFollowersServeALaggingCopy(t *testing.T) {
 // sees new events only once they reach its copy.
 func TestSubscriptionOnALaggingFollower(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	f := client(t, cl.Node(2).URL())
 	sub := subscribe(t, f, ours(0, 0))
 	recvUntil(t, sub, caughtUps(1))
@@ -56,10 +54,7 @@ func TestSubscriptionOnALaggingFollower(t *testing.T) {
 		t.Errorf("read on the held follower: got %v, %v, want not found yet", got, err)
 	}
 	cl.ReleaseReplication(2)
-	got := recvUntil(t, sub, func(ms []message) bool { return len(ofKind(ms, "event")) == 1 })
-	if evs := ofKind(got, "event"); len(evs) != 1 || evs[0].id != e.EventID {
-		t.Errorf("subscription on the follower: got %v, want the event once replicated", got)
-	}
+	wantOnlyEvent(t, sub, e.EventID, "subscription on the follower")
 }
 
 // TestRequiresLeader: with the requires-leader header a follower answers
@@ -67,8 +62,7 @@ func TestSubscriptionOnALaggingFollower(t *testing.T) {
 // subscription gets the answer after its confirmation, as a drop.
 func TestRequiresLeader(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	mustAppend(t, c, "s", esdbclient.NoStream{}, event("First"))
 	cl.HoldReplication(1)
 	mustAppend(t, c, "s", esdbclient.Revision(0), event("Second"))
@@ -109,8 +103,7 @@ func TestRequiresLeader(t *testing.T) {
 // shows in $all, and the old leader follows.
 func TestElection(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	mustAppend(t, c, "s", esdbclient.NoStream{}, event("Before"))
 	before := readAllEvents(t, c)
 
@@ -183,8 +176,7 @@ func TestDiscoverURL(t *testing.T) {
 // have been committed that long; its subscriptions get them then.
 func TestReplicationLag(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	f := client(t, cl.Node(1).URL())
 	cl.SetReplicationLag(1, time.Hour)
 	mustAppend(t, c, "s", esdbclient.NoStream{}, event("One"))
@@ -201,10 +193,7 @@ func TestReplicationLag(t *testing.T) {
 	recvUntil(t, sub, caughtUps(1))
 	e := event("Ours")
 	mustAppend(t, c, "ours-1", esdbclient.Any{}, e)
-	got := recvUntil(t, sub, func(ms []message) bool { return len(ofKind(ms, "event")) == 1 })
-	if evs := ofKind(got, "event"); len(evs) != 1 || evs[0].id != e.EventID {
-		t.Errorf("subscription on the lagging follower: got %v, want the event", got)
-	}
+	wantOnlyEvent(t, sub, e.EventID, "subscription on the lagging follower")
 }
 
 // TestSingleNodeElection: a single node in PreLeader for a while answers

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -17,12 +18,7 @@ import (
 // any or no-stream brings the stream back from the next revision.
 func (s *Server) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
 	o := req.GetOptions()
-	name := string(o.GetStreamIdentifier().GetStreamName())
-	exp, err := expectedOf(o.GetExpectedStreamRevision())
-	if err != nil {
-		return nil, err
-	}
-	pos, err := s.deleteStream(ctx, name, exp, false)
+	pos, err := s.deleteStream(ctx, o.GetStreamIdentifier(), o.GetExpectedStreamRevision(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -36,12 +32,7 @@ func (s *Server) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteRes
 // "stream deleted".
 func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
 	o := req.GetOptions()
-	name := string(o.GetStreamIdentifier().GetStreamName())
-	exp, err := expectedOf(o.GetExpectedStreamRevision())
-	if err != nil {
-		return nil, err
-	}
-	pos, err := s.deleteStream(ctx, name, exp, true)
+	pos, err := s.deleteStream(ctx, o.GetStreamIdentifier(), o.GetExpectedStreamRevision(), true)
 	if err != nil {
 		return nil, err
 	}
@@ -66,15 +57,18 @@ func expectedOf(o any) (int64, error) {
 	return 0, status.Error(codes.InvalidArgument, "delete: no expected revision")
 }
 
-func (s *Server) deleteStream(ctx context.Context, name string, exp int64, hard bool) (uint64, error) {
-	st := s.st
-	st.mu.Lock()
-	if f, ok := s.takeFaultLocked(OpDelete); ok {
-		err := s.faultErrorLocked(ctx, f)
-		st.mu.Unlock()
+// deleteStream soft-deletes (Delete) or tombstones (hard, Tombstone) a
+// stream, expecting revision expected (a request's oneof), and answers the
+// position of the record that does it.
+func (s *Server) deleteStream(ctx context.Context, id *shared.StreamIdentifier, expected any, hard bool) (uint64, error) {
+	name := string(id.GetStreamName())
+	exp, err := expectedOf(expected)
+	if err != nil {
 		return 0, err
 	}
-	leader, err := s.routeLocked(ctx, true)
+	st := s.st
+	st.mu.Lock()
+	leader, err := s.admitLocked(ctx, OpDelete, true)
 	if err != nil {
 		st.mu.Unlock()
 		return 0, err

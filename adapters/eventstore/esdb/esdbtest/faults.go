@@ -28,20 +28,23 @@ const (
 	OpDelete
 )
 
-func (o Op) String() string {
-	switch o {
-	case OpAppend:
-		return "append"
-	case OpReadStream:
-		return "read stream"
-	case OpReadAll:
-		return "read $all"
-	case OpSubscribe:
-		return "subscribe to $all"
-	case OpDelete:
-		return "delete"
+var opNames = map[Op]string{
+	OpAppend:     "append",
+	OpReadStream: "read stream",
+	OpReadAll:    "read $all",
+	OpSubscribe:  "subscribe to $all",
+	OpDelete:     "delete",
+}
+
+func (o Op) String() string { return nameOf(opNames, o, "op") }
+
+// nameOf is the name of an Op or a Fault, or its kind and number if it has
+// none.
+func nameOf[K ~int](names map[K]string, k K, kind string) string {
+	if name, ok := names[k]; ok {
+		return name
 	}
-	return "op " + strconv.Itoa(int(o))
+	return kind + " " + strconv.Itoa(int(k))
 }
 
 // Fault is an error answer exactly as a real server sends it (status
@@ -75,25 +78,17 @@ const (
 	AccessDenied
 )
 
-func (f Fault) String() string {
-	switch f {
-	case Timeout:
-		return "timeout"
-	case NotReady:
-		return "not ready"
-	case TooBusy:
-		return "too busy"
-	case NoLeaderInfo:
-		return "no leader info"
-	case NotLeader:
-		return "not leader"
-	case InvalidPosition:
-		return "invalid position"
-	case AccessDenied:
-		return "access denied"
-	}
-	return "fault " + strconv.Itoa(int(f))
+var faultNames = map[Fault]string{
+	Timeout:         "timeout",
+	NotReady:        "not ready",
+	TooBusy:         "too busy",
+	NoLeaderInfo:    "no leader info",
+	NotLeader:       "not leader",
+	InvalidPosition: "invalid position",
+	AccessDenied:    "access denied",
 }
+
+func (f Fault) String() string { return nameOf(faultNames, f, "fault") }
 
 type fault struct {
 	f Fault
@@ -133,6 +128,15 @@ func (s *Server) takeFaultLocked(op Op) (Fault, bool) {
 		}
 	}
 	return f.f, true
+}
+
+// admitLocked answers a call of op with the fault injected into it, if
+// any (counting the call), or else routes it (routeLocked).
+func (s *Server) admitLocked(ctx context.Context, op Op, write bool) (leader *Server, err error) {
+	if f, ok := s.takeFaultLocked(op); ok {
+		return nil, s.faultErrorLocked(ctx, f)
+	}
+	return s.routeLocked(ctx, write)
 }
 
 // faultError builds the error of a fault; trailers go out with it.

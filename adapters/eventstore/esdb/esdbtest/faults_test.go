@@ -32,8 +32,7 @@ var faults = []struct {
 // server; the next call is served again.
 func TestFaultsReachTheClientAsFromARealServer(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	mustAppend(t, c, "s", esdbclient.Any{}, event("Happened"))
 	mustAppend(t, c, "d", esdbclient.Any{}, event("Happened"))
 	calls := []struct {
@@ -86,8 +85,7 @@ func TestFaultsReachTheClientAsFromARealServer(t *testing.T) {
 // after it, as a dropped subscription carrying the status.
 func TestSubscriptionFaults(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	for _, f := range faults {
 		srv.Inject(esdbtest.OpSubscribe, f.fault, 1)
 		sub, err := c.SubscribeToAll(timeout(t), ours(0, 0))
@@ -115,8 +113,7 @@ func TestSubscriptionFaults(t *testing.T) {
 // until cleared.
 func TestFaultCounts(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	appendOnce := func() error {
 		_, err := c.AppendToStream(timeout(t), "s", esdbclient.AppendToStreamOptions{}, event("Happened"))
 		return err
@@ -146,8 +143,7 @@ func TestFaultCounts(t *testing.T) {
 // "stream deleted"; any brings the stream back from the next revision.
 func TestSoftDeletedStream(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	mustAppend(t, c, "s", esdbclient.NoStream{}, events(2)...)
 	if _, err := c.DeleteStream(timeout(t), "s", esdbclient.DeleteStreamOptions{ExpectedRevision: esdbclient.Revision(0)}); codeOf(err) != esdbclient.ErrorCodeUnknown {
 		t.Errorf("delete expecting the wrong revision: got %v, want the server's FailedPrecondition", err)
@@ -177,8 +173,7 @@ func TestSoftDeletedStream(t *testing.T) {
 // the tombstone shows in $all.
 func TestTombstonedStream(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	mustAppend(t, c, "t", esdbclient.NoStream{}, events(1)...)
 	if _, err := c.TombstoneStream(timeout(t), "t", esdbclient.TombstoneStreamOptions{ExpectedRevision: esdbclient.Revision(0)}); err != nil {
 		t.Fatalf("tombstone: %v", err)
@@ -202,8 +197,7 @@ func TestTombstonedStream(t *testing.T) {
 // metadata and twice the type's length, added up) and store nothing.
 func TestMaxAppendSize(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	sized := func(n int) esdbclient.EventData {
 		e := event("E")
 		e.ContentType = esdbclient.ContentTypeBinary

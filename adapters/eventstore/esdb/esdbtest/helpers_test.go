@@ -19,6 +19,14 @@ import (
 
 const waitTimeout = 30 * time.Second
 
+// connectCluster starts a cluster and connects the official client to it
+// through gossip.
+func connectCluster(t *testing.T) (*esdbtest.Cluster, *esdbclient.Client) {
+	t.Helper()
+	cl := esdbtest.StartCluster(t)
+	return cl, client(t, cl.URL())
+}
+
 // client connects the official client to a connection string.
 func client(t *testing.T, url string) *esdbclient.Client {
 	t.Helper()
@@ -122,7 +130,14 @@ func readStream(ctx context.Context, c *esdbclient.Client, stream string) ([]*es
 // readAllEvents returns every event of $all, system records included.
 func readAllEvents(t *testing.T, c *esdbclient.Client) []*esdbclient.RecordedEvent {
 	t.Helper()
-	rs, err := c.ReadAll(timeout(t), esdbclient.ReadAllOptions{From: esdbclient.Start{}}, 100_000)
+	return readAllWith(t, c, esdbclient.ReadAllOptions{From: esdbclient.Start{}}, 100_000)
+}
+
+// readAllWith returns the events a read of $all with opts answers, system
+// records included.
+func readAllWith(t *testing.T, c *esdbclient.Client, opts esdbclient.ReadAllOptions, count uint64) []*esdbclient.RecordedEvent {
+	t.Helper()
+	rs, err := c.ReadAll(timeout(t), opts, count)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +193,21 @@ func recvUntil(t *testing.T, sub *esdbclient.Subscription, stop func([]message) 
 		}
 	}
 	return got
+}
+
+// eventsCame stops recvUntil once n events have come.
+func eventsCame(n int) func([]message) bool {
+	return func(ms []message) bool { return len(ofKind(ms, "event")) == n }
+}
+
+// wantOnlyEvent receives until an event comes and fails the test unless it
+// is id's, the only one; what says what the subscription is.
+func wantOnlyEvent(t *testing.T, sub *esdbclient.Subscription, id uuid.UUID, what string) {
+	t.Helper()
+	got := recvUntil(t, sub, eventsCame(1))
+	if evs := ofKind(got, "event"); len(evs) != 1 || evs[0].id != id {
+		t.Errorf("%s: got %v, want only the event %s", what, got, id)
+	}
 }
 
 func caughtUps(n int) func([]message) bool {

@@ -16,8 +16,7 @@ import (
 // elsewhere, or only some of them, answer wrong expected version.
 func TestIdempotencyWithExactRevision(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	first, second := events(2), events(2)
 	r1 := mustAppend(t, c, "s", esdbclient.NoStream{}, first...)
 	r2 := mustAppend(t, c, "s", esdbclient.Revision(1), second...)
@@ -66,8 +65,7 @@ func TestIdempotencyWithExactRevision(t *testing.T) {
 // server does not look at the ids: a repeat is stored again.
 func TestNoIdempotencyAtTheEnd(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	evs := events(2)
 	mustAppend(t, c, "s", esdbclient.NoStream{}, event("First"))
 	mustAppend(t, c, "s", esdbclient.Revision(0), evs...)
@@ -123,8 +121,7 @@ func TestIdempotencyWithAnyIsACache(t *testing.T) {
 // a repeat with any is stored again, one with an exact revision is not.
 func TestIdempotencyAcrossFailover(t *testing.T) {
 	t.Parallel()
-	cl := esdbtest.StartCluster(t)
-	c := client(t, cl.URL())
+	cl, c := connectCluster(t)
 	withAny, exact := events(1), events(1)
 	mustAppend(t, c, "any", esdbclient.Any{}, withAny...)
 	r := mustAppend(t, c, "exact", esdbclient.NoStream{}, exact...)

@@ -40,12 +40,7 @@ func (s *Server) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
 	ctx := out.Context()
 	st := s.st
 	st.mu.Lock()
-	if f, ok := s.takeFaultLocked(op); ok {
-		err := s.faultErrorLocked(ctx, f)
-		st.mu.Unlock()
-		return err
-	}
-	if _, err := s.routeLocked(ctx, false); err != nil {
+	if _, err := s.admitLocked(ctx, op, false); err != nil {
 		st.mu.Unlock()
 		return err
 	}

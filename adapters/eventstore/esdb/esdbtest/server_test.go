@@ -2,8 +2,6 @@ package esdbtest_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -38,24 +36,13 @@ func appendTo(t *testing.T, c *esdbclient.Client, stream, eventType string) (uui
 // the server's own system records are read too, and left out.
 func readAll(t *testing.T, c *esdbclient.Client, opts esdbclient.ReadAllOptions, count uint64) []uuid.UUID {
 	t.Helper()
-	rs, err := c.ReadAll(context.Background(), opts, count)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
 	var out []uuid.UUID
-	for {
-		e, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read $all: %v", err)
-		}
-		if !strings.HasPrefix(e.Event.StreamID, "$") {
-			out = append(out, e.Event.EventID)
+	for _, e := range readAllWith(t, c, opts, count) {
+		if !strings.HasPrefix(e.StreamID, "$") {
+			out = append(out, e.EventID)
 		}
 	}
+	return out
 }
 
 func same(a, b []uuid.UUID) bool {

@@ -9,8 +9,6 @@ import (
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
-
-	"github.com/usersd/usersd/adapters/eventstore/esdb/esdbtest"
 )
 
 func subscribe(t *testing.T, c *esdbclient.Client, opts esdbclient.SubscribeToAllOptions) *esdbclient.Subscription {
@@ -64,8 +62,7 @@ func wantMessages(t *testing.T, got, want []message) {
 // catch-up, lags the end of the log.
 func TestCatchUpCheckpoints(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	all := readAllEvents(t, c)
 	if n := len(all); n != 7 {
 		t.Fatalf("system records of a new server: got %d, want 7", n)
@@ -96,8 +93,7 @@ func TestCatchUpCheckpoints(t *testing.T) {
 // 32, multiplier 1) over records that never match.
 func TestCatchUpCheckpointsWithoutMatches(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	for range 7 {
 		mustAppend(t, c, "foreign", esdbclient.Any{}, events(10)...)
 	}
@@ -115,8 +111,7 @@ func TestCatchUpCheckpointsWithoutMatches(t *testing.T) {
 // committed since the subscription started, at that record's position.
 func TestLiveCheckpoints(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	sub := subscribe(t, c, ours(4, 1))
 	recvUntil(t, sub, caughtUps(1))
 	var ws []*esdbclient.WriteResult
@@ -125,7 +120,7 @@ func TestLiveCheckpoints(t *testing.T) {
 	}
 	last := event("Ours")
 	w := mustAppend(t, c, "ours-1", esdbclient.Any{}, last)
-	got := recvUntil(t, sub, func(ms []message) bool { return len(ofKind(ms, "event")) == 1 })
+	got := recvUntil(t, sub, eventsCame(1))
 	wantMessages(t, got, []message{
 		checkpoint(ws[3].CommitPosition, ws[3].PreparePosition),
 		checkpoint(ws[7].CommitPosition, ws[7].PreparePosition),
@@ -139,8 +134,7 @@ func TestLiveCheckpoints(t *testing.T) {
 // repeated.
 func TestFallingBehindCatchesUpAgain(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	sub := subscribe(t, c, ours(0, 0))
 	recvUntil(t, sub, caughtUps(1))
 	evs := events(40)
@@ -167,8 +161,7 @@ func TestFallingBehindCatchesUpAgain(t *testing.T) {
 // server's own included, and no checkpoint.
 func TestUnfilteredSubscription(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	mustAppend(t, c, "s", esdbclient.Any{}, events(3)...)
 	srv.Scavenge()
 	sub := subscribe(t, c, esdbclient.SubscribeToAllOptions{From: esdbclient.Start{}})
@@ -185,8 +178,7 @@ func TestUnfilteredSubscription(t *testing.T) {
 // and scavenges and statistics add more between the clients' events.
 func TestSystemRecordsInAll(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	srv, c := connect(t)
 	all := readAllEvents(t, c)
 	if len(all) == 0 || all[0].StreamID != "$epoch-information" || all[0].Position.Commit == 0 {
 		t.Fatalf("first record: got %+v, want an $epoch-information event after the epoch record", all)
@@ -216,8 +208,7 @@ func TestSystemRecordsInAll(t *testing.T) {
 // by a real server; (2^64-1, 2^64-1) is the server's end of the log.
 func TestInvalidPosition(t *testing.T) {
 	t.Parallel()
-	srv := esdbtest.Start(t)
-	c := client(t, srv.URL())
+	_, c := connect(t)
 	w := mustAppend(t, c, "s", esdbclient.Any{}, events(1)...)
 	mustAppend(t, c, "s", esdbclient.Any{}, events(2)...)
 	// (A position past the last record is no error: the subscription
@@ -250,8 +241,5 @@ func TestInvalidPosition(t *testing.T) {
 	}
 	later := event("Later")
 	mustAppend(t, c, "s", esdbclient.Any{}, later)
-	got = recvUntil(t, sub, func(ms []message) bool { return len(ofKind(ms, "event")) == 1 })
-	if evs := ofKind(got, "event"); len(evs) != 1 || evs[0].id != later.EventID {
-		t.Errorf("then: got %v, want only the event appended since", got)
-	}
+	wantOnlyEvent(t, sub, later.EventID, "then")
 }
