@@ -18,10 +18,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
-	"github.com/usersd/usersd/projections/audit"
-	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/projectionstest"
-	"github.com/usersd/usersd/projections/userlist"
 )
 
 const (
@@ -129,24 +126,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 	people := postgres.NewPersonDirectory(pool)
 	deps.People, deps.Deleter, deps.Keys = people, accounts, keys
 
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	src := eventstore.Source{Store: store, Codec: codec}
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, src, projections.RunnerOptions{Logger: log})
-		wg.Go(func() { _ = r.Run(runCtx) })
-	}
-	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(log))
-	if err := waiter.Start(runCtx); err != nil {
-		stop()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { // before pgtest drops the database
-		stop()
-		wg.Wait()
-		waiter.Wait()
-		store.Close()
-	})
+	waiter := startReadSide(b, ctx, pool, store, eventstore.Source{Store: store, Codec: codec}, log, nil)
 	env := &eraseEnv{
 		app:     commands.NewApplication(deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{}).Commands,
 		secrets: deps.Secrets, keys: keys, people: people, waiter: waiter,

@@ -1,14 +1,23 @@
 package benchmarks_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/projectionstest"
+	"github.com/usersd/usersd/projections/userlist"
 )
 
 // quietLogger keeps the runners' and the store's routine messages out of
@@ -49,4 +58,37 @@ func verdict(met bool) string {
 func summary(b *testing.B, format string, args ...any) {
 	b.Helper()
 	b.Log("SUMMARY " + fmt.Sprintf(format, args...))
+}
+
+// startReadSide runs, as cmd/usersd/serve.go does, a runner for each read
+// model the API waits for (the user list, the memberships, the audit) from
+// src, and a waiter on them, until the benchmark ends; then it closes
+// store, before pgtest drops the database. tune, if set, may change a read
+// model's source and options.
+func startReadSide(b *testing.B, ctx context.Context, pool *pgxpool.Pool, store *pgstore.Store, src projections.Source, log *slog.Logger,
+	tune func(name string, s *projections.Source, opts *projections.RunnerOptions),
+) *projections.Waiter {
+	b.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
+		s, opts := src, projections.RunnerOptions{Logger: log}
+		if tune != nil {
+			tune(p.Name(), &s, &opts)
+		}
+		r := projections.NewRunner(pool, p, s, opts)
+		wg.Go(func() { _ = r.Run(runCtx) })
+	}
+	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(log))
+	if err := waiter.Start(runCtx); err != nil {
+		stop()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stop()
+		wg.Wait()
+		waiter.Wait()
+		store.Close()
+	})
+	return waiter
 }
