@@ -3,7 +3,6 @@ package benchmarks_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -147,35 +146,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 // list and the accounts read model show every event they appended.
 func (env *eraseEnv) parallel(b *testing.B, n int, f func(i int) (domain.Position, error)) {
 	b.Helper()
-	var (
-		mu   sync.Mutex
-		last domain.Position
-		errs = make(chan error, n)
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, eraseSeedWorkers)
-	)
-	for i := range n {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			pos, err := f(i)
-			if err != nil {
-				errs <- fmt.Errorf("workspace %d: %w", i, err)
-				return
-			}
-			mu.Lock()
-			if last.Less(pos) {
-				last = pos
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	env.await(b, last)
+	env.await(b, inParallel(b, n, eraseSeedWorkers, f))
 }
 
 func (env *eraseEnv) await(b *testing.B, pos domain.Position) {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
@@ -91,4 +92,39 @@ func startReadSide(b *testing.B, ctx context.Context, pool *pgxpool.Pool, store 
 		store.Close()
 	})
 	return waiter
+}
+
+// inParallel runs f for 0..n-1 on workers goroutines, fails b if any call
+// failed, and answers the latest position the calls returned.
+func inParallel(b *testing.B, n, workers int, f func(i int) (domain.Position, error)) domain.Position {
+	b.Helper()
+	var (
+		mu   sync.Mutex
+		last domain.Position
+		errs = make(chan error, n)
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, workers)
+	)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pos, err := f(i)
+			if err != nil {
+				errs <- fmt.Errorf("workspace %d: %w", i, err)
+				return
+			}
+			mu.Lock()
+			if last.Less(pos) {
+				last = pos
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return last
 }

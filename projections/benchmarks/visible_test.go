@@ -117,35 +117,11 @@ type loadWorkspace struct {
 // invited and accepted, and waits until the user list shows them.
 func (p *pipeline) seedWorkspaces(b *testing.B, ctx context.Context) []*loadWorkspace {
 	wss := make([]*loadWorkspace, loadWorkspaces)
-	var (
-		mu   sync.Mutex
-		last domain.Position
-		errs = make(chan error, loadWorkspaces)
-		wg   sync.WaitGroup
-	)
-	sem := make(chan struct{}, 8)
-	for i := range wss {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			w, pos, err := p.seedWorkspace(ctx, i)
-			if err != nil {
-				errs <- fmt.Errorf("workspace %d: %w", i, err)
-				return
-			}
-			wss[i] = w
-			mu.Lock()
-			if last.Less(pos) {
-				last = pos
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	last := inParallel(b, len(wss), 8, func(i int) (domain.Position, error) {
+		w, pos, err := p.seedWorkspace(ctx, i)
+		wss[i] = w
+		return pos, err
+	})
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := p.waiter.WaitFor(wctx, last, "userlist", "memberships", "audit"); err != nil {
