@@ -15,7 +15,6 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/projectionstest"
 )
@@ -104,15 +103,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 	_, url := pgtest.New(b)
 	pool := projectionstest.Pool(b, url, postgres.DefaultMaxConns) // as usersd serve runs
 	log := quietLogger()
-	kek, err := pii.ParseKEK(pii.GenerateKEK())
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := keystore.New(pool, kek)
-	streamKey, err := keys.ServerKey(ctx, "stream-names")
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, streamKey := openKeys(b, ctx, pool, newKEK(b))
 	codec := eventstore.NewCodec(keys, streamKey)
 	store := pgstore.New(pool, pgstore.WithLogger(log))
 	accounts := eventstore.NewAccounts(store, codec, 100_000)

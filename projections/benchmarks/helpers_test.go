@@ -13,7 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
+	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/memberships"
@@ -127,4 +129,26 @@ func inParallel(b *testing.B, n, workers int, f func(i int) (domain.Position, er
 		b.Fatal(err)
 	}
 	return last
+}
+
+// newKEK is a fresh key-encryption key, as usersd keys generates one.
+func newKEK(b *testing.B) pii.KEK {
+	b.Helper()
+	kek, err := pii.ParseKEK(pii.GenerateKEK())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kek
+}
+
+// openKeys opens the database's key store under kek and its key for
+// stream names, as usersd serve does.
+func openKeys(b *testing.B, ctx context.Context, pool *pgxpool.Pool, kek pii.KEK) (*keystore.Keyring, []byte) {
+	b.Helper()
+	keys := keystore.New(pool, kek)
+	streamKey, err := keys.ServerKey(ctx, "stream-names")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return keys, streamKey
 }
