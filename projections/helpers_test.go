@@ -25,6 +25,22 @@ import (
 // server another test's open transaction can hold events back a while.
 const waitTimeout = 30 * time.Second
 
+// receive answers what comes on done (a call run in the background), or
+// fails t if nothing comes within waitTimeout and a margin (for a call
+// bounded by waitTimeout itself to answer its error).
+func receive[T any](t *testing.T, done <-chan T, what string) T {
+	t.Helper()
+	d := waitTimeout + 5*time.Second
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(d):
+		t.Fatalf("%s did not return in %s", what, d)
+		var zero T
+		return zero
+	}
+}
+
 // The test projection's tables and its one secondary index (deferred by
 // deferredProjection).
 const (
@@ -204,17 +220,18 @@ func newEnvWith(t *testing.T, count int) (*env, *appender) {
 // few streams, and returns the position of the last.
 func (e *env) appendEvents(t *testing.T, a *appender, count int) domain.Position {
 	t.Helper()
-	pos, err := e.tryAppend(a, count, false)
-	if err != nil {
-		t.Fatalf("append %d events: %v", count, err)
-	}
-	return pos
+	return e.mustAppend(t, a, count, false)
 }
 
 // appendInOne appends count events in one append, so one transaction.
 func (e *env) appendInOne(t *testing.T, a *appender, count int) domain.Position {
 	t.Helper()
-	pos, err := e.tryAppend(a, count, true)
+	return e.mustAppend(t, a, count, true)
+}
+
+func (e *env) mustAppend(t *testing.T, a *appender, count int, inOne bool) domain.Position {
+	t.Helper()
+	pos, err := e.tryAppend(a, count, inOne)
 	if err != nil {
 		t.Fatalf("append %d events: %v", count, err)
 	}

@@ -32,6 +32,15 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// NeedDB returns db, or panics when it is nil, naming who wanted it: the
+// read models' NewQueries take their DB through it.
+func NeedDB(who string, db DB) DB {
+	if db == nil {
+		panic(who + " with a nil DB")
+	}
+	return db
+}
+
 // Args are a statement's arguments, numbered as they are added.
 type Args []any
 

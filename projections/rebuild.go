@@ -91,9 +91,7 @@ type RebuildOptions struct {
 }
 
 func (o RebuildOptions) withDefaults() RebuildOptions {
-	if o.BatchSize <= 0 {
-		o.BatchSize = defaultRebuildBatchSize
-	}
+	o.BatchSize = positiveOr(o.BatchSize, defaultRebuildBatchSize)
 	if o.Progress == nil {
 		o.Progress = func(int, domain.Position) {}
 	}
@@ -103,9 +101,7 @@ func (o RebuildOptions) withDefaults() RebuildOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = defaultSwapLockTimeout
-	}
+	o.LockTimeout = positiveOr(o.LockTimeout, defaultSwapLockTimeout)
 	return o
 }
 

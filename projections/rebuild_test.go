@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 const liveRowsSQL = `SELECT event_id, commit_position, prepare_position, type, times FROM test_rows ORDER BY commit_position, prepare_position`
@@ -185,28 +185,13 @@ func TestRebuildWhileEventsAreAppended(t *testing.T) {
 	e, a := newEnvWith(t, 300)
 	start(t, projections.NewRunner(e.pool, newTestProjection("live"), e.src, fastOptions(t)))
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var appendErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := e.tryAppend(a, 2, false); err != nil {
-				appendErr = err
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	stopAppending := projectionstest.Repeat(func() error {
+		_, err := e.tryAppend(a, 2, false)
+		time.Sleep(time.Millisecond)
+		return err
+	})
 	res, err := projections.Rebuild(context.Background(), e.pool, newTestProjection("rebuild"), e.src, projections.RebuildOptions{BatchSize: 50})
-	close(stop)
-	wg.Wait()
+	appendErr := stopAppending()
 	if err != nil || appendErr != nil {
 		t.Fatalf("Rebuild: got %v (appending: %v), want no error", err, appendErr)
 	}
@@ -531,17 +516,6 @@ func (e *env) waitLockWait(t *testing.T, appName string) {
 type outcome struct {
 	res projections.RebuildResult
 	err error
-}
-
-func receive(t *testing.T, done <-chan outcome, what string) outcome {
-	t.Helper()
-	select {
-	case o := <-done:
-		return o
-	case <-time.After(waitTimeout):
-		t.Fatalf("%s did not return in %s", what, waitTimeout)
-		return outcome{}
-	}
 }
 
 // countingSource counts the batches with events its source has handed

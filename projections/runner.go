@@ -55,25 +55,26 @@ type RunnerOptions struct {
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
-	if o.BatchSize <= 0 {
-		o.BatchSize = defaultBatchSize
-	}
+	o.BatchSize = positiveOr(o.BatchSize, defaultBatchSize)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.LockRetry <= 0 {
-		o.LockRetry = defaultLockRetry
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = defaultMinBackoff
-	}
+	o.LockRetry = positiveOr(o.LockRetry, defaultLockRetry)
+	o.MinBackoff = positiveOr(o.MinBackoff, defaultMinBackoff)
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(defaultMaxBackoff, o.MinBackoff)
 	}
-	if o.ConnCheck <= 0 {
-		o.ConnCheck = defaultConnCheck
-	}
+	o.ConnCheck = positiveOr(o.ConnCheck, defaultConnCheck)
 	return o
+}
+
+// positiveOr is v, or otherwise when v is zero or less: an option left
+// unset (or nonsensical) takes its default.
+func positiveOr[T int | time.Duration](v, otherwise T) T {
+	if v <= 0 {
+		return otherwise
+	}
+	return v
 }
 
 // Progress is what a runner reports after each batch.

@@ -75,21 +75,13 @@ func WithWaiterLogger(l *slog.Logger) WaiterOption { return func(w *Waiter) { w.
 // WithFallbackInterval sets how often checkpoints are re-read while someone
 // waits, in case a notification was lost. Default one second.
 func WithFallbackInterval(d time.Duration) WaiterOption {
-	return func(w *Waiter) {
-		if d > 0 {
-			w.fallback = d
-		}
-	}
+	return func(w *Waiter) { w.fallback = positiveOr(d, w.fallback) }
 }
 
 // WithReconnectDelay sets the pause before reconnecting the listener.
 // Default one second.
 func WithReconnectDelay(d time.Duration) WaiterOption {
-	return func(w *Waiter) {
-		if d > 0 {
-			w.reconnect = d
-		}
-	}
+	return func(w *Waiter) { w.reconnect = positiveOr(d, w.reconnect) }
 }
 
 // NewWaiter returns a Waiter reading checkpoints through pool and listening

@@ -46,17 +46,6 @@ func waitFor(w *projections.Waiter, pos domain.Position, names ...string) <-chan
 	return done
 }
 
-func answer(t *testing.T, done <-chan error, what string) error {
-	t.Helper()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(waitTimeout + 5*time.Second):
-		t.Fatalf("%s: WaitFor did not return", what)
-		return nil
-	}
-}
-
 func TestWaitForReturnsOnceRunnerPassesPosition(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -71,7 +60,7 @@ func TestWaitForReturnsOnceRunnerPassesPosition(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	start(t, projections.NewRunner(e.pool, newTestProjection("A"), e.src, fastOptions(t)))
-	if err := answer(t, done, "after the runner started"); err != nil {
+	if err := receive(t, done, "WaitFor after the runner started"); err != nil {
 		t.Fatalf("WaitFor: got %v, want nil", err)
 	}
 	if got := e.checkpoint(t, "test"); got.Less(pos) {
@@ -130,7 +119,7 @@ func TestWaitForWaitsForEveryNamedProjection(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	e.setCheckpoint(t, "two", domain.Position{Commit: 51, Prepare: 1})
-	if err := answer(t, done, "after both passed"); err != nil {
+	if err := receive(t, done, "WaitFor after both passed"); err != nil {
 		t.Fatalf("WaitFor: got %v, want nil", err)
 	}
 }
@@ -149,10 +138,10 @@ func TestWaitForAcrossProcesses(t *testing.T) {
 	pos := e.appendEvents(t, &a, 5)
 	done1, done2 := waitFor(w1, pos, "test"), waitFor(w2, pos, "test")
 	start(t, projections.NewRunner(e.pool, newTestProjection("A"), e.src, fastOptions(t)))
-	if err := answer(t, done1, "first waiter"); err != nil {
+	if err := receive(t, done1, "WaitFor first waiter"); err != nil {
 		t.Errorf("first waiter: got %v, want nil", err)
 	}
-	if err := answer(t, done2, "second waiter"); err != nil {
+	if err := receive(t, done2, "WaitFor second waiter"); err != nil {
 		t.Errorf("second waiter: got %v, want nil", err)
 	}
 
@@ -170,7 +159,7 @@ func TestWaiterListensAgainAfterConnectionLoss(t *testing.T) {
 	w := startWaiter(t, e.pool, projections.WithReconnectDelay(time.Second))
 	start(t, projections.NewRunner(e.pool, newTestProjection("A"), e.src, fastOptions(t)))
 	pos := e.appendEvents(t, &a, 3)
-	if err := answer(t, waitFor(w, pos, "test"), "before the connection loss"); err != nil {
+	if err := receive(t, waitFor(w, pos, "test"), "WaitFor before the connection loss"); err != nil {
 		t.Fatalf("WaitFor: got %v, want nil", err)
 	}
 
@@ -182,7 +171,7 @@ func TestWaiterListensAgainAfterConnectionLoss(t *testing.T) {
 	// and only the re-read after reconnecting can tell the waiter.
 	pos = e.appendEvents(t, &a, 3)
 	e.waitCheckpoint(t, "test", pos)
-	if err := answer(t, waitFor(w, pos, "test"), "after the connection loss"); err != nil {
+	if err := receive(t, waitFor(w, pos, "test"), "WaitFor after the connection loss"); err != nil {
 		t.Fatalf("WaitFor: got %v, want nil", err)
 	}
 	e.waitSessions(t, projections.WaiterAppName, 1)
@@ -199,7 +188,7 @@ func TestWaiterFallsBackToReadingCheckpoints(t *testing.T) {
 		`INSERT INTO projection_checkpoints (name, commit_position, prepare_position) VALUES ('quiet', 10, 1)`); err != nil {
 		t.Fatalf("insert checkpoint: %v", err)
 	}
-	if err := answer(t, done, "after the checkpoint moved silently"); err != nil {
+	if err := receive(t, done, "WaitFor after the checkpoint moved silently"); err != nil {
 		t.Fatalf("WaitFor: got %v, want nil", err)
 	}
 }

@@ -75,38 +75,18 @@ func (c *copyStream) fill(want int) {
 // TestCopyMatchesTheTable checks.
 func appendCopyRow(b []byte, r *row) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(columnNames)))
-	b = copyUUID(b, r.workspaceID)
-	b = copyInt8(b, r.seq)
-	b = copyUUID(b, r.eventID)
-	b = copyTimestamptz(b, r.occurredAt)
-	b = copyUUID(b, r.actorID)
-	b = copyText(b, r.actorEmail)
-	b = binary.BigEndian.AppendUint32(b, 1) // boolean
-	if r.actorSystem {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
-	b = copyString(b, r.action)
-	b = copyUUID(b, r.targetID)
-	b = copyText(b, r.targetEmail)
-	b = binary.BigEndian.AppendUint32(b, uint32(1+len(r.details))) // jsonb: version 1, then the text
-	b = append(b, 1)
-	b = append(b, r.details...)
-	b = copyText(b, r.correlationID)
-	b = copyText(b, r.causationID)
-	b = copyText(b, r.requestIP)
-	b = copyText(b, r.requestUserAgent)
-	b = copyInt8(b, r.commitPosition)
-	b = copyInt8(b, r.preparePosition)
-	b = copyString(b, r.prevHash)
-	b = copyString(b, r.hash)
-	return b
+	b = appendContent(b, copyEncoding{}, r)
+	b = copyEncoding{}.str(b, r.prevHash)
+	return copyEncoding{}.str(b, r.hash)
 }
+
+// copyEncoding writes each column type in the binary wire format of COPY:
+// a 4-byte length (-1 for NULL), then the value.
+type copyEncoding struct{}
 
 func copyNull(b []byte) []byte { return binary.BigEndian.AppendUint32(b, 0xffffffff) }
 
-func copyUUID(b []byte, u pgtype.UUID) []byte {
+func (copyEncoding) uuid(b []byte, u pgtype.UUID) []byte {
 	if !u.Valid {
 		return copyNull(b)
 	}
@@ -114,29 +94,44 @@ func copyUUID(b []byte, u pgtype.UUID) []byte {
 	return append(b, u.Bytes[:]...)
 }
 
-func copyInt8(b []byte, n int64) []byte {
+func (copyEncoding) int8(b []byte, n int64) []byte {
 	b = binary.BigEndian.AppendUint32(b, 8)
 	return binary.BigEndian.AppendUint64(b, uint64(n))
 }
 
-func copyString(b []byte, s string) []byte {
+func (copyEncoding) str(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
 }
 
-func copyText(b []byte, t pgtype.Text) []byte {
+func (e copyEncoding) text(b []byte, t pgtype.Text) []byte {
 	if !t.Valid {
 		return copyNull(b)
 	}
-	return copyString(b, t.String)
+	return e.str(b, t.String)
+}
+
+func (copyEncoding) boolean(b []byte, v bool) []byte {
+	b = binary.BigEndian.AppendUint32(b, 1)
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// jsonb is version 1, then the text.
+func (copyEncoding) jsonb(b, j []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(j)))
+	b = append(b, 1)
+	return append(b, j...)
 }
 
 // pgEpochUnix is 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix seconds.
 const pgEpochUnix = 946684800
 
-// copyTimestamptz encodes t as microseconds since PostgreSQL's epoch. t
-// has microsecond precision already (fill truncates it).
-func copyTimestamptz(b []byte, t time.Time) []byte {
+// timestamptz encodes t as microseconds since PostgreSQL's epoch. t has
+// microsecond precision already (fill truncates it).
+func (e copyEncoding) timestamptz(b []byte, t time.Time) []byte {
 	us := (t.Unix()-pgEpochUnix)*1_000_000 + int64(t.Nanosecond()/1000)
-	return copyInt8(b, us)
+	return e.int8(b, us)
 }

@@ -65,25 +65,41 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // details canonical JSON.
 func appendCanonical(b []byte, r *row) []byte {
 	b = append(b, canonicalVersion...)
-	b = appendUUIDField(b, r.workspaceID)
-	b = appendIntField(b, r.seq)
-	b = appendUUIDField(b, r.eventID)
-	var tb [40]byte
-	b = appendBytesField(b, r.occurredAt.UTC().AppendFormat(tb[:0], timeLayout))
-	b = appendUUIDField(b, r.actorID)
-	b = appendTextField(b, r.actorEmail)
-	b = appendStringField(b, strconv.FormatBool(r.actorSystem))
-	b = appendStringField(b, r.action)
-	b = appendUUIDField(b, r.targetID)
-	b = appendTextField(b, r.targetEmail)
-	b = appendBytesField(b, r.details)
-	b = appendTextField(b, r.correlationID)
-	b = appendTextField(b, r.causationID)
-	b = appendTextField(b, r.requestIP)
-	b = appendTextField(b, r.requestUserAgent)
-	b = appendIntField(b, r.commitPosition)
-	b = appendIntField(b, r.preparePosition)
-	return b
+	return appendContent(b, canonicalEncoding{}, r)
+}
+
+// columnEncoding writes a value of each column type of audit_entries.
+type columnEncoding interface {
+	uuid(b []byte, u pgtype.UUID) []byte
+	int8(b []byte, n int64) []byte
+	timestamptz(b []byte, t time.Time) []byte
+	text(b []byte, t pgtype.Text) []byte
+	str(b []byte, s string) []byte
+	boolean(b []byte, v bool) []byte
+	jsonb(b, j []byte) []byte
+}
+
+// appendContent appends the columns of r that the hash covers, all but
+// prev_hash and hash, in the order of columns, as enc writes their types:
+// the canonical encoding hashes them, COPY stores them.
+func appendContent(b []byte, enc columnEncoding, r *row) []byte {
+	b = enc.uuid(b, r.workspaceID)
+	b = enc.int8(b, r.seq)
+	b = enc.uuid(b, r.eventID)
+	b = enc.timestamptz(b, r.occurredAt)
+	b = enc.uuid(b, r.actorID)
+	b = enc.text(b, r.actorEmail)
+	b = enc.boolean(b, r.actorSystem)
+	b = enc.str(b, r.action)
+	b = enc.uuid(b, r.targetID)
+	b = enc.text(b, r.targetEmail)
+	b = enc.jsonb(b, r.details)
+	b = enc.text(b, r.correlationID)
+	b = enc.text(b, r.causationID)
+	b = enc.text(b, r.requestIP)
+	b = enc.text(b, r.requestUserAgent)
+	b = enc.int8(b, r.commitPosition)
+	return enc.int8(b, r.preparePosition)
 }
 
 // computeHash returns hex(sha256(prevHash || canonical content of r)).
@@ -95,38 +111,51 @@ func computeHash(buf []byte, prevHash string, r *row) (string, []byte) {
 	return hex.EncodeToString(sum[:]), buf
 }
 
-func appendStringField(b []byte, s string) []byte {
+// canonicalEncoding writes each column type as a field of the canonical
+// content: "<byte length>:<bytes>\n", or "-\n" for NULL.
+type canonicalEncoding struct{}
+
+func (canonicalEncoding) str(b []byte, s string) []byte {
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
 	b = append(b, s...)
 	return append(b, '\n')
 }
 
-func appendBytesField(b, s []byte) []byte {
+func (canonicalEncoding) jsonb(b, s []byte) []byte {
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
 	b = append(b, s...)
 	return append(b, '\n')
 }
 
-func appendIntField(b []byte, n int64) []byte {
+func (e canonicalEncoding) int8(b []byte, n int64) []byte {
 	var nb [20]byte
-	return appendBytesField(b, strconv.AppendInt(nb[:0], n, 10))
+	return e.jsonb(b, strconv.AppendInt(nb[:0], n, 10))
 }
 
-func appendTextField(b []byte, t pgtype.Text) []byte {
+func (e canonicalEncoding) text(b []byte, t pgtype.Text) []byte {
 	if !t.Valid {
 		return append(b, "-\n"...)
 	}
-	return appendStringField(b, t.String)
+	return e.str(b, t.String)
 }
 
-func appendUUIDField(b []byte, u pgtype.UUID) []byte {
+func (e canonicalEncoding) uuid(b []byte, u pgtype.UUID) []byte {
 	if !u.Valid {
 		return append(b, "-\n"...)
 	}
 	var ub [36]byte
-	return appendBytesField(b, appendUUID(ub[:0], u.Bytes))
+	return e.jsonb(b, appendUUID(ub[:0], u.Bytes))
+}
+
+func (e canonicalEncoding) boolean(b []byte, v bool) []byte {
+	return e.str(b, strconv.FormatBool(v))
+}
+
+func (e canonicalEncoding) timestamptz(b []byte, t time.Time) []byte {
+	var tb [40]byte
+	return e.jsonb(b, t.UTC().AppendFormat(tb[:0], timeLayout))
 }
 
 // appendUUID appends u in its lower-case 8-4-4-4-12 form.

@@ -43,8 +43,7 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, e.Action)
 	b = append(b, `,"actor":{"id":`...)
 	b = appendJSONUUID(b, e.Actor.ID)
-	b = append(b, `,"email":`...)
-	b = appendJSONStringOrNull(b, e.Actor.Email)
+	b = appendMemberStringOrNull(b, `,"email":`, e.Actor.Email)
 	b = append(b, `,"system":`...)
 	b = strconv.AppendBool(b, e.Actor.System)
 	b = append(b, `,"erased":`...)
@@ -55,26 +54,21 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	} else {
 		b = append(b, `{"id":`...)
 		b = appendJSONUUID(b, e.Target.ID)
-		b = append(b, `,"email":`...)
-		b = appendJSONStringOrNull(b, e.Target.Email)
+		b = appendMemberStringOrNull(b, `,"email":`, e.Target.Email)
 		b = append(b, `,"erased":`...)
 		b = strconv.AppendBool(b, e.Target.Erased)
 		b = append(b, '}')
 	}
 	b = append(b, `,"details":`...)
 	b = appendRawJSON(b, e.Details)
-	b = append(b, `,"correlationId":`...)
-	b = appendJSONStringOrNull(b, e.CorrelationID)
-	b = append(b, `,"causationId":`...)
-	b = appendJSONStringOrNull(b, e.CausationID)
+	b = appendMemberStringOrNull(b, `,"correlationId":`, e.CorrelationID)
+	b = appendMemberStringOrNull(b, `,"causationId":`, e.CausationID)
 	b = append(b, `,"request":`...)
 	if e.Request == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, `{"ip":`...)
-		b = appendJSONStringOrNull(b, e.Request.IP)
-		b = append(b, `,"userAgent":`...)
-		b = appendJSONStringOrNull(b, e.Request.UserAgent)
+		b = appendMemberStringOrNull(b, `{"ip":`, e.Request.IP)
+		b = appendMemberStringOrNull(b, `,"userAgent":`, e.Request.UserAgent)
 		b = append(b, '}')
 	}
 	b = append(b, `,"position":"`...)
@@ -86,14 +80,10 @@ func (e *Entry) appendJSON(b []byte) []byte {
 	b = append(b, `,"hash":`...)
 	b = appendJSONString(b, e.Hash)
 	if v := e.Sealed; v != nil {
-		b = append(b, `,"sealed":{"actorEmail":`...)
-		b = appendJSONStringOrNull(b, v.ActorEmail)
-		b = append(b, `,"targetEmail":`...)
-		b = appendJSONStringOrNull(b, v.TargetEmail)
-		b = append(b, `,"requestIp":`...)
-		b = appendJSONStringOrNull(b, v.RequestIP)
-		b = append(b, `,"requestUserAgent":`...)
-		b = appendJSONStringOrNull(b, v.RequestUserAgent)
+		b = appendMemberStringOrNull(b, `,"sealed":{"actorEmail":`, v.ActorEmail)
+		b = appendMemberStringOrNull(b, `,"targetEmail":`, v.TargetEmail)
+		b = appendMemberStringOrNull(b, `,"requestIp":`, v.RequestIP)
+		b = appendMemberStringOrNull(b, `,"requestUserAgent":`, v.RequestUserAgent)
 		b = append(b, `,"details":`...)
 		b = appendRawJSON(b, v.Details)
 		b = append(b, '}')
@@ -142,7 +132,11 @@ func appendJSONUUID(b []byte, u uuid.UUID) []byte {
 	return append(b, '"')
 }
 
-func appendJSONStringOrNull(b []byte, s string) []byte {
+// appendMemberStringOrNull appends pre, the text before a member's value
+// (a separator and the key: `,"email":`), then s as a JSON string, or null
+// when it is empty (unknown).
+func appendMemberStringOrNull(b []byte, pre, s string) []byte {
+	b = append(b, pre...)
 	if s == "" {
 		return append(b, "null"...)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // TestRebuild: a rebuild of the audit history keeps the read models'
@@ -44,17 +45,7 @@ func TestRebuild(t *testing.T) {
 // figure: -bench Rebuild -benchtime 1000000x
 func BenchmarkRebuild(b *testing.B) {
 	pool, _ := pgtest.New(b)
-	events := benchEvents(b.N, 1000)
-	b.ResetTimer()
-	res, err := projections.Rebuild(context.Background(), pool, audit.New(), projections.SliceSource(events), projections.RebuildOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if res.Applied != b.N {
-		b.Fatalf("applied %d events, want %d", res.Applied, b.N)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	projectionstest.Rebuild(b, pool, audit.New(), benchEvents(b.N, 1000))
 }
 
 // TestRebuildPurgesInMemory: the rebuild keeps the remembered addresses

@@ -3,7 +3,6 @@ package benchmarks_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +15,8 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
-	"github.com/usersd/usersd/projections/audit"
-	"github.com/usersd/usersd/projections/memberships"
 	"github.com/usersd/usersd/projections/projectionstest"
-	"github.com/usersd/usersd/projections/userlist"
 )
 
 const (
@@ -108,15 +103,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 	_, url := pgtest.New(b)
 	pool := projectionstest.Pool(b, url, postgres.DefaultMaxConns) // as usersd serve runs
 	log := quietLogger()
-	kek, err := pii.ParseKEK(pii.GenerateKEK())
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := keystore.New(pool, kek)
-	streamKey, err := keys.ServerKey(ctx, "stream-names")
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, streamKey := openKeys(b, ctx, pool, newKEK(b))
 	codec := eventstore.NewCodec(keys, streamKey)
 	store := pgstore.New(pool, pgstore.WithLogger(log))
 	accounts := eventstore.NewAccounts(store, codec, 100_000)
@@ -129,24 +116,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 	people := postgres.NewPersonDirectory(pool)
 	deps.People, deps.Deleter, deps.Keys = people, accounts, keys
 
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	src := eventstore.Source{Store: store, Codec: codec}
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		r := projections.NewRunner(pool, p, src, projections.RunnerOptions{Logger: log})
-		wg.Go(func() { _ = r.Run(runCtx) })
-	}
-	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(log))
-	if err := waiter.Start(runCtx); err != nil {
-		stop()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { // before pgtest drops the database
-		stop()
-		wg.Wait()
-		waiter.Wait()
-		store.Close()
-	})
+	waiter := startReadSide(b, ctx, pool, store, eventstore.Source{Store: store, Codec: codec}, log, nil)
 	env := &eraseEnv{
 		app:     commands.NewApplication(deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{}).Commands,
 		secrets: deps.Secrets, keys: keys, people: people, waiter: waiter,
@@ -167,35 +137,7 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 // list and the accounts read model show every event they appended.
 func (env *eraseEnv) parallel(b *testing.B, n int, f func(i int) (domain.Position, error)) {
 	b.Helper()
-	var (
-		mu   sync.Mutex
-		last domain.Position
-		errs = make(chan error, n)
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, eraseSeedWorkers)
-	)
-	for i := range n {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			pos, err := f(i)
-			if err != nil {
-				errs <- fmt.Errorf("workspace %d: %w", i, err)
-				return
-			}
-			mu.Lock()
-			if last.Less(pos) {
-				last = pos
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	env.await(b, last)
+	env.await(b, inParallel(b, n, eraseSeedWorkers, f))
 }
 
 func (env *eraseEnv) await(b *testing.B, pos domain.Position) {

@@ -21,7 +21,6 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -48,16 +47,9 @@ const feedGoalRatio = 0.8
 func BenchmarkEventFeed(b *testing.B) {
 	n := min(envInt(b, envEvents, feedEvents), feedEvents)
 	ctx := context.Background()
-	kek, err := pii.ParseKEK(pii.GenerateKEK())
-	if err != nil {
-		b.Fatal(err)
-	}
+	kek := newKEK(b)
 	pool, _ := pgtest.New(b)
-	keys := keystore.New(pool, kek)
-	streamKey, err := keys.ServerKey(ctx, "stream-names")
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, streamKey := openKeys(b, ctx, pool, kek)
 	start := time.Now()
 	seedHistoryWith(b, ctx, pool, n, benchWorkspaces, seedPerTx, eventstore.NewCodec(keys, streamKey).Encode)
 	b.Logf("seeded %d sealed events in %s", n, time.Since(start).Round(time.Millisecond))

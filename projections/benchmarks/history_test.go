@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,20 @@ type history struct {
 	// metadata sizes.
 	emitted map[string]int
 	bytes   int64
+}
+
+// mix describes the seeded events by type, "<type> <share of n>%", in the
+// order of the types' names.
+func (h *history) mix(n int) string {
+	var mix []string
+	types := domain.EventTypeNames()
+	slices.Sort(types)
+	for _, t := range types {
+		if c := h.emitted[t]; c > 0 {
+			mix = append(mix, fmt.Sprintf("%s %.1f%%", t, 100*float64(c)/float64(n)))
+		}
+	}
+	return strings.Join(mix, ", ")
 }
 
 func newHistory(seed uint64, workspaces int) *history {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,16 +57,8 @@ func BenchmarkRebuild(b *testing.B) {
 
 	start := time.Now()
 	h := seedHistory(b, ctx, pool, n, benchWorkspaces, seedPerTx)
-	var mix []string
-	types := domain.EventTypeNames()
-	slices.Sort(types)
-	for _, t := range types {
-		if c := h.emitted[t]; c > 0 {
-			mix = append(mix, fmt.Sprintf("%s %.1f%%", t, 100*float64(c)/float64(n)))
-		}
-	}
 	seeded := fmt.Sprintf("seeded %d events over %d workspaces in %s: %.0f bytes of data+metadata per event on average; %s",
-		n, benchWorkspaces, time.Since(start).Round(time.Millisecond), float64(h.bytes)/float64(n), strings.Join(mix, ", "))
+		n, benchWorkspaces, time.Since(start).Round(time.Millisecond), float64(h.bytes)/float64(n), h.mix(n))
 
 	store := pgstore.New(pool, pgstore.WithLogger(quietLogger()))
 	b.Cleanup(store.Close)

@@ -158,14 +158,6 @@ func TestScale(t *testing.T) {
 func seedScale(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n, workspaces int) string {
 	h := newShapedHistory(7, workspaces, scaleOffset)
 	seedFrom(t, ctx, pool, h, n, seedPerTx, testCodec.Encode)
-	var mix []string
-	types := domain.EventTypeNames()
-	slices.Sort(types)
-	for _, ty := range types {
-		if c := h.emitted[ty]; c > 0 {
-			mix = append(mix, fmt.Sprintf("%s %.1f%%", ty, 100*float64(c)/float64(n)))
-		}
-	}
 	people := make([]int, len(h.workspaces))
 	for i, w := range h.workspaces {
 		people[i] = len(w.people)
@@ -173,7 +165,7 @@ func seedScale(t *testing.T, ctx context.Context, pool *pgxpool.Pool, n, workspa
 	slices.Sort(people)
 	q := func(p float64) int { return people[min(len(people)-1, int(p*float64(len(people))))] }
 	return fmt.Sprintf("%.0f bytes of data+metadata per event; %d accounts; %s; simulated span %s; people (members and invitees) per workspace: median %d, p90 %d, p99 %d, biggest %d",
-		float64(h.bytes)/float64(n), len(h.accounts), strings.Join(mix, ", "),
+		float64(h.bytes)/float64(n), len(h.accounts), h.mix(n),
 		h.now.Sub(time.Date(2024, 1, 1, 8, 0, 0, 0, time.UTC)).Round(time.Hour), q(0.5), q(0.9), q(0.99), people[len(people)-1])
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/userlist"
@@ -43,10 +42,7 @@ const sealingEvents = 200_000
 func BenchmarkSealingRebuild(b *testing.B) {
 	n := min(envInt(b, envEvents, sealingEvents), sealingEvents)
 	ctx := context.Background()
-	kek, err := pii.ParseKEK(pii.GenerateKEK())
-	if err != nil {
-		b.Fatal(err)
-	}
+	kek := newKEK(b)
 	type side struct {
 		name  string
 		pool  *pgxpool.Pool
@@ -56,11 +52,7 @@ func BenchmarkSealingRebuild(b *testing.B) {
 	var seeded []string
 	setup := func(name string, seal bool) *side {
 		pool, _ := pgtest.New(b)
-		keys := keystore.New(pool, kek)
-		streamKey, err := keys.ServerKey(ctx, "stream-names")
-		if err != nil {
-			b.Fatal(err)
-		}
+		keys, streamKey := openKeys(b, ctx, pool, kek)
 		encode := encoder(encodePlain)
 		if seal {
 			encode = eventstore.NewCodec(keys, streamKey).Encode

@@ -22,9 +22,6 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
-	"github.com/usersd/usersd/projections/audit"
-	"github.com/usersd/usersd/projections/memberships"
-	"github.com/usersd/usersd/projections/userlist"
 )
 
 const (
@@ -92,34 +89,17 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 		eventstore.NewLogins(store, testCodec),
 		commands.EphemeralLinkSecrets(),
 	)
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	src := eventstore.Source{Store: store, Codec: testCodec}
 	read, committed := &deliveries{}, &deliveries{}
-	for _, p := range []projections.Projection{userlist.New(), memberships.New(), audit.New()} {
-		var s projections.Source = src
-		opts := projections.RunnerOptions{Logger: log}
-		if p.Name() == "userlist" {
-			s = tracedSource{src, read}
+	waiter := startReadSide(b, ctx, pool, store, src, log, func(name string, s *projections.Source, opts *projections.RunnerOptions) {
+		if name == "userlist" {
+			*s = tracedSource{src, read}
 			opts.OnProgress = func(pr projections.Progress) {
 				if pr.Applied > 0 {
 					committed.record(pr.Checkpoint)
 				}
 			}
 		}
-		r := projections.NewRunner(pool, p, s, opts)
-		wg.Go(func() { _ = r.Run(runCtx) })
-	}
-	waiter := projections.NewWaiter(pool, nil, projections.WithWaiterLogger(log))
-	if err := waiter.Start(runCtx); err != nil {
-		stop()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { // before pgtest drops the database
-		stop()
-		wg.Wait()
-		waiter.Wait()
-		store.Close()
 	})
 	return &pipeline{
 		pool: pool, secrets: deps.Secrets, waiter: waiter, read: read, committed: committed,
@@ -137,35 +117,11 @@ type loadWorkspace struct {
 // invited and accepted, and waits until the user list shows them.
 func (p *pipeline) seedWorkspaces(b *testing.B, ctx context.Context) []*loadWorkspace {
 	wss := make([]*loadWorkspace, loadWorkspaces)
-	var (
-		mu   sync.Mutex
-		last domain.Position
-		errs = make(chan error, loadWorkspaces)
-		wg   sync.WaitGroup
-	)
-	sem := make(chan struct{}, 8)
-	for i := range wss {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			w, pos, err := p.seedWorkspace(ctx, i)
-			if err != nil {
-				errs <- fmt.Errorf("workspace %d: %w", i, err)
-				return
-			}
-			wss[i] = w
-			mu.Lock()
-			if last.Less(pos) {
-				last = pos
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	last := inParallel(b, len(wss), 8, func(i int) (domain.Position, error) {
+		w, pos, err := p.seedWorkspace(ctx, i)
+		wss[i] = w
+		return pos, err
+	})
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := p.waiter.WaitFor(wctx, last, "userlist", "memberships", "audit"); err != nil {

@@ -222,9 +222,7 @@ func TestAsOfMatchesReplay(t *testing.T) {
 	}()
 	for c := range cases {
 		w := newWorld(t, uint64(c))
-		for range steps {
-			w.step()
-		}
+		w.run(steps, 0)
 		events := w.events()
 		for _, ev := range events {
 			switch e := ev.Event.(type) {

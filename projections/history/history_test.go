@@ -20,9 +20,7 @@ func TestRebuild(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	w := newWorld(t, 99)
-	for range 400 {
-		w.step()
-	}
+	w.run(400, 0)
 	pgtest.CheckRebuild(t, pool, history.New(), w.events(), pgtest.RebuildCheck{LiveBatch: 37, RebuildBatch: 101})
 }
 
@@ -127,9 +125,7 @@ func TestAccountDeleted(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	w := newWorld(t, 7)
-	for range 80 {
-		w.step()
-	}
+	w.run(80, 0)
 	events := w.events()
 	// Someone who was ever in the list.
 	var gone uuid.UUID
@@ -253,9 +249,7 @@ func TestTemporaryRoleHistory(t *testing.T) {
 // from the start.
 func BenchmarkFold(b *testing.B) {
 	w := newWorld(b, 5)
-	for range 3000 {
-		w.step()
-	}
+	w.run(3000, 0)
 	events := w.events()
 	b.ReportAllocs()
 	b.ResetTimer()

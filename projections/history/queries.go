@@ -27,10 +27,7 @@ type Queries struct{ db DB }
 
 // NewQueries returns the history's queries on db.
 func NewQueries(db DB) *Queries {
-	if db == nil {
-		panic("history: NewQueries with a nil DB")
-	}
-	return &Queries{db: db}
+	return &Queries{db: projections.NeedDB("history: NewQueries", db)}
 }
 
 // AsOf is a past moment: a position (the event at it included) or, if

@@ -21,6 +21,19 @@ import (
 	"github.com/usersd/usersd/projections/userlist"
 )
 
+// run runs n random steps: one time in reviewEvery (never if it is 0) a
+// review step, a random command otherwise.
+func (w *world) run(n, reviewEvery int) {
+	var open []uuid.UUID
+	for range n {
+		if reviewEvery > 0 && w.r.IntN(reviewEvery) == 0 {
+			w.reviewStep(&open)
+		} else {
+			w.step()
+		}
+	}
+}
+
 // reviewStep starts a review, decides an item of an open one (any
 // decision, on anyone: refusals are part of the game), or completes one
 // after keeping its undecided items.
@@ -78,14 +91,7 @@ func TestReviewsMatchTheListAsOfTheirStart(t *testing.T) {
 	reviews := 0
 	for c := range 6 {
 		w := newWorld(t, uint64(100+c))
-		var open []uuid.UUID
-		for range 80 {
-			if w.r.IntN(8) == 0 {
-				w.reviewStep(&open)
-			} else {
-				w.step()
-			}
-		}
+		w.run(80, 8)
 		events := w.events()
 		for i := 0; i < len(events); {
 			n := 1 + w.r.IntN(30)
@@ -133,14 +139,7 @@ func TestRebuildWithReviews(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	w := newWorld(t, 7)
-	var open []uuid.UUID
-	for range 300 {
-		if w.r.IntN(6) == 0 {
-			w.reviewStep(&open)
-		} else {
-			w.step()
-		}
-	}
+	w.run(300, 6)
 	events := w.events()
 	seen := map[string]int{}
 	for _, ev := range events {
@@ -331,9 +330,7 @@ func TestGrantsBackfillMatchesTheProjection(t *testing.T) {
 	backfill := text[from : from+strings.Index(text[from:], ";")]
 	for c := range 4 {
 		w := newWorld(t, uint64(200+c))
-		for range 120 {
-			w.step()
-		}
+		w.run(120, 0)
 		pgtest.Apply(t, pool, "public", history.New(), w.events())
 	}
 	const grants = `SELECT coalesce(string_agg(concat_ws(' ', user_id, valid_from_commit, valid_from_prepare, granted_by, granted_at), E'\n'
@@ -376,14 +373,7 @@ func TestRebuildDeletesAnAccountInMemory(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	w := newWorld(t, 13)
-	var open []uuid.UUID
-	for range 200 {
-		if w.r.IntN(6) == 0 {
-			w.reviewStep(&open)
-		} else {
-			w.step()
-		}
-	}
+	w.run(200, 6)
 	events := w.events()
 	// The person with the most events: intervals closed and open, and
 	// in the reviews.

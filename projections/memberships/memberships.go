@@ -125,14 +125,21 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	return writeAccounts(ctx, tx, accounts, order)
 }
 
+// entry is m's value at k, a new zero one (added true) when m had none.
+func entry[K comparable, V any](m map[K]*V, k K) (v *V, added bool) {
+	if v = m[k]; v == nil {
+		v, added = new(V), true
+		m[k] = v
+	}
+	return v, added
+}
+
 // applyAccount folds one event of no workspace into the accounts; false
 // for a type it has no case for.
 func applyAccount(accounts map[uuid.UUID]*account, order *[]uuid.UUID, ev *domain.RecordedEvent) bool {
 	at := func(user uuid.UUID) *account {
-		a := accounts[user]
-		if a == nil {
-			a = &account{}
-			accounts[user] = a
+		a, added := entry(accounts, user)
+		if added {
 			*order = append(*order, user)
 		}
 		return a
@@ -183,12 +190,7 @@ func writeAccounts(ctx context.Context, tx pgx.Tx, accounts map[uuid.UUID]*accou
 func applyEvent(changes map[key]*change, names map[uuid.UUID]string, ev projections.WorkspaceEvent) bool {
 	ws := ev.Workspace
 	at := func(user uuid.UUID) *change {
-		k := key{user, ws}
-		c := changes[k]
-		if c == nil {
-			c = &change{}
-			changes[k] = c
-		}
+		c, _ := entry(changes, key{user, ws})
 		return c
 	}
 	switch e := ev.Event.(type) {

@@ -285,10 +285,7 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 			t.Errorf("Permissions in rebuild_1: %s %s found %v err %v, want Admin active", role, status, found, err)
 		}
 	})
-	var live int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.memberships`).Scan(&live); err != nil || live != 0 {
-		t.Errorf("public.memberships has %d rows (err %v), want 0: Apply must follow search_path", live, err)
-	}
+	projectionstest.WantLiveEmpty(t, pool, "memberships")
 }
 
 // TestPermissionsIsOneKeyLookup: the per-page-load query reads the primary

@@ -21,10 +21,7 @@ type Queries struct{ db DB }
 
 // NewQueries returns the memberships' queries on db.
 func NewQueries(db DB) *Queries {
-	if db == nil {
-		panic("memberships: NewQueries with a nil DB")
-	}
-	return &Queries{db: db}
+	return &Queries{db: projections.NeedDB("memberships: NewQueries", db)}
 }
 
 // Membership is one workspace a person has joined. The JSON form is the

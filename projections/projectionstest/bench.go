@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 )
 
 // BatchSize is the number of events a benchmark applies in one
@@ -61,5 +62,22 @@ func ApplyInBatches(b *testing.B, pool *pgxpool.Pool, schema string,
 		applied += len(events)
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// Rebuild times projections.Rebuild of p over events (b.N of them, held in
+// memory, so that reading an event store is no part of the figure) with
+// the default options, and reports events/s.
+func Rebuild(b *testing.B, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent) {
+	b.Helper()
+	b.ResetTimer()
+	res, err := projections.Rebuild(context.Background(), pool, p, projections.SliceSource(events), projections.RebuildOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if res.Applied != b.N {
+		b.Fatalf("applied %d events, want %d", res.Applied, b.N)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -3,7 +3,6 @@ package projectionstest
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,26 +30,15 @@ func TestWALWindowCountsExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop := make(chan struct{})
 	var theirs atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := other.Exec(ctx, `INSERT INTO walcost_t (v, n) VALUES ('theirs', 1);
-				UPDATE walcost_t SET n = n + 1 WHERE id = (SELECT max(id) FROM walcost_t)`); err != nil {
-				t.Error(err)
-				return
-			}
+	stopTheirs := Repeat(func() error {
+		_, err := other.Exec(ctx, `INSERT INTO walcost_t (v, n) VALUES ('theirs', 1);
+			UPDATE walcost_t SET n = n + 1 WHERE id = (SELECT max(id) FROM walcost_t)`)
+		if err == nil {
 			theirs.Add(1)
 		}
-	}()
+		return err
+	})
 	// Theirs are under way before the window opens and after it closes.
 	for theirs.Load() < 3 {
 		time.Sleep(time.Millisecond)
@@ -139,8 +127,9 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
-	wg.Wait()
+	if err := stopTheirs(); err != nil {
+		t.Error(err)
+	}
 
 	type counts struct{ Commits, Aborts, Open, Inserted, Updated, HOT, Deleted, Locked, Confirmed int }
 	want := counts{Commits: 14, Aborts: 1, Inserted: 26, Updated: 4, HOT: 3, Deleted: 1, Locked: 1, Confirmed: 1}

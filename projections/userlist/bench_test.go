@@ -18,7 +18,6 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -347,17 +346,7 @@ func BenchmarkRebuild(b *testing.B) {
 	for _, mix := range benchMixes {
 		b.Run(mix.name, func(b *testing.B) {
 			pool, _ := pgtest.New(b)
-			events := projections.SliceSource(newGenerator(b.N, mix.mix).next(b.N))
-			b.ResetTimer()
-			res, err := projections.Rebuild(context.Background(), pool, userlist.New(), events, projections.RebuildOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			if res.Applied != b.N {
-				b.Fatalf("applied %d events, want %d", res.Applied, b.N)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			projectionstest.Rebuild(b, pool, userlist.New(), newGenerator(b.N, mix.mix).next(b.N))
 		})
 	}
 }

@@ -36,13 +36,10 @@ type Queries struct {
 // NewQueries returns the user list's queries on db. now is the clock that
 // decides whether an invitation has expired (time.Now if nil).
 func NewQueries(db DB, now func() time.Time) *Queries {
-	if db == nil {
-		panic("userlist: NewQueries with a nil DB")
-	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Queries{db: db, now: now}
+	return &Queries{db: projections.NeedDB("userlist: NewQueries", db), now: now}
 }
 
 // Filter selects and pages the user list. The zero Filter is the first page

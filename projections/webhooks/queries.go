@@ -56,10 +56,7 @@ type Queries struct{ db DB }
 
 // NewQueries returns the webhooks' queries on db.
 func NewQueries(db DB) *Queries {
-	if db == nil {
-		panic("webhooks: NewQueries with a nil DB")
-	}
-	return &Queries{db: db}
+	return &Queries{db: projections.NeedDB("webhooks: NewQueries", db)}
 }
 
 // List answers a workspace's webhooks, oldest first.
