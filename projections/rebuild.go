@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const (
@@ -91,7 +92,7 @@ type RebuildOptions struct {
 }
 
 func (o RebuildOptions) withDefaults() RebuildOptions {
-	o.BatchSize = positiveOr(o.BatchSize, defaultRebuildBatchSize)
+	o.BatchSize = positive.Or(o.BatchSize, defaultRebuildBatchSize)
 	if o.Progress == nil {
 		o.Progress = func(int, domain.Position) {}
 	}
@@ -101,7 +102,7 @@ func (o RebuildOptions) withDefaults() RebuildOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.LockTimeout = positiveOr(o.LockTimeout, defaultSwapLockTimeout)
+	o.LockTimeout = positive.Or(o.LockTimeout, defaultSwapLockTimeout)
 	return o
 }
 

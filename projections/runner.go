@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pause"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 const (
@@ -55,26 +56,17 @@ type RunnerOptions struct {
 }
 
 func (o RunnerOptions) withDefaults() RunnerOptions {
-	o.BatchSize = positiveOr(o.BatchSize, defaultBatchSize)
+	o.BatchSize = positive.Or(o.BatchSize, defaultBatchSize)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.LockRetry = positiveOr(o.LockRetry, defaultLockRetry)
-	o.MinBackoff = positiveOr(o.MinBackoff, defaultMinBackoff)
+	o.LockRetry = positive.Or(o.LockRetry, defaultLockRetry)
+	o.MinBackoff = positive.Or(o.MinBackoff, defaultMinBackoff)
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(defaultMaxBackoff, o.MinBackoff)
 	}
-	o.ConnCheck = positiveOr(o.ConnCheck, defaultConnCheck)
+	o.ConnCheck = positive.Or(o.ConnCheck, defaultConnCheck)
 	return o
-}
-
-// positiveOr is v, or otherwise when v is zero or less: an option left
-// unset (or nonsensical) takes its default.
-func positiveOr[T int | time.Duration](v, otherwise T) T {
-	if v <= 0 {
-		return otherwise
-	}
-	return v
 }
 
 // Progress is what a runner reports after each batch.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pause"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // WaiterAppName is the application_name of a Waiter's listening connection.
@@ -75,13 +76,13 @@ func WithWaiterLogger(l *slog.Logger) WaiterOption { return func(w *Waiter) { w.
 // WithFallbackInterval sets how often checkpoints are re-read while someone
 // waits, in case a notification was lost. Default one second.
 func WithFallbackInterval(d time.Duration) WaiterOption {
-	return func(w *Waiter) { w.fallback = positiveOr(d, w.fallback) }
+	return func(w *Waiter) { w.fallback = positive.Or(d, w.fallback) }
 }
 
 // WithReconnectDelay sets the pause before reconnecting the listener.
 // Default one second.
 func WithReconnectDelay(d time.Duration) WaiterOption {
-	return func(w *Waiter) { w.reconnect = positiveOr(d, w.reconnect) }
+	return func(w *Waiter) { w.reconnect = positive.Or(d, w.reconnect) }
 }
 
 // NewWaiter returns a Waiter reading checkpoints through pool and listening
