@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 	historymodel "github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
@@ -36,8 +37,8 @@ const (
 // deep page after one of 16 cursors spread over its list), one reader,
 // the sides interleaved. Goal: as-of p99 ≤ 2× the current list's p99.
 func BenchmarkUserListAsOf(b *testing.B) {
-	members := envInt(b, "USERSD_BENCH_ASOF_MEMBERS", 100_000)
-	events := envInt(b, "USERSD_BENCH_ASOF_EVENTS", 1_000_000)
+	members := testenv.PositiveInt(b, "USERSD_BENCH_ASOF_MEMBERS", 100_000)
+	events := testenv.PositiveInt(b, "USERSD_BENCH_ASOF_EVENTS", 1_000_000)
 	ctx := context.Background()
 	pool, _ := pgtest.New(b)
 	ws := uuid.New()

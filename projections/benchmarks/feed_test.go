@@ -21,6 +21,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 )
@@ -45,7 +46,7 @@ const feedGoalRatio = 0.8
 //
 // The timer runs only around the reads.
 func BenchmarkEventFeed(b *testing.B) {
-	n := min(envInt(b, envEvents, feedEvents), feedEvents)
+	n := min(testenv.PositiveInt(b, envEvents, feedEvents), feedEvents)
 	ctx := context.Background()
 	kek := newKEK(b)
 	pool, _ := pgtest.New(b)

@@ -17,6 +17,7 @@ import (
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	historymodel "github.com/usersd/usersd/projections/history"
@@ -51,7 +52,7 @@ var errStop = errors.New("stop")
 //
 // The timer runs only around the rebuild, so ns/op is the rebuild's time.
 func BenchmarkRebuild(b *testing.B) {
-	n := envInt(b, envEvents, defaultEvents)
+	n := testenv.PositiveInt(b, envEvents, defaultEvents)
 	ctx := context.Background()
 	pool, _ := pgtest.New(b)
 
@@ -68,7 +69,7 @@ func BenchmarkRebuild(b *testing.B) {
 	decoded := readHistory(b, ctx, src, n)
 	reading := fmt.Sprintf("reading the history: %.0f events/s as stored, %.0f events/s decoded (eventstore.Source)",
 		float64(n)/raw.Seconds(), float64(n)/decoded.Seconds())
-	wm := min(n, envInt(b, envWatermillEvents, defaultWatermillEvents))
+	wm := min(n, testenv.PositiveInt(b, envWatermillEvents, defaultWatermillEvents))
 	seedWatermill(b, ctx, pool, wm)
 	for i, p := range []projections.ReadModel{userlist.New(), memberships.New(), historymodel.New(), audit.New()} {
 		b.Run(p.Name(), func(b *testing.B) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	historymodel "github.com/usersd/usersd/projections/history"
 	"github.com/usersd/usersd/projections/userlist"
 )
@@ -34,8 +35,8 @@ const (
 // review (every item, as GET .../access-reviews/{id} reads it). Goal: a
 // start < 2 s.
 func BenchmarkAccessReviewStart(b *testing.B) {
-	members := envInt(b, "USERSD_BENCH_REVIEW_MEMBERS", 10_000)
-	events := envInt(b, "USERSD_BENCH_REVIEW_EVENTS", 200_000)
+	members := testenv.PositiveInt(b, "USERSD_BENCH_REVIEW_MEMBERS", 10_000)
+	events := testenv.PositiveInt(b, "USERSD_BENCH_REVIEW_EVENTS", 200_000)
 	ctx := context.Background()
 	pool, _ := pgtest.New(b)
 	ws := uuid.New()

@@ -23,6 +23,7 @@ import (
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	historymodel "github.com/usersd/usersd/projections/history"
@@ -75,7 +76,7 @@ func TestScale(t *testing.T) {
 	}
 	workspaces := max(100, n/scaleEventsPerWorkspace)
 	if os.Getenv(envScaleWorkspaces) != "" {
-		workspaces = envInt(t, envScaleWorkspaces, workspaces)
+		workspaces = testenv.PositiveInt(t, envScaleWorkspaces, workspaces)
 	}
 	ctx := context.Background()
 	pool, _ := pgtest.New(t)

@@ -14,6 +14,7 @@ import (
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/userlist"
@@ -40,7 +41,7 @@ const sealingEvents = 200_000
 //
 // The timer runs only around the rebuilds.
 func BenchmarkSealingRebuild(b *testing.B) {
-	n := min(envInt(b, envEvents, sealingEvents), sealingEvents)
+	n := min(testenv.PositiveInt(b, envEvents, sealingEvents), sealingEvents)
 	ctx := context.Background()
 	kek := newKEK(b)
 	type side struct {

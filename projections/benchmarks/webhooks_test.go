@@ -21,6 +21,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -45,7 +46,7 @@ const (
 // a run long enough that the start, a few hundred milliseconds, does not
 // count, and one run at make bench's -benchtime 3s).
 func BenchmarkWebhookDeliveries(b *testing.B) {
-	n := max(b.N, envInt(b, "USERSD_BENCH_WEBHOOK_DELIVERIES", 20_000))
+	n := max(b.N, testenv.PositiveInt(b, "USERSD_BENCH_WEBHOOK_DELIVERIES", 20_000))
 	recv := webhooktest.Start(b, webhooktest.Chaos{})
 	raw := rawPosts(b, recv, n)
 	delivered := webhookDeliveries(b, recv, n)
