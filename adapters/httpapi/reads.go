@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -156,48 +157,62 @@ func (s *Server) listUsersAsOf(w http.ResponseWriter, r *http.Request, p princip
 // person's intervals of role and status, oldest first; 404 for someone who
 // was never in the workspace's list.
 func (s *Server) memberHistory(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
-		return err
-	}
-	items, found, err := s.history.History(r.Context(), ws, user)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return domain.ErrUserNotFound
-	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []history.Item `json:"items"`
-	}{items})
+	return workspaceRead(s, w, r, p, "userId", projHistory, func(ctx context.Context, ws, user uuid.UUID) (itemList[history.Item], error) {
+		list, err := userFound(s.history.History(ctx, ws, user))
+		return itemList[history.Item]{list}, err
+	})
 }
 
 // GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
+	return workspaceRead(s, w, r, p, "userId", projUserList, func(ctx context.Context, ws, user uuid.UUID) (userlist.Row, error) {
+		return userFound(s.users.Get(ctx, ws, user))
+	})
+}
+
+// userFound answers what a read model found about a person, or 404
+// user_not_found for someone it does not hold.
+func userFound[T any](v T, found bool, err error) (T, error) {
+	if err == nil && !found {
+		err = domain.ErrUserNotFound
+	}
+	return v, err
+}
+
+// workspaceRead answers a read of a workspace's data (Monitor and up): the
+// path's workspace and, unless name is "", the id the path names under
+// name; once the read model named model and the memberships include the
+// request's position and p may read the workspace, what get finds, as JSON.
+func workspaceRead[T any](s *Server, w http.ResponseWriter, r *http.Request, p principal, name, model string, get func(ctx context.Context, ws, id uuid.UUID) (T, error)) error {
+	var ws, id uuid.UUID
+	var err error
+	if name == "" {
+		ws, err = pathID(r, "ws")
+	} else {
+		ws, id, err = pathIDs(r, name)
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
+	if err := s.mayRead(r, p, ws, model, projMemberships); err != nil {
 		return err
 	}
-	row, found, err := s.users.Get(r.Context(), ws, user)
+	v, err := get(r.Context(), ws, id)
 	if err != nil {
 		return err
 	}
-	if !found {
-		return domain.ErrUserNotFound
-	}
-	return writeJSON(w, http.StatusOK, row)
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// itemList is a list's answer: {"items": [...]}.
+type itemList[T any] struct {
+	Items []T `json:"items"`
 }
 
 // GET /v1/workspaces/{ws}/users/{userId}/permissions: the user itself, or
 // Monitor and up.
 func (s *Server) permissions(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
+	ws, user, err := pathIDs(r, "userId")
 	if err != nil {
 		return err
 	}
@@ -391,18 +406,13 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 // GET /v1/workspaces/{ws}/audit/head (Monitor and up): the chain's head,
 // signed now. One read through the primary key, one signature.
 func (s *Server) auditHead(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
-		return err
-	}
-	head, err := audit.ReadHead(r.Context(), s.cfg.DB, ws)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s.cfg.AuditSigner.Sign(head, s.cfg.Now()))
+	return workspaceRead(s, w, r, p, "", projAudit, func(ctx context.Context, ws, _ uuid.UUID) (audit.SignedHead, error) {
+		head, err := audit.ReadHead(ctx, s.cfg.DB, ws)
+		if err != nil {
+			return audit.SignedHead{}, err
+		}
+		return s.cfg.AuditSigner.Sign(head, s.cfg.Now()), nil
+	})
 }
 
 // GET /v1/audit/keys (anyone): the public keys that check signed heads,
