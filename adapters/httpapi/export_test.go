@@ -59,3 +59,6 @@ func ProblemCodes() []string {
 	}
 	return out
 }
+
+// MailboxItem is a message as GET /v1/dev/mailbox shows it.
+type MailboxItem = mailboxItem
