@@ -29,9 +29,6 @@ func (s *Server) startAccessReview(w http.ResponseWriter, r *http.Request, p pri
 	if err != nil {
 		return err
 	}
-	if req.Name == nil {
-		return missing("name")
-	}
 	res, err := s.commands.StartAccessReview.Handle(r.Context(), commands.StartAccessReview{WorkspaceID: ws, Name: *req.Name, Meta: s.meta(r, p)})
 	if err != nil {
 		return withFields(err, fields{"name": "name"})
@@ -55,11 +52,8 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 		return err
 	}
 	var req decideItemRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Decision == nil {
-		return missing("decision")
 	}
 	role := ""
 	if req.Role != nil {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 
@@ -22,6 +23,10 @@ type subscribeWebhookRequest struct {
 	Events []string `json:"events"`
 }
 
+func (q *subscribeWebhookRequest) lacks() string {
+	return cmp.Or(lacking(q.URL == nil, "url"), lacking(q.Events == nil, "events"))
+}
+
 type replayWebhookRequest struct {
 	FromPosition *string `json:"fromPosition"`
 }
@@ -33,12 +38,6 @@ func (s *Server) subscribeWebhook(w http.ResponseWriter, r *http.Request, p prin
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.URL == nil {
-		return missing("url")
-	}
-	if req.Events == nil {
-		return missing("events")
 	}
 	res, err := s.commands.SubscribeWebhook.Handle(r.Context(), commands.SubscribeWebhook{
 		WorkspaceID: ws, URL: *req.URL, Events: req.Events, Meta: s.meta(r, p),

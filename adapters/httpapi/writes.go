@@ -20,11 +20,8 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 		return newProblem(domain.CodeNotAllowed, "only the platform creates workspaces")
 	}
 	var req createWorkspaceRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Owner == nil {
-		return missing("owner")
 	}
 	res, err := s.commands.CreateWorkspace.Handle(r.Context(), commands.CreateWorkspace{
 		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
@@ -60,9 +57,6 @@ func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.Role == nil {
-		return missing("role")
 	}
 	res, err := s.commands.InviteUsers.Handle(r.Context(), commands.InviteUsers{
 		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
@@ -105,7 +99,7 @@ func workspaceRequest(r *http.Request, p principal, req any) (uuid.UUID, error) 
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return ws, decodeBody(r, req, true)
+	return ws, decodeRequest(r, req, true)
 }
 
 // pathIDs reads the workspace and the id a path names under name: a
@@ -134,7 +128,7 @@ func pathRequest(r *http.Request, p principal, name string, req any, required bo
 	if ws, id, err = commandPath(r, p, name); err != nil {
 		return
 	}
-	err = decodeBody(r, req, required)
+	err = decodeRequest(r, req, required)
 	return
 }
 
@@ -160,9 +154,6 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 	ws, user, err := pathRequest(r, p, "userId", &req, true)
 	if err != nil {
 		return err
-	}
-	if req.Role == nil {
-		return missing("role")
 	}
 	role, err := domain.ParseRole(*req.Role)
 	if err != nil {
@@ -237,9 +228,6 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
-	if req.ManagersMayGrantAdmin == nil {
-		return missing("managersMayGrantAdmin")
-	}
 	pos, err := s.commands.UpdateSettings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
 	if err != nil {
 		return err
@@ -283,11 +271,8 @@ func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal
 // only credential, travels in the body.
 func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error {
 	var req tokenRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Token == nil {
-		return missing("token")
 	}
 	v, err := s.queries.LookupInvitation.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
 	if err != nil {
@@ -304,11 +289,8 @@ func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error 
 // POST /v1/invitations/accept: the invitee joins, naming themselves.
 func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error {
 	var req acceptRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Token == nil {
-		return missing("token")
 	}
 	res, err := s.commands.AcceptInvitation.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
 	if err != nil {
