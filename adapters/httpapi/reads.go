@@ -72,13 +72,29 @@ func paramProblem(err error) error {
 	return toProblem(err, nil)
 }
 
+// listPage is a page of a list: its items and the cursor of the next page,
+// null on the last.
+type listPage[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+func pageOf[T any](items []T, nextCursor string) listPage[T] {
+	return listPage[T]{items, optString(nextCursor)}
+}
+
 type userListResponse struct {
-	Items      []userlist.Row `json:"items"`
-	NextCursor *string        `json:"nextCursor"`
+	listPage[userlist.Row]
 	// ActiveAdmins and SingleAdmin (an extension) flag a workspace that
 	// has a single active Admin; the product recommends at least two.
 	ActiveAdmins int  `json:"activeAdmins"`
 	SingleAdmin  bool `json:"singleAdmin"`
+}
+
+// userListOf answers a page of the user list, now or as of a moment, with
+// the workspace's count of active Admins then.
+func userListOf(page userlist.Page, admins int) userListResponse {
+	return userListResponse{listPage: pageOf(page.Items, page.NextCursor), ActiveAdmins: admins, SingleAdmin: admins == 1}
 }
 
 func optString(s string) *string {
@@ -115,10 +131,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, userListResponse{
-		Items: page.Items, NextCursor: optString(page.NextCursor),
-		ActiveAdmins: admins, SingleAdmin: admins == 1,
-	})
+	return writeJSON(w, http.StatusOK, userListOf(page, admins))
 }
 
 // listUsersAsOf answers GET /v1/workspaces/{ws}/users?asOf=: the list as
@@ -147,10 +160,7 @@ func (s *Server) listUsersAsOf(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, userListResponse{
-		Items: page.Items, NextCursor: optString(page.NextCursor),
-		ActiveAdmins: admins, SingleAdmin: admins == 1,
-	})
+	return writeJSON(w, http.StatusOK, userListOf(page, admins))
 }
 
 // GET /v1/workspaces/{ws}/users/{userId}/history (Monitor and up): the
@@ -341,10 +351,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		if err != nil {
 			return paramProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, struct {
-			Items      []audit.Entry `json:"items"`
-			NextCursor *string       `json:"nextCursor"`
-		}{page.Items, optString(page.NextCursor)})
+		return writeJSON(w, http.StatusOK, pageOf(page.Items, page.NextCursor))
 	}
 	st, err := s.openStream(w, r, p.userID.String(), func(h http.Header) {
 		ext, ct := ".ndjson", "application/x-ndjson"

@@ -104,10 +104,7 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p pri
 	if err != nil {
 		return paramProblem(err)
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items      []webhooks.DeliveryRow `json:"items"`
-		NextCursor *string                `json:"nextCursor"`
-	}{page.Items, optString(page.NextCursor)})
+	return writeJSON(w, http.StatusOK, pageOf(page.Items, page.NextCursor))
 }
 
 // POST /v1/workspaces/{ws}/webhooks/{webhookId}/replay (Admin): the
