@@ -26,12 +26,18 @@ func systemOnly(p principal) error {
 	return nil
 }
 
+// accountPath reads the platform's request about the account a path names:
+// every other caller is refused, then the path's userId is read.
+func accountPath(r *http.Request, p principal) (uuid.UUID, error) {
+	if err := systemOnly(p); err != nil {
+		return uuid.Nil, err
+	}
+	return pathID(r, "userId")
+}
+
 // DELETE /v1/accounts/{userId} (system only).
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := systemOnly(p); err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
+	user, err := accountPath(r, p)
 	if err != nil {
 		return err
 	}
@@ -104,10 +110,7 @@ type accountInvitation struct {
 // GET /v1/accounts/{userId}/export (system only): everything held about a
 // person, as one document (GDPR Art. 15 and 20).
 func (s *Server) exportAccount(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := systemOnly(p); err != nil {
-		return err
-	}
-	user, err := pathID(r, "userId")
+	user, err := accountPath(r, p)
 	if err != nil {
 		return err
 	}

@@ -28,8 +28,7 @@ type asOfPage struct {
 // another moment with 400 naming the parameter.
 func TestUsersAsOf(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, owner, adm := a.adminWorkspace(t, "As of", "owner@asof.test")
+	a, ws, owner, adm := newAdminWorkspace(t, "As of", "owner@asof.test")
 	jane, joined := a.join(t, ws, adm, "jane@asof.test", "Editor")
 	bob, _ := a.join(t, ws, adm, "bob@asof.test", "Monitor")
 	var out struct{ Position string }
@@ -109,8 +108,7 @@ func TestUsersAsOf(t *testing.T) {
 // changed them; 404 for someone never in the list.
 func TestMemberHistoryAPI(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, owner, adm := a.adminWorkspace(t, "History", "owner@history.test")
+	a, ws, owner, adm := newAdminWorkspace(t, "History", "owner@history.test")
 	jane, _ := a.join(t, ws, adm, "jane@history.test", "Editor")
 	var out struct{ Position string }
 	a.must(t, 200, req{method: "PUT", path: "/v1/workspaces/" + ws.String() + "/users/" + jane.String() + "/role", token: adm, body: map[string]string{"role": "Manager"}}).json(t, &out)

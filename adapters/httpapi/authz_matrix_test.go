@@ -21,8 +21,7 @@ import (
 // and checks the status each gets.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, owner, adm := a.adminWorkspace(t, "Matrix", "admin@matrix.test")
+	a, ws, owner, adm := newAdminWorkspace(t, "Matrix", "admin@matrix.test")
 	ids := map[string]uuid.UUID{"Admin": owner}
 	var pos string
 	for _, role := range []string{"Manager", "Editor", "Monitor", "AgentUser"} {

@@ -16,8 +16,7 @@ import (
 // status and code, and nothing is written.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Bad input", "admin@bad.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Bad input", "admin@bad.test")
 	member, _ := a.join(t, ws, adm, "member@bad.test", "Editor")
 	invited := "pending@bad.test"
 	pendingToken := a.pending(t, ws, adm, invited, "Editor")
@@ -165,8 +164,7 @@ func TestBadInput(t *testing.T) {
 // key won, so both role examples invited as Admin.
 func TestLenientJSONIsRefused(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Strict JSON", "admin@strict.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Strict JSON", "admin@strict.test")
 	pending := a.pending(t, ws, adm, "pending@strict.test", "Editor")
 	invitations := "/v1/workspaces/" + ws.String() + "/invitations"
 	for _, c := range []struct {
@@ -217,8 +215,7 @@ func TestDecodeRefusesAmbiguousBodies(t *testing.T) {
 // nothing is written. Spellings of one address are one account.
 func TestLookAlikesAndHiddenCharactersAreRefused(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Look-alikes", "admin@lookalike.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Look-alikes", "admin@lookalike.test")
 	pending := a.pending(t, ws, adm, "pending@lookalike.test", "Editor")
 
 	workspace := func(name, email, ownerName string) string {

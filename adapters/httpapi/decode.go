@@ -264,6 +264,43 @@ type decideItemRequest struct {
 
 type emptyRequest struct{}
 
+// A checked request body names the first required field it lacks, or ""
+// when it holds them all; decodeRequest refuses it with missing's problem.
+type checked interface{ lacks() string }
+
+// lacking answers name when its field is absent.
+func lacking(absent bool, name string) string {
+	if absent {
+		return name
+	}
+	return ""
+}
+
+func (q *createWorkspaceRequest) lacks() string { return lacking(q.Owner == nil, "owner") }
+func (q *inviteRequest) lacks() string          { return lacking(q.Role == nil, "role") }
+func (q *changeRoleRequest) lacks() string      { return lacking(q.Role == nil, "role") }
+func (q *tokenRequest) lacks() string           { return lacking(q.Token == nil, "token") }
+func (q *acceptRequest) lacks() string          { return lacking(q.Token == nil, "token") }
+func (q *startReviewRequest) lacks() string     { return lacking(q.Name == nil, "name") }
+func (q *decideItemRequest) lacks() string      { return lacking(q.Decision == nil, "decision") }
+func (q *settingsRequest) lacks() string {
+	return lacking(q.ManagersMayGrantAdmin == nil, "managersMayGrantAdmin")
+}
+
+// decodeRequest reads a JSON body into dst as decodeBody does, then refuses
+// a checked one that lacks a required field.
+func decodeRequest(r *http.Request, dst any, required bool) error {
+	if err := decodeBody(r, dst, required); err != nil {
+		return err
+	}
+	if c, ok := dst.(checked); ok {
+		if field := c.lacks(); field != "" {
+			return missing(field)
+		}
+	}
+	return nil
+}
+
 // missing is the problem of a required field left out.
 func missing(field string) *Problem {
 	return newProblem(domain.CodeInvalidInput, field+" is required").withField(field, "required")

@@ -16,8 +16,7 @@ import (
 // list; the other filters combine.
 func TestDormantAccess(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, owner, adm := a.adminWorkspace(t, "Dormant", "owner@dormant.test")
+	a, ws, owner, adm := newAdminWorkspace(t, "Dormant", "owner@dormant.test")
 	base := "/v1/workspaces/" + ws.String()
 	early, _ := a.join(t, ws, adm, "early@dormant.test", "Editor")
 	late, _ := a.join(t, ws, adm, "late@dormant.test", "Monitor")

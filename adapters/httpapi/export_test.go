@@ -37,7 +37,7 @@ func DecodeForTest(kind, contentType string, body []byte) (status int, code stri
 	default:
 		dst, required = &emptyRequest{}, false
 	}
-	err := decodeBody(r, dst, required)
+	err := decodeRequest(r, dst, required)
 	if err == nil {
 		return 0, ""
 	}
@@ -59,3 +59,6 @@ func ProblemCodes() []string {
 	}
 	return out
 }
+
+// MailboxItem is a message as GET /v1/dev/mailbox shows it.
+type MailboxItem = mailboxItem

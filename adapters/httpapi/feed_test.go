@@ -158,8 +158,7 @@ func (a *api) storedEvents(t testing.TB) []eventstore.RecordedEvent {
 
 func TestEventFeed(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Feed", "admin@feed.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Feed", "admin@feed.test")
 	other, _, adm2 := a.adminWorkspace(t, "Other", "admin@other.test")
 	a.join(t, ws, adm, "jane@feed.test", "Editor")
 	a.invite(t, other, adm2, "joe@other.test", "Monitor")
@@ -267,8 +266,7 @@ func TestEventFeedRefusesBadInput(t *testing.T) {
 // acted, and reads the whole feed: none of their values remain.
 func TestEventFeedShowsNothingOfTheErased(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Erased", "owner@erased.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Erased", "owner@erased.test")
 	gone, _ := a.join(t, ws, adm, "gone.person@erased.test", "Admin")
 	// As an Admin, the person acts: their address is in the metadata.
 	_, pos := a.invite(t, ws, userToken(gone), "invited.by.gone@erased.test", "Editor")

@@ -338,6 +338,16 @@ func (a *api) createWorkspace(t testing.TB, name, ownerEmail string) (ws, owner 
 	return out.WorkspaceID, out.OwnerUserID, out.Position
 }
 
+// newAdminWorkspace is newAPI with a workspace made by adminWorkspace, the
+// start of most tests: it answers the API, the workspace, its owner and the
+// owner's token.
+func newAdminWorkspace(t testing.TB, name, ownerEmail string) (a *api, ws, owner uuid.UUID, adm string) {
+	t.Helper()
+	a = newAPI(t)
+	ws, owner, adm = a.adminWorkspace(t, name, ownerEmail)
+	return a, ws, owner, adm
+}
+
 // adminWorkspace makes a workspace as the platform and answers it, its
 // owner and the owner's token.
 func (a *api) adminWorkspace(t testing.TB, name, ownerEmail string) (ws, owner uuid.UUID, adm string) {

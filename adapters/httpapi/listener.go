@@ -32,9 +32,7 @@ type ConnLimit struct {
 // TCP peer's; X-Forwarded-For is no use before a request is read, so
 // trusted proxies are exempt and must limit their own clients.
 func LimitConnsPerClient(l net.Listener, c ConnLimit) net.Listener {
-	if c.PerClient <= 0 {
-		c.PerClient = DefaultConnsPerClient
-	}
+	c.PerClient = orDefault(c.PerClient, DefaultConnsPerClient)
 	return &limitListener{Listener: l, cfg: c, open: make(map[netip.Prefix]int)}
 }
 

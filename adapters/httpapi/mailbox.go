@@ -87,7 +87,5 @@ func (s *Server) devMailbox(w http.ResponseWriter, r *http.Request, p principal)
 			})
 		}
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []mailboxItem `json:"items"`
-	}{items})
+	return writeJSON(w, http.StatusOK, itemList[mailboxItem]{items})
 }

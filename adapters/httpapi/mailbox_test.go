@@ -43,17 +43,10 @@ func (m *sliceMailbox) lastCall() (workspaces []uuid.UUID, called bool) {
 	return m.calls[len(m.calls)-1], true
 }
 
+// mailboxPage is GET /v1/dev/mailbox's answer, read into the server's own
+// items: the client checks the wire form against openapi.yaml.
 type mailboxPage struct {
-	Items []struct {
-		ID           uuid.UUID  `json:"id"`
-		WorkspaceID  *uuid.UUID `json:"workspaceId"`
-		InvitationID *uuid.UUID `json:"invitationId"`
-		To           string     `json:"to"`
-		Subject      string     `json:"subject"`
-		Text         string     `json:"text"`
-		HTML         string     `json:"html"`
-		SentAt       time.Time  `json:"sentAt"`
-	} `json:"items"`
+	Items []httpapi.MailboxItem `json:"items"`
 }
 
 func (p mailboxPage) subjects() []string {

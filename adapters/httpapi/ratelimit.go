@@ -69,12 +69,8 @@ type clientLimiter struct {
 }
 
 func newClientLimiter(l RateLimit) *clientLimiter {
-	if l.Burst <= 0 {
-		l.Burst = DefaultTokenBurst
-	}
-	if l.Every <= 0 {
-		l.Every = DefaultTokenEvery
-	}
+	l.Burst = orDefault(l.Burst, DefaultTokenBurst)
+	l.Every = orDefault(l.Every, DefaultTokenEvery)
 	lim := rate.Every(l.Every)
 	return &clientLimiter{limit: lim, burst: l.Burst, every: l.Every, clients: make(map[netip.Prefix]*rate.Limiter), overflow: rate.NewLimiter(lim, l.Burst)}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -71,13 +72,29 @@ func paramProblem(err error) error {
 	return toProblem(err, nil)
 }
 
+// listPage is a page of a list: its items and the cursor of the next page,
+// null on the last.
+type listPage[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+func pageOf[T any](items []T, nextCursor string) listPage[T] {
+	return listPage[T]{items, optString(nextCursor)}
+}
+
 type userListResponse struct {
-	Items      []userlist.Row `json:"items"`
-	NextCursor *string        `json:"nextCursor"`
+	listPage[userlist.Row]
 	// ActiveAdmins and SingleAdmin (an extension) flag a workspace that
 	// has a single active Admin; the product recommends at least two.
 	ActiveAdmins int  `json:"activeAdmins"`
 	SingleAdmin  bool `json:"singleAdmin"`
+}
+
+// userListOf answers a page of the user list, now or as of a moment, with
+// the workspace's count of active Admins then.
+func userListOf(page userlist.Page, admins int) userListResponse {
+	return userListResponse{listPage: pageOf(page.Items, page.NextCursor), ActiveAdmins: admins, SingleAdmin: admins == 1}
 }
 
 func optString(s string) *string {
@@ -114,10 +131,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, userListResponse{
-		Items: page.Items, NextCursor: optString(page.NextCursor),
-		ActiveAdmins: admins, SingleAdmin: admins == 1,
-	})
+	return writeJSON(w, http.StatusOK, userListOf(page, admins))
 }
 
 // listUsersAsOf answers GET /v1/workspaces/{ws}/users?asOf=: the list as
@@ -146,58 +160,69 @@ func (s *Server) listUsersAsOf(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, userListResponse{
-		Items: page.Items, NextCursor: optString(page.NextCursor),
-		ActiveAdmins: admins, SingleAdmin: admins == 1,
-	})
+	return writeJSON(w, http.StatusOK, userListOf(page, admins))
 }
 
 // GET /v1/workspaces/{ws}/users/{userId}/history (Monitor and up): the
 // person's intervals of role and status, oldest first; 404 for someone who
 // was never in the workspace's list.
 func (s *Server) memberHistory(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
-		return err
-	}
-	items, found, err := s.history.History(r.Context(), ws, user)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return domain.ErrUserNotFound
-	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []history.Item `json:"items"`
-	}{items})
+	return workspaceRead(s, w, r, p, "userId", projHistory, func(ctx context.Context, ws, user uuid.UUID) (itemList[history.Item], error) {
+		list, err := userFound(s.history.History(ctx, ws, user))
+		return itemList[history.Item]{list}, err
+	})
 }
 
 // GET /v1/workspaces/{ws}/users/{userId} (Monitor and up).
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
+	return workspaceRead(s, w, r, p, "userId", projUserList, func(ctx context.Context, ws, user uuid.UUID) (userlist.Row, error) {
+		return userFound(s.users.Get(ctx, ws, user))
+	})
+}
+
+// userFound answers what a read model found about a person, or 404
+// user_not_found for someone it does not hold.
+func userFound[T any](v T, found bool, err error) (T, error) {
+	if err == nil && !found {
+		err = domain.ErrUserNotFound
+	}
+	return v, err
+}
+
+// workspaceRead answers a read of a workspace's data (Monitor and up): the
+// path's workspace and, unless name is "", the id the path names under
+// name; once the read model named model and the memberships include the
+// request's position and p may read the workspace, what get finds, as JSON.
+func workspaceRead[T any](s *Server, w http.ResponseWriter, r *http.Request, p principal, name, model string, get func(ctx context.Context, ws, id uuid.UUID) (T, error)) error {
+	var ws, id uuid.UUID
+	var err error
+	if name == "" {
+		ws, err = pathID(r, "ws")
+	} else {
+		ws, id, err = pathIDs(r, name)
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.mayRead(r, p, ws, projUserList, projMemberships); err != nil {
+	if err := s.mayRead(r, p, ws, model, projMemberships); err != nil {
 		return err
 	}
-	row, found, err := s.users.Get(r.Context(), ws, user)
+	v, err := get(r.Context(), ws, id)
 	if err != nil {
 		return err
 	}
-	if !found {
-		return domain.ErrUserNotFound
-	}
-	return writeJSON(w, http.StatusOK, row)
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// itemList is a list's answer: {"items": [...]}.
+type itemList[T any] struct {
+	Items []T `json:"items"`
 }
 
 // GET /v1/workspaces/{ws}/users/{userId}/permissions: the user itself, or
 // Monitor and up.
 func (s *Server) permissions(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberPath(r)
+	ws, user, err := pathIDs(r, "userId")
 	if err != nil {
 		return err
 	}
@@ -326,10 +351,7 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, p principal) 
 		if err != nil {
 			return paramProblem(err)
 		}
-		return writeJSON(w, http.StatusOK, struct {
-			Items      []audit.Entry `json:"items"`
-			NextCursor *string       `json:"nextCursor"`
-		}{page.Items, optString(page.NextCursor)})
+		return writeJSON(w, http.StatusOK, pageOf(page.Items, page.NextCursor))
 	}
 	st, err := s.openStream(w, r, p.userID.String(), func(h http.Header) {
 		ext, ct := ".ndjson", "application/x-ndjson"
@@ -391,18 +413,13 @@ func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request, p principal
 // GET /v1/workspaces/{ws}/audit/head (Monitor and up): the chain's head,
 // signed now. One read through the primary key, one signature.
 func (s *Server) auditHead(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projAudit, projMemberships); err != nil {
-		return err
-	}
-	head, err := audit.ReadHead(r.Context(), s.cfg.DB, ws)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s.cfg.AuditSigner.Sign(head, s.cfg.Now()))
+	return workspaceRead(s, w, r, p, "", projAudit, func(ctx context.Context, ws, _ uuid.UUID) (audit.SignedHead, error) {
+		head, err := audit.ReadHead(ctx, s.cfg.DB, ws)
+		if err != nil {
+			return audit.SignedHead{}, err
+		}
+		return s.cfg.AuditSigner.Sign(head, s.cfg.Now()), nil
+	})
 }
 
 // GET /v1/audit/keys (anyone): the public keys that check signed heads,

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -21,33 +22,12 @@ import (
 // reviews; the evidence of a completed review adds the audit head at its
 // completion, signed.
 
-// reviewPath reads the workspace and the review a path names.
-func reviewPath(r *http.Request) (ws, id uuid.UUID, err error) {
-	if ws, err = pathID(r, "ws"); err != nil {
-		return
-	}
-	id, err = pathID(r, "id")
-	return
-}
-
-// reviewWrite reads an Admin's command on a review: the platform's token is
-// refused, then the path is read.
-func reviewWrite(r *http.Request, p principal) (ws, id uuid.UUID, err error) {
-	if err = asMember(p); err != nil {
-		return
-	}
-	return reviewPath(r)
-}
-
 // POST /v1/workspaces/{ws}/access-reviews (Admin).
 func (s *Server) startAccessReview(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req startReviewRequest
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.Name == nil {
-		return missing("name")
 	}
 	res, err := s.commands.StartAccessReview.Handle(r.Context(), commands.StartAccessReview{WorkspaceID: ws, Name: *req.Name, Meta: s.meta(r, p)})
 	if err != nil {
@@ -63,7 +43,7 @@ func (s *Server) startAccessReview(w http.ResponseWriter, r *http.Request, p pri
 
 // PUT /v1/workspaces/{ws}/access-reviews/{id}/items/{userId} (Admin).
 func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, id, err := reviewWrite(r, p)
+	ws, id, err := commandPath(r, p, "id")
 	if err != nil {
 		return err
 	}
@@ -72,11 +52,8 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 		return err
 	}
 	var req decideItemRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Decision == nil {
-		return missing("decision")
 	}
 	role := ""
 	if req.Role != nil {
@@ -93,55 +70,25 @@ func (s *Server) decideAccessReviewItem(w http.ResponseWriter, r *http.Request, 
 
 // POST /v1/workspaces/{ws}/access-reviews/{id}/complete (Admin).
 func (s *Server) completeAccessReview(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, id, err := reviewWrite(r, p)
-	if err != nil {
-		return err
-	}
-	if err := decodeBody(r, &emptyRequest{}, false); err != nil {
-		return err
-	}
-	pos, err := s.commands.CompleteAccessReview.Handle(r.Context(), commands.CompleteAccessReview{WorkspaceID: ws, ReviewID: id, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return bodilessWrite(s, w, r, p, "id", s.commands.CompleteAccessReview, func(ws, id uuid.UUID, m commands.Meta) commands.CompleteAccessReview {
+		return commands.CompleteAccessReview{WorkspaceID: ws, ReviewID: id, Meta: m}
+	})
 }
 
 // GET /v1/workspaces/{ws}/access-reviews (Monitor and up).
 func (s *Server) listAccessReviews(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
-		return err
-	}
-	list, err := s.history.Reviews(r.Context(), ws)
-	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []history.ReviewSummary{}
-	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []history.ReviewSummary `json:"items"`
-	}{list})
+	return workspaceRead(s, w, r, p, "", projHistory, func(ctx context.Context, ws, _ uuid.UUID) (itemList[history.ReviewSummary], error) {
+		list, err := s.history.Reviews(ctx, ws)
+		if list == nil {
+			list = []history.ReviewSummary{}
+		}
+		return itemList[history.ReviewSummary]{list}, err
+	})
 }
 
 // GET /v1/workspaces/{ws}/access-reviews/{id} (Monitor and up).
 func (s *Server) getAccessReview(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, id, err := reviewPath(r)
-	if err != nil {
-		return err
-	}
-	if err := s.mayRead(r, p, ws, projHistory, projMemberships); err != nil {
-		return err
-	}
-	rev, err := s.history.Review(r.Context(), ws, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, rev)
+	return workspaceRead(s, w, r, p, "id", projHistory, s.history.Review)
 }
 
 // evidenceReview is the review as its evidence states it.
@@ -168,7 +115,7 @@ type evidenceReview struct {
 // step before it leads to), signed now; as JSON (default), CSV or NDJSON.
 // An open review has no evidence yet: 409 review_incomplete.
 func (s *Server) accessReviewEvidence(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, id, err := reviewPath(r)
+	ws, id, err := pathIDs(r, "id")
 	if err != nil {
 		return err
 	}

@@ -112,8 +112,7 @@ func (a *api) completeReview(t testing.TB, ws, id uuid.UUID, by, pos string) str
 // forms with a signed audit head that checks out.
 func TestAccessReviewLifecycle(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, owner, adm := a.adminWorkspace(t, "Acme", "owner@review.test")
+	a, ws, owner, adm := newAdminWorkspace(t, "Acme", "owner@review.test")
 	mia, _ := a.join(t, ws, adm, "mia@review.test", "Manager")
 	ed, _ := a.join(t, ws, adm, "ed@review.test", "Editor")
 	rob, _ := a.join(t, ws, adm, "rob@review.test", "Editor")
@@ -328,8 +327,7 @@ func TestAccessReviewLifecycle(t *testing.T) {
 // problem with its code, changing nothing.
 func TestAccessReviewErrors(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Acme", "owner@errors.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Acme", "owner@errors.test")
 	ed, _ := a.join(t, ws, adm, "ed@errors.test", "Editor")
 	id, pos := a.startReview(t, ws, adm, "Q1")
 	base := "/v1/workspaces/" + ws.String() + "/access-reviews"
@@ -389,8 +387,7 @@ func TestAccessReviewErrors(t *testing.T) {
 // as the Admin who decided (api.md, "Erased people").
 func TestAccessReviewShowsErasedPeople(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Acme", "owner@erased.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Acme", "owner@erased.test")
 	ann, _ := a.join(t, ws, adm, "ann@erased.test", "Admin")
 	ed, _ := a.join(t, ws, adm, "ed@erased.test", "Editor")
 	id, _ := a.startReview(t, ws, adm, "Q1")

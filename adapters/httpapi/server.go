@@ -194,9 +194,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.ConsistencyTimeout <= 0 {
-		cfg.ConsistencyTimeout = DefaultConsistencyTimeout
-	}
+	cfg.ConsistencyTimeout = orDefault(cfg.ConsistencyTimeout, DefaultConsistencyTimeout)
 	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),

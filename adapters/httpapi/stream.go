@@ -50,15 +50,9 @@ const (
 const streamRetryAfter = 10 * time.Second
 
 func (l StreamLimits) withDefaults() StreamLimits {
-	if l.PerReplica <= 0 {
-		l.PerReplica = DefaultStreamsPerReplica
-	}
-	if l.PerCaller <= 0 {
-		l.PerCaller = DefaultStreamsPerCaller
-	}
-	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = DefaultStreamWriteTimeout
-	}
+	l.PerReplica = orDefault(l.PerReplica, DefaultStreamsPerReplica)
+	l.PerCaller = orDefault(l.PerCaller, DefaultStreamsPerCaller)
+	l.WriteTimeout = orDefault(l.WriteTimeout, DefaultStreamWriteTimeout)
 	return l
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 	"strings"
 
@@ -22,20 +23,12 @@ type subscribeWebhookRequest struct {
 	Events []string `json:"events"`
 }
 
-type replayWebhookRequest struct {
-	FromPosition *string `json:"fromPosition"`
+func (q *subscribeWebhookRequest) lacks() string {
+	return cmp.Or(lacking(q.URL == nil, "url"), lacking(q.Events == nil, "events"))
 }
 
-// webhookPath reads the workspace and the webhook a path names.
-func webhookPath(r *http.Request, p principal) (ws, hook uuid.UUID, err error) {
-	if err = asMember(p); err != nil {
-		return
-	}
-	if ws, err = pathID(r, "ws"); err != nil {
-		return
-	}
-	hook, err = pathID(r, "webhookId")
-	return
+type replayWebhookRequest struct {
+	FromPosition *string `json:"fromPosition"`
 }
 
 // POST /v1/workspaces/{ws}/webhooks (Admin): 201 with the secret, shown
@@ -45,12 +38,6 @@ func (s *Server) subscribeWebhook(w http.ResponseWriter, r *http.Request, p prin
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.URL == nil {
-		return missing("url")
-	}
-	if req.Events == nil {
-		return missing("events")
 	}
 	res, err := s.commands.SubscribeWebhook.Handle(r.Context(), commands.SubscribeWebhook{
 		WorkspaceID: ws, URL: *req.URL, Events: req.Events, Meta: s.meta(r, p),
@@ -88,35 +75,20 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items []webhooks.Webhook `json:"items"`
-	}{items})
+	return writeJSON(w, http.StatusOK, itemList[webhooks.Webhook]{items})
 }
 
 // DELETE /v1/workspaces/{ws}/webhooks/{webhookId} (Admin).
 func (s *Server) removeWebhook(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, hook, err := webhookPath(r, p)
-	if err != nil {
-		return err
-	}
-	if err := decodeBody(r, &emptyRequest{}, false); err != nil {
-		return err
-	}
-	pos, err := s.commands.RemoveWebhook.Handle(r.Context(), commands.RemoveWebhook{WorkspaceID: ws, WebhookID: hook, Meta: s.meta(r, p)})
-	if err != nil {
-		return err
-	}
-	return wrote(w, http.StatusOK, pos, positionResponse{pos.String()})
+	return bodilessWrite(s, w, r, p, "webhookId", s.commands.RemoveWebhook, func(ws, hook uuid.UUID, m commands.Meta) commands.RemoveWebhook {
+		return commands.RemoveWebhook{WorkspaceID: ws, WebhookID: hook, Meta: m}
+	})
 }
 
 // GET /v1/workspaces/{ws}/webhooks/{webhookId}/deliveries (Admin): the
 // delivery log, newest first, by pages.
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, err := pathID(r, "ws")
-	if err != nil {
-		return err
-	}
-	hook, err := pathID(r, "webhookId")
+	ws, hook, err := pathIDs(r, "webhookId")
 	if err != nil {
 		return err
 	}
@@ -132,22 +104,16 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, p pri
 	if err != nil {
 		return paramProblem(err)
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Items      []webhooks.DeliveryRow `json:"items"`
-		NextCursor *string                `json:"nextCursor"`
-	}{page.Items, optString(page.NextCursor)})
+	return writeJSON(w, http.StatusOK, pageOf(page.Items, page.NextCursor))
 }
 
 // POST /v1/workspaces/{ws}/webhooks/{webhookId}/replay (Admin): the
 // workspace's events after fromPosition (absent: from the start) are
 // delivered again, in the background: 202.
 func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, hook, err := webhookPath(r, p)
-	if err != nil {
-		return err
-	}
 	var req replayWebhookRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	ws, hook, err := pathRequest(r, p, "webhookId", &req, false)
+	if err != nil {
 		return err
 	}
 	var from domain.Position

@@ -14,8 +14,7 @@ import (
 func TestWebhooks(t *testing.T) {
 	t.Parallel()
 	withWebhookDispatcher(t)
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Hooks", "admin@hooks.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Hooks", "admin@hooks.test")
 	base := "/v1/workspaces/" + ws.String() + "/webhooks"
 	var sub struct{ WebhookID, Secret, Position string }
 	a.must(t, http.StatusCreated, req{method: "POST", path: base, token: adm,
@@ -96,8 +95,7 @@ func TestWebhooks(t *testing.T) {
 // A workspace has at most 20 webhooks.
 func TestWebhookLimit(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
-	ws, _, adm := a.adminWorkspace(t, "Many hooks", "admin@many.test")
+	a, ws, _, adm := newAdminWorkspace(t, "Many hooks", "admin@many.test")
 	base := "/v1/workspaces/" + ws.String() + "/webhooks"
 	for range 20 {
 		a.must(t, http.StatusCreated, req{method: "POST", path: base, token: adm, body: map[string]any{"url": "https://203.0.113.10/x", "events": []string{"*"}}})

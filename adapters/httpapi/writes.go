@@ -20,11 +20,8 @@ func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, p princ
 		return newProblem(domain.CodeNotAllowed, "only the platform creates workspaces")
 	}
 	var req createWorkspaceRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Owner == nil {
-		return missing("owner")
 	}
 	res, err := s.commands.CreateWorkspace.Handle(r.Context(), commands.CreateWorkspace{
 		Name: req.Name, OwnerEmail: req.Owner.Email, OwnerName: req.Owner.Name, Meta: s.meta(r, p),
@@ -60,9 +57,6 @@ func (s *Server) inviteUsers(w http.ResponseWriter, r *http.Request, p principal
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.Role == nil {
-		return missing("role")
 	}
 	res, err := s.commands.InviteUsers.Handle(r.Context(), commands.InviteUsers{
 		WorkspaceID: ws, Emails: req.Emails, Role: *req.Role, Meta: s.meta(r, p),
@@ -105,41 +99,49 @@ func workspaceRequest(r *http.Request, p principal, req any) (uuid.UUID, error) 
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return ws, decodeBody(r, req, true)
+	return ws, decodeRequest(r, req, true)
 }
 
-// memberPath reads the workspace and the member a path names.
-func memberPath(r *http.Request) (ws, user uuid.UUID, err error) {
+// pathIDs reads the workspace and the id a path names under name: a
+// member's userId, a review's id, a webhook's webhookId.
+func pathIDs(r *http.Request, name string) (ws, id uuid.UUID, err error) {
 	if ws, err = pathID(r, "ws"); err != nil {
 		return
 	}
-	user, err = pathID(r, "userId")
+	id, err = pathID(r, name)
 	return
 }
 
-// memberRequest reads a member's command about another member: the
-// platform's token is refused, then the path is read and the body, which
-// only a required one must hold, into req.
-func memberRequest(r *http.Request, p principal, req any, required bool) (ws, user uuid.UUID, err error) {
+// commandPath reads a member's command on what a path names under name:
+// the platform's token is refused, then the path is read.
+func commandPath(r *http.Request, p principal, name string) (ws, id uuid.UUID, err error) {
 	if err = asMember(p); err != nil {
 		return
 	}
-	if ws, user, err = memberPath(r); err != nil {
+	return pathIDs(r, name)
+}
+
+// pathRequest reads a member's command on what a path names under name, as
+// commandPath does, then the body, which only a required one must hold,
+// into req.
+func pathRequest(r *http.Request, p principal, name string, req any, required bool) (ws, id uuid.UUID, err error) {
+	if ws, id, err = commandPath(r, p, name); err != nil {
 		return
 	}
-	err = decodeBody(r, req, required)
+	err = decodeRequest(r, req, required)
 	return
 }
 
-// memberWrite serves a member's command about another member that takes no
-// body (remove, suspend, reactivate): h runs the command that command makes
-// of the path, and the answer is its position.
-func memberWrite[C any](s *Server, w http.ResponseWriter, r *http.Request, p principal, h commands.Handler[C, domain.Position], command func(ws, user uuid.UUID, m commands.Meta) C) error {
-	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
+// bodilessWrite serves a member's command that takes no body on what a
+// path names under name (remove, suspend, reactivate a member; complete a
+// review; remove a webhook): h runs the command that command makes of the
+// path, and the answer is its position.
+func bodilessWrite[C any](s *Server, w http.ResponseWriter, r *http.Request, p principal, name string, h commands.Handler[C, domain.Position], command func(ws, id uuid.UUID, m commands.Meta) C) error {
+	ws, id, err := pathRequest(r, p, name, &emptyRequest{}, false)
 	if err != nil {
 		return err
 	}
-	pos, err := h.Handle(r.Context(), command(ws, user, s.meta(r, p)))
+	pos, err := h.Handle(r.Context(), command(ws, id, s.meta(r, p)))
 	if err != nil {
 		return err
 	}
@@ -149,12 +151,9 @@ func memberWrite[C any](s *Server, w http.ResponseWriter, r *http.Request, p pri
 // PUT /v1/workspaces/{ws}/users/{userId}/role (Admin).
 func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req changeRoleRequest
-	ws, user, err := memberRequest(r, p, &req, true)
+	ws, user, err := pathRequest(r, p, "userId", &req, true)
 	if err != nil {
 		return err
-	}
-	if req.Role == nil {
-		return missing("role")
 	}
 	role, err := domain.ParseRole(*req.Role)
 	if err != nil {
@@ -184,21 +183,21 @@ func (s *Server) changeUserRole(w http.ResponseWriter, r *http.Request, p princi
 // DELETE /v1/workspaces/{ws}/users/{userId}: removes a member (Admin) or
 // revokes a pending invitation (Admin, Manager).
 func (s *Server) removeUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	return memberWrite(s, w, r, p, s.commands.RemoveUser, func(ws, user uuid.UUID, m commands.Meta) commands.RemoveUser {
+	return bodilessWrite(s, w, r, p, "userId", s.commands.RemoveUser, func(ws, user uuid.UUID, m commands.Meta) commands.RemoveUser {
 		return commands.RemoveUser{WorkspaceID: ws, UserID: user, Meta: m}
 	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/suspend (Admin).
 func (s *Server) suspendUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	return memberWrite(s, w, r, p, s.commands.SuspendUser, func(ws, user uuid.UUID, m commands.Meta) commands.SuspendUser {
+	return bodilessWrite(s, w, r, p, "userId", s.commands.SuspendUser, func(ws, user uuid.UUID, m commands.Meta) commands.SuspendUser {
 		return commands.SuspendUser{WorkspaceID: ws, UserID: user, Meta: m}
 	})
 }
 
 // POST /v1/workspaces/{ws}/users/{userId}/reactivate (Admin).
 func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p principal) error {
-	return memberWrite(s, w, r, p, s.commands.ReactivateUser, func(ws, user uuid.UUID, m commands.Meta) commands.ReactivateUser {
+	return bodilessWrite(s, w, r, p, "userId", s.commands.ReactivateUser, func(ws, user uuid.UUID, m commands.Meta) commands.ReactivateUser {
 		return commands.ReactivateUser{WorkspaceID: ws, UserID: user, Meta: m}
 	})
 }
@@ -206,7 +205,7 @@ func (s *Server) reactivateUser(w http.ResponseWriter, r *http.Request, p princi
 // POST /v1/workspaces/{ws}/users/{userId}/invitation/resend (Admin,
 // Manager): a new link; the old one dies.
 func (s *Server) resendInvitation(w http.ResponseWriter, r *http.Request, p principal) error {
-	ws, user, err := memberRequest(r, p, &emptyRequest{}, false)
+	ws, user, err := pathRequest(r, p, "userId", &emptyRequest{}, false)
 	if err != nil {
 		return err
 	}
@@ -228,9 +227,6 @@ func (s *Server) updateSettings(w http.ResponseWriter, r *http.Request, p princi
 	ws, err := workspaceRequest(r, p, &req)
 	if err != nil {
 		return err
-	}
-	if req.ManagersMayGrantAdmin == nil {
-		return missing("managersMayGrantAdmin")
 	}
 	pos, err := s.commands.UpdateSettings.Handle(r.Context(), commands.UpdateSettings{WorkspaceID: ws, ManagersMayGrantAdmin: req.ManagersMayGrantAdmin, Meta: s.meta(r, p)})
 	if err != nil {
@@ -275,11 +271,8 @@ func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal
 // only credential, travels in the body.
 func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error {
 	var req tokenRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Token == nil {
-		return missing("token")
 	}
 	v, err := s.queries.LookupInvitation.Handle(r.Context(), commands.LookupInvitation{Token: *req.Token})
 	if err != nil {
@@ -296,11 +289,8 @@ func (s *Server) lookupInvitation(w http.ResponseWriter, r *http.Request) error 
 // POST /v1/invitations/accept: the invitee joins, naming themselves.
 func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) error {
 	var req acceptRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := decodeRequest(r, &req, true); err != nil {
 		return err
-	}
-	if req.Token == nil {
-		return missing("token")
 	}
 	res, err := s.commands.AcceptInvitation.Handle(r.Context(), commands.AcceptInvitation{Token: *req.Token, Name: req.Name, Meta: s.meta(r, principal{})})
 	if err != nil {

@@ -1,26 +1,31 @@
 // Package web is usersd's browser UI: the Users & Roles page of the seed,
 // the audit history, access reviews, the development mailbox and the
 // invitation accept page.
-// It is static HTML, CSS and JavaScript embedded in the binary (no build
-// step, nothing fetched from elsewhere) that speaks only the public HTTP API
-// with the bearer token the page was opened with (#token=..., kept in
-// sessionStorage, never sent in a URL).
+// It is HTML, CSS and JavaScript embedded in the binary (no build step,
+// nothing fetched from elsewhere; each page is put in the pages' one frame,
+// static/layout.html, once, when the handler is made) that speaks only the
+// public HTTP API with the bearer token the page was opened with
+// (#token=..., kept in sessionStorage, never sent in a URL).
 package web
 
 import (
+	"bytes"
 	"embed"
+	"html/template"
 	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"time"
 )
 
 //go:embed static
 var files embed.FS
 
-// pages maps the UI's paths to their HTML files. Everything else the UI
-// serves lives under /assets/.
+// pages maps the UI's paths to their HTML files, each rendered once in
+// static/layout.html, the frame they share. Everything else the UI serves
+// lives under /assets/.
 var pages = map[string]string{
 	"/":        "index.html",
 	"/audit":   "audit.html",
@@ -50,10 +55,28 @@ func Handler() http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree is part of the binary
 	}
-	return &handler{static: static}
+	return &handler{static: static, pages: renderPages(static)}
 }
 
-type handler struct{ static fs.FS }
+// renderPages renders every page in the layout.
+func renderPages(static fs.FS) map[string][]byte {
+	layout := template.Must(template.ParseFS(static, "layout.html"))
+	out := make(map[string][]byte, len(pages))
+	for _, name := range pages {
+		t := template.Must(template.Must(layout.Clone()).ParseFS(static, name))
+		var b bytes.Buffer
+		if err := t.ExecuteTemplate(&b, "layout.html", nil); err != nil {
+			panic(err) // the pages are part of the binary, and tested
+		}
+		out[name] = b.Bytes()
+	}
+	return out
+}
+
+type handler struct {
+	static fs.FS
+	pages  map[string][]byte // rendered, by file name
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range securityHeaders {
@@ -78,6 +101,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The pages and assets change with the binary, and a stale script
 	// against a newer API is a confusing bug: always revalidate.
 	w.Header().Set("Cache-Control", "no-cache")
+	if page, ok := h.pages[name]; ok {
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(page))
+		return
+	}
 	f, err := h.static.Open(name)
 	if err != nil {
 		http.NotFound(w, r)

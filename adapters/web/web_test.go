@@ -52,6 +52,10 @@ func TestPagesAndAssets(t *testing.T) {
 		if !strings.Contains(string(body), tt.wantBody) {
 			t.Errorf("GET %s: body lacks %q", tt.path, tt.wantBody)
 		}
+		// A page is a whole document, rendered in the layout.
+		if tt.wantType == "text/html" && (!strings.HasPrefix(string(body), "<!doctype html>\n") || !strings.HasSuffix(string(body), "</main>\n</body>\n</html>\n")) {
+			t.Errorf("GET %s: not a whole page: %.80q", tt.path, body)
+		}
 		for k, want := range map[string]string{
 			"Referrer-Policy":        "no-referrer",
 			"X-Content-Type-Options": "nosniff",
