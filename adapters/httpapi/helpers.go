@@ -159,12 +159,3 @@ func asMember(p principal) error {
 	}
 	return nil
 }
-
-// orDefault answers v, or def when v is not positive: a limit or a timeout
-// the configuration leaves at zero (or sets below it) takes its default.
-func orDefault[T ~int | ~int64](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
-}

@@ -26,6 +26,7 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/testlog"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/history"
@@ -68,24 +69,6 @@ func withWebhookDispatcher(t testing.TB) {
 // test's events instead of PostgreSQL's (lifecycle_esdb_test.go).
 var eventStores sync.Map // testing.TB → func(testing.TB) eventstore.Store
 
-// syncBuffer is a log sink the server and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // linkBox records the invitation links the API hands to the mailer.
 type linkBox struct {
 	mu    sync.Mutex
@@ -124,7 +107,7 @@ type api struct {
 	// destroys.
 	keys  *pii.MemoryKeyring
 	links *linkBox
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	// handler is the API, for tests that serve it on a server of their own.
 	handler http.Handler
 }
@@ -184,7 +167,7 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		cancel()
 		t.Fatalf("start waiter: %v", err)
 	}
-	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, keys: keys, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &syncBuffer{}}
+	a := &api{t: t, client: newOpenAPIClient(t), pool: pool, keys: keys, links: &linkBox{links: map[string][]httpapi.InvitationLink{}}, logs: &testlog.Buffer{}}
 	cfg := httpapi.Config{
 		App: commands.NewApplication(deps, policy, commands.Instrumentation{}), DB: pool, Waiter: waiter,
 		JWTSecret: testSecret, AuditSigner: testSigner, Logger: slog.New(slog.NewJSONHandler(a.logs, nil)),

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // DefaultConnsPerClient is how many connections one client address (an
@@ -32,7 +34,7 @@ type ConnLimit struct {
 // TCP peer's; X-Forwarded-For is no use before a request is read, so
 // trusted proxies are exempt and must limit their own clients.
 func LimitConnsPerClient(l net.Listener, c ConnLimit) net.Listener {
-	c.PerClient = orDefault(c.PerClient, DefaultConnsPerClient)
+	c.PerClient = positive.Or(c.PerClient, DefaultConnsPerClient)
 	return &limitListener{Listener: l, cfg: c, open: make(map[netip.Prefix]int)}
 }
 

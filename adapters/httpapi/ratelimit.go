@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // RateLimit is a token bucket: Burst requests at once, then one more every
@@ -69,8 +71,8 @@ type clientLimiter struct {
 }
 
 func newClientLimiter(l RateLimit) *clientLimiter {
-	l.Burst = orDefault(l.Burst, DefaultTokenBurst)
-	l.Every = orDefault(l.Every, DefaultTokenEvery)
+	l.Burst = positive.Or(l.Burst, DefaultTokenBurst)
+	l.Every = positive.Or(l.Every, DefaultTokenEvery)
 	lim := rate.Every(l.Every)
 	return &clientLimiter{limit: lim, burst: l.Burst, every: l.Every, clients: make(map[netip.Prefix]*rate.Limiter), overflow: rate.NewLimiter(lim, l.Burst)}
 }

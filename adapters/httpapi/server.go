@@ -25,6 +25,7 @@ import (
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
+	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
 	"github.com/usersd/usersd/projections/history"
@@ -194,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.ConsistencyTimeout = orDefault(cfg.ConsistencyTimeout, DefaultConsistencyTimeout)
+	cfg.ConsistencyTimeout = positive.Or(cfg.ConsistencyTimeout, DefaultConsistencyTimeout)
 	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, jwt: newJWTParser(cfg),

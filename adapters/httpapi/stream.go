@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // Streamed answers are written over a long time, as fast as the client
@@ -50,9 +52,9 @@ const (
 const streamRetryAfter = 10 * time.Second
 
 func (l StreamLimits) withDefaults() StreamLimits {
-	l.PerReplica = orDefault(l.PerReplica, DefaultStreamsPerReplica)
-	l.PerCaller = orDefault(l.PerCaller, DefaultStreamsPerCaller)
-	l.WriteTimeout = orDefault(l.WriteTimeout, DefaultStreamWriteTimeout)
+	l.PerReplica = positive.Or(l.PerReplica, DefaultStreamsPerReplica)
+	l.PerCaller = positive.Or(l.PerCaller, DefaultStreamsPerCaller)
+	l.WriteTimeout = positive.Or(l.WriteTimeout, DefaultStreamWriteTimeout)
 	return l
 }
 
