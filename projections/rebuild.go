@@ -423,35 +423,21 @@ func (rb *rebuild) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
 // written once at the end; without, each batch is applied in a transaction
 // of its own.
 //
-// Reading and applying overlap: a reader goroutine follows the source
-// (which reads and decodes on its own connection) and hands batches over a
-// channel, while this one applies them on the rebuild's connection. Done in
-// turn, a replay took the sum of the two; this way it takes about the
-// longer of them. The channel's capacity bounds how far the reader runs
-// ahead, and so the memory held in decoded batches.
+// Reading and applying overlap (ReadAhead): the source reads and decodes
+// on its own connection while this goroutine applies on the rebuild's.
 func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int, fold Replay) (domain.Position, int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan Batch, replayReadAhead)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(batches)
-		err := rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
-			select {
-			case batches <- b:
-			case <-ctx.Done():
-				return ctx.Err()
+	pos := from
+	err := ReadAhead(ctx, replayReadAhead, func(ctx context.Context, emit func(context.Context, Batch) error) error {
+		return rb.src.Subscribe(ctx, from, rb.opts.BatchSize, func(ctx context.Context, b Batch) error {
+			if err := emit(ctx, b); err != nil {
+				return err
 			}
 			if b.CaughtUp {
 				return errStop
 			}
 			return nil
 		})
-		readErr <- err
-	}()
-
-	pos := from
-	for b := range batches {
+	}, func(ctx context.Context, b Batch) error {
 		if len(b.Events) > 0 {
 			var err error
 			if fold != nil {
@@ -460,11 +446,7 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 				err = rb.applyBatch(ctx, b.Events)
 			}
 			if err != nil {
-				cancel()
-				for range batches { // let the reader see the cancellation and end
-				}
-				<-readErr
-				return pos, applied, err
+				return err
 			}
 			applied += len(b.Events)
 		}
@@ -474,8 +456,8 @@ func (rb *rebuild) replay(ctx context.Context, from domain.Position, applied int
 		if len(b.Events) > 0 {
 			rb.opts.Progress(applied, pos)
 		}
-	}
-	err := <-readErr
+		return nil
+	})
 	if errors.Is(err, errStop) {
 		err = nil
 	}

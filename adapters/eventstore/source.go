@@ -17,12 +17,11 @@ const sourceReadAhead = 1
 // Source lets projections follow a store: it decodes every event on the
 // way, a batch at a time (one round trip to the keyring per batch).
 //
-// Reading and decoding overlap: the store reads the next page on its own
-// goroutine while this one decodes (Codec.Decode spreads a big batch over
-// the cores) and calls the handler. Done in turn, a page cost its query
-// plus its decoding; this way it costs about the longer of the two. The
-// batches reach the handler in order, one at a time, exactly as the store
-// hands them over.
+// Reading and decoding overlap (projections.ReadAhead): the store reads
+// the next page on its own goroutine while this one decodes (Codec.Decode
+// spreads a big batch over the cores) and calls the handler. The batches
+// reach the handler in order, one at a time, exactly as the store hands
+// them over.
 type Source struct {
 	Store Store
 	Codec *Codec
@@ -34,32 +33,11 @@ var _ projections.Source = Source{}
 // event that does not decode (a type from a newer version, say) stops the
 // subscription with an error rather than being skipped.
 func (s Source) Subscribe(ctx context.Context, from domain.Position, batchSize int, h func(ctx context.Context, b projections.Batch) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan Batch, sourceReadAhead)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(pages)
-		readErr <- s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, func(ctx context.Context, b Batch) error {
-			select {
-			case pages <- b:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	}()
-	for b := range pages {
-		err := s.handle(ctx, b, h)
-		if err != nil {
-			cancel()
-			for range pages { // let the reader see the cancellation and end
-			}
-			<-readErr
-			return err
-		}
-	}
-	return <-readErr
+	return projections.ReadAhead(ctx, sourceReadAhead, func(ctx context.Context, emit func(context.Context, Batch) error) error {
+		return s.Store.SubscribeToAll(ctx, from, SubscribeOptions{BatchSize: batchSize}, emit)
+	}, func(ctx context.Context, b Batch) error {
+		return s.handle(ctx, b, h)
+	})
 }
 
 // handle decodes one page and hands it to h.
