@@ -17,7 +17,9 @@
 #                    for adapters/eventstore/postgres, and its descendants)
 #   migrations       embed only
 #   internal/...     the standard library and google/uuid only: small leaf
-#                    helpers (pause, pii) that every package above may import
+#                    helpers (pause, positive, pii) that every package above
+#                    may import; internal/test* (testing helpers) only tests
+#                    and test-support packages (a name ending in "test") may
 #   cmd/...          anything
 #
 # The check walks the import graph (go list -deps, non-test code) from each
@@ -89,6 +91,12 @@ check() {
 	rel "$imp"
 	i=$REL
 	RULE=
+	# internal/test* link in package testing: only tests and the packages
+	# made for them (pgtest, projectionstest, ...: a name ending in "test")
+	if [[ $i == internal/test* && ${p##*/} != *test && $p != internal/test* ]]; then
+		RULE="only tests and test-support packages (named *test) may import internal/test*"
+		return 0
+	fi
 	case $p in
 	domain | domain/*)
 		[[ -n ${std[$imp]:-} ]] && return

@@ -243,7 +243,9 @@ func TestWorkspaces(t *testing.T) {
 				}
 			})
 			run("accounts: one id per address, also across registries", func(t *testing.T, ctx context.Context, store *countingStore) {
-				a, b := eventstore.NewAccounts(store, testCodec, 10), eventstore.NewAccounts(store, testCodec, 10)
+				// The store itself, not the counting wrapper, which would hide
+				// its StartStreams and LastEvents.
+				a, b := eventstore.NewAccounts(store.Store, testCodec, 10), eventstore.NewAccounts(store.Store, testCodec, 10)
 				meta := func(domain.Event) domain.Metadata { return stamp(nil, nil) }
 				ga, err := a.Resolve(ctx, []domain.Email{"p@x.com", "q@x.com"}, uuid.New, meta)
 				if err != nil {

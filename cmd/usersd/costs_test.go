@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections/projectionstest"
 )
@@ -280,7 +281,7 @@ func processCPU() time.Duration {
 // the database, by pid (read from /proc: the server runs on this machine).
 func backendCPU(t *testing.T, ctx context.Context, db *pgx.Conn) map[int32]time.Duration {
 	t.Helper()
-	pids := queryAll[int32](t, ctx, db, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+	pids := pgtest.Collect(t, db, "server processes", pgx.RowTo[int32], "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
 	out := make(map[int32]time.Duration, len(pids))
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/broker"
@@ -218,5 +219,5 @@ func waitForEveryEvent(t *testing.T, pool *pgxpool.Pool, space *natstest.Space) 
 // storedEventIDs reads the id of every event in the store.
 func storedEventIDs(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return queryAll[string](t, t.Context(), pool, `SELECT event_id::text FROM events`)
+	return pgtest.Collect(t, pool, "stored event ids", pgx.RowTo[string], `SELECT event_id::text FROM events`)
 }

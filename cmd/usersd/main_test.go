@@ -12,27 +12,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/internal/testlog"
 )
-
-// queryAll answers the one column of every row that sql reads on db (a
-// pool or a connection), failing the test on an error.
-func queryAll[T any](t testing.TB, ctx context.Context, db interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, sql string, args ...any) []T {
-	t.Helper()
-	rows, err := db.Query(ctx, sql, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // result is what one run of usersd produced.
 type result struct {

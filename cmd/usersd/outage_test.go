@@ -326,7 +326,7 @@ func locksHeld(t *testing.T, dbURL string, names []string) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	return queryAll[string](t, ctx, conn, `
+	return pgtest.Collect(t, conn, "projection locks held", pgx.RowTo[string], `
 		SELECT DISTINCT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = ANY($1)
 		ORDER BY 1`, apps)

@@ -8,14 +8,13 @@ package projectionstest
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/projections"
 )
 
@@ -23,15 +22,7 @@ import (
 // transaction: 5000, as projections.Rebuild, or USERSD_BENCH_BATCH.
 func BatchSize(b *testing.B) int {
 	b.Helper()
-	s := os.Getenv("USERSD_BENCH_BATCH")
-	if s == "" {
-		return 5000
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		b.Fatalf("USERSD_BENCH_BATCH=%q: want a positive number", s)
-	}
-	return n
+	return testenv.PositiveInt(b, "USERSD_BENCH_BATCH", 5000)
 }
 
 // ApplyInBatches applies b.N events taken from next, BatchSize(b) at a

@@ -30,12 +30,18 @@ func Indexes(tb testing.TB, pool *pgxpool.Pool, schema string, tables []string) 
 		ORDER BY tablename, indexname`, schema, tables)
 }
 
-// Collect runs a query on pool and answers its rows, each made by to
+// Querier is what Collect reads with: a pool, a connection or a
+// transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Collect runs a query on db and answers its rows, each made by to
 // (pgx.RowTo[string], pgx.RowToStructByPos[T], ...); on an error it fails
 // the test with what.
-func Collect[T any](tb testing.TB, pool *pgxpool.Pool, what string, to pgx.RowToFunc[T], sql string, args ...any) []T {
+func Collect[T any](tb testing.TB, db Querier, what string, to pgx.RowToFunc[T], sql string, args ...any) []T {
 	tb.Helper()
-	rows, err := pool.Query(context.Background(), sql, args...)
+	rows, err := db.Query(context.Background(), sql, args...)
 	if err != nil {
 		tb.Fatalf("%s: %v", what, err)
 	}
