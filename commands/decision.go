@@ -8,8 +8,11 @@ import (
 	"github.com/usersd/usersd/domain"
 )
 
-// workspaceCommand is a command that makes one decision on one workspace:
-// it names the workspace and the metadata of the events it records.
+// workspaceCommand is a command that makes one decision on one workspace.
+// target names that workspace and the metadata its events are stamped
+// with: who acts and why. Usually that is the command's own Meta; a
+// command the system runs answers system(...), and a review decision names
+// the review as the cause, so target is where those rules are written.
 type workspaceCommand interface {
 	target() (workspace uuid.UUID, m Meta)
 }
@@ -36,6 +39,9 @@ func newWorkspaceHandler[C workspaceCommand, R any](repo WorkspaceRepository, cl
 	return workspaceHandler[C, R]{newWriter(repo, clock, ids), prepare}
 }
 
+// Handle prepares cmd, runs its decision on the target workspace (as many
+// times as the repository needs: it is pure) and appends what it recorded,
+// then answers the result the last run left.
 func (h workspaceHandler[C, R]) Handle(ctx context.Context, cmd C) (R, error) {
 	var none R
 	d, err := h.prepare(cmd)

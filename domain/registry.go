@@ -56,11 +56,11 @@ func newRegistry() *registry {
 
 // register declares the event type T: its stored name and its schema
 // version. Decoding comes with it: the stored JSON into a T; so does its
-// workspace, read from its WorkspaceID field (see workspaceOf). A schema version above 1 needs an
-// upcaster from the older versions in DecodeEvent's place: add the hook
-// here when the first type needs one. It panics on a name or type
-// registered twice, which registerEvents would have to be written wrong to
-// do.
+// workspace, read from its WorkspaceID field (see workspaceOf). A schema
+// version above 1 needs an upcaster from the older versions in
+// DecodeEvent's place: add the hook here when the first type needs one. It
+// panics on a name or type registered twice, which registerEvents would
+// have to be written wrong to do.
 func register[T any](r *registry, name string, version int) {
 	var zero T
 	t := &EventType{

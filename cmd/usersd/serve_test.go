@@ -115,6 +115,7 @@ func TestWebhookAllowPrivate(t *testing.T) {
 // onDevDefault is the embedded default's setting for the development
 // secrets: e reads vars, which name a fresh $XDG_CONFIG_HOME, dir.
 func onDevDefault(t *testing.T) (dir string, vars map[string]string, e *env, db database) {
+	t.Helper()
 	dir = t.TempDir()
 	vars = map[string]string{"XDG_CONFIG_HOME": dir}
 	e = &env{Getenv: func(k string) string { return vars[k] }, Log: discardLogger()}
