@@ -42,9 +42,7 @@ type wantEntry struct {
 // and checks each entry: actor and target as they were, details, metadata,
 // and the chain.
 func TestApplyEntryPerEventType(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	owner := newPerson("ada@acme.test")
 	mgr := newPerson("max@acme.test")
@@ -185,9 +183,7 @@ func TestApplyEntryPerEventType(t *testing.T) {
 // each gets an entry, except AccountRegistered. A type added to the domain
 // and forgotten here fails Apply, and so this test.
 func TestEveryEventTypeIsHandled(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws, user := uuid.New(), uuid.New()
 	data := []byte(`{"workspaceId":"` + ws.String() + `","userId":"` + user.String() + `","email":"x@example.test"}`)
 	names := domain.EventTypeNames()
@@ -218,9 +214,7 @@ func TestEveryEventTypeIsHandled(t *testing.T) {
 type unknownEvent struct{}
 
 func TestApplyRefusesUnknownEventType(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	err := tryApply(pool, "", []domain.RecordedEvent{h.next(unknownEvent{})})
 	if err == nil || !strings.Contains(err.Error(), "unknownEvent") {
 		t.Errorf("Apply of an unknown event type: got %v, want an error naming its type", err)
@@ -228,9 +222,7 @@ func TestApplyRefusesUnknownEventType(t *testing.T) {
 }
 
 func TestApplySkipsEventsWithoutWorkspace(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	apply(t, pool, []domain.RecordedEvent{h.next(domain.AccountRegistered{UserID: uuid.New(), Email: "a@example.test"})})
 	apply(t, pool, nil)
 	var n int
@@ -245,9 +237,7 @@ func TestApplySkipsEventsWithoutWorkspace(t *testing.T) {
 // TestSeqPerWorkspace interleaves two workspaces: each counts 1, 2, 3...
 // in global order, and each chain starts from an empty prev hash.
 func TestSeqPerWorkspace(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	a, b := uuid.New(), uuid.New()
 	p := newPerson("p@example.test")
 	var events []domain.RecordedEvent
@@ -290,9 +280,7 @@ func TestSeqPerWorkspace(t *testing.T) {
 // TestApplyIsIdempotent replays batches whole and in part: nothing is
 // stored twice, no seq is skipped and the chain stays whole.
 func TestApplyIsIdempotent(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	owner := newPerson("ada@acme.test")
 	inv := newPerson("ivy@example.test")
@@ -324,9 +312,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 // one the projection saw for that user in that workspace, across batches;
 // none known: no address.
 func TestTargetEmailFromKnowledge(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	a, b := uuid.New(), uuid.New()
 	u := newPerson("old@example.test")
 	stranger := newPerson("")
@@ -367,9 +353,7 @@ func TestTargetEmailFromKnowledge(t *testing.T) {
 // PostgreSQL refuses in text and jsonb, do not stop the projection, and
 // text that JSON escapes still verifies.
 func TestApplyStoresAwkwardText(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws, u := uuid.New(), uuid.New()
 	weird := "a\x00b\xffc \"q\" \\ <x>&y \u2028 \t\n ✓ 🙂"
 	apply(t, pool, []domain.RecordedEvent{
@@ -399,18 +383,16 @@ func TestApplyStoresAwkwardText(t *testing.T) {
 // second writer (or positions renumbered without a rebuild). Apply fails
 // rather than fork the chain, and the transaction leaves nothing behind.
 func TestApplyRefusesAStoredEventAtANewPosition(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	p := newPerson("p@example.test")
-	first := logins(&h, ws, p, 2)
+	first := logins(h, ws, p, 2)
 	apply(t, pool, first)
 	before := chain(t, pool, "public")
 
 	again := first[0]
 	again.Position = domain.Position{Commit: 1 << 40, Prepare: 1}
-	next := logins(&h, ws, p, 1)
+	next := logins(h, ws, p, 1)
 	err := tryApply(pool, "", append(next, again))
 	if err == nil || !strings.Contains(err.Error(), "audit_entries_event_id_key") {
 		t.Errorf("Apply of a stored event at a new position: got %v, want the event_id key to refuse it", err)
@@ -423,9 +405,7 @@ func TestApplyRefusesAStoredEventAtANewPosition(t *testing.T) {
 // TestApplyKeepsTimes: times before PostgreSQL's epoch (2000) and far from
 // it survive the binary COPY, truncated to microseconds, and verify.
 func TestApplyKeepsTimes(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	p := newPerson("p@example.test")
 	times := []time.Time{

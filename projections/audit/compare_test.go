@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/audit"
@@ -159,11 +158,9 @@ func rebuildWhenFree(ctx context.Context, pool *pgxpool.Pool, src projections.So
 // live entries (the live runner lags, or never ran) is no divergence, as
 // long as every live entry is in it unchanged.
 func TestRebuildAheadOfTheLiveChainSwaps(t *testing.T) {
-	t.Parallel()
+	pool, h := fresh(t)
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
+	a, _, events := scenario(h)
 	apply(t, pool, events[:4])
 	if _, err := projections.Rebuild(ctx, pool, audit.New(), projections.SliceSource(events), projections.RebuildOptions{}); err != nil {
 		t.Fatalf("Rebuild ahead of the live chain: got %v, want a swap", err)

@@ -97,8 +97,7 @@ func everything(t *testing.T, pool *pgxpool.Pool) string {
 // no personal value in clear; the hashes cover the sealed strings, and
 // List opens them again with the keys.
 func TestApplySealed(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
 	apply(t, pool, e.events[:len(e.events)-1]) // before the deletion
 	stored := strings.ToLower(everything(t, pool))
@@ -143,8 +142,7 @@ func TestApplySealed(t *testing.T) {
 // chain is the same byte for byte and verifies, online without keys and
 // offline from an export that holds nothing of Ivy's in clear.
 func TestErasure(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
 	ctx := context.Background()
 	apply(t, pool, e.events[:len(e.events)-1])
@@ -239,8 +237,7 @@ func noIvy(t *testing.T, what, s string, e *erasure) {
 // chain: the rebuild finds no divergence, and the hashes are those of the
 // history built before.
 func TestRebuildAfterErasure(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
 	apply(t, pool, e.events)
 	before := chain(t, pool, "public")
@@ -266,11 +263,9 @@ func TestRebuildAfterErasure(t *testing.T) {
 // target, opened; none of anyone else's; through the indexes that lead with
 // the user id.
 func TestForPerson(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
-	var h history
-	h.pos = 1 << 20
+	h := afterFixtures()
 	other := uuid.New()
 	stranger := newPerson("stranger@example.test")
 	extra := []domain.RecordedEvent{
@@ -372,17 +367,15 @@ func jsonHas(details json.RawMessage, key string, want any) bool {
 // learnt after it (the same address re-invited: a new account) stays; the
 // chains are those of one batch.
 func TestErasureInEveryBatching(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
-	var h history
-	h.pos = 1 << 20
+	h := afterFixtures()
 	again := person{id: uuid.New(), email: e.ivy.email}
 	after := []domain.RecordedEvent{
 		h.next(domain.UserInvited{WorkspaceID: e.a, InvitationID: uuid.New(), UserID: again.id, Email: again.email, Role: "Editor",
 			InvitedBy: e.olga.id, InviterRole: "Admin", ExpiresAt: t0.AddDate(0, 0, 7)}, by(e.olga.actor())),
 	}
-	after = append(after, logins(&h, e.b, e.olga, 8)...)
+	after = append(after, logins(h, e.b, e.olga, 8)...)
 	ev := append(e.events, projectionstest.SealAll(t, e.keys, after)...)
 	emails := func(schema string) map[uuid.UUID]int {
 		rows, err := pool.Query(context.Background(), `SELECT user_id, count(*) FROM `+

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/pii"
 	"github.com/usersd/usersd/projections/audit"
@@ -22,6 +23,20 @@ type history struct {
 	pos uint64
 	n   int
 }
+
+// fresh is the set-up of a test on the database: it runs t in parallel, on
+// a fresh database, with an empty history to record its events.
+func fresh(t *testing.T) (*pgxpool.Pool, *history) {
+	t.Helper()
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	return pool, &history{}
+}
+
+// afterFixtures is a history whose positions come after those of the
+// fixtures' (scenario, newListFixture, newErasure), for events added to
+// one of them.
+func afterFixtures() *history { return &history{pos: 1 << 20} }
 
 // opt adjusts a recorded event.
 type opt func(*domain.RecordedEvent)

@@ -54,11 +54,9 @@ func appliedScenario(t *testing.T) (pool *pgxpool.Pool, a, b uuid.UUID, events [
 // schemas of one database, in different batch sizes, and into the live
 // tables of another database: every hash is the same.
 func TestHashesAreDeterministic(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, h := fresh(t)
 	other, _ := pgtest.New(t)
-	var h history
-	_, _, events := scenario(&h)
+	_, _, events := scenario(h)
 	for _, s := range []string{"rebuild_one", "rebuild_two"} {
 		createSchema(t, pool, s)
 	}
@@ -86,8 +84,7 @@ func TestHashesAreDeterministic(t *testing.T) {
 // would make every stored chain fail verification, so it must be a
 // deliberate, versioned one.
 func TestHashEncodingIsStable(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	ws := uuid.MustParse("0b8d5f8e-6c53-4d6f-9a57-3f3c1b8a9e01")
 	user := uuid.MustParse("5a2c4a1e-7b0d-4b8e-8f61-2d9e3c4b5a6f")
 	admin := uuid.MustParse("9e1f2d3c-4b5a-4697-8877-665544332211")
@@ -233,8 +230,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyUnknownWorkspace(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	got := verify(t, pool, uuid.New())
 	if !got.OK || got.Entries != 0 || got.FirstBrokenSeq != nil {
 		t.Errorf("Verify of a workspace without entries: got %+v, want ok with 0 entries", got)
@@ -245,11 +241,9 @@ func TestVerifyUnknownWorkspace(t *testing.T) {
 // in a fresh schema, fill them, swap them into public and drop the old
 // ones. The triggers are there from the start and move along.
 func TestCreateTablesInFreshSchema(t *testing.T) {
-	t.Parallel()
+	pool, h := fresh(t)
 	ctx := context.Background()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
+	a, _, events := scenario(h)
 	apply(t, pool, events[:2]) // the live tables hold something else
 	createSchema(t, pool, "rebuild_1")
 

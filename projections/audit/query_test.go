@@ -146,9 +146,8 @@ func TestListPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h history
-	h.pos = 1 << 20
-	apply(t, f.pool, logins(&h, f.ws, f.member, 3))
+	h := afterFixtures()
+	apply(t, f.pool, logins(h, f.ws, f.member, 3))
 	second, err := audit.List(ctx, f.pool, plainKeys, f.ws, audit.Filter{Limit: 5, Cursor: first.NextCursor})
 	if err != nil {
 		t.Fatal(err)
@@ -159,11 +158,9 @@ func TestListPages(t *testing.T) {
 }
 
 func TestListLimits(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
-	apply(t, pool, logins(&h, ws, newPerson("p@example.test"), audit.MaxLimit+20))
+	apply(t, pool, logins(h, ws, newPerson("p@example.test"), audit.MaxLimit+20))
 	for _, c := range []struct {
 		limit, want int
 	}{{0, audit.DefaultLimit}, {1, 1}, {audit.MaxLimit, audit.MaxLimit}, {audit.MaxLimit + 1, audit.MaxLimit}, {1 << 30, audit.MaxLimit}} {
@@ -178,8 +175,7 @@ func TestListLimits(t *testing.T) {
 }
 
 func TestListRefusesBadInput(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	t1 := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name   string
@@ -215,9 +211,7 @@ func TestListRefusesBadInput(t *testing.T) {
 // TestEntryJSON checks one entry's JSON form key by key, including the
 // nulls of what is not known.
 func TestEntryJSON(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	owner := newPerson("ada@acme.test")
 	ev := h.next(domain.RoleChanged{WorkspaceID: ws, UserID: owner.id, Email: owner.email, FromRole: "Editor", ToRole: "Admin"},
@@ -361,14 +355,12 @@ func (w *firstWrite) Write(p []byte) (int, error) {
 // TestExportStreams: a long history comes out in small writes as it is
 // read, not once at the end, and a failing writer stops the export.
 func TestExportStreams(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
+	pool, h := fresh(t)
 	ws := uuid.New()
 	const n = 20_000
 	p := newPerson("p@example.test")
 	for i := 0; i < n; i += 2000 {
-		apply(t, pool, logins(&h, ws, p, 2000))
+		apply(t, pool, logins(h, ws, p, 2000))
 	}
 	for _, format := range []string{audit.FormatNDJSON, audit.FormatCSV} {
 		var out countingWriter

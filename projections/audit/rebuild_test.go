@@ -19,10 +19,8 @@ import (
 // (the rows compare equal, hashes included); the append-only triggers are
 // there all along, and the rebuilt history verifies.
 func TestRebuild(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
-	var h history
-	a, _, events := scenario(&h)
+	pool, h := fresh(t)
+	a, _, events := scenario(h)
 	pgtest.CheckRebuild(t, pool, audit.New(), events, pgtest.RebuildCheck{
 		LiveBatch: 1, RebuildBatch: 3,
 		During: func(ph projections.RebuildPhase, schema string) {
@@ -54,8 +52,7 @@ func BenchmarkRebuild(b *testing.B) {
 // that carries no address then names no one, and the rebuilt chain and
 // audit_user_emails equal the live ones.
 func TestRebuildPurgesInMemory(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.New(t)
+	pool, _ := fresh(t)
 	e := newErasure(t)
 	last := e.events[len(e.events)-1]
 	h := history{pos: last.Position.Prepare, n: len(e.events)}

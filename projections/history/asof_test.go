@@ -221,9 +221,7 @@ func TestAsOfMatchesReplay(t *testing.T) {
 		}
 	}()
 	for c := range cases {
-		w := newWorld(t, uint64(c))
-		w.run(steps, 0)
-		events := w.events()
+		w, events := randomHistory(t, uint64(c), steps, 0)
 		for _, ev := range events {
 			switch e := ev.Event.(type) {
 			case domain.RoleChanged:

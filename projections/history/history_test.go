@@ -19,9 +19,8 @@ import (
 func TestRebuild(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	w := newWorld(t, 99)
-	w.run(400, 0)
-	pgtest.CheckRebuild(t, pool, history.New(), w.events(), pgtest.RebuildCheck{LiveBatch: 37, RebuildBatch: 101})
+	_, events := randomHistory(t, 99, 400, 0)
+	pgtest.CheckRebuild(t, pool, history.New(), events, pgtest.RebuildCheck{LiveBatch: 37, RebuildBatch: 101})
 }
 
 // stamp records events after the history's last, as a store would.
@@ -124,9 +123,7 @@ func TestMemberHistory(t *testing.T) {
 func TestAccountDeleted(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	w := newWorld(t, 7)
-	w.run(80, 0)
-	events := w.events()
+	w, events := randomHistory(t, 7, 80, 0)
 	// Someone who was ever in the list.
 	var gone uuid.UUID
 	for _, ev := range events {
@@ -248,9 +245,7 @@ func TestTemporaryRoleHistory(t *testing.T) {
 // intervals, over a random history of the commands (newWorld) replayed
 // from the start.
 func BenchmarkFold(b *testing.B) {
-	w := newWorld(b, 5)
-	w.run(3000, 0)
-	events := w.events()
+	_, events := randomHistory(b, 5, 3000, 0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

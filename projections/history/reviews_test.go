@@ -34,6 +34,14 @@ func (w *world) run(n, reviewEvery int) {
 	}
 }
 
+// randomHistory is a world of seed after n random steps (run), with the
+// events they recorded.
+func randomHistory(t testing.TB, seed uint64, n, reviewEvery int) (*world, []domain.RecordedEvent) {
+	w := newWorld(t, seed)
+	w.run(n, reviewEvery)
+	return w, w.events()
+}
+
 // reviewStep starts a review, decides an item of an open one (any
 // decision, on anyone: refusals are part of the game), or completes one
 // after keeping its undecided items.
@@ -90,9 +98,7 @@ func TestReviewsMatchTheListAsOfTheirStart(t *testing.T) {
 	ctx := context.Background()
 	reviews := 0
 	for c := range 6 {
-		w := newWorld(t, uint64(100+c))
-		w.run(80, 8)
-		events := w.events()
+		w, events := randomHistory(t, uint64(100+c), 80, 8)
 		for i := 0; i < len(events); {
 			n := 1 + w.r.IntN(30)
 			pgtest.Apply(t, pool, "public", history.New(), events[i:min(i+n, len(events))])
@@ -138,9 +144,7 @@ func TestReviewsMatchTheListAsOfTheirStart(t *testing.T) {
 func TestRebuildWithReviews(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	w := newWorld(t, 7)
-	w.run(300, 6)
-	events := w.events()
+	_, events := randomHistory(t, 7, 300, 6)
 	seen := map[string]int{}
 	for _, ev := range events {
 		seen[domain.EventName(ev.Event)]++
@@ -329,9 +333,8 @@ func TestGrantsBackfillMatchesTheProjection(t *testing.T) {
 	}
 	backfill := text[from : from+strings.Index(text[from:], ";")]
 	for c := range 4 {
-		w := newWorld(t, uint64(200+c))
-		w.run(120, 0)
-		pgtest.Apply(t, pool, "public", history.New(), w.events())
+		_, events := randomHistory(t, uint64(200+c), 120, 0)
+		pgtest.Apply(t, pool, "public", history.New(), events)
 	}
 	const grants = `SELECT coalesce(string_agg(concat_ws(' ', user_id, valid_from_commit, valid_from_prepare, granted_by, granted_at), E'\n'
 		ORDER BY workspace_id, user_id, valid_from_commit, valid_from_prepare), '') FROM membership_intervals`
@@ -372,9 +375,7 @@ func TestGrantsBackfillMatchesTheProjection(t *testing.T) {
 func TestRebuildDeletesAnAccountInMemory(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	w := newWorld(t, 13)
-	w.run(200, 6)
-	events := w.events()
+	_, events := randomHistory(t, 13, 200, 6)
 	// The person with the most events: intervals closed and open, and
 	// in the reviews.
 	count := map[uuid.UUID]int{}
