@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/usersd/usersd/adapters/eventstore"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
+	"github.com/usersd/usersd/adapters/httpapi/httpapitest"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -184,39 +184,24 @@ func (env *httpBenchEnv) post(path, token, body string, want int, out any) error
 	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Authorization", "Bearer "+token)
-	res, err := env.client.Do(r)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("POST %s: %d %s, want %d", path, res.StatusCode, raw, want)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return httpapitest.Exchange(env.client, r, want, out)
 }
 
 // invite sends n invitations of one new address each from the 16 clients
 // and answers the elapsed time and each request's latency.
 func (env *httpBenchEnv) invite(b *testing.B, n int) (time.Duration, []time.Duration) {
 	lat := make([]time.Duration, n)
-	d := fromClients(b, "client", n, func(c int, i int64) error {
-		var out struct{ Results []struct{ Outcome string } }
+	d := httpapitest.FromClients(b, httpClients, "client", n, func(c int, i int64) error {
+		var out httpapitest.Invitations
 		path := "/v1/workspaces/" + env.targets[c].String() + "/invitations"
 		body := fmt.Sprintf(`{"emails":"invitee%d@bench.test","role":"Editor"}`, env.next.Add(1))
 		t0 := time.Now()
 		err := env.post(path, env.admins[c], body, http.StatusOK, &out)
 		lat[i] = time.Since(t0)
-		if err == nil && (len(out.Results) != 1 || out.Results[0].Outcome != "invited") {
-			err = fmt.Errorf("outcome %+v, want invited", out.Results)
+		if err != nil {
+			return err
 		}
-		return err
+		return out.InvitedOne()
 	})
 	return d, lat
 }
@@ -224,7 +209,7 @@ func (env *httpBenchEnv) invite(b *testing.B, n int) (time.Duration, []time.Dura
 // direct sends n invitations like invite does, straight to the command
 // handler, and answers the elapsed time.
 func (env *httpBenchEnv) direct(b *testing.B, n int) time.Duration {
-	return fromClients(b, "command", n, func(c int, _ int64) error {
+	return httpapitest.FromClients(b, httpClients, "command", n, func(c int, _ int64) error {
 		res, err := env.handler.Handle(context.Background(), commands.InviteUsers{
 			WorkspaceID: env.targets[c], Role: "Editor",
 			Emails: []string{fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))},
@@ -235,37 +220,6 @@ func (env *httpBenchEnv) direct(b *testing.B, n int) time.Duration {
 		}
 		return err
 	})
-}
-
-// fromClients runs send n times (i from 0 to n-1) from the 16 clients
-// (c is the client), each client taking the next i until none is left or
-// a send fails, and answers the elapsed time; the first failure fails the
-// benchmark, named by what.
-func fromClients(b *testing.B, what string, n int, send func(c int, i int64) error) time.Duration {
-	var taken atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range httpClients {
-		wg.Go(func() {
-			for {
-				i := taken.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if err := send(c, i); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	d := time.Since(start)
-	if err := failed.Load(); err != nil {
-		b.Fatalf("%s: %v", what, *err)
-	}
-	return d
 }
 
 // raw inserts the rows the events table gained since the last call into

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
+	"github.com/usersd/usersd/adapters/httpapi/httpapitest"
 	"github.com/usersd/usersd/projections/projectionstest"
 )
 
@@ -224,20 +222,7 @@ func newServiceBench(b *testing.B) *serviceBench {
 }
 
 func (env *serviceBench) do(b *testing.B, method, path, token, consistentWith, body string, want int, out any) error {
-	r := apiRequest(b, method, env.base+path, token, consistentWith, body)
-	res, err := env.client.Do(r)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", method, path, res.StatusCode, raw, want)
-	}
-	return json.Unmarshal(raw, out)
+	return httpapitest.Exchange(env.client, apiRequest(b, method, env.base+path, token, consistentWith, body), want, out)
 }
 
 // run has the 16 clients invite n new addresses, each client into its
@@ -246,58 +231,38 @@ func (env *serviceBench) do(b *testing.B, method, path, token, consistentWith, b
 // write's answer until the list showed the address).
 func (env *serviceBench) run(b *testing.B, n int) (time.Duration, projectionstest.Latencies, projectionstest.Latencies) {
 	write, visible := make(projectionstest.Latencies, n), make(projectionstest.Latencies, n)
-	var taken atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range serviceClients {
-		wg.Go(func() {
-			ws := env.workspaces[c].String()
-			for {
-				i := taken.Add(1) - 1
-				if i >= int64(n) || failed.Load() != nil {
-					return
-				}
-				addr := fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))
-				var inv struct {
-					Results  []struct{ Outcome string }
-					Position string
-				}
-				t0 := time.Now()
-				err := env.do(b, http.MethodPost, "/v1/workspaces/"+ws+"/invitations", env.tokens[c], "",
-					`{"emails":"`+addr+`","role":"Editor"}`, http.StatusOK, &inv)
-				t1 := time.Now()
-				if err == nil && (len(inv.Results) != 1 || inv.Results[0].Outcome != "invited") {
-					err = fmt.Errorf("outcome %+v, want invited", inv.Results)
-				}
-				var list struct{ Items []struct{ Email string } }
-				// A read that waited the service's 5 s for its position
-				// answers 504 (projection_lag): asked again, it counts
-				// as one slow read. Long transactions of other databases
-				// on a shared server hold every subscription back.
-				for tries := 0; err == nil; tries++ {
-					err = env.do(b, http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
-					if err == nil || !strings.Contains(err.Error(), "projection_lag") || tries == 5 {
-						break
-					}
-					err = nil
-				}
-				if err == nil && !slices.ContainsFunc(list.Items, func(it struct{ Email string }) bool { return it.Email == addr }) {
-					err = fmt.Errorf("the list read at the invitation's position %s does not show %s: %+v", inv.Position, addr, list.Items)
-				}
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-				write[i], visible[i] = t1.Sub(t0), time.Since(t1)
+	d := httpapitest.FromClients(b, serviceClients, "client", n, func(c int, i int64) error {
+		ws := env.workspaces[c].String()
+		addr := fmt.Sprintf("invitee%d@bench.test", env.next.Add(1))
+		var inv httpapitest.Invitations
+		t0 := time.Now()
+		err := env.do(b, http.MethodPost, "/v1/workspaces/"+ws+"/invitations", env.tokens[c], "",
+			`{"emails":"`+addr+`","role":"Editor"}`, http.StatusOK, &inv)
+		t1 := time.Now()
+		if err == nil {
+			err = inv.InvitedOne()
+		}
+		var list struct{ Items []struct{ Email string } }
+		// A read that waited the service's 5 s for its position
+		// answers 504 (projection_lag): asked again, it counts
+		// as one slow read. Long transactions of other databases
+		// on a shared server hold every subscription back.
+		for tries := 0; err == nil; tries++ {
+			err = env.do(b, http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
+			if err == nil || !strings.Contains(err.Error(), "projection_lag") || tries == 5 {
+				break
 			}
-		})
-	}
-	wg.Wait()
-	d := time.Since(start)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
+			err = nil
+		}
+		if err == nil && !slices.ContainsFunc(list.Items, func(it struct{ Email string }) bool { return it.Email == addr }) {
+			err = fmt.Errorf("the list read at the invitation's position %s does not show %s: %+v", inv.Position, addr, list.Items)
+		}
+		if err != nil {
+			return err
+		}
+		write[i], visible[i] = t1.Sub(t0), time.Since(t1)
+		return nil
+	})
 	return d, write, visible
 }
 
