@@ -9,7 +9,6 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
-	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // erased marks the history's last event as read after its subject's key
@@ -44,17 +43,8 @@ func TestAccounts(t *testing.T) {
 		h.join(other, uuid.New(), domain.RoleMonitor)
 	}
 
-	apply(t, pool, "public", h.events)
-	want := dump(t, pool, "public")
-	for name, b := range projectionstest.Batchings(h.events) {
-		createSchema(t, pool, name)
-		apply(t, pool, name, b...)
-		// Applied twice: a replayed batch changes nothing.
-		apply(t, pool, name, b...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	// Each batching applied twice: a replayed batch changes nothing.
+	pgtest.CheckBatchings(t, pool, memberships.New(), h.events, 2)
 
 	queries(t, pool, "public", func(q *memberships.Queries) {
 		a, found, err := q.Account(ctx, ann)

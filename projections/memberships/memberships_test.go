@@ -13,7 +13,6 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
-	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // want is what the queries should answer for bob in the workspace "Acme".
@@ -258,34 +257,23 @@ func TestApplyInAnyBatching(t *testing.T) {
 			}
 		}
 	}
-	ev := h.events
-	apply(t, pool, "public", ev)
-	want := dump(t, pool, "public")
-	for name, b := range projectionstest.Batchings(ev) {
-		createSchema(t, pool, name)
-		apply(t, pool, name, b...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	pgtest.CheckBatchings(t, pool, memberships.New(), h.events, 1)
 }
 
 func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	createSchema(t, pool, "rebuild_1")
 	h := &history{}
 	ws, owner := uuid.New(), uuid.New()
 	h.create(ws, owner, "Acme")
-	apply(t, pool, "rebuild_1", h.events)
+	pgtest.ApplyInFreshSchema(t, pool, "rebuild_1", memberships.New(), h.events)
 	queries(t, pool, "rebuild_1", func(q *memberships.Queries) {
 		role, status, _, found, err := q.Permissions(ctx, ws, owner)
 		if err != nil || !found || role != domain.RoleAdmin || status != domain.StatusActive {
 			t.Errorf("Permissions in rebuild_1: %s %s found %v err %v, want Admin active", role, status, found, err)
 		}
 	})
-	projectionstest.WantLiveEmpty(t, pool, "memberships")
 }
 
 // TestPermissionsIsOneKeyLookup: the per-page-load query reads the primary

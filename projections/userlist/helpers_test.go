@@ -23,8 +23,6 @@ type history struct {
 	revisions map[string]uint64
 }
 
-func newHistory() *history { return &history{revisions: map[string]uint64{}} }
-
 // add records events and returns them as recorded.
 func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 	start := len(h.events)
@@ -55,6 +53,12 @@ func (h *history) at() time.Time { return t0.Add(time.Duration(len(h.events)+1) 
 // world builds the events of a few people in workspaces.
 type world struct {
 	h *history
+}
+
+// newWorld answers a new history and a world that records into it.
+func newWorld() (*history, world) {
+	h := &history{revisions: map[string]uint64{}}
+	return h, world{h}
 }
 
 func (w world) create(ws, owner uuid.UUID, email, name, wsName string) {

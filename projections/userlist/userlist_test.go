@@ -12,7 +12,6 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -274,8 +273,7 @@ func TestLifecycle(t *testing.T) {
 			newSchemas(t, pool)
 			ctx := context.Background()
 
-			h := newHistory()
-			w := world{h}
+			h, w := newWorld()
 			ws, owner, bob := uuid.New(), uuid.New(), uuid.New()
 			// Another workspace, where bob is a member, must not change.
 			other, otherOwner := uuid.New(), uuid.New()
@@ -359,8 +357,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 	pool, _ := pgtest.New(t)
 	newSchemas(t, pool)
 
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	var wss []uuid.UUID
 	for i := range 3 {
 		ws, owner := uuid.New(), uuid.New()
@@ -395,17 +392,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 			}
 		}
 	}
-	ev := h.events
-	apply(t, pool, "public", ev)
-	want := dump(t, pool, "public")
-
-	for name, b := range projectionstest.Batchings(ev) {
-		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
-		apply(t, pool, name, b...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	pgtest.CheckBatchings(t, pool, userlist.New(), h.events, 1)
 }
 
 // TestCreateTablesInFreshSchema: the projection's SQL makes working tables
@@ -414,12 +401,10 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	pgtest.CreateTables(t, pool, "rebuild_1", userlist.New().Schema())
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws, owner := uuid.New(), uuid.New()
 	w.create(ws, owner, ownerEmail, "Alice Owner", "Acme")
-	apply(t, pool, "rebuild_1", h.events)
+	pgtest.ApplyInFreshSchema(t, pool, "rebuild_1", userlist.New(), h.events)
 
 	queries(t, pool, "rebuild_1", t0, func(q *userlist.Queries) {
 		got, found, err := q.Get(ctx, ws, owner)
@@ -427,7 +412,6 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 			t.Errorf("Get in rebuild_1: %s found %v err %v, want %s", describe(got), found, err, describe(*ownerRow(owner)))
 		}
 	})
-	projectionstest.WantLiveEmpty(t, pool, "userlist_users")
 }
 
 func TestProjectionIdentity(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // Indexes describes the indexes on the named tables of schema, sorted by
@@ -298,4 +299,38 @@ var Batchings = []Batching{
 		}
 		return append(out, ev)
 	}},
+}
+
+// CheckBatchings is the contract that a read model's tables do not depend
+// on how a runner batches its history. It applies events to p's live
+// tables in one batch, then each of projectionstest.Batchings to fresh
+// tables in a schema of the batching's name, times over (each time the
+// whole batching again: a replay must change nothing), and fails tb where
+// a schema's tables (Dump) differ from the live ones.
+func CheckBatchings(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, times int) {
+	tb.Helper()
+	Apply(tb, pool, "public", p, events)
+	want := Dump(tb, pool, "public", p.Tables())
+	for name, b := range projectionstest.Batchings(events) {
+		CreateTables(tb, pool, name, p.Schema())
+		for range times {
+			Apply(tb, pool, name, p, b...)
+		}
+		if got := Dump(tb, pool, name, p.Tables()); got != want {
+			tb.Errorf("pgtest: %s, batching %s: tables differ from one batch:\n%s\nwant\n%s", p.Name(), name, got, want)
+		}
+	}
+}
+
+// ApplyInFreshSchema creates p's tables in the new schema with p's own SQL
+// (CreateTables), applies events there in one batch, and checks that the
+// live tables (in public) stayed empty: Apply followed the search_path.
+// The test then reads schema with its own queries.
+func ApplyInFreshSchema(tb testing.TB, pool *pgxpool.Pool, schema string, p projections.ReadModel, events []domain.RecordedEvent) {
+	tb.Helper()
+	CreateTables(tb, pool, schema, p.Schema())
+	Apply(tb, pool, schema, p, events)
+	for _, table := range p.Tables() {
+		projectionstest.WantLiveEmpty(tb, pool, table)
+	}
 }
