@@ -17,6 +17,15 @@ func (h *history) erased(subject uuid.UUID) {
 	h.events[len(h.events)-1].Erased = []uuid.UUID{subject}
 }
 
+// annJoinsBob records the opening the account tests share: ann and bob
+// register, bob creates ws ("Acme") and ann joins it as an Editor.
+func (h *history) annJoinsBob(ws, ann, bob uuid.UUID) {
+	h.add(domain.AccountRegistered{UserID: ann, Email: "ann@example.com"})
+	h.add(domain.AccountRegistered{UserID: bob, Email: "bob@example.com"})
+	h.create(ws, bob, "Acme")
+	h.join(ws, ann, domain.RoleEditor)
+}
+
 func TestAccounts(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
@@ -24,10 +33,7 @@ func TestAccounts(t *testing.T) {
 	h := &history{}
 	ann, bob, cy, ann2 := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	ws := uuid.New()
-	h.add(domain.AccountRegistered{UserID: ann, Email: "ann@example.com"})
-	h.add(domain.AccountRegistered{UserID: bob, Email: "bob@example.com"})
-	h.create(ws, bob, "Acme")
-	h.join(ws, ann, domain.RoleEditor)
+	h.annJoinsBob(ws, ann, bob)
 	h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: ann, Reason: domain.ReasonAccountDeleted})
 	h.add(domain.AccountDeleted{UserID: ann, DeletedAt: t0})
 	// cy's registration reads after erasure: no address.

@@ -121,9 +121,6 @@ func TestLifecycle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pool, _ := pgtest.New(t)
-			for _, m := range pgtest.Batchings[1:] {
-				createSchema(t, pool, m.Name)
-			}
 			ctx := context.Background()
 			h := &history{}
 			ws, owner, bob := uuid.New(), uuid.New(), uuid.New()
@@ -134,14 +131,11 @@ func TestLifecycle(t *testing.T) {
 			h.create(ws, owner, "Acme")
 			tc.build(h, ws, owner, bob)
 
-			var dumps []string
-			for _, m := range pgtest.Batchings {
-				apply(t, pool, m.Name, m.Split(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.Name))
-				queries(t, pool, m.Name, func(q *memberships.Queries) {
+			pgtest.ApplyInEveryBatching(t, pool, memberships.New(), h.events, func(schema string) {
+				queries(t, pool, schema, func(q *memberships.Queries) {
 					role, status, perms, found, err := q.Permissions(ctx, ws, bob)
 					if err != nil {
-						t.Fatalf("%s: Permissions: %v", m.Name, err)
+						t.Fatalf("%s: Permissions: %v", schema, err)
 					}
 					var wantPerms []domain.Permission
 					switch {
@@ -153,12 +147,12 @@ func TestLifecycle(t *testing.T) {
 					}
 					if found != tc.want.found || role != tc.want.role || status != tc.want.status || !reflect.DeepEqual(perms, wantPerms) {
 						t.Errorf("%s: Permissions = %q %q %q found %v, want %q %q %q found %v",
-							m.Name, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
+							schema, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
 					}
 
 					got, err := q.ForUser(ctx, bob)
 					if err != nil {
-						t.Fatalf("%s: ForUser: %v", m.Name, err)
+						t.Fatalf("%s: ForUser: %v", schema, err)
 					}
 					wantList := []memberships.Membership{}
 					if tc.want.found {
@@ -166,20 +160,15 @@ func TestLifecycle(t *testing.T) {
 					}
 					wantList = append(wantList, memberships.Membership{WorkspaceID: other, Name: "beta", Role: domain.RoleMonitor, Status: domain.StatusActive})
 					if !reflect.DeepEqual(got, wantList) {
-						t.Errorf("%s: ForUser(bob) = %+v, want %+v", m.Name, got, wantList)
+						t.Errorf("%s: ForUser(bob) = %+v, want %+v", schema, got, wantList)
 					}
 
 					owners, err := q.ForUser(ctx, owner)
 					if want := []memberships.Membership{{WorkspaceID: ws, Name: "Acme", Role: domain.RoleAdmin, Status: domain.StatusActive}}; err != nil || !reflect.DeepEqual(owners, want) {
-						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", m.Name, owners, err, want)
+						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", schema, owners, err, want)
 					}
 				})
-			}
-			for i := 1; i < len(dumps); i++ {
-				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
-				}
-			}
+			})
 		})
 	}
 }
@@ -299,12 +288,7 @@ func TestPermissionsIsOneKeyLookup(t *testing.T) {
 func TestProjectionIdentity(t *testing.T) {
 	t.Parallel()
 	p := memberships.New()
-	if p.Name() != "memberships" {
-		t.Errorf("Name() = %q, want memberships (the checkpoint key must not change)", p.Name())
-	}
-	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces", "memberships_accounts"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Tables() = %v, want %v", got, want)
-	}
+	pgtest.CheckIdentity(t, p, "memberships", []string{"memberships", "memberships_workspaces", "memberships_accounts"})
 	if s := p.Schema(); s.Tables == "" || !strings.Contains(s.Indexes, "memberships_accounts_email_idx") {
 		t.Errorf("Schema() = %+v, want the tables and the accounts' address index", s)
 	}

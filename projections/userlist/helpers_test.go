@@ -92,12 +92,6 @@ func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.
 	pgtest.Apply(t, pool, schema, userlist.New(), batches...)
 }
 
-// dump renders the projection's tables in schema, to compare read models.
-func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
-	t.Helper()
-	return pgtest.Dump(t, pool, schema, userlist.New().Tables())
-}
-
 // fixedClock answers now for the queries.
 func fixedClock(now time.Time) func() time.Time { return func() time.Time { return now } }
 

@@ -334,3 +334,39 @@ func ApplyInFreshSchema(tb testing.TB, pool *pgxpool.Pool, schema string, p proj
 		projectionstest.WantLiveEmpty(tb, pool, table)
 	}
 }
+
+// CheckIdentity fails tb unless p's name, its checkpoint key, is name and
+// its tables are tables, in that order: neither may change under the
+// rows and the checkpoint a deployment already has.
+func CheckIdentity(tb testing.TB, p projections.ReadModel, name string, tables []string) {
+	tb.Helper()
+	if p.Name() != name {
+		tb.Errorf("Name() = %q, want %s (the checkpoint key must not change)", p.Name(), name)
+	}
+	if got := p.Tables(); !slices.Equal(got, tables) {
+		tb.Errorf("Tables() = %v, want %v", got, tables)
+	}
+}
+
+// ApplyInEveryBatching applies events to p as each of Batchings cuts them,
+// each in the schema of its name ("public": the live tables; the others
+// made fresh by CreateTables), calls check with each schema once its
+// events are in, and fails tb unless every batching leaves the same rows
+// (Dump) as the first.
+func ApplyInEveryBatching(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, check func(schema string)) {
+	tb.Helper()
+	var dumps []string
+	for _, m := range Batchings {
+		if m.Name != "public" {
+			CreateTables(tb, pool, m.Name, p.Schema())
+		}
+		Apply(tb, pool, m.Name, p, m.Split(events)...)
+		dumps = append(dumps, Dump(tb, pool, m.Name, p.Tables()))
+		check(m.Name)
+	}
+	for i := 1; i < len(dumps); i++ {
+		if dumps[i] != dumps[0] {
+			tb.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", Batchings[i].Name, Batchings[0].Name, dumps[i], dumps[0])
+		}
+	}
+}
