@@ -2,14 +2,11 @@ package benchmarks_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -44,9 +41,6 @@ func BenchmarkUserListAsOf(b *testing.B) {
 	ws := uuid.New()
 	start := time.Now()
 	mid := seedAsOf(b, ctx, pool, ws, members, events)
-	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) userlist_users, userlist_logins, membership_intervals"); err != nil {
-		b.Fatal(err)
-	}
 	var intervals int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM membership_intervals").Scan(&intervals); err != nil {
 		b.Fatal(err)
@@ -128,79 +122,46 @@ func spread(b *testing.B, list func(cursor string) (userlist.Page, error)) []str
 // history, in batches of 5,000 as a rebuild would: the members join (invited,
 // then, but for one in twenty, accepted), then the rest of the events are
 // logins (three in four), role changes and suspensions or reactivations of
-// random members. It answers the position halfway through.
+// random members. It then VACUUMs and ANALYZEs the tables the benchmarks
+// read, and answers the position halfway through.
 func seedAsOf(b testing.TB, ctx context.Context, pool *pgxpool.Pool, ws uuid.UUID, members, events int) domain.Position {
-	models := []projections.Projection{userlist.New(), historymodel.New()}
 	r := rand.New(rand.NewPCG(42, 2))
-	now := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
-	owner := uuid.New()
 	var (
-		seq    uint64
-		batch  []domain.RecordedEvent
 		joined []uuid.UUID
 		status = map[uuid.UUID]bool{} // suspended
-		mid    domain.Position
 	)
-	flush := func() {
-		for _, p := range models {
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return p.Apply(ctx, tx, batch) }); err != nil {
-				b.Fatalf("seed %s: %v", p.Name(), err)
-			}
-		}
-		batch = batch[:0]
-	}
-	add := func(e domain.Event) {
-		seq++
-		now = now.Add(time.Second)
-		batch = append(batch, domain.RecordedEvent{
-			Envelope: domain.Envelope{Event: e, Metadata: domain.Metadata{
-				EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: now, Actor: domain.Actor{UserID: owner},
-			}},
-			StreamID: "workspace-" + ws.String(), Revision: seq - 1, Position: domain.Position{Commit: seq, Prepare: seq},
-		})
-		if int(seq) == events/2 {
-			mid = batch[len(batch)-1].Position
-		}
-		if len(batch) == 5000 {
-			flush()
-		}
-	}
-	add(domain.WorkspaceCreated{WorkspaceID: ws, Name: "Big workspace", OwnerUserID: owner, OwnerEmail: "owner@big.example.com", OwnerName: "Owner", CreatedAt: now})
+	s := &wsSeed{tb: b, ctx: ctx, pool: pool, models: []projections.Projection{userlist.New(), historymodel.New()},
+		ws: ws, now: time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC), tick: time.Second, mark: uint64(events / 2)}
+	s.create()
 	for i := 1; i < members; i++ {
-		first, last := firstNames[r.IntN(len(firstNames))], lastNames[r.IntN(len(lastNames))]
-		email := fmt.Sprintf("%s.%s.%d@example.com", strings.ToLower(first), strings.ToLower(last), i)
-		user, inv, role := uuid.New(), uuid.New(), invitedRoles[r.IntN(len(invitedRoles))]
-		add(domain.UserInvited{WorkspaceID: ws, InvitationID: inv, UserID: user, Email: email, Role: string(role),
-			InvitedBy: owner, InviterRole: string(domain.RoleAdmin), TokenHash: "x", InvitedAt: now, ExpiresAt: now.Add(invitationTTL)})
-		if i%20 == 0 {
-			continue
+		if m, ok := s.member(r, i); ok {
+			joined = append(joined, m.user)
 		}
-		add(domain.InvitationAccepted{WorkspaceID: ws, InvitationID: inv, UserID: user, Email: email, Name: first + " " + last, Role: string(role), AcceptedAt: now})
-		joined = append(joined, user)
 	}
 	roles := []string{"Manager", "Editor", "Monitor", "AgentUser"}
-	for int(seq) < events {
+	for int(s.seq) < events {
 		user := joined[r.IntN(len(joined))]
 		switch n := r.IntN(100); {
 		case n < 75:
-			add(domain.UserLoggedIn{WorkspaceID: ws, UserID: user, LoggedInAt: now})
+			s.add(domain.UserLoggedIn{WorkspaceID: ws, UserID: user, LoggedInAt: s.now})
 		case n < 90:
-			add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: roles[r.IntN(len(roles))]})
+			s.add(domain.RoleChanged{WorkspaceID: ws, UserID: user, ToRole: roles[r.IntN(len(roles))]})
 		case status[user]:
 			status[user] = false
-			add(domain.MemberReactivated{WorkspaceID: ws, UserID: user})
+			s.add(domain.MemberReactivated{WorkspaceID: ws, UserID: user})
 		default:
 			status[user] = true
-			add(domain.MemberSuspended{WorkspaceID: ws, UserID: user})
+			s.add(domain.MemberSuspended{WorkspaceID: ws, UserID: user})
 		}
 	}
-	if len(batch) > 0 {
-		flush()
-	}
-	if mid.IsZero() {
+	s.flush()
+	if s.marked.IsZero() {
 		b.Fatalf("%d events do not reach past the %d members' joining", events, members)
 	}
-	return mid
+	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) userlist_users, userlist_logins, membership_intervals"); err != nil {
+		b.Fatal(err)
+	}
+	return s.marked
 }
 
 // nextCursors pages through a list and answers the cursor of every page

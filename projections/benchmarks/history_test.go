@@ -237,6 +237,12 @@ func (h *history) emitWS(w *simWorkspace, e domain.Event, meta domain.Metadata) 
 	w.rev++
 }
 
+// byOwner emits e on w's stream as the owner's own action, in a
+// correlation of its own.
+func (h *history) byOwner(w *simWorkspace, e domain.Event) {
+	h.emitWS(w, e, h.meta(w.owner, h.correlation()))
+}
+
 // newPerson makes someone with a fresh address and reserves it.
 func (h *history) newPerson(correlation string, actor *person) *person {
 	first, last := firstNames[h.r.IntN(len(firstNames))], lastNames[h.r.IntN(len(lastNames))]
@@ -328,8 +334,8 @@ func (h *history) step() {
 	case x < 805:
 		if p := w.pick(r, notOwner(joined)); p != nil {
 			to := otherRole(r, p.role)
-			h.emitWS(w, domain.RoleChanged{WorkspaceID: w.id, UserID: p.user, Email: p.email,
-				FromRole: string(p.role), ToRole: string(to), ChangedBy: w.owner.user}, h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.RoleChanged{WorkspaceID: w.id, UserID: p.user, Email: p.email,
+				FromRole: string(p.role), ToRole: string(to), ChangedBy: w.owner.user})
 			p.role = to
 		} else {
 			h.invite(w)
@@ -337,24 +343,21 @@ func (h *history) step() {
 	case x < 830:
 		if p := w.pick(r, notOwner(active)); p != nil {
 			p.status = domain.StatusSuspended
-			h.emitWS(w, domain.MemberSuspended{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)},
-				h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.MemberSuspended{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)})
 		} else {
 			h.invite(w)
 		}
 	case x < 845:
 		if p := w.pick(r, suspended); p != nil {
 			p.status = domain.StatusActive
-			h.emitWS(w, domain.MemberReactivated{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)},
-				h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.MemberReactivated{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)})
 		} else {
 			h.login(w, w.pick(r, active))
 		}
 	case x < 865:
 		if p := w.pick(r, notOwner(joined)); p != nil {
 			w.remove(p)
-			h.emitWS(w, domain.MemberRemoved{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)},
-				h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.MemberRemoved{WorkspaceID: w.id, UserID: p.user, Email: p.email, Role: string(p.role)})
 		} else {
 			h.invite(w)
 		}
@@ -362,17 +365,15 @@ func (h *history) step() {
 		if p := w.pick(r, invited); p != nil {
 			p.attempt++
 			p.outcome, p.expired, p.expiresAt = false, false, h.now.Add(invitationTTL)
-			h.emitWS(w, domain.InvitationResent{WorkspaceID: w.id, InvitationID: p.inv, UserID: p.user, Email: p.email,
-				Attempt: p.attempt, ResentBy: w.owner.user, TokenHash: h.tokenHash(), ResentAt: h.now, ExpiresAt: p.expiresAt},
-				h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.InvitationResent{WorkspaceID: w.id, InvitationID: p.inv, UserID: p.user, Email: p.email,
+				Attempt: p.attempt, ResentBy: w.owner.user, TokenHash: h.tokenHash(), ResentAt: h.now, ExpiresAt: p.expiresAt})
 		} else {
 			h.invite(w)
 		}
 	case x < 880:
 		if p := w.pick(r, invited); p != nil {
 			w.remove(p)
-			h.emitWS(w, domain.InvitationRevoked{WorkspaceID: w.id, InvitationID: p.inv, UserID: p.user, Email: p.email, Role: string(p.role)},
-				h.meta(w.owner, h.correlation()))
+			h.byOwner(w, domain.InvitationRevoked{WorkspaceID: w.id, InvitationID: p.inv, UserID: p.user, Email: p.email, Role: string(p.role)})
 		} else {
 			h.invite(w)
 		}
@@ -385,8 +386,7 @@ func (h *history) step() {
 		}
 	default:
 		w.managersAdmin = !w.managersAdmin
-		h.emitWS(w, domain.WorkspaceSettingsChanged{WorkspaceID: w.id, ManagersMayGrantAdmin: w.managersAdmin},
-			h.meta(w.owner, h.correlation()))
+		h.byOwner(w, domain.WorkspaceSettingsChanged{WorkspaceID: w.id, ManagersMayGrantAdmin: w.managersAdmin})
 	}
 }
 

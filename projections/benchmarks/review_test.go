@@ -41,9 +41,6 @@ func BenchmarkAccessReviewStart(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	ws := uuid.New()
 	seedAsOf(b, ctx, pool, ws, members, events)
-	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) userlist_users, userlist_logins, membership_intervals"); err != nil {
-		b.Fatal(err)
-	}
 	var last domain.Position
 	var c, p int64
 	if err := pool.QueryRow(ctx, "SELECT pos_commit, pos_prepare FROM history_workspaces WHERE workspace_id = $1", ws).Scan(&c, &p); err != nil {

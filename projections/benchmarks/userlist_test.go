@@ -24,6 +24,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/projections"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -149,63 +150,117 @@ type listMember struct {
 // and (19 in 20) accepted, a few suspended, most with a login. It answers
 // the active members.
 func seedUserList(b *testing.B, ctx context.Context, pool *pgxpool.Pool, ws uuid.UUID) []listMember {
-	p := userlist.New()
 	r := rand.New(rand.NewPCG(42, 1))
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	owner := uuid.New()
-	var (
-		seq    uint64
-		batch  []domain.RecordedEvent
-		active []listMember
-	)
-	flush := func() {
-		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return p.Apply(ctx, tx, batch) }); err != nil {
-			b.Fatalf("seed the user list: %v", err)
-		}
-		batch = batch[:0]
-	}
-	add := func(e domain.Event) {
-		seq++
-		batch = append(batch, domain.RecordedEvent{
-			Envelope: domain.Envelope{Event: e, Metadata: domain.Metadata{
-				EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: now, Actor: domain.Actor{UserID: owner},
-			}},
-			StreamID: "workspace-" + ws.String(), Revision: seq - 1, Position: domain.Position{Commit: 1, Prepare: seq},
-		})
-		if len(batch) == listSeedBatch {
-			flush()
-		}
-	}
-	add(domain.WorkspaceCreated{WorkspaceID: ws, Name: "Big workspace", OwnerUserID: owner, OwnerEmail: "owner@big.example.com", OwnerName: "Owner", CreatedAt: now})
+	s := &wsSeed{tb: b, ctx: ctx, pool: pool, models: []projections.Projection{userlist.New()},
+		ws: ws, now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), oneCommit: true}
+	s.create()
+	var active []listMember
 	for i := 1; i < listMembers; i++ {
-		first, last := firstNames[r.IntN(len(firstNames))], lastNames[r.IntN(len(lastNames))]
-		email := fmt.Sprintf("%s.%s.%d@example.com", strings.ToLower(first), strings.ToLower(last), i)
-		m := listMember{user: uuid.New(), email: email, role: invitedRoles[r.IntN(len(invitedRoles))]}
-		inv := uuid.New()
-		add(domain.UserInvited{WorkspaceID: ws, InvitationID: inv, UserID: m.user, Email: email, Role: string(m.role),
-			InvitedBy: owner, InviterRole: string(domain.RoleAdmin), TokenHash: "x", InvitedAt: now, ExpiresAt: now.Add(invitationTTL)})
-		if i%20 == 0 {
+		m, joined := s.member(r, i)
+		if !joined {
 			continue // still invited
 		}
-		add(domain.InvitationAccepted{WorkspaceID: ws, InvitationID: inv, UserID: m.user, Email: email, Name: first + " " + last, Role: string(m.role), AcceptedAt: now})
 		if i%50 == 1 {
-			add(domain.MemberSuspended{WorkspaceID: ws, UserID: m.user, Email: email, Role: string(m.role)})
+			s.add(domain.MemberSuspended{WorkspaceID: ws, UserID: m.user, Email: m.email, Role: string(m.role)})
 			continue
 		}
 		if r.IntN(5) > 0 {
-			add(domain.UserLoggedIn{WorkspaceID: ws, UserID: m.user, LoggedInAt: now.Add(-time.Duration(r.IntN(100000)) * time.Minute)})
+			s.add(domain.UserLoggedIn{WorkspaceID: ws, UserID: m.user, LoggedInAt: s.now.Add(-time.Duration(r.IntN(100000)) * time.Minute)})
 		}
 		active = append(active, m)
 	}
-	if len(batch) > 0 {
-		flush()
-	}
+	s.flush()
 	var n int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM userlist_users WHERE workspace_id = $1", pgtype.UUID{Bytes: ws, Valid: true}).Scan(&n); err != nil || n != listMembers {
 		b.Fatalf("seeded %d members, want %d (%v)", n, listMembers, err)
 	}
-	listSeq.Store(seq)
+	listSeq.Store(s.seq)
 	return active
+}
+
+// wsSeed applies the events of one big workspace's stream, all its
+// owner's, through read models' Apply in transactions of listSeedBatch
+// events, as the list benchmarks' seeds do.
+type wsSeed struct {
+	tb     testing.TB
+	ctx    context.Context
+	pool   *pgxpool.Pool
+	models []projections.Projection
+	ws     uuid.UUID
+	owner  uuid.UUID // made by create
+	// now is the time the next event's fields take; recording an event
+	// moves it on by tick first (OccurredAt is the new time).
+	now  time.Time
+	tick time.Duration
+	// oneCommit puts every event at commit 1, as the list's writer goes
+	// on (listSeq); else event n is at commit n.
+	oneCommit bool
+	// mark, if not 0, is the number of an event (from 1); marked is its
+	// position once recorded.
+	mark   uint64
+	marked domain.Position
+	seq    uint64 // events recorded
+	batch  []domain.RecordedEvent
+}
+
+// create records the workspace's creation by a new owner.
+func (s *wsSeed) create() {
+	s.owner = uuid.New()
+	s.add(domain.WorkspaceCreated{WorkspaceID: s.ws, Name: "Big workspace", OwnerUserID: s.owner, OwnerEmail: "owner@big.example.com", OwnerName: "Owner", CreatedAt: s.now})
+}
+
+// add records e and applies the batch once it is full.
+func (s *wsSeed) add(e domain.Event) {
+	s.seq++
+	s.now = s.now.Add(s.tick)
+	commit := s.seq
+	if s.oneCommit {
+		commit = 1
+	}
+	rec := domain.RecordedEvent{
+		Envelope: domain.Envelope{Event: e, Metadata: domain.Metadata{
+			EventID: uuid.New(), SchemaVersion: domain.SchemaVersion, OccurredAt: s.now, Actor: domain.Actor{UserID: s.owner},
+		}},
+		StreamID: "workspace-" + s.ws.String(), Revision: s.seq - 1, Position: domain.Position{Commit: commit, Prepare: s.seq},
+	}
+	s.batch = append(s.batch, rec)
+	if s.seq == s.mark {
+		s.marked = rec.Position
+	}
+	if len(s.batch) == listSeedBatch {
+		s.flush()
+	}
+}
+
+// flush applies what is batched, if anything, to each model in a
+// transaction of its own.
+func (s *wsSeed) flush() {
+	if len(s.batch) == 0 {
+		return
+	}
+	for _, p := range s.models {
+		if err := pgx.BeginFunc(s.ctx, s.pool, func(tx pgx.Tx) error { return p.Apply(s.ctx, tx, s.batch) }); err != nil {
+			s.tb.Fatalf("seed %s: %v", p.Name(), err)
+		}
+	}
+	s.batch = s.batch[:0]
+}
+
+// member adds the invitation of the i-th member, with a random name and
+// role, and but for one in twenty its acceptance. It answers the member
+// and whether they joined.
+func (s *wsSeed) member(r *rand.Rand, i int) (listMember, bool) {
+	first, last := firstNames[r.IntN(len(firstNames))], lastNames[r.IntN(len(lastNames))]
+	email := fmt.Sprintf("%s.%s.%d@example.com", strings.ToLower(first), strings.ToLower(last), i)
+	m := listMember{user: uuid.New(), email: email, role: invitedRoles[r.IntN(len(invitedRoles))]}
+	inv := uuid.New()
+	s.add(domain.UserInvited{WorkspaceID: s.ws, InvitationID: inv, UserID: m.user, Email: email, Role: string(m.role),
+		InvitedBy: s.owner, InviterRole: string(domain.RoleAdmin), TokenHash: "x", InvitedAt: s.now, ExpiresAt: s.now.Add(invitationTTL)})
+	if i%20 == 0 {
+		return m, false
+	}
+	s.add(domain.InvitationAccepted{WorkspaceID: s.ws, InvitationID: inv, UserID: m.user, Email: email, Name: first + " " + last, Role: string(m.role), AcceptedAt: s.now})
+	return m, true
 }
 
 // listSeq is the last position the seed and the writer used.

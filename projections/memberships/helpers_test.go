@@ -59,12 +59,6 @@ func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.
 	pgtest.Apply(t, pool, schema, memberships.New(), batches...)
 }
 
-// dump renders the projection's tables in schema, to compare read models.
-func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
-	t.Helper()
-	return pgtest.Dump(t, pool, schema, memberships.New().Tables())
-}
-
 // createSchema makes fresh tables in a new schema with the projection's
 // own SQL.
 func createSchema(t testing.TB, pool *pgxpool.Pool, schema string) {

@@ -13,7 +13,6 @@ import (
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/projections/memberships"
-	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // want is what the queries should answer for bob in the workspace "Acme".
@@ -122,9 +121,6 @@ func TestLifecycle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pool, _ := pgtest.New(t)
-			for _, m := range pgtest.Batchings[1:] {
-				createSchema(t, pool, m.Name)
-			}
 			ctx := context.Background()
 			h := &history{}
 			ws, owner, bob := uuid.New(), uuid.New(), uuid.New()
@@ -135,14 +131,11 @@ func TestLifecycle(t *testing.T) {
 			h.create(ws, owner, "Acme")
 			tc.build(h, ws, owner, bob)
 
-			var dumps []string
-			for _, m := range pgtest.Batchings {
-				apply(t, pool, m.Name, m.Split(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.Name))
-				queries(t, pool, m.Name, func(q *memberships.Queries) {
+			pgtest.ApplyInEveryBatching(t, pool, memberships.New(), h.events, func(schema string) {
+				queries(t, pool, schema, func(q *memberships.Queries) {
 					role, status, perms, found, err := q.Permissions(ctx, ws, bob)
 					if err != nil {
-						t.Fatalf("%s: Permissions: %v", m.Name, err)
+						t.Fatalf("%s: Permissions: %v", schema, err)
 					}
 					var wantPerms []domain.Permission
 					switch {
@@ -154,12 +147,12 @@ func TestLifecycle(t *testing.T) {
 					}
 					if found != tc.want.found || role != tc.want.role || status != tc.want.status || !reflect.DeepEqual(perms, wantPerms) {
 						t.Errorf("%s: Permissions = %q %q %q found %v, want %q %q %q found %v",
-							m.Name, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
+							schema, role, status, perms, found, tc.want.role, tc.want.status, wantPerms, tc.want.found)
 					}
 
 					got, err := q.ForUser(ctx, bob)
 					if err != nil {
-						t.Fatalf("%s: ForUser: %v", m.Name, err)
+						t.Fatalf("%s: ForUser: %v", schema, err)
 					}
 					wantList := []memberships.Membership{}
 					if tc.want.found {
@@ -167,20 +160,15 @@ func TestLifecycle(t *testing.T) {
 					}
 					wantList = append(wantList, memberships.Membership{WorkspaceID: other, Name: "beta", Role: domain.RoleMonitor, Status: domain.StatusActive})
 					if !reflect.DeepEqual(got, wantList) {
-						t.Errorf("%s: ForUser(bob) = %+v, want %+v", m.Name, got, wantList)
+						t.Errorf("%s: ForUser(bob) = %+v, want %+v", schema, got, wantList)
 					}
 
 					owners, err := q.ForUser(ctx, owner)
 					if want := []memberships.Membership{{WorkspaceID: ws, Name: "Acme", Role: domain.RoleAdmin, Status: domain.StatusActive}}; err != nil || !reflect.DeepEqual(owners, want) {
-						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", m.Name, owners, err, want)
+						t.Errorf("%s: ForUser(owner) = %+v (err %v), want %+v", schema, owners, err, want)
 					}
 				})
-			}
-			for i := 1; i < len(dumps); i++ {
-				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
-				}
-			}
+			})
 		})
 	}
 }
@@ -258,34 +246,23 @@ func TestApplyInAnyBatching(t *testing.T) {
 			}
 		}
 	}
-	ev := h.events
-	apply(t, pool, "public", ev)
-	want := dump(t, pool, "public")
-	for name, b := range projectionstest.Batchings(ev) {
-		createSchema(t, pool, name)
-		apply(t, pool, name, b...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	pgtest.CheckBatchings(t, pool, memberships.New(), h.events, 1)
 }
 
 func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	createSchema(t, pool, "rebuild_1")
 	h := &history{}
 	ws, owner := uuid.New(), uuid.New()
 	h.create(ws, owner, "Acme")
-	apply(t, pool, "rebuild_1", h.events)
+	pgtest.ApplyInFreshSchema(t, pool, "rebuild_1", memberships.New(), h.events)
 	queries(t, pool, "rebuild_1", func(q *memberships.Queries) {
 		role, status, _, found, err := q.Permissions(ctx, ws, owner)
 		if err != nil || !found || role != domain.RoleAdmin || status != domain.StatusActive {
 			t.Errorf("Permissions in rebuild_1: %s %s found %v err %v, want Admin active", role, status, found, err)
 		}
 	})
-	projectionstest.WantLiveEmpty(t, pool, "memberships")
 }
 
 // TestPermissionsIsOneKeyLookup: the per-page-load query reads the primary
@@ -311,12 +288,7 @@ func TestPermissionsIsOneKeyLookup(t *testing.T) {
 func TestProjectionIdentity(t *testing.T) {
 	t.Parallel()
 	p := memberships.New()
-	if p.Name() != "memberships" {
-		t.Errorf("Name() = %q, want memberships (the checkpoint key must not change)", p.Name())
-	}
-	if got, want := p.Tables(), []string{"memberships", "memberships_workspaces", "memberships_accounts"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Tables() = %v, want %v", got, want)
-	}
+	pgtest.CheckIdentity(t, p, "memberships", []string{"memberships", "memberships_workspaces", "memberships_accounts"})
 	if s := p.Schema(); s.Tables == "" || !strings.Contains(s.Indexes, "memberships_accounts_email_idx") {
 		t.Errorf("Schema() = %+v, want the tables and the accounts' address index", s)
 	}

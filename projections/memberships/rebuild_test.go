@@ -31,10 +31,7 @@ func TestRebuildInMemoryEdges(t *testing.T) {
 	h := &history{}
 	ann, bob, cy, dee := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	ws := uuid.New()
-	h.add(domain.AccountRegistered{UserID: ann, Email: "ann@example.com"})
-	h.add(domain.AccountRegistered{UserID: bob, Email: "bob@example.com"})
-	h.create(ws, bob, "Acme")
-	h.join(ws, ann, domain.RoleEditor)
+	h.annJoinsBob(ws, ann, bob)
 	h.add(domain.RoleChanged{WorkspaceID: ws, UserID: ann, ToRole: string(domain.RoleManager)})
 	h.add(domain.MemberSuspended{WorkspaceID: ws, UserID: ann})
 	h.add(domain.MemberRemoved{WorkspaceID: ws, UserID: ann})

@@ -8,7 +8,6 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -19,8 +18,7 @@ func TestAccountDeletedDropsThePersonEverywhere(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	oa, ob, oc, ann := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	w.create(a, oa, "oa@example.com", "Owner A", "A")
@@ -44,15 +42,7 @@ func TestAccountDeletedDropsThePersonEverywhere(t *testing.T) {
 		w.join(b, ob, uuid.New(), "y"+uuid.NewString()[:6]+"@example.com", "Y", domain.RoleMonitor)
 	}
 
-	apply(t, pool, "public", h.events)
-	want := dump(t, pool, "public")
-	for name, bs := range projectionstest.Batchings(h.events) {
-		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
-		apply(t, pool, name, bs...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	pgtest.CheckBatchings(t, pool, userlist.New(), h.events, 1)
 	var users, logins, others int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM userlist_users WHERE user_id = $1),
 		(SELECT count(*) FROM userlist_logins WHERE user_id = $1),
@@ -75,8 +65,7 @@ func TestPersonAnswersEveryWorkspace(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	a, b, oa, ob, ann := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	w.create(a, oa, "oa@example.com", "Owner A", "A")
 	w.create(b, ob, "ob@example.com", "Owner B", "B")

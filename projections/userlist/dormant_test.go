@@ -28,8 +28,7 @@ type dormantPerson struct {
 func seedDormant(t *testing.T) (*userlist.Queries, uuid.UUID, []dormantPerson) {
 	t.Helper()
 	pool, _ := pgtest.New(t)
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws := uuid.New()
 	people := seedList(w, ws, 40)
 	var out []dormantPerson

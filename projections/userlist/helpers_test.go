@@ -23,8 +23,6 @@ type history struct {
 	revisions map[string]uint64
 }
 
-func newHistory() *history { return &history{revisions: map[string]uint64{}} }
-
 // add records events and returns them as recorded.
 func (h *history) add(events ...domain.Event) []domain.RecordedEvent {
 	start := len(h.events)
@@ -57,6 +55,12 @@ type world struct {
 	h *history
 }
 
+// newWorld answers a new history and a world that records into it.
+func newWorld() (*history, world) {
+	h := &history{revisions: map[string]uint64{}}
+	return h, world{h}
+}
+
 func (w world) create(ws, owner uuid.UUID, email, name, wsName string) {
 	w.h.add(domain.WorkspaceCreated{WorkspaceID: ws, Name: wsName, OwnerUserID: owner, OwnerEmail: email, OwnerName: name, CreatedAt: w.h.at()})
 }
@@ -86,12 +90,6 @@ func (w world) join(ws, by, user uuid.UUID, email, name string, role domain.Role
 func apply(t testing.TB, pool *pgxpool.Pool, schema string, batches ...[]domain.RecordedEvent) {
 	t.Helper()
 	pgtest.Apply(t, pool, schema, userlist.New(), batches...)
-}
-
-// dump renders the projection's tables in schema, to compare read models.
-func dump(t testing.TB, pool *pgxpool.Pool, schema string) string {
-	t.Helper()
-	return pgtest.Dump(t, pool, schema, userlist.New().Tables())
 }
 
 // fixedClock answers now for the queries.

@@ -38,8 +38,7 @@ var seedRoles = []domain.Role{domain.RoleAgentUser, domain.RoleEditor, domain.Ro
 func seededList(t *testing.T, n int, others ...int) (*userlist.Queries, uuid.UUID, []person) {
 	t.Helper()
 	pool, _ := pgtest.New(t)
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws := uuid.New()
 	people := seedList(w, ws, n)
 	for _, m := range others {
@@ -183,8 +182,7 @@ func TestListEqualNamesAreOrderedByUserID(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws, owner := uuid.New(), uuid.New()
 	w.create(ws, owner, "owner@example.com", "Sam", "WS")
 	ids := []uuid.UUID{owner}
@@ -310,8 +308,7 @@ func TestAdminSummary(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws, owner := uuid.New(), uuid.New()
 	bob, carol, dave, erin := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	w.create(ws, owner, ownerEmail, "Alice", "Acme")

@@ -53,8 +53,7 @@ func TestRebuild(t *testing.T) {
 func TestRebuildInMemoryEdges(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	a, b := uuid.New(), uuid.New()
 	oa, ob, ann, bob, eve := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	w.create(a, oa, "oa@example.com", "Owner A", "A")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/domain"
-	"github.com/usersd/usersd/projections/projectionstest"
 	"github.com/usersd/usersd/projections/userlist"
 )
 
@@ -238,17 +237,6 @@ var lifecycle = []lifecycleCase{
 	}},
 }
 
-// newSchemas gives each mode but public its own fresh tables, made by the
-// projection's own SQL.
-func newSchemas(t testing.TB, pool *pgxpool.Pool) {
-	t.Helper()
-	for _, m := range pgtest.Batchings {
-		if m.Name != "public" {
-			pgtest.CreateTables(t, pool, m.Name, userlist.New().Schema())
-		}
-	}
-}
-
 // queries runs f with the queries reading schema.
 func queries(t testing.TB, pool *pgxpool.Pool, schema string, now time.Time, f func(q *userlist.Queries)) {
 	t.Helper()
@@ -271,11 +259,9 @@ func TestLifecycle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pool, _ := pgtest.New(t)
-			newSchemas(t, pool)
 			ctx := context.Background()
 
-			h := newHistory()
-			w := world{h}
+			h, w := newWorld()
 			ws, owner, bob := uuid.New(), uuid.New(), uuid.New()
 			// Another workspace, where bob is a member, must not change.
 			other, otherOwner := uuid.New(), uuid.New()
@@ -284,51 +270,43 @@ func TestLifecycle(t *testing.T) {
 			w.create(ws, owner, ownerEmail, "Alice Owner", "Acme")
 			want, now := tc.build(w, ws, owner, bob)
 
-			var dumps []string
-			for _, m := range pgtest.Batchings {
-				apply(t, pool, m.Name, m.Split(h.events)...)
-				dumps = append(dumps, dump(t, pool, m.Name))
-				queries(t, pool, m.Name, now, func(q *userlist.Queries) {
+			pgtest.ApplyInEveryBatching(t, pool, userlist.New(), h.events, func(schema string) {
+				queries(t, pool, schema, now, func(q *userlist.Queries) {
 					for user, wantRow := range want {
 						got, found, err := q.Get(ctx, ws, user)
 						if err != nil {
-							t.Fatalf("%s: Get: %v", m.Name, err)
+							t.Fatalf("%s: Get: %v", schema, err)
 						}
 						switch {
 						case wantRow == nil && found:
-							t.Errorf("%s: Get(%s) found %s, want no row", m.Name, user, describe(got))
+							t.Errorf("%s: Get(%s) found %s, want no row", schema, user, describe(got))
 						case wantRow != nil && !found:
-							t.Errorf("%s: Get(%s) found no row, want %s", m.Name, user, describe(*wantRow))
+							t.Errorf("%s: Get(%s) found no row, want %s", schema, user, describe(*wantRow))
 						case wantRow != nil && !sameRow(got, *wantRow):
-							t.Errorf("%s: Get(%s)\n got %s\nwant %s", m.Name, user, describe(got), describe(*wantRow))
+							t.Errorf("%s: Get(%s)\n got %s\nwant %s", schema, user, describe(got), describe(*wantRow))
 						}
 					}
 					// The list shows the same rows as Get.
 					page, err := q.List(ctx, ws, userlist.Filter{Limit: 500})
 					if err != nil {
-						t.Fatalf("%s: List: %v", m.Name, err)
+						t.Fatalf("%s: List: %v", schema, err)
 					}
 					for _, r := range page.Items {
 						g, _, _ := q.Get(ctx, ws, r.UserID)
 						if !sameRow(r, g) {
-							t.Errorf("%s: List row %s differs from Get %s", m.Name, describe(r), describe(g))
+							t.Errorf("%s: List row %s differs from Get %s", schema, describe(r), describe(g))
 						}
 						if wantRow, ok := want[r.UserID]; ok && wantRow == nil {
-							t.Errorf("%s: List shows %s, want no row", m.Name, describe(r))
+							t.Errorf("%s: List shows %s, want no row", schema, describe(r))
 						}
 					}
 					// bob's row in the other workspace is untouched.
 					got, found, err := q.Get(ctx, other, bob)
 					if err != nil || !found || got.DisplayName != "Robert" || got.Status != domain.StatusActive {
-						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", m.Name, describe(got), found, err)
+						t.Errorf("%s: bob in the other workspace: got %s found %v err %v, want Robert, active", schema, describe(got), found, err)
 					}
 				})
-			}
-			for i := 1; i < len(dumps); i++ {
-				if dumps[i] != dumps[0] {
-					t.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", pgtest.Batchings[i].Name, pgtest.Batchings[0].Name, dumps[i], dumps[0])
-				}
-			}
+			})
 		})
 	}
 }
@@ -357,10 +335,7 @@ func sameRow(a, b userlist.Row) bool {
 func TestApplyInAnyBatching(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
-	newSchemas(t, pool)
-
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	var wss []uuid.UUID
 	for i := range 3 {
 		ws, owner := uuid.New(), uuid.New()
@@ -395,17 +370,7 @@ func TestApplyInAnyBatching(t *testing.T) {
 			}
 		}
 	}
-	ev := h.events
-	apply(t, pool, "public", ev)
-	want := dump(t, pool, "public")
-
-	for name, b := range projectionstest.Batchings(ev) {
-		pgtest.CreateTables(t, pool, name, userlist.New().Schema())
-		apply(t, pool, name, b...)
-		if got := dump(t, pool, name); got != want {
-			t.Errorf("batching %s: tables differ from one batch:\n%s\nwant\n%s", name, got, want)
-		}
-	}
+	pgtest.CheckBatchings(t, pool, userlist.New(), h.events, 1)
 }
 
 // TestCreateTablesInFreshSchema: the projection's SQL makes working tables
@@ -414,12 +379,10 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := context.Background()
-	pgtest.CreateTables(t, pool, "rebuild_1", userlist.New().Schema())
-	h := newHistory()
-	w := world{h}
+	h, w := newWorld()
 	ws, owner := uuid.New(), uuid.New()
 	w.create(ws, owner, ownerEmail, "Alice Owner", "Acme")
-	apply(t, pool, "rebuild_1", h.events)
+	pgtest.ApplyInFreshSchema(t, pool, "rebuild_1", userlist.New(), h.events)
 
 	queries(t, pool, "rebuild_1", t0, func(q *userlist.Queries) {
 		got, found, err := q.Get(ctx, ws, owner)
@@ -427,18 +390,12 @@ func TestCreateTablesInFreshSchema(t *testing.T) {
 			t.Errorf("Get in rebuild_1: %s found %v err %v, want %s", describe(got), found, err, describe(*ownerRow(owner)))
 		}
 	})
-	projectionstest.WantLiveEmpty(t, pool, "userlist_users")
 }
 
 func TestProjectionIdentity(t *testing.T) {
 	t.Parallel()
 	p := userlist.New()
-	if p.Name() != "userlist" {
-		t.Errorf("Name() = %q, want userlist (the checkpoint key must not change)", p.Name())
-	}
-	if got, want := p.Tables(), []string{"userlist_users", "userlist_logins", "userlist_workspaces"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("Tables() = %v, want %v", got, want)
-	}
+	pgtest.CheckIdentity(t, p, "userlist", []string{"userlist_users", "userlist_logins", "userlist_workspaces"})
 	if s := p.Schema(); s.Tables == "" || s.Indexes == "" {
 		t.Errorf("Schema() = %+v, want the tables and, apart, the list's indexes (a rebuild builds them after its replay)", s)
 	}

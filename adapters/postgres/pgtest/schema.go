@@ -12,6 +12,7 @@ import (
 	"github.com/usersd/usersd/domain"
 	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // Indexes describes the indexes on the named tables of schema, sorted by
@@ -298,4 +299,74 @@ var Batchings = []Batching{
 		}
 		return append(out, ev)
 	}},
+}
+
+// CheckBatchings is the contract that a read model's tables do not depend
+// on how a runner batches its history. It applies events to p's live
+// tables in one batch, then each of projectionstest.Batchings to fresh
+// tables in a schema of the batching's name, times over (each time the
+// whole batching again: a replay must change nothing), and fails tb where
+// a schema's tables (Dump) differ from the live ones.
+func CheckBatchings(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, times int) {
+	tb.Helper()
+	Apply(tb, pool, "public", p, events)
+	want := Dump(tb, pool, "public", p.Tables())
+	for name, b := range projectionstest.Batchings(events) {
+		CreateTables(tb, pool, name, p.Schema())
+		for range times {
+			Apply(tb, pool, name, p, b...)
+		}
+		if got := Dump(tb, pool, name, p.Tables()); got != want {
+			tb.Errorf("pgtest: %s, batching %s: tables differ from one batch:\n%s\nwant\n%s", p.Name(), name, got, want)
+		}
+	}
+}
+
+// ApplyInFreshSchema creates p's tables in the new schema with p's own SQL
+// (CreateTables), applies events there in one batch, and checks that the
+// live tables (in public) stayed empty: Apply followed the search_path.
+// The test then reads schema with its own queries.
+func ApplyInFreshSchema(tb testing.TB, pool *pgxpool.Pool, schema string, p projections.ReadModel, events []domain.RecordedEvent) {
+	tb.Helper()
+	CreateTables(tb, pool, schema, p.Schema())
+	Apply(tb, pool, schema, p, events)
+	for _, table := range p.Tables() {
+		projectionstest.WantLiveEmpty(tb, pool, table)
+	}
+}
+
+// CheckIdentity fails tb unless p's name, its checkpoint key, is name and
+// its tables are tables, in that order: neither may change under the
+// rows and the checkpoint a deployment already has.
+func CheckIdentity(tb testing.TB, p projections.ReadModel, name string, tables []string) {
+	tb.Helper()
+	if p.Name() != name {
+		tb.Errorf("Name() = %q, want %s (the checkpoint key must not change)", p.Name(), name)
+	}
+	if got := p.Tables(); !slices.Equal(got, tables) {
+		tb.Errorf("Tables() = %v, want %v", got, tables)
+	}
+}
+
+// ApplyInEveryBatching applies events to p as each of Batchings cuts them,
+// each in the schema of its name ("public": the live tables; the others
+// made fresh by CreateTables), calls check with each schema once its
+// events are in, and fails tb unless every batching leaves the same rows
+// (Dump) as the first.
+func ApplyInEveryBatching(tb testing.TB, pool *pgxpool.Pool, p projections.ReadModel, events []domain.RecordedEvent, check func(schema string)) {
+	tb.Helper()
+	var dumps []string
+	for _, m := range Batchings {
+		if m.Name != "public" {
+			CreateTables(tb, pool, m.Name, p.Schema())
+		}
+		Apply(tb, pool, m.Name, p, m.Split(events)...)
+		dumps = append(dumps, Dump(tb, pool, m.Name, p.Tables()))
+		check(m.Name)
+	}
+	for i := 1; i < len(dumps); i++ {
+		if dumps[i] != dumps[0] {
+			tb.Errorf("applying as %q gives other tables than as %q:\n%s\nwant\n%s", Batchings[i].Name, Batchings[0].Name, dumps[i], dumps[0])
+		}
+	}
 }
