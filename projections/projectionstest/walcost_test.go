@@ -1,4 +1,4 @@
-package projectionstest
+package projectionstest_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/projections/projectionstest"
 )
 
 // TestWALWindowCountsExactly writes a known number of rows in a known
@@ -31,7 +32,7 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	}
 
 	var theirs atomic.Int64
-	stopTheirs := Repeat(func() error {
+	stopTheirs := projectionstest.Repeat(func() error {
 		_, err := other.Exec(ctx, `INSERT INTO walcost_t (v, n) VALUES ('theirs', 1);
 			UPDATE walcost_t SET n = n + 1 WHERE id = (SELECT max(id) FROM walcost_t)`)
 		if err == nil {
@@ -44,7 +45,7 @@ func TestWALWindowCountsExactly(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 
-	w := StartWAL(t, url)
+	w := projectionstest.StartWAL(t, url)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, sql, args...); err != nil {
@@ -141,7 +142,7 @@ func TestWALWindowCountsExactly(t *testing.T) {
 		switch name {
 		// The catalogs: the server's own upkeep of the database (pruning a
 		// catalog page, say) may come in the window.
-		case "walcost_t", "walcost_u", TxTable, "(catalog)":
+		case "walcost_t", "walcost_u", projectionstest.TxTable, "(catalog)":
 		default:
 			t.Errorf("records of %q counted, which the window's database did not write", name)
 		}
@@ -168,11 +169,11 @@ func TestWALWindowCountsExactly(t *testing.T) {
 	}
 
 	parts := cost.ByPart(map[string]string{"walcost_t": "t", "walcost_u": "u"})
-	byPart := map[string]PartCost{}
+	byPart := map[string]projectionstest.PartCost{}
 	for _, p := range parts {
 		byPart[p.Part] = p
 	}
-	if byPart["t"].Inserted != 23 || byPart["u"].Inserted != 3 || byPart[TxTable].Records != 15 {
+	if byPart["t"].Inserted != 23 || byPart["u"].Inserted != 3 || byPart[projectionstest.TxTable].Records != 15 {
 		t.Errorf("parts %+v: want t 23 rows, u 3, 15 transaction records (14 commits, 1 abort)", parts)
 	}
 }
@@ -182,19 +183,19 @@ func TestWALWindowCountsExactly(t *testing.T) {
 func TestWALWindowRecycled(t *testing.T) {
 	ctx := context.Background()
 	_, url := pgtest.New(t)
-	w := StartWAL(t, url)
+	w := projectionstest.StartWAL(t, url)
 	var end string
-	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&end); err != nil {
+	if err := w.Conn().QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&end); err != nil {
 		t.Fatal(err)
 	}
 	var firstKept bool
-	if err := w.conn.QueryRow(ctx, `SELECT min(name) = pg_walfile_name('0/1000000') FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`).Scan(&firstKept); err != nil {
+	if err := w.Conn().QueryRow(ctx, `SELECT min(name) = pg_walfile_name('0/1000000') FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`).Scan(&firstKept); err != nil {
 		t.Fatal(err)
 	}
 	if firstKept {
 		t.Skip("the server still holds its first WAL segment")
 	}
-	if _, err := w.read(ctx, "0/1000000", end); !errors.Is(err, ErrWALRecycled) {
+	if _, err := w.Read(ctx, "0/1000000", end); !errors.Is(err, projectionstest.ErrWALRecycled) {
 		t.Fatalf("read from a recycled start: %v, want ErrWALRecycled", err)
 	}
 }
