@@ -19,6 +19,15 @@ import (
 // before, and nobody waits for more than the round trip already under
 // way. Each caller's statement still starts after its call, so what it
 // answers (a key, or the erasure of one) is as fresh as it was alone.
+//
+// Not the event store's grouper (adapters/eventstore/postgres/group.go),
+// though both coalesce: making a key is idempotent, so any caller here may
+// leave on its context at once, even with its statement in flight (the
+// keys are made all the same), and so the statements after the first run
+// on a goroutine of their own, not a caller's; an append's outcome must
+// reach its caller, so there a caller taken into a group waits for it and
+// the group runs on its first member's goroutine. A panic here fails every
+// queued call; there the members write alone and the queue moves on.
 
 // ensureBatchMax bounds the subjects of one coalesced statement; a call
 // asking for more goes alone.
