@@ -41,7 +41,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
-	if err := decodeBody(r, &emptyRequest{}, false); err != nil {
+	if err := decodeRequest(r, &emptyRequest{}, false); err != nil {
 		return err
 	}
 	// The command finds the person's workspaces in these read models.

@@ -100,6 +100,8 @@ func TestBadInput(t *testing.T) {
 		{"setting of the wrong type", "PUT", base + "/settings", adm, `{"managersMayGrantAdmin":"no"}`, 400, "invalid_json", "managersMayGrantAdmin"},
 		{"login user id", "POST", base + "/logins", systemToken, `{"userId":"bob"}`, 400, "invalid_input", "userId"},
 		{"token missing", "POST", "/v1/invitations/accept", "", `{"name":"P"}`, 400, "invalid_input", "token"},
+		{"lookup token missing", "POST", "/v1/invitations/lookup", "", `{}`, 400, "invalid_input", "token"},
+		{"new role missing", "PUT", user + "/role", adm, `{}`, 400, "invalid_input", "role"},
 		{"malformed token", "POST", "/v1/invitations/lookup", "", `{"token":"abc"}`, 400, "invalid_token", "token"},
 		{"accept without a name", "POST", "/v1/invitations/accept", "", `{"token":"` + pendingToken + `","name":""}`, 400, "invalid_name", "name"},
 		{"empty body", "PUT", user + "/role", adm, ``, 400, "invalid_json", ""},

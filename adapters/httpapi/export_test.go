@@ -17,7 +17,7 @@ func DecodeForTest(kind, contentType string, body []byte) (status int, code stri
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)
 	}
-	var dst any
+	var dst checked
 	required := true
 	switch kind {
 	case "workspace":

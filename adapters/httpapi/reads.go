@@ -73,7 +73,9 @@ func paramProblem(err error) error {
 }
 
 // listPage is a page of a list: its items and the cursor of the next page,
-// null on the last.
+// null on the last. It must have no methods: userListResponse embeds it,
+// and a MarshalJSON here would take over that answer and drop its own
+// fields.
 type listPage[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"nextCursor"`

@@ -91,7 +91,7 @@ func (s *Server) deliver(r *http.Request, links []InvitationLink) {
 
 // workspaceRequest reads a member's command on a workspace: the platform's
 // token is refused, then the path's workspace is read and the body into req.
-func workspaceRequest(r *http.Request, p principal, req any) (uuid.UUID, error) {
+func workspaceRequest(r *http.Request, p principal, req checked) (uuid.UUID, error) {
 	if err := asMember(p); err != nil {
 		return uuid.Nil, err
 	}
@@ -124,7 +124,7 @@ func commandPath(r *http.Request, p principal, name string) (ws, id uuid.UUID, e
 // pathRequest reads a member's command on what a path names under name, as
 // commandPath does, then the body, which only a required one must hold,
 // into req.
-func pathRequest(r *http.Request, p principal, name string, req any, required bool) (ws, id uuid.UUID, err error) {
+func pathRequest(r *http.Request, p principal, name string, req checked, required bool) (ws, id uuid.UUID, err error) {
 	if ws, id, err = commandPath(r, p, name); err != nil {
 		return
 	}
@@ -246,7 +246,7 @@ func (s *Server) recordLogin(w http.ResponseWriter, r *http.Request, p principal
 		return err
 	}
 	var req loginRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := decodeRequest(r, &req, false); err != nil {
 		return err
 	}
 	user := p.userID
