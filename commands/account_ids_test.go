@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	"github.com/usersd/usersd/adapters/eventstore/memory"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
@@ -18,7 +18,7 @@ import (
 func TestAccountIDsAreRandomAndTellNoTime(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 16), eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), testSecrets()),
+	app := commands.NewApplication(eventstoretest.Deps(store, testCodec, testSecrets()),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	system := commands.Meta{Actor: domain.Actor{System: true}, CorrelationID: "corr-ids"}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
 )
@@ -18,9 +19,7 @@ func TestAWorkspaceOfAnErasedPersonStillWorks(t *testing.T) {
 	t.Parallel()
 	onEachStore(t, func(t *testing.T, ctx context.Context, store eventstore.Store) {
 		app := func() commands.Application {
-			return commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 8),
-				eventstore.NewAccounts(store, testCodec, 100), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets()),
-				commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+			return commands.NewApplication(eventstoretest.Deps(store, testCodec, commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 		}
 		warm := app()
 		system := commands.Meta{Actor: domain.Actor{System: true}}

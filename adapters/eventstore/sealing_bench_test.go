@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -53,8 +54,8 @@ func BenchmarkSealingAppend(b *testing.B) {
 		spent     time.Duration
 	}
 	setup := func(codec *eventstore.Codec) *side {
-		app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 1000),
-			eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets()), policy, commands.Instrumentation{})
+		app := commands.NewApplication(eventstoretest.DepsWithCaches(store, codec, commands.EphemeralLinkSecrets(), eventstoretest.Caches{Workspaces: 16, Accounts: 1000}),
+			policy, commands.Instrumentation{})
 		ws, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{Name: "Bench", OwnerEmail: "owner-" + uuid.NewString() + "@example.com",
 			OwnerName: "Olga Owner", Meta: commands.Meta{Actor: domain.Actor{System: true}}})
 		if err != nil {

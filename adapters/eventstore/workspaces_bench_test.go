@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -65,7 +66,7 @@ func BenchmarkCommandLatency(b *testing.B) {
 	pool, _ := pgtest.New(b)
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 16), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets()),
+	app := commands.NewApplication(eventstoretest.DepsWithCaches(store, testCodec, commands.EphemeralLinkSecrets(), eventstoretest.Caches{Workspaces: 16, Accounts: 1000}),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx := context.Background()
 	type target struct {

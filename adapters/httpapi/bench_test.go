@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/httpapi/httpapitest"
@@ -112,7 +113,7 @@ func newHTTPBenchEnv(b *testing.B, workspaces int) *httpBenchEnv {
 
 	store := pgstore.New(pool)
 	b.Cleanup(store.Close)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 1024), eventstore.NewAccounts(store, testCodec, 100_000), eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.DepsWithCaches(store, testCodec, commands.EphemeralLinkSecrets(), eventstoretest.ServeCaches)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

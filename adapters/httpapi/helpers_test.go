@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/keystore"
@@ -135,12 +136,11 @@ func newAPIWithApp(t testing.TB, app func(*commands.Deps, *commands.InvitationPo
 		t.Cleanup(pg.Close)
 		store = pg
 	}
-	accounts := eventstore.NewAccounts(store, testCodec, 1000)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), accounts, eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.Deps(store, testCodec, commands.EphemeralLinkSecrets())
 	// testKeys: the keyring the codec seals with, whose keys an account's
-	// deletion destroys.
+	// deletion destroys; the accounts record it (deps.Deleter).
 	keys := testKeys
-	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, shredder{keys}
+	deps.People, deps.Keys = postgres.NewPersonDirectory(pool), shredder{keys}
 	// Webhooks: the guard as in production (the tests subscribe public
 	// addresses, which nothing delivers to: no sender runs), secrets in
 	// the key store.

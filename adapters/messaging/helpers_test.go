@@ -20,6 +20,7 @@ import (
 	"github.com/usersd/usersd/adapters/email"
 	"github.com/usersd/usersd/adapters/email/smtptest"
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/messaging"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -77,7 +78,7 @@ func newReplica(t testing.TB, pool *pgxpool.Pool) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000), eventstore.NewLogins(store, testCodec), secrets)
+	deps := eventstoretest.Deps(store, testCodec, secrets)
 	return &replica{deps: deps, store: store, done: make(chan struct{})}
 }
 

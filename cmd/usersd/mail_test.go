@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/email"
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -83,7 +84,7 @@ func TestStartMailFillsTheDevelopmentMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	codec := testCodec(t, pool)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 100), eventstore.NewLogins(store, codec), linkSecrets(cfg.TokenKey)),
+	app := commands.NewApplication(eventstoretest.Deps(store, codec, linkSecrets(cfg.TokenKey)),
 		commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	ctx, cancel := context.WithCancel(context.Background())
 	mailbox, wait, _, err := startMail(ctx, pool, eventstore.Source{Store: store, Codec: codec}, app, cfg, discardLogger())

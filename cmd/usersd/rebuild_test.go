@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -32,8 +33,7 @@ func TestRebuildRefusesRewrittenEvents(t *testing.T) {
 	store := pgstore.New(pool)
 	t.Cleanup(store.Close)
 	codec := testCodec(t, pool)
-	app := commands.NewApplication(commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), eventstore.NewAccounts(store, codec, 100),
-		eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	app := commands.NewApplication(eventstoretest.Deps(store, codec, commands.EphemeralLinkSecrets()), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
 	created, err := app.Commands.CreateWorkspace.Handle(ctx, commands.CreateWorkspace{
 		WorkspaceID: uuid.New(), Name: "Forged", OwnerEmail: "ada@forged.test", OwnerName: "Ada",
 		Meta: commands.Meta{Actor: domain.Actor{System: true}},

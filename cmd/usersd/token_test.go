@@ -9,7 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -144,10 +144,9 @@ func TestTokenForTheDemoAdmin(t *testing.T) {
 	store := pgstore.New(pool)
 	defer store.Close()
 	codec := testCodec(t, pool)
-	workspaces := eventstore.NewWorkspaces(store, codec, 4)
-	app := commands.NewApplication(commands.ProductionDeps(workspaces, eventstore.NewAccounts(store, codec, 4),
-		eventstore.NewLogins(store, codec), linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret)))), commands.DefaultInvitationPolicy(), commands.Instrumentation{})
-	demo, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, workspaces, app.Commands.CreateWorkspace)
+	deps := eventstoretest.Deps(store, codec, linkSecrets(commands.DeriveTokenKey([]byte(testJWTSecret))))
+	app := commands.NewApplication(deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{})
+	demo, err := ensureDemo(context.Background(), &env{Log: discardLogger()}, deps.Workspaces, app.Commands.CreateWorkspace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/postgres"
@@ -106,15 +107,9 @@ func startErase(b *testing.B, ctx context.Context, n int) *eraseEnv {
 	keys, streamKey := openKeys(b, ctx, pool, newKEK(b))
 	codec := eventstore.NewCodec(keys, streamKey)
 	store := pgstore.New(pool, pgstore.WithLogger(log))
-	accounts := eventstore.NewAccounts(store, codec, 100_000)
-	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, codec, 1024),
-		accounts,
-		eventstore.NewLogins(store, codec),
-		commands.EphemeralLinkSecrets(),
-	)
+	deps := eventstoretest.DepsWithCaches(store, codec, commands.EphemeralLinkSecrets(), eventstoretest.ServeCaches)
 	people := postgres.NewPersonDirectory(pool)
-	deps.People, deps.Deleter, deps.Keys = people, accounts, keys
+	deps.People, deps.Keys = people, keys // the accounts record the deletion (deps.Deleter)
 
 	waiter := startReadSide(b, ctx, pool, store, eventstore.Source{Store: store, Codec: codec}, log, nil)
 	env := &eraseEnv{

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/httpapi"
 	"github.com/usersd/usersd/adapters/keystore"
@@ -67,8 +68,7 @@ func BenchmarkEventFeed(b *testing.B) {
 		b.Fatal(err)
 	}
 	codec := eventstore.NewCodec(keystore.New(pool, kek), streamKey)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 64), eventstore.NewAccounts(store, codec, 1000),
-		eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.DepsWithCaches(store, codec, commands.EphemeralLinkSecrets(), eventstoretest.Caches{Workspaces: 64, Accounts: 1000})
 	secret := bytes.Repeat([]byte("s"), httpapi.MinSecretLength)
 	api, err := httpapi.New(httpapi.Config{
 		App: commands.NewApplication(deps, commands.DefaultInvitationPolicy(), commands.Instrumentation{}),

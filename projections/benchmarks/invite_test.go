@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
@@ -45,13 +45,9 @@ func BenchmarkInviteBatch(b *testing.B) {
 	projectionstest.CreateFloorTable(b, pool, "floor_events")
 	store := pgstore.New(pool, pgstore.WithLogger(quietLogger()))
 	b.Cleanup(store.Close)
-	accounts := &timedAccounts{inner: eventstore.NewAccounts(store, testCodec, 100_000)}
-	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, testCodec, 1024),
-		accounts,
-		eventstore.NewLogins(store, testCodec),
-		commands.EphemeralLinkSecrets(),
-	)
+	deps := eventstoretest.DepsWithCaches(store, testCodec, commands.EphemeralLinkSecrets(), eventstoretest.ServeCaches)
+	accounts := &timedAccounts{inner: deps.Accounts}
+	deps.Accounts = accounts
 	policy := commands.DefaultInvitationPolicy()
 	policy.Limits = domain.InviteLimits{PerWorkspace: 1 << 30, PerInviter: 1 << 30}
 	env := &inviteEnv{

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -83,12 +84,7 @@ func startPipeline(b *testing.B, ctx context.Context) (*pipeline, string) {
 	pool, url := pgtest.New(b)
 	log := quietLogger()
 	store := pgstore.New(pool, pgstore.WithLogger(log))
-	deps := commands.ProductionDeps(
-		eventstore.NewWorkspaces(store, testCodec, 1024),
-		eventstore.NewAccounts(store, testCodec, 100_000),
-		eventstore.NewLogins(store, testCodec),
-		commands.EphemeralLinkSecrets(),
-	)
+	deps := eventstoretest.DepsWithCaches(store, testCodec, commands.EphemeralLinkSecrets(), eventstoretest.ServeCaches)
 	src := eventstore.Source{Store: store, Codec: testCodec}
 	read, committed := &deliveries{}, &deliveries{}
 	waiter := startReadSide(b, ctx, pool, store, src, log, func(name string, s *projections.Source, opts *projections.RunnerOptions) {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/messaging/webhooks"
@@ -70,8 +71,7 @@ func webhookDeliveries(b *testing.B, recv *webhooktest.Receiver, n int) float64 
 		b.Fatal(err)
 	}
 	secrets := keystore.New(pool, kek).WebhookSecrets()
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 64), eventstore.NewAccounts(store, codec, 100_000),
-		eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.DepsWithCaches(store, codec, commands.EphemeralLinkSecrets(), eventstoretest.Caches{Workspaces: 64, Accounts: 100_000})
 	deps.WebhookTargets, deps.WebhookSecrets = webhooks.Guard{AllowPrivate: true}, secrets
 	policy := commands.DefaultInvitationPolicy()
 	policy.Limits = domain.InviteLimits{}

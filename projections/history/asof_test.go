@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	"github.com/usersd/usersd/adapters/eventstore/memory"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
 	"github.com/usersd/usersd/commands"
@@ -49,8 +50,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 	codec := eventstore.NewCodec(keys, []byte("the tests' stream-name key, 32 B"))
 	store := memory.New()
 	c := &clock{now: t0}
-	accounts := eventstore.NewAccounts(store, codec, 1000)
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, codec, 16), accounts, eventstore.NewLogins(store, codec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.Deps(store, codec, commands.EphemeralLinkSecrets())
 	deps.Clock = c
 	policy := commands.DefaultInvitationPolicy()
 	// Short links, so that the expiry runs within a sequence.

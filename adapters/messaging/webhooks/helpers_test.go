@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
+	"github.com/usersd/usersd/adapters/eventstore/eventstoretest"
 	pgstore "github.com/usersd/usersd/adapters/eventstore/postgres"
 	"github.com/usersd/usersd/adapters/keystore"
 	"github.com/usersd/usersd/adapters/messaging"
@@ -65,8 +66,7 @@ func newEnv(t *testing.T, chaos webhooktest.Chaos) *env {
 	store := pgstore.New(pool, pgstore.WithLogger(quiet), pgstore.WithPollInterval(50*time.Millisecond))
 	t.Cleanup(store.Close)
 	secrets := keystore.New(pool, testKEK).WebhookSecrets()
-	deps := commands.ProductionDeps(eventstore.NewWorkspaces(store, testCodec, 64), eventstore.NewAccounts(store, testCodec, 1000),
-		eventstore.NewLogins(store, testCodec), commands.EphemeralLinkSecrets())
+	deps := eventstoretest.Deps(store, testCodec, commands.EphemeralLinkSecrets())
 	// Subscriptions to the local receiver: the guard of subscriptions lets
 	// them through; each test's service decides about deliveries.
 	deps.WebhookTargets, deps.WebhookSecrets = webhooks.Guard{AllowPrivate: true}, secrets
