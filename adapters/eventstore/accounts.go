@@ -36,6 +36,10 @@ type Accounts struct {
 	limit int
 }
 
+// ServeAccountCache is how many addresses usersd serve's registry
+// remembers (and the benchmarks' that measure it as it runs).
+const ServeAccountCache = 100_000
+
 // NewAccounts returns the registry, remembering up to limit addresses.
 func NewAccounts(store Store, codec *Codec, limit int) *Accounts {
 	if store == nil || codec == nil {

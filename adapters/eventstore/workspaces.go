@@ -47,6 +47,10 @@ type cached struct {
 	refs int           // requests using it
 }
 
+// ServeWorkspaceCache is how many workspace aggregates usersd serve keeps
+// in one process (and the benchmarks that measure it as it runs).
+const ServeWorkspaceCache = 1024
+
 // NewWorkspaces returns a repository caching up to capacity workspaces.
 func NewWorkspaces(store Store, codec *Codec, capacity int) *Workspaces {
 	if store == nil || codec == nil {

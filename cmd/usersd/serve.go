@@ -29,9 +29,6 @@ import (
 	"github.com/usersd/usersd/projections/audit"
 )
 
-// workspaceCacheSize bounds how many workspace aggregates one process keeps.
-const workspaceCacheSize = 1024
-
 // demoWorkspaceID is fixed so that a second start finds the demo workspace
 // the first one made instead of making another.
 var demoWorkspaceID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://usersd.invalid/demo-workspace"))
@@ -254,7 +251,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 	}
 	defer rt.close()
 	m := metrics.New()
-	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, workspaceCacheSize)
+	workspaces := eventstore.NewWorkspaces(rt.store, rt.codec, eventstore.ServeWorkspaceCache)
 	app, err := newApplication(e, rt.store, rt.codec, rt.pool, workspaces, cfg, m)
 	if err != nil {
 		return err
@@ -343,7 +340,7 @@ func serveOn(ctx context.Context, e *env, db database, cfg serveConfig, l net.Li
 func newApplication(e *env, store eventstore.Store, codec *eventstore.Codec, pool *pgxpool.Pool, workspaces *eventstore.Workspaces, cfg serveConfig, m *metrics.Metrics) (commands.Application, error) {
 	policy := commands.DefaultInvitationPolicy()
 	policy.TTL = cfg.invitationTTL
-	accounts := eventstore.NewAccounts(store, codec, 100_000)
+	accounts := eventstore.NewAccounts(store, codec, eventstore.ServeAccountCache)
 	deps := commands.ProductionDeps(workspaces, accounts, eventstore.NewLogins(store, codec), linkSecrets(cfg.mail.TokenKey))
 	deps.People, deps.Deleter, deps.Keys = postgres.NewPersonDirectory(pool), accounts, keyShredderOf(codec.Keys())
 	secrets, err := webhookSecretsOf(codec)

@@ -15,9 +15,9 @@ type Caches struct {
 // TestCaches hold more than any test makes.
 var TestCaches = Caches{Workspaces: 64, Accounts: 1000}
 
-// ServeCaches are the sizes usersd serve runs with (cmd/usersd/serve.go),
-// for the benchmarks that measure the service as it runs.
-var ServeCaches = Caches{Workspaces: 1024, Accounts: 100_000}
+// ServeCaches are the sizes usersd serve runs with, for the benchmarks
+// that measure the service as it runs.
+var ServeCaches = Caches{Workspaces: eventstore.ServeWorkspaceCache, Accounts: eventstore.ServeAccountCache}
 
 // Deps is what the application is built from over store and codec, as
 // usersd serve wires it (commands.ProductionDeps: the system clock, random
