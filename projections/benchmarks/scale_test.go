@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/adapters/eventstore"
@@ -66,18 +67,11 @@ const (
 // It fails if a rebuild does not apply every event or a query fails; it
 // judges no goal (docs/scaling.md compares the figures with the model).
 func TestScale(t *testing.T) {
-	s := os.Getenv(envScaleEvents)
-	if s == "" {
+	if os.Getenv(envScaleEvents) == "" {
 		t.Skipf("set %s (e.g. 1000000) to run the scale simulation (make scale)", envScaleEvents)
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", envScaleEvents, s)
-	}
-	workspaces := max(100, n/scaleEventsPerWorkspace)
-	if os.Getenv(envScaleWorkspaces) != "" {
-		workspaces = testenv.PositiveInt(t, envScaleWorkspaces, workspaces)
-	}
+	n := testenv.PositiveInt(t, envScaleEvents, 0)
+	workspaces := testenv.PositiveInt(t, envScaleWorkspaces, max(100, n/scaleEventsPerWorkspace))
 	ctx := context.Background()
 	pool, _ := pgtest.New(t)
 	report := func(format string, args ...any) {
@@ -103,7 +97,7 @@ func TestScale(t *testing.T) {
 	want := min(n, scaleReadEvents)
 	got := 0
 	start = time.Now()
-	err = src.Subscribe(ctx, domain.Position{}, floorBatch, func(_ context.Context, batch projections.Batch) error {
+	err := src.Subscribe(ctx, domain.Position{}, floorBatch, func(_ context.Context, batch projections.Batch) error {
 		got += len(batch.Events)
 		if batch.CaughtUp || got >= want {
 			return errStop
@@ -255,20 +249,10 @@ func scaleQueries(t *testing.T, ctx context.Context, pool *pgxpool.Pool, store e
 		_, err := past.List(ctx, big, at, userlist.Filter{Cursor: pastPages[r.IntN(len(pastPages))]})
 		return err
 	})
-	var members []uuid.UUID
-	rows, err := pool.Query(ctx, `SELECT user_id FROM userlist_users WHERE workspace_id = $1 ORDER BY random() LIMIT 200`, big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var u uuid.UUID
-		if err := rows.Scan(&u); err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, u)
-	}
-	if rows.Err() != nil || len(members) == 0 {
-		t.Fatalf("members of the biggest workspace: %d (%v)", len(members), rows.Err())
+	members := pgtest.Collect(t, pool, "members of the biggest workspace", pgx.RowTo[uuid.UUID],
+		`SELECT user_id FROM userlist_users WHERE workspace_id = $1 ORDER BY random() LIMIT 200`, big)
+	if len(members) == 0 {
+		t.Fatal("members of the biggest workspace: none")
 	}
 	var intervals int
 	timed("member history, biggest workspace", func(i int) error {

@@ -110,7 +110,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	var reviews []*domain.RecordedEvent
 	for _, ev := range live {
 		if !applyEvent(rows, ev.RecordedEvent) {
-			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("history", ev.Event)
 		}
 		if isReview(ev.Event) {
 			reviews = append(reviews, ev.RecordedEvent)
@@ -119,7 +119,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	var deleted []*domain.RecordedEvent
 	for _, ev := range pos.Accounts() {
 		if _, ok := ev.Event.(domain.AccountDeleted); !ok {
-			return fmt.Errorf("history: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("history", ev.Event)
 		}
 		deleted = append(deleted, ev)
 	}

@@ -109,14 +109,14 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	changes := make(map[key]*change)
 	for _, ev := range pos.Live() {
 		if !applyEvent(changes, names, ev) {
-			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("memberships", ev.Event)
 		}
 	}
 	accounts := make(map[uuid.UUID]*account)
 	var order []uuid.UUID
 	for _, ev := range pos.Accounts() {
 		if !applyAccount(accounts, &order, ev) {
-			return fmt.Errorf("memberships: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("memberships", ev.Event)
 		}
 	}
 	if err := write(ctx, tx, pos, names, changes); err != nil {

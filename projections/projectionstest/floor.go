@@ -63,7 +63,7 @@ func (f *Floor) Insert(tb testing.TB, workers, perInsert int) (time.Duration, in
 	if f.where != "" {
 		cond += " AND (" + f.where + ")"
 	}
-	rows, err := f.pool.Query(ctx, `SELECT position, event_id, stream_id, revision, type, data, metadata
+	rows, err := f.pool.Query(ctx, `SELECT event_id, stream_id, revision, type, data, metadata
 		FROM events WHERE `+cond+` ORDER BY position`, f.since)
 	if err != nil {
 		tb.Fatal(err)
@@ -71,11 +71,9 @@ func (f *Floor) Insert(tb testing.TB, workers, perInsert int) (time.Duration, in
 	var all []floorRow
 	for rows.Next() {
 		var r floorRow
-		var pos int64
-		if err := rows.Scan(&pos, &r.eventID, &r.stream, &r.revision, &r.typ, &r.data, &r.metadata); err != nil {
+		if err := rows.Scan(&r.eventID, &r.stream, &r.revision, &r.typ, &r.data, &r.metadata); err != nil {
 			tb.Fatal(err)
 		}
-		f.since = max(f.since, pos)
 		all = append(all, r)
 	}
 	if err := rows.Err(); err != nil {

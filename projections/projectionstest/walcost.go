@@ -552,11 +552,3 @@ func (w *WALWindow) readErr(err error) error {
 	}
 	return err
 }
-
-// Per divides a count by n (invitations, commands) for a per-unit table.
-func Per(count int64, n int) float64 {
-	if n == 0 {
-		return 0
-	}
-	return float64(count) / float64(n)
-}

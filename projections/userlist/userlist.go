@@ -154,7 +154,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 	}
 	for _, ev := range pos.Accounts() {
 		if !b.apply(ev, nil) {
-			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("userlist", ev.Event)
 		}
 	}
 	live := pos.Live()
@@ -186,7 +186,7 @@ func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, events []domain.Recor
 
 	for _, ev := range live {
 		if !b.apply(ev.RecordedEvent, b.workspace(ev.Workspace)) {
-			return fmt.Errorf("userlist: %s is declared applied but has no case", domain.EventName(ev.Event))
+			return projections.ErrNoCase("userlist", ev.Event)
 		}
 	}
 	return b.write(ctx, tx, pos)
