@@ -142,11 +142,13 @@ func (s *Store) appendFast(ctx context.Context, stream string, expected int64, a
 	one, many := appendOneSQL, appendManySQL
 	if expected >= 0 {
 		last = &expected
-		if s.boundToFail(stream, expected) {
-			return appendRow{}, nil // no need to try
-		}
-		if known, ok := s.seen.get(stream); ok && known == uint64(expected) {
-			one, many = appendOneAfterSeenSQL, appendManyAfterSeenSQL
+		if known, ok := s.seen.get(stream); ok {
+			switch {
+			case known > uint64(expected):
+				return appendRow{}, nil // bound to fail: no need to try
+			case known == uint64(expected):
+				one, many = appendOneAfterSeenSQL, appendManyAfterSeenSQL
+			}
 		}
 	}
 	var rows pgx.Rows

@@ -39,9 +39,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		limit = ptr(int64(opts.Max))
 	}
 
-	// At most two reads: a stream first written between an empty read and
-	// the existence check below is read again, so that an existing stream
-	// never answers an empty range that holds events.
+	// An existing stream never answers an empty range that holds events:
+	// a range this store knows to hold a revision, or that the existence
+	// check finds one in (the stream was first written after the read
+	// looked), is read a second time, at most.
 	for attempt := 0; ; attempt++ {
 		rows, err := s.pool.Query(ctx, query, stream, from, limit)
 		if err != nil {
@@ -55,24 +56,30 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 			s.seen.saw(stream, max(events[0].Revision, events[len(events)-1].Revision))
 			return events, nil
 		}
-		// Nothing in range: an empty answer if the stream exists elsewhere.
-		// A stream this store has seen a revision of exists (events are
-		// never deleted), which spares the usual catch-up read of a cached
-		// aggregate a second query.
-		known, ok := s.seen.get(stream)
-		if ok && attempt == 0 && (opts.Backwards || opts.From <= known) {
-			continue // the range holds a revision appended since this read looked
-		}
-		if ok || attempt > 0 {
+		if attempt > 0 {
 			return []eventstore.RecordedEvent{}, nil
 		}
-		var exists bool
-		err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)`, stream).Scan(&exists)
+		// Nothing in range: an empty answer if the stream exists. A stream
+		// this store has seen a revision of exists (events are never
+		// deleted), which spares the usual catch-up read of a cached
+		// aggregate a second query.
+		if known, ok := s.seen.get(stream); ok {
+			if opts.Backwards || uint64(from) <= known {
+				continue
+			}
+			return []eventstore.RecordedEvent{}, nil
+		}
+		var exists, inRange bool
+		err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1),
+			EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND CASE WHEN $3 THEN revision <= $2 ELSE revision >= $2 END)`,
+			stream, from, opts.Backwards).Scan(&exists, &inRange)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("read %s: %w", stream, err)
 		case !exists:
 			return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+		case !inRange:
+			return []eventstore.RecordedEvent{}, nil
 		}
 	}
 }
