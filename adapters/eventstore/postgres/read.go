@@ -225,6 +225,9 @@ type page struct {
 // partition at a time, so one copy of the table can show its marker moved
 // and its id's lock still under its pid.
 //
+// With no transaction running (an empty xip: a prepared one is running
+// too) the horizon is S's xmax, and the lock table is not read at all.
+//
 // Where the lock table cannot be trusted at all, the subscription reads
 // with readAllXmin instead (markedWritersQuery). Transactions of other
 // databases never hold this database's marker and no longer hold the
@@ -236,20 +239,21 @@ l AS MATERIALIZED (
 	SELECT locktype, pid, transactionid, classid, objid, objsubid, database, mode
 	FROM pg_locks WHERE granted AND locktype IN ('transactionid', 'advisory')
 ),
+markers AS (
+	SELECT pid FROM l
+	WHERE locktype = 'advisory' AND classid = 1702261879 AND objid = 0 AND objsubid = 2
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+),
 unmarked AS (
 	SELECT t.transactionid::text::bigint AS xid FROM l t
 	WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.pid IS NOT NULL
-	AND NOT EXISTS (
-		SELECT 1 FROM l m
-		WHERE m.locktype = 'advisory' AND m.pid = t.pid
-		AND m.classid = 1702261879 AND m.objid = 0 AND m.objsubid = 2
-		AND m.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+	AND NOT EXISTS (SELECT 1 FROM markers m WHERE m.pid = t.pid)
 ),
 x AS (
 	SELECT CASE
-	WHEN EXISTS (SELECT 1 FROM l
-			WHERE locktype = 'advisory' AND pid IS NULL
-			AND classid = 1702261879 AND objid = 0 AND objsubid = 2)
+	WHEN NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s.snap))
+	THEN pg_snapshot_xmax(s.snap)::text::bigint
+	WHEN EXISTS (SELECT 1 FROM markers WHERE pid IS NULL)
 	THEN pg_snapshot_xmin(s.snap)::text::bigint
 	ELSE coalesce(
 		(SELECT min(r::text::bigint) FROM pg_snapshot_xip(s.snap) r
