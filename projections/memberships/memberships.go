@@ -152,8 +152,12 @@ func applyAccount(accounts map[uuid.UUID]*account, order *[]uuid.UUID, ev *domai
 			a.email = e.Email
 		}
 	case domain.AccountDeleted:
+		// The first deletion's time stays, as upsertAccounts keeps it.
 		a := at(e.UserID)
-		a.email, a.deleted = "", pgtype.Timestamptz{Time: e.DeletedAt, Valid: true}
+		a.email = ""
+		if !a.deleted.Valid {
+			a.deleted = pgtype.Timestamptz{Time: e.DeletedAt, Valid: true}
+		}
 	default:
 		return false
 	}

@@ -49,7 +49,7 @@ func (r *replay) FoldsInMemory() {}
 // Fold implements projections.Replay; it writes nothing until Write.
 func (r *replay) Fold(_ context.Context, _ pgx.Tx, events []domain.RecordedEvent) error {
 	return r.pos.Fold(events, handling, func(ev *domain.RecordedEvent) error {
-		if !r.account(ev) {
+		if !applyAccount(r.accounts, &r.accOrder, ev) {
 			return projections.ErrNoCase("memberships", ev.Event)
 		}
 		return nil
@@ -87,36 +87,6 @@ func (r *replay) apply(ws uuid.UUID, ev *domain.RecordedEvent) bool {
 		delete(r.members, key{e.UserID, ws})
 	default:
 		return false
-	}
-	return true
-}
-
-// account folds an event of no workspace as upsertAccounts would: the
-// first registration's address stays, a deletion clears it for good and
-// keeps the first deletion's time.
-func (r *replay) account(ev *domain.RecordedEvent) bool {
-	var user uuid.UUID
-	var email string
-	var deleted pgtype.Timestamptz
-	switch e := ev.Event.(type) {
-	case domain.AccountRegistered:
-		user, email = e.UserID, e.Email
-	case domain.AccountDeleted:
-		user, deleted = e.UserID, pgtype.Timestamptz{Time: e.DeletedAt, Valid: true}
-	default:
-		return false
-	}
-	a := r.accounts[user]
-	if a == nil {
-		r.accounts[user] = &account{email: email, deleted: deleted}
-		r.accOrder = append(r.accOrder, user)
-		return true
-	}
-	if deleted.Valid { // a registration again changes nothing
-		a.email = ""
-	}
-	if !a.deleted.Valid {
-		a.deleted = deleted
 	}
 	return true
 }
