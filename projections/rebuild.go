@@ -505,23 +505,17 @@ func (rb *rebuild) applyBatch(ctx context.Context, events []domain.RecordedEvent
 // write runs f in a transaction of its own on the rebuild's tables
 // (search_path).
 func (rb *rebuild) write(ctx context.Context, f func(tx pgx.Tx) error) error {
-	tx, err := rb.conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	// Nothing depends on these commits surviving a crash (a rebuild that
-	// dies starts over), so do not wait for the WAL flush.
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return err
-	}
-	if err := useSchema(ctx, tx, rb.schema); err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	return rb.inTx(ctx, func(tx pgx.Tx) error {
+		// Nothing depends on these commits surviving a crash (a rebuild
+		// that dies starts over), so do not wait for the WAL flush.
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		if err := useSchema(ctx, tx, rb.schema); err != nil {
+			return err
+		}
+		return f(tx)
+	})
 }
 
 // swap replaces the live tables with the rebuild's, retrying when it could
