@@ -127,6 +127,9 @@ type WALCost struct {
 	// "(transaction)"; relations gone by the end of the window are under
 	// "(relfilenode N)", the system catalogs under "(catalog)".
 	Tables map[string]*TableCost
+	// txTables lists, for each committed transaction, the tables it
+	// wrote: ByPart counts a transaction once per part.
+	txTables [][]string
 }
 
 // TableCost is one table's share of a WALCost. Commits counts the
@@ -189,8 +192,7 @@ type PartCost struct {
 // tables it does not name form the part "other", the transaction records
 // the part TxTable. Parts come out by bytes, largest first.
 func (c WALCost) ByPart(parts map[string]string) []PartCost {
-	byName := map[string]*PartCost{}
-	for table, tc := range c.Tables {
+	partOf := func(table string) string {
 		part, ok := parts[table]
 		switch {
 		case ok:
@@ -199,6 +201,11 @@ func (c WALCost) ByPart(parts map[string]string) []PartCost {
 		default:
 			part = "other"
 		}
+		return part
+	}
+	byName := map[string]*PartCost{}
+	for table, tc := range c.Tables {
+		part := partOf(table)
 		p := byName[part]
 		if p == nil {
 			p = &PartCost{Part: part}
@@ -206,6 +213,17 @@ func (c WALCost) ByPart(parts map[string]string) []PartCost {
 		}
 		p.Tables = append(p.Tables, table)
 		p.add(tc)
+		p.Commits = 0 // counted below, once per transaction
+	}
+	for _, tables := range c.txTables {
+		counted := map[string]bool{}
+		for _, t := range tables {
+			part := partOf(t)
+			if !counted[part] {
+				counted[part] = true
+				byName[part].Commits++
+			}
+		}
 	}
 	out := make([]PartCost, 0, len(byName))
 	for _, p := range byName {
@@ -218,7 +236,6 @@ func (c WALCost) ByPart(parts map[string]string) []PartCost {
 		}
 		return out[i].Part < out[j].Part
 	})
-	// A transaction writing to two tables of one part counts once.
 	return out
 }
 
@@ -287,8 +304,13 @@ func (w *WALWindow) read(ctx context.Context, start, end string) (WALCost, error
 				touched[name] = true
 			}
 		}
+		names := make([]string, 0, len(touched))
 		for name := range touched {
 			table(name).Commits++
+			names = append(names, name)
+		}
+		if len(names) > 0 {
+			cost.txTables = append(cost.txTables, names)
 		}
 	}
 
