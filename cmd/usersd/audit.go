@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -182,17 +181,13 @@ func verifyExportFile(e *env, f offlineFlags) error {
 
 // offlineKeys reads the keys of -public-key and -keys.
 func offlineKeys(f offlineFlags) ([]audit.Key, error) {
-	var keys []audit.Key
-	for _, part := range strings.Split(f.publicKeys, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		pub, err := audit.DecodeKey(part)
-		if err != nil {
-			return nil, usageErrorf("-public-key %q: %v, as GET /v1/audit/keys shows publicKey", part, err)
-		}
-		keys = append(keys, audit.PublicKeys(pub)...)
+	pubs, err := parseList(f.publicKeys, audit.DecodeKey, func(_ int, part string, err error) error {
+		return usageErrorf("-public-key %q: %v, as GET /v1/audit/keys shows publicKey", part, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	keys := audit.PublicKeys(pubs...)
 	if f.keysFile != "" {
 		b, err := os.ReadFile(f.keysFile)
 		if err != nil {

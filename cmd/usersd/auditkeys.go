@@ -39,7 +39,7 @@ var devAuditKey = devSecret{
 // run without them, as the development mailbox is outside the embedded
 // default. The key never goes into the database.
 func auditSigner(e *env, db database) (*audit.Signer, error) {
-	previous, err := parseList(auditPreviousKeysSetting.get(e.Getenv), audit.DecodeKey, func(i int, err error) error {
+	previous, err := parseList(auditPreviousKeysSetting.get(e.Getenv), audit.DecodeKey, func(i int, _ string, err error) error {
 		return usageErrorf("%s: item %d: %v, as GET /v1/audit/keys shows publicKey", envAuditPreviousKeys, i, err)
 	})
 	if err != nil {

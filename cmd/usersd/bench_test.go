@@ -281,7 +281,7 @@ func (env *serviceBench) waitMailed(b *testing.B) {
 			SELECT (SELECT count(*) FROM mail_deliveries),
 			       (SELECT count(*) FROM mail_deliveries WHERE recorded_at IS NULL),
 			       (SELECT count(*) FROM userlist_users WHERE email_status = 'sent'),
-			       (SELECT count(*) FROM projection_checkpoints c, (SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1) e
+			       (SELECT count(*) FROM projection_checkpoints c, (SELECT tx_id, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1) e
 			         WHERE (c.commit_position, c.prepare_position) < (e.tx_id, e.position))`).Scan(&logged, &unrecorded, &sent, &behind)
 		if err != nil {
 			b.Fatal(err)

@@ -252,25 +252,20 @@ func invitationTTL(getenv func(string) string) (time.Duration, error) {
 // trustedProxies reads USERSD_TRUSTED_PROXIES: addresses or CIDR prefixes,
 // comma-separated. Default none: X-Forwarded-For is ignored.
 func trustedProxies(getenv func(string) string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
 	v, src := trustedProxiesSetting.lookup(nil, getenv)
-	for _, part := range strings.Split(v, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
+	return parseList(v, func(part string) (netip.Prefix, error) {
 		if p, err := netip.ParsePrefix(part); err == nil {
-			out = append(out, p.Masked())
-			continue
+			return p.Masked(), nil
 		}
 		a, err := netip.ParseAddr(part)
 		if err != nil {
-			return nil, usageErrorf("%s: %q is neither an IP address nor a CIDR prefix", src, part)
+			return netip.Prefix{}, err
 		}
 		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}, func(_ int, part string, _ error) error {
+		return usageErrorf("%s: %q is neither an IP address nor a CIDR prefix", src, part)
+	})
 }
 
 // devSecret is a secret the embedded default makes once and keeps in a
@@ -394,8 +389,9 @@ func secretOr[T any](e *env, db database, d devSecret, v string, parse func(stri
 }
 
 // parseList reads the comma-separated items of v with parse, blank ones
-// skipped; bad tells what is wrong with the item numbered i (from 1).
-func parseList[T any](v string, parse func(string) (T, error), bad func(i int, err error) error) ([]T, error) {
+// skipped; bad tells what is wrong with the item numbered i (from 1),
+// whose text is item.
+func parseList[T any](v string, parse func(string) (T, error), bad func(i int, item string, err error) error) ([]T, error) {
 	var out []T
 	for i, part := range strings.Split(v, ",") {
 		if part = strings.TrimSpace(part); part == "" {
@@ -403,7 +399,7 @@ func parseList[T any](v string, parse func(string) (T, error), bad func(i int, e
 		}
 		x, err := parse(part)
 		if err != nil {
-			return out, bad(i+1, err)
+			return out, bad(i+1, part, err)
 		}
 		out = append(out, x)
 	}

@@ -52,7 +52,7 @@ type keks struct {
 func readKEKs(e *env, db database) (keks, error) {
 	var k keks
 	var err error
-	k.previous, err = parseList(kekPreviousSetting.get(e.Getenv), pii.ParseKEK, func(i int, err error) error {
+	k.previous, err = parseList(kekPreviousSetting.get(e.Getenv), pii.ParseKEK, func(i int, _ string, err error) error {
 		return usageErrorf("%s: item %d %v: each is a former %s (32 bytes, base64url)", envKeyEncryptionPreviousKeys, i, err, envKeyEncryptionKey)
 	})
 	if err != nil {
