@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 	"github.com/usersd/usersd/projections/feed"
 )
 
@@ -105,11 +106,7 @@ func feedQuery(v url.Values) (feed.Query, error) {
 // and always well within the write timeout, which would otherwise cut an
 // idle feed.
 func (s *Server) feedHeartbeat() time.Duration {
-	hb := s.cfg.FeedHeartbeat
-	if hb <= 0 {
-		hb = feed.DefaultHeartbeat
-	}
-	return min(hb, s.cfg.Streams.WriteTimeout/2)
+	return min(positive.Or(s.cfg.FeedHeartbeat, feed.DefaultHeartbeat), s.cfg.Streams.WriteTimeout/2)
 }
 
 // EndFeeds ends every followed event feed, those running and those to

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usersd/usersd/commands"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // Expiry marks invitations whose time is up as expired, and ends temporary
@@ -31,9 +32,7 @@ type Expiry struct {
 // NewExpiry returns the scheduler; it looks again at the next expiry the user
 // list shows, and at least every maxSleep (default 1 min).
 func NewExpiry(pool *pgxpool.Pool, expire commands.Handler[commands.ExpireInvitations, commands.ExpireInvitationsResult], clock commands.Clock, log *slog.Logger, maxSleep time.Duration) *Expiry {
-	if maxSleep <= 0 {
-		maxSleep = time.Minute
-	}
+	maxSleep = positive.Or(maxSleep, time.Minute)
 	if log == nil {
 		log = slog.Default()
 	}

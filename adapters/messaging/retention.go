@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersd/usersd/commands"
 	"github.com/usersd/usersd/domain"
+	"github.com/usersd/usersd/internal/positive"
 )
 
 // Retention is how long each kind of operational row is kept once nothing
@@ -128,15 +129,9 @@ func NewSweeper(pool *pgxpool.Pool, compose commands.Handler[commands.ComposeInv
 	if pool == nil || compose == nil || record == nil {
 		panic("messaging: NewSweeper needs a pool and the compose and record handlers")
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = time.Minute
-	}
-	if opts.Batch <= 0 {
-		opts.Batch = 1000
-	}
-	if opts.MaxChecks <= 0 {
-		opts.MaxChecks = 20_000
-	}
+	opts.Interval = positive.Or(opts.Interval, time.Minute)
+	opts.Batch = positive.Or(opts.Batch, 1000)
+	opts.MaxChecks = positive.Or(opts.MaxChecks, 20_000)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
