@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -249,7 +250,8 @@ func (env *serviceBench) run(b *testing.B, n int) (time.Duration, projectionstes
 		// on a shared server hold every subscription back.
 		for tries := 0; err == nil; tries++ {
 			err = env.do(b, http.MethodGet, "/v1/workspaces/"+ws+"/users?q="+url.QueryEscape(addr), env.tokens[c], inv.Position, "", http.StatusOK, &list)
-			if err == nil || !strings.Contains(err.Error(), "projection_lag") || tries == 5 {
+			var lag *httpapitest.StatusError
+			if !errors.As(err, &lag) || lag.Status != http.StatusGatewayTimeout || tries == 5 {
 				break
 			}
 			err = nil

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/usersd/usersd/adapters/email/smtptest"
 	"github.com/usersd/usersd/adapters/postgres/pgtest"
+	"github.com/usersd/usersd/internal/testenv"
 	"github.com/usersd/usersd/internal/testnet"
 )
 
@@ -34,10 +34,10 @@ import (
 //
 //	USERSD_KILL9_RUNS=20 go test -run TestKill9UnderLoadCopies -v ./cmd/usersd/
 func TestKill9UnderLoadCopies(t *testing.T) {
-	runs, _ := strconv.Atoi(os.Getenv("USERSD_KILL9_RUNS"))
-	if runs <= 0 {
+	if os.Getenv("USERSD_KILL9_RUNS") == "" {
 		t.Skip("set USERSD_KILL9_RUNS to measure the crash window (it takes minutes)")
 	}
+	runs := testenv.PositiveInt(t, "USERSD_KILL9_RUNS", 0)
 	budget := 10 * time.Minute
 	if d, err := time.ParseDuration(os.Getenv("USERSD_KILL9_BUDGET")); err == nil && d > 0 {
 		budget = d

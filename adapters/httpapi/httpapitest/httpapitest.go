@@ -14,6 +14,15 @@ import (
 	"time"
 )
 
+// StatusError is Exchange's answer to a status other than the one wanted:
+// a caller that retries some statuses asks Status, never the message.
+type StatusError struct {
+	Status, Want int
+	err          error
+}
+
+func (e *StatusError) Error() string { return e.err.Error() }
+
 // Exchange sends r with client and reads its whole answer. It fails if
 // the request does, or if the status is not want (the error names the
 // request, the status and the body); otherwise it decodes the body into
@@ -29,7 +38,7 @@ func Exchange(client *http.Client, r *http.Request, want int, out any) error {
 		return err
 	}
 	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", r.Method, r.URL.RequestURI(), res.StatusCode, raw, want)
+		return &StatusError{Status: res.StatusCode, Want: want, err: fmt.Errorf("%s %s: %d %s, want %d", r.Method, r.URL.RequestURI(), res.StatusCode, raw, want)}
 	}
 	if out == nil {
 		return nil
